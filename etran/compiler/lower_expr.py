@@ -1,0 +1,523 @@
+"""Lowering expressions and places to LLVM IR.
+
+Rules that keep the kernel and the interpreter in agreement:
+* no operation may reach LLVM with undefined behaviour: division and modulo
+  guard their divisor, shifts guard their count, signed division is built
+  from unsigned division (cpu v3 has no sdiv) with Python's floor rules;
+* no `nsw`/`nuw`/`exact` flags: integer arithmetic wraps;
+* every pointer the verifier must bound is computed *after* its check and
+  passed through an empty inline-asm barrier (`barrier_var` in libbpf), so
+  LLVM cannot hoist the arithmetic above the check or re-associate it into a
+  form whose packet range the verifier cannot follow.
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Callable
+
+import llvmlite.ir as ir
+
+from etran.compiler import tir
+from etran.compiler.types import (ArrayType, BeType, BoolType, IntType, OptionalType, PacketType,
+                                  StructType, Type)
+
+if TYPE_CHECKING:
+    from etran.compiler.lower import FunctionLowering
+
+I1 = ir.IntType(1)
+I8 = ir.IntType(8)
+I16 = ir.IntType(16)
+I32 = ir.IntType(32)
+I64 = ir.IntType(64)
+PTR = ir.PointerType()
+
+# Kernel helper ids (include/uapi/linux/bpf.h).
+MAP_LOOKUP, MAP_UPDATE, MAP_DELETE = 1, 2, 3
+KTIME_GET_NS, GET_PRANDOM_U32, GET_SMP_PROCESSOR_ID = 5, 7, 8
+XDP_ADJUST_HEAD, REDIRECT_MAP, XDP_ADJUST_TAIL = 44, 51, 65
+MAP_PUSH, MAP_POP = 87, 88
+SPIN_LOCK, SPIN_UNLOCK = 93, 94
+RINGBUF_OUTPUT = 130
+TIMER_INIT, TIMER_SET_CALLBACK, TIMER_START, TIMER_CANCEL = 169, 170, 171, 172
+
+# struct xdp_md field offsets
+XDP_DATA, XDP_DATA_END, XDP_INGRESS_IFINDEX, XDP_RX_QUEUE = 0, 4, 12, 16
+MAX_PACKET_OFFSET = 0xFFFF
+CLOCK_MONOTONIC = 1
+
+
+def llvm_type(t: Type) -> ir.Type:
+    if isinstance(t, BoolType):
+        return I1
+    if isinstance(t, IntType):
+        return ir.IntType(t.bits)
+    if isinstance(t, BeType):
+        return ir.IntType(t.bits)
+    return PTR
+
+
+class ExprLowering:
+    """Mixed into FunctionLowering: `self.b` is the builder, `self.lw` the module lowering."""
+
+    b: ir.IRBuilder
+
+    # ---------------------------------------------------------------- helpers
+    def helper(self: "FunctionLowering", hid: int, ret: ir.Type, args: list[ir.Value]) -> ir.Value:
+        fnty = ir.FunctionType(ret, [a.type for a in args])
+        fp = self.b.inttoptr(ir.Constant(I64, hid), PTR)
+        return self.b.call(_Callee(fp, fnty), args)
+
+    def barrier(self: "FunctionLowering", v: ir.Value) -> ir.Value:
+        asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
+        return self.b.call(asm, [v])
+
+    def new_block(self: "FunctionLowering", name: str) -> ir.Block:
+        return self.irfn.append_basic_block(name)
+
+    def const(self, t: Type, v: int) -> ir.Constant:
+        return ir.Constant(llvm_type(t), v & ((1 << llvm_type(t).width) - 1))
+
+    def map_ptr(self: "FunctionLowering", m: Any) -> ir.Value:
+        return self.lw.map_globals[m.name]
+
+    # ---------------------------------------------------------------- dispatch
+    def expr(self: "FunctionLowering", e: tir.Expr) -> ir.Value:
+        return getattr(self, "x_" + type(e).__name__)(e)  # type: ignore[no-any-return]
+
+    def x_Const(self, e: tir.Const) -> ir.Value:
+        return self.const(e.type, e.value)
+
+    def x_VarRef(self: "FunctionLowering", e: tir.VarRef) -> ir.Value:
+        var = e.var
+        if isinstance(var.type, PacketType):
+            return self.ctx
+        slot = self.slots[var]
+        return self.b.load(slot, typ=llvm_type(var.type))
+
+    def x_Unary(self: "FunctionLowering", e: tir.Unary) -> ir.Value:
+        v = self.expr(e.operand)
+        if e.op == "-":
+            return self.b.sub(ir.Constant(v.type, 0), v)
+        return self.b.xor(v, ir.Constant(v.type, -1))
+
+    def x_Not(self: "FunctionLowering", e: tir.Not) -> ir.Value:
+        return self.b.xor(self.expr(e.operand), ir.Constant(I1, 1))
+
+    def x_Binary(self: "FunctionLowering", e: tir.Binary) -> ir.Value:
+        a = self.expr(e.left)
+        c = self.expr(e.right)
+        return self.arith(e.op, a, c, e.type, e.right.type)
+
+    def arith(self: "FunctionLowering", op: str, a: ir.Value, c: ir.Value, t: IntType,
+              count_type: Type) -> ir.Value:
+        b = self.b
+        if op == "+":
+            return b.add(a, c)
+        if op == "-":
+            return b.sub(a, c)
+        if op == "*":
+            return b.mul(a, c)
+        if op == "&":
+            return b.and_(a, c)
+        if op == "|":
+            return b.or_(a, c)
+        if op == "^":
+            return b.xor(a, c)
+        if op in ("//", "%"):
+            return self.divide(op, a, c, t)
+        if op in ("<<", ">>"):
+            return self.shift_op(op, a, c, t, count_type)
+        raise AssertionError(op)
+
+    def divide(self: "FunctionLowering", op: str, a: ir.Value, d: ir.Value, t: IntType) -> ir.Value:
+        """x // 0 == 0 and x % 0 == x; signed results round toward -inf (Python)."""
+        b = self.b
+        ty = a.type
+        zero = ir.Constant(ty, 0)
+        one = ir.Constant(ty, 1)
+        is_zero = b.icmp_unsigned("==", d, zero)
+        safe = b.select(is_zero, one, d)
+        if not t.signed:
+            if op == "//":
+                return b.select(is_zero, zero, b.udiv(a, safe))
+            return b.select(is_zero, a, b.urem(a, safe))
+        neg_a = b.icmp_signed("<", a, zero)
+        neg_d = b.icmp_signed("<", safe, zero)
+        abs_a = b.select(neg_a, b.sub(zero, a), a)
+        abs_d = b.select(neg_d, b.sub(zero, safe), safe)
+        uq = b.udiv(abs_a, abs_d)
+        ur = b.urem(abs_a, abs_d)
+        differ = b.xor(neg_a, neg_d)
+        q = b.select(differ, b.sub(zero, uq), uq)        # truncated quotient
+        r = b.select(neg_a, b.sub(zero, ur), ur)         # remainder with the sign of a
+        adjust = b.and_(differ, b.icmp_unsigned("!=", r, zero))
+        if op == "//":
+            fq = b.select(adjust, b.sub(q, one), q)
+            return b.select(is_zero, zero, fq)
+        fr = b.select(adjust, b.add(r, safe), r)
+        return b.select(is_zero, a, fr)
+
+    def shift_op(self: "FunctionLowering", op: str, a: ir.Value, count: ir.Value, t: IntType,
+                 count_type: Type) -> ir.Value:
+        """Counts are unsigned; a count >= width gives 0 (or the sign fill for signed >>)."""
+        b = self.b
+        w = t.bits
+        c64 = count if count.type.width == 64 else b.zext(count, I64)
+        if isinstance(count, ir.Constant) and isinstance(count.constant, int):
+            n = count.constant & ((1 << count.type.width) - 1)
+            if n < w:
+                amount = ir.Constant(a.type, n)
+                if op == "<<":
+                    return b.shl(a, amount)
+                return b.ashr(a, amount) if t.signed else b.lshr(a, amount)
+            if op == "<<" or not t.signed:
+                return ir.Constant(a.type, 0)
+            return b.ashr(a, ir.Constant(a.type, w - 1))
+        big = b.icmp_unsigned(">=", c64, ir.Constant(I64, w))
+        masked = b.and_(c64, ir.Constant(I64, w - 1))
+        amount = masked if w == 64 else b.trunc(masked, a.type)
+        if op == ">>" and t.signed:
+            amount = b.select(big, ir.Constant(a.type, w - 1), amount)
+            return b.ashr(a, amount)
+        shifted = b.shl(a, amount) if op == "<<" else b.lshr(a, amount)
+        return b.select(big, ir.Constant(a.type, 0), shifted)
+
+    def x_Compare(self: "FunctionLowering", e: tir.Compare) -> ir.Value:
+        a = self.expr(e.left)
+        c = self.expr(e.right)
+        t = e.left.type
+        if isinstance(t, IntType) and t.signed:
+            return self.b.icmp_signed(e.op, a, c)
+        return self.b.icmp_unsigned(e.op, a, c)
+
+    def x_Logic(self: "FunctionLowering", e: tir.Logic) -> ir.Value:
+        left = self.expr(e.left)
+        start = self.b.block
+        rhs = self.new_block("logic.rhs")
+        done = self.new_block("logic.end")
+        if e.op == "and":
+            self.b.cbranch(left, rhs, done)
+        else:
+            self.b.cbranch(left, done, rhs)
+        self.b.position_at_end(rhs)
+        right = self.expr(e.right)
+        rhs_end = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        phi = self.b.phi(I1)
+        phi.add_incoming(ir.Constant(I1, 0 if e.op == "and" else 1), start)
+        phi.add_incoming(right, rhs_end)
+        return phi
+
+    def x_Cond(self: "FunctionLowering", e: tir.Cond) -> ir.Value:
+        test = self.expr(e.test)
+        then = self.new_block("cond.then")
+        other = self.new_block("cond.else")
+        done = self.new_block("cond.end")
+        self.b.cbranch(test, then, other)
+        self.b.position_at_end(then)
+        v1 = self.expr(e.body)
+        end1 = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(other)
+        v2 = self.expr(e.orelse)
+        end2 = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        phi = self.b.phi(v1.type)
+        phi.add_incoming(v1, end1)
+        phi.add_incoming(v2, end2)
+        return phi
+
+    def x_Convert(self: "FunctionLowering", e: tir.Convert) -> ir.Value:
+        v = self.expr(e.operand)
+        src, dst = e.operand.type, e.type
+        if isinstance(dst, BoolType):
+            return self.b.icmp_unsigned("!=", v, ir.Constant(v.type, 0))
+        assert isinstance(dst, IntType)
+        target = ir.IntType(dst.bits)
+        if isinstance(src, BoolType):
+            return self.b.zext(v, target)
+        assert isinstance(src, IntType)
+        if src.bits == dst.bits:
+            return v
+        if src.bits > dst.bits:
+            return self.b.trunc(v, target)
+        return self.b.sext(v, target) if src.signed else self.b.zext(v, target)
+
+    def x_MinMax(self: "FunctionLowering", e: tir.MinMax) -> ir.Value:
+        vals = [self.expr(a) for a in e.args]
+        acc = vals[0]
+        op = "<" if e.op == "min" else ">"
+        for v in vals[1:]:
+            cmp = self.b.icmp_signed(op, v, acc) if e.type.signed else self.b.icmp_unsigned(op, v, acc)
+            acc = self.b.select(cmp, v, acc)
+        return acc
+
+    # ---------------------------------------------------------------- memory
+    def address(self: "FunctionLowering", place: tir.Place) -> ir.Value:
+        """The address of a place whose index (if any) is a checked constant."""
+        base = self.expr(place.base)
+        if isinstance(place, tir.FieldPlace):
+            off = place.field.offset
+        else:
+            assert isinstance(place.index, tir.Const)
+            off = place.index.value * place.elem.size  # type: ignore[union-attr]
+        if off == 0:
+            return base
+        return self.b.gep(base, [ir.Constant(I64, off)], source_etype=I8)
+
+    def guarded(self: "FunctionLowering", place: tir.Place,
+                access: Callable[[ir.Value], ir.Value | None], default: ir.Value | None
+                ) -> ir.Value | None:
+        """Run `access(addr)` when the place exists; an index out of range reads `default`."""
+        if not isinstance(place, tir.IndexPlace) or isinstance(place.index, tir.Const):
+            return access(self.address(place))
+        base = self.expr(place.base)
+        idx = self.expr(place.index)
+        it = place.index.type
+        idx64 = idx if idx.type.width == 64 else (
+            self.b.sext(idx, I64) if isinstance(it, IntType) and it.signed else self.b.zext(idx, I64))
+        ok = self.b.icmp_unsigned("<", idx64, ir.Constant(I64, place.length))
+        start = self.b.block
+        inside = self.new_block("index.ok")
+        done = self.new_block("index.end")
+        self.b.cbranch(ok, inside, done)
+        self.b.position_at_end(inside)
+        checked = self.barrier(idx64)
+        offset = self.b.mul(checked, ir.Constant(I64, place.elem.size))  # type: ignore[union-attr]
+        addr = self.b.gep(base, [offset], source_etype=I8)
+        value = access(addr)
+        inside_end = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        if value is None or default is None:
+            return None
+        phi = self.b.phi(value.type)
+        phi.add_incoming(default, start)
+        phi.add_incoming(value, inside_end)
+        return phi
+
+    def load_scalar(self: "FunctionLowering", addr: ir.Value, storage: Type) -> ir.Value:
+        if isinstance(storage, BoolType):
+            byte = self.b.load(addr, typ=I8, align=1)
+            return self.b.icmp_unsigned("!=", byte, ir.Constant(I8, 0))
+        assert isinstance(storage, (IntType, BeType))
+        ty = ir.IntType(storage.bits)
+        v = self.b.load(addr, typ=ty, align=storage.size)
+        if isinstance(storage, BeType) and storage.bits > 8:
+            v = self.bswap(v)
+        return v
+
+    def store_scalar(self: "FunctionLowering", addr: ir.Value, storage: Type, v: ir.Value) -> None:
+        if isinstance(storage, BoolType):
+            self.b.store(self.b.zext(v, I8), addr, align=1)
+            return
+        assert isinstance(storage, (IntType, BeType))
+        if isinstance(storage, BeType) and storage.bits > 8:
+            v = self.bswap(v)
+        self.b.store(v, addr, align=storage.size)
+
+    def bswap(self: "FunctionLowering", v: ir.Value) -> ir.Value:
+        fn = self.lw.intrinsic(f"llvm.bswap.i{v.type.width}", v.type, [v.type])
+        return self.b.call(fn, [v])
+
+    def x_Load(self: "FunctionLowering", e: tir.Load) -> ir.Value:
+        storage = e.place.type
+        default = ir.Constant(llvm_type(e.type), 0)
+        out = self.guarded(e.place, lambda addr: self.load_scalar(addr, storage), default)
+        assert out is not None
+        return out
+
+    def x_AddrOf(self: "FunctionLowering", e: tir.AddrOf) -> ir.Value:
+        return self.address(e.place)
+
+    def x_IsNone(self: "FunctionLowering", e: tir.IsNone) -> ir.Value:
+        p = self.expr(e.operand)
+        return self.b.icmp_unsigned("!=" if e.negate else "==", p, ir.Constant(PTR, None))
+
+    def x_NewStruct(self: "FunctionLowering", e: tir.NewStruct) -> ir.Value:
+        slot = self.temp(e.struct.size, e.struct.align)
+        self.zero(slot, e.struct.size)
+        for f, v in e.inits:
+            addr = slot if f.offset == 0 else self.b.gep(slot, [ir.Constant(I64, f.offset)], source_etype=I8)
+            if isinstance(f.type, (StructType, ArrayType)):
+                self.copy(addr, self.expr(v), f.type.size)
+            else:
+                self.store_scalar(addr, f.type, self.expr(v))
+        return slot
+
+    def x_Call(self: "FunctionLowering", e: tir.Call) -> ir.Value:
+        callee = self.lw.functions[e.func]
+        args = [self.expr(a) for a in e.args]
+        return self.b.call(callee, args)
+
+    def x_Builtin(self: "FunctionLowering", e: tir.Builtin) -> ir.Value:
+        if e.name == "now_ns":
+            return self.helper(KTIME_GET_NS, I64, [])
+        if e.name == "cpu_id":
+            return self.b.trunc(self.helper(GET_SMP_PROCESSOR_ID, I64, []), I32)
+        if e.name == "random_u32":
+            return self.b.trunc(self.helper(GET_PRANDOM_U32, I64, []), I32)
+        if e.name == "pkt_len":
+            data, end = self.packet_bounds()
+            return self.b.trunc(self.b.sub(self.b.ptrtoint(end, I64), self.b.ptrtoint(data, I64)), I32)
+        if e.name == "rx_queue":
+            return self.ctx_field(XDP_RX_QUEUE)
+        if e.name == "ifindex":
+            return self.ctx_field(XDP_INGRESS_IFINDEX)
+        raise AssertionError(e.name)
+
+    def ctx_field(self: "FunctionLowering", offset: int) -> ir.Value:
+        addr = self.b.gep(self.ctx, [ir.Constant(I64, offset)], source_etype=I8) if offset else self.ctx
+        return self.b.load(addr, typ=I32, align=4)
+
+    def packet_bounds(self: "FunctionLowering") -> tuple[ir.Value, ir.Value]:
+        data = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_DATA), I64), PTR)
+        end = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_DATA_END), I64), PTR)
+        return data, end
+
+    def x_PacketHeader(self: "FunctionLowering", e: tir.PacketHeader) -> ir.Value:
+        """A view of `header` at `offset`, or null; the verifier sees the range check."""
+        b = self.b
+        off = self.expr(e.offset)
+        start = b.block
+        in_range = self.new_block("view.offset_ok")
+        check = self.new_block("view.check")
+        done = self.new_block("view.end")
+        small = b.icmp_unsigned("<=", off, ir.Constant(I32, MAX_PACKET_OFFSET))
+        b.cbranch(small, in_range, done)
+        b.position_at_end(in_range)
+        data, end = self.packet_bounds()
+        off64 = self.barrier(b.zext(off, I64))
+        view = self.barrier(b.gep(data, [off64], source_etype=I8))
+        limit = b.gep(view, [ir.Constant(I64, e.header.size)], source_etype=I8)
+        fits = b.icmp_unsigned("<=", b.ptrtoint(limit, I64), b.ptrtoint(end, I64))
+        b.branch(check)
+        b.position_at_end(check)
+        result_ok = b.select(fits, view, ir.Constant(PTR, None))
+        b.branch(done)
+        b.position_at_end(done)
+        phi = b.phi(PTR)
+        phi.add_incoming(ir.Constant(PTR, None), start)
+        phi.add_incoming(result_ok, check)
+        return phi
+
+    def x_PacketResize(self: "FunctionLowering", e: tir.PacketResize) -> ir.Value:
+        delta = self.expr(e.delta)
+        if e.where == "head":
+            # bpf_xdp_adjust_head moves the start: a positive delta grows, so pass -delta.
+            moved = self.b.sub(ir.Constant(I32, 0), delta)
+            r = self.helper(XDP_ADJUST_HEAD, I64, [self.ctx, self.b.sext(moved, I64)])
+            ok = self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+            if isinstance(e.delta, tir.Const) and e.delta.value > 0:
+                self.zero_new_head(ok, e.delta.value)
+            return ok
+        r = self.helper(XDP_ADJUST_TAIL, I64, [self.ctx, self.b.sext(delta, I64)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def zero_new_head(self: "FunctionLowering", ok: ir.Value, n: int) -> None:
+        """Headroom holds stale bytes; the language defines new head bytes as zero."""
+        b = self.b
+        fill = self.new_block("resize.zero")
+        done = self.new_block("resize.end")
+        data, end = self.packet_bounds()
+        limit = b.gep(data, [ir.Constant(I64, n)], source_etype=I8)
+        fits = b.icmp_unsigned("<=", b.ptrtoint(limit, I64), b.ptrtoint(end, I64))
+        b.cbranch(b.and_(ok, fits), fill, done)
+        b.position_at_end(fill)
+        self.zero(data, n)
+        b.branch(done)
+        b.position_at_end(done)
+
+    # ---------------------------------------------------------------- maps
+    def key_pointer(self: "FunctionLowering", key: tir.Expr) -> ir.Value:
+        v = self.expr(key)
+        if isinstance(key.type, StructType):
+            return v
+        slot = self.temp(key.type.size, key.type.size)  # type: ignore[union-attr]
+        self.store_scalar(slot, key.type, v)
+        return slot
+
+    def x_MapGet(self: "FunctionLowering", e: tir.MapGet) -> ir.Value:
+        k = self.key_pointer(e.key)
+        return self.helper(MAP_LOOKUP, PTR, [self.map_ptr(e.map), k])
+
+    def x_MapSet(self: "FunctionLowering", e: tir.MapSet) -> ir.Value:
+        k = self.key_pointer(e.key)
+        v = self.expr(e.value)
+        r = self.helper(MAP_UPDATE, I64, [self.map_ptr(e.map), k, v, ir.Constant(I64, e.flags)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_MapDelete(self: "FunctionLowering", e: tir.MapDelete) -> ir.Value:
+        k = self.key_pointer(e.key)
+        r = self.helper(MAP_DELETE, I64, [self.map_ptr(e.map), k])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_QueuePush(self: "FunctionLowering", e: tir.QueuePush) -> ir.Value:
+        v = self.expr(e.value)
+        r = self.helper(MAP_PUSH, I64, [self.map_ptr(e.map), v, ir.Constant(I64, 0)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_QueuePop(self: "FunctionLowering", e: tir.QueuePop) -> ir.Value:
+        assert e.map.value is not None
+        slot = self.temp(e.map.value.size, e.map.value.align)
+        self.zero(slot, e.map.value.size)
+        r = self.helper(MAP_POP, I64, [self.map_ptr(e.map), slot])
+        ok = self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+        return self.b.select(ok, slot, ir.Constant(PTR, None))
+
+    def x_RingOutput(self: "FunctionLowering", e: tir.RingOutput) -> ir.Value:
+        v = self.expr(e.value)
+        assert e.map.value is not None
+        r = self.helper(RINGBUF_OUTPUT, I64, [self.map_ptr(e.map), v,
+                                              ir.Constant(I64, e.map.value.size), ir.Constant(I64, 0)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_Redirect(self: "FunctionLowering", e: tir.Redirect) -> ir.Value:
+        key = self.expr(e.key)
+        assert isinstance(e.fallback, tir.Const)
+        self.observe_redirect(e, key)
+        r = self.helper(REDIRECT_MAP, I64, [self.map_ptr(e.map), self.b.zext(key, I64),
+                                            ir.Constant(I64, e.fallback.value)])
+        return self.b.trunc(r, I32)
+
+    def x_AtomicAdd(self: "FunctionLowering", e: tir.AtomicAdd) -> ir.Value:
+        addr = self.address(e.place)
+        v = self.expr(e.value)
+        # seq_cst, not monotonic: LLVM 22 emits a non-fetching add for a monotonic
+        # atomicrmw whose result is used, so the old value would be wrong.
+        return self.b.atomic_rmw("add", addr, v, "seq_cst")
+
+    def x_TimerStart(self: "FunctionLowering", e: tir.TimerStart) -> ir.Value:
+        timer = self.address(e.timer)
+        delay = self.expr(e.delay)
+        self.helper(TIMER_INIT, I64, [timer, self.map_ptr(e.map), ir.Constant(I64, CLOCK_MONOTONIC)])
+        assert e.handler is not None
+        cb = self.lw.timer_callback(e.handler)
+        self.helper(TIMER_SET_CALLBACK, I64, [timer, cb])
+        if self.lw.observe:
+            self.observe_timer(e, delay)
+            return ir.Constant(I1, 1)
+        r = self.helper(TIMER_START, I64, [timer, delay, ir.Constant(I64, 0)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_TimerCancel(self: "FunctionLowering", e: tir.TimerCancel) -> ir.Value:
+        timer = self.address(e.timer)
+        r = self.helper(TIMER_CANCEL, I64, [timer])
+        # bpf_timer_cancel returns 1 when it stopped a pending timer, 0 when none was armed.
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 1))
+
+
+class _Callee:
+    """A call target of a given function type (helpers are called through an integer address)."""
+
+    def __init__(self, ptr: ir.Value, fnty: ir.FunctionType) -> None:
+        self.ptr = ptr
+        self.function_type = fnty
+        self.type = PTR
+
+    def get_reference(self) -> str:
+        return self.ptr.get_reference()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.ptr, name)

@@ -1,0 +1,40 @@
+"""Observation probes: how a test build reports what a run did besides its return value.
+
+The kernel's BPF_PROG_TEST_RUN returns the action and the packet, and maps can
+be read afterwards; two things a program does leave no trace there: where it
+redirected a frame, and which timers it armed. A build with `observe=True`
+adds a hidden one-slot array map, `__etran_obs`, and records both into it.
+In such a build `Timer.start` records the timer instead of arming it, so a
+test run stays deterministic (no callback fires while the maps are read).
+"""
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+
+MAP_NAME = "__etran_obs"
+MAX_TIMERS = 8
+# u32 redirect_map (index + 1, 0 = none), u32 redirect_key, u32 timer_count, u32 pad,
+# then MAX_TIMERS x {u32 map (index + 1), u32 field offset, u64 delay_ns}
+HEADER = struct.Struct("<IIII")
+TIMER = struct.Struct("<IIQ")
+OFF_REDIRECT_MAP = 0
+OFF_REDIRECT_KEY = 4
+OFF_TIMER_COUNT = 8
+OFF_TIMERS = HEADER.size
+SIZE = HEADER.size + MAX_TIMERS * TIMER.size
+
+
+@dataclass(frozen=True, slots=True)
+class Observation:
+    redirect: tuple[int, int] | None                 # (map index, key)
+    timers: tuple[tuple[int, int, int], ...]         # (map index, field offset, delay_ns)
+
+
+def decode(raw: bytes) -> Observation:
+    rmap, rkey, count, _ = HEADER.unpack_from(raw, 0)
+    timers = []
+    for i in range(min(count, MAX_TIMERS)):
+        m, off, delay = TIMER.unpack_from(raw, OFF_TIMERS + i * TIMER.size)
+        timers.append((m - 1, off, delay))
+    return Observation((rmap - 1, rkey) if rmap else None, tuple(timers))

@@ -1,0 +1,1 @@
+"""Runtime tests: load real BPF objects into the running kernel (see ``irobjects``)."""
