@@ -183,6 +183,10 @@ class ExprChecker:
             return tir.Builtin(names[e.attr], (), U32, e.span)
         if e.attr in ("header", "resize_head", "resize_tail"):
             self.fail(e.span, "type", f"`pkt.{e.attr}` must be called")
+        if e.attr in ("data", "data_end", "bytes", "payload"):
+            self.fail(e.span, "packet-access", f"`pkt.{e.attr}`: packet memory is only reached "
+                      "through checked header views",
+                      "declare a Header and use `h = pkt.header(H, offset)`, then `if h is None:`")
         self.fail(e.span, "name", f"a Packet has no attribute `{e.attr}`",
                   "available: len, rx_queue, ifindex, header(H, offset), resize_head(n), "
                   "resize_tail(n)")
@@ -210,6 +214,11 @@ class ExprChecker:
             self.fail(e.span, "type", f"{_describe(base)} cannot be indexed")
         assert _is_expr(base)
         bt = base.type  # type: ignore[union-attr]
+        if isinstance(bt, PacketType):
+            self.fail(e.span, "packet-access", "packet bytes cannot be indexed directly: the "
+                      "verifier only allows reads it can prove are inside the packet",
+                      "declare a Header and read it through a checked view: "
+                      "`h = pkt.header(H, offset)` then `if h is None: ...`")
         if isinstance(bt, OptionalType):
             self.none_error(e.value, base)  # type: ignore[arg-type]
         if not isinstance(bt, ArrayType):

@@ -32,14 +32,23 @@ from etran.compiler.types import (ArrayType, BoolType, IntType, MapType, PacketT
 # globals and allocas and prints them as `T*` unless this flag is off.
 llvm_ir_types.ir_layer_typed_pointers_enabled = False
 
+# Deliberate miscompilations, for tests that prove the differential checks and the
+# verifier report catch a wrong compiler. Never set outside tests.
+DEFECTS = frozenset({"no-packet-bounds", "unsigned-compare", "no-sign-extend"})
+
 TRIPLE = "bpfel"
 DATALAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
 
 
 class Lowering:
-    def __init__(self, program: tir.Program, observe: bool = False) -> None:
+    def __init__(self, program: tir.Program, observe: bool = False,
+                 defects: frozenset[str] = frozenset()) -> None:
+        unknown = defects - DEFECTS
+        if unknown:
+            raise ValueError(f"unknown lowering defects: {sorted(unknown)}")
         self.program = program
         self.observe = observe
+        self.defects = defects
         self.m = ir.Module(name=program.name)
         self.m.triple = TRIPLE
         self.m.data_layout = DATALAYOUT
@@ -405,8 +414,9 @@ def _obs_struct() -> StructType:
     return st
 
 
-def lower(program: tir.Program, observe: bool = False) -> ir.Module:
-    return Lowering(program, observe).run()
+def lower(program: tir.Program, observe: bool = False,
+          defects: frozenset[str] = frozenset()) -> ir.Module:
+    return Lowering(program, observe, defects).run()
 
 
 __all__ = ["lower", "Lowering", "BoolType", "ArrayType"]

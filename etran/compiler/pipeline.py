@@ -23,11 +23,13 @@ def check_file(path: str | Path, timings: dict[str, float] | None = None) -> tir
 
 
 def compile_program(program: tir.Program, observe: bool = False,
-                    timings: dict[str, float] | None = None, keep_ir: bool = False) -> CompiledObject:
-    """Lower and emit a checked program. `observe` adds the probes `etran run` reads."""
+                    timings: dict[str, float] | None = None, keep_ir: bool = False,
+                    defects: frozenset[str] = frozenset()) -> CompiledObject:
+    """Lower and emit a checked program. `observe` adds the probes `etran run` reads;
+    `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     t = timings if timings is not None else {}
     t0 = time.perf_counter()
-    module = lower(program, observe=observe)
+    module = lower(program, observe=observe, defects=defects)
     text = str(module)
     t1 = time.perf_counter()
     elf = emit_object(text)

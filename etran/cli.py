@@ -1,0 +1,320 @@
+"""The `etran` command line.
+
+    etran check FILE                 diagnostics, or each hook's budget estimate
+    etran build FILE -o OUT.o        a standard BPF ELF object
+    etran disasm FILE [--hook H]     BPF instructions with the DSL source interleaved
+    etran verify FILE [--log]        load into the kernel verifier: verdict and statistics
+    etran run FILE HOOK --packet HEX [--maps JSON]
+                                     the kernel's and the interpreter's results side by side
+    etran demo                       check, build, verify and run the DCTCP example
+
+Exit codes: 0 success, 1 a problem in the user's program or input (including a
+kernel/interpreter mismatch), 2 a usage error or a missing capability. Bad
+input never produces a traceback; set ETRAN_DEBUG=1 to see one for a bug.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A wrong argument or an unreadable file: exit code 2."""
+
+
+class InputError(Exception):
+    """A problem in the user's input data (packet, maps): exit code 1."""
+
+
+def _read_source(path: str) -> tuple[str, str]:
+    p = Path(path)
+    try:
+        return p.read_text(), str(p)
+    except FileNotFoundError:
+        raise UsageError(f"cannot read {path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {path}: {e.strerror if hasattr(e, 'strerror') and e.strerror else e}") from None
+
+
+def _check(path: str) -> Any:
+    from etran.compiler.check import check_source
+    text, name = _read_source(path)
+    return check_source(text, name)
+
+
+# ---------------------------------------------------------------- check / build
+def cmd_check(args: argparse.Namespace) -> int:
+    program = _check(args.file)
+    from etran.compiler.budget import MAX_PROCESSED
+    print(f"{args.file}: ok")
+    for h in program.hooks:
+        est = program.budgets.get(h.name)
+        kind = f"@{h.hook}" if h.hook != "timer" else f"@timer({h.timer_field[0].name}."\
+            f"{h.timer_field[1].name})"  # type: ignore[index]
+        if est is None:
+            print(f"  {kind:<24} {h.name}")
+            continue
+        print(f"  {kind:<24} {h.name}: ~{est.insns:,} instructions, verifier ~{est.processed:,} "
+              f"of {MAX_PROCESSED:,} processed, stack {est.stack} of 512 bytes")
+    for m in program.maps:
+        print(f"  map {m.name}: {m.kind}, {m.max_entries} entries"
+              + (f", key {m.key_size} B" if m.key_size else "")
+              + (f", value {m.value_size} B" if m.value_size else ""))
+    return EXIT_OK
+
+
+def _compile(path: str, observe: bool = False) -> Any:
+    from etran.compiler.pipeline import compile_program
+    program = _check(path)
+    _SOURCES.update(program.sources)  # to map a verifier rejection back to DSL lines
+    return compile_program(program, observe=observe)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    obj = _compile(args.file)
+    out = Path(args.output or Path(args.file).with_suffix(".o").name)
+    try:
+        out.write_bytes(obj.elf)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror}") from None
+    names = ", ".join(f"{p.name} (@{p.hook})" for p in obj.programs)
+    print(f"wrote {out}: {len(obj.elf)} bytes; programs: {names or 'none'}; "
+          f"maps: {', '.join(m.name for m in obj.maps) or 'none'}")
+    return EXIT_OK
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from etran.compiler.disasm import disassemble, render
+    from etran.compiler.objfile import read_object
+    obj = _compile(args.file)
+    names = [p.name for p in obj.programs]
+    if args.hook is not None and args.hook not in names:
+        raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(names)}")
+    listings = disassemble(read_object(obj.elf), args.hook)
+    print(render(listings))
+    print()
+    for lst in listings:
+        print(f"{lst.name}: {lst.instruction_count} instructions")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- verify
+def _kernel() -> None:
+    from etran.runtime.loader import check_kernel_support
+    check_kernel_support()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from etran.runtime.loader import load_object
+    obj = _compile(args.file)
+    _kernel()
+    with load_object(obj.elf, name=obj.program.name[:15] or "etran") as loaded:
+        print(f"{args.file}: accepted by the kernel verifier")
+        for name, prog in loaded.programs.items():
+            s = prog.stats
+            est = obj.program.budgets.get(name)
+            extra = f" (checker estimate {est.processed:,})" if est else ""
+            print(f"  {name}: {s.processed_insns:,} instructions processed{extra}, "
+                  f"{s.total_states} states (peak {s.peak_states}), "
+                  f"stack {'+'.join(map(str, s.stack_depth)) or '0'} bytes, "
+                  f"{prog.xlated_insn_count()} instructions loaded, "
+                  f"verified in {s.verification_time_us} us")
+            if args.log:
+                print("  verifier log:")
+                for line in prog.verifier_log.rstrip().splitlines():
+                    print("    " + line)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- run
+def _parse_packet(text: str) -> bytes:
+    cleaned = "".join(text.split()).replace(":", "")
+    if cleaned.startswith(("0x", "0X")):
+        cleaned = cleaned[2:]
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise InputError(f"--packet: {text[:40]!r} is not hex bytes (e.g. 0a0b0c...)") from None
+
+
+def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
+    from etran.codec import CodecError
+    from etran.interp.state import MapStore
+    store = MapStore(program, ncpu)
+    if not text:
+        return store
+    try:
+        data = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    except FileNotFoundError:
+        raise UsageError(f"--maps: cannot read {text[1:]}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"--maps: invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise InputError("--maps: expected an object mapping map names to contents")
+    names = {m.name: m for m in program.maps}
+    try:
+        for name, contents in data.items():
+            m = names.get(name)
+            if m is None:
+                raise InputError(f"--maps: no map named {name!r}; maps: {', '.join(names)}")
+            if m.kind == "Queue":
+                from etran import codec
+                for v in contents:
+                    store.push_raw(name, codec.encode(m.value, v, f"{name} value"))
+                continue
+            items = contents.items() if isinstance(contents, dict) else \
+                [(e.get("key"), e.get("value")) for e in contents]
+            for k, v in items:
+                if isinstance(k, str) and m.key is not None and not hasattr(m.key, "fields"):
+                    k = int(k, 0)
+                store.set(name, k, v)
+    except CodecError as e:
+        raise InputError(f"--maps: {e}") from None
+    except (AttributeError, TypeError):
+        raise InputError("--maps: each map is a list of {\"key\": ..., \"value\": ...} or an "
+                         "object {key: value}") from None
+    return store
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from etran.cli_show import show_side_by_side
+    from etran.interp.interpreter import Interpreter
+    from etran.runner import KernelRunner, RunError, compare, test_run_input
+    from etran.runtime.loader import possible_cpus
+    packet = _parse_packet(args.packet)
+    obj = _compile(args.file, observe=True)
+    hooks = [p.name for p in obj.programs]
+    if args.hook not in hooks:
+        raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(hooks) or 'none'}")
+    _kernel()
+    ncpu = possible_cpus()
+    if not 0 <= args.cpu < min(ncpu, os.cpu_count() or 1):
+        raise UsageError(f"--cpu {args.cpu}: this machine has CPUs 0 to {(os.cpu_count() or 1) - 1}")
+    store = _parse_maps(obj.program, args.maps, ncpu)
+    inp = test_run_input(packet, maps=store, now_ns=args.now, cpu=args.cpu, rx_queue=0)
+    try:
+        with KernelRunner(obj) as runner:
+            kernel = runner.run(args.hook, inp)
+    except RunError as e:
+        raise InputError(str(e)) from None
+    interp = Interpreter(obj.program).run(args.hook, inp)
+    diffs = compare(kernel, interp)
+    uses_clock = any(k == "helper" and n in ("now_ns()", "random_u32()")
+                     for k, n, _ in obj.program.hook(args.hook).effects)
+    print(show_side_by_side(obj.program, packet, store, kernel, interp, diffs))
+    if diffs and uses_clock:
+        print("note: the hook reads the clock or random numbers, which the interpreter takes "
+              "as inputs (--now); differences there are expected")
+    return EXIT_PROGRAM if diffs else EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from etran.demo import demo
+    return demo()
+
+
+# ---------------------------------------------------------------- main
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="etran", description="Kernel transports in restricted "
+                                "Python, compiled to eBPF and checked against an interpreter.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    c = sub.add_parser("check", help="check a transport and report each hook's budget")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check)
+    b = sub.add_parser("build", help="compile a transport to a BPF ELF object")
+    b.add_argument("file")
+    b.add_argument("-o", "--output", help="output object (default: FILE's stem + .o)")
+    b.set_defaults(func=cmd_build)
+    d = sub.add_parser("disasm", help="show BPF instructions with DSL source lines")
+    d.add_argument("file")
+    d.add_argument("--hook", help="only this hook")
+    d.set_defaults(func=cmd_disasm)
+    v = sub.add_parser("verify", help="load into the kernel verifier and report statistics")
+    v.add_argument("file")
+    v.add_argument("--log", action="store_true", help="print the full verifier log")
+    v.set_defaults(func=cmd_verify)
+    r = sub.add_parser("run", help="run a hook in the kernel and in the interpreter, compare")
+    r.add_argument("file")
+    r.add_argument("hook")
+    r.add_argument("--packet", required=True, help="the frame, as hex bytes")
+    r.add_argument("--maps", help="map contents as JSON, or @file.json")
+    r.add_argument("--now", type=int, default=0, help="the clock for the interpreter (ns)")
+    r.add_argument("--cpu", type=int, default=0, help="run on this CPU")
+    r.set_defaults(func=cmd_run)
+    dm = sub.add_parser("demo", help="check, build, verify and run the DCTCP example")
+    dm.set_defaults(func=cmd_demo)
+    try:
+        from etran.runtime.commands import add_runtime_commands
+    except ImportError:
+        pass
+    else:
+        add_runtime_commands(sub)
+    return p
+
+
+def _errors() -> list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]]:
+    from etran.codec import CodecError
+    from etran.dsl.diagnostics import DiagnosticError
+    from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
+
+    def verifier(e: VerifierError) -> tuple[str, int]:
+        from etran.verifier_report import parse_rejection, render_rejection
+        r = parse_rejection(e.program, e.log, e.error_line)
+        return render_rejection(r, _SOURCES, e.log if _WANT_LOG else None), EXIT_PROGRAM
+
+    return [
+        (DiagnosticError, lambda e: (str(e), EXIT_PROGRAM)),
+        (UsageError, lambda e: (f"etran: {e}", EXIT_USAGE)),
+        (InputError, lambda e: (f"etran: {e}", EXIT_PROGRAM)),
+        (CodecError, lambda e: (f"etran: {e}", EXIT_PROGRAM)),
+        (VerifierError, verifier),
+        (NotSupported, lambda e: (f"etran: {e}", EXIT_USAGE)),
+        (BpfError, lambda e: (f"etran: {e}", EXIT_USAGE)),
+        (EtranRuntimeError, lambda e: (f"etran: {e}", EXIT_USAGE)),
+    ]
+
+
+_SOURCES: dict[str, str] = {}
+_WANT_LOG = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    global _WANT_LOG
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse printed the usage error
+        return int(e.code or 0) and EXIT_USAGE
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    _WANT_LOG = bool(getattr(args, "log", False))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("etran: interrupted", file=sys.stderr)
+        return 130
+    except BaseException as e:  # noqa: BLE001 - every error becomes one clear message
+        for cls, handle in _errors():
+            if isinstance(e, cls):
+                text, code = handle(e)
+                print(text, file=sys.stderr)
+                return code
+        if os.environ.get("ETRAN_DEBUG"):
+            traceback.print_exc()
+        else:
+            print(f"etran: internal error: {type(e).__name__}: {e}\n"
+                  "  this is a bug in etran; rerun with ETRAN_DEBUG=1 for the traceback and "
+                  "report it", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())
