@@ -186,7 +186,7 @@ def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
 def cmd_run(args: argparse.Namespace) -> int:
     from etran.cli_show import show_side_by_side
     from etran.interp.interpreter import Interpreter
-    from etran.runner import KernelRunner, RunError, compare, test_run_input
+    from etran.runner import KernelRunner, RunError, compare, frame_input
     from etran.runtime.loader import possible_cpus
     packet = _parse_packet(args.packet)
     obj = _compile(args.file, observe=True)
@@ -198,7 +198,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not 0 <= args.cpu < min(ncpu, os.cpu_count() or 1):
         raise UsageError(f"--cpu {args.cpu}: this machine has CPUs 0 to {(os.cpu_count() or 1) - 1}")
     store = _parse_maps(obj.program, args.maps, ncpu)
-    inp = test_run_input(packet, maps=store, now_ns=args.now, cpu=args.cpu, rx_queue=0)
+    inp = frame_input(packet, maps=store, now_ns=args.now, cpu=args.cpu, rx_queue=0)
     try:
         with KernelRunner(obj) as runner:
             kernel = runner.run(args.hook, inp)

@@ -33,7 +33,7 @@ class RunError(Exception):
     """An input the kernel cannot run (too short, too long); the message says why."""
 
 
-def test_run_input(packet: bytes, **kw: Any) -> RunInput:
+def frame_input(packet: bytes, **kw: Any) -> RunInput:
     """A RunInput whose head and tail room match what a kernel test run provides."""
     return RunInput(packet=packet, headroom=TEST_RUN_HEADROOM - XDP_FRAME_SIZE,
                     tailroom=max(MAX_TEST_FRAME - len(packet), 0), **kw)
@@ -100,8 +100,7 @@ class KernelRunner:
                     live.update(k, b"".join(bytes(x).ljust((len(x) + 7) // 8 * 8, b"\0") for x in v))
                 else:
                     live.update(k, bytes(v))
-        o = self.loaded.maps[obs.MAP_NAME]
-        o.update(bytes(4), bytes(obs.SIZE))
+
 
     def read_maps(self) -> MapStore:
         store = MapStore(self.program, self.ncpu)
@@ -139,6 +138,7 @@ class KernelRunner:
                            f"{len(inp.packet)}")
         store = inp.maps if inp.maps is not None else MapStore(self.program, self.ncpu)
         self.write_maps(store)
+        self.loaded.maps[obs.MAP_NAME].update(bytes(4), obs.encode_inputs(inp.now_ns, inp.random_u32))
         prog = self.loaded.programs[hook]
         before = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {inp.cpu})

@@ -29,6 +29,7 @@ from etran.compiler.types import (BOOL, MAP_KINDS, PACKET, SPINLOCK, TIMER, U32,
 from etran.dsl import ast
 from etran.dsl.diagnostics import DiagnosticSink, Source, Span
 from etran.dsl.parser import parse
+from etran.dsl.walk import iter_nodes
 
 PAGE = 4096
 
@@ -501,7 +502,7 @@ class Checker:
 
     def check_body(self, decl: FuncDecl) -> None:
         fn = decl.function
-        ctx = FunctionContext(self, fn)
+        ctx = FunctionContext(self, fn, assign_counts=_assign_counts(decl.node.body))
         checker = BodyChecker(decl.module, self.sink, ctx)
         flow = Flow()
         for p in fn.params:
@@ -516,6 +517,20 @@ class Checker:
                                 "add a `return` on every path")
             else:
                 fn.body = fn.body + (tir.Return(None, decl.node.span),)
+
+
+def _assign_counts(body: tuple[ast.Stmt, ...]) -> dict[str, int]:
+    """How many times each local name is bound in a function body."""
+    counts: dict[str, int] = {}
+    for node in (n for stmt in body for n in iter_nodes(stmt)):
+        target = None
+        if isinstance(node, (ast.Assign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+            target = node.target.id
+        elif isinstance(node, ast.For):
+            target = node.target.id
+        if target is not None:
+            counts[target] = counts.get(target, 0) + (2 if isinstance(node, (ast.AugAssign, ast.For)) else 1)
+    return counts
 
 
 def _holds_special(t: object) -> bool:

@@ -17,7 +17,7 @@ from etran.compiler import semantics, tir
 from etran.compiler.builtins import Builtin
 from etran.compiler.flow import Flow, join
 from etran.compiler.scope import ConstSym, FuncDecl, ModuleScope, Symbol
-from etran.compiler.types import (BOOL, I32, U32, U64, UNTYPED, ArrayType, BeType, BoolType,
+from etran.compiler.types import (BOOL, ERROR, I32, U32, U64, UNTYPED, ArrayType, BeType, BoolType,
                                   IntType, MapType, OptionalType, PacketType, SpinLockType,
                                   StructType, TimerType, Type, UntypedInt, can_widen, common_int,
                                   value_type_of)
@@ -51,7 +51,10 @@ class ExprChecker:
         raise CheckFailed()
 
     # ---------------------------------------------------------------- names
-    def lookup(self, name: str, span: Span) -> tir.Var | Symbol:
+    def lookup(self, name: str, span: Span) -> tir.Var | Symbol | tir.Const:
+        if self.fn is not None and name in self.fn.constants:
+            c = self.fn.constants[name]
+            return tir.Const(c.value, c.type, span)
         if self.fn is not None and name in self.fn.locals:
             return self.fn.locals[name]
         sym = self.module.lookup(name)
@@ -72,6 +75,8 @@ class ExprChecker:
         """
         if isinstance(e, ast.Name):
             found = self.lookup(e.id, e.span)
+            if isinstance(found, tir.Const):
+                return found
             if isinstance(found, tir.Var):
                 return self.var_ref(found, e.span)
             if isinstance(found, ConstSym):
@@ -86,6 +91,8 @@ class ExprChecker:
         return self.expr(e)
 
     def var_ref(self, var: tir.Var, span: Span) -> tir.Expr:
+        if var.type == ERROR:
+            raise CheckFailed()  # its definition was already reported
         if var not in self.flow.assigned:
             self.fail(span, "unassigned", f"`{var.name}` may be used before it is assigned",
                       "assign it on every path before this line")

@@ -15,7 +15,7 @@ from etran.compiler import tir
 from etran.compiler.check_calls import CallChecker
 from etran.compiler.check_expr import CheckFailed
 from etran.compiler.flow import Flow, join, join_all
-from etran.compiler.types import (BOOL, I32, U32, UNTYPED, VOID, ArrayType, BoolType, IntType,
+from etran.compiler.types import (BOOL, ERROR, I32, U32, UNTYPED, VOID, ArrayType, BoolType, IntType,
                                   OptionalType, PacketType, SpinLockType, StructType, TimerType,
                                   Type, UntypedInt, VoidType, common_int)
 from etran.dsl import ast
@@ -44,6 +44,9 @@ class FunctionContext:
     lock_name: str = ""
     lock_depth: int = 0
     resize_spans: list[Span] = field(default_factory=list)
+    # Names assigned exactly once from a constant expression act as constants.
+    constants: dict[str, tir.Const] = field(default_factory=dict)
+    assign_counts: dict[str, int] = field(default_factory=dict)
 
 
 class BodyChecker(CallChecker):
@@ -84,6 +87,7 @@ class BodyChecker(CallChecker):
                 self.none_error(s.value, v)
             if v.type != t and v.type is not t:
                 self.fail(s.value.span, "type", f"cannot assign {v.type} to a field of type {t}")
+            self.stack(t.size)  # the copy goes through a stack buffer (views may overlap)
             return tir.CopyStruct(place, v, s.span)
         v = self.value(s.value, t)
         v = self.coerce(v, t, s.value.span, "the assigned value")
@@ -114,7 +118,7 @@ class BodyChecker(CallChecker):
         return t
 
     def assign_name(self, target: ast.Name, value: ast.Expr, ann: ast.Expr | None,
-                    span: Span) -> tir.Stmt:
+                    span: Span) -> tir.Stmt | None:
         assert self.fn is not None
         name = target.id
         var = self.fn.locals.get(name)
@@ -126,7 +130,20 @@ class BodyChecker(CallChecker):
                 and not (isinstance(var.type, OptionalType) and var.type.inner is declared):
             self.fail(ann.span, "type", f"`{name}` was already declared as {var.type}")  # type: ignore[union-attr]
         expected = declared or (var.type if var is not None else None)
-        v = self.value(value, expected if not isinstance(expected, OptionalType) else None)
+        if var is None and declared is None and self.fn.assign_counts.get(name) == 1:
+            const = self.local_constant(value)
+            if const is not None:
+                # Assigned once, from a constant: a named constant, exact like a module one.
+                self.fn.constants[name] = const
+                return None
+        try:
+            v = self.value(value, expected if not isinstance(expected, OptionalType) else None)
+        except CheckFailed:
+            if var is None:  # keep the name, so its uses do not report it again
+                var = tir.Var(name, declared or ERROR, target.span)
+                self.fn.locals[name] = var
+                self.flow = self.flow.assign(var)
+            raise
         if var is None:
             t = declared or self.infer(v, value.span)
             if declared is not None and isinstance(v.type, OptionalType) and v.type.inner is declared:
@@ -141,6 +158,20 @@ class BodyChecker(CallChecker):
         if isinstance(v.type, StructType) and isinstance(var.type, OptionalType):
             self.flow = self.flow.narrow(var)
         return tir.Assign(var, v, span)
+
+    def local_constant(self, value: ast.Expr) -> tir.Const | None:
+        """The value of `value` if it is an untyped constant expression, without reporting."""
+        saved = self.sink
+        self.sink = DiagnosticSink()
+        try:
+            v = self.value(value)
+        except CheckFailed:
+            return None
+        finally:
+            self.sink = saved
+        if isinstance(v, tir.Const) and isinstance(v.type, UntypedInt):
+            return v
+        return None
 
     def infer(self, v: tir.Expr, span: Span) -> Type:
         """The type of a new variable from its first value: constants default to u64 or i64."""

@@ -264,9 +264,14 @@ class FunctionLowering(ExprLowering):
         self.guarded(s.place, access, None)
 
     def s_CopyStruct(self, s: tir.CopyStruct) -> None:
+        # Source and destination may overlap (two views of one packet): copy through a
+        # stack buffer, so the result is that of reading everything first (as Python does).
+        size = s.place.type.size  # type: ignore[union-attr]
         src = self.expr(s.value)
+        tmp = self.temp(size, 8)
+        self.copy(tmp, src, size)
         dst = self.address(s.place)
-        self.copy(dst, src, s.place.type.size)  # type: ignore[union-attr]
+        self.copy(dst, tmp, size)
 
     def s_ExprStmt(self, s: tir.ExprStmt) -> None:
         self.expr(s.value)
@@ -356,6 +361,7 @@ class FunctionLowering(ExprLowering):
         key = self.temp(4, 4)
         self.b.store(ir.Constant(I32, 0), key)
         p = self.helper(MAP_LOOKUP, PTR, [self.lw.map_globals[obs.MAP_NAME], key])
+        self.lookup_block = self.b.block
         fill = self.new_block("obs.fill")
         done = self.new_block("obs.done")
         self.b.cbranch(self.b.icmp_unsigned("!=", p, ir.Constant(PTR, None)), fill, done)
@@ -374,6 +380,17 @@ class FunctionLowering(ExprLowering):
         self.b.store(key, self.field_ptr(p, obs.OFF_REDIRECT_KEY), align=4)
         self.b.branch(done)
         self.b.position_at_end(done)
+
+    def observed_input(self, offset: int, ty: ir.IntType) -> ir.Value:
+        """An input the runner wrote into the observation record (0 if it is missing)."""
+        p, fill, done = self.obs_slot()
+        v = self.b.load(self.field_ptr(p, offset), typ=ty, align=ty.width // 8)
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        phi = self.b.phi(ty)
+        phi.add_incoming(ir.Constant(ty, 0), self.lookup_block)
+        phi.add_incoming(v, fill)
+        return phi
 
     def observe_timer(self, e: tir.TimerStart, delay: ir.Value) -> None:
         p, _, done = self.obs_slot()
@@ -409,7 +426,8 @@ def _obs_struct() -> StructType:
     st = StructType("__etran_obs", False, "__etran")
     layout(st, [("redirect_map", U32, None), ("redirect_key", U32, None),
                 ("timer_count", U32, None), ("pad", U32, None),
-                ("timers", ArrayType(timer, obs.MAX_TIMERS), None)])
+                ("timers", ArrayType(timer, obs.MAX_TIMERS), None),
+                ("now_ns", U64, None), ("random_u32", U32, None), ("pad2", U32, None)])
     assert st.size == obs.SIZE
     return st
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import llvmlite.ir as ir
 
+from etran.compiler import observe as obs
 from etran.compiler import tir
 from etran.compiler.types import (ArrayType, BeType, BoolType, IntType, OptionalType, PacketType,
                                   StructType, Type)
@@ -355,10 +356,14 @@ class ExprLowering:
 
     def x_Builtin(self: "FunctionLowering", e: tir.Builtin) -> ir.Value:
         if e.name == "now_ns":
+            if self.lw.observe:
+                return self.observed_input(obs.OFF_NOW, I64)
             return self.helper(KTIME_GET_NS, I64, [])
         if e.name == "cpu_id":
             return self.b.trunc(self.helper(GET_SMP_PROCESSOR_ID, I64, []), I32)
         if e.name == "random_u32":
+            if self.lw.observe:
+                return self.observed_input(obs.OFF_RANDOM, I32)
             return self.b.trunc(self.helper(GET_PRANDOM_U32, I64, []), I32)
         if e.name == "pkt_len":
             data, end = self.packet_bounds()

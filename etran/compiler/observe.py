@@ -5,7 +5,9 @@ be read afterwards; two things a program does leave no trace there: where it
 redirected a frame, and which timers it armed. A build with `observe=True`
 adds a hidden one-slot array map, `__etran_obs`, and records both into it.
 In such a build `Timer.start` records the timer instead of arming it, so a
-test run stays deterministic (no callback fires while the maps are read).
+test run stays deterministic (no callback fires while the maps are read), and
+`now_ns()` and `random_u32()` read their values from the same record, where
+the runner writes the inputs the interpreter is given.
 """
 from __future__ import annotations
 
@@ -22,7 +24,18 @@ OFF_REDIRECT_MAP = 0
 OFF_REDIRECT_KEY = 4
 OFF_TIMER_COUNT = 8
 OFF_TIMERS = HEADER.size
-SIZE = HEADER.size + MAX_TIMERS * TIMER.size
+# Inputs written by the runner: u64 now_ns, u32 random_u32, u32 pad.
+INPUTS = struct.Struct("<QII")
+OFF_NOW = OFF_TIMERS + MAX_TIMERS * TIMER.size
+OFF_RANDOM = OFF_NOW + 8
+SIZE = OFF_NOW + INPUTS.size
+
+
+def encode_inputs(now_ns: int, random_u32: int) -> bytes:
+    """A fresh record: nothing observed yet, and the run's clock and random value."""
+    raw = bytearray(SIZE)
+    INPUTS.pack_into(raw, OFF_NOW, now_ns & (2**64 - 1), random_u32 & 0xFFFFFFFF, 0)
+    return bytes(raw)
 
 
 @dataclass(frozen=True, slots=True)

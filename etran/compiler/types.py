@@ -106,6 +106,14 @@ class VoidType:
 
 
 @dataclass(frozen=True, slots=True)
+class ErrorType:
+    """The type of a variable whose definition had an error: uses are not reported again."""
+
+    def __str__(self) -> str:
+        return "<error>"
+
+
+@dataclass(frozen=True, slots=True)
 class SpinLockType:
     size: int = 4
     align: int = 4
@@ -272,6 +280,7 @@ BE32 = BeType("be32", 32)
 BE64 = BeType("be64", 64)
 UNTYPED = UntypedInt()
 VOID = VoidType()
+ERROR = ErrorType()
 SPINLOCK = SpinLockType()
 TIMER = TimerType()
 PACKET = PacketType()

@@ -75,7 +75,19 @@ class _TestRunOpts(Structure):
     ]
 
 
+class _LinkCreateOpts(Structure):
+    """struct bpf_link_create_opts as of libbpf 1.1 (48 bytes: sz, flags, then padding and a
+    32-byte union that XDP leaves zero)."""
+
+    _fields_ = [
+        ("sz", c_size_t),
+        ("flags", c_uint32),
+        ("_union", ctypes.c_uint8 * 36),
+    ]
+
+
 assert ctypes.sizeof(_OpenOpts) == 80 and ctypes.sizeof(_TestRunOpts) == 80
+assert ctypes.sizeof(_LinkCreateOpts) == 48
 
 _P = c_void_p  # opaque struct pointers (bpf_object*, bpf_program*, bpf_map*, ring_buffer*)
 _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
@@ -110,6 +122,10 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_obj_pin": (c_int, [c_int, c_char_p]),
     "bpf_obj_get": (c_int, [c_char_p]),
     "bpf_prog_test_run_opts": (c_int, [c_int, POINTER(_TestRunOpts)]),
+    "bpf_link_create": (c_int, [c_int, c_int, c_int, POINTER(_LinkCreateOpts)]),
+    "bpf_link_detach": (c_int, [c_int]),
+    "bpf_prog_get_fd_by_id": (c_int, [c_uint32]),
+    "bpf_map_get_fd_by_id": (c_int, [c_uint32]),
     "ring_buffer__new": (_P, [c_int, _SAMPLE_FN, c_void_p, c_void_p]),
     "ring_buffer__consume": (c_int, [_P]),
     "ring_buffer__free": (None, [_P]),
@@ -376,6 +392,27 @@ def obj_pin(fd: int, path: str) -> None:
 
 def obj_get(path: str) -> int:
     return _check("bpf_obj_get", _load().bpf_obj_get(os.fsencode(path)))
+
+
+def link_create(prog_fd: int, target: int, attach_type: int, flags: int = 0) -> int:
+    """BPF_LINK_CREATE: a link fd that keeps ``prog_fd`` attached to ``target`` (an ifindex for
+    XDP) until the fd and every pin of it are gone."""
+    opts = _LinkCreateOpts(sz=ctypes.sizeof(_LinkCreateOpts), flags=flags)
+    return _check("bpf_link_create",
+                  _load().bpf_link_create(prog_fd, target, attach_type, ctypes.byref(opts)))
+
+
+def link_detach(link_fd: int) -> None:
+    """BPF_LINK_DETACH: detach now, even if other fds or pins still hold the link."""
+    _check("bpf_link_detach", _load().bpf_link_detach(link_fd))
+
+
+def prog_get_fd_by_id(prog_id: int) -> int:
+    return _check("bpf_prog_get_fd_by_id", _load().bpf_prog_get_fd_by_id(prog_id))
+
+
+def map_get_fd_by_id(map_id: int) -> int:
+    return _check("bpf_map_get_fd_by_id", _load().bpf_map_get_fd_by_id(map_id))
 
 
 def num_possible_cpus() -> int:

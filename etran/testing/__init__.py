@@ -1,0 +1,1 @@
+"""Tools for testing transports: packet builders and (with hypothesis) strategies."""
