@@ -18,16 +18,16 @@ def action_name(a: int | None) -> str:
 def _decode_entries(program: tir.Program, name: str, snap: Any) -> list[str]:
     m = program.map(name)
     if isinstance(snap, list):  # a queue
-        return [_fmt(codec.decode(m.value, v)) for v in snap]
+        return [_fmt(codec.decode(m.value, v, pretty=True)) for v in snap]
     out = []
     for k, v in snap.items():
-        key = codec.decode(m.key, k) if m.key is not None else k.hex()
+        key = codec.decode(m.key, k, pretty=True) if m.key is not None else k.hex()
         if isinstance(v, list):
-            val = "per CPU: " + " | ".join(_fmt(codec.decode(m.value, x)) for x in v)
+            val = "per CPU: " + " | ".join(_fmt(codec.decode(m.value, x, pretty=True)) for x in v)
         elif isinstance(v, int):
             val = str(v)
         else:
-            val = _fmt(codec.decode(m.value, v))
+            val = _fmt(codec.decode(m.value, v, pretty=True))
         out.append(f"{_fmt(key)} -> {val}")
     return out
 
@@ -60,9 +60,12 @@ def show_side_by_side(program: tir.Program, packet: bytes, before: MapStore, ker
         if interp.packet != kernel.packet:
             lines.append(f"    interpreter bytes: {interp.packet.hex()}")
 
-    def redir(r: tuple[str, int] | None) -> str:
-        return "-" if r is None else f"{r[0]}[{r[1]}]"
-    lines.append(_row("redirect", redir(kernel.redirect), redir(interp.redirect)))
+    def redir(r: RunResult) -> str:
+        if r.redirect is None:
+            return "-"
+        target = f"{r.redirect[0]}[{r.redirect[1]}]"
+        return target if r.action == 4 else f"{target}: empty, fell back"
+    lines.append(_row("redirect", redir(kernel), redir(interp)))
     kt = ", ".join(f"{t.map}.{t.field} in {t.delay_ns} ns" for t in kernel.timers) or "-"
     it = ", ".join(f"{t.map}.{t.field} in {t.delay_ns} ns" for t in interp.timers) or "-"
     lines.append(_row("timers started", kt, it))

@@ -101,24 +101,28 @@ def encode(t: Any, value: Any, where: str = "value") -> bytes:
     return bytes(buf)
 
 
-def unpack_from(buf: bytes | bytearray, offset: int, t: Any) -> Any:
+def unpack_from(buf: bytes | bytearray, offset: int, t: Any, pretty: bool = False) -> Any:
+    """Read a value of type `t`; `pretty` shows be32 as IPv4 and 6-byte u8 arrays as MACs."""
     if isinstance(t, IntType):
         return struct.unpack_from("<" + _FMT[(t.bits, t.signed)], buf, offset)[0]
     if isinstance(t, BeType):
-        return struct.unpack_from(">" + _FMT[(t.bits, False)], buf, offset)[0]
+        v = struct.unpack_from(">" + _FMT[(t.bits, False)], buf, offset)[0]
+        return str(ipaddress.IPv4Address(v)) if pretty and t.bits == 32 else v
     if isinstance(t, BoolType):
         return buf[offset] != 0
     if isinstance(t, (SpinLockType, TimerType)):
         return None
     if isinstance(t, StructType):
-        return {f.name: unpack_from(buf, offset + f.offset, f.type) for f in t.fields
+        return {f.name: unpack_from(buf, offset + f.offset, f.type, pretty) for f in t.fields
                 if not isinstance(f.type, (SpinLockType, TimerType))}
     if isinstance(t, ArrayType):
-        return [unpack_from(buf, offset + i * t.elem.size, t.elem) for i in range(t.length)]
+        if pretty and t.length == 6 and isinstance(t.elem, IntType) and t.elem.bits == 8:
+            return ":".join(f"{b:02x}" for b in buf[offset:offset + 6])
+        return [unpack_from(buf, offset + i * t.elem.size, t.elem, pretty) for i in range(t.length)]
     raise CodecError(f"cannot decode a {t}")
 
 
-def decode(t: Any, data: bytes | bytearray) -> Any:
+def decode(t: Any, data: bytes | bytearray, pretty: bool = False) -> Any:
     if len(data) < t.size:
         raise CodecError(f"{len(data)} bytes are too few for {t} ({t.size} bytes)")
-    return unpack_from(data, 0, t)
+    return unpack_from(data, 0, t, pretty)

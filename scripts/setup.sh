@@ -25,6 +25,7 @@ if [ ! -x .venv/bin/python ]; then
 fi
 stamp=.venv/.etran-installed
 if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]'
+    # pip's warnings about absent local mirrors are noise here; real errors still fail the script.
+    .venv/bin/pip install -q --disable-pip-version-check -e '.[test]' 2> >(grep -v "is ignored: it is neither" >&2)
     touch "$stamp"
 fi

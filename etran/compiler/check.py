@@ -13,6 +13,7 @@ depth, stack, per-hook helpers) run afterwards in `etran.compiler.rules`.
 """
 from __future__ import annotations
 
+import functools
 import importlib.util
 import time
 from pathlib import Path
@@ -46,9 +47,11 @@ class Checker:
         self.parse_seconds = 0.0
 
     # ---------------------------------------------------------------- modules
-    def load(self, name: str, text: str, filename: str) -> ModuleScope:
+    def load(self, name: str, text: str, filename: str, imported: bool = False) -> ModuleScope:
         t0 = time.perf_counter()
-        tree = parse(text, filename)
+        # Syntax trees are immutable: an imported module's tree is reused while its text
+        # is unchanged (the main file is always parsed afresh).
+        tree = _parse_cached(text, filename) if imported else parse(text, filename)
         self.parse_seconds += time.perf_counter() - t0
         scope = ModuleScope(name, Source(filename, text), tree)
         self.modules[name] = scope
@@ -86,7 +89,7 @@ class Checker:
                             "DSL modules are looked up next to the importing file, then on "
                             "the Python path")
             return None
-        return self.load(dotted, path.read_text(), str(path))
+        return self.load(dotted, path.read_text(), str(path), imported=True)
 
     # ---------------------------------------------------------------- declarations
     def bind(self, scope: ModuleScope, name: str, sym: Symbol, span: Span) -> None:
@@ -517,6 +520,11 @@ class Checker:
                                 "add a `return` on every path")
             else:
                 fn.body = fn.body + (tir.Return(None, decl.node.span),)
+
+
+@functools.lru_cache(maxsize=64)
+def _parse_cached(text: str, filename: str) -> ast.Module:
+    return parse(text, filename)
 
 
 def _assign_counts(body: tuple[ast.Stmt, ...]) -> dict[str, int]:

@@ -200,6 +200,8 @@ class ExprChecker:
 
     def none_error(self, node: ast.Expr, value: tir.Expr) -> NoReturn:
         name = node.id if isinstance(node, ast.Name) else "this value"
+        if isinstance(value, tir.VarRef):
+            self.flow = self.flow.narrow(value.var)  # one report per variable, not per use
         self.fail(node.span, "none-check", f"`{name}` may be None here",
                   f"check it first: `if {name} is None: return ...`" if isinstance(node, ast.Name)
                   else "assign it to a name and check `if x is None:` before use")

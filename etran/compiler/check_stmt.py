@@ -297,7 +297,16 @@ class BodyChecker(CallChecker):
 
     # ---------------------------------------------------------------- control flow
     def s_If(self, s: ast.If) -> tir.Stmt | None:
-        test, ft, ff = self.condition(s.test)
+        try:
+            test, ft, ff = self.condition(s.test)
+        except CheckFailed:
+            # Still check both branches, so their errors are reported too.
+            start = self.flow
+            self.block(s.body)
+            self.flow = start
+            self.block(s.orelse)
+            self.flow = start
+            raise
         self.flow = ft
         body = self.block(s.body)
         after_body = self.flow

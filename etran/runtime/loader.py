@@ -228,6 +228,9 @@ class LoadedObject:
                 f"maps={list(self.maps)})")
 
 
+STATS_LOG_LEVEL = 4
+
+
 def load_object(elf: bytes, name: str = "etran", log_level: int = DEFAULT_LOG_LEVEL, *,
                 log_size: int = DEFAULT_LOG_SIZE) -> LoadedObject:
     """Load every program and map of the BPF ELF object ``elf`` into the kernel.
@@ -237,6 +240,17 @@ def load_object(elf: bytes, name: str = "etran", log_level: int = DEFAULT_LOG_LE
     because a log did not fit, the object is loaded again with that program's buffer four
     times bigger, up to 256 MiB.
     """
+    if log_level == DEFAULT_LOG_LEVEL:
+        # Statistics alone keep the log small for big programs; only a rejection needs the
+        # level-1 path to the error, so load again for it then.
+        try:
+            return _load(elf, name, STATS_LOG_LEVEL, log_size)
+        except VerifierError:
+            pass
+    return _load(elf, name, log_level, log_size)
+
+
+def _load(elf: bytes, name: str, log_level: int, log_size: int) -> LoadedObject:
     sizes: dict[str, int] = {}
     while True:
         attempt = _load_once(elf, name, log_level, log_size, sizes)
@@ -278,6 +292,10 @@ def _load_once(elf: bytes, name: str, log_level: int, log_size: int,
     texts = {prog_name: buf.text() for prog_name, (_prog, buf) in logs.items()}
     full = {prog_name: buf.size for prog_name, (_prog, buf) in logs.items() if buf.is_full()}
     lb.object_close(handle)
+    if err == errno.ENOSPC and not full and log_level:
+        # Since 6.4 the kernel's verifier log rotates: an overflowing log need not look
+        # full (it may even read as empty), so grow every program's log.
+        full = {prog_name: buf.size for prog_name, (_prog, buf) in logs.items()}
     if err == errno.ENOSPC and any(size < MAX_LOG_SIZE for size in full.values()):
         return full
     failing = _failing_program(messages, texts)

@@ -245,13 +245,13 @@ def remove_run(record: RunRecord) -> list[str]:
             netns.remove(name)
         except EtranRuntimeError as exc:
             problems.append(str(exc))
-    problems += _remove_tree(record.pin_dir)
+    problems += remove_pins(record.pin_dir)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(record.state_file)
     return problems
 
 
-def _remove_tree(directory: str) -> list[str]:
+def remove_pins(directory: str) -> list[str]:
     """Unpin everything under ``directory`` on bpffs (unpinning a link detaches it once no
     fd holds it)."""
     if not os.path.isdir(directory):
@@ -360,7 +360,7 @@ def teardown_all(*, orphans_only: bool = False) -> list[str]:
     for pin_dir in leftovers.pins:
         if os.path.basename(pin_dir) in kept:
             continue
-        failures = _remove_tree(pin_dir)
+        failures = remove_pins(pin_dir)
         problems += failures
         if not failures:
             removed.append(f"pins {pin_dir}")

@@ -42,13 +42,15 @@ from etran.runtime.attach import XdpLink, attach_xdp, pass_object
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.loader import LoadedObject, Program
 from etran.runtime.netns import Interface
-from etran.runtime.runs import Run
+from etran.runtime.runs import BPFFS, Run
+from etran.runtime.system import ensure_bpffs
 
 SUBNET = "10.111.0.0/24"
 HOST_IFNAME = "etran-eth0"
 BRIDGE = "etran-br"
 SWITCH = "sw"
 MAX_HOSTS = 200
+_SO_RCVBUFFORCE = 33  # not in Python's socket module; beats net.core.rmem_max as root
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,11 +79,17 @@ class Host:
         """The calling thread inside this host's namespace."""
         return netns.enter(self.netns)
 
-    def udp_socket(self, port: int = 0, *, timeout: float | None = 1.0) -> socket.socket:
-        """A UDP socket of this host bound to its address (``port`` 0: any free port)."""
+    def udp_socket(self, port: int = 0, *, timeout: float | None = 1.0,
+                   buffer_bytes: int = 4 << 20) -> socket.socket:
+        """A UDP socket of this host bound to its address (``port`` 0: any free port), with
+        ``buffer_bytes`` of receive buffer so a burst is not dropped before it is read."""
         with self.entered():
             sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
         try:
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, _SO_RCVBUFFORCE, buffer_bytes)
+            except PermissionError:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, buffer_bytes)
             sock.bind((self.ip, port))
             sock.settimeout(timeout)
         except BaseException:
@@ -127,7 +135,7 @@ class Topology:
         self.hosts: dict[str, Host] = {}
         self.ports: dict[str, Interface] = {}
         self.links: dict[str, XdpLink] = {}  # "<host>" or "link:<host>" -> its XDP link
-        self._objects: list[LoadedObject] = []
+        self._objects: list[tuple[str | None, LoadedObject]] = []  # (host it runs on, object)
         self._pass: Program | None = None
         self.switch = self.run.namespace(SWITCH)
         try:
@@ -223,7 +231,7 @@ class Topology:
         if program is None:
             if self._pass is None:
                 obj = pass_object()
-                self._objects.append(obj)
+                self._objects.append((None, obj))
                 self._pass = obj.programs["etran_pass"]
             program = self._pass
         link = attach_xdp(program, self.port(host), mode)
@@ -234,13 +242,19 @@ class Topology:
         """Detach the program ``attach`` put on ``host``'s interface."""
         self._detach(host)
 
-    def own(self, obj: LoadedObject) -> LoadedObject:
-        """Close ``obj`` (a loaded transport, say) when the topology closes."""
-        self._objects.append(obj)
+    def own(self, obj: LoadedObject, host: str | None = None) -> LoadedObject:
+        """Close ``obj`` (a transport loaded for ``host``, say) when the topology closes;
+        :meth:`persist` pins its maps and programs under the host's pin directory."""
+        if host is not None:
+            self.host(host)
+        self._objects.append((host, obj))
         return obj
 
     def _keep(self, key: str, link: XdpLink) -> None:
         self.links[key] = link
+        self._keep_record()
+
+    def _keep_record(self) -> None:
         self.run.record.attached = [
             {"where": k, "program": v.program, "netns": v.interface.netns,
              "ifname": v.interface.name, "mode": v.mode, "pin": v.pinned_at}
@@ -254,14 +268,46 @@ class Topology:
 
     # ---- teardown
 
-    def close(self) -> None:
-        """Detach every program, close owned objects, remove namespaces, pins, state file."""
+    def persist(self) -> str:
+        """Pin every link, and the maps and programs of every object owned for a host, under
+        the run's pin directory; then let go of them: the run outlives this process (its
+        programs stay attached, its maps keep their state, its timers keep firing) until
+        ``etran down``. Returns the pin directory.
+
+        Layout: ``<pin dir>/links/<host>`` (the host's interface), ``links/link-<host>`` (the
+        switch port facing it), ``<host>/maps/<map>``, ``<host>/progs/<program>``.
+        """
+        ensure_bpffs(BPFFS)
+        root = self.run.pin_dir
+        os.makedirs(os.path.join(root, "links"), exist_ok=True)
+        for key, link in self.links.items():
+            link.pin(os.path.join(root, "links", key.replace(":", "-")))
+        for host, obj in self._objects:
+            if host is None:
+                continue
+            for kind, things in (("maps", obj.maps), ("progs", obj.programs)):
+                directory = os.path.join(root, host, kind)
+                os.makedirs(directory, exist_ok=True)
+                for name, thing in things.items():
+                    thing.pin(os.path.join(directory, name))
+        self._keep_record()
+        self.run.detach()
+        self._release()
+        return root
+
+    def _release(self) -> None:
         for link in self.links.values():
             link.close()
         self.links.clear()
-        for obj in reversed(self._objects):
+        for _host, obj in reversed(self._objects):
             obj.close()
         self._objects.clear()
+
+    def close(self) -> None:
+        """Detach every program, close owned objects, remove namespaces, pins, state file."""
+        if self.run.record.persistent and self.run.closed:
+            return  # persisted: only `etran down` removes it
+        self._release()
         problems = self.run.close()
         if problems:
             raise EtranRuntimeError(f"tear down topology {self.kind} (run {self.run_id})",

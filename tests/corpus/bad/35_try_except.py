@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 14:5
+# expect: unsupported-syntax at 15:5
 # Guarding a lookup with try/except: there are no exceptions in the kernel.
 
 

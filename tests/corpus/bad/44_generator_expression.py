@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 17:18
+# expect: unsupported-syntax at 18:17
 # Summing the SACK blocks with a generator expression.
 
 

@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 18:9
+# expect: unsupported-syntax at 19:9
 # Forgetting a closed connection with `del` on the map.
 
 

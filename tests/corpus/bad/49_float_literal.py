@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 17:25
+# expect: unsupported-syntax at 18:25
 # DCTCP's gain written as a float.
 
 

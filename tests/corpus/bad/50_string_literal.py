@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 15:37
+# expect: unsupported-syntax at 16:37
 # A connection state kept as a string.
 
 

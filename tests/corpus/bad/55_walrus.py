@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 14:9
+# expect: unsupported-syntax at 15:9
 # Assigning and testing the lookup in one expression with `:=`.
 
 

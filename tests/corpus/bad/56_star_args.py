@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 13:20
+# expect: unsupported-syntax at 13:15
 # Forwarding arguments with `*`.
 
 

@@ -1,6 +1,6 @@
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth
-# expect: unsupported-syntax at 12:20
+# expect: unsupported-syntax at 12:22
 # Copying the destination MAC with a slice.
 
 

@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: unsupported-syntax at 6:34
+# expect: unsupported-syntax at 6:46
 # A default MSS for the window helper.
 
 

@@ -1,6 +1,6 @@
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth, Tcp, IPv4
-# expect: unsupported-syntax at 13:8
+# expect: unsupported-syntax at 13:28
 # Testing a port against a set of ports with `in`.
 
 

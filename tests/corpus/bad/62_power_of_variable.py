@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: type at 17:17
+# expect: type at 19:26
 # Exponential backoff written with `**` on a runtime value.
 
 

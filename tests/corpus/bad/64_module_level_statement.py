@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: module-level at 13:1
+# expect: module-level at 12:1
 # Initialising a map entry at import time: there is no module-level code.
 
 
