@@ -505,7 +505,7 @@ class Checker:
 
     def check_body(self, decl: FuncDecl) -> None:
         fn = decl.function
-        ctx = FunctionContext(self, fn, assign_counts=_assign_counts(decl.node.body))
+        ctx = FunctionContext(self, fn, single_constants=_single_bindings(decl.node.body))
         checker = BodyChecker(decl.module, self.sink, ctx)
         flow = Flow()
         for p in fn.params:
@@ -527,8 +527,12 @@ def _parse_cached(text: str, filename: str) -> ast.Module:
     return parse(text, filename)
 
 
-def _assign_counts(body: tuple[ast.Stmt, ...]) -> dict[str, int]:
-    """How many times each local name is bound in a function body."""
+def _single_bindings(body: tuple[ast.Stmt, ...]) -> frozenset[str]:
+    """Names bound exactly once in a function, by a plain assignment at the top of its body.
+
+    Such a name, bound to a constant expression, is a named constant: its one
+    assignment runs before any use on every path.
+    """
     counts: dict[str, int] = {}
     for node in (n for stmt in body for n in iter_nodes(stmt)):
         target = None
@@ -538,7 +542,9 @@ def _assign_counts(body: tuple[ast.Stmt, ...]) -> dict[str, int]:
             target = node.target.id
         if target is not None:
             counts[target] = counts.get(target, 0) + (2 if isinstance(node, (ast.AugAssign, ast.For)) else 1)
-    return counts
+    top = {s.target.id for s in body if isinstance(s, ast.Assign) and isinstance(s.target, ast.Name)
+           and s.annotation is None}
+    return frozenset(n for n in top if counts.get(n) == 1)
 
 
 def _holds_special(t: object) -> bool:

@@ -98,7 +98,8 @@ class ExprChecker:
                       "assign it on every path before this line")
         epoch = self.flow.view_epoch(var)
         if epoch is not None and epoch < self.flow.epoch:
-            resize = self.fn.resize_spans[epoch] if self.fn else None
+            spans = self.fn.resize_spans if self.fn else []
+            resize = spans[epoch] if epoch < len(spans) else (spans[-1] if spans else None)
             where = f" at line {resize.line}" if resize else ""
             self.fail(span, "view-after-resize",
                       f"packet view `{var.name}` was taken before the packet was resized{where}",

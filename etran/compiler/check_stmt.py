@@ -8,8 +8,9 @@ each of those.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Iterator
 
 from etran.compiler import tir
 from etran.compiler.check_calls import CallChecker
@@ -46,10 +47,26 @@ class FunctionContext:
     resize_spans: list[Span] = field(default_factory=list)
     # Names assigned exactly once from a constant expression act as constants.
     constants: dict[str, tir.Const] = field(default_factory=dict)
-    assign_counts: dict[str, int] = field(default_factory=dict)
+    single_constants: frozenset[str] = frozenset()  # bound once, at the top of the body
 
 
 class BodyChecker(CallChecker):
+    @contextmanager
+    def speculative(self) -> Iterator[None]:
+        """Check something without keeping its diagnostics or its effects on the function."""
+        assert self.fn is not None
+        fn = self.fn.function
+        saved = (self.sink, self.flow, list(fn.effects), list(fn.call_sites), fn.stack_bytes,
+                 list(self.fn.resize_spans), fn.may_resize)
+        self.sink = DiagnosticSink()
+        try:
+            yield
+        finally:
+            (self.sink, self.flow, effects, sites, fn.stack_bytes, resizes, fn.may_resize) = saved
+            fn.effects[:] = effects
+            fn.call_sites[:] = sites
+            self.fn.resize_spans[:] = resizes
+
     # ---------------------------------------------------------------- blocks
     def block(self, stmts: tuple[ast.Stmt, ...]) -> tuple[tir.Stmt, ...]:
         out: list[tir.Stmt] = []
@@ -57,6 +74,8 @@ class BodyChecker(CallChecker):
             try:
                 r = getattr(self, "s_" + type(s).__name__)(s)
             except CheckFailed:
+                if isinstance(s, (ast.Return, ast.Break, ast.Continue)):
+                    self.flow = self.flow.dead()  # it still ends the path: no follow-on errors
                 continue
             if r is not None:
                 out.append(r)
@@ -130,7 +149,7 @@ class BodyChecker(CallChecker):
                 and not (isinstance(var.type, OptionalType) and var.type.inner is declared):
             self.fail(ann.span, "type", f"`{name}` was already declared as {var.type}")  # type: ignore[union-attr]
         expected = declared or (var.type if var is not None else None)
-        if var is None and declared is None and self.fn.assign_counts.get(name) == 1:
+        if var is None and declared is None and name in self.fn.single_constants:
             const = self.local_constant(value)
             if const is not None:
                 # Assigned once, from a constant: a named constant, exact like a module one.
@@ -138,20 +157,23 @@ class BodyChecker(CallChecker):
                 return None
         try:
             v = self.value(value, expected if not isinstance(expected, OptionalType) else None)
+            if var is None:
+                t = declared or self.infer(v, value.span)
+                if declared is not None and isinstance(v.type, OptionalType) \
+                        and v.type.inner is declared:
+                    t = v.type  # `c: Conn = m.get(k)` declares an Optional reference
+                var = tir.Var(name, t, target.span)
+                self.fn.locals[name] = var
+                self.fn.function.locals.append(var)
+            v = self.assign_value(var, v, value)
         except CheckFailed:
-            if var is None:  # keep the name, so its uses do not report it again
+            # Keep the name (typed if declared), so its uses are checked or stay quiet,
+            # instead of each reporting it as undefined or unassigned.
+            if var is None:
                 var = tir.Var(name, declared or ERROR, target.span)
                 self.fn.locals[name] = var
-                self.flow = self.flow.assign(var)
+            self.flow = self.flow.assign(var)
             raise
-        if var is None:
-            t = declared or self.infer(v, value.span)
-            if declared is not None and isinstance(v.type, OptionalType) and v.type.inner is declared:
-                t = v.type  # `c: Conn = m.get(k)` declares an Optional reference
-            var = tir.Var(name, t, target.span)
-            self.fn.locals[name] = var
-            self.fn.function.locals.append(var)
-        v = self.assign_value(var, v, value)
         self.flow = self.flow.assign(var)
         if isinstance(v.type, (StructType, OptionalType)) and self.is_packet_ref(v):
             self.flow = self.flow.set_view(var, self.flow.epoch)
@@ -161,14 +183,11 @@ class BodyChecker(CallChecker):
 
     def local_constant(self, value: ast.Expr) -> tir.Const | None:
         """The value of `value` if it is an untyped constant expression, without reporting."""
-        saved = self.sink
-        self.sink = DiagnosticSink()
-        try:
-            v = self.value(value)
-        except CheckFailed:
-            return None
-        finally:
-            self.sink = saved
+        with self.speculative():
+            try:
+                v = self.value(value)
+            except CheckFailed:
+                return None
         if isinstance(v, tir.Const) and isinstance(v.type, UntypedInt):
             return v
         return None
@@ -333,17 +352,8 @@ class BodyChecker(CallChecker):
         # with diagnostics muted, then check the body once more for real.
         head = before
         for _ in range(8):
-            muted = DiagnosticSink()
-            saved_sink, saved_effects = self.sink, list(self.fn.function.effects)
-            saved_sites, saved_stack = list(self.fn.function.call_sites), self.fn.function.stack_bytes
-            saved_resizes = list(self.fn.resize_spans)
-            self.sink = muted
-            end, frame = self.loop_body(s, var, head)
-            self.sink = saved_sink
-            self.fn.function.effects[:] = saved_effects
-            self.fn.function.call_sites[:] = saved_sites
-            self.fn.function.stack_bytes = saved_stack
-            self.fn.resize_spans[:] = saved_resizes
+            with self.speculative():
+                end, frame = self.loop_body(s, var, head)
             nxt = join_all([before, end] + frame.continues)
             nxt = _without(nxt, var)
             if nxt == head:

@@ -116,8 +116,10 @@ def remove(name: str) -> bool:
 def enter(name: str) -> Iterator[None]:
     """Run the ``with`` block with the calling thread inside namespace ``name``.
 
-    Other threads are unaffected. The thread goes back to where it was even if the block
-    raises; if it cannot (which would leave it in the wrong namespace), that is an error.
+    Other threads are unaffected, but a thread *started* inside the block inherits the
+    namespace (clone copies the creating thread's). The thread goes back to where it was even
+    if the block raises; if it cannot (which would leave it in the wrong namespace), that is
+    an error.
     """
     action = f"enter network namespace {name}"
     try:

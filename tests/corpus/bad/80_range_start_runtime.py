@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: loop-bound at 13:20
+# expect: loop-bound at 19:20
 # Resuming a scan from a runtime position: the start of `range` must be a constant.
 
 

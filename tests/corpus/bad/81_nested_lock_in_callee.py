@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: lock-nested at 25:9
+# expect: lock-nested at 27:9
 # `credit` takes the peer's lock; it is called while our own lock is held.
 
 

@@ -1,0 +1,91 @@
+"""Fixtures for netns tests: real namespaces, veths, XDP and AF_XDP on the running kernel.
+
+Every test here must leave behind nothing of its own: no namespace, veth, pin directory or
+state file of a run this process created, and no open file descriptor (`no_leftovers`).
+Objects of other processes' runs (a parallel test session) are not this test's business.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etran.compiler.pipeline import compile_file
+from etran.compiler.emit import CompiledObject
+from etran.runtime import attach, runs
+from etran.testing.packets import eth, ipv4, udp
+
+HERE = Path(__file__).parent
+
+
+def open_fds() -> dict[int, str]:
+    fds = {}
+    for name in os.listdir("/proc/self/fd"):
+        try:
+            fds[int(name)] = os.readlink(f"/proc/self/fd/{name}")
+        except FileNotFoundError:
+            pass
+    return fds
+
+
+def foreign_run_ids() -> set[str]:
+    """Runs owned by other live processes (or persistent ones made by other processes)."""
+    return {r.run_id for r in runs.list_runs() if r.pid != os.getpid() and not r.is_orphan()}
+
+
+def project_objects() -> set[str]:
+    found = runs.find_objects()
+    names = set(found.namespaces) | {f"link {n}" for n in found.links} | set(found.pins)
+    try:
+        names |= {os.path.join(runs.STATE_DIR, f) for f in os.listdir(runs.STATE_DIR)}
+    except FileNotFoundError:
+        pass
+    return names
+
+
+def run_id_in(name: str) -> str:
+    """The run id in a namespace name, pin directory or state file path."""
+    base = os.path.basename(name).removesuffix(".json")
+    return runs.run_id_of(base) or base
+
+
+@pytest.fixture(autouse=True)
+def no_leftovers() -> Iterator[None]:
+    before_fds = open_fds()
+    before = project_objects()
+    yield
+    foreign = foreign_run_ids()
+    leaked = sorted(n for n in project_objects() - before if run_id_in(n) not in foreign)
+    assert not leaked, f"left behind: {leaked}"
+    after_fds = open_fds()
+    fd_leaks = {fd: t for fd, t in after_fds.items() if before_fds.get(fd) != t}
+    assert not fd_leaks, f"file descriptors leaked: {fd_leaks}"
+
+
+_compiled: dict[str, CompiledObject] = {}
+
+
+def compiled(name: str) -> CompiledObject:
+    """A test transport from this directory, compiled once per session."""
+    if name not in _compiled:
+        _compiled[name] = compile_file(HERE / name)
+    return _compiled[name]
+
+
+def frame(src: object, dst: object, sport: int, dport: int, payload: bytes) -> bytes:
+    """An Ethernet/IPv4/UDP frame from host ``src`` to host ``dst`` with full checksums."""
+    return eth(ipv4(udp(payload, sport=sport, dport=dport, src=src.ip, dst=dst.ip),  # type: ignore[attr-defined]
+                    src=src.ip, dst=dst.ip), src=src.mac, dst=dst.mac)  # type: ignore[attr-defined]
+
+
+def u64s(raw: bytes | None) -> tuple[int, ...]:
+    assert raw is not None
+    return struct.unpack(f"<{len(raw) // 8}Q", raw)
+
+
+def nothing_attached(namespace: str) -> bool:
+    return attach.attached_program_ids(namespace) == {}
