@@ -33,6 +33,7 @@ import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import NoReturn
 
 from etran.runtime import netns
 from etran.runtime import xsk_sys as sys_
@@ -44,6 +45,7 @@ _DESC = struct.Struct("<QII")  # struct xdp_desc: addr, len, options
 _ADDR = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _XSKMAP = 17
+_BUSY_GRACE = 1.0  # seconds a just-closed socket may hold its queue
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,26 +166,36 @@ class XskSocket:
 
     def _bind(self) -> None:
         action = f"bind an AF_XDP socket to {self.interface} queue {self.queue}"
-        try:
-            sys_.bind(self._fd, self.interface.ifindex, self.queue, sys_.XDP_COPY)
-        except OSError as exc:
-            err = exc.errno or 0
-            if err == errno.EINVAL:
-                queues = _rx_queue_count(self.interface)
-                raise EtranRuntimeError(action, f"queue {self.queue} does not exist (the "
-                                        f"interface has {queues} queue"
-                                        f"{'s' if queues != 1 else ''}; use 0..{queues - 1})"
-                                        if queues and self.queue >= queues else
-                                        "the kernel rejected the bind (EINVAL): check the "
-                                        "queue, and that the interface is up") from exc
-            if err == errno.EBUSY:
-                raise EtranRuntimeError(action, "another AF_XDP socket is bound to that queue "
-                                        "(or one was closed without unmapping its rings); "
-                                        "close it first") from exc
-            if err in (errno.ENODEV, errno.ENXIO):
-                raise EtranRuntimeError(action, "no such interface in the socket's namespace "
-                                        "(was the topology torn down?)") from exc
-            raise _error(action, exc) from exc
+        # A socket closed a moment ago releases its queue from a kernel work item
+        # (xp_put_pool -> xp_release_deferred), so EBUSY right after a close is retried.
+        deadline = time.monotonic() + _BUSY_GRACE
+        while True:
+            try:
+                sys_.bind(self._fd, self.interface.ifindex, self.queue, sys_.XDP_COPY)
+                return
+            except OSError as exc:
+                if exc.errno != errno.EBUSY or time.monotonic() >= deadline:
+                    self._bind_failed(action, exc)
+                time.sleep(0.002)
+
+    def _bind_failed(self, action: str, exc: OSError) -> NoReturn:
+        err = exc.errno or 0
+        if err == errno.EINVAL:
+            queues = _rx_queue_count(self.interface)
+            raise EtranRuntimeError(action, f"queue {self.queue} does not exist (the "
+                                    f"interface has {queues} queue"
+                                    f"{'s' if queues != 1 else ''}; use 0..{queues - 1})"
+                                    if queues and self.queue >= queues else
+                                    "the kernel rejected the bind (EINVAL): check the "
+                                    "queue, and that the interface is up") from exc
+        if err == errno.EBUSY:
+            raise EtranRuntimeError(action, "another AF_XDP socket is bound to that queue "
+                                    "(or one was closed without unmapping its rings); "
+                                    "close it first") from exc
+        if err in (errno.ENODEV, errno.ENXIO):
+            raise EtranRuntimeError(action, "no such interface in the socket's namespace "
+                                    "(was the topology torn down?)") from exc
+        raise _error(action, exc) from exc
 
     # ---- the transport side
 
