@@ -50,6 +50,7 @@ class KernelRunner:
         self.loaded: LoadedObject = load_object(compiled.elf, name=self.program.name[:15] or "etran")
         self.ncpu = possible_cpus()
         self._rings: dict[str, RingBufferReader] = {}
+        self._known: dict[str, Any] = {}   # each map's contents as last written or read
         try:
             for m in self.program.maps:
                 if m.kind == "RingBuf":
@@ -72,41 +73,50 @@ class KernelRunner:
 
     # ---------------------------------------------------------------- maps
     def write_maps(self, store: MapStore) -> None:
-        """Make the kernel's maps hold exactly `store`'s contents."""
+        """Make the kernel's maps hold exactly `store`'s contents.
+
+        Only what differs from the kernel's last known contents is written: a
+        fuzzing loop usually changes one entry per run, and a map update is a syscall.
+        """
         for m in self.program.maps:
             live = self.loaded.maps[m.name]
             st = store[m.name]
             if m.kind == "RingBuf":
-                self._rings[m.name].drain()
-                continue
-            if m.kind == "Queue":
-                while live.pop() is not None:
-                    pass
-                for v in st.queue:
-                    live.push(v)
-                continue
-            if m.kind in ("XskMap", "DevMap"):
-                for k in list(live.keys()):
-                    live.delete(k)
-                if m.kind == "XskMap" and st.entries:
+                continue  # drained after every run
+            if m.kind == "XskMap":
+                if st.entries:
                     raise RunError(f"XskMap `{m.name}` slots hold AF_XDP sockets, which a test "
                                    "run cannot create: keep it empty (redirects then fall back)")
-            else:
-                live.clear()
-            for k, v in st.entries.items():
-                if m.kind == "DevMap":
-                    live.update(k, int(v).to_bytes(4, "little"))
-                elif isinstance(v, list):
-                    live.update(k, b"".join(bytes(x).ljust((len(x) + 7) // 8 * 8, b"\0") for x in v))
+                continue  # never written, so always empty
+            want = _raw_contents(m, st)
+            have = self._known.get(m.name)
+            if m.kind == "Queue":
+                if have != want:
+                    while live.pop() is not None:
+                        pass
+                    for v in want:
+                        live.push(v)
+                continue
+            if have is None:
+                if m.is_array:
+                    have = {k: None for k in live.keys()}  # unknown contents: rewrite all
                 else:
-                    live.update(k, bytes(v))
-
+                    live.clear()
+                    have = {}
+            for k in have.keys() - want.keys():
+                if m.is_array:
+                    live.update(k, _zero_value(m, self.ncpu))
+                else:
+                    live.delete(k)
+            for k, v in want.items():
+                if have.get(k) != v:
+                    live.update(k, _encode_value(m, v))
 
     def read_maps(self) -> MapStore:
         store = MapStore(self.program, self.ncpu)
         for m in self.program.maps:
             live = self.loaded.maps[m.name]
-            if m.kind == "RingBuf":
+            if m.kind in ("RingBuf", "XskMap"):  # sockets cannot be read back out of an XskMap
                 continue
             if m.kind == "Queue":
                 items = []
@@ -115,20 +125,30 @@ class KernelRunner:
                 for v in items:
                     live.push(v)
                 store[m.name].queue = items
-                continue
-            if m.kind == "XskMap":  # user space cannot read sockets back out of an XskMap
-                continue
-            for k, v in live.items():
-                if m.kind == "DevMap":
-                    store.set_raw(m.name, k, int.from_bytes(v[:4], "little"))
-                elif m.is_percpu:
-                    per = live.lookup_percpu(k) or []
-                    store.set_raw(m.name, k, [bytes(x[:m.value_size]) for x in per])
-                else:
-                    store.set_raw(m.name, k, v)
+            else:
+                for k, v in live.items():
+                    if m.kind == "DevMap":
+                        store.set_raw(m.name, k, int.from_bytes(v[:4], "little"))
+                    elif m.is_percpu:
+                        per = live.lookup_percpu(k) or []
+                        store.set_raw(m.name, k, [bytes(x[:m.value_size]) for x in per])
+                    elif not (m.is_array and not any(v)):
+                        store.set_raw(m.name, k, v)
+            self._known[m.name] = _raw_contents(m, store[m.name])
         return store
 
     # ---------------------------------------------------------------- runs
+    def run_timer(self, handler: str, key: bytes, inp: RunInput) -> RunResult:
+        """Fire a @timer handler for the entry with `key`, as the kernel's timer would."""
+        prog = self.loaded.programs.get(_fire_name(handler))
+        if prog is None:
+            raise RunError(f"`{handler}` cannot be fired on demand (not a @timer handler, or "
+                           f"its map's key is over {obs.MAX_KEY} bytes)")
+        result = self._execute(prog, inp, key)
+        result.action = None
+        result.packet = inp.packet
+        return result
+
     def run(self, hook: str, inp: RunInput) -> RunResult:
         if len(inp.packet) < ETH_HLEN:
             raise RunError(f"an XDP frame is at least {ETH_HLEN} bytes; this packet has "
@@ -136,10 +156,13 @@ class KernelRunner:
         if len(inp.packet) > MAX_TEST_FRAME:
             raise RunError(f"a test frame is at most {MAX_TEST_FRAME} bytes; this packet has "
                            f"{len(inp.packet)}")
+        return self._execute(self.loaded.programs[hook], inp)
+
+    def _execute(self, prog: Any, inp: RunInput, key: bytes = b"") -> RunResult:
         store = inp.maps if inp.maps is not None else MapStore(self.program, self.ncpu)
         self.write_maps(store)
-        self.loaded.maps[obs.MAP_NAME].update(bytes(4), obs.encode_inputs(inp.now_ns, inp.random_u32))
-        prog = self.loaded.programs[hook]
+        self.loaded.maps[obs.MAP_NAME].update(
+            bytes(4), obs.encode_inputs(inp.now_ns, inp.random_u32, key))
         before = os.sched_getaffinity(0)
         os.sched_setaffinity(0, {inp.cpu})
         try:
@@ -157,6 +180,44 @@ class KernelRunner:
         rings = {n: r.drain() for n, r in self._rings.items()}
         rings = {n: v for n, v in rings.items() if v}
         return RunResult(res.retval, res.data, maps, redirect, rings, timers)
+
+
+def _fire_name(handler: str) -> str:
+    return handler + obs.FIRE_SUFFIX
+
+
+def _raw_contents(m: Any, st: Any) -> Any:
+    """A map's contents in a comparable form: raw key -> raw value(s); arrays without zeros."""
+    if m.kind == "Queue":
+        return [bytes(v) for v in st.queue]
+    out: dict[bytes, Any] = {}
+    for k, v in st.entries.items():
+        if isinstance(v, list):
+            vals = tuple(bytes(x) for x in v)
+            if m.is_array and not any(any(x) for x in vals):
+                continue
+            out[bytes(k)] = vals
+        elif isinstance(v, (bytes, bytearray)):
+            if m.is_array and not any(v):
+                continue
+            out[bytes(k)] = bytes(v)
+        else:
+            out[bytes(k)] = v
+    return out
+
+
+def _encode_value(m: Any, v: Any) -> bytes:
+    if m.kind == "DevMap":
+        return int(v).to_bytes(4, "little")
+    if isinstance(v, tuple):
+        return b"".join(x.ljust((len(x) + 7) // 8 * 8, b"\0") for x in v)
+    return bytes(v)
+
+
+def _zero_value(m: Any, ncpu: int) -> bytes:
+    if m.is_percpu:
+        return bytes((m.value_size + 7) // 8 * 8 * ncpu)
+    return bytes(m.value_size)
 
 
 def _field_name(program: tir.Program, map_name: str, offset: int) -> str:

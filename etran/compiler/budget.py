@@ -77,21 +77,37 @@ def _refs(e: object, out: set[tir.Var]) -> None:
 
 
 class _Precise:
-    """Variables the verifier will track precisely: they steer branches, bounds or offsets."""
+    """Which variables the verifier tracks precisely, and how.
+
+    `branching`: variables that decide a branch, a loop bound, an offset or an
+    index. Two paths that gave one of them *different constants* stay apart
+    (each state decides a later branch its own way).
+    `bounding`: variables the verifier must bound because they move a pointer
+    (packet offsets, array indexes, resize amounts, loop bounds) and every
+    reference. Two paths that gave one of them different *ranges* add a state:
+    the verifier compares ranges and soon covers the others with the widest.
+    A variable that only meets plain comparisons with unknown values is not
+    tracked at all (the verifier marks precision only when it needs to).
+    Both sets grow backwards through assignments, as the verifier's precision
+    tracking does.
+    """
 
     def __init__(self, hook: tir.Function) -> None:
-        self.vars: set[tir.Var] = set()
+        self.branching: set[tir.Var] = set()
+        self.bounding: set[tir.Var] = set()
         self.assigns: list[tuple[tir.Var, tir.Expr]] = []
         self._seen: set[int] = set()
         self._fn(hook)
-        changed = True
-        while changed:  # precision propagates backwards through assignments
-            changed = False
-            for var, value in self.assigns:
-                if var in self.vars:
-                    before = len(self.vars)
-                    _refs(value, self.vars)
-                    changed |= len(self.vars) != before
+        for target in (self.branching, self.bounding):
+            changed = True
+            while changed:
+                changed = False
+                for var, value in self.assigns:
+                    if var in target:
+                        before = len(target)
+                        _refs(value, target)
+                        changed |= len(target) != before
+        self.branching |= self.bounding
 
     def _fn(self, f: tir.Function) -> None:
         if id(f) in self._seen:
@@ -99,7 +115,7 @@ class _Precise:
         self._seen.add(id(f))
         for v in f.locals + f.params:
             if isinstance(v.type, (StructType, OptionalType)):
-                self.vars.add(v)
+                self.bounding.add(v)
         self._block(f.body)
         for callee, _ in f.call_sites:
             self._fn(callee)
@@ -110,11 +126,12 @@ class _Precise:
                 self.assigns.append((s.var, s.value))
                 self._expr(s.value)
             elif isinstance(s, tir.If):
-                _refs(s.test, self.vars)
+                _refs(s.test, self.branching)
+                self._expr(s.test)
                 self._block(s.body)
                 self._block(s.orelse)
             elif isinstance(s, tir.Loop):
-                _refs(s.stop, self.vars)
+                _refs(s.stop, self.bounding)
                 self._block(s.body)
             elif isinstance(s, tir.Locked):
                 self._block(s.body)
@@ -128,15 +145,15 @@ class _Precise:
 
     def _place(self, p: tir.Place) -> None:
         if isinstance(p, tir.IndexPlace):
-            _refs(p.index, self.vars)
+            _refs(p.index, self.bounding)
 
     def _expr(self, e: object) -> None:
         if isinstance(e, (tir.Cond, tir.Logic)):
-            _refs(e.test if isinstance(e, tir.Cond) else e, self.vars)
+            _refs(e.test if isinstance(e, tir.Cond) else e, self.branching)
         if isinstance(e, tir.PacketHeader):
-            _refs(e.offset, self.vars)
+            _refs(e.offset, self.bounding)
         if isinstance(e, tir.PacketResize):
-            _refs(e.delta, self.vars)
+            _refs(e.delta, self.bounding)
         if isinstance(e, (tir.Load, tir.AddrOf)):
             self._place(e.place)
         for name in getattr(e, "__slots__", ()):
@@ -165,7 +182,9 @@ def _assigned(body: tuple[tir.Stmt, ...], out: dict[tir.Var, bool]) -> None:
 
 class _Walker:
     def __init__(self, hook: tir.Function) -> None:
-        self.precise = _Precise(hook).vars
+        precise = _Precise(hook)
+        self.branching = precise.branching
+        self.bounding = precise.bounding
         self.insns = 0.0
         self.processed = 0.0
         self.by_line: dict[tuple[str, int], float] = {}
@@ -234,14 +253,23 @@ class _Walker:
         """States after two paths meet (see the module docstring)."""
         if mt <= 0 or mf <= 0:
             return mt + mf
-        assigned: dict[tir.Var, bool] = {}
-        _assigned(arms, assigned)
-        precise = {v: exact for v, exact in assigned.items() if v in self.precise}
-        if not precise:
-            return max(mt, mf)
-        if any(precise.values()):
+        kind = self.difference(arms)
+        if kind == "exact":
             return mt + mf      # exact values differ: no state subsumes another
-        return max(mt, mf) + 1  # value ranges: the verifier soon covers them with one range
+        if kind == "range":
+            return max(mt, mf) + 1  # value ranges: the verifier soon covers them with one range
+        return max(mt, mf)
+
+    def difference(self, body: tuple[tir.Stmt, ...], skip: tir.Var | None = None) -> str:
+        """How the states of paths through `body` can differ: "exact", "range" or "none"."""
+        assigned: dict[tir.Var, bool] = {}
+        _assigned(body, assigned)
+        assigned.pop(skip, None)  # type: ignore[arg-type]
+        if any(exact and v in self.branching for v, exact in assigned.items()):
+            return "exact"
+        if any(v in self.bounding for v in assigned):
+            return "range"
+        return "none"
 
     def loop(self, s: tir.Loop, m: float, paths: _Paths) -> float:
         """Walk the verifier's unrolling: states entering iteration k+1 are an affine
@@ -266,28 +294,29 @@ class _Walker:
         p_slope, p_base = p2 - p1, 2 * p1 - p2        # processed per iteration
         cur, exits, returns = m, 0.0, 0.0
         iterations = 0
+        entering = 0.0                              # Σ states entering an iteration
         for _ in range(s.bound):
             iterations += 1
+            entering += cur
             self.processed = min(self.processed + p_slope * cur + p_base, _CAP)
             exits += (b2 - b1) * cur + (2 * b1 - b2)
             returns += (r2 - r1) * cur + (2 * r1 - r2)
             cur = min(max(slope * cur + base, 0.0), _CAP)
             if cur <= 0 or self.processed >= _CAP:
                 break
-        for k, v in lines2.items():
-            self.by_line[k] = self.by_line.get(k, 0.0) + v * iterations / 2
+        for k in lines1.keys() | lines2.keys():
+            one, two = lines1.get(k, 0.0), lines2.get(k, 0.0)
+            share = (two - one) * entering + (2 * one - two) * iterations
+            self.by_line[k] = min(self.by_line.get(k, 0.0) + share, _CAP)
         self.charge(1, m, s.span)                   # the final exit test
         if returns:
             paths.returns.append(returns)
-        assigned: dict[tir.Var, bool] = {}
-        _assigned(s.body, assigned)
-        assigned.pop(s.var, None)
-        precise = {v: e for v, e in assigned.items() if v in self.precise}
+        kind = self.difference(s.body, skip=s.var)
         runtime_stop = not isinstance(s.stop, tir.Const)
-        if not precise:
+        if kind == "none":
             ends = [cur > 0, exits > 0, runtime_stop]
             return m if any(ends) else 0.0
-        if any(precise.values()):
+        if kind == "exact":
             # Each iteration can leave with its own exact state.
             after = exits + cur + (m * iterations if runtime_stop else 0.0)
             return min(max(after, m), _CAP)

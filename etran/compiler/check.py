@@ -13,6 +13,7 @@ depth, stack, per-hook helpers) run afterwards in `etran.compiler.rules`.
 """
 from __future__ import annotations
 
+import difflib
 import functools
 import importlib.util
 import time
@@ -123,7 +124,8 @@ class Checker:
         elif isinstance(item, ast.ClassDef):
             self.declare_struct(scope, item)
         elif isinstance(item, ast.FunctionDef):
-            fn = tir.Function(item.name, [], VOID, item.span, scope.name, docstring=item.docstring)
+            fn = tir.Function(item.name, [], VOID, item.span, scope.name, docstring=item.docstring,
+                              name_span=item.name_span)
             decl = FuncDecl(item, fn, scope)
             scope.functions.append(decl)
             self.bind(scope, item.name, decl, item.name_span)
@@ -138,30 +140,37 @@ class Checker:
     def declare_import(self, scope: ModuleScope, item: ast.ImportFrom) -> None:
         if item.module == "__future__":
             return
+        spans = list(item.name_spans) or [item.span] * len(item.names)
         if item.module == "etran.dsl":
-            for name, alias in item.names:
+            for (name, alias), span in zip(item.names, spans):
                 if name == "*":
                     for n in DSL_EXPORTS:
                         scope.names.setdefault(n, BUILTINS[n])
                 elif name in DSL_EXPORTS:
-                    self.bind(scope, alias, BUILTINS[name], item.span)
+                    self.bind(scope, alias, BUILTINS[name], span)
                 else:
-                    self.sink.error(item.span, "import", f"`etran.dsl` has no name `{name}`")
+                    close = difflib.get_close_matches(name, DSL_EXPORTS, n=1)
+                    hint = (f"did you mean `{close[0]}`?" if close else
+                            "`from etran.dsl import *` brings in every name the language "
+                            "provides (docs/language.md lists them)")
+                    self.sink.error(span, "import", f"`etran.dsl` has no name `{name}`", hint)
             return
         other = self.import_module(item.module, item.span)
         if other is None:
             return
-        for name, alias in item.names:
+        for (name, alias), span in zip(item.names, spans):
             if name == "*":
                 for n, sym in other.names.items():
                     if not n.startswith("_") and not isinstance(sym, Builtin):
-                        self.bind(scope, n, sym, item.span)
+                        self.bind(scope, n, sym, span)
                 continue
             sym = other.names.get(name)
             if sym is None:
-                self.sink.error(item.span, "import", f"`{item.module}` has no name `{name}`")
+                close = difflib.get_close_matches(name, list(other.names), n=1)
+                self.sink.error(span, "import", f"`{item.module}` has no name `{name}`",
+                                *([f"did you mean `{close[0]}`?"] if close else []))
             else:
-                self.bind(scope, alias, sym, item.span)
+                self.bind(scope, alias, sym, span)
 
     def declare_global(self, scope: ModuleScope, item: ast.Assign) -> None:
         assert isinstance(item.target, ast.Name) and item.value is not None
@@ -315,7 +324,7 @@ class Checker:
         scope.structs.append(st)
         for m in node.methods:
             fn = tir.Function(f"{st.name}.{m.name}", [], VOID, m.span, scope.name,
-                              docstring=m.docstring)
+                              docstring=m.docstring, name_span=m.name_span)
             decl = FuncDecl(m, fn, scope, owner=st)
             st.methods[m.name] = decl  # type: ignore[assignment]
             scope.functions.append(decl)
@@ -511,6 +520,8 @@ class Checker:
         for p in fn.params:
             ctx.locals[p.name] = p
             flow = flow.assign(p)
+            if isinstance(p.type, StructType) and p.type.packed:
+                flow = flow.set_view(p, 0)  # a Header parameter is a packet view
         checker.flow = flow
         fn.body = checker.block(decl.node.body)
         if checker.flow.reachable:

@@ -27,7 +27,9 @@ class CallChecker(ExprChecker):
     def effect(self, kind: str, name: str, span: Span) -> None:
         """Record a kernel-visible effect; inside a lock, a helper call is an error."""
         if self.fn is None:
-            self.fail(span, "constant", "a call is not a constant")
+            self.fail(span, "constant", "a call is not a constant",
+                      f"module-level names are compile-time constants: call `{name}` inside a "
+                      "hook, and keep a value that must last between runs in a map")
         self.fn.function.effects.append((kind, name, span))
         if kind == "helper" and self.fn.lock is not None:
             self.sink.error(span, "lock-helper",
@@ -100,13 +102,24 @@ class CallChecker(ExprChecker):
         for kind, name, span in fn.effects:
             self.fn.function.effects.append((kind, name, span))
         if self.fn.lock is not None:
+            locks = [(n, s) for k, n, s in fn.effects if k == "lock"]
             helpers = [(n, s) for k, n, s in fn.effects if k == "helper"]
-            if helpers:
+            if locks:
+                n, s = locks[0]
+                self.sink.error(e.span, "lock-nested",
+                                f"`{fn.name}` takes `{n}` (line {s.line}) while "
+                                f"`{self.fn.lock_name}` is held; the verifier allows one spin "
+                                "lock at a time",
+                                f"call `{fn.name}` after the `with` block, once "
+                                f"`{self.fn.lock_name}` is released")
+            elif helpers:
                 n, s = helpers[0]
                 self.sink.error(e.span, "lock-helper",
                                 f"`{fn.name}` calls the helper `{n}` (line {s.line}) while "
                                 f"`{self.fn.lock_name}` is held",
-                                "the verifier allows no helper calls under a spin lock")
+                                "the verifier allows no helper calls or map lookups under a spin "
+                                f"lock: call `{fn.name}` before or after the `with` block and "
+                                "keep only field updates inside")
         if fn.may_resize:
             self.resized(e.span)
         return tir.Call(fn, tuple(values), fn.returns, e.span)
@@ -266,6 +279,10 @@ class CallChecker(ExprChecker):
         if name in ("resize_head", "resize_tail"):
             (delta,) = self.args(e, 1, f"pkt.{name}")
             d = self.coerce(self.value(delta, I32), I32, delta.span, "the size change")
+            if name == "resize_head" and not isinstance(d, tir.Const):
+                self.fail(delta.span, "constant", "`pkt.resize_head` takes a constant size change",
+                          "new head bytes are zeroed, which needs their count at compile time; "
+                          "resize by the header's size, e.g. `pkt.resize_head(Tag.size)`")
             self.effect("helper", f"pkt.{name}()", e.span)
             self.effect("resize", name, e.span)
             node = tir.PacketResize(name[len("resize_"):], d, e.span)

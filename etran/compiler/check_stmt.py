@@ -280,7 +280,10 @@ class BodyChecker(CallChecker):
     def jump(self, s: ast.Break | ast.Continue, word: str) -> tir.Stmt:
         assert self.fn is not None
         if not self.fn.loops:
-            self.fail(s.span, "syntax", f"`{word}` outside a loop")
+            what = ("ends the innermost `for` loop" if word == "break"
+                    else "starts the next iteration of the innermost `for` loop")
+            self.fail(s.span, "syntax", f"`{word}` outside a loop",
+                      f"`{word}` {what}; to leave the function, use `return`")
         frame = self.fn.loops[-1]
         if frame.lock_depth != self.fn.lock_depth:
             self.fail(s.span, "lock-exit", f"`{word}` would leave the `with` block while the lock "
@@ -391,10 +394,15 @@ class BodyChecker(CallChecker):
             step = step_c.value
             if step == 0:
                 self.fail(args[2].span, "loop-bound", "the step of `range` cannot be 0")
-        start = self.constant(start_node) if start_node is not None else \
+        start = self.value(start_node) if start_node is not None else \
             tir.Const(0, UNTYPED, it.span)
         if start_node is not None and not isinstance(start, tir.Const):
-            self.fail(start_node.span, "loop-bound", "the start of `range` must be a constant")
+            src = self.module.source
+            start_text = _text(src, start_node.span)
+            stop_text = _text(src, stop_node.span)
+            self.fail(start_node.span, "loop-bound", "the start of `range` must be a constant",
+                      "the verifier must see the bound: count from a constant, e.g. "
+                      f"`for i in range({stop_text}):` with `if i < {start_text}: continue`")
         stop = self.value(stop_node)
         limit = self.stop_limit(stop, stop_node, step)
         # The counter's type: the typed bound's, else u32 (i32 when a constant is negative).
@@ -435,9 +443,9 @@ class BodyChecker(CallChecker):
         if self.fn.lock is not None:
             self.fail(s.span, "lock-nested", f"`{self.fn.lock_name}` is already held; the "
                       "verifier allows one spin lock at a time", "release it before taking another")
-        text = self.module.source.line(s.context.span.line)
         self.fn.lock = place
-        self.fn.lock_name = text[s.context.span.col - 1:s.context.span.end_col - 1] or "the lock"
+        self.fn.lock_name = _text(self.module.source, s.context.span) or "the lock"
+        self.fn.function.effects.append(("lock", self.fn.lock_name, s.context.span))
         self.fn.lock_depth += 1
         try:
             body = self.block(s.body)
@@ -445,6 +453,14 @@ class BodyChecker(CallChecker):
             self.fn.lock = None
             self.fn.lock_depth -= 1
         return tir.Locked(place, body, s.span)
+
+
+def _text(source: object, span: Span) -> str:
+    """The source text under a one-line span."""
+    line = source.line(span.line)  # type: ignore[attr-defined]
+    if span.end_line != span.line:
+        return line[span.col - 1:].strip()
+    return line[span.col - 1:span.end_col - 1]
 
 
 def _without(flow: Flow, var: tir.Var) -> Flow:

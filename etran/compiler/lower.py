@@ -83,6 +83,10 @@ class Lowering:
                 self.declare_hook(hook)
         for fn, irfn in list(self.functions.items()):
             FunctionLowering(self, fn, irfn).lower()
+        if self.observe:
+            for hook in self.program.hooks:
+                if hook.hook == "timer" and fire_map(self.program, hook) is not None:
+                    self.fire_program(hook)
         used = ir.GlobalVariable(self.m, ir.ArrayType(PTR, len(self.used)), "llvm.compiler.used")
         used.initializer = ir.Constant(ir.ArrayType(PTR, len(self.used)), self.used)
         used.linkage = "appending"
@@ -143,6 +147,47 @@ class Lowering:
         irfn.set_metadata("dbg", sp)
         self.functions[fn] = irfn
         self.subprograms[fn] = sp
+
+    def fire_program(self, handler: tir.Function) -> None:
+        """`<handler>__fire`: an XDP program that runs a timer handler on demand (tests)."""
+        m = fire_map(self.program, handler)
+        assert m is not None and m.key is not None
+        irfn = ir.Function(self.m, ir.FunctionType(I32, [PTR]), handler.name + obs.FIRE_SUFFIX)
+        irfn.section = "xdp"
+        irfn.attributes.add("nounwind")
+        irfn.args[0].name = "ctx"
+        sp = self.di.subprogram(irfn.name, handler.span.file, handler.span.line,
+                                self.di.int_type(), [("ctx", self.di.ctx_pointer())], local=False)
+        irfn.set_metadata("dbg", sp)
+        b = ir.IRBuilder(irfn.append_basic_block("entry"))
+        b.debug_metadata = self.di.location(sp, handler.span.line, handler.span.col)
+        zero = b.alloca(I32)
+        zero.type = PTR
+        b.store(ir.Constant(I32, 0), zero)
+
+        def lookup(map_name: str, key: ir.Value) -> ir.Value:
+            fnty = ir.FunctionType(PTR, [PTR, PTR])
+            from etran.compiler.lower_expr import _Callee
+            fp = b.inttoptr(ir.Constant(I64, MAP_LOOKUP), PTR)
+            return b.call(_Callee(fp, fnty), [self.map_globals[map_name], key])
+
+        record = lookup(obs.MAP_NAME, zero)
+        have_record = irfn.append_basic_block("record")
+        missing = irfn.append_basic_block("missing")
+        b.cbranch(b.icmp_unsigned("!=", record, ir.Constant(PTR, None)), have_record, missing)
+        b.position_at_end(missing)
+        b.ret(ir.Constant(I32, 1))
+        b.position_at_end(have_record)
+        key_ptr = b.gep(record, [ir.Constant(I64, obs.OFF_KEY)], source_etype=I8)
+        value = lookup(m.name, key_ptr)
+        found = irfn.append_basic_block("found")
+        b.cbranch(b.icmp_unsigned("!=", value, ir.Constant(PTR, None)), found, missing)
+        b.position_at_end(found)
+        key: ir.Value = key_ptr
+        if not isinstance(m.key, StructType):
+            key = b.load(key_ptr, typ=llvm_type(m.key), align=1)
+        b.call(self.functions[handler], [key, value])
+        b.ret(ir.Constant(I32, 2))
 
     def timer_callback(self, handler: tir.Function) -> ir.Function:
         """The static `.text` callback the kernel calls: (map, key, value) -> 0."""
@@ -419,15 +464,26 @@ def _value_type(storage: Type) -> IntType:
     return storage
 
 
+def fire_map(program: tir.Program, handler: tir.Function) -> MapType | None:
+    """The map whose entries a timer handler fires for, if a test can fire it on demand."""
+    assert handler.timer_field is not None
+    st, _ = handler.timer_field
+    maps = [m for m in program.maps if m.value is st]
+    if len(maps) != 1 or maps[0].key is None or maps[0].key.size > obs.MAX_KEY:
+        return None
+    return maps[0]
+
+
 def _obs_struct() -> StructType:
-    from etran.compiler.types import U32, U64, layout
+    from etran.compiler.types import U8, U32, U64, layout
     timer = StructType("__etran_obs_timer", False, "__etran")
     layout(timer, [("map", U32, None), ("field", U32, None), ("delay", U64, None)])
     st = StructType("__etran_obs", False, "__etran")
     layout(st, [("redirect_map", U32, None), ("redirect_key", U32, None),
                 ("timer_count", U32, None), ("pad", U32, None),
                 ("timers", ArrayType(timer, obs.MAX_TIMERS), None),
-                ("now_ns", U64, None), ("random_u32", U32, None), ("pad2", U32, None)])
+                ("now_ns", U64, None), ("random_u32", U32, None), ("pad2", U32, None),
+                ("key", ArrayType(U8, obs.MAX_KEY), None)])
     assert st.size == obs.SIZE
     return st
 

@@ -7,7 +7,10 @@ adds a hidden one-slot array map, `__etran_obs`, and records both into it.
 In such a build `Timer.start` records the timer instead of arming it, so a
 test run stays deterministic (no callback fires while the maps are read), and
 `now_ns()` and `random_u32()` read their values from the same record, where
-the runner writes the inputs the interpreter is given.
+the runner writes the inputs the interpreter is given. Each @timer handler
+also gets an XDP program, `<handler>__fire`, that fires it for the map entry
+whose key the runner wrote into the record: timer bodies run on demand in
+the kernel, and compare with the interpreter like any hook.
 """
 from __future__ import annotations
 
@@ -28,13 +31,20 @@ OFF_TIMERS = HEADER.size
 INPUTS = struct.Struct("<QII")
 OFF_NOW = OFF_TIMERS + MAX_TIMERS * TIMER.size
 OFF_RANDOM = OFF_NOW + 8
-SIZE = OFF_NOW + INPUTS.size
+# The key of the map entry whose timer a `<handler>__fire` program fires.
+OFF_KEY = OFF_NOW + INPUTS.size
+MAX_KEY = 64
+SIZE = OFF_KEY + MAX_KEY
+FIRE_SUFFIX = "__fire"
 
 
-def encode_inputs(now_ns: int, random_u32: int) -> bytes:
-    """A fresh record: nothing observed yet, and the run's clock and random value."""
+def encode_inputs(now_ns: int, random_u32: int, key: bytes = b"") -> bytes:
+    """A fresh record: nothing observed yet, and the run's clock, random value and key."""
+    if len(key) > MAX_KEY:
+        raise ValueError(f"a timer key of {len(key)} bytes is over {MAX_KEY}")
     raw = bytearray(SIZE)
     INPUTS.pack_into(raw, OFF_NOW, now_ns & (2**64 - 1), random_u32 & 0xFFFFFFFF, 0)
+    raw[OFF_KEY:OFF_KEY + len(key)] = key
     return bytes(raw)
 
 

@@ -35,13 +35,13 @@ def check_rules(program: tir.Program, sink: DiagnosticSink) -> None:
         est = estimate_hook(hook)
         program.budgets[hook.name] = est
         if est.processed > MAX_PROCESSED:
-            sink.error(hook.span, "budget",
+            sink.error(hook.name_span or hook.span, "budget",
                        f"`{hook.name}` may make the verifier process about {est.processed:,} "
                        f"instructions; the kernel stops at {MAX_PROCESSED:,}",
                        f"the largest part: {est.hottest}",
                        "lower loop bounds, or split the work across hooks or runs")
         elif est.insns > MAX_INSNS:
-            sink.error(hook.span, "budget", f"`{hook.name}` compiles to about {est.insns:,} "
+            sink.error(hook.name_span or hook.span, "budget", f"`{hook.name}` compiles to about {est.insns:,} "
                        f"instructions; the kernel accepts at most {MAX_INSNS:,}")
 
 
@@ -102,7 +102,7 @@ def _stack(hook: tir.Function, sink: DiagnosticSink) -> None:
         parts = [f"`{hook.name}` itself: {hook.stack_bytes} bytes"] + \
             [f"`{c.name}` (line {s.line}): {stack_bytes(c)} bytes" for c, s in hook.call_sites
              if stack_bytes(c)]
-        sink.error(hook.span, "stack", f"`{hook.name}` needs about {total} bytes of stack; "
+        sink.error(hook.name_span or hook.span, "stack", f"`{hook.name}` needs about {total} bytes of stack; "
                    f"the kernel allows {MAX_STACK}",
                    "structs built in a function live on the stack: " + "; ".join(parts),
                    "keep large structs in a map (e.g. a PerCpuArray used as scratch space)")

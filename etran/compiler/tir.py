@@ -417,6 +417,7 @@ class Function:
     span: Span
     module: str
     hook: str | None = None          # "xdp" | "egress" | "gen" | "timer" | None
+    name_span: Span | None = None    # where the name is written in `def name(...)`
     timer_field: tuple[StructType, Field] | None = None
     body: tuple[Stmt, ...] = ()
     # Filled by the checker: whether it may resize the packet.

@@ -232,6 +232,7 @@ class ImportFrom:
     span: Span
     module: str
     names: tuple[tuple[str, str], ...]  # (name, alias); ("*", "*") for a star import
+    name_spans: tuple[Span, ...] = ()   # where each imported name is written
 
 
 @dataclass(frozen=True, slots=True)

@@ -266,16 +266,19 @@ class _Builder(Transformer[Token, Any]):
 
     @v_args(meta=True)
     def import_from(self, meta: Meta, c: list[Any]) -> ast.ImportFrom:
-        return ast.ImportFrom(self.sp(meta), c[0], tuple(c[1]))
+        items = c[1]
+        return ast.ImportFrom(self.sp(meta), c[0], tuple((n, a) for n, a, _ in items),
+                              tuple(sp for _, _, sp in items))
 
-    def import_star(self, c: list[Any]) -> list[tuple[str, str]]:
-        return [("*", "*")]
+    @v_args(meta=True)
+    def import_star(self, meta: Meta, c: list[Any]) -> list[tuple[str, str, Span]]:
+        return [("*", "*", self.sp(meta))]
 
     def import_list(self, c: list[Any]) -> list[tuple[str, str]]:
         return [x for x in c if x is not None]
 
-    def import_as(self, c: list[Any]) -> tuple[str, str]:
-        return (str(c[0]), str(c[1] if c[1] is not None else c[0]))
+    def import_as(self, c: list[Any]) -> tuple[str, str, Span]:
+        return (str(c[0]), str(c[1] if c[1] is not None else c[0]), self.sp(c[0]))
 
     @v_args(meta=True)
     def import_name(self, meta: Meta, c: list[Any]) -> ast.Import:

@@ -31,6 +31,7 @@ from etran.runtime.maps import MAP_TYPE_NAMES, Map
 from etran.runtime.system import check_kernel_support
 
 EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
+_LISTABLE = frozenset({1, 2, 5, 6, 9, 10})  # hash, array and their per-CPU/LRU kinds
 
 
 def add_runtime_commands(subparsers: Any) -> None:
@@ -181,10 +182,10 @@ def _status(args: argparse.Namespace) -> int:
 
 
 def _print_run(record: runs.RunRecord, entries: int) -> None:
-    if record.owner_alive():
-        owner = f"process {record.pid}"
-    elif record.persistent:
+    if record.persistent:
         owner = "detached (etran up)"
+    elif record.owner_alive():
+        owner = f"held by process {record.pid}"
     else:
         owner = f"ORPHANED: process {record.pid} died; `etran down` removes it"
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
@@ -223,14 +224,16 @@ def _programs(namespace: str) -> dict[str, str]:
 def _print_map(path: str, entries: int) -> None:
     try:
         with Map.from_pinned(path) as map_:
+            kind = MAP_TYPE_NAMES.get(map_.map_type, str(map_.map_type))
+            if map_.map_type not in _LISTABLE:
+                print(f"    map {map_.name} ({kind}, max {map_.max_entries} entries)")
+                return
             shown = []
             total = 0
-            if map_.map_type in (1, 2, 5, 6, 9, 10):  # hash/array kinds can be listed
-                for key, value in map_.items():
-                    total += 1
-                    if len(shown) < entries and (map_.map_type not in (2, 6) or any(value)):
-                        shown.append(f"{key.hex()}: {value.hex()}")
-            kind = MAP_TYPE_NAMES.get(map_.map_type, str(map_.map_type))
+            for key, value in map_.items():
+                total += 1
+                if len(shown) < entries and (map_.map_type not in (2, 6) or any(value)):
+                    shown.append(f"{key.hex()}: {value.hex()}")
             print(f"    map {map_.name} ({kind}, {total} entries)"
                   + "".join(f"\n      {line}" for line in shown))
     except EtranRuntimeError as exc:

@@ -221,15 +221,26 @@ def _close_all_at_exit() -> None:
             run.close()
 
 
+_handler_pid = 0  # the process that installed the handlers
+
+
 def _on_signal(signum: int, _frame: FrameType | None) -> None:
+    if os.getpid() != _handler_pid:
+        # A forked child (pyroute2 and multiprocessing fork helpers) inherited the handler;
+        # it owns no run, so it dies of the signal as it would have without us.
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+        return
     raise SystemExit(128 + signum)  # unwinds `with` blocks, then atexit closes the rest
 
 
 def _install_signal_handlers() -> None:
     """SIGTERM and SIGHUP exit through Python (so cleanup runs) unless someone else already
     handles them. SIGINT already raises KeyboardInterrupt. Only the main thread may do this."""
+    global _handler_pid
     if threading.current_thread() is not threading.main_thread():
         return
+    _handler_pid = os.getpid()
     for signum in (signal.SIGTERM, signal.SIGHUP):
         if signal.getsignal(signum) is signal.SIG_DFL:
             signal.signal(signum, _on_signal)

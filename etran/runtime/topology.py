@@ -11,7 +11,9 @@ Each host is a namespace ``etran-<id>-<host>`` with one interface, ``etran-eth0`
 namespaces. Every host has a permanent neighbour entry for every other host and the bridge a
 static entry for every host, so plain sockets work at once, no ARP or flooding disturbs a test
 that counts frames, and no frame for one host is flooded to another. IPv6 is off (no router
-solicitations or DAD frames), and TX checksum offload is off on every veth, so frames carry
+solicitations or DAD frames) and the bridge does no multicast snooping (it would send IGMP
+reports to every host), so a quiet topology carries no frames at all; TX checksum offload is
+off on every veth, so frames carry
 full checksums when XDP programs read them, bounce them (XDP_TX) or hand them to AF_XDP.
 
 Why a switch rather than a bare veth pair: incast needs one receiving interface for N senders,
@@ -155,7 +157,8 @@ class Topology:
             netns.write_sysctl(ns, "net.ipv6.conf.all.disable_ipv6", "1")
             netns.write_sysctl(ns, "net.ipv6.conf.default.disable_ipv6", "1")
         with netns.netlink(self.switch) as sw:
-            sw.link("add", ifname=BRIDGE, kind="bridge", br_stp_state=0, br_forward_delay=0)
+            sw.link("add", ifname=BRIDGE, kind="bridge", br_stp_state=0, br_forward_delay=0,
+                    br_mcast_snooping=0)
             bridge = sw.link_lookup(ifname=BRIDGE)[0]
             for number, host in enumerate(names, start=1):
                 self._add_host(sw, bridge, host, number)

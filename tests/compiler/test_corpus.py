@@ -5,9 +5,8 @@ comment says which rule and where the first (and only) diagnostic must point:
 
     # expect: RULE at LINE:COL
 
-`tests/corpus/bad/NN_name.expected` is the exact stderr of
-
-    cd /work/main && etran check tests/corpus/bad/NN_name.py
+`tests/corpus/bad/NN_name.expected` is the exact stderr of `etran check tests/corpus/bad/NN_name.py`
+run from the repository root (so paths in it are relative).
 
 Each golden was read by hand: the rule is the one the program breaks, the caret is under the
 offending construct, the message says what is wrong in the language's terms and a hint says what
@@ -21,7 +20,7 @@ are `xfail(strict=True)`, so fixing the bug makes them fail loudly until the ent
 `--regenerate` leaves them alone unless named.
 
 `tests/corpus/good/` holds programs the kernel verifier accepts (`# expect: ok`), each a
-reproducer for a checker bug that rejects it.
+reproducer for a checker bug that rejected it (`GOOD_BUGS` lists the ones still open).
 """
 from __future__ import annotations
 
@@ -60,63 +59,8 @@ UNREACHABLE: dict[str, str] = {}
 # Known checker bugs, by corpus file: (which tests fail, what is wrong). "all" = the diagnostic
 # itself is wrong (location, rule, count, crash, or the program is accepted); "golden" = the
 # diagnostic is right but its text misses what the brief requires (a hint saying what to write).
-BUGS: dict[str, tuple[str, str]] = {
-    "12_lock_calls_helper_function": (
-        "golden",
-        "lock-helper through a called function: the hint only says why ('the verifier allows no "
-        "helper calls under a spin lock') and not what to write instead, unlike the direct case"),
-    "67_constant_from_call": (
-        "all",
-        "`BOOT_NS = now_ns()` at module level: `error[constant]: a call is not a constant` has no "
-        "hint saying what to write instead"),
-    "69_import_unknown_dsl_name": (
-        "all",
-        "`from etran.dsl import ..., XDP_CONSUME`: `etran.dsl has no name` has no hint (e.g. the "
-        "names it does provide, or `from etran.dsl import *`)"),
-    "75_break_outside_loop": (
-        "all",
-        "`break` outside a loop: `error[syntax]` has no hint saying what to write instead"),
-    "77_return_7_last": (
-        "all",
-        "an error in the expression of a hook's last `return` (here `return 7`) also reports a "
-        "spurious `missing-return` at the def, sorted first: the failed return is not treated "
-        "as ending the path"),
-    "78_view_resized_by_callee": (
-        "all",
-        "a packet view passed as a parameter to a function that resizes the packet is not "
-        "invalidated: the checker accepts the write through it; the kernel rejects it "
-        "(R7 invalid mem access 'scalar')"),
-    "79_view_resized_in_loop": (
-        "all",
-        "a view used in a loop whose body resizes the packet: internal error IndexError in "
-        "check_expr.var_ref (`self.fn.resize_spans[epoch]`: the muted fixpoint passes restore "
-        "resize_spans but not the flow's epoch)"),
-    "80_range_start_runtime": (
-        "all",
-        "`range(r.head, 64)`: reported as `error[constant]: this must be a compile-time constant` "
-        "instead of loop-bound; the loop-bound message for a runtime start in "
-        "check_stmt.range_bounds is dead code, as `self.constant()` fails first"),
-    "81_nested_lock_in_callee": (
-        "all",
-        "a function that takes a lock, called while another lock is held, is accepted; the kernel "
-        "rejects it ('function calls are not allowed while holding a lock'): `with` in the callee "
-        "records no effect for the caller's lock rules"),
-    "82_timer_redirect_result": (
-        "all",
-        "`verdict = sockets.redirect(...)` in a @timer handler reports hook-helper twice: a name "
-        "assigned once is first evaluated by the local-constant probe (assign_name -> "
-        "local_constant), which records the call's effects a second time"),
-}
-GOOD_BUGS: dict[str, str] = {
-    "01_struct_built_once": (
-        "`s = Sample()` (a name assigned once) counts the struct's stack twice (648 bytes instead "
-        "of 328) and rejects the hook with `stack`: the local-constant probe in assign_name "
-        "evaluates the constructor once more; the kernel reports stack depth 328"),
-    "02_rtt_table_scan": (
-        "the budget estimate is ~46x the kernel's count for a loop indexing an array with the "
-        "loop counters (estimate 1,511,397, kernel 32,975 processed), so the checker rejects a "
-        "program the kernel accepts"),
-}
+BUGS: dict[str, tuple[str, str]] = {}
+GOOD_BUGS: dict[str, str] = {}
 
 
 def _bad_files() -> list[Path]:

@@ -33,6 +33,7 @@ class Step:
     packet: bytes
     expect: Callable[[RunResult, "Ctx"], None] | None = None
     now_ns: int = 0
+    timer_key: tuple[str, Any] | None = None   # (map, key): fire this @timer handler for it
 
 
 @dataclass
@@ -90,6 +91,11 @@ def dctcp() -> Scenario:
         v = c.value(r, "conns", key)
         assert v is not None and v["dupacks"] == 1
 
+    def timed_out(r: RunResult, c: Ctx) -> None:
+        v = c.value(r, "conns", key)
+        assert v is not None and v["cwnd"] == 1448 and v["timeouts"] == 1
+        assert v["snd_nxt"] == v["snd_una"] == 22000
+
     def stamped(r: RunResult, c: Ctx) -> None:
         seq = struct.unpack_from("!I", r.packet, 14 + 20 + 4)[0]
         assert seq == 30000 and r.action == 3
@@ -102,6 +108,7 @@ def dctcp() -> Scenario:
         Step("rx", ack(22000), dupack),
         Step("rx", udp_frame(), lambda r, c: _action(r, 2)),
         Step("tx", tcp_frame(b"x" * 100, src=A, dst=B, sport=5000, dport=80), stamped),
+        Step("rto_expired", bytes(64), timed_out, timer_key=("conns", key)),
     ])
 
 
@@ -148,12 +155,19 @@ def rate_limiter() -> Scenario:
         assert r.action == 2 and v is not None and v["tokens"] == 300 - len(frame)
         assert [t.field for t in r.timers] == ["refill_timer"]
 
+    def refilled(r: RunResult, c: Ctx) -> None:
+        v = c.value(r, "buckets", key)
+        assert v is not None and v["tokens"] == 300 - 2 * len(frame) + 500
+        assert [t.field for t in r.timers] == ["refill_timer"]      # it re-arms itself
+
     return Scenario("rate_limiter", {"buckets": [(key, {"tokens": 300, "burst": 3000,
                                                         "rate_bytes": 500})]}, [
         Step("police", frame, charged),
         Step("police", frame, lambda r, c: _action(r, 2)),
         Step("police", frame, lambda r, c: _action(r, 1)),
         Step("police", udp_frame(sport=1, dport=7), lambda r, c: _action(r, 2)),
+        Step("refill", bytes(64), refilled, timer_key=("buckets", key)),
+        Step("police", frame, lambda r, c: _action(r, 2)),
     ])
 
 
@@ -319,8 +333,14 @@ def test_example_agrees_with_the_interpreter(kernel: None, scenario: Scenario) -
                 store.set(name, k, v)
         for i, step in enumerate(scenario.steps):
             inp = frame_input(step.packet, maps=store, now_ns=step.now_ns)
-            k = runner.run(step.hook, inp)
-            mine = interp.run(step.hook, inp)
+            if step.timer_key is not None:
+                m = obj.program.map(step.timer_key[0])
+                key = codec.encode(m.key, step.timer_key[1])
+                k = runner.run_timer(step.hook, key, inp)
+                mine = interp.run_timer(step.hook, key, inp)
+            else:
+                k = runner.run(step.hook, inp)
+                mine = interp.run(step.hook, inp)
             diffs = compare(k, mine)
             assert not diffs, f"step {i} ({step.hook}): " + "; ".join(map(str, diffs))
             if step.expect is not None:

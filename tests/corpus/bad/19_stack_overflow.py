@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: stack at 16:1
+# expect: stack at 16:5
 # Two 400-byte SACK scoreboards built on the stack in one hook: over 512 bytes.
 
 

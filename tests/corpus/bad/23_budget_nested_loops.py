@@ -1,5 +1,5 @@
 from etran.dsl import *
-# expect: budget at 14:1
+# expect: budget at 14:5
 # A 64 x 64 x 64 scan of the RTT history: far more verifier work than the kernel allows.
 
 
