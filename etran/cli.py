@@ -6,6 +6,9 @@
     etran verify FILE [--log]        load into the kernel verifier: verdict and statistics
     etran run FILE HOOK --packet HEX [--maps JSON]
                                      the kernel's and the interpreter's results side by side
+    etran fuzz FILE [--hook H] [--examples N] [--seed S]
+                                     kernel vs interpreter on generated inputs
+    etran fuzz --programs N          ... on generated programs (soundness, budget too)
     etran demo                       check, build, verify and run the DCTCP example
 
 Exit codes: 0 success, 1 a problem in the user's program or input (including a
@@ -215,6 +218,45 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_PROGRAM if diffs else EXIT_OK
 
 
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    if args.programs is not None:
+        from etran.fuzz_programs import fuzz_programs_command
+        return fuzz_programs_command(args)
+    if not args.file:
+        raise UsageError("fuzz needs a FILE, or --programs N to generate programs")
+    if args.examples < 1:
+        raise UsageError("--examples must be at least 1")
+    from etran.fuzz import describe, fuzz_hook, save_counterexample
+    from etran.runner import KernelRunner
+    obj = _compile(args.file, observe=True)
+    hooks = [h.name for h in obj.program.hooks]
+    if args.hook is not None and args.hook not in hooks:
+        raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(hooks)}")
+    _kernel()
+    chosen = [args.hook] if args.hook else hooks
+    tty = sys.stderr.isatty()
+
+    def progress(r: Any) -> None:
+        line = f"  {r.hook}: {r.cases}/{args.examples} cases, {r.rate:,.0f} cases/s"
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    failed = False
+    with KernelRunner(obj) as runner:
+        for hook in chosen:
+            report = fuzz_hook(runner, hook, args.examples, args.seed, progress)
+            if tty:
+                print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+            print(f"{hook}: {report.cases} cases, {report.mismatches} mismatches, "
+                  f"{report.rate:,.0f} cases/s")
+            if report.counterexample is not None:
+                failed = True
+                print(describe(report.counterexample, _compile(args.file, observe=True)))
+                saved = save_counterexample(report.counterexample, Path(args.save))
+                print(f"saved the counterexample (source and input) to {saved}")
+                break
+    return EXIT_PROGRAM if failed else EXIT_OK
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from etran.demo import demo
     return demo()
@@ -248,6 +290,17 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--now", type=int, default=0, help="the clock for the interpreter (ns)")
     r.add_argument("--cpu", type=int, default=0, help="run on this CPU")
     r.set_defaults(func=cmd_run)
+    fz = sub.add_parser("fuzz", help="compare kernel and interpreter on generated inputs, "
+                        "or on generated programs with --programs N")
+    fz.add_argument("file", nargs="?")
+    fz.add_argument("--hook", help="only this hook (default: every hook, timers included)")
+    fz.add_argument("--examples", type=int, default=1000, help="inputs per hook (default 1000)")
+    fz.add_argument("--seed", type=int, help="a seed, for a reproducible run")
+    fz.add_argument("--programs", type=int, help="generate this many programs instead of a FILE")
+    fz.add_argument("--inputs", type=int, default=3, help="inputs per generated program")
+    fz.add_argument("--save", default=".etran/counterexamples",
+                    help="where counterexamples are saved (default .etran/counterexamples)")
+    fz.set_defaults(func=cmd_fuzz)
     dm = sub.add_parser("demo", help="check, build, verify and run the DCTCP example")
     dm.set_defaults(func=cmd_demo)
     try:

@@ -51,6 +51,8 @@ class KernelRunner:
         self.ncpu = possible_cpus()
         self._rings: dict[str, RingBufferReader] = {}
         self._known: dict[str, Any] = {}   # each map's contents as last written or read
+        self._affinity: set[int] | None = None
+        self._pinned: int | None = None
         try:
             for m in self.program.maps:
                 if m.kind == "RingBuf":
@@ -59,7 +61,19 @@ class KernelRunner:
             self.close()
             raise
 
+    def _pin(self, cpu: int) -> None:
+        """Run on `cpu` (per-CPU maps and cpu_id() depend on it); restored by close()."""
+        if self._pinned == cpu:
+            return
+        if self._affinity is None:
+            self._affinity = os.sched_getaffinity(0)
+        os.sched_setaffinity(0, {cpu})
+        self._pinned = cpu
+
     def close(self) -> None:
+        if self._affinity is not None:
+            os.sched_setaffinity(0, self._affinity)
+            self._affinity, self._pinned = None, None
         for r in self._rings.values():
             r.close()
         self._rings.clear()
@@ -163,13 +177,9 @@ class KernelRunner:
         self.write_maps(store)
         self.loaded.maps[obs.MAP_NAME].update(
             bytes(4), obs.encode_inputs(inp.now_ns, inp.random_u32, key))
-        before = os.sched_getaffinity(0)
-        os.sched_setaffinity(0, {inp.cpu})
-        try:
-            res = prog.test_run(inp.packet, ctx=XdpContext(rx_queue_index=inp.rx_queue,
-                                                           ingress_ifindex=inp.ifindex))
-        finally:
-            os.sched_setaffinity(0, before)
+        self._pin(inp.cpu)
+        res = prog.test_run(inp.packet, ctx=XdpContext(rx_queue_index=inp.rx_queue,
+                                                       ingress_ifindex=inp.ifindex))
         maps = self.read_maps()
         raw = self.loaded.maps[obs.MAP_NAME].lookup(bytes(4)) or bytes(obs.SIZE)
         seen = obs.decode(raw)

@@ -159,7 +159,7 @@ class Field:
         return f"Field({self.name}: {self.type} @{self.offset})"
 
 
-@dataclass(eq=False, slots=True)
+@dataclass(eq=False, slots=True, weakref_slot=True)
 class StructType:
     """A `Struct` (natural alignment) or `Header` (packed) declaration.
 

@@ -92,7 +92,11 @@ def _power_of_two(n: int) -> bool:
 
 
 class XskSocket:
-    """An AF_XDP socket bound to ``queue`` of ``interface`` (copy mode)."""
+    """An AF_XDP socket bound to ``queue`` of ``interface`` (copy mode).
+
+    Not thread-safe: the rings have one producer and one consumer each, so use a socket from
+    one thread at a time (or one sender thread and one receiver thread, never two of either).
+    """
 
     def __init__(self, interface: Interface, queue: int = 0, *, frame_count: int = 4096,
                  frame_size: int = 2048, ring_size: int = 2048, blocking: bool = True) -> None:

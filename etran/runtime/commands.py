@@ -61,7 +61,7 @@ def _fail(message: str, code: int) -> int:
     return code
 
 
-def _guarded(handler: Callable[[argparse.Namespace], int],
+def _guarded(verb: str, handler: Callable[[argparse.Namespace], int],
              args: argparse.Namespace) -> int:
     """Turn every expected failure into one line and an exit code."""
     from etran.dsl.diagnostics import DiagnosticError
@@ -75,6 +75,10 @@ def _guarded(handler: Callable[[argparse.Namespace], int],
                      "--log` for the verifier's log)", EXIT_PROGRAM)
     except EtranRuntimeError as exc:
         return _fail(str(exc).splitlines()[0], EXIT_USAGE)
+    except PermissionError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(f"{verb} needs root: permission denied{where}; run as root",
+                     EXIT_USAGE)
     except OSError as exc:
         return _fail(f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}",
                      EXIT_USAGE)
@@ -83,7 +87,7 @@ def _guarded(handler: Callable[[argparse.Namespace], int],
 # --------------------------------------------------------------------------- up
 
 def cmd_up(args: argparse.Namespace) -> int:
-    return _guarded(_up, args)
+    return _guarded("up", _up, args)
 
 
 def _up(args: argparse.Namespace) -> int:
@@ -157,7 +161,7 @@ def _hold(topo: Any) -> None:
 # --------------------------------------------------------------------------- status
 
 def cmd_status(args: argparse.Namespace) -> int:
-    return _guarded(_status, args)
+    return _guarded("status", _status, args)
 
 
 def _status(args: argparse.Namespace) -> int:
@@ -228,7 +232,7 @@ def _print_map(path: str, entries: int) -> None:
             if map_.map_type not in _LISTABLE:
                 print(f"    map {map_.name} ({kind}, max {map_.max_entries} entries)")
                 return
-            shown = []
+            shown: list[str] = []
             total = 0
             for key, value in map_.items():
                 total += 1
@@ -243,7 +247,7 @@ def _print_map(path: str, entries: int) -> None:
 # --------------------------------------------------------------------------- down
 
 def cmd_down(args: argparse.Namespace) -> int:
-    return _guarded(_down, args)
+    return _guarded("down", _down, args)
 
 
 def _down(args: argparse.Namespace) -> int:

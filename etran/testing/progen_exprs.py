@@ -1,0 +1,787 @@
+"""Types, declarations, scopes and expressions for the random program generator.
+
+`etran.testing.progen` draws random well-typed transports for property tests
+(issue 4: the compiled program agrees with the reference interpreter, and what
+the checker accepts the kernel verifier accepts). This module is everything
+below the statement level:
+
+* a small model of the language's types, enough to stay well-typed by
+  construction without asking the compiler (programs are rendered to text and
+  parsed back by the real compiler: the generator must not share its typing);
+* the declarations a generated module makes (structs, headers, maps,
+  functions, constants) and the scopes of a body being generated (which names
+  exist, which None-able values were checked, which packet views a resize made
+  stale);
+* `ExprGen`, which draws an expression of a requested type and renders it as
+  Python source with the parentheses a person would write.
+
+Typing rules mirrored from docs/language.md ("Integer rules"): an expression
+*assignable to T* has T's signedness and at most T's width (widening is
+implicit); an integer literal takes the type of the typed operand it meets and
+must fit that type, so two literals never meet in an operator; signed and
+unsigned never mix without a cast. Every choice is a hypothesis draw, and the
+first option of each choice is the simplest one, so failing programs shrink to
+short ones.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterator, Union
+
+from hypothesis import strategies as st
+
+
+# ---------------------------------------------------------------- types
+@dataclass(frozen=True)
+class Int:
+    name: str
+    bits: int
+    signed: bool
+
+    @property
+    def size(self) -> int:
+        return self.bits // 8
+
+    align = size
+
+    @property
+    def lo(self) -> int:
+        return -(1 << (self.bits - 1)) if self.signed else 0
+
+    @property
+    def hi(self) -> int:
+        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+
+    def fits(self, v: int) -> bool:
+        return self.lo <= v <= self.hi
+
+    def holds(self, other: Int) -> bool:
+        """Whether `other` widens to this type implicitly."""
+        return other.signed == self.signed and other.bits <= self.bits
+
+
+@dataclass(frozen=True)
+class BoolT:
+    name: str = "bool"
+    size: int = 1
+    align: int = 1
+
+
+@dataclass(frozen=True)
+class Be:
+    name: str
+    bits: int
+
+    @property
+    def size(self) -> int:
+        return self.bits // 8
+
+    align = size
+
+    @property
+    def value(self) -> Int:
+        return UNSIGNED[self.bits]
+
+
+@dataclass(frozen=True)
+class LockT:
+    name: str = "SpinLock"
+    size: int = 4
+    align: int = 4
+
+
+@dataclass(frozen=True)
+class Arr:
+    elem: Union[Int, BoolT, Be]
+    n: int
+
+    @property
+    def name(self) -> str:
+        return f"Array[{self.elem.name}, {self.n}]"
+
+    @property
+    def size(self) -> int:
+        return self.elem.size * self.n
+
+    @property
+    def align(self) -> int:
+        return self.elem.align
+
+
+U8, U16, U32, U64 = Int("u8", 8, False), Int("u16", 16, False), Int("u32", 32, False), Int("u64", 64, False)
+I8, I16, I32, I64 = Int("i8", 8, True), Int("i16", 16, True), Int("i32", 32, True), Int("i64", 64, True)
+INTS = (U32, U8, U16, U64, I32, I8, I16, I64)
+UNSIGNED = {8: U8, 16: U16, 32: U32, 64: U64}
+BOOL = BoolT()
+BE16, BE32, BE64 = Be("be16", 16), Be("be32", 32), Be("be64", 64)
+LOCK = LockT()
+
+
+@dataclass(eq=False)
+class StructDef:
+    """A `Struct` (natural alignment) or `Header` (packed) the module declares or imports."""
+
+    name: str
+    header: bool
+    fields: list[tuple[str, Any]]
+    builtin: bool = False                       # from etran.bpf_templates.headers
+    methods: list["MethodDef"] = field(default_factory=list)
+
+    @property
+    def has_lock(self) -> bool:
+        return any(t is LOCK for _, t in self.fields)
+
+    @property
+    def align(self) -> int:
+        return 1 if self.header else max([t.align for _, t in self.fields] or [1])
+
+    @property
+    def size(self) -> int:
+        off = 0
+        for _, t in self.fields:
+            a = 1 if self.header else t.align
+            off = (off + a - 1) // a * a + t.size
+        a = self.align
+        return (off + a - 1) // a * a
+
+
+@dataclass(eq=False)
+class MethodDef:
+    name: str
+    returns: Union[Int, BoolT]
+    arg: Int | None = None          # Tcp.has(flag) takes a u8
+    text: str = ""                  # rendered body for generated methods
+
+
+@dataclass(eq=False)
+class MapDef:
+    name: str
+    kind: str                       # HashMap, LruHashMap, PerCpuHashMap, ArrayMap, PerCpuArray, Queue, RingBuf
+    key: Union[Int, StructDef, None]
+    value: StructDef
+    max_entries: int
+
+    @property
+    def keyed(self) -> bool:
+        return self.kind not in ("Queue", "RingBuf")
+
+    @property
+    def is_array(self) -> bool:
+        return self.kind in ("ArrayMap", "PerCpuArray")
+
+
+@dataclass(eq=False)
+class FuncDef:
+    name: str
+    params: list[tuple[str, Any]]   # (name, Int | BoolT | StructDef | "pkt")
+    returns: Union[Int, BoolT, None]
+    depth: int = 1                  # longest call chain starting here, itself included
+    helpers: bool = False           # calls a kernel helper: not callable under a lock
+    locks: bool = False
+    resizes: bool = False
+    stack: int = 0
+
+
+@dataclass(frozen=True)
+class ConstDef:
+    name: str
+    type: Int | None                # None: an untyped constant
+    value: int
+
+
+# ---------------------------------------------------------------- scopes
+@dataclass(eq=False)
+class Var:
+    name: str
+    type: Union[Int, BoolT, StructDef]
+    optional: bool = False          # a lookup, view or pop result: None until checked
+    view: bool = False              # a packet view: stale after a resize
+    epoch: int = 0
+    origin: str = "local"           # local | map | view | stack | pop | param | counter
+    map: MapDef | None = None
+
+
+@dataclass(eq=False)
+class Frame:
+    vars: dict[str, Var] = field(default_factory=dict)
+    narrowed: set[int] = field(default_factory=set)     # ids of Vars checked not None here
+
+
+@dataclass(eq=False)
+class FnCtx:
+    """The body being generated: its scopes and what it may still do."""
+
+    name: str
+    hook: bool
+    has_pkt: bool
+    returns: Union[Int, BoolT, None]
+    frames: list[Frame] = field(default_factory=lambda: [Frame()])
+    epoch: int = 0
+    lock: Var | None = None
+    loops: list[bool] = field(default_factory=list)      # per open loop: opened under the lock?
+    resize_ok: bool = True
+    used_names: set[str] = field(default_factory=set)
+    stack: int = 0
+    depth: int = 1
+    helpers: bool = False
+    locks: bool = False
+    resizes: bool = False
+
+    def vars(self) -> Iterator[Var]:
+        seen: set[str] = set()
+        for fr in reversed(self.frames):
+            for name, v in fr.vars.items():
+                if name not in seen:
+                    seen.add(name)
+                    yield v
+
+    def narrowed(self, v: Var) -> bool:
+        return not v.optional or any(id(v) in fr.narrowed for fr in self.frames)
+
+    def alive(self, v: Var) -> bool:
+        return not v.view or v.epoch == self.epoch
+
+
+# ---------------------------------------------------------------- rendered expressions
+PREC = {"if": 0, "or": 1, "and": 2, "not": 3, "cmp": 4, "|": 5, "^": 6, "&": 7, "<<": 8, ">>": 8,
+        "+": 9, "-": 9, "*": 10, "//": 10, "%": 10, "unary": 11, "atom": 13}
+BITWISE = {5, 6, 7, 8}
+
+
+@dataclass(frozen=True)
+class E:
+    """A rendered expression: its text, precedence and type (None: an untyped literal)."""
+
+    text: str
+    prec: int
+    type: Union[Int, BoolT, StructDef, None]
+
+
+def wrap(e: E, need: int, strict: bool = False) -> str:
+    return f"({e.text})" if e.prec < need or (strict and e.prec == need) else e.text
+
+
+def binop(op: str, a: E, b: E, t: Union[Int, BoolT, None]) -> E:
+    p = PREC[op]
+    la, rb = wrap(a, p), wrap(b, p, strict=True)
+    if p in BITWISE:    # a reader should not need the table: parenthesise mixed operators
+        la = f"({a.text})" if 5 <= a.prec <= 10 and a.prec != p else la
+        rb = f"({b.text})" if 5 <= b.prec <= 10 and b.prec != p else rb
+    return E(f"{la} {op} {rb}", p, t)
+
+
+def wider(a: Int, b: Union[Int, None]) -> Int:
+    return a if b is None or a.bits >= b.bits else b
+
+
+def lit_text(v: int) -> E:
+    if v < 0:
+        return E(f"-{lit_text(-v).text}", PREC["unary"], None)
+    return E(str(v) if v < 4096 else hex(v).upper().replace("0X", "0x"), PREC["atom"], None)
+
+
+INTERESTING = (0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, 255, 256, 1000,
+               1448, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1,
+               2**63, 2**64 - 1, -1, -2, -7, -128, -129, -32768, -2**31, -2**63)
+SHIFT_COUNTS = (0, 1, 2, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 127, 200)
+
+
+class ExprGen:
+    """Draws expressions in the current body (`self.ctx`); subclassed by the statement generator."""
+
+    ctx: FnCtx
+    structs: list[StructDef]
+    maps: list[MapDef]
+    funcs: list[FuncDef]
+    consts: list[ConstDef]
+    features: frozenset[str]
+    used: set[str]
+    imports: set[str]
+    cond_literals: bool = False
+
+    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
+        self._draw = draw
+
+    # ---------------------------------------------------------------- choices
+    def num(self, lo: int, hi: int) -> int:
+        return int(self._draw(st.integers(lo, hi)))
+
+    def pick(self, seq: Any) -> Any:
+        seq = list(seq)
+        return seq[self.num(0, len(seq) - 1)]
+
+    def chance(self, pct: int) -> bool:
+        """True with about `pct`% probability; shrinks to False."""
+        return self.num(0, 99) >= 100 - pct
+
+    def choose(self, options: list[tuple[int, str]]) -> str:
+        """A weighted choice; shrinks towards the first option, which should be the simplest."""
+        options = [(w, k) for w, k in options if w > 0]
+        n = self.num(0, sum(w for w, _ in options) - 1)
+        for w, k in options:
+            if n < w:
+                return k
+            n -= w
+        raise AssertionError("unreachable")
+
+    def on(self, feature: str) -> bool:
+        return feature in self.features
+
+    def use(self, *features: str) -> None:
+        self.used.update(features)
+
+    # ---------------------------------------------------------------- places
+    def refs(self) -> list[Var]:
+        """Struct references usable here: checked, and not made stale by a resize."""
+        c = self.ctx
+        return [v for v in c.vars() if isinstance(v.type, StructDef) and c.narrowed(v) and c.alive(v)]
+
+    def places(self, want: Callable[[Any], bool], pure_index: bool = False) -> list[tuple[str, Any, Var]]:
+        """Fields of usable references (array fields as elements) whose storage type is wanted."""
+        out: list[tuple[str, Any, Var]] = []
+
+        def walk(text: str, s: StructDef, base: Var, depth: int) -> None:
+            for name, t in s.fields:
+                if isinstance(t, StructDef) and depth < 2:
+                    walk(f"{text}.{name}", t, base, depth + 1)
+                elif isinstance(t, Arr) and want(t.elem):
+                    out.append((f"{text}.{name}", t, base))
+                elif not isinstance(t, (Arr, LockT, StructDef)) and want(t):
+                    out.append((f"{text}.{name}", t, base))
+        for v in self.refs():
+            walk(v.name, v.type, v, 0)  # type: ignore[arg-type]
+        return out
+
+    def element(self, place: tuple[str, Any, Var], runtime_pct: int = 25) -> tuple[str, Any, Var]:
+        """Materialise an array place with an index: a constant, or a runtime value (checked at run time)."""
+        text, t, base = place
+        if not isinstance(t, Arr):
+            return place
+        self.use("arrays")
+        if self.chance(runtime_pct):
+            idx = self.int_expr(self.pick(INTS), 1, lit=None).text
+        else:
+            idx = str(self.num(0, t.n - 1))
+        return f"{text}[{idx}]", t.elem, base
+
+    @staticmethod
+    def value_type(t: Any) -> Any:
+        return t.value if isinstance(t, Be) else t
+
+    def scalar_vars(self, want: Callable[[Any], bool]) -> list[Var]:
+        return [v for v in self.ctx.vars() if isinstance(v.type, (Int, BoolT)) and want(v.type)]
+
+    # ---------------------------------------------------------------- integers
+    def literal(self, t: Int) -> E:
+        consts = [c for c in self.consts if c.type is None and t.fits(c.value)]
+        if consts and self.chance(15):
+            self.use("constants")
+            return E(self.pick(consts).name, PREC["atom"], None)
+        if self.chance(50):
+            return lit_text(self.num(max(t.lo, -8), min(t.hi, 300)))
+        return lit_text(self.pick([v for v in INTERESTING if t.fits(v)]))
+
+    def int_atoms(self, t: Int) -> list[Callable[[], E]]:
+        out: list[Callable[[], E]] = []
+        for v in self.scalar_vars(lambda vt: isinstance(vt, Int) and t.holds(vt)):
+            out.append(lambda v=v: E(v.name, PREC["atom"], v.type))
+        for p in self.places(lambda ft: isinstance(self.value_type(ft), Int)
+                             and t.holds(self.value_type(ft))):
+            out.append(lambda p=p: self._place_atom(p))
+        for c in self.consts:
+            if c.type is not None and t.holds(c.type):
+                out.append(lambda c=c: E(c.name, PREC["atom"], c.type))
+        if self.ctx.has_pkt and t.holds(U32):
+            out.append(lambda: E(self.pick(["pkt.len", "pkt.len", "pkt.rx_queue", "pkt.ifindex"]),
+                                 PREC["atom"], U32))
+        return out
+
+    def _place_atom(self, p: tuple[str, Any, Var]) -> E:
+        text, t, base = self.element(p)
+        self.use("packets" if base.view else "maps" if base.origin == "map" else "structs")
+        return E(text, PREC["atom"], self.value_type(t))
+
+    def typed(self, t: Int, depth: int, pure: bool = False) -> E:
+        return self.int_expr(t, depth, None, pure)
+
+    def int_expr(self, t: Int, depth: int, lit: Int | None = None, pure: bool = False) -> E:
+        """An integer expression assignable to `t`; an untyped literal (fitting `lit`) only if `lit`."""
+        pure = pure or self.ctx.lock is not None
+        atoms = self.int_atoms(t)
+        d = depth > 0
+        calls = self.callable_funcs(lambda r: isinstance(r, Int) and t.holds(r), pure) if d else []
+        methods = self.method_calls(lambda r: isinstance(r, Int) and t.holds(r)) if d else []
+        atomics = self.atomic_places(t) if d and self.on("atomics") else []
+        kind = self.choose([
+            (4 if lit else 0, "lit"), (8 if atoms else 0, "atom"), (1, "tcast"),
+            (3 * d if self.on("casts") else 0, "cast"), (5 * d if self.on("arith") else 0, "arith"),
+            (2 * d if self.on("division") else 0, "div"), (2 * d if self.on("shifts") else 0, "shift"),
+            (1 * d if self.on("unary") else 0, "unary"), (1 * d if self.on("minmax") else 0, "minmax"),
+            (1 * d if self.on("branches") else 0, "cond"),
+            (1 if d and lit and self.on("branches") and self.cond_literals else 0, "cond_literals"),
+            (2 if calls else 0, "call"), (2 if methods else 0, "method"),
+            (1 if d and not pure and self.on("helpers") and t.holds(U32) else 0, "helper"),
+            (1 if atomics and not pure else 0, "atomic"),
+        ])
+        if kind == "lit":
+            return self.literal(lit)  # type: ignore[arg-type]
+        if kind == "atom":
+            return self.pick(atoms)()
+        if kind == "tcast":
+            u = self.pick([x for x in INTS if t.holds(x)])
+            return E(f"{u.name}({lit_text(self.pick(INTERESTING)).text})", PREC["atom"], u)
+        if kind == "cast":
+            self.use("casts")
+            u = self.pick([x for x in INTS if t.holds(x)])
+            inner = self.bool_expr(depth - 1, pure) if self.chance(10) else \
+                self.typed(self.pick(INTS), depth - 1, pure)
+            return E(f"{u.name}({inner.text})", PREC["atom"], u)
+        if kind in ("arith", "div"):
+            op = self.pick(["+", "-", "*", "&", "|", "^"] if kind == "arith" else ["//", "%"])
+            self.use("arith" if kind == "arith" else "division")
+            a = self.typed(t, depth - 1, pure)
+            assert isinstance(a.type, Int)
+            if kind == "div" and self.chance(40):
+                b = lit_text(self.pick([v for v in (0, 1, -1, 2, 3, 7, 16, a.type.lo) if a.type.fits(v)]))
+            else:
+                b = self.int_expr(t, depth - 1, a.type, pure)
+            if b.type is None and self.chance(30):
+                a, b = b, a
+            return binop(op, a, b, wider(a.type or b.type, b.type if a.type else None))  # type: ignore[arg-type]
+        if kind == "shift":
+            self.use("shifts")
+            a = self.typed(t, depth - 1, pure)
+            n = lit_text(self.pick(SHIFT_COUNTS)) if self.chance(50) else \
+                self.typed(self.pick(INTS), depth - 1, pure)
+            return binop(self.pick(["<<", ">>"]), a, n, a.type)  # type: ignore[arg-type]
+        if kind == "unary":
+            self.use("unary")
+            a = self.typed(t, depth - 1, pure)
+            inner = f"({a.text})" if a.prec <= PREC["unary"] else a.text
+            return E(f"{self.pick(['-', '~'])}{inner}", PREC["unary"], a.type)
+        if kind == "minmax":
+            self.use("minmax")
+            args = [self.typed(t, depth - 1, pure)]
+            for _ in range(self.num(1, 2)):
+                narrow = min((x.type for x in args if isinstance(x.type, Int)), key=lambda x: x.bits)
+                args.append(self.int_expr(t, depth - 1, narrow, pure))
+            if self.chance(30):
+                args.reverse()
+            typ = max((x.type for x in args if isinstance(x.type, Int)), key=lambda x: x.bits)
+            return E(f"{self.pick(['min', 'max'])}({', '.join(x.text for x in args)})", PREC["atom"], typ)
+        if kind in ("cond", "cond_literals"):
+            self.use("branches")
+            c = self.bool_expr(depth - 1, pure)
+            if kind == "cond_literals":     # both arms untyped: the value stays an untyped constant
+                a, b = self.literal(lit), self.literal(lit)  # type: ignore[arg-type]
+                typ: Int | None = None
+            else:
+                a = self.typed(t, depth - 1, pure)
+                b = self.int_expr(t, depth - 1, a.type, pure)  # type: ignore[arg-type]
+                typ = wider(a.type, b.type)  # type: ignore[arg-type]
+                if self.chance(30):
+                    a, b = b, a
+            return E(f"{wrap(a, 1, True)} if {wrap(c, 1, True)} else {wrap(b, 1, True)}", 0, typ)
+        if kind == "call":
+            return self.call_expr(self.pick(calls), pure)
+        if kind == "method":
+            return self.pick(methods)()
+        if kind == "helper":
+            self.use("helpers")
+            self.ctx.helpers = True
+            names = (["random_u32()", "cpu_id()"] if t.holds(U32) else []) + \
+                (["now_ns()"] if t == U64 else [])
+            h = self.pick(names)
+            return E(h, PREC["atom"], U64 if h == "now_ns()" else U32)
+        assert kind == "atomic"
+        return self.atomic_expr(self.pick(atomics))
+
+    # ---------------------------------------------------------------- atomics
+    def atomic_places(self, t: Int | None) -> list[tuple[str, Any, Var]]:
+        """32/64-bit integer fields of map values (or stack structs) for `atomic_add`."""
+        return [p for p in self.places(lambda ft: isinstance(ft, Int) and ft.bits >= 32
+                                       and (t is None or t.holds(ft)))
+                if p[2].origin in ("map", "stack") or (p[2].origin == "param" and not p[2].view
+                                                      and p[2].type.has_lock)]  # type: ignore[union-attr]
+
+    def atomic_expr(self, place: tuple[str, Any, Var]) -> E:
+        self.use("atomics")
+        text, t, _ = self.element(place, runtime_pct=10)
+        amount = self.int_expr(t, 1, t)
+        return E(f"atomic_add({text}, {amount.text})", PREC["atom"], t)
+
+    # ---------------------------------------------------------------- calls
+    def callable_funcs(self, want: Callable[[Any], bool], pure: bool) -> list[FuncDef]:
+        c = self.ctx
+        out = []
+        for f in self.funcs:
+            if not want(f.returns) or (f.depth >= 4 and not c.hook):
+                continue
+            if "pkt" in [t for _, t in f.params] and not c.has_pkt:
+                continue
+            if (pure or c.lock is not None) and (f.helpers or f.locks or f.resizes):
+                continue
+            if f.resizes and not c.resize_ok:
+                continue
+            if c.stack + f.stack > 400:
+                continue
+            if any(isinstance(t, StructDef) and t.has_lock and not self._existing(t) for _, t in f.params):
+                continue
+            out.append(f)
+        return out
+
+    def _existing(self, s: StructDef) -> list[E]:
+        out = [E(v.name, PREC["atom"], s) for v in self.refs() if v.type is s]
+        return out + [E(p[0], PREC["atom"], s) for p in self.struct_places(s)]
+
+    def call_expr(self, f: FuncDef, pure: bool) -> E:
+        args = []
+        for _, t in f.params:
+            if t == "pkt":
+                args.append("pkt")
+            elif isinstance(t, Int):
+                args.append(self.int_expr(t, 1, t, pure).text)
+            elif isinstance(t, BoolT):
+                args.append(self.bool_expr(1, pure).text)
+            else:
+                sv = self.struct_value(t, 1, pure)
+                if sv is None:      # checked by the caller's choice of functions
+                    sv = E(f"{t.name}()", PREC["atom"], t)
+                args.append(sv.text)
+        c = self.ctx
+        self.use("functions")
+        c.depth = max(c.depth, f.depth + 1)
+        c.stack += f.stack
+        c.helpers |= f.helpers
+        c.locks |= f.locks
+        if f.resizes:
+            c.resizes = True
+            c.epoch += 1
+        return E(f"{f.name}({', '.join(args)})", PREC["atom"], f.returns)
+
+    def method_calls(self, want: Callable[[Any], bool]) -> list[Callable[[], E]]:
+        out: list[Callable[[], E]] = []
+        if self.ctx.depth >= 4 and not self.ctx.hook:
+            return out
+        for v in self.refs():
+            for m in v.type.methods:  # type: ignore[union-attr]
+                if want(m.returns):
+                    out.append(lambda v=v, m=m: self._method(v, m))
+        return out
+
+    def _method(self, v: Var, m: MethodDef) -> E:
+        self.use("functions" if not v.type.builtin else "packets")  # type: ignore[union-attr]
+        self.ctx.depth = max(self.ctx.depth, 2)
+        arg = ""
+        if m.arg is not None:
+            flag = self.pick(["TCP_ACK", "TCP_SYN", "TCP_FIN", "TCP_RST", "TCP_ECE"])
+            self.imports.add(flag)
+            arg = flag
+        return E(f"{v.name}.{m.name}({arg})", PREC["atom"], m.returns)
+
+    # ---------------------------------------------------------------- bools
+    def bool_expr(self, depth: int, pure: bool = False) -> E:
+        pure = pure or self.ctx.lock is not None
+        c = self.ctx
+        atoms: list[Callable[[], E]] = [lambda v=v: E(v.name, PREC["atom"], BOOL)
+                                        for v in self.scalar_vars(lambda t: t is BOOL)]
+        atoms += [lambda p=p: self._place_atom(p) for p in self.places(lambda t: t is BOOL)]
+        opt = [v for v in c.vars() if v.optional and c.alive(v)]
+        unchecked = [v for v in opt if not c.narrowed(v)]
+        d = depth > 0
+        calls = self.callable_funcs(lambda r: r is BOOL, pure) if d else []
+        methods = self.method_calls(lambda r: r is BOOL) if d else []
+        mapops = self.bool_effects() if d and not pure else []
+        kind = self.choose([
+            (5 if atoms else 0, "atom"), (8, "cmp"), (1, "lit"),
+            (2 * d if self.on("branches") else 0, "not"), (3 * d if self.on("branches") else 0, "logic"),
+            (1 * d if self.on("seq") else 0, "seq"), (2 if opt else 0, "none"),
+            (2 if unchecked and d and self.on("none_checks") else 0, "guard"),
+            (1 * d if self.on("casts") else 0, "bcast"), (2 if calls else 0, "call"),
+            (2 if methods else 0, "method"), (1 if mapops else 0, "effect"),
+        ])
+        if kind == "atom":
+            return self.pick(atoms)()
+        if kind == "lit":
+            return E(self.pick(["True", "False"]), PREC["atom"], BOOL)
+        if kind == "cmp":
+            self.use("compare")
+            if d and self.chance(8):
+                a, b = self.bool_expr(depth - 1, pure), self.bool_expr(depth - 1, pure)
+                return E(f"{wrap(a, 5)} {self.pick(['==', '!='])} {wrap(b, 5)}", PREC["cmp"], BOOL)
+            s = self.pick(INTS)
+            a = self.typed(s, max(depth - 1, 0), pure)
+            s2 = self.pick([x for x in INTS if x.signed == s.signed])
+            b = self.int_expr(s2, max(depth - 1, 0), a.type, pure)  # type: ignore[arg-type]
+            if self.chance(25):
+                a, b = b, a
+            return E(f"{wrap(a, 5)} {self.pick(['==', '!=', '<', '<=', '>', '>='])} {wrap(b, 5)}",
+                     PREC["cmp"], BOOL)
+        if kind == "not":
+            a = self.bool_expr(depth - 1, pure)
+            return E(f"not {wrap(a, PREC['not'])}", PREC["not"], BOOL)
+        if kind == "logic":
+            op = self.pick(["and", "or"])
+            a, b = self.bool_expr(depth - 1, pure), self.bool_expr(depth - 1, pure)
+            return E(f"{wrap(a, PREC[op])} {op} {wrap(b, PREC[op], True)}", PREC[op], BOOL)
+        if kind == "seq":
+            self.use("seq")
+            a, b = self.typed(U32, depth - 1, pure), self.int_expr(U32, depth - 1, U32, pure)
+            name = self.pick(["seq_after", "seq_before", "seq_after_eq", "seq_before_eq"])
+            return E(f"{name}({a.text}, {b.text})", PREC["atom"], BOOL)
+        if kind == "none":
+            self.use("none_checks")
+            v = self.pick(opt)
+            return E(f"{v.name} {self.pick(['is None', 'is not None'])}", PREC["cmp"], BOOL)
+        if kind == "guard":
+            return self.guarded(self.pick(unchecked), depth - 1, pure)
+        if kind == "bcast":
+            self.use("casts")
+            return E(f"bool({self.typed(self.pick(INTS), depth - 1, pure).text})", PREC["atom"], BOOL)
+        if kind == "call":
+            return self.call_expr(self.pick(calls), pure)
+        if kind == "method":
+            return self.pick(methods)()
+        return self.pick(mapops)()
+
+    def guarded(self, v: Var, depth: int, pure: bool) -> E:
+        """`x is not None and <uses x>` / `x is None or <uses x>`: the right side sees `x` checked."""
+        self.use("none_checks")
+        self.ctx.frames.append(Frame(narrowed={id(v)}))
+        try:
+            inner = self.bool_expr(depth, pure)
+        finally:
+            self.ctx.frames.pop()
+        form = self.pick([("is not None", "and"), ("is None", "or"), ("", "and"), ("not", "or")])
+        test = f"{v.name} {form[0]}" if form[0].startswith("is") else \
+            (f"not {v.name}" if form[0] else v.name)
+        op = form[1]
+        return E(f"{test} {op} {wrap(inner, PREC[op], True)}", PREC[op], BOOL)
+
+    def bool_effects(self) -> list[Callable[[], E]]:
+        """Map and queue operations whose success is a bool (they change state)."""
+        out: list[Callable[[], E]] = []
+        for m in self.maps:
+            if m.keyed and self.on("maps"):
+                if not m.value.has_lock or not m.is_array or self._existing(m.value):
+                    out.append(lambda m=m: self.map_update_expr(m))  # type: ignore[misc]
+            elif m.kind == "Queue" and self.on("queue"):
+                out.append(lambda m=m: self._value_call(m, "push"))
+            elif m.kind == "RingBuf" and self.on("ringbuf"):
+                out.append(lambda m=m: self._value_call(m, "output"))
+        return out
+
+    def _value_call(self, m: MapDef, method: str) -> E:
+        v = self.struct_value(m.value, 1)
+        self.use("queue" if m.kind == "Queue" else "ringbuf")
+        self.ctx.helpers = True
+        if v is None:
+            v = E(f"{m.value.name}()", PREC["atom"], m.value)
+        return E(f"{m.name}.{method}({v.text})", PREC["atom"], BOOL)
+
+    def map_update_expr(self, m: MapDef) -> E | None:
+        ops = ["set", "replace"] + ([] if m.is_array else ["insert", "delete"])
+        if m.value.has_lock and not self._existing(m.value):
+            ops = ["delete"] if not m.is_array else []
+        if not ops:
+            return None
+        op = self.pick(ops)
+        self.use("maps", *self.map_features(m))
+        self.ctx.helpers = True
+        k = self.key_expr(m)
+        if op == "delete":
+            return E(f"{m.name}.delete({k.text})", PREC["atom"], BOOL)
+        v = self.struct_value(m.value, 1)
+        if v is None:       # no stack left for a new value: the map's own type, zeroed
+            v = E(f"{m.value.name}()", PREC["atom"], m.value)
+        return E(f"{m.name}.{op}({k.text}, {v.text})", PREC["atom"], BOOL)
+
+    @staticmethod
+    def map_features(m: MapDef) -> list[str]:
+        return {"LruHashMap": ["lru"], "PerCpuArray": ["percpu"], "PerCpuHashMap": ["percpu"]}.get(m.kind, [])
+
+    # ---------------------------------------------------------------- structs and keys
+    def struct_value(self, s: StructDef, depth: int, pure: bool = False,
+                     small: bool = False) -> E | None:
+        """A reference to a value of struct `s`: an existing one, or `S(field=...)` on the stack."""
+        existing = self._existing(s)
+        can_build = not s.has_lock and self.ctx.stack + s.size <= 400
+        kind = self.choose([(3 if can_build else 0, "build"), (3 if existing else 0, "existing")]) \
+            if (can_build or existing) else None
+        if kind is None:
+            return None
+        if kind == "existing":
+            return self.pick(existing)
+        self.ctx.stack += (s.size + 7) // 8 * 8
+        self.use("structs")
+        inits = []
+        for name, t in s.fields:
+            if not self.chance(75 if small else 55):
+                continue
+            vt = self.value_type(t)
+            if isinstance(vt, Int):
+                e = self.int_expr(vt, depth, vt, pure)
+                if small:
+                    e = self.small(vt, e)
+            elif vt is BOOL:
+                e = self.bool_expr(depth, pure)
+            elif isinstance(vt, StructDef):
+                sub = self.struct_value(vt, depth - 1, pure) if depth > 0 else None
+                if sub is None:
+                    continue
+                e = sub
+            elif isinstance(vt, Arr):
+                same = self.array_places(vt)
+                if not same:
+                    continue
+                e = E(self.pick(same)[0], PREC["atom"], None)
+            else:
+                continue
+            inits.append(f"{name}={e.text}")
+        return E(f"{s.name}({', '.join(inits)})", PREC["atom"], s)
+
+    def struct_places(self, s: StructDef) -> list[tuple[str, Any, Var]]:
+        out = []
+
+        def walk(text: str, st_: StructDef, base: Var, depth: int) -> None:
+            for name, t in st_.fields:
+                if t is s:
+                    out.append((f"{text}.{name}", t, base))
+                elif isinstance(t, StructDef) and depth < 1:
+                    walk(f"{text}.{name}", t, base, depth + 1)
+        for v in self.refs():
+            walk(v.name, v.type, v, 0)  # type: ignore[arg-type]
+        return out
+
+    def array_places(self, a: Arr) -> list[tuple[str, Any, Var]]:
+        out = []
+        for v in self.refs():
+            for name, t in v.type.fields:  # type: ignore[union-attr]
+                if t == a:
+                    out.append((f"{v.name}.{name}", t, v))
+        return out
+
+    def small(self, t: Int, e: E) -> E:
+        """Keep a key component in a small range so map contents a test sets up get hit."""
+        if e.type is None:
+            return lit_text(self.num(0, 1))
+        return binop("&", e, lit_text(1), e.type)
+
+    def key_expr(self, m: MapDef) -> E:
+        k = m.key
+        if isinstance(k, StructDef):
+            v = self.struct_value(k, 1, small=True)
+            return v if v is not None else E(f"{k.name}()", PREC["atom"], k)
+        t = U32 if m.is_array else k
+        assert isinstance(t, Int)
+        span = m.max_entries if m.is_array else 4
+        self.ctx.stack += 8
+        kind = self.choose([(3, "lit"), (4, "mask"), (1, "raw")])
+        if kind == "lit":
+            return lit_text(self.num(0, span - 1 if span > 1 else 0))
+        e = self.typed(t, 1)
+        if kind == "raw":
+            return e
+        if span & (span - 1) == 0:
+            return binop("&", e, lit_text(span - 1), e.type)
+        return binop("%", e, lit_text(span), e.type)

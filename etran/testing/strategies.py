@@ -1,0 +1,474 @@
+"""Hypothesis strategies for testing transports: frames, map contents, clocks and CPUs.
+
+Use them in your own property tests:
+
+    from hypothesis import given
+    from etran.testing.strategies import run_inputs
+
+    @given(inp=run_inputs(program, ncpu=2))
+    def test_rx(inp): ...
+
+Frames come from the header families the templates define (Ethernet, IPv4,
+UDP, TCP), valid and malformed: truncated at every header boundary, wrong
+length fields, wrong versions, options present and absent. Addresses and
+ports are drawn from small pools, and map keys from the same pools, so
+generated frames find generated map entries and the interesting paths run.
+Map contents are derived from the transport's own struct declarations.
+"""
+from __future__ import annotations
+
+import struct
+import weakref
+from typing import Any
+
+from hypothesis import strategies as st
+
+from etran.compiler import tir
+from etran.compiler.types import (ArrayType, BeType, BoolType, IntType, MapType, SpinLockType,
+                                  StructType, TimerType)
+from etran.interp.state import MapStore, RunInput
+from etran.testing import packets as P
+
+ADDRESSES = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "192.168.1.1")
+PORTS = (7, 53, 80, 443, 4791, 5000, 6000, 9000)
+MACS = ("02:00:00:00:00:01", "02:00:00:00:00:02")
+MAX_FRAME = 3000          # below the kernel's test-run frame limit (3520 bytes)
+
+# Strategies are built once: hypothesis validates and labels every new strategy
+# object, which costs more than drawing from it.
+_ADDR = st.sampled_from(ADDRESSES)
+_PORT = st.sampled_from(PORTS)
+_MAC = st.sampled_from(MACS)
+_BYTE = st.integers(0, 255)
+_U16 = st.integers(0, 0xFFFF)
+_U32 = st.integers(0, 2**32 - 1)
+_TOS = st.one_of(st.sampled_from([0, 1, 2, 3, 0x04, 0xB8]), _BYTE)
+_TTL = st.sampled_from([0, 1, 64, 255])
+_FAMILY = st.sampled_from(["eth", "ipv4", "udp", "tcp"])
+_ETH_PROTO = st.one_of(st.sampled_from([0x0806, 0x86DD, 0x8100]), _U16)
+_IP_PROTO = st.one_of(st.sampled_from([1, 0xFD]), _BYTE)
+_IP_OPTS = st.sampled_from([b"", b"\x01\x01\x01\x00", bytes(8)])
+_TCP_FLAGS = st.one_of(st.sampled_from([0x02, 0x10, 0x12, 0x11, 0x18, 0x04, 0x50]), _BYTE)
+_SEQ = st.one_of(_U32, st.sampled_from([0, 1000, 2448, 2**31, 2**32 - 1]))
+_PAYLOAD = st.one_of(st.just(b""), st.binary(max_size=256))
+_EDGES: dict[tuple[int, bool], st.SearchStrategy[int]] = {}
+
+
+def edge_ints(bits: int, signed: bool) -> st.SearchStrategy[int]:
+    """Integers of a width, biased toward the values where implementations diverge."""
+    if (bits, signed) not in _EDGES:
+        _EDGES[(bits, signed)] = _edge_ints(bits, signed)
+    return _EDGES[(bits, signed)]
+
+
+def _edge_ints(bits: int, signed: bool) -> st.SearchStrategy[int]:
+    lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+    candidates = {0, 1, 2, hi, hi - 1, lo, lo + 1, bits, bits - 1, bits + 1, 7, 255,
+                  (1 << (bits // 2)) - 1, -1}
+    edges = sorted((v for v in candidates if lo <= v <= hi), key=abs)
+    return st.one_of(st.sampled_from(edges), st.integers(lo, hi),
+                     st.integers(0, min(hi, 2000)))
+
+
+# ---------------------------------------------------------------- frames
+@st.composite
+def tcp_options(draw: st.DrawFn) -> bytes:
+    """A TCP option list: well-formed options, NOPs, EOL, and sometimes a malformed length."""
+    out = b""
+    for _ in range(draw(st.integers(0, 5))):
+        kind = draw(st.sampled_from(["mss", "ws", "sack", "ts", "nop", "eol", "bad"]))
+        if kind == "mss":
+            out += bytes([2, 4]) + struct.pack("!H", draw(st.integers(0, 0xFFFF)))
+        elif kind == "ws":
+            out += bytes([3, 3, draw(st.integers(0, 20))])
+        elif kind == "sack":
+            out += bytes([4, 2])
+        elif kind == "ts":
+            out += bytes([8, 10]) + struct.pack("!II", draw(st.integers(0, 2**32 - 1)),
+                                                  draw(st.integers(0, 2**32 - 1)))
+        elif kind == "nop":
+            out += b"\x01"
+        elif kind == "eol":
+            out += b"\x00"
+        else:
+            out += bytes([draw(st.integers(9, 255)), draw(st.integers(0, 60))])
+    return out[:40]
+
+
+_TCP_OPTIONS = st.one_of(st.just(b""), tcp_options())
+
+
+@st.composite
+def valid_frames(draw: st.DrawFn, family: str = "any") -> bytes:
+    """A well-formed frame of the family ("eth", "ipv4", "udp", "tcp" or "any")."""
+    fam = draw(_FAMILY) if family == "any" else family
+    src, dst = draw(_ADDR), draw(_ADDR)
+    mac_src, mac_dst = draw(_MAC), draw(_MAC)
+    tos, ttl = draw(_TOS), draw(_TTL)
+    if fam == "eth":
+        return P.eth(draw(_PAYLOAD), src=mac_src, dst=mac_dst, proto=draw(_ETH_PROTO))
+    if fam == "ipv4":
+        return P.eth(P.ipv4(draw(_PAYLOAD), src=src, dst=dst, proto=draw(_IP_PROTO), tos=tos,
+                            ttl=ttl, options=draw(_IP_OPTS)), src=mac_src, dst=mac_dst)
+    sport, dport = draw(_PORT), draw(_PORT)
+    if fam == "udp":
+        return P.eth(P.ipv4(P.udp(draw(_PAYLOAD), sport=sport, dport=dport, src=src, dst=dst),
+                            src=src, dst=dst, proto=17, tos=tos, ttl=ttl), src=mac_src, dst=mac_dst)
+    opts = draw(_TCP_OPTIONS)
+    segment = P.tcp(draw(_PAYLOAD), sport=sport, dport=dport, seq=draw(_SEQ), ack=draw(_SEQ),
+                    flags=draw(_TCP_FLAGS), window=draw(_U16), options=opts, src=src, dst=dst)
+    return P.eth(P.ipv4(segment, src=src, dst=dst, proto=6, tos=tos, ttl=ttl),
+                 src=mac_src, dst=mac_dst)
+
+
+@st.composite
+def malformed_frames(draw: st.DrawFn, family: str = "any") -> bytes:
+    """A frame broken the ways real traffic and attackers break them."""
+    frame = bytearray(draw(valid_frames(family if family != "eth" else "udp")))
+    how = draw(st.sampled_from(["truncate_boundary", "truncate_any", "ip_len", "ihl",
+                                "version", "udp_len", "doff", "random"]))
+    if how == "truncate_boundary":
+        cut = draw(st.sampled_from([14, 20, 33, 34, 38, 41, 42, 53, 54]))
+        frame = frame[:max(cut, 14)]
+    elif how == "truncate_any":
+        frame = frame[:draw(st.integers(14, max(14, len(frame))))]
+    elif how == "ip_len" and len(frame) >= 18:
+        struct.pack_into("!H", frame, 16, draw(st.sampled_from([0, 19, 20, 0xFFFF,
+                                                                draw(st.integers(0, 0xFFFF))])))
+    elif how == "ihl" and len(frame) > 14:
+        frame[14] = (frame[14] & 0xF0) | draw(st.sampled_from([0, 1, 4, 6, 15]))
+    elif how == "version" and len(frame) > 14:
+        frame[14] = (draw(st.sampled_from([0, 6, 15])) << 4) | (frame[14] & 0x0F)
+    elif how == "udp_len" and len(frame) >= 40:
+        struct.pack_into("!H", frame, 38, draw(st.sampled_from([0, 7, 8, 0xFFFF])))
+    elif how == "doff" and len(frame) >= 47:
+        frame[46] = (draw(st.sampled_from([0, 4, 5, 15])) << 4) | (frame[46] & 0x0F)
+    else:
+        frame = bytearray(draw(st.binary(min_size=14, max_size=300)))
+    return bytes(frame)
+
+
+def frames(family: str = "any", malformed: bool | None = None) -> st.SearchStrategy[bytes]:
+    """Frames of a family; `malformed=None` mixes valid (mostly) and malformed ones."""
+    if malformed is True:
+        return malformed_frames(family)
+    if malformed is False:
+        return valid_frames(family)
+    return st.one_of(valid_frames(family), valid_frames(family), malformed_frames(family))
+
+
+# ---------------------------------------------------------------- values from declarations
+_FIELDS: dict[tuple[Any, str], st.SearchStrategy[Any]] = {}
+_STRUCTS: "weakref.WeakKeyDictionary[StructType, st.SearchStrategy[dict[str, Any]]]" = \
+    weakref.WeakKeyDictionary()
+
+
+def _field_value(t: Any, name: str) -> st.SearchStrategy[Any]:
+    if isinstance(t, StructType) or (isinstance(t, ArrayType) and _has_struct(t)):
+        return _make_field_value(t, name)  # cached per struct by struct_values
+    key = (t, name)
+    if key not in _FIELDS:
+        _FIELDS[key] = _make_field_value(t, name)
+    return _FIELDS[key]
+
+
+def _has_struct(t: Any) -> bool:
+    return isinstance(t, StructType) or (isinstance(t, ArrayType) and _has_struct(t.elem))
+
+
+def _make_field_value(t: Any, name: str) -> st.SearchStrategy[Any]:
+    if isinstance(t, BeType):
+        if t.bits == 32 and not any(w in name for w in ("seq", "ack", "id")):
+            return st.one_of(st.sampled_from(ADDRESSES), st.integers(0, 2**32 - 1))
+        if t.bits == 16 and "port" in name:
+            return st.one_of(st.sampled_from(PORTS), st.integers(0, 0xFFFF))
+        return edge_ints(t.bits, False)
+    if isinstance(t, IntType):
+        if "port" in name and t.bits >= 16 and not t.signed:
+            return st.one_of(st.sampled_from(PORTS), edge_ints(t.bits, False))
+        return edge_ints(t.bits, t.signed)
+    if isinstance(t, BoolType):
+        return st.booleans()
+    if isinstance(t, (SpinLockType, TimerType)):
+        return st.none()
+    if isinstance(t, StructType):
+        return struct_values(t)
+    if isinstance(t, ArrayType):
+        return st.lists(_field_value(t.elem, name), min_size=t.length, max_size=t.length)
+    raise TypeError(f"no values for {t}")
+
+
+def struct_values(t: StructType) -> st.SearchStrategy[dict[str, Any]]:
+    """Values of a struct type as dicts of field values (SpinLock/Timer left to the kernel)."""
+    cached = _STRUCTS.get(t)
+    if cached is None:
+        fields = {f.name: _field_value(f.type, f.name) for f in t.fields
+                  if not isinstance(f.type, (SpinLockType, TimerType))}
+        cached = _STRUCTS[t] = st.fixed_dictionaries(fields)
+    return cached
+
+
+def key_values(m: MapType) -> st.SearchStrategy[Any]:
+    assert m.key is not None
+    if m.is_array:
+        return st.integers(0, min(m.max_entries, 64) - 1)
+    if isinstance(m.key, StructType):
+        return struct_values(m.key)
+    return _field_value(m.key, "key")
+
+
+@st.composite
+def map_contents(draw: st.DrawFn, program: tir.Program, ncpu: int = 1,
+                 max_entries: int = 6) -> MapStore:
+    """Contents for every map of `program`, drawn from its struct declarations.
+
+    XskMaps and DevMaps stay empty (their slots are sockets and devices), LRU maps
+    stay below capacity (the kernel's LRU eviction is approximate), and ring
+    buffers start empty.
+    """
+    store = MapStore(program, ncpu)
+    for m in program.maps:
+        if m.kind in ("XskMap", "DevMap", "RingBuf"):
+            continue
+        assert m.value is not None
+        limit = min(max_entries, m.max_entries - (1 if m.kind == "LruHashMap" else 0))
+        if m.kind == "Queue":
+            for v in draw(st.lists(struct_values(m.value), max_size=min(limit, m.max_entries))):
+                from etran import codec
+                store.push_raw(m.name, codec.encode(m.value, v))
+            continue
+        n = draw(st.integers(0, max(limit, 0)))
+        for _ in range(n):
+            key = draw(key_values(m))
+            if m.is_percpu:
+                store.set(m.name, key, [draw(struct_values(m.value)) for _ in range(ncpu)])
+            else:
+                store.set(m.name, key, draw(struct_values(m.value)))
+    return store
+
+
+def clocks() -> st.SearchStrategy[int]:
+    """Monotonic clock values: small, large, and near the wrap."""
+    return st.one_of(st.sampled_from([0, 1, 1_000_000, 10**12, 2**63, 2**64 - 1]),
+                     st.integers(0, 2**64 - 1))
+
+
+def cpus(ncpu: int) -> st.SearchStrategy[int]:
+    import os
+    usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
+    return st.sampled_from(usable)
+
+
+@st.composite
+def run_inputs(draw: st.DrawFn, program: tir.Program, ncpu: int = 1, family: str = "any",
+               packet: st.SearchStrategy[bytes] | None = None) -> RunInput:
+    """A complete input for a hook: a frame, map contents, a clock, a CPU, a random value."""
+    from etran.runner import frame_input
+    frame = draw(packet if packet is not None else frames(family))
+    return frame_input(frame[:MAX_FRAME], maps=draw(map_contents(program, ncpu)),
+                       now_ns=draw(clocks()), cpu=draw(cpus(ncpu)),
+                       random_u32=draw(st.integers(0, 2**32 - 1)))
+
+
+# ---------------------------------------------------------------- fast, byte-driven inputs
+class ByteSource:
+    """Decisions read from a byte string (like libFuzzer's FuzzedDataProvider).
+
+    Hypothesis draws one byte string per input and shrinks it toward zeros;
+    every choice below reads from it, with zero bytes meaning the plainest
+    choice. One draw per input instead of dozens makes fuzzing about ten times
+    faster, and shrinking still yields small, plain inputs.
+    """
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def byte(self) -> int:
+        if self.pos >= len(self.data):
+            return 0
+        b = self.data[self.pos]
+        self.pos += 1
+        return b
+
+    def bits(self, n: int) -> int:
+        v = 0
+        for _ in range((n + 7) // 8):
+            v = (v << 8) | self.byte()
+        return v & ((1 << n) - 1)
+
+    def choice(self, options: tuple[Any, ...] | list[Any]) -> Any:
+        return options[self.byte() % len(options)]
+
+    def int_for(self, bits: int, signed: bool) -> int:
+        """An integer of a width: half the time an edge value, else uniform."""
+        lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
+        mode = self.byte()
+        if mode < 128:
+            edges = (0, 1, hi, lo, hi - 1, lo + 1, 2, bits, bits - 1, bits + 1, 7, -1, 255, 1000)
+            v = edges[mode % len(edges)]
+            if lo <= v <= hi:
+                return v
+        raw = self.bits(bits)
+        return raw - (1 << bits) if signed and raw > hi else raw
+
+    def rest(self, limit: int) -> bytes:
+        n = min(self.byte() * 2, limit)
+        out = self.data[self.pos:self.pos + n]
+        self.pos += n
+        return out
+
+
+def frame_from_bytes(src: ByteSource) -> bytes:
+    """A frame chosen by the bytes: family, addresses, fields, and maybe a malformation."""
+    fam = src.choice(("udp", "tcp", "ipv4", "eth"))
+    a, b = src.choice(ADDRESSES), src.choice(ADDRESSES)
+    macs = (src.choice(MACS), src.choice(MACS))
+    tos, ttl = src.choice((0, 0, 1, 2, 3, 4, 0xB8, src.byte())), src.choice((64, 0, 1, 255))
+    if fam == "eth":
+        frame = P.eth(src.rest(200), src=macs[0], dst=macs[1],
+                      proto=src.choice((0x0806, 0x86DD, 0x8100, src.bits(16))))
+    elif fam == "ipv4":
+        frame = P.eth(P.ipv4(src.rest(200), src=a, dst=b, proto=src.choice((1, 0xFD, src.byte())),
+                             tos=tos, ttl=ttl, options=src.choice((b"", bytes(4), b"\1\1\1\0"))),
+                      src=macs[0], dst=macs[1])
+    elif fam == "udp":
+        udp = P.udp(src.rest(200), sport=src.choice(PORTS), dport=src.choice(PORTS), src=a, dst=b)
+        frame = P.eth(P.ipv4(udp, src=a, dst=b, proto=17, tos=tos, ttl=ttl), src=macs[0], dst=macs[1])
+    else:
+        opts = b""
+        for _ in range(src.byte() % 4):
+            kind = src.choice(("nop", "mss", "ws", "ts", "sack", "eol", "bad"))
+            opts += {"nop": b"\1", "eol": b"\0", "sack": b"\4\2",
+                     "mss": bytes([2, 4]) + src.bits(16).to_bytes(2, "big"),
+                     "ws": bytes([3, 3, src.byte() % 20]),
+                     "ts": bytes([8, 10]) + src.bits(64).to_bytes(8, "big"),
+                     "bad": bytes([9 + src.byte() % 200, src.byte() % 60])}[kind]
+        seg = P.tcp(src.rest(200), sport=src.choice(PORTS), dport=src.choice(PORTS),
+                    seq=src.choice((0, 1000, 2448, 2**31, 2**32 - 1, src.bits(32))),
+                    ack=src.choice((0, 1000, 2448, 22000, 2**32 - 1, src.bits(32))),
+                    flags=src.choice((0x10, 0x02, 0x12, 0x11, 0x18, 0x04, src.byte())),
+                    window=src.bits(16), options=opts[:40], src=a, dst=b)
+        frame = P.eth(P.ipv4(seg, src=a, dst=b, proto=6, tos=tos, ttl=ttl), src=macs[0], dst=macs[1])
+    f = bytearray(frame)
+    how = src.byte()
+    if how >= 200:   # about one frame in five is broken on purpose
+        kind = how % 6
+        if kind == 0:
+            f = f[:max(14, src.choice((14, 20, 33, 34, 38, 41, 42, 53, 54, len(f))))]
+        elif kind == 1 and len(f) >= 18:
+            f[16:18] = src.choice((0, 19, 20, 0xFFFF, src.bits(16))).to_bytes(2, "big")
+        elif kind == 2 and len(f) > 14:
+            f[14] = (f[14] & 0xF0) | src.choice((0, 1, 4, 6, 15))
+        elif kind == 3 and len(f) > 14:
+            f[14] = (src.choice((0, 6, 15)) << 4) | (f[14] & 0x0F)
+        elif kind == 4 and len(f) >= 47:
+            f[46] = (src.choice((0, 4, 15)) << 4) | (f[46] & 0x0F)
+        else:
+            f = f[:max(14, src.byte() + 14)]
+    return bytes(f[:MAX_FRAME])
+
+
+_ADDR_BYTES = tuple(P.ip4(a) for a in ADDRESSES)
+
+
+Hints = dict[int, list[int]]
+
+
+def frame_hints(frame: bytes) -> Hints:
+    """Values a transport would look up for this frame: its addresses, ports and queue."""
+    hints: Hints = {32: [], 16: [], 8: [0]}
+    if len(frame) >= 34 and frame[12:14] == b"\x08\x00":
+        hints[32] += [int.from_bytes(frame[26:30], "big"), int.from_bytes(frame[30:34], "big")]
+        hints[8].append(frame[23])
+        l4 = 14 + (frame[14] & 0x0F) * 4
+        if len(frame) >= l4 + 4:
+            hints[16] += [int.from_bytes(frame[l4:l4 + 2], "big"),
+                          int.from_bytes(frame[l4 + 2:l4 + 4], "big")]
+    return hints
+
+
+def _fill_from_bytes(src: ByteSource, buf: bytearray, off: int, t: Any, name: str,
+                     hints: Hints | None = None) -> None:
+    """Write a value of storage type `t` chosen by the bytes straight into `buf`.
+
+    With `hints` (from the frame under test), keys often take the frame's own
+    addresses and ports, so lookups find entries and the deep paths run.
+    """
+    bits = getattr(t, "bits", 0)
+    hint = hints.get(bits) if hints else None
+    if hint and isinstance(t, (BeType, IntType)) and src.byte() < 160:
+        v = src.choice(hint)
+        order = "big" if isinstance(t, BeType) else "little"
+        buf[off:off + t.size] = (v & ((1 << bits) - 1)).to_bytes(t.size, order)
+    elif isinstance(t, BeType):
+        if t.bits == 32 and src.byte() < 192:
+            buf[off:off + 4] = src.choice(_ADDR_BYTES)
+        elif t.bits == 16 and "port" in name and src.byte() < 192:
+            buf[off:off + 2] = src.choice(PORTS).to_bytes(2, "big")
+        else:
+            buf[off:off + t.size] = src.int_for(t.bits, False).to_bytes(t.size, "big")
+    elif isinstance(t, IntType):
+        if "port" in name and not t.signed and t.bits >= 16 and src.byte() < 128:
+            v = src.choice(PORTS)
+        else:
+            v = src.int_for(t.bits, t.signed)
+        buf[off:off + t.size] = (v & ((1 << t.bits) - 1)).to_bytes(t.size, "little")
+    elif isinstance(t, BoolType):
+        buf[off] = src.byte() & 1
+    elif isinstance(t, StructType):
+        for f in t.fields:
+            if not isinstance(f.type, (SpinLockType, TimerType)):
+                _fill_from_bytes(src, buf, off + f.offset, f.type, f.name, hints)
+    elif isinstance(t, ArrayType):
+        for i in range(t.length):
+            _fill_from_bytes(src, buf, off + i * t.elem.size, t.elem, name)
+
+
+def _raw_from_bytes(src: ByteSource, t: Any, name: str = "", hints: Hints | None = None) -> bytes:
+    buf = bytearray(t.size)
+    _fill_from_bytes(src, buf, 0, t, name, hints)
+    return bytes(buf)
+
+
+def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entries: int = 6,
+                     hints: Hints | None = None) -> MapStore:
+    """Map contents chosen by the bytes, with the rules of `map_contents`."""
+    store = MapStore(program, ncpu)
+    for m in program.maps:
+        if m.kind in ("XskMap", "DevMap", "RingBuf") or m.value is None:
+            continue
+        limit = min(max_entries, m.max_entries - (1 if m.kind == "LruHashMap" else 0))
+        n = src.byte() % (max(limit, 0) + 1)
+        for _ in range(n):
+            if m.kind == "Queue":
+                store.push_raw(m.name, _raw_from_bytes(src, m.value))
+                continue
+            assert m.key is not None
+            if m.is_array:
+                key = (src.byte() % min(m.max_entries, 64)).to_bytes(4, "little")
+            else:
+                key = _raw_from_bytes(src, m.key, "key", hints)
+            if m.is_percpu:
+                store.set_raw(m.name, key, [_raw_from_bytes(src, m.value) for _ in range(ncpu)])
+            else:
+                store.set_raw(m.name, key, _raw_from_bytes(src, m.value))
+    return store
+
+
+def fast_run_inputs(program: tir.Program, ncpu: int = 1) -> st.SearchStrategy[RunInput]:
+    """`run_inputs`, decided by one drawn byte string: much cheaper per input to generate."""
+    import os
+    from etran.runner import frame_input
+    usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
+
+    def build(blobs: tuple[bytes, bytes]) -> RunInput:
+        # The frame first, then maps keyed (often) by the frame's own addresses and ports.
+        frame = frame_from_bytes(ByteSource(blobs[0]))
+        src = ByteSource(blobs[1])
+        store = store_from_bytes(src, program, ncpu, hints=frame_hints(frame))
+        now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64)))
+        cpu, random = src.choice(usable), src.bits(32)
+        return frame_input(frame, maps=store, now_ns=now, cpu=cpu, random_u32=random)
+
+    return st.tuples(st.binary(max_size=300), st.binary(min_size=16, max_size=400)).map(build)

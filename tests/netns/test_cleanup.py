@@ -1,0 +1,71 @@
+"""Nothing outlives a run: a killed process's topology is found and removed by teardown_all,
+and SIGTERM tears a topology down from inside the process."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from etran.runtime import runs
+
+pytestmark = pytest.mark.netns
+
+ROOT = Path(__file__).resolve().parents[2]
+CHILD = """
+import sys, time
+from etran.compiler.pipeline import compile_file
+from etran.runtime.afxdp import XskSocket
+from etran.runtime.loader import load_object
+from etran.runtime.topology import Topology
+topo = Topology("incast:2")
+obj = topo.own(load_object(compile_file(sys.argv[1]).elf), "r")
+topo.attach("r", obj.programs["rx"])
+xsk = XskSocket(topo.host("r").interface)
+xsk.register(obj.maps["xsks"])
+print(topo.run_id, flush=True)
+while True:
+    time.sleep(1)
+"""
+
+
+def start_child() -> tuple[subprocess.Popen[str], str]:
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(ROOT / "tests/netns/xsk_echo.py")], cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout is not None
+    run_id = child.stdout.readline().strip()
+    if not run_id:
+        child.kill()
+        _, err = child.communicate()
+        pytest.fail(f"the child failed to build its topology: {err}")
+    return child, run_id
+
+
+def test_teardown_all_removes_what_a_killed_process_left(kernel: None) -> None:
+    child, run_id = start_child()
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=10)
+    left = runs.find_objects(run_id)
+    assert len(left.namespaces) == 4  # sw, s0, s1, r: nothing ran to remove them
+    (record,) = [r for r in runs.list_runs() if r.run_id == run_id]
+    assert record.is_orphan()
+    removed = runs.teardown_all(orphans_only=True)
+    assert f"run {run_id} (incast:2, pid {child.pid})" in removed
+    assert not runs.find_objects(run_id)
+    assert run_id not in {r.run_id for r in runs.list_runs()}
+
+
+def test_sigterm_tears_the_topology_down_in_the_process(kernel: None) -> None:
+    child, run_id = start_child()
+    assert runs.find_objects(run_id).namespaces
+    child.send_signal(signal.SIGTERM)
+    child.communicate(timeout=10)
+    assert child.returncode == 128 + signal.SIGTERM
+    assert not runs.find_objects(run_id)
+    assert run_id not in {r.run_id for r in runs.list_runs()}

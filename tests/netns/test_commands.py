@@ -1,0 +1,167 @@
+"""`etran up`, `etran status` and `etran down`, called through their handlers: exit codes,
+one-line errors, and nothing left behind, including after SIGKILL of a holding `etran up`."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from etran.runtime import attach, runs
+from etran.runtime.commands import add_runtime_commands
+from etran.runtime.maps import Map
+
+from .conftest import HERE, u64s
+
+pytestmark = pytest.mark.netns
+
+ROOT = Path(__file__).resolve().parents[2]
+MAIN = ("import argparse, sys\n"
+        "from etran.runtime.commands import add_runtime_commands\n"
+        "p = argparse.ArgumentParser(prog='etran')\n"
+        "add_runtime_commands(p.add_subparsers())\n"
+        "a = p.parse_args(sys.argv[1:])\n"
+        "sys.exit(a.func(a))\n")
+
+
+def etran(*argv: str) -> int:
+    parser = argparse.ArgumentParser(prog="etran")
+    add_runtime_commands(parser.add_subparsers())
+    args = parser.parse_args(list(argv))
+    return int(args.func(args))
+
+
+def new_runs(before: set[str]) -> set[str]:
+    return {r.run_id for r in runs.list_runs()} - before
+
+
+def test_up_status_down(kernel: None, capsys: pytest.CaptureFixture[str]) -> None:
+    before = {r.run_id for r in runs.list_runs()}
+    assert etran("up", str(HERE / "xsk_echo.py"), "--topology", "two-hosts") == 0
+    (run_id,) = new_runs(before)
+    try:
+        out = capsys.readouterr().out
+        assert f"etran: run {run_id} is up: two-hosts running" in out
+        assert f"host a    netns etran-{run_id}-a" in out and "@xdp rx (native)" in out
+        (record,) = [r for r in runs.list_runs() if r.run_id == run_id]
+        assert record.persistent and not record.is_orphan()
+        # the command has returned and closed its fds: the pins keep everything running
+        pins = Path(record.pin_dir)
+        assert sorted(p.name for p in (pins / "links").iterdir()) == \
+            ["a", "b", "link-a", "link-b"]
+        b = record.hosts["b"]
+        assert set(attach.attached_program_ids(b["netns"])) == {"etran-eth0"}
+        subprocess.run(["ip", "netns", "exec", record.hosts["a"]["netns"], sys.executable,
+                        "-c", "import socket; s = socket.socket(socket.AF_INET, "
+                        f"socket.SOCK_DGRAM); [s.sendto(b'x', ('{b['ip']}', 9001)) "
+                        "for _ in range(3)]"], check=True)
+        with Map.from_pinned(str(pins / "b" / "maps" / "counters")) as counters:
+            assert u64s(counters.lookup(bytes(4)))[:2] == (3, 3)
+        assert etran("status") == 0
+        out = capsys.readouterr().out
+        assert f"run {run_id}: two-hosts running {HERE / 'xsk_echo.py'}" in out
+        assert "detached (etran up)" in out
+        assert "map counters (array, 1 entries)" in out
+        assert "rx 3 pkts, tx 3 pkts" in out  # b answers with ICMP port unreachable
+    finally:
+        assert etran("down", "--run", run_id) == 0
+    assert f"etran: removed run {run_id}" in capsys.readouterr().out
+    assert not runs.find_objects(run_id)
+
+
+def test_up_failures_are_one_line_with_the_right_exit_code(
+        kernel: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    before = {r.run_id for r in runs.list_runs()}
+    assert etran("up", str(tmp_path / "missing.py")) == 2
+    assert capsys.readouterr().err == f"etran: {tmp_path / 'missing.py'}: no such file\n"
+    assert etran("up", str(HERE / "counter.py"), "--topology", "ring:3") == 2
+    assert capsys.readouterr().err == ("etran: build topology 'ring:3': unknown topology; use "
+                                       "two-hosts or incast:N\n")
+    bad = tmp_path / "bad.py"
+    bad.write_text("from etran.dsl import *\n\n@xdp\ndef rx(pkt: Packet) -> int:\n"
+                   "    return undefined_name\n")
+    assert etran("up", str(bad)) == 1
+    assert "undefined_name" in capsys.readouterr().err
+    # a program the verifier rejects: forced past the checker with the compiler's test switch
+    from etran.compiler import pipeline
+    real = pipeline.compile_file
+
+    def broken(path: str) -> object:
+        program = pipeline.check_file(path)
+        return pipeline.compile_program(program, defects=frozenset({"no-packet-bounds"}))
+
+    monkeypatch.setattr(pipeline, "compile_file", broken)
+    assert etran("up", str(HERE / "counter.py")) == 1
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("etran: load program 'count': rejected by "
+                                                   "the verifier: ")
+    monkeypatch.setattr(pipeline, "compile_file", real)
+    assert new_runs(before) == set()  # every failed `up` took down what it had built
+
+
+def test_down_of_an_unknown_run_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    assert etran("down", "--run", "0badf0") == 2
+    assert capsys.readouterr().err == ("etran: no run 0badf0; `etran status` lists the "
+                                       "runs\n")
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
+def test_without_privileges_every_command_says_run_as_root() -> None:
+    for argv, expected in (
+            (["up", str(HERE / "counter.py")], "etran: check kernel support: CAP_BPF/root is "
+                                               "not available"),
+            (["status"], "etran: status needs root: permission denied"),
+            (["down"], "etran: down needs root: permission denied")):
+        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                               sys.executable, "-c", MAIN, *argv], cwd=ROOT, text=True,
+                              capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        assert done.returncode == 2, done.stderr
+        assert done.stderr.startswith(expected) and done.stderr.count("\n") == 1, done.stderr
+        assert "run as root" in done.stderr  # and what to do about it
+
+
+def hold(file: Path) -> tuple[subprocess.Popen[str], str]:
+    before = {r.run_id for r in runs.list_runs()}
+    child = subprocess.Popen([sys.executable, "-c", MAIN, "up", str(file), "--topology",
+                              "incast:2", "--hold"], cwd=ROOT, text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout is not None
+    for line in child.stdout:
+        if "holding" in line:
+            break
+    else:
+        pytest.fail(f"`etran up --hold` did not come up: {child.communicate()[1]}")
+    (run_id,) = new_runs(before)
+    return child, run_id
+
+
+def test_sigkill_of_a_holding_up_then_down_leaves_nothing(
+        kernel: None, capsys: pytest.CaptureFixture[str]) -> None:
+    child, run_id = hold(HERE / "xsk_echo.py")
+    child.send_signal(signal.SIGKILL)
+    child.communicate(timeout=10)
+    assert runs.find_objects(run_id).namespaces
+    assert etran("down", "--orphans") == 0
+    assert f"run {run_id} (incast:2, pid {child.pid})" in capsys.readouterr().out
+    assert not runs.find_objects(run_id)
+
+
+def test_sigterm_of_a_holding_up_tears_it_down(kernel: None) -> None:
+    child, run_id = hold(HERE / "counter.py")
+    child.send_signal(signal.SIGTERM)
+    out, err = child.communicate(timeout=10)
+    assert child.returncode == 0, err
+    assert f"etran: run {run_id} torn down" in out
+    deadline = time.monotonic() + 2
+    while runs.find_objects(run_id) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not runs.find_objects(run_id)
