@@ -146,10 +146,12 @@ class CallChecker(ExprChecker):
         self.flow = self.flow.resized()
 
     # ---------------------------------------------------------------- structs
-    def construct(self, st: StructType, e: ast.Call) -> tir.Expr:
-        if st.special_fields:
+    def construct(self, st: StructType, e: ast.Call, map_value: bool = False) -> tir.Expr:
+        if st.special_fields and not map_value:
             self.fail(e.span, "map-only", f"`{st.name}` holds a SpinLock or Timer, so it can only "
-                      "live in a map", "get a reference with `m.get(key)` instead of creating one")
+                      "live in a map",
+                      "create an entry with `m.set(key, " + st.name + "(...))` or "
+                      "`m.insert(...)`, then work on `m.get(key)`")
         if e.args:
             self.fail(e.args[0].span, "type", f"fields of `{st.name}` are set by name",
                       f"write `{st.name}({st.fields[0].name if st.fields else 'field'}=...)`")
@@ -309,6 +311,11 @@ class CallChecker(ExprChecker):
         return self.coerce(v, kt, node.span, f"the key of `{m.name}`")
 
     def map_value(self, m: MapType, node: ast.Expr) -> tir.Expr:
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and m.value is not None \
+                and self.module.lookup(node.func.id) is m.value:
+            # A fresh value written straight into the map may hold a SpinLock or Timer:
+            # they are zero bytes on the stack, and the kernel initialises them in the map.
+            return self.construct(m.value, node, map_value=True)
         v = self.value(node)
         if isinstance(v.type, OptionalType):
             self.none_error(node, v)

@@ -66,6 +66,23 @@ def programs(max_statements: int = 40, features: frozenset[str] | None = None
     return _programs(max_statements, feats)
 
 
+def sample_programs(n: int, max_statements: int = 40, features: frozenset[str] | None = None
+                    ) -> list[GeneratedProgram]:
+    """`n` programs, the same ones on every run (for statistics and campaigns, not shrinking)."""
+    from hypothesis import HealthCheck, Phase, given, settings
+
+    out: list[GeneratedProgram] = []
+
+    @settings(max_examples=n, derandomize=True, deadline=None, database=None,
+              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
+    @given(programs(max_statements, features))
+    def collect(p: GeneratedProgram) -> None:
+        out.append(p)
+
+    collect()
+    return out
+
+
 @st.composite
 def _programs(draw: Any, max_statements: int, features: frozenset[str]) -> GeneratedProgram:
     return ProgramGen(draw, max_statements, features).generate()
