@@ -25,7 +25,10 @@ from etran.compiler.emit import CompiledObject
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore, RunInput, RunResult
 from etran.runner import Difference, KernelRunner, compare, frame_input
-from etran.testing.strategies import ByteSource, fast_run_inputs, store_from_bytes
+from etran.testing.strategies import ByteSource, fast_input_batches, store_from_bytes
+
+
+BATCH = 4   # inputs per hypothesis example (see strategies.fast_input_batches)
 
 
 class _Mismatch(Exception):
@@ -80,10 +83,11 @@ def fuzz_hook(runner: KernelRunner, hook: str, examples: int = 1000, seed: int |
             st.binary(max_size=600).map(
                 lambda b: store_from_bytes(ByteSource(b), program, runner.ncpu)), st.data())
     else:
-        strategy = inputs if inputs is not None else fast_run_inputs(program, runner.ncpu)
+        strategy = inputs if inputs is not None else fast_input_batches(program, runner.ncpu, BATCH)
     start = time.perf_counter()
 
-    @settings(max_examples=examples, deadline=None, database=None, derandomize=seed is None,
+    per_example = 1 if fn.hook == "timer" or inputs is not None else BATCH
+    @settings(max_examples=max(1, -(-examples // per_example)), deadline=None, database=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
               phases=[Phase.generate, Phase.shrink])
     @given(strategy)
@@ -97,10 +101,14 @@ def fuzz_hook(runner: KernelRunner, hook: str, examples: int = 1000, seed: int |
             inp = frame_input(bytes(64), maps=store)
             k = runner.run_timer(hook, key, inp)
             i = interp.run_timer(hook, key, inp)
-        else:
-            inp = drawn
-            k = runner.run(hook, inp)
-            i = interp.run(hook, inp)
+            run_one(inp, key, k, i)
+            return
+        for inp in drawn if isinstance(drawn, list) else [drawn]:
+            if report.cases >= examples:
+                return
+            run_one(inp, None, runner.run(hook, inp), interp.run(hook, inp))
+
+    def run_one(inp: RunInput, key: bytes | None, k: RunResult, i: RunResult) -> None:
         report.cases += 1
         if progress is not None and report.cases % 200 == 0:
             report.seconds = time.perf_counter() - start

@@ -5,7 +5,8 @@ host (each host has its own maps, as separate machines would), attaches its ``@x
 to every host's interface, pins links, maps and programs under ``/sys/fs/bpf/etran/<run>/``
 and exits, leaving the run in place; ``--hold`` keeps it in the foreground instead and tears
 it down on Ctrl-C or SIGTERM. ``etran status`` lists every run: hosts, attached programs,
-interface counters, maps with a few entries, and anything ``etran-*`` no run accounts for.
+interface counters, maps with a few entries (decoded with the struct declarations of the run's
+source file), and anything ``etran-*`` no run accounts for.
 ``etran down`` removes everything (``--run ID`` one run; ``--orphans`` only runs whose
 process died) and checks that nothing is left.
 
@@ -195,6 +196,7 @@ def _print_run(record: runs.RunRecord, entries: int) -> None:
     since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
     source = f" running {record.source}" if record.source else ""
     print(f"run {record.run_id}: {record.kind}{source}, since {since}, {owner}")
+    declarations: dict[str, Any] | None = None
     for name, host in record.hosts.items():
         counters = _counters(host["netns"], host["ifname"])
         programs = _programs(host["netns"]).get(host["ifname"], "no XDP program")
@@ -202,8 +204,29 @@ def _print_run(record: runs.RunRecord, entries: int) -> None:
               f"{programs}; {counters}")
         map_dir = os.path.join(record.pin_dir, name, "maps")
         if os.path.isdir(map_dir):
+            if declarations is None:
+                declarations = _declarations(record.source)
             for map_name in sorted(os.listdir(map_dir)):
-                _print_map(os.path.join(map_dir, map_name), entries)
+                _print_map(os.path.join(map_dir, map_name), entries,
+                           declarations.get(map_name))
+
+
+def _declarations(source: str) -> dict[str, Any]:
+    """The run's maps as its source declares them (name -> MapType), so their entries show
+    as the transport's own structs; {} (entries shown as bytes) when the source cannot be
+    read or checked any more, with a line saying why."""
+    from etran.dsl.diagnostics import DiagnosticError
+    from etran.runtime.typed import program_of
+    if not source:
+        return {}
+    try:
+        return {m.name: m for m in program_of(source).maps}
+    except OSError as exc:
+        why = f"cannot read {source} ({exc.strerror or exc})"
+    except DiagnosticError:
+        why = f"{source} no longer checks"
+    print(f"  ({why}: map entries shown as bytes)")
+    return {}
 
 
 def _counters(namespace: str, ifname: str) -> str:
@@ -225,20 +248,33 @@ def _programs(namespace: str) -> dict[str, str]:
     return {ifname: f"XDP prog id {prog_id}" for ifname, prog_id in ids.items()}
 
 
-def _print_map(path: str, entries: int) -> None:
+def _print_map(path: str, entries: int, declaration: Any = None) -> None:
+    """One pinned map: kind and size, then its first ``entries`` entries (non-zero ones for
+    arrays), decoded through ``declaration`` (the DSL's MapType) when it still fits the map."""
+    from etran.runtime.typed import TypedMap, format_value
     try:
         with Map.from_pinned(path) as map_:
             kind = MAP_TYPE_NAMES.get(map_.map_type, str(map_.map_type))
             if map_.map_type not in _LISTABLE:
-                print(f"    map {map_.name} ({kind}, max {map_.max_entries} entries)")
+                print(f"    map {os.path.basename(path)} ({kind}, max {map_.max_entries} entries)")
                 return
+            typed, note = None, ""
+            if declaration is not None:
+                try:
+                    typed = TypedMap(map_, declaration, pretty=True)
+                except EtranRuntimeError:
+                    note = "; not as declared in the source now, shown as bytes"
             shown: list[str] = []
             total = 0
             for key, value in map_.items():
                 total += 1
                 if len(shown) < entries and (map_.map_type not in (2, 6) or any(value)):
-                    shown.append(f"{key.hex()}: {value.hex()}")
-            print(f"    map {map_.name} ({kind}, {total} entries)"
+                    if typed is not None:
+                        shown.append(f"{format_value(typed.decode_key(key))}: "
+                                     f"{format_value(typed.decode_value(value))}")
+                    else:
+                        shown.append(f"{key.hex()}: {value.hex()}")
+            print(f"    map {os.path.basename(path)} ({kind}, {total} entries{note})"
                   + "".join(f"\n      {line}" for line in shown))
     except EtranRuntimeError as exc:
         print(f"    map {os.path.basename(path)}: {exc}")

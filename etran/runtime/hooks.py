@@ -16,6 +16,11 @@ once), then, for XDP_TX or XDP_PASS, a live run of the built-in XDP_TX or XDP_PA
 that finished frame to send it out of the interface or into the host's stack. XDP_REDIRECT
 cannot be honoured this way and is reported as an error.
 
+``@timer`` handlers run in the kernel and cannot send. One that needs a frame sent raises a
+flag in a map (or writes a ring-buffer record), and a pump thread of the runtime acts on it:
+:class:`GenPump` runs gen, :class:`EgressPump` pushes a given frame (a retransmission
+timeout's dummy frame, say) through egress, whose program decides what the frame becomes.
+
 :class:`Endpoint` is what an application holds: an AF_XDP socket for receiving, the egress
 path for sending, and gen run after each batch it receives. It exposes frames only.
 """
@@ -26,6 +31,7 @@ import select
 import threading
 from collections.abc import Iterable
 from types import TracebackType
+from typing import Self
 
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.attach import pass_object, tx_object
@@ -47,14 +53,19 @@ class Egress:
         self.program = program
         self.interface = interface
         self.frames = 0  # how many frames went through the program
+        self._lock = threading.Lock()
         self._live = LiveRunner(interface, queue)
 
     def send(self, frames: Iterable[bytes]) -> int:
         """Run the program live on every frame, in order; returns how many it ran on (its
-        verdicts, and so how many left the host, are not reported by the kernel)."""
-        with self._live.entered():
+        verdicts, and so how many left the host, are not reported by the kernel).
+        Thread-safe: calls do not overlap (the application and an :class:`EgressPump` share
+        one path, as frames share one transmit queue), so the program sees one frame at a
+        time and its per-flow state is never updated by two sends at once."""
+        frames = list(frames)
+        with self._lock, self._live.entered():
             count = self._live.run_each(self.program, frames)
-        self.frames += count
+            self.frames += count
         return count
 
     def close(self) -> None:
@@ -136,30 +147,27 @@ class Gen:
         self.close()
 
 
-class GenPump:
-    """A thread that runs ``gen`` whenever a program asks for it.
+class _Pump:
+    """A thread that does something whenever a program asks for it (see :class:`GenPump`)."""
 
-    Asking means writing a record to the ring buffer ``ring`` (its contents are ignored), or
-    setting the map value at ``flag`` = (map, key) to anything non-zero (the pump zeroes it
-    before the round, so a request made during the round starts another). ``interval`` is how
-    often the flag is read; ring records wake the pump at once.
-    """
-
-    def __init__(self, gen: Gen, *, ring: Map | None = None,
-                 flag: tuple[Map, bytes] | None = None, interval: float = 0.001) -> None:
+    def __init__(self, what: str, *, ring: Map | None, flag: tuple[Map, bytes] | None,
+                 interval: float) -> None:
         if ring is None and flag is None:
-            raise EtranRuntimeError("start the gen pump", "give a ring buffer, a flag, or both")
+            raise EtranRuntimeError(f"start the {what}", "give a ring buffer, a flag, or both")
         if ring is not None and ring.map_type != RINGBUF_MAP_TYPE:
-            raise EtranRuntimeError("start the gen pump", f"map {ring.name!r} is not a RingBuf")
-        self.gen = gen
+            raise EtranRuntimeError(f"start the {what}", f"map {ring.name!r} is not a RingBuf")
         self.flag = flag
         self.interval = interval
         self.error: BaseException | None = None
         self._reader = RingBufferReader(ring) if ring is not None else None
         self._ring_fd = ring.fd if ring is not None else -1
         self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="etran-gen-pump", daemon=True)
+        self._thread = threading.Thread(target=self._loop, name=f"etran-{what.replace(' ', '-')}",
+                                        daemon=True)
         self._thread.start()
+
+    def _serve(self) -> None:
+        raise NotImplementedError
 
     def _asked(self) -> bool:
         asked = False
@@ -180,7 +188,7 @@ class GenPump:
         try:
             while not self._stop.is_set():
                 if self._asked():
-                    self.gen.run()
+                    self._serve()
                     continue
                 poller.poll(max(1, int(self.interval * 1000)))
         except BaseException as exc:  # surfaced by stop()
@@ -197,12 +205,57 @@ class GenPump:
             error, self.error = self.error, None
             raise error
 
-    def __enter__(self) -> GenPump:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.stop()
+
+
+class GenPump(_Pump):
+    """A thread that runs ``gen`` whenever a program asks for it.
+
+    Asking means writing a record to the ring buffer ``ring`` (its contents are ignored), or
+    setting the map value at ``flag`` = (map, key) to anything non-zero (the pump zeroes it
+    before the round, so a request made during the round starts another). ``interval`` is how
+    often the flag is read; ring records wake the pump at once.
+    """
+
+    def __init__(self, gen: Gen, *, ring: Map | None = None,
+                 flag: tuple[Map, bytes] | None = None, interval: float = 0.001) -> None:
+        self.gen = gen
+        super().__init__("gen pump", ring=ring, flag=flag, interval=interval)
+
+    def _serve(self) -> None:
+        self.gen.run()
+
+
+class EgressPump(_Pump):
+    """A thread that sends ``frame`` through ``egress`` whenever a program asks for it: how a
+    timer, which cannot send, gets the egress program to act (eTran turns a timeout into a
+    dummy frame the same way).
+
+    Asking works as for :class:`GenPump` (a ring-buffer record, or a non-zero value at
+    ``flag``, zeroed before the frame is sent); each time the pump is asked it sends ``frame``
+    once. The program does the work (for a retransmission timeout: go back N and turn the
+    frame into a notice for the application, redirected to its socket) and asks again if
+    there is more to do, so a program that found nothing drops the frame and the pump waits.
+    ``sent`` counts the frames pushed.
+    """
+
+    def __init__(self, egress: Egress, frame: bytes, *, ring: Map | None = None,
+                 flag: tuple[Map, bytes] | None = None, interval: float = 0.001) -> None:
+        if len(frame) < 14:
+            raise EtranRuntimeError(f"start the egress pump of {egress.program.name!r}",
+                                    "the frame must hold at least an Ethernet header (14)")
+        self.egress = egress
+        self.frame = bytes(frame)
+        self.sent = 0
+        super().__init__("egress pump", ring=ring, flag=flag, interval=interval)
+
+    def _serve(self) -> None:
+        self.sent += self.egress.send([self.frame])
 
 
 class Endpoint:

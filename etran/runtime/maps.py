@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from types import TracebackType
 
 from etran.runtime import libbpf as lb
-from etran.runtime.errors import EtranRuntimeError
+from etran.runtime.errors import BpfError, EtranRuntimeError
 from etran.runtime.system import doing, pin, possible_cpus
 
 # enum bpf_map_type
@@ -158,10 +158,12 @@ class Map:
 
     def lookup(self, key: bytes | None) -> bytes | None:
         """The value at ``key`` or None; per-CPU maps return every CPU's slot concatenated."""
-        action = f"look up an element of map {self.name!r}"
-        raw_key = self._key(action, key)
-        with doing(action):
+        # Hot path of every test run: no context manager, and the message is built on failure.
+        raw_key = self._key("look up an element", key)
+        try:
             return lb.map_lookup(self.fd, raw_key, self.lookup_size)
+        except OSError as exc:
+            raise BpfError(f"look up an element of map {self.name!r}", exc.errno or 0) from exc
 
     def lookup_percpu(self, key: bytes) -> list[bytes] | None:
         """One ``value_size`` value per possible CPU, or None when ``key`` is absent."""
@@ -176,10 +178,12 @@ class Map:
 
     def update(self, key: bytes | None, value: bytes, flags: int = BPF_ANY) -> None:
         """Set ``key`` to ``value``; a per-CPU map also accepts one value for every CPU."""
-        action = f"update an element of map {self.name!r}"
-        raw_key, raw_value = self._key(action, key), self._value(action, value)
-        with doing(action):
+        raw_key = self._key("update an element", key)
+        raw_value = self._value(f"update an element of map {self.name!r}", value)
+        try:
             lb.map_update(self.fd, raw_key, raw_value, flags)
+        except OSError as exc:
+            raise BpfError(f"update an element of map {self.name!r}", exc.errno or 0) from exc
 
     def delete(self, key: bytes) -> bool:
         """Remove ``key``; False when it was absent."""
@@ -193,8 +197,10 @@ class Map:
         """Every key, in the kernel's iteration order (BPF_MAP_GET_NEXT_KEY)."""
         key: bytes | None = None
         while True:
-            with doing(f"iterate the keys of map {self.name!r}"):
+            try:
                 key = lb.map_next_key(self.fd, key, self.key_size)
+            except OSError as exc:
+                raise BpfError(f"iterate the keys of map {self.name!r}", exc.errno or 0) from exc
             if key is None:
                 return
             yield key

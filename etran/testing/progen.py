@@ -135,6 +135,7 @@ class ProgramGen(ExprGen):
         self.consts: list[ConstDef] = []
         self.func_text: list[str] = []
         self.hooks: list[str] = []
+        self.called: set[str] = set()
         self.reserved = set(keyword.kwlist) | {"min", "max", "range", "bool", "int", "pkt", "self",
                                                "atomic_add", "now_ns", "cpu_id", "random_u32"}
         self.reserved |= set(self.std) | set(HEADER_CONSTS) | set(ACTIONS)
@@ -150,13 +151,19 @@ class ProgramGen(ExprGen):
         self.declare_maps()
         self.declare_methods()
         if self.on("functions"):
+            share = self.budget * 2 // 5            # most statements go to the hooks
             for _ in range(self.num(0, 3)):
-                if self.budget >= 4:
-                    self.define_function()
-        for i in range(self.num(1, 2)):
-            self.define_hook(HOOK_NAMES[i], last=(i == 1))
-            if self.budget <= 2:
-                break
+                if share < 3:
+                    break
+                total, allowance = self.budget, min(share, 8)
+                self.budget = allowance
+                self.define_function()
+                spent = allowance - self.budget
+                share -= spent
+                self.budget = total - spent
+        n = self.num(1, 2)
+        for i in range(n):
+            self.define_hook(HOOK_NAMES[i], last=(i == n - 1))
         return GeneratedProgram(self.render(), tuple(self.hooks), frozenset(self.used & FEATURES))
 
     def declare_constants(self) -> None:
@@ -276,7 +283,7 @@ class ProgramGen(ExprGen):
             if t != "pkt":
                 ctx.frames[0].vars[p] = Var(p, t, origin="param",
                                             view=isinstance(t, StructDef) and t.header)
-        body, done = self.block(min(8, max(1, self.budget // 3)), frame=False)
+        body, done = self.block(self.budget, frame=False)
         if not done:
             body.append(self.return_line())
         sig = ", ".join(f"{p}: {'Packet' if t == 'pkt' else t.name}" for p, t in params)
@@ -346,6 +353,16 @@ class ProgramGen(ExprGen):
                 c.frames.pop()
         return (lines or ["pass"]), done
 
+    def capped_block(self, cap: int, max_stmts: int, narrow: Var | None = None
+                     ) -> tuple[list[str], bool]:
+        """A block that may spend at most `cap` statements in all (loop bodies stay small)."""
+        total, allowance = self.budget, min(self.budget, cap)
+        self.budget = allowance
+        try:
+            return self.block(max_stmts, narrow=narrow)
+        finally:
+            self.budget = total - (allowance - self.budget)
+
     def exits(self) -> list[str]:
         c = self.ctx
         if c.lock is not None:
@@ -374,25 +391,29 @@ class ProgramGen(ExprGen):
         rings = [m for m in self.maps if m.kind == "RingBuf"] if self.on("ringbuf") else []
         unchecked = [v for v in c.vars() if v.optional and not c.narrowed(v) and c.alive(v)]
         big = self.budget >= 3 and len(c.frames) < 5 and len(c.frames) + 2 * len(c.loops) < 7
+        hungry = 1 if len(self.refs()) >= 2 else 3      # few inputs in scope: read some first
+        if c.loops:
+            hungry = 1 if len(c.loops) == 1 else 0      # references taken in loops multiply paths
         return [
             (6, "decl"), (2 if self.on("branches") else 0, "bdecl"), (2, "assign"), (3, "aug"),
             (4, "store"), (4 if self.on("branches") and big else 0, "if"),
             (2 if self.on("loops") and free and len(c.loops) < 2 and big else 0, "loop"),
             (2 if c.loops and free and self.on("branches") else 0, "jump"),
-            (4 if keyed and free else 0, "get"), (3 if keyed and free else 0, "update"),
+            (4 * hungry if keyed and free else 0, "get"), (3 if keyed and free else 0, "update"),
             (1 if queues and free else 0, "push"), (2 if queues and free else 0, "pop"),
             (1 if rings and free else 0, "output"),
-            (5 if self.on("packets") and c.has_pkt and free else 0, "view"),
+            (5 * hungry if self.on("packets") and c.has_pkt and free else 0, "view"),
             (6 if unchecked else 0, "check"),
             (1 if self.on("resize") and c.has_pkt and c.resize_ok and free else 0, "resize"),
             (3 if self.on("locks") and free and self.lockable() else 0, "lock"),
-            (1 if self.on("atomics") else 0, "atomic"), (2 if self.on("functions") else 0, "call"),
+            (1 if self.on("atomics") else 0, "atomic"),
+            ((6 if len(self.called) < len(self.funcs) else 2) if self.funcs else 0, "call"),
             (2 if self.on("structs") else 0, "struct"), (1 if self.on("structs") else 0, "copy"),
         ]
 
     # ---------------------------------------------------------------- simple statements
     def s_decl(self) -> list[str]:
-        t = self.pick(INTS)
+        t = self.some_type()
         e = self.int_expr(t, 2, t)
         name = self.fresh(self.pick(INT_NAMES))
         if e.type is None or self.chance(40):
@@ -434,7 +455,7 @@ class ProgramGen(ExprGen):
         op = self.aug_op()
         if op in ("<<", ">>"):
             self.use("shifts")
-            e = lit_text(self.num(0, 70)) if self.chance(50) else self.typed(self.pick(INTS), 1)
+            e = lit_text(self.num(0, 70)) if self.chance(50) else self.typed(self.some_type(), 1)
         else:
             self.use("division" if op in ("//", "%") else "arith")
             e = self.int_expr(t, 2, t)
@@ -489,7 +510,8 @@ class ProgramGen(ExprGen):
 
     def s_call(self) -> list[str] | None:
         fs = self.callable_funcs(lambda r: True, False)
-        return [self.call_expr(self.pick(fs), False).text] if fs else None
+        fresh = [f for f in fs if f.name not in self.called]
+        return [self.call_expr(self.pick(fresh or fs), False).text] if fs else None
 
     # ---------------------------------------------------------------- control flow
     def s_if(self) -> tuple[list[str], bool]:
@@ -498,7 +520,7 @@ class ProgramGen(ExprGen):
         done_all = True
         for i in range(1 + (self.num(0, 2) if self.chance(25) else 0)):
             c = self.bool_expr(2)
-            body, done = self.block(4)
+            body, done = self.capped_block(10, 4)
             if not done and self.exits() and self.chance(35):
                 body.append(self.exit_line())
                 done = True
@@ -549,7 +571,7 @@ class ProgramGen(ExprGen):
         c.loops.append(c.lock is not None)
         c.frames.append(Frame({name: Var(name, t, origin="counter")}))
         try:
-            body, _ = self.block(4)
+            body, _ = self.capped_block(6 if len(c.loops) == 1 else 3, 4)
         finally:
             c.frames.pop()
             c.loops.pop()
@@ -748,7 +770,7 @@ class ProgramGen(ExprGen):
             v = self.declare(Var(self.fresh("grown"), BOOL))
             lines = [f"{v.name} = {call}"]
         for v in list(c.frames[-1].vars.values()):
-            if v.view and v.epoch != c.epoch and self.chance(60):
+            if v.view and v.optional and v.epoch != c.epoch and self.chance(60):
                 lines += self.s_view(reuse=v) or []
         return lines
 

@@ -283,6 +283,7 @@ def lit_text(v: int) -> E:
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, 255, 256, 1000,
                1448, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1,
                2**63, 2**64 - 1, -1, -2, -7, -128, -129, -32768, -2**31, -2**63)
+STACK_LIMIT = 360     # of the 512 bytes a hook may use: a margin for what is not counted here
 SHIFT_COUNTS = (0, 1, 2, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 127, 200)
 
 
@@ -298,6 +299,7 @@ class ExprGen:
     used: set[str]
     imports: set[str]
     cond_literals: bool = False
+    called: set[str]
 
     def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
         self._draw = draw
@@ -359,7 +361,7 @@ class ExprGen:
             return place
         self.use("arrays")
         if self.chance(runtime_pct):
-            idx = self.int_expr(self.pick(INTS), 1, lit=None).text
+            idx = self.int_expr(self.some_type(), 1, lit=None).text
         else:
             idx = str(self.num(0, t.n - 1))
         return f"{text}[{idx}]", t.elem, base
@@ -370,6 +372,16 @@ class ExprGen:
 
     def scalar_vars(self, want: Callable[[Any], bool]) -> list[Var]:
         return [v for v in self.ctx.vars() if isinstance(v.type, (Int, BoolT)) and want(v.type)]
+
+    def some_type(self) -> Int:
+        """An integer type, usually one that values in scope have (so expressions read inputs)."""
+        have = [v.type for v in self.scalar_vars(lambda t: isinstance(t, Int))]
+        have += [self.value_type(p[1].elem if isinstance(p[1], Arr) else p[1])
+                 for p in self.places(lambda t: isinstance(self.value_type(t), Int))]
+        have += [U32] if self.ctx.has_pkt else []
+        if have and not self.chance(25):
+            return self.pick(have)  # type: ignore[no-any-return]
+        return self.pick(INTS)  # type: ignore[no-any-return]
 
     # ---------------------------------------------------------------- integers
     def literal(self, t: Int) -> E:
@@ -413,7 +425,7 @@ class ExprGen:
         methods = self.method_calls(lambda r: isinstance(r, Int) and t.holds(r)) if d else []
         atomics = self.atomic_places(t) if d and self.on("atomics") else []
         kind = self.choose([
-            (4 if lit else 0, "lit"), (8 if atoms else 0, "atom"), (1, "tcast"),
+            (4 if lit else 0, "lit"), (12 if atoms else 0, "atom"), (1 if atoms else 4, "tcast"),
             (3 * d if self.on("casts") else 0, "cast"), (5 * d if self.on("arith") else 0, "arith"),
             (2 * d if self.on("division") else 0, "div"), (2 * d if self.on("shifts") else 0, "shift"),
             (1 * d if self.on("unary") else 0, "unary"), (1 * d if self.on("minmax") else 0, "minmax"),
@@ -429,12 +441,13 @@ class ExprGen:
             return self.pick(atoms)()
         if kind == "tcast":
             u = self.pick([x for x in INTS if t.holds(x)])
-            return E(f"{u.name}({lit_text(self.pick(INTERESTING)).text})", PREC["atom"], u)
+            v = self.literal(u) if self.chance(60) else lit_text(self.pick(INTERESTING))
+            return E(f"{u.name}({v.text})", PREC["atom"], u)
         if kind == "cast":
             self.use("casts")
             u = self.pick([x for x in INTS if t.holds(x)])
             inner = self.bool_expr(depth - 1, pure) if self.chance(10) else \
-                self.typed(self.pick(INTS), depth - 1, pure)
+                self.typed(self.some_type(), depth - 1, pure)
             return E(f"{u.name}({inner.text})", PREC["atom"], u)
         if kind in ("arith", "div"):
             op = self.pick(["+", "-", "*", "&", "|", "^"] if kind == "arith" else ["//", "%"])
@@ -452,7 +465,7 @@ class ExprGen:
             self.use("shifts")
             a = self.typed(t, depth - 1, pure)
             n = lit_text(self.pick(SHIFT_COUNTS)) if self.chance(50) else \
-                self.typed(self.pick(INTS), depth - 1, pure)
+                self.typed(self.some_type(), depth - 1, pure)
             return binop(self.pick(["<<", ">>"]), a, n, a.type)  # type: ignore[arg-type]
         if kind == "unary":
             self.use("unary")
@@ -523,7 +536,7 @@ class ExprGen:
                 continue
             if f.resizes and not c.resize_ok:
                 continue
-            if c.stack + f.stack > 400:
+            if c.stack + f.stack > STACK_LIMIT:
                 continue
             if any(isinstance(t, StructDef) and t.has_lock and not self._existing(t) for _, t in f.params):
                 continue
@@ -545,11 +558,12 @@ class ExprGen:
                 args.append(self.bool_expr(1, pure).text)
             else:
                 sv = self.struct_value(t, 1, pure)
-                if sv is None:      # checked by the caller's choice of functions
-                    sv = E(f"{t.name}()", PREC["atom"], t)
+                if sv is None:      # a lock struct always exists: checked by `callable_funcs`
+                    sv = self.zeroed(t)
                 args.append(sv.text)
         c = self.ctx
         self.use("functions")
+        self.called.add(f.name)
         c.depth = max(c.depth, f.depth + 1)
         c.stack += f.stack
         c.helpers |= f.helpers
@@ -609,7 +623,7 @@ class ExprGen:
             if d and self.chance(8):
                 a, b = self.bool_expr(depth - 1, pure), self.bool_expr(depth - 1, pure)
                 return E(f"{wrap(a, 5)} {self.pick(['==', '!='])} {wrap(b, 5)}", PREC["cmp"], BOOL)
-            s = self.pick(INTS)
+            s = self.some_type()
             a = self.typed(s, max(depth - 1, 0), pure)
             s2 = self.pick([x for x in INTS if x.signed == s.signed])
             b = self.int_expr(s2, max(depth - 1, 0), a.type, pure)  # type: ignore[arg-type]
@@ -637,7 +651,7 @@ class ExprGen:
             return self.guarded(self.pick(unchecked), depth - 1, pure)
         if kind == "bcast":
             self.use("casts")
-            return E(f"bool({self.typed(self.pick(INTS), depth - 1, pure).text})", PREC["atom"], BOOL)
+            return E(f"bool({self.typed(self.some_type(), depth - 1, pure).text})", PREC["atom"], BOOL)
         if kind == "call":
             return self.call_expr(self.pick(calls), pure)
         if kind == "method":
@@ -676,7 +690,7 @@ class ExprGen:
         self.use("queue" if m.kind == "Queue" else "ringbuf")
         self.ctx.helpers = True
         if v is None:
-            v = E(f"{m.value.name}()", PREC["atom"], m.value)
+            v = self.zeroed(m.value)
         return E(f"{m.name}.{method}({v.text})", PREC["atom"], BOOL)
 
     def map_update_expr(self, m: MapDef) -> E | None:
@@ -692,8 +706,8 @@ class ExprGen:
         if op == "delete":
             return E(f"{m.name}.delete({k.text})", PREC["atom"], BOOL)
         v = self.struct_value(m.value, 1)
-        if v is None:       # no stack left for a new value: the map's own type, zeroed
-            v = E(f"{m.value.name}()", PREC["atom"], m.value)
+        if v is None:
+            v = self.zeroed(m.value)
         return E(f"{m.name}.{op}({k.text}, {v.text})", PREC["atom"], BOOL)
 
     @staticmethod
@@ -705,7 +719,7 @@ class ExprGen:
                      small: bool = False) -> E | None:
         """A reference to a value of struct `s`: an existing one, or `S(field=...)` on the stack."""
         existing = self._existing(s)
-        can_build = not s.has_lock and self.ctx.stack + s.size <= 400
+        can_build = not s.has_lock and self.ctx.stack + s.size <= STACK_LIMIT
         kind = self.choose([(3 if can_build else 0, "build"), (3 if existing else 0, "existing")]) \
             if (can_build or existing) else None
         if kind is None:
@@ -740,6 +754,11 @@ class ExprGen:
             inits.append(f"{name}={e.text}")
         return E(f"{s.name}({', '.join(inits)})", PREC["atom"], s)
 
+    def zeroed(self, s: StructDef) -> E:
+        """`S()`: a zeroed value when nothing better fits in the stack budget."""
+        self.ctx.stack += (s.size + 7) // 8 * 8
+        return E(f"{s.name}()", PREC["atom"], s)
+
     def struct_places(self, s: StructDef) -> list[tuple[str, Any, Var]]:
         out = []
 
@@ -771,7 +790,7 @@ class ExprGen:
         k = m.key
         if isinstance(k, StructDef):
             v = self.struct_value(k, 1, small=True)
-            return v if v is not None else E(f"{k.name}()", PREC["atom"], k)
+            return v if v is not None else self.zeroed(k)
         t = U32 if m.is_array else k
         assert isinstance(t, Int)
         span = m.max_entries if m.is_array else 4

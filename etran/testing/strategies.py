@@ -388,51 +388,75 @@ def frame_hints(frame: bytes) -> Hints:
     return hints
 
 
-def _fill_from_bytes(src: ByteSource, buf: bytearray, off: int, t: Any, name: str,
-                     hints: Hints | None = None) -> None:
-    """Write a value of storage type `t` chosen by the bytes straight into `buf`.
+# A fill plan flattens a storage type into scalar slots, once per type:
+# (offset, size, bits, signed, big_endian, kind) with kind "addr", "port", "bool" or "int".
+_Plan = list[tuple[int, int, int, bool, bool, str]]
+_PLANS: "weakref.WeakKeyDictionary[StructType, _Plan]" = weakref.WeakKeyDictionary()
+
+
+def _plan(t: Any, name: str = "", off: int = 0, out: _Plan | None = None) -> _Plan:
+    out = [] if out is None else out
+    if isinstance(t, BeType):
+        kind = "addr" if t.bits == 32 else ("port" if t.bits == 16 and "port" in name else "int")
+        out.append((off, t.size, t.bits, False, True, kind))
+    elif isinstance(t, IntType):
+        kind = "port" if "port" in name and not t.signed and t.bits >= 16 else "int"
+        out.append((off, t.size, t.bits, t.signed, False, kind))
+    elif isinstance(t, BoolType):
+        out.append((off, 1, 8, False, False, "bool"))
+    elif isinstance(t, StructType):
+        for f in t.fields:
+            if not isinstance(f.type, (SpinLockType, TimerType)):
+                _plan(f.type, f.name, off + f.offset, out)
+    elif isinstance(t, ArrayType):
+        for i in range(t.length):
+            _plan(t.elem, name, off + i * t.elem.size, out)
+    return out
+
+
+def _plan_for(t: Any, name: str) -> _Plan:
+    if isinstance(t, StructType):
+        plan = _PLANS.get(t)
+        if plan is None:
+            plan = _PLANS[t] = _plan(t)
+        return plan
+    return _plan(t, name)
+
+
+def _raw_from_bytes(src: ByteSource, t: Any, name: str = "", hints: Hints | None = None) -> bytes:
+    """A value of storage type `t` chosen by the bytes.
 
     With `hints` (from the frame under test), keys often take the frame's own
     addresses and ports, so lookups find entries and the deep paths run.
     """
-    bits = getattr(t, "bits", 0)
-    hint = hints.get(bits) if hints else None
-    if hint and isinstance(t, (BeType, IntType)) and src.byte() < 160:
-        v = src.choice(hint)
-        order = "big" if isinstance(t, BeType) else "little"
-        buf[off:off + t.size] = (v & ((1 << bits) - 1)).to_bytes(t.size, order)
-    elif isinstance(t, BeType):
-        if t.bits == 32 and src.byte() < 192:
-            buf[off:off + 4] = src.choice(_ADDR_BYTES)
-        elif t.bits == 16 and "port" in name and src.byte() < 192:
-            buf[off:off + 2] = src.choice(PORTS).to_bytes(2, "big")
-        else:
-            buf[off:off + t.size] = src.int_for(t.bits, False).to_bytes(t.size, "big")
-    elif isinstance(t, IntType):
-        if "port" in name and not t.signed and t.bits >= 16 and src.byte() < 128:
-            v = src.choice(PORTS)
-        else:
-            v = src.int_for(t.bits, t.signed)
-        buf[off:off + t.size] = (v & ((1 << t.bits) - 1)).to_bytes(t.size, "little")
-    elif isinstance(t, BoolType):
-        buf[off] = src.byte() & 1
-    elif isinstance(t, StructType):
-        for f in t.fields:
-            if not isinstance(f.type, (SpinLockType, TimerType)):
-                _fill_from_bytes(src, buf, off + f.offset, f.type, f.name, hints)
-    elif isinstance(t, ArrayType):
-        for i in range(t.length):
-            _fill_from_bytes(src, buf, off + i * t.elem.size, t.elem, name)
-
-
-def _raw_from_bytes(src: ByteSource, t: Any, name: str = "", hints: Hints | None = None) -> bytes:
     buf = bytearray(t.size)
-    _fill_from_bytes(src, buf, 0, t, name, hints)
+    # Keys built from the frame: take its addresses and ports in one orientation per width
+    # (src then dst, or dst then src), so a key describes the frame's flow from either side.
+    use = bool(hints) and src.byte() < 192
+    flip = src.byte() if use else 0
+    seen: dict[int, int] = {}
+    for off, size, bits, signed, big, kind in _plan_for(t, name):
+        hint = hints.get(bits) if (use and hints) else None
+        if hint:
+            i = seen.get(bits, 0)
+            seen[bits] = i + 1
+            v = hint[(i ^ (flip >> (bits // 8))) % len(hint)]
+        elif kind == "addr" and src.byte() < 192:
+            buf[off:off + 4] = src.choice(_ADDR_BYTES)
+            continue
+        elif kind == "port" and src.byte() < 192:
+            v = src.choice(PORTS)
+        elif kind == "bool":
+            buf[off] = src.byte() & 1
+            continue
+        else:
+            v = src.int_for(bits, signed)
+        buf[off:off + size] = (v & ((1 << bits) - 1)).to_bytes(size, "big" if big else "little")
     return bytes(buf)
 
 
 def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entries: int = 6,
-                     hints: Hints | None = None) -> MapStore:
+                     hints: "Hints | list[Hints] | None" = None) -> MapStore:
     """Map contents chosen by the bytes, with the rules of `map_contents`."""
     store = MapStore(program, ncpu)
     for m in program.maps:
@@ -448,7 +472,8 @@ def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entri
             if m.is_array:
                 key = (src.byte() % min(m.max_entries, 64)).to_bytes(4, "little")
             else:
-                key = _raw_from_bytes(src, m.key, "key", hints)
+                h = src.choice(hints) if isinstance(hints, list) and hints else hints
+                key = _raw_from_bytes(src, m.key, "key", h)  # type: ignore[arg-type]
             if m.is_percpu:
                 store.set_raw(m.name, key, [_raw_from_bytes(src, m.value) for _ in range(ncpu)])
             else:
@@ -472,3 +497,29 @@ def fast_run_inputs(program: tir.Program, ncpu: int = 1) -> st.SearchStrategy[Ru
         return frame_input(frame, maps=store, now_ns=now, cpu=cpu, random_u32=random)
 
     return st.tuples(st.binary(max_size=300), st.binary(min_size=16, max_size=400)).map(build)
+
+
+def fast_input_batches(program: tir.Program, ncpu: int = 1,
+                       per_example: int = 4) -> st.SearchStrategy[list[RunInput]]:
+    """Several inputs per hypothesis example: frames from one byte string, each run from the
+    same map contents. Generation costs are shared, so a campaign runs more cases per
+    second; a failing batch shrinks to its failing frame like any list."""
+    import os
+    from etran.runner import frame_input
+    usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
+
+    def build(blobs: tuple[list[bytes], bytes]) -> list[RunInput]:
+        frames = [frame_from_bytes(ByteSource(b)) for b in blobs[0]]
+        src = ByteSource(blobs[1])
+        store = store_from_bytes(src, program, ncpu,
+                                 hints=[frame_hints(f) for f in frames])
+        out = []
+        for frame in frames:
+            now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64)))
+            out.append(frame_input(frame, maps=store, now_ns=now, cpu=src.choice(usable),
+                                   random_u32=src.bits(32)))
+        return out
+
+    return st.tuples(st.lists(st.binary(max_size=300), min_size=per_example,
+                              max_size=per_example),
+                     st.binary(min_size=16, max_size=400)).map(build)

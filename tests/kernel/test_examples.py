@@ -310,9 +310,170 @@ def seq_stamper() -> Scenario:
     ])
 
 
+RD_PORT = 7100
+
+
+def datagram(kind: int, flow: int, seq: int = 0, ack: int = 0, epoch: int = 0) -> bytes:
+    """A reliable_datagram header: kind, flags, epoch, flow, seq, ack."""
+    return struct.pack("!BBHIII", kind, 0, epoch, flow, seq, ack)
+
+
+def reliable_datagram() -> Scenario:
+    DATA, ACK, TIMEOUT = 1, 2, 3
+    tx = {"peer": B, "flow": 5}             # A's flow 5 to B
+    rx = {"peer": A, "flow": 9}             # flow 9 from A, as B sees it
+
+    def data(seq: int = 0, epoch: int = 0, flow: int = 5) -> bytes:
+        return udp_frame(datagram(DATA, flow, seq, epoch=epoch) + b"payload", sport=5000,
+                         dport=RD_PORT)
+
+    def ack(n: int) -> bytes:
+        return udp_frame(datagram(ACK, 5, ack=n), src=B, dst=A, sport=RD_PORT, dport=RD_PORT)
+
+    def tick() -> bytes:
+        return udp_frame(datagram(TIMEOUT, 0), src=A, dst=A, sport=RD_PORT, dport=RD_PORT)
+
+    def sender(**want: Any) -> Callable[[RunResult, Ctx], None]:
+        def check(r: RunResult, c: Ctx) -> None:
+            v = c.value(r, "tx_flows", tx)
+            assert v is not None and {k: v[k] for k in want} == want, v
+        return check
+
+    def receiver(**want: Any) -> Callable[[RunResult, Ctx], None]:
+        def check(r: RunResult, c: Ctx) -> None:
+            v = c.value(r, "rx_flows", rx)
+            assert v is not None and {k: v[k] for k in want} == want, v
+        return check
+
+    def both(*checks: Callable[[RunResult, Ctx], None]) -> Callable[[RunResult, Ctx], None]:
+        def check(r: RunResult, c: Ctx) -> None:
+            for one in checks:
+                one(r, c)
+        return check
+
+    def stamped(seq: int, timer: bool) -> Callable[[RunResult, Ctx], None]:
+        def check(r: RunResult, c: Ctx) -> None:
+            assert r.action == 3 and struct.unpack_from("!I", r.packet, 42 + 8)[0] == seq
+            assert r.packet[40:42] == b"\0\0"                   # UDP checksum: none
+            assert [t.field for t in r.timers] == (["rto"] if timer else [])
+        return check
+
+    def queued(name: str, n: int) -> Callable[[RunResult, Ctx], None]:
+        def check(r: RunResult, c: Ctx) -> None:
+            assert len(r.maps[name].queue) == n
+        return check
+
+    def rearmed(yes: bool) -> Callable[[RunResult, Ctx], None]:
+        def check(r: RunResult, c: Ctx) -> None:
+            assert [t.field for t in r.timers] == (["rto"] if yes else [])
+        return check
+
+    def woken(r: RunResult, c: Ctx) -> None:
+        assert c.value(r, "wake", 0) == {"asked": 1}
+
+    def notice(r: RunResult, c: Ctx) -> None:
+        # no socket in a test run: the redirect falls back to XDP_DROP
+        assert r.redirect == ("app_sockets", 0) and r.action == 1
+        kind, _, epoch, flow, seq, _ = struct.unpack_from("!BBHIII", r.packet, 42)
+        assert (kind, epoch, flow, seq) == (TIMEOUT, 1, 5, 1)
+        assert r.packet[30:34] == bytes([10, 0, 0, 2])      # ip.dst: the flow's peer
+
+    def delivered(r: RunResult, c: Ctx) -> None:
+        assert r.redirect == ("app_sockets", 0)
+
+    def dropped(r: RunResult, c: Ctx) -> None:
+        assert r.action == 1 and r.redirect is None
+
+    def ack_frame(r: RunResult, c: Ctx) -> None:
+        from etran.testing.packets import checksum
+        p = r.packet
+        assert r.action == 3 and len(p) == 14 + 20 + 8 + 16
+        assert p[0:6] == bytes.fromhex("020000000001") and p[6:12] == bytes.fromhex("020000000002")
+        assert p[26:30] == bytes([10, 0, 0, 2]) and p[30:34] == bytes([10, 0, 0, 1])
+        assert checksum(p[14:34]) == 0                      # a valid IPv4 header checksum
+        assert struct.unpack_from("!HHHH", p, 34) == (RD_PORT, 5000, 8 + 16, 0)
+        assert struct.unpack_from("!BBHIII", p, 42) == (ACK, 0, 0, 9, 0, 1)
+
+    return Scenario("reliable_datagram", {}, [
+        # sender: stamping, the timer armed once, stale epochs dropped
+        Step("send", data(), both(stamped(0, True), sender(snd_nxt=1, snd_max=1, sent=1,
+                                                            rto_armed=True))),
+        Step("send", data(), stamped(1, False)),
+        Step("send", data(), both(stamped(2, False), sender(snd_nxt=3, snd_max=3))),
+        Step("send", data(epoch=1), both(dropped, sender(stale=1, snd_nxt=3))),
+        # cumulative ACKs, never past what was sent
+        Step("receive", ack(1), both(dropped, sender(snd_una=1, acks=1))),
+        Step("receive", ack(9), sender(snd_una=1, acks=2)),
+        # the timer: progress since it was armed, then none: a timeout, queued once
+        Step("rto_expired", bytes(64), both(rearmed(True), sender(timeouts=0, una_seen=1)),
+             timer_key=("tx_flows", tx)),
+        Step("rto_expired", bytes(64), both(rearmed(True), woken, queued("timed_out", 1),
+                                            sender(timeouts=1, retransmit=True)),
+             timer_key=("tx_flows", tx)),
+        Step("rto_expired", bytes(64), both(queued("timed_out", 1), sender(timeouts=1)),
+             timer_key=("tx_flows", tx)),
+        # the runtime's TIMEOUT frame: go back N, and a notice for the application
+        Step("send", tick(), both(notice, queued("timed_out", 0), woken,
+                                  sender(snd_nxt=1, snd_una=1, epoch=1, go_backs=1,
+                                         retransmit=False))),
+        Step("send", tick(), both(dropped, sender(go_backs=1))),    # nothing more to do
+        Step("send", data(epoch=1), both(stamped(1, False), sender(snd_nxt=2, snd_max=3))),
+        Step("receive", ack(3), sender(snd_una=3)),                 # in flight before the go-back
+        Step("rto_expired", bytes(64), both(rearmed(False), sender(rto_armed=False)),
+             timer_key=("tx_flows", tx)),
+        # receiver: in order, gap, duplicate; one ACK due per flow
+        Step("receive", data(0, flow=9), both(delivered, queued("acks_due", 1),
+                                              receiver(expected=1, delivered=1, ack_queued=True,
+                                                       peer_mac=[2, 0, 0, 0, 0, 1],
+                                                       peer_port=5000))),
+        Step("receive", data(2, flow=9), both(dropped, queued("acks_due", 1),
+                                              receiver(expected=1, out_of_order=1))),
+        Step("receive", data(0, flow=9), both(dropped, receiver(duplicates=1))),
+        Step("ack", bytes(128), both(ack_frame, queued("acks_due", 0),
+                                     receiver(ack_queued=False, acks_sent=1))),
+        Step("ack", bytes(128), lambda r, c: _action(r, 1)),        # no ACK due
+        Step("receive", data(1, flow=9), both(delivered, receiver(expected=2, delivered=2))),
+        Step("receive", udp_frame(b"other"), lambda r, c: _action(r, 2)),
+    ])
+
+
+def impair_drop() -> Scenario:
+    rule = {"port": RD_PORT, "key_offset": 8, "kind_offset": 0, "kind": 1, "match_kind": True}
+
+    def frame(kind: int, seq: int, dport: int = RD_PORT) -> bytes:
+        return udp_frame(datagram(kind, 1, seq), dport=dport)
+
+    def counts(seen: int, dropped: int, victim: dict[str, int] | None = None
+               ) -> Callable[[RunResult, Ctx], None]:
+        def check(r: RunResult, c: Ctx) -> None:
+            assert c.value(r, "totals", 0) == {"seen": seen, "dropped": dropped}
+            if victim is not None:
+                assert c.value(r, "victims", 10) == victim
+        return check
+
+    def act(a: int, check: Callable[[RunResult, Ctx], None]) -> Callable[[RunResult, Ctx], None]:
+        def both(r: RunResult, c: Ctx) -> None:
+            _action(r, a)
+            check(r, c)
+        return both
+
+    return Scenario("impair_drop", {"rule": [(0, rule)],
+                                    "victims": [(10, {"remaining": 1}), (12, {"remaining": 2})]}, [
+        Step("impair", frame(1, 10), act(1, counts(1, 1, {"remaining": 0, "dropped": 1}))),
+        Step("impair", frame(1, 10), act(2, counts(2, 1, {"remaining": 0, "dropped": 1}))),
+        Step("impair", frame(1, 11), act(2, counts(3, 1))),
+        Step("impair", frame(1, 12), act(1, counts(4, 2))),
+        Step("impair", frame(1, 12), act(1, counts(5, 3))),
+        Step("impair", frame(1, 12), act(2, counts(6, 3))),
+        Step("impair", frame(2, 10), act(2, counts(6, 3))),         # not DATA: not considered
+        Step("impair", frame(1, 10, dport=7101), act(2, counts(6, 3))),
+        Step("impair", udp_frame(b"\x01\0\0\0", dport=RD_PORT), act(2, counts(6, 3))),  # short
+    ])
+
+
 SCENARIOS = [dctcp(), homa(), rate_limiter(), spinlock_stats(), ringbuf_events(),
              tcp_options(), udp_echo(), port_firewall(), flow_stats(), vlan_push(),
-             packet_trimmer(), seq_stamper()]
+             packet_trimmer(), seq_stamper(), reliable_datagram(), impair_drop()]
 
 
 def test_every_example_has_a_scenario() -> None:

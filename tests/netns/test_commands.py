@@ -68,12 +68,43 @@ def test_up_status_down(kernel: None, capsys: pytest.CaptureFixture[str]) -> Non
         out = capsys.readouterr().out
         assert f"run {run_id}: two-hosts running {HERE / 'xsk_echo.py'}" in out
         assert "detached (etran up)" in out
-        assert "map counters (array, 1 entries)" in out
+        assert "map counters (array, 1 entries)\n      0: {frames: 3, udp: 3, redirected: 0}" \
+            in out  # decoded with the transport's own `Counters` declaration
         assert "rx 3 pkts, tx 3 pkts" in out  # b answers with ICMP port unreachable
     finally:
         assert etran("down", "--run", run_id) == 0
     assert f"etran: removed run {run_id}" in capsys.readouterr().out
     assert not runs.find_objects(run_id)
+
+
+def test_status_shows_bytes_when_the_source_changed_or_went(
+        kernel: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    source = tmp_path / "echo.py"
+    source.write_text((HERE / "xsk_echo.py").read_text())
+    before = {r.run_id for r in runs.list_runs()}
+    assert etran("up", str(source)) == 0
+    (run_id,) = new_runs(before)
+    try:
+        capsys.readouterr()
+
+        def status_of_run() -> str:
+            assert etran("status") == 0
+            out = capsys.readouterr().out
+            return out[out.index(f"run {run_id}:"):].split("\nrun ", 1)[0]
+
+        assert "0: {frames: 0, udp: 0, redirected: 0}" not in status_of_run()  # zero: hidden
+        source.write_text(source.read_text().replace("    redirected: u64\n",
+                                                     "    redirected: u64\n    extra: u64\n"))
+        out = status_of_run()
+        assert "map counters (array, 1 entries; not as declared in the source now, shown " \
+            "as bytes)" in out
+        source.write_text("this is not a transport")
+        assert f"({source} no longer checks: map entries shown as bytes)" in status_of_run()
+        source.unlink()
+        assert f"(cannot read {source} (No such file or directory): map entries shown as " \
+            "bytes)" in status_of_run()
+    finally:
+        assert etran("down", "--run", run_id) == 0
 
 
 def test_up_failures_are_one_line_with_the_right_exit_code(

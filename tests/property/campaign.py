@@ -1,0 +1,165 @@
+"""A long run of the generated-program properties, with statistics (not collected by pytest).
+
+    .venv/bin/python tests/property/campaign.py 2000 --inputs 5 --jobs 2 --out /tmp/campaign
+
+For each of N generated programs (the same N on every run): does the checker
+accept it (rules tallied otherwise); does the kernel verifier load it, within
+the checker's estimate (worst ratios kept); do the kernel and the interpreter
+agree on `--inputs` random inputs. Programs refused only by the budget/stack
+rules are loaded anyway, with the limits lifted, to count false refusals.
+Every failing program is written to `--out` with what went wrong.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing
+import random
+import sys
+import time
+import traceback
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from etran.compiler import rules  # noqa: E402
+from etran.compiler.check import check_source  # noqa: E402
+from etran.compiler.pipeline import compile_program  # noqa: E402
+from etran.dsl.diagnostics import DiagnosticError  # noqa: E402
+from etran.interp.interpreter import Interpreter  # noqa: E402
+from etran.runner import KernelRunner, compare, frame_input  # noqa: E402
+from etran.runtime.errors import VerifierError  # noqa: E402
+from etran.runtime.loader import load_object  # noqa: E402
+from etran.testing.progen import sample_programs  # noqa: E402
+from tests.property.test_progen import random_maps, random_packet  # noqa: E402
+
+
+def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
+    idx, source, hooks, n_inputs = job
+    out: dict[str, Any] = {"idx": idx}
+    try:
+        program = check_source(source, "generated.py")
+    except DiagnosticError as e:
+        out["rejected"] = sorted({d.rule for d in e.diagnostics})
+        out["detail"] = "\n".join(map(str, e.diagnostics[:3]))
+        if set(out["rejected"]) <= {"budget", "stack"}:
+            out.update(_lifted(source))
+        return out
+    except Exception as e:
+        out["rejected"] = [f"crash:{type(e).__name__}"]
+        out["detail"] = traceback.format_exc(limit=-3)
+        return out
+    try:
+        obj = compile_program(program)
+    except Exception as e:
+        out["failure"] = f"compile crash: {type(e).__name__}"
+        out["detail"] = traceback.format_exc(limit=-3)
+        return out
+    try:
+        with load_object(obj.elf) as loaded:
+            out["budget"] = {n: (p.stats.processed_insns, program.budgets[n].processed)
+                             for n, p in loaded.programs.items()}
+    except VerifierError as e:
+        out["failure"] = "verifier"
+        out["detail"] = str(e)[:2000]
+        return out
+    interp = Interpreter(program)
+    try:
+        with KernelRunner(compile_program(program, observe=True)) as runner:
+            rng = random.Random(idx)
+            store = None
+            for step in range(n_inputs):
+                if store is None or rng.random() < 0.4:
+                    store = random_maps(program, runner.ncpu, rng)
+                hook = rng.choice(hooks)
+                inp = frame_input(random_packet(rng), maps=store, now_ns=rng.getrandbits(40),
+                                  cpu=rng.randrange(runner.ncpu), random_u32=rng.getrandbits(32))
+                k = runner.run(hook, inp)
+                try:
+                    mine = interp.run(hook, inp)
+                except Exception:
+                    out["failure"] = "interpreter crash"
+                    out["detail"] = traceback.format_exc(limit=-3)
+                    return out
+                diffs = compare(k, mine)
+                if diffs:
+                    out["failure"] = "mismatch"
+                    out["detail"] = (f"step {step} hook {hook} cpu {inp.cpu} packet "
+                                     f"{inp.packet.hex()}\n" + "\n".join(map(str, diffs))[:3000])
+                    return out
+                store = mine.maps
+    except Exception as e:
+        out["failure"] = f"runner: {type(e).__name__}"
+        out["detail"] = traceback.format_exc(limit=-3)
+    return out
+
+
+def _lifted(source: str) -> dict[str, Any]:
+    """Load a program refused for budget/stack with the limits lifted: does the kernel agree?"""
+    saved = rules.MAX_PROCESSED, rules.MAX_INSNS, rules.MAX_STACK
+    rules.MAX_PROCESSED = rules.MAX_INSNS = 10**18
+    rules.MAX_STACK = 10**9
+    try:
+        program = check_source(source, "generated.py")
+        with load_object(compile_program(program).elf) as loaded:
+            return {"lifted": "kernel accepts",
+                    "lifted_budget": {n: (p.stats.processed_insns, program.budgets[n].processed)
+                                      for n, p in loaded.programs.items()}}
+    except VerifierError as e:
+        return {"lifted": "kernel rejects: " + str(e).splitlines()[0][:200]}
+    except Exception as e:
+        return {"lifted": f"error {type(e).__name__}"}
+    finally:
+        rules.MAX_PROCESSED, rules.MAX_INSNS, rules.MAX_STACK = saved
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("n", type=int)
+    ap.add_argument("--inputs", type=int, default=5)
+    ap.add_argument("--jobs", type=int, default=2)
+    ap.add_argument("--statements", type=int, default=40)
+    ap.add_argument("--out", default="/tmp/progen-campaign")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.time()
+    progs = sample_programs(a.n, a.statements)
+    t1 = time.time()
+    jobs = [(i, p.source, p.hooks, a.inputs) for i, p in enumerate(progs)]
+    with multiprocessing.Pool(a.jobs) as pool:
+        results = pool.map(one, jobs, chunksize=4)
+    t2 = time.time()
+    rejected = Counter(",".join(r["rejected"]) for r in results if "rejected" in r)
+    failures = Counter(r["failure"] for r in results if "failure" in r)
+    lifted = Counter(r["lifted"].split(":")[0] for r in results if "lifted" in r)
+    ratios = sorted(((k / max(e, 1), k, e, r["idx"], h) for r in results if "budget" in r
+                     for h, (k, e) in r["budget"].items()), reverse=True)
+    over = [x for x in ratios if x[0] > 1]
+    for r in results:
+        if "failure" in r or "rejected" in r or any(k > e for k, e in r.get("budget", {}).values()):
+            tag = r.get("failure") or ("budget" if "budget" in r else ",".join(r["rejected"]))
+            name = f"{r['idx']:05d}_{tag.replace(' ', '_').replace(':', '').replace(',', '_')}.py"
+            text = progs[r["idx"]].source + "\n# " + json.dumps({k: v for k, v in r.items()
+                                                                if k != "detail"}) + "\n# " + \
+                str(r.get("detail", "")).replace("\n", "\n# ") + "\n"
+            (out / name).write_text(text)
+    n = len(results)
+    print(f"programs: {n}; generated in {t1 - t0:.1f}s, checked/loaded/run in {t2 - t1:.1f}s "
+          f"({n / (t2 - t0):.1f} programs/s overall, {a.jobs} jobs, {a.inputs} inputs each)")
+    print(f"accepted: {n - sum(rejected.values())} ({100 * (n - sum(rejected.values())) / n:.1f}%); "
+          f"rejected by rule: {dict(rejected)}")
+    print(f"budget/stack refusals loaded with limits lifted: {dict(lifted)}")
+    print(f"failures: {dict(failures)}")
+    print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
+    for ratio, k, e, idx, h in ratios[:8]:
+        print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
+    feats = Counter(f for p in progs for f in p.features)
+    print("feature use:", dict(sorted(feats.items(), key=lambda x: -x[1])))
+    print(f"details in {out}")
+
+
+if __name__ == "__main__":
+    main()
