@@ -327,7 +327,14 @@ class _Walker:
         m = self.expr(p.base, m)
         if isinstance(p, tir.IndexPlace):
             m = self.expr(p.index, m)
-            self.charge(2, m, p.span)
+            if isinstance(p.index, tir.Const):
+                self.charge(2, m, p.span)
+            elif p.in_packet:
+                # Bounds check, then a data_end check on the element: two more branches the
+                # verifier walks on every use.
+                self.charge(30, m, p.span)
+            else:
+                self.charge(8, m, p.span)
         return m
 
     def expr(self, e: tir.Expr, m: float) -> float:

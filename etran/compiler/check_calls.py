@@ -250,6 +250,9 @@ class CallChecker(ExprChecker):
         if self.is_packet_ref(loaded.place.base):
             self.fail(target.span, "type", "atomics cannot update packet data",
                       "the verifier only allows atomics on map values and the stack")
+        if isinstance(loaded.place, tir.IndexPlace) and not isinstance(loaded.place.index, tir.Const):
+            self.fail(target.span, "bounds", "`atomic_add` needs an element at a constant index",
+                      "the element must provably exist: use a constant index, or a field")
         value = self.coerce(self.value(amount, t), t, amount.span, "the amount")
         return tir.AtomicAdd(loaded.place, value, t, e.span)
 
@@ -321,6 +324,11 @@ class CallChecker(ExprChecker):
             self.none_error(node, v)
         if v.type is not m.value:
             self.fail(node.span, "type", f"values of `{m.name}` are {m.value}, not {v.type}")
+        if m.value is not None and m.value.special_fields:
+            self.fail(node.span, "map-only", f"`{m.value.name}` holds a SpinLock or Timer, which "
+                      "a helper cannot copy out of a map value",
+                      f"write a fresh value, `{m.name}.set(key, {m.value.name}(...))`, or copy the "
+                      "fields one by one")
         return v
 
     def map_method(self, m: MapType, name: str, e: ast.Call) -> tir.Expr:

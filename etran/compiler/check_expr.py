@@ -17,7 +17,7 @@ from etran.compiler import semantics, tir
 from etran.compiler.builtins import Builtin
 from etran.compiler.flow import Flow, join
 from etran.compiler.scope import ConstSym, FuncDecl, ModuleScope, Symbol
-from etran.compiler.types import (BOOL, ERROR, I32, U32, U64, UNTYPED, ArrayType, BeType, BoolType,
+from etran.compiler.types import (BOOL, ERROR, I32, I64, U32, U64, UNTYPED, ArrayType, BeType, BoolType,
                                   IntType, MapType, OptionalType, PacketType, SpinLockType,
                                   StructType, TimerType, Type, UntypedInt, can_widen, common_int,
                                   value_type_of)
@@ -237,8 +237,7 @@ class ExprChecker:
         if len(e.index) != 1:
             self.fail(e.span, "type", "an array takes one index")
         idx = self.value(e.index[0])
-        if isinstance(idx.type, UntypedInt):
-            assert isinstance(idx, tir.Const)
+        if isinstance(idx, tir.Const):
             if not 0 <= idx.value < bt.length:
                 self.fail(e.index[0].span, "bounds",
                           f"index {idx.value} is out of range for {bt}",
@@ -246,12 +245,19 @@ class ExprChecker:
             idx = tir.Const(idx.value, U32, idx.span)
         elif not isinstance(idx.type, IntType):
             self.fail(e.index[0].span, "type", f"an array index must be an integer, not {idx.type}")
+        in_packet = not isinstance(idx, tir.Const) and self.is_packet_ref(base)  # type: ignore[attr-defined]
+        root = _root_var(base)  # type: ignore[arg-type]
+        if in_packet and self.fn is not None and root in self.fn.header_params:
+            self.fail(e.index[0].span, "packet-access",
+                      f"`{root.name}` may be a packet view or a value on the stack, so an array "
+                      "in it needs a constant index", "index it with a constant, or pass the "
+                      "index to the caller, where the view is known")
         if isinstance(bt.elem, (StructType, ArrayType, SpinLockType, TimerType)) \
                 and not isinstance(idx, tir.Const):
             self.fail(e.index[0].span, "bounds",
                       f"an array of {bt.elem} must be indexed by a constant",
                       "the element must provably exist; use a constant index")
-        place = tir.IndexPlace(base, idx, bt.elem, bt.length, e.span)  # type: ignore[arg-type]
+        place = tir.IndexPlace(base, idx, bt.elem, bt.length, e.span, in_packet)  # type: ignore[arg-type]
         return self.place_value(place, e.span)
 
     # ---------------------------------------------------------------- conversions
@@ -453,6 +459,13 @@ class ExprChecker:
             body, orelse, t = self.unify(body, orelse, e.span, "the two branches of `if`/`else`")
         if isinstance(test, tir.Const):
             return body if test.value else orelse
+        if isinstance(t, UntypedInt):
+            # Two constants: the expression is not constant, so it needs a type now.
+            assert isinstance(body, tir.Const) and isinstance(orelse, tir.Const)
+            t = expected if isinstance(expected, IntType) else (
+                I64 if min(body.value, orelse.value) < 0 else U64)
+            body = self.coerce(body, t, e.body.span, "the value")
+            orelse = self.coerce(orelse, t, e.orelse.span, "the value")
         return tir.Cond(test, body, orelse, t, e.span)
 
     # ---------------------------------------------------------------- conditions
@@ -531,6 +544,13 @@ class ExprChecker:
             self.fail(e.span, "constant", "this must be a compile-time constant",
                       "use literals, module constants and operators on them")
         return v
+
+
+def _root_var(e: tir.Expr) -> tir.Var | None:
+    """The variable a reference is reached from, if any (`v` in `v.a.b[i]`)."""
+    while isinstance(e, tir.AddrOf):
+        e = e.place.base
+    return e.var if isinstance(e, tir.VarRef) else None
 
 
 def _is_expr(x: object) -> bool:

@@ -48,6 +48,8 @@ class FunctionContext:
     # Names assigned exactly once from a constant expression act as constants.
     constants: dict[str, tir.Const] = field(default_factory=dict)
     single_constants: frozenset[str] = frozenset()  # bound once, at the top of the body
+    # Header parameters: maybe packet views, maybe stack values (the caller decides).
+    header_params: set[tir.Var] = field(default_factory=set)
 
 
 class BodyChecker(CallChecker):

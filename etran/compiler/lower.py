@@ -232,7 +232,9 @@ class FunctionLowering(ExprLowering):
 
     # ---------------------------------------------------------------- memory helpers
     def temp(self, size: int, align: int) -> ir.Value:
-        return self._alloca(ir.ArrayType(I8, max(size, 1)), max(align, 1))
+        # 8-aligned whatever the type: packed headers built on the stack would otherwise
+        # land at odd offsets, and the verifier refuses misaligned stack accesses.
+        return self._alloca(ir.ArrayType(I8, max(size, 1)), 8)
 
     def _alloca(self, ty: ir.Type, align: int) -> ir.Value:
         a = self.alloca_builder.alloca(ty)
@@ -295,15 +297,17 @@ class FunctionLowering(ExprLowering):
         storage = s.place.type
         value = self.expr(s.value) if s.op is None else None
 
+        align = self.place_align(s.place)
+
         def access(addr: ir.Value) -> None:
             nonlocal value
             if s.op is not None:
-                cur = self.load_scalar(addr, storage)
+                cur = self.load_scalar(addr, storage, align)
                 t = _value_type(storage)
                 v = self.expr(s.value)
                 value = self.arith(s.op, cur, v, t, s.value.type)
             assert value is not None
-            self.store_scalar(addr, storage, value)
+            self.store_scalar(addr, storage, value, align)
             return None
 
         self.guarded(s.place, access, None)

@@ -12,6 +12,7 @@ Rules that keep the kernel and the interpreter in agreement:
 """
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any, Callable
 
 import llvmlite.ir as ir
@@ -289,6 +290,16 @@ class ExprLowering:
         checked = self.barrier(idx64)
         offset = self.b.mul(checked, ir.Constant(I64, place.elem.size))  # type: ignore[union-attr]
         addr = self.b.gep(base, [offset], source_etype=I8)
+        if place.in_packet:
+            # The element is inside the checked view, but a runtime offset from a packet
+            # pointer loses the verifier's range: check it against data_end again.
+            addr = self.barrier(addr)
+            _, end = self.packet_bounds()
+            limit = self.b.gep(addr, [ir.Constant(I64, place.elem.size)], source_etype=I8)  # type: ignore[union-attr]
+            fits = self.b.icmp_unsigned("<=", self.b.ptrtoint(limit, I64), self.b.ptrtoint(end, I64))
+            in_view = self.new_block("index.in_packet")
+            self.b.cbranch(fits, in_view, done)
+            self.b.position_at_end(in_view)
         value = access(addr)
         inside_end = self.b.block
         self.b.branch(done)
@@ -297,28 +308,47 @@ class ExprLowering:
             return None
         phi = self.b.phi(value.type)
         phi.add_incoming(default, start)
+        if place.in_packet:
+            phi.add_incoming(default, inside)  # the data_end check failed (never, in fact)
         phi.add_incoming(value, inside_end)
         return phi
 
-    def load_scalar(self: "FunctionLowering", addr: ir.Value, storage: Type) -> ir.Value:
+    def load_scalar(self: "FunctionLowering", addr: ir.Value, storage: Type,
+                    align: int = 8) -> ir.Value:
+        """Load a scalar; `align` is what the address is known to be aligned to. An access
+        below the scalar's natural alignment is split into bytes (the verifier refuses
+        misaligned stack accesses)."""
         if isinstance(storage, BoolType):
             byte = self.b.load(addr, typ=I8, align=1)
             return self.b.icmp_unsigned("!=", byte, ir.Constant(I8, 0))
         assert isinstance(storage, (IntType, BeType))
         ty = ir.IntType(storage.bits)
-        v = self.b.load(addr, typ=ty, align=storage.size)
+        v = self.b.load(addr, typ=ty, align=min(storage.size, align))
         if isinstance(storage, BeType) and storage.bits > 8:
             v = self.bswap(v)
         return v
 
-    def store_scalar(self: "FunctionLowering", addr: ir.Value, storage: Type, v: ir.Value) -> None:
+    def store_scalar(self: "FunctionLowering", addr: ir.Value, storage: Type, v: ir.Value,
+                     align: int = 8) -> None:
         if isinstance(storage, BoolType):
             self.b.store(self.b.zext(v, I8), addr, align=1)
             return
         assert isinstance(storage, (IntType, BeType))
         if isinstance(storage, BeType) and storage.bits > 8:
             v = self.bswap(v)
-        self.b.store(v, addr, align=storage.size)
+        self.b.store(v, addr, align=min(storage.size, align))
+
+    def place_align(self, place: tir.Place) -> int:
+        """The alignment a place's address is known to have (references are 8-aligned)."""
+        base = place.base
+        base_align = self.place_align(base.place) if isinstance(base, tir.AddrOf) else 8
+        if isinstance(place, tir.FieldPlace):
+            off = place.field.offset
+        elif isinstance(place.index, tir.Const):
+            off = place.index.value * place.elem.size  # type: ignore[union-attr]
+        else:
+            off = place.elem.size  # type: ignore[union-attr]
+        return math.gcd(base_align, off) if off else base_align
 
     def bswap(self: "FunctionLowering", v: ir.Value) -> ir.Value:
         fn = self.lw.intrinsic(f"llvm.bswap.i{v.type.width}", v.type, [v.type])
@@ -327,7 +357,8 @@ class ExprLowering:
     def x_Load(self: "FunctionLowering", e: tir.Load) -> ir.Value:
         storage = e.place.type
         default = ir.Constant(llvm_type(e.type), 0)
-        out = self.guarded(e.place, lambda addr: self.load_scalar(addr, storage), default)
+        align = self.place_align(e.place)
+        out = self.guarded(e.place, lambda addr: self.load_scalar(addr, storage, align), default)
         assert out is not None
         return out
 
@@ -346,7 +377,7 @@ class ExprLowering:
             if isinstance(f.type, (StructType, ArrayType)):
                 self.copy(addr, self.expr(v), f.type.size)
             else:
-                self.store_scalar(addr, f.type, self.expr(v))
+                self.store_scalar(addr, f.type, self.expr(v), math.gcd(8, f.offset) if f.offset else 8)
         return slot
 
     def x_Call(self: "FunctionLowering", e: tir.Call) -> ir.Value:
@@ -367,7 +398,10 @@ class ExprLowering:
             return self.b.trunc(self.helper(GET_PRANDOM_U32, I64, []), I32)
         if e.name == "pkt_len":
             data, end = self.packet_bounds()
-            return self.b.trunc(self.b.sub(self.b.ptrtoint(end, I64), self.b.ptrtoint(data, I64)), I32)
+            length = self.b.sub(self.b.ptrtoint(end, I64), self.b.ptrtoint(data, I64))
+            # A plain number from here on: without the barrier LLVM folds later arithmetic
+            # into the packet pointers ("32-bit pointer arithmetic prohibited").
+            return self.b.trunc(self.barrier(length), I32)
         if e.name == "rx_queue":
             return self.ctx_field(XDP_RX_QUEUE)
         if e.name == "ifindex":

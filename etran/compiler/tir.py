@@ -54,6 +54,7 @@ class IndexPlace:
     elem: Type
     length: int
     span: Span
+    in_packet: bool = False   # inside a packet view: the lowering re-checks against data_end
 
     @property
     def type(self) -> Type:

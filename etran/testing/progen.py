@@ -631,12 +631,11 @@ class ProgramGen(ExprGen):
         k = self.key_expr(m)
         v = self.declare(Var(self.fresh(m.value.name.lower()), m.value, optional=True, origin="map", map=m))
         lines = [f"{v.name} = {m.name}.get({k.text})"]
-        kind = self.choose([(2, "later"), (5, "check"),
-                            (1 if not m.is_array and not m.value.has_lock else 0, "insert")])
+        kind = self.choose([(2, "later"), (5, "check"), (1 if not m.is_array else 0, "insert")])
         if kind == "check":
             lines += self.s_check(v) or []
         elif kind == "insert":
-            value = self.struct_value(m.value, 1)
+            value = self.struct_value(m.value, 1, map_value=True)
             if value is None:
                 return lines
             op = self.pick(["insert", "set"])

@@ -360,7 +360,7 @@ class ExprGen:
         if not isinstance(t, Arr):
             return place
         self.use("arrays")
-        if self.chance(runtime_pct):
+        if self.chance(runtime_pct) and not base.view:     # packet arrays take constant indexes
             idx = self.int_expr(self.some_type(), 1, lit=None).text
         else:
             idx = str(self.num(0, t.n - 1))
@@ -519,7 +519,7 @@ class ExprGen:
 
     def atomic_expr(self, place: tuple[str, Any, Var]) -> E:
         self.use("atomics")
-        text, t, _ = self.element(place, runtime_pct=10)
+        text, t, _ = self.element(place, runtime_pct=0)    # the element must provably exist
         amount = self.int_expr(t, 1, t)
         return E(f"atomic_add({text}, {amount.text})", PREC["atom"], t)
 
@@ -677,8 +677,7 @@ class ExprGen:
         out: list[Callable[[], E]] = []
         for m in self.maps:
             if m.keyed and self.on("maps"):
-                if not m.value.has_lock or not m.is_array or self._existing(m.value):
-                    out.append(lambda m=m: self.map_update_expr(m))  # type: ignore[misc]
+                out.append(lambda m=m: self.map_update_expr(m))  # type: ignore[misc]
             elif m.kind == "Queue" and self.on("queue"):
                 out.append(lambda m=m: self._value_call(m, "push"))
             elif m.kind == "RingBuf" and self.on("ringbuf"):
@@ -686,26 +685,21 @@ class ExprGen:
         return out
 
     def _value_call(self, m: MapDef, method: str) -> E:
-        v = self.struct_value(m.value, 1)
+        v = self.struct_value(m.value, 1, map_value=True)
         self.use("queue" if m.kind == "Queue" else "ringbuf")
         self.ctx.helpers = True
         if v is None:
             v = self.zeroed(m.value)
         return E(f"{m.name}.{method}({v.text})", PREC["atom"], BOOL)
 
-    def map_update_expr(self, m: MapDef) -> E | None:
-        ops = ["set", "replace"] + ([] if m.is_array else ["insert", "delete"])
-        if m.value.has_lock and not self._existing(m.value):
-            ops = ["delete"] if not m.is_array else []
-        if not ops:
-            return None
-        op = self.pick(ops)
+    def map_update_expr(self, m: MapDef) -> E:
+        op = self.pick(["set", "replace"] + ([] if m.is_array else ["insert", "delete"]))
         self.use("maps", *self.map_features(m))
         self.ctx.helpers = True
         k = self.key_expr(m)
         if op == "delete":
             return E(f"{m.name}.delete({k.text})", PREC["atom"], BOOL)
-        v = self.struct_value(m.value, 1)
+        v = self.struct_value(m.value, 1, map_value=True)
         if v is None:
             v = self.zeroed(m.value)
         return E(f"{m.name}.{op}({k.text}, {v.text})", PREC["atom"], BOOL)
@@ -716,10 +710,14 @@ class ExprGen:
 
     # ---------------------------------------------------------------- structs and keys
     def struct_value(self, s: StructDef, depth: int, pure: bool = False,
-                     small: bool = False) -> E | None:
-        """A reference to a value of struct `s`: an existing one, or `S(field=...)` on the stack."""
-        existing = self._existing(s)
-        can_build = not s.has_lock and self.ctx.stack + s.size <= STACK_LIMIT
+                     small: bool = False, map_value: bool = False) -> E | None:
+        """A reference to a value of struct `s`: an existing one, or `S(field=...)` on the stack.
+
+        A struct holding a SpinLock only exists in a map: it is passed by reference, and a map
+        update takes a fresh `S(...)` (written straight into the map), never an existing value.
+        """
+        existing = [] if s.has_lock and map_value else self._existing(s)
+        can_build = (not s.has_lock or map_value) and self.ctx.stack + s.size <= STACK_LIMIT
         kind = self.choose([(3 if can_build else 0, "build"), (3 if existing else 0, "existing")]) \
             if (can_build or existing) else None
         if kind is None:
@@ -730,7 +728,7 @@ class ExprGen:
         self.use("structs")
         inits = []
         for name, t in s.fields:
-            if not self.chance(75 if small else 55):
+            if t is LOCK or not self.chance(75 if small else 55):
                 continue
             vt = self.value_type(t)
             if isinstance(vt, Int):

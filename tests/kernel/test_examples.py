@@ -424,7 +424,7 @@ def reliable_datagram() -> Scenario:
         # receiver: in order, gap, duplicate; one ACK due per flow
         Step("receive", data(0, flow=9), both(delivered, queued("acks_due", 1),
                                               receiver(expected=1, delivered=1, ack_queued=True,
-                                                       peer_mac=[2, 0, 0, 0, 0, 1],
+                                                       peer_mac={"octets": [2, 0, 0, 0, 0, 1]},
                                                        peer_port=5000))),
         Step("receive", data(2, flow=9), both(dropped, queued("acks_due", 1),
                                               receiver(expected=1, out_of_order=1))),
