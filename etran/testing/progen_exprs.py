@@ -255,6 +255,7 @@ class E:
     text: str
     prec: int
     type: Union[Int, BoolT, StructDef, None]
+    const: bool = False             # may fold to a constant (the checker folds typed constants too)
 
 
 def wrap(e: E, need: int, strict: bool = False) -> str:
@@ -263,11 +264,12 @@ def wrap(e: E, need: int, strict: bool = False) -> str:
 
 def binop(op: str, a: E, b: E, t: Union[Int, BoolT, None]) -> E:
     p = PREC[op]
+    const = a.const and b.const
     la, rb = wrap(a, p), wrap(b, p, strict=True)
     if p in BITWISE:    # a reader should not need the table: parenthesise mixed operators
         la = f"({a.text})" if 5 <= a.prec <= 10 and a.prec != p else la
         rb = f"({b.text})" if 5 <= b.prec <= 10 and b.prec != p else rb
-    return E(f"{la} {op} {rb}", p, t)
+    return E(f"{la} {op} {rb}", p, t, const)
 
 
 def wider(a: Int, b: Union[Int, None]) -> Int:
@@ -276,8 +278,8 @@ def wider(a: Int, b: Union[Int, None]) -> Int:
 
 def lit_text(v: int) -> E:
     if v < 0:
-        return E(f"-{lit_text(-v).text}", PREC["unary"], None)
-    return E(str(v) if v < 4096 else hex(v).upper().replace("0X", "0x"), PREC["atom"], None)
+        return E(f"-{lit_text(-v).text}", PREC["unary"], None, True)
+    return E(str(v) if v < 4096 else hex(v).upper().replace("0X", "0x"), PREC["atom"], None, True)
 
 
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, 255, 256, 1000,
@@ -298,7 +300,6 @@ class ExprGen:
     features: frozenset[str]
     used: set[str]
     imports: set[str]
-    cond_literals: bool = False
     called: set[str]
 
     def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
@@ -360,10 +361,11 @@ class ExprGen:
         if not isinstance(t, Arr):
             return place
         self.use("arrays")
+        idx = str(self.num(0, t.n - 1))
         if self.chance(runtime_pct) and not base.view:     # packet arrays take constant indexes
-            idx = self.int_expr(self.some_type(), 1, lit=None).text
-        else:
-            idx = str(self.num(0, t.n - 1))
+            e = self.int_expr(self.some_type(), 1, lit=None)
+            if not e.const:         # a constant index must be in range (`bounds`)
+                idx = e.text
         return f"{text}[{idx}]", t.elem, base
 
     @staticmethod
@@ -388,7 +390,7 @@ class ExprGen:
         consts = [c for c in self.consts if c.type is None and t.fits(c.value)]
         if consts and self.chance(15):
             self.use("constants")
-            return E(self.pick(consts).name, PREC["atom"], None)
+            return E(self.pick(consts).name, PREC["atom"], None, True)
         if self.chance(50):
             return lit_text(self.num(max(t.lo, -8), min(t.hi, 300)))
         return lit_text(self.pick([v for v in INTERESTING if t.fits(v)]))
@@ -402,7 +404,7 @@ class ExprGen:
             out.append(lambda p=p: self._place_atom(p))
         for c in self.consts:
             if c.type is not None and t.holds(c.type):
-                out.append(lambda c=c: E(c.name, PREC["atom"], c.type))
+                out.append(lambda c=c: E(c.name, PREC["atom"], c.type, True))
         if self.ctx.has_pkt and t.holds(U32):
             out.append(lambda: E(self.pick(["pkt.len", "pkt.len", "pkt.rx_queue", "pkt.ifindex"]),
                                  PREC["atom"], U32))
@@ -430,7 +432,6 @@ class ExprGen:
             (2 * d if self.on("division") else 0, "div"), (2 * d if self.on("shifts") else 0, "shift"),
             (1 * d if self.on("unary") else 0, "unary"), (1 * d if self.on("minmax") else 0, "minmax"),
             (1 * d if self.on("branches") else 0, "cond"),
-            (1 if d and lit and self.on("branches") and self.cond_literals else 0, "cond_literals"),
             (2 if calls else 0, "call"), (2 if methods else 0, "method"),
             (1 if d and not pure and self.on("helpers") and t.holds(U32) else 0, "helper"),
             (1 if atomics and not pure else 0, "atomic"),
@@ -442,13 +443,13 @@ class ExprGen:
         if kind == "tcast":
             u = self.pick([x for x in INTS if t.holds(x)])
             v = self.literal(u) if self.chance(60) else lit_text(self.pick(INTERESTING))
-            return E(f"{u.name}({v.text})", PREC["atom"], u)
+            return E(f"{u.name}({v.text})", PREC["atom"], u, True)
         if kind == "cast":
             self.use("casts")
             u = self.pick([x for x in INTS if t.holds(x)])
             inner = self.bool_expr(depth - 1, pure) if self.chance(10) else \
                 self.typed(self.some_type(), depth - 1, pure)
-            return E(f"{u.name}({inner.text})", PREC["atom"], u)
+            return E(f"{u.name}({inner.text})", PREC["atom"], u, inner.const)
         if kind in ("arith", "div"):
             op = self.pick(["+", "-", "*", "&", "|", "^"] if kind == "arith" else ["//", "%"])
             self.use("arith" if kind == "arith" else "division")
@@ -471,30 +472,28 @@ class ExprGen:
             self.use("unary")
             a = self.typed(t, depth - 1, pure)
             inner = f"({a.text})" if a.prec <= PREC["unary"] else a.text
-            return E(f"{self.pick(['-', '~'])}{inner}", PREC["unary"], a.type)
+            return E(f"{self.pick(['-', '~'])}{inner}", PREC["unary"], a.type, a.const)
         if kind == "minmax":
             self.use("minmax")
-            args = [self.typed(t, depth - 1, pure)]
-            for _ in range(self.num(1, 2)):
-                narrow = min((x.type for x in args if isinstance(x.type, Int)), key=lambda x: x.bits)
-                args.append(self.int_expr(t, depth - 1, narrow, pure))
-            if self.chance(30):
-                args.reverse()
+            n = self.num(2, 3)
+            lits = [i for i in range(1, n) if self.chance(30)]     # a literal must fit every
+            args = [self.typed(t, depth - 1, pure) for _ in range(n - len(lits))]  # typed operand
+            narrow = min((x.type for x in args), key=lambda x: x.bits)  # type: ignore[union-attr]
+            for i in lits:
+                args.insert(i, self.literal(narrow))  # type: ignore[arg-type]
             typ = max((x.type for x in args if isinstance(x.type, Int)), key=lambda x: x.bits)
-            return E(f"{self.pick(['min', 'max'])}({', '.join(x.text for x in args)})", PREC["atom"], typ)
-        if kind in ("cond", "cond_literals"):
+            return E(f"{self.pick(['min', 'max'])}({', '.join(x.text for x in args)})", PREC["atom"],
+                     typ, all(x.const for x in args))
+        if kind == "cond":
             self.use("branches")
             c = self.bool_expr(depth - 1, pure)
-            if kind == "cond_literals":     # both arms untyped: the value stays an untyped constant
-                a, b = self.literal(lit), self.literal(lit)  # type: ignore[arg-type]
-                typ: Int | None = None
-            else:
-                a = self.typed(t, depth - 1, pure)
-                b = self.int_expr(t, depth - 1, a.type, pure)  # type: ignore[arg-type]
-                typ = wider(a.type, b.type)  # type: ignore[arg-type]
-                if self.chance(30):
-                    a, b = b, a
-            return E(f"{wrap(a, 1, True)} if {wrap(c, 1, True)} else {wrap(b, 1, True)}", 0, typ)
+            a = self.typed(t, depth - 1, pure)
+            b = self.int_expr(t, depth - 1, a.type, pure)  # type: ignore[arg-type]
+            typ = wider(a.type, b.type)  # type: ignore[arg-type]
+            if self.chance(30):
+                a, b = b, a
+            return E(f"{wrap(a, 1, True)} if {wrap(c, 1, True)} else {wrap(b, 1, True)}", 0, typ,
+                     c.const and (a.const or b.const))
         if kind == "call":
             return self.call_expr(self.pick(calls), pure)
         if kind == "method":
@@ -617,12 +616,13 @@ class ExprGen:
         if kind == "atom":
             return self.pick(atoms)()
         if kind == "lit":
-            return E(self.pick(["True", "False"]), PREC["atom"], BOOL)
+            return E(self.pick(["True", "False"]), PREC["atom"], BOOL, True)
         if kind == "cmp":
             self.use("compare")
             if d and self.chance(8):
                 a, b = self.bool_expr(depth - 1, pure), self.bool_expr(depth - 1, pure)
-                return E(f"{wrap(a, 5)} {self.pick(['==', '!='])} {wrap(b, 5)}", PREC["cmp"], BOOL)
+                return E(f"{wrap(a, 5)} {self.pick(['==', '!='])} {wrap(b, 5)}", PREC["cmp"], BOOL,
+                         a.const and b.const)
             s = self.some_type()
             a = self.typed(s, max(depth - 1, 0), pure)
             s2 = self.pick([x for x in INTS if x.signed == s.signed])
@@ -630,19 +630,19 @@ class ExprGen:
             if self.chance(25):
                 a, b = b, a
             return E(f"{wrap(a, 5)} {self.pick(['==', '!=', '<', '<=', '>', '>='])} {wrap(b, 5)}",
-                     PREC["cmp"], BOOL)
+                     PREC["cmp"], BOOL, a.const and b.const)
         if kind == "not":
             a = self.bool_expr(depth - 1, pure)
-            return E(f"not {wrap(a, PREC['not'])}", PREC["not"], BOOL)
+            return E(f"not {wrap(a, PREC['not'])}", PREC["not"], BOOL, a.const)
         if kind == "logic":
             op = self.pick(["and", "or"])
             a, b = self.bool_expr(depth - 1, pure), self.bool_expr(depth - 1, pure)
-            return E(f"{wrap(a, PREC[op])} {op} {wrap(b, PREC[op], True)}", PREC[op], BOOL)
+            return E(f"{wrap(a, PREC[op])} {op} {wrap(b, PREC[op], True)}", PREC[op], BOOL, a.const)
         if kind == "seq":
             self.use("seq")
             a, b = self.typed(U32, depth - 1, pure), self.int_expr(U32, depth - 1, U32, pure)
             name = self.pick(["seq_after", "seq_before", "seq_after_eq", "seq_before_eq"])
-            return E(f"{name}({a.text}, {b.text})", PREC["atom"], BOOL)
+            return E(f"{name}({a.text}, {b.text})", PREC["atom"], BOOL, a.const and b.const)
         if kind == "none":
             self.use("none_checks")
             v = self.pick(opt)
@@ -651,7 +651,8 @@ class ExprGen:
             return self.guarded(self.pick(unchecked), depth - 1, pure)
         if kind == "bcast":
             self.use("casts")
-            return E(f"bool({self.typed(self.some_type(), depth - 1, pure).text})", PREC["atom"], BOOL)
+            a = self.typed(self.some_type(), depth - 1, pure)
+            return E(f"bool({a.text})", PREC["atom"], BOOL, a.const)
         if kind == "call":
             return self.call_expr(self.pick(calls), pure)
         if kind == "method":
