@@ -29,8 +29,6 @@ def check_rules(program: tir.Program, sink: DiagnosticSink) -> None:
         _call_depth(hook, sink)
         _stack(hook, sink)
         _hook_effects(hook, sink)
-    if sink.has_errors:
-        return
     for hook in program.hooks:
         est = estimate_hook(hook)
         program.budgets[hook.name] = est

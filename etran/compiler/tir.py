@@ -456,6 +456,8 @@ class Program:
     constants: dict[str, int]
     # Per hook: the checker's estimate of instructions and verifier work (budget.Estimate).
     budgets: dict[str, "object"] = field(default_factory=dict)
+    # With check_source(enforce_rules=False): the whole-program rules it breaks.
+    rule_violations: list["object"] = field(default_factory=list)
 
     def hook(self, name: str) -> Function:
         for h in self.hooks:
