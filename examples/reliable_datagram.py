@@ -23,7 +23,9 @@ Sender (host A):
 * The application keeps what it sent and, on a notice, resends from `seq`,
   writing the notice's epoch in its DATA frames. Egress drops DATA of an older
   epoch (`stale`): those were sent before the application heard of the go-back,
-  and their sequence numbers would no longer match its buffer.
+  and their sequence numbers would no longer match its buffer. There is no
+  backoff: while nothing is resent, every RTO without progress makes another
+  go-back and another notice (so a lost notice is made good).
 
 Receiver (host B):
 * `receive` delivers a DATA frame with `seq == expected` to the application's
@@ -34,8 +36,8 @@ Receiver (host B):
   `acks_due` and builds its ACK (cumulative ack = `expected`, addresses learned
   from the flow's DATA, full IPv4 checksum, no UDP checksum), until none is due.
 
-The fields both sides race on (hooks run on several CPUs and in timer
-callbacks) are read and written under the flow's spin lock.
+Fields that two hooks may touch at once (hooks run on several CPUs, timer
+handlers in softirq context) are read and written under the flow's spin lock.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import (Eth, IPv4, Udp, ETH_P_IP, IPPROTO_UDP,
@@ -61,6 +63,16 @@ class Datagram(Header):
 
 
 ACK_LEN = HEADER_AT + Datagram.size
+
+
+class Mac(Header):
+    octets: Array[u8, 6]
+
+
+class EthAddrs(Header):
+    """The addresses of an Ethernet header, as whole values to copy."""
+    dst: Mac
+    src: Mac
 
 
 class FlowKey(Struct):
@@ -93,8 +105,8 @@ class RxFlow(Struct):
     duplicates: u64
     out_of_order: u64
     acks_sent: u64
-    local_mac: Array[u8, 6]
-    peer_mac: Array[u8, 6]
+    local_mac: Mac
+    peer_mac: Mac
     local_ip: be32
     peer_ip: be32
     local_port: be16
@@ -285,19 +297,18 @@ def on_data(pkt: Packet, key: FlowKey, seq: u32) -> u32:
 
 def learn_flow(pkt: Packet, key: FlowKey) -> None:
     """A new flow: remember where its ACKs go."""
-    eth = pkt.header(Eth, 0)
+    addrs = pkt.header(EthAddrs, 0)
     ip = pkt.header(IPv4, Eth.size)
     udp = pkt.header(Udp, Eth.size + IPv4.size)
-    if eth is None or ip is None or udp is None:
+    if addrs is None or ip is None or udp is None:
         return
     rx_flows.insert(key, RxFlow(local_ip=ip.dst, peer_ip=ip.src, local_port=udp.dst_port,
                                 peer_port=udp.src_port))
     f = rx_flows.get(key)
     if f is None:
         return
-    for i in range(6):
-        f.local_mac[i] = eth.dst[i]
-        f.peer_mac[i] = eth.src[i]
+    f.local_mac = addrs.dst
+    f.peer_mac = addrs.src
 
 
 # ------------------------------------------------------------------ receiver
@@ -317,14 +328,14 @@ def ack(pkt: Packet) -> int:
     if pkt.len > ACK_LEN:
         pkt.resize_tail(i32(ACK_LEN) - i32(pkt.len))
     eth = pkt.header(Eth, 0)
+    addrs = pkt.header(EthAddrs, 0)
     ip = pkt.header(IPv4, Eth.size)
     udp = pkt.header(Udp, Eth.size + IPv4.size)
     hdr = pkt.header(Datagram, HEADER_AT)
-    if eth is None or ip is None or udp is None or hdr is None:
+    if eth is None or addrs is None or ip is None or udp is None or hdr is None:
         return XDP_DROP
-    for i in range(6):
-        eth.dst[i] = f.peer_mac[i]
-        eth.src[i] = f.local_mac[i]
+    addrs.dst = f.peer_mac
+    addrs.src = f.local_mac
     eth.proto = ETH_P_IP
     ip.ver_ihl = 0x45
     ip.tos = 0

@@ -156,12 +156,13 @@ class Map:
 
     # ---- elements
 
-    def lookup(self, key: bytes | None) -> bytes | None:
-        """The value at ``key`` or None; per-CPU maps return every CPU's slot concatenated."""
+    def lookup(self, key: bytes | None, flags: int = 0) -> bytes | None:
+        """The value at ``key`` or None; per-CPU maps return every CPU's slot concatenated.
+        ``flags=BPF_F_LOCK`` copies a value holding a spin lock out under that lock."""
         # Hot path of every test run: no context manager, and the message is built on failure.
         raw_key = self._key("look up an element", key)
         try:
-            return lb.map_lookup(self.fd, raw_key, self.lookup_size)
+            return lb.map_lookup(self.fd, raw_key, self.lookup_size, flags)
         except OSError as exc:
             raise BpfError(f"look up an element of map {self.name!r}", exc.errno or 0) from exc
 

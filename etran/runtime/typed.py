@@ -24,9 +24,9 @@ What each kind of map allows is what the kernel allows from user space:
   last drain, decoded); DevMap values are interface indexes; an XskMap's sockets cannot be
   read back (the kernel refuses), only its slots listed.
 
-Writing a value that holds a ``SpinLock`` goes through BPF_F_LOCK: the kernel copies it in
-place under the lock, so programs never see half of it and a ``Timer`` in the same value keeps
-running. A hash-map value with a ``Timer`` but no lock is replaced as a new element on update,
+A value that holds a ``SpinLock`` is read and written with BPF_F_LOCK: the kernel copies it
+under the lock, so neither side sees half an update, and a write goes in place, so a
+``Timer`` in the same value keeps running. A hash-map value with a ``Timer`` but no lock is replaced as a new element on update,
 which cancels its timer (the kernel's rule for hash maps).
 """
 
@@ -44,11 +44,8 @@ from etran.compiler.types import ArrayType, MapType, SpinLockType, StructType, U
 from etran.runtime.errors import BpfError, EtranRuntimeError
 from etran.runtime.loader import LoadedObject
 from etran.runtime.maps import (ARRAY_LIKE_MAP_TYPES, BPF_ANY, BPF_EXIST, BPF_F_LOCK,
-                                BPF_NOEXIST, RINGBUF_MAP_TYPE, Map,
-                                RingBufferReader)
+                                BPF_NOEXIST, RINGBUF_MAP_TYPE, Map, RingBufferReader)
 from etran.runtime.system import possible_cpus
-
-_ROUND8 = 8
 
 
 def _has(t: Any, kinds: tuple[type, ...]) -> bool:
@@ -93,24 +90,34 @@ class TypedMap:
 
     # ---- conversions
 
+    @property
+    def _slot(self) -> int:
+        """Bytes per CPU in a per-CPU value: the kernel rounds each up to 8."""
+        return (self.map.value_size + 7) & ~7
+
     def encode_key(self, key: Any) -> bytes:
         if self.key_type is None:
             raise EtranRuntimeError(f"use map {self.name!r}", f"a {self.kind} has no keys")
-        return codec.encode(self.key_type, key, f"{self.name} key")
+        return self._encode(self.key_type, key, "key")
 
     def decode_key(self, raw: bytes) -> Any:
         assert self.key_type is not None
         return codec.decode(self.key_type, raw, self.pretty)
 
     def encode_value(self, value: Any) -> bytes:
-        return codec.encode(self.value_type, value, f"{self.name} value")
+        return self._encode(self.value_type, value, "value")
+
+    def _encode(self, t: Any, value: Any, what: str) -> bytes:
+        try:
+            return codec.encode(t, value, f"{self.name} {what}")
+        except codec.CodecError as exc:
+            raise EtranRuntimeError(f"write map {self.name!r}", str(exc)) from None
 
     def decode_value(self, raw: bytes) -> Any:
         """A value as returned by the kernel: one per CPU for per-CPU maps."""
         if self.map.is_percpu:
-            step = (self.map.value_size + _ROUND8 - 1) // _ROUND8 * _ROUND8
             return [codec.decode(self.value_type, raw[i:i + self.map.value_size], self.pretty)
-                    for i in range(0, len(raw), step)]
+                    for i in range(0, len(raw), self._slot)]
         return codec.decode(self.value_type, raw, self.pretty)
 
     def _encode_for_update(self, value: Any) -> bytes:
@@ -120,8 +127,7 @@ class TypedMap:
                 raise EtranRuntimeError(f"update map {self.name!r}",
                                         f"got {len(value)} per-CPU values; this machine has "
                                         f"{cpus} possible CPUs")
-            size = (self.map.value_size + _ROUND8 - 1) // _ROUND8 * _ROUND8
-            return b"".join(self.encode_value(v).ljust(size, b"\0") for v in value)
+            return b"".join(self.encode_value(v).ljust(self._slot, b"\0") for v in value)
         return self.encode_value(value)
 
     # ---- elements
@@ -130,7 +136,7 @@ class TypedMap:
         """The value at ``key``, or ``default`` when there is none."""
         self._need_keys("look up")
         self._need_values("look up an element of")
-        raw = self.map.lookup(self.encode_key(key))
+        raw = self.map.lookup(self.encode_key(key), BPF_F_LOCK if self._locked else 0)
         return default if raw is None else self.decode_value(raw)
 
     def __getitem__(self, key: Any) -> Any:
@@ -198,8 +204,10 @@ class TypedMap:
         """(key, value) pairs in the kernel's order; keys deleted meanwhile are skipped."""
         self._need_keys("iterate")
         self._need_values("iterate")
-        for raw_key, raw_value in self.map.items():
-            yield self.decode_key(raw_key), self.decode_value(raw_value)
+        for raw_key in self.map.keys():
+            raw_value = self.map.lookup(raw_key, BPF_F_LOCK if self._locked else 0)
+            if raw_value is not None:
+                yield self.decode_key(raw_key), self.decode_value(raw_value)
 
     def values(self) -> Iterator[Any]:
         for _key, value in self.items():

@@ -133,7 +133,8 @@ def test_hash_map_read_write_iterate_delete(obj: Loaded) -> None:
     assert list(flows.values()) == [{"packets": 0, "mac": [0] * 6, "ok": True}]
     flows.clear()
     assert len(flows) == 0
-    with pytest.raises(ValueError, match="flows value: Stats has no field 'bytes'"):
+    with pytest.raises(EtranRuntimeError, match="write map 'flows': flows value: Stats has no "
+                       "field 'bytes'"):
         flows.set(key, {"bytes": 1})
 
 
