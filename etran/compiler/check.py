@@ -534,6 +534,42 @@ class Checker:
                 fn.body = fn.body + (tir.Return(None, decl.node.span),)
 
 
+def _program_maps(main: ModuleScope, every: list[MapType],
+                  functions: list[tir.Function]) -> list[MapType]:
+    """The main module's maps, and the imported maps its code uses (in declaration order).
+
+    Importing a header or a helper from another transport must not bring that
+    transport's maps into this object.
+    """
+    used: set[int] = {id(m) for m in main.maps}
+    seen: set[int] = set()
+
+    def walk(node: object) -> None:
+        if id(node) in seen:
+            return
+        seen.add(id(node))
+        if isinstance(node, MapType):
+            used.add(id(node))
+            return
+        if isinstance(node, tir.Function):
+            for s in node.body:
+                walk(s)
+            return
+        if isinstance(node, (list, tuple)):
+            for x in node:
+                walk(x)
+            return
+        for name in getattr(node, "__slots__", ()):
+            if name in ("span", "type", "var", "field"):
+                continue
+            walk(getattr(node, name, None))
+
+    for fn in functions:
+        if fn.module == main.name:
+            walk(fn)
+    return [m for m in every if id(m) in used]
+
+
 @functools.lru_cache(maxsize=64)
 def _parse_cached(text: str, filename: str) -> ast.Module:
     return parse(text, filename)
@@ -593,7 +629,7 @@ def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] |
         name=name, filename=filename, source=text,
         sources={s.source.name: s.source.text for s in checker.modules.values()},
         structs=[st for s in checker.modules.values() for st in s.structs],
-        maps=checker.all_maps(),
+        maps=_program_maps(main, checker.all_maps(), checker.order),
         functions=list(checker.order),
         hooks=hooks,
         constants={n: c.value for n, c in main.names.items() if isinstance(c, ConstSym)},

@@ -68,19 +68,23 @@ def programs(max_statements: int = 40, features: frozenset[str] | None = None
 
 def sample_programs(n: int, max_statements: int = 40, features: frozenset[str] | None = None
                     ) -> list[GeneratedProgram]:
-    """`n` programs, the same ones on every run (for statistics and campaigns, not shrinking)."""
+    """`n` distinct programs, the same ones on every run (for statistics and campaigns).
+
+    Hypothesis repeats itself while it explores, so twice as many are drawn and duplicates
+    dropped.
+    """
     from hypothesis import HealthCheck, Phase, given, settings
 
-    out: list[GeneratedProgram] = []
+    out: dict[str, GeneratedProgram] = {}
 
-    @settings(max_examples=n, derandomize=True, deadline=None, database=None,
+    @settings(max_examples=2 * n + 10, derandomize=True, deadline=None, database=None,
               phases=[Phase.generate], suppress_health_check=list(HealthCheck))
     @given(programs(max_statements, features))
     def collect(p: GeneratedProgram) -> None:
-        out.append(p)
+        out.setdefault(p.source, p)
 
     collect()
-    return out
+    return list(out.values())[:n]
 
 
 @st.composite
@@ -393,8 +397,9 @@ class ProgramGen(ExprGen):
             hungry = 1 if len(c.loops) == 1 else 0      # references taken in loops multiply paths
         return [
             (6, "decl"), (2 if self.on("branches") else 0, "bdecl"), (2, "assign"), (3, "aug"),
-            (4, "store"), (4 if self.on("branches") and big else 0, "if"),
-            (2 if self.on("loops") and free and len(c.loops) < 2 and big else 0, "loop"),
+            (4, "store"), ((4 if c.forks < 6 else 1) if self.on("branches") and big else 0, "if"),
+            ((2 if c.forks < 8 else 0) if self.on("loops") and free and len(c.loops) < 2 and big
+             else 0, "loop"),
             (2 if c.loops and free and self.on("branches") else 0, "jump"),
             (4 * hungry if keyed and free else 0, "get"), (3 if keyed and free else 0, "update"),
             (1 if queues and free else 0, "push"), (2 if queues and free else 0, "pop"),
@@ -517,6 +522,7 @@ class ProgramGen(ExprGen):
     # ---------------------------------------------------------------- control flow
     def s_if(self) -> tuple[list[str], bool]:
         self.use("branches")
+        self.ctx.forks += 1
         lines: list[str] = []
         done_all = True
         for i in range(1 + (self.num(0, 2) if self.chance(25) else 0)):
@@ -545,13 +551,14 @@ class ProgramGen(ExprGen):
         c = self.ctx
         form = self.choose([(4, "n"), (2, "min"), (1, "start"), (1, "step")])
         t: Int = U32
+        outer = not c.loops      # paths multiply per iteration: inner loops stay short
         if form == "n":
-            rng = f"range({self.pick([4, 2, 3, 8, 1, 16])})"
+            rng = f"range({self.pick([4, 2, 3, 8, 1, 16] if outer else [2, 3, 1, 4])})"
         elif form == "min":
             x = self.typed(self.pick(INTS), 1)
             t = x.type  # type: ignore[assignment]
             start = self.pick(["", "", "1, "])
-            rng = f"range({start}min({x.text}, {self.pick([8, 4, 16])}))"
+            rng = f"range({start}min({x.text}, {self.pick([8, 4, 16] if outer else [4, 2])}))"
         elif form == "start":
             a = self.num(-3, 4)
             b = self.num(a, a + 6)
@@ -563,6 +570,7 @@ class ProgramGen(ExprGen):
             t = I32 if min(a, b) < 0 else U32
             rng = f"range({a}, {b}, {step})"
         name = self.fresh(self.pick(["i", "j", "k"]))
+        c.forks += 2
         may_resize = self.on("resize") and c.resize_ok and c.has_pkt and self.chance(15)
         saved = c.resize_ok
         if may_resize:
@@ -600,6 +608,7 @@ class ProgramGen(ExprGen):
             line = self.exit_line()
             c.frames[-1].narrowed.add(id(v))
             return [f"if {test}:", "    " + line]
+        c.forks += 1
         head = {"block": f"{v.name} is not None", "truthy": v.name,
                 "and_block": f"{v.name} is not None and {self.field_test(v, negate=False)}"}[kind]
         body, _ = self.block(3, narrow=v)
@@ -641,6 +650,10 @@ class ProgramGen(ExprGen):
                 return lines
             op = self.pick(["insert", "set"])
             line = self.exit_line()
+            # the key is written three times: each struct built (or integer key) takes stack
+            key_size = 8 if not isinstance(m.key, StructDef) else \
+                ((m.key.size + 7) // 8 * 8 if k.text.startswith(m.key.name + "(") else 0)
+            self.ctx.stack += 2 * key_size
             lines += [f"if {v.name} is None:", f"    {m.name}.{op}({k.text}, {value.text})",
                       f"    {v.name} = {m.name}.get({k.text})",
                       f"    if {v.name} is None:", f"        {line}"]

@@ -222,6 +222,7 @@ class FnCtx:
     resize_ok: bool = True
     used_names: set[str] = field(default_factory=set)
     stack: int = 0
+    forks: int = 0          # branches whose arms both continue: verifier paths multiply
     depth: int = 1
     helpers: bool = False
     locks: bool = False

@@ -111,11 +111,13 @@ def test_errors_are_sorted_by_position() -> None:
 def test_budget_estimates_are_attached_to_each_hook() -> None:
     p = check("    t: u32 = 0\n    for i in range(100):\n        t += i\n    return XDP_PASS\n")
     est = p.budgets["h"]
-    assert est.processed > 100 * 2 and est.insns > 0 and est.stack == 0
+    from etran.compiler.rules import SPILL_MARGIN
+    assert est.processed > 100 * 2 and est.insns > 0 and est.stack == SPILL_MARGIN
 
 
 def test_stack_counts_every_inlined_struct() -> None:
     extra = ("class Big(Struct):\n    a: Array[u64, 20]\n\n"
              "def make() -> u64:\n    b = Big()\n    return b.a[0]\n")
     p = check("    x = make() + make()\n    return XDP_PASS\n", extra)
-    assert p.budgets["h"].stack == 2 * 160
+    from etran.compiler.rules import SPILL_MARGIN
+    assert p.budgets["h"].stack == 2 * 160 + SPILL_MARGIN

@@ -520,3 +520,6 @@ def test_example_passes_the_verifier_unobserved(kernel: None, path: Path) -> Non
             assert prog.stats.processed_insns <= est.processed, (
                 f"{name}: the verifier processed {prog.stats.processed_insns} instructions, "
                 f"above the checker's estimate {est.processed}")
+            assert max(prog.stats.stack_depth, default=0) <= est.stack, (
+                f"{name}: the kernel's stack depth {prog.stats.stack_depth} is above the "
+                f"checker's estimate {est.stack}")
