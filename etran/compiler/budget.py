@@ -169,6 +169,34 @@ class _Precise:
                 self._expr(v)
 
 
+def _exposed(body: tuple[tir.Stmt, ...]) -> tuple[frozenset[tir.Var], frozenset[tir.Var]]:
+    """(variables read before being written on some path through `body`, variables written
+    on every path): a small liveness analysis for what a loop carries between iterations."""
+    exposed: set[tir.Var] = set()
+    killed: set[tir.Var] = set()
+    for s in body:
+        reads: set[tir.Var] = set()
+        kills: frozenset[tir.Var] = frozenset()
+        if isinstance(s, tir.Assign):
+            _refs(s.value, reads)
+            kills = frozenset({s.var})
+        elif isinstance(s, tir.If):
+            _refs(s.test, reads)
+            e1, k1 = _exposed(s.body)
+            e2, k2 = _exposed(s.orelse)
+            reads |= e1 | e2
+            kills = k1 & k2
+        elif isinstance(s, (tir.Loop, tir.Locked)):
+            if isinstance(s, tir.Loop):
+                _refs(s.stop, reads)
+            reads |= _exposed(s.body)[0]
+        else:
+            _refs(s, reads)
+        exposed |= reads - killed
+        killed |= kills
+    return frozenset(exposed), frozenset(killed)
+
+
 def _assigned(body: tuple[tir.Stmt, ...], out: dict[tir.Var, bool]) -> None:
     """Variables assigned in `body`: var -> True when every assignment is a constant."""
     for s in body:
@@ -193,14 +221,32 @@ class _Walker:
         self.processed = 0.0
         self.by_line: dict[tuple[str, int], float] = {}
         self._unroll = 1.0       # static copies of the current code (loops unrolled)
+        self.later: frozenset[tir.Var] = frozenset()
+        self._tail_cache: dict[int, tuple[object, list[frozenset[tir.Var]]]] = {}
 
     # ---------------------------------------------------------------- statements
     def block(self, body: tuple[tir.Stmt, ...], m: float, paths: _Paths) -> float:
-        for s in body:
+        outer = self.later
+        tails = self._tails(body)
+        for s, tail in zip(body, tails):
             if m <= 0:
                 break
+            self.later = outer | tail   # variables read after this statement
             m = self.stmt(s, m, paths)
+        self.later = outer
         return m
+
+    def _tails(self, body: tuple[tir.Stmt, ...]) -> list[frozenset[tir.Var]]:
+        """For each statement, the variables the statements after it read (cached)."""
+        key = id(body)
+        if key not in self._tail_cache:
+            acc: set[tir.Var] = set()
+            out: list[frozenset[tir.Var]] = []
+            for s in reversed(body):
+                out.append(frozenset(acc))
+                _refs(s, acc)
+            self._tail_cache[key] = (body, list(reversed(out)))
+        return self._tail_cache[key][1]
 
     def charge(self, n: float, m: float, span: object) -> None:
         self.insns += n * self._unroll
@@ -248,6 +294,10 @@ class _Walker:
             self.charge(1, m, s.span)
             mt = self.block(s.body, m, paths)
             mf = self.block(s.orelse, m, paths)
+            if mt > 0 and mf > 0 and self.tests_reference(s.test, self.later):
+                # One path knows the reference is null, the other that it is not: the
+                # verifier keeps both states as long as the reference lives.
+                return mt + mf
             return self.join(s.body + s.orelse, mt, mf)
         if isinstance(s, tir.Locked):
             m = self.place(s.lock, m)
@@ -268,6 +318,16 @@ class _Walker:
             return max(mt, mf) + 1  # value ranges: the verifier soon covers them with one range
         return max(mt, mf)
 
+    def tests_reference(self, test: tir.Expr, live: frozenset[tir.Var]) -> bool:
+        """Whether a condition tests for None a reference that is still read afterwards."""
+        if isinstance(test, tir.IsNone):
+            return isinstance(test.operand, tir.VarRef) and test.operand.var in live
+        if isinstance(test, tir.Logic):
+            return self.tests_reference(test.left, live) or self.tests_reference(test.right, live)
+        if isinstance(test, tir.Not):
+            return self.tests_reference(test.operand, live)
+        return False
+
     def difference(self, body: tuple[tir.Stmt, ...], skip: tir.Var | None = None) -> str:
         """How the states of paths through `body` can differ: "exact", "range" or "none"."""
         assigned: dict[tir.Var, bool] = {}
@@ -284,6 +344,9 @@ class _Walker:
         function of those entering iteration k, learnt by walking the body twice."""
         m = self.expr(s.stop, m)
         saved = (self.insns, self.processed, dict(self.by_line), self._unroll)
+        outer_later = self.later
+        # What the next iteration reads before writing it stays live across the back edge.
+        self.later = outer_later | _exposed(s.body)[0]
         walks = []
         for start in (1.0, 2.0):
             self.insns, self.processed, self.by_line = saved[0], 0.0, {}
@@ -294,11 +357,14 @@ class _Walker:
             nxt = self.join(s.body, end, sum(inner.continues))  # the paths meet at the head
             walks.append((self.processed, dict(self.by_line), nxt,
                           sum(inner.breaks), sum(inner.returns)))
+        self.later = outer_later
         insns_after_unroll = self.insns
         (p1, lines1, n1, b1, r1), (p2, lines2, n2, b2, r2) = walks
         self.insns, self.processed, self.by_line, self._unroll = \
             insns_after_unroll, saved[1], saved[2], saved[3]
         slope, base = n2 - n1, 2 * n1 - n2            # next = slope * cur + base
+        if not isinstance(s.stop, tir.Const):
+            base += 1   # a runtime bound: each iteration also tests it both ways
         p_slope, p_base = p2 - p1, 2 * p1 - p2        # processed per iteration
         cur, exits, returns = m, 0.0, 0.0
         iterations = 0

@@ -100,10 +100,17 @@ class BodyChecker(CallChecker):
                 if len(s.target.index) != 1:
                     self.fail(s.target.span, "type", "a map takes one key")
                 return tir.ExprStmt(self.map_set(base, s.target.index[0], s.value, 0, s.span), s.span)
-        place = self.place(s.target)
-        t = place.type
+        # Python evaluates the value, then the target: a call on the right that resizes the
+        # packet must invalidate a view on the left. The target's type is looked up first,
+        # without effects, so that constants on the right take it.
+        with self.speculative():
+            try:
+                t: Type | None = self.place(s.target).type
+            except CheckFailed:
+                t = None
         if isinstance(t, (StructType, ArrayType)):
             v = self.value(s.value)
+            place = self.place(s.target)
             if isinstance(v.type, OptionalType):
                 self.none_error(s.value, v)
             if v.type != t and v.type is not t:
@@ -111,7 +118,8 @@ class BodyChecker(CallChecker):
             self.stack(t.size)  # the copy goes through a stack buffer (views may overlap)
             return tir.CopyStruct(place, v, s.span)
         v = self.value(s.value, t)
-        v = self.coerce(v, t, s.value.span, "the assigned value")
+        place = self.place(s.target)
+        v = self.coerce(v, place.type, s.value.span, "the assigned value")
         return tir.Store(place, v, None, s.span)
 
     def place(self, target: ast.Expr) -> tir.Place:
@@ -240,6 +248,7 @@ class BodyChecker(CallChecker):
             self.fail(s.target.span, "type", f"`{s.op}=` needs an integer field, not {t}")
         cur = tir.Load(place, vt, s.target.span)
         result = self.update(cur, s.op, s.value, s.span)
+        self.place(s.target)  # the store goes through the target again: still valid after the value?
         assert isinstance(result, tir.Binary)
         return tir.Store(place, result.right, s.op, s.span)
 

@@ -281,6 +281,9 @@ class ExprLowering:
         it = place.index.type
         idx64 = idx if idx.type.width == 64 else (
             self.b.sext(idx, I64) if isinstance(it, IntType) and it.signed else self.b.zext(idx, I64))
+        # Opaque to LLVM before the check: a range LLVM can prove (`2 % n` < 3) would let it
+        # drop the check, and the verifier cannot prove that range itself.
+        idx64 = self.barrier(idx64)
         ok = self.b.icmp_unsigned("<", idx64, ir.Constant(I64, place.length))
         start = self.b.block
         inside = self.new_block("index.ok")
@@ -425,7 +428,9 @@ class ExprLowering:
         in_range = self.new_block("view.offset_ok")
         check = self.new_block("view.check")
         done = self.new_block("view.end")
-        small = b.icmp_unsigned("<=", off, ir.Constant(I32, MAX_PACKET_OFFSET))
+        # The verifier derives a packet range only when offset + size stays within
+        # MAX_PACKET_OFF (0xFFFF): bound the offset by that, not by 0xFFFF alone.
+        small = b.icmp_unsigned("<=", off, ir.Constant(I32, MAX_PACKET_OFFSET - e.header.size))
         b.cbranch(small, in_range, done)
         b.position_at_end(in_range)
         data, end = self.packet_bounds()

@@ -21,7 +21,7 @@ from typing import Any, Callable
 from etran.compiler import semantics, tir
 from etran.compiler.types import (ArrayType, BeType, BoolType, IntType, PacketType, StructType)
 from etran.interp.state import (ETH_HLEN, RINGBUF_HEADER, MapState, MapStore, Ref, RunInput,
-                                RunResult, TimerStarted, special_ranges)
+                                RunResult, TimerStarted, _clear_special, special_ranges)
 
 XDP_REDIRECT = 4
 MAX_PACKET_OFFSET = 0xFFFF
@@ -146,17 +146,23 @@ class Interpreter:
         env[s.var] = self.expr(s.value, env, m)
 
     def s_Store(self, s: tir.Store, env: dict[tir.Var, Any], m: Machine) -> None:
+        t = s.place.type
+        if s.op is None:
+            # Python's order: the value, then the target.
+            value = self.expr(s.value, env, m)
+            loc = self.place(s.place, env, m)
+            if loc is not None:  # an index out of range: the write is dropped
+                _write(loc.buf, loc.off, t, value)
+            return
+        # `x.f op= v`: the target, its current value, then v.
         loc = self.place(s.place, env, m)
+        cur = _read(loc.buf, loc.off, t) if loc is not None else 0
         value = self.expr(s.value, env, m)
         if loc is None:
-            return  # an index out of range: the write is dropped
-        t = s.place.type
-        if s.op is not None:
-            vt = t.value_type if isinstance(t, BeType) else t
-            cur = _read(loc.buf, loc.off, t)
-            cbits = s.value.type.bits if isinstance(s.value.type, IntType) else 64
-            value = semantics.binary(s.op, cur, value, vt, cbits)
-        _write(loc.buf, loc.off, t, value)
+            return
+        vt = t.value_type if isinstance(t, BeType) else t
+        cbits = s.value.type.bits if isinstance(s.value.type, IntType) else 64
+        _write(loc.buf, loc.off, t, semantics.binary(s.op, cur, value, vt, cbits))
 
     def s_CopyStruct(self, s: tir.CopyStruct, env: dict[tir.Var, Any], m: Machine) -> None:
         src = self.expr(s.value, env, m)
@@ -351,7 +357,12 @@ class Interpreter:
             return 0
         if exists:
             slot = st.entries[k]
-            _update(slot[m.inp.cpu] if isinstance(slot, list) else slot, new, e.map.value)
+            if isinstance(slot, list):  # per-CPU: this CPU's value is updated in place
+                _update(slot[m.inp.cpu], new, e.map.value)
+            else:
+                # The kernel links in a new element (SpinLock and Timer start afresh): a
+                # reference taken before the update keeps pointing at the old one.
+                st.entries[k] = bytearray(_clear_special(new, e.map.value))
             if e.map.kind == "LruHashMap":
                 st.entries.move_to_end(k)
             return 1
@@ -436,7 +447,7 @@ class Interpreter:
     # ---------------------------------------------------------------- packets
     def e_PacketHeader(self, e: tir.PacketHeader, env: Any, m: Machine) -> Ref | None:
         off = self.expr(e.offset, env, m)
-        if off > MAX_PACKET_OFFSET or off + e.header.size > len(m.packet.data):
+        if off > MAX_PACKET_OFFSET - e.header.size or off + e.header.size > len(m.packet.data):
             return None
         return Ref(m.packet.data, off)
 

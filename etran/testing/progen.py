@@ -32,6 +32,7 @@ sizes shrink to zero, so a failing program shrinks to a short, readable one.
 from __future__ import annotations
 
 import keyword
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -66,30 +67,26 @@ def programs(max_statements: int = 40, features: frozenset[str] | None = None
     return _programs(max_statements, feats)
 
 
-def sample_programs(n: int, max_statements: int = 40, features: frozenset[str] | None = None
-                    ) -> list[GeneratedProgram]:
-    """`n` distinct programs, the same ones on every run (for statistics and campaigns).
+def sample_programs(n: int, max_statements: int = 40, features: frozenset[str] | None = None,
+                    seed: int = 0) -> list[GeneratedProgram]:
+    """`n` independent programs, the same ones for the same seed (statistics and campaigns).
 
-    Hypothesis repeats itself while it explores, so twice as many are drawn and duplicates
-    dropped.
+    The choices come from a seeded `random.Random` instead of hypothesis: hypothesis explores
+    by mutating earlier examples, so its programs come in families of near-duplicates, which
+    would skew rates measured over them.
     """
-    from hypothesis import HealthCheck, Phase, given, settings
-
-    out: dict[str, GeneratedProgram] = {}
-
-    @settings(max_examples=2 * n + 10, derandomize=True, deadline=None, database=None,
-              phases=[Phase.generate], suppress_health_check=list(HealthCheck))
-    @given(programs(max_statements, features))
-    def collect(p: GeneratedProgram) -> None:
-        out.setdefault(p.source, p)
-
-    collect()
-    return list(out.values())[:n]
+    feats = FEATURES if features is None else frozenset(features)
+    out = []
+    for i in range(n):
+        rng = random.Random(seed * 1_000_003 + i)
+        out.append(ProgramGen(rng.randint, max_statements, feats).generate())
+    return out
 
 
 @st.composite
 def _programs(draw: Any, max_statements: int, features: frozenset[str]) -> GeneratedProgram:
-    return ProgramGen(draw, max_statements, features).generate()
+    return ProgramGen(lambda lo, hi: int(draw(st.integers(lo, hi))), max_statements,
+                      features).generate()
 
 
 def _builtin_headers() -> dict[str, StructDef]:
@@ -125,8 +122,8 @@ HEADER_CONSTS = {"ETH_P_IP": 0x0800, "IPPROTO_UDP": 17, "IPPROTO_TCP": 6}
 
 
 class ProgramGen(ExprGen):
-    def __init__(self, draw: Any, max_statements: int, features: frozenset[str]) -> None:
-        super().__init__(draw)
+    def __init__(self, draw_int: Any, max_statements: int, features: frozenset[str]) -> None:
+        super().__init__(draw_int)
         self.budget = max_statements
         self.features = features
         self.used: set[str] = set()
@@ -291,7 +288,7 @@ class ProgramGen(ExprGen):
         ret = returns.name if returns is not None else "None"
         self.func_text.append(f"def {name}({sig}) -> {ret}:\n" + _indent(body))
         self.funcs.append(FuncDef(name, params, returns, ctx.depth, ctx.helpers, ctx.locks,
-                                  ctx.resizes, ctx.stack))
+                                  ctx.resizes, ctx.stack, ctx.forks))
 
     def define_hook(self, name: str, last: bool) -> None:
         self.ctx = FnCtx(name, True, True, U32)
@@ -308,7 +305,7 @@ class ProgramGen(ExprGen):
         if r is None:
             return "return"
         if r is BOOL:
-            return f"return {self.bool_expr(2).text}"
+            return f"return {self.bool_value(2).text}"
         return f"return {self.int_expr(r, 2, r).text}"  # type: ignore[arg-type]
 
     def action(self) -> str:
@@ -372,6 +369,7 @@ class ProgramGen(ExprGen):
 
     def exit_line(self) -> str:
         kind = self.pick(self.exits()[::-1])
+        self.ctx.forks += kind == "return" and not self.ctx.hook    # each return value a path
         return kind if kind != "return" else self.return_line()
 
     def statement(self) -> tuple[list[str], bool]:
@@ -387,9 +385,10 @@ class ProgramGen(ExprGen):
     def options(self) -> list[tuple[int, str]]:
         c = self.ctx
         free = c.lock is None
-        keyed = [m for m in self.maps if m.keyed] if self.on("maps") else []
-        queues = [m for m in self.maps if m.kind == "Queue"] if self.on("queue") else []
-        rings = [m for m in self.maps if m.kind == "RingBuf"] if self.on("ringbuf") else []
+        fits = [m for m in self.maps if self.room(3 * self.map_stack(m))]
+        keyed = [m for m in fits if m.keyed] if self.on("maps") else []
+        queues = [m for m in fits if m.kind == "Queue"] if self.on("queue") else []
+        rings = [m for m in fits if m.kind == "RingBuf"] if self.on("ringbuf") else []
         unchecked = [v for v in c.vars() if v.optional and not c.narrowed(v) and c.alive(v)]
         big = self.budget >= 3 and len(c.frames) < 5 and len(c.frames) + 2 * len(c.loops) < 7
         hungry = 1 if len(self.refs()) >= 2 else 3      # few inputs in scope: read some first
@@ -429,7 +428,7 @@ class ProgramGen(ExprGen):
         return [f"{name} = {e.text}"]
 
     def s_bdecl(self) -> list[str]:
-        e = self.bool_expr(2)
+        e = self.bool_value(2)
         name = self.fresh(self.pick(BOOL_NAMES))
         self.declare(Var(name, BOOL))
         return [f"{name}{': bool' if self.chance(20) else ''} = {e.text}"]
@@ -439,7 +438,7 @@ class ProgramGen(ExprGen):
         if not vs:
             return None
         v = self.pick(vs)
-        e = self.bool_expr(2) if v.type is BOOL else self.int_expr(v.type, 2, v.type)  # type: ignore[arg-type]
+        e = self.bool_value(2) if v.type is BOOL else self.int_expr(v.type, 2, v.type)  # type: ignore[arg-type]
         return [f"{v.name} = {e.text}"]
 
     def aug_op(self) -> str:
@@ -473,7 +472,7 @@ class ProgramGen(ExprGen):
             return None
         text, t, base = self.element(self.pick(places))
         vt = self.value_type(t)
-        e = self.bool_expr(2) if vt is BOOL else self.int_expr(vt, 2, vt)
+        e = self.bool_value(2) if vt is BOOL else self.int_expr(vt, 2, vt)
         self.use("packets" if base.view else "structs")
         return [f"{text} = {e.text}"]
 
@@ -486,7 +485,12 @@ class ProgramGen(ExprGen):
         if e is None or e.text == s.name:
             return None
         name = self.fresh(s.name.lower()[:4] if len(s.name) > 4 else s.name.lower())
-        self.declare(Var(name, s, origin="stack"))
+        var = Var(name, s, origin="stack")
+        base = next((v for v in self.ctx.vars() if v.name == e.text.split(".")[0]), None)
+        if base is not None and not e.text.startswith(s.name + "("):
+            # `b = a` makes `b` refer to `a`'s memory: a view stays a view, a map value a map value
+            var = Var(name, s, view=base.view, epoch=base.epoch, origin=base.origin, map=base.map)
+        self.declare(var)
         return [f"{name} = {e.text}"]
 
     def s_copy(self) -> list[str] | None:
@@ -635,13 +639,19 @@ class ProgramGen(ExprGen):
 
     # ---------------------------------------------------------------- maps
     def s_get(self) -> list[str] | None:
-        m = self.pick([m for m in self.maps if m.keyed])
+        m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))])
         self.use("maps", *self.map_features(m))
         self.ctx.helpers = True
-        k = self.key_expr(m)
-        v = self.declare(Var(self.fresh(m.value.name.lower()), m.value, optional=True, origin="map", map=m))
-        lines = [f"{v.name} = {m.name}.get({k.text})"]
         kind = self.choose([(2, "later"), (5, "check"), (1 if not m.is_array else 0, "insert")])
+        k = self.key_expr(m)
+        lines: list[str] = []
+        if kind == "insert" and "(" in k.text:     # the key is used three times: name it once
+            key = self.declare(Var(self.fresh("key"), m.key, origin="stack"))  # type: ignore[arg-type]
+            ann = f": {m.key.name}" if isinstance(m.key, Int) else ""  # type: ignore[union-attr]
+            lines.append(f"{key.name}{ann} = {k.text}")
+            k = E(key.name, 13, m.key)
+        v = self.declare(Var(self.fresh(m.value.name.lower()), m.value, optional=True, origin="map", map=m))
+        lines.append(f"{v.name} = {m.name}.get({k.text})")
         if kind == "check":
             lines += self.s_check(v) or []
         elif kind == "insert":
@@ -650,10 +660,7 @@ class ProgramGen(ExprGen):
                 return lines
             op = self.pick(["insert", "set"])
             line = self.exit_line()
-            # the key is written three times: each struct built (or integer key) takes stack
-            key_size = 8 if not isinstance(m.key, StructDef) else \
-                ((m.key.size + 7) // 8 * 8 if k.text.startswith(m.key.name + "(") else 0)
-            self.ctx.stack += 2 * key_size
+            self.ctx.stack += 16 if isinstance(m.key, Int) else 0      # integer keys: a slot each
             lines += [f"if {v.name} is None:", f"    {m.name}.{op}({k.text}, {value.text})",
                       f"    {v.name} = {m.name}.get({k.text})",
                       f"    if {v.name} is None:", f"        {line}"]
@@ -661,7 +668,7 @@ class ProgramGen(ExprGen):
         return lines
 
     def s_update(self) -> list[str] | None:
-        m = self.pick([m for m in self.maps if m.keyed])
+        m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))])
         e = self.map_update_expr(m)
         if e is None:
             return None
@@ -675,17 +682,19 @@ class ProgramGen(ExprGen):
         return [e.text]
 
     def s_push(self) -> list[str] | None:
-        e = self._value_call(self.pick([m for m in self.maps if m.kind == "Queue"]), "push")
+        e = self._value_call(self.pick([m for m in self.maps if m.kind == "Queue"
+                                        and self.room(3 * self.map_stack(m))]), "push")
         if self.chance(25) and self.exits():
             return [f"if not {e.text}:", "    " + self.exit_line()]
         return [e.text]
 
     def s_output(self) -> list[str] | None:
-        e = self._value_call(self.pick([m for m in self.maps if m.kind == "RingBuf"]), "output")
+        e = self._value_call(self.pick([m for m in self.maps if m.kind == "RingBuf"
+                                        and self.room(3 * self.map_stack(m))]), "output")
         return [e.text]
 
     def s_pop(self) -> list[str]:
-        m = self.pick([m for m in self.maps if m.kind == "Queue"])
+        m = self.pick([m for m in self.maps if m.kind == "Queue" and self.room(3 * self.map_stack(m))])
         self.use("queue")
         self.ctx.helpers = True
         self.ctx.stack += (m.value.size + 7) // 8 * 8

@@ -28,8 +28,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, Union
 
-from hypothesis import strategies as st
-
 
 # ---------------------------------------------------------------- types
 @dataclass(frozen=True)
@@ -180,6 +178,7 @@ class FuncDef:
     locks: bool = False
     resizes: bool = False
     stack: int = 0
+    forks: int = 0                  # path splits inside: what a call adds to the caller's
 
 
 @dataclass(frozen=True)
@@ -303,12 +302,12 @@ class ExprGen:
     imports: set[str]
     called: set[str]
 
-    def __init__(self, draw: Callable[[st.SearchStrategy[Any]], Any]) -> None:
-        self._draw = draw
+    def __init__(self, draw_int: Callable[[int, int], int]) -> None:
+        self._int = draw_int        # a hypothesis draw (shrinks), or a seeded random (campaigns)
 
     # ---------------------------------------------------------------- choices
     def num(self, lo: int, hi: int) -> int:
-        return int(self._draw(st.integers(lo, hi)))
+        return self._int(lo, hi)
 
     def pick(self, seq: Any) -> Any:
         seq = list(seq)
@@ -363,7 +362,8 @@ class ExprGen:
             return place
         self.use("arrays")
         idx = str(self.num(0, t.n - 1))
-        if self.chance(runtime_pct) and not base.view:     # packet arrays take constant indexes
+        # A Header parameter may be a view or a stack value: its arrays take constant indexes.
+        if self.chance(runtime_pct) and not (base.view and base.origin == "param"):
             e = self.int_expr(self.some_type(), 1, lit=None)
             if not e.const:         # a constant index must be in range (`bounds`)
                 idx = e.text
@@ -448,7 +448,7 @@ class ExprGen:
         if kind == "cast":
             self.use("casts")
             u = self.pick([x for x in INTS if t.holds(x)])
-            inner = self.bool_expr(depth - 1, pure) if self.chance(10) else \
+            inner = self.bool_value(depth - 1, pure) if self.chance(10) else \
                 self.typed(self.some_type(), depth - 1, pure)
             return E(f"{u.name}({inner.text})", PREC["atom"], u, inner.const)
         if kind in ("arith", "div"):
@@ -536,8 +536,8 @@ class ExprGen:
                 continue
             if f.resizes and not c.resize_ok:
                 continue
-            if c.stack + f.stack > STACK_LIMIT:
-                continue
+            if c.stack + f.stack > STACK_LIMIT or (c.loops and f.forks > 2) or c.forks + f.forks > 12:
+                continue        # verifier paths multiply: no loops in loops through calls
             if any(isinstance(t, StructDef) and t.has_lock and not self._existing(t) for _, t in f.params):
                 continue
             out.append(f)
@@ -548,6 +548,7 @@ class ExprGen:
         return out + [E(p[0], PREC["atom"], s) for p in self.struct_places(s)]
 
     def call_expr(self, f: FuncDef, pure: bool) -> E:
+        self.ctx.stack += f.stack       # before the arguments, which may hold calls themselves
         args = []
         for _, t in f.params:
             if t == "pkt":
@@ -555,7 +556,7 @@ class ExprGen:
             elif isinstance(t, Int):
                 args.append(self.int_expr(t, 1, t, pure).text)
             elif isinstance(t, BoolT):
-                args.append(self.bool_expr(1, pure).text)
+                args.append(self.bool_value(1, pure).text)
             else:
                 sv = self.struct_value(t, 1, pure)
                 if sv is None:      # a lock struct always exists: checked by `callable_funcs`
@@ -565,7 +566,7 @@ class ExprGen:
         self.use("functions")
         self.called.add(f.name)
         c.depth = max(c.depth, f.depth + 1)
-        c.stack += f.stack
+        c.forks += f.forks
         c.helpers |= f.helpers
         c.locks |= f.locks
         if f.resizes:
@@ -594,6 +595,22 @@ class ExprGen:
         return E(f"{v.name}.{m.name}({arg})", PREC["atom"], m.returns)
 
     # ---------------------------------------------------------------- bools
+    def bool_value(self, depth: int, pure: bool = False) -> E:
+        """A bool kept as a value (stored, passed, returned), not only branched on.
+
+        BPF has no set-on-condition: a comparison kept as 0/1 is a branch whose two paths the
+        verifier walks apart (in a loop, once per iteration). Past a few of them, and mostly
+        inside loops, the value is a plain bool read or a literal instead, so the programs
+        stay within the verifier's (and the checker's estimate's) budget.
+        """
+        c = self.ctx
+        if c.forks >= 10 or (c.loops and not self.chance(10)):
+            atoms = [v.name for v in self.scalar_vars(lambda t: t is BOOL)]
+            return E(self.pick(atoms) if atoms and self.chance(60) else self.pick(["True", "False"]),
+                     PREC["atom"], BOOL)
+        c.forks += 1
+        return self.bool_expr(depth, pure)
+
     def bool_expr(self, depth: int, pure: bool = False) -> E:
         pure = pure or self.ctx.lock is not None
         c = self.ctx
@@ -674,10 +691,22 @@ class ExprGen:
         op = form[1]
         return E(f"{test} {op} {wrap(inner, PREC[op], True)}", PREC[op], BOOL)
 
+    def room(self, nbytes: int) -> bool:
+        """Whether `nbytes` more of stack keep the hook within the generator's stack budget."""
+        return self.ctx.stack + nbytes <= STACK_LIMIT
+
+    @staticmethod
+    def map_stack(m: MapDef) -> int:
+        """Stack a map operation may take: a key and a fresh value."""
+        key = m.key.size if isinstance(m.key, StructDef) else 8
+        return (key + 7) // 8 * 8 + (m.value.size + 7) // 8 * 8
+
     def bool_effects(self) -> list[Callable[[], E]]:
         """Map and queue operations whose success is a bool (they change state)."""
         out: list[Callable[[], E]] = []
         for m in self.maps:
+            if not self.room(self.map_stack(m)):
+                continue
             if m.keyed and self.on("maps"):
                 out.append(lambda m=m: self.map_update_expr(m))  # type: ignore[misc]
             elif m.kind == "Queue" and self.on("queue"):
@@ -738,7 +767,7 @@ class ExprGen:
                 if small:
                     e = self.small(vt, e)
             elif vt is BOOL:
-                e = self.bool_expr(depth, pure)
+                e = self.bool_value(depth, pure)
             elif isinstance(vt, StructDef):
                 sub = self.struct_value(vt, depth - 1, pure) if depth > 0 else None
                 if sub is None:

@@ -1,6 +1,6 @@
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth, IPv4
-# expect: view-after-resize at 14:5
+# expect: view-after-resize at 14:20
 # Trimming the frame check sequence moves the packet; the IPv4 view taken before is stale.
 
 
