@@ -521,7 +521,7 @@ class Checker:
             ctx.locals[p.name] = p
             flow = flow.assign(p)
             if isinstance(p.type, StructType) and p.type.packed:
-                flow = flow.set_view(p, 0)  # a Header parameter may be a packet view
+                flow = flow.set_view(p)  # a Header parameter may be a packet view
                 ctx.header_params.add(p)
         checker.flow = flow
         fn.body = checker.block(decl.node.body)

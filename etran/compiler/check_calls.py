@@ -19,6 +19,9 @@ from etran.compiler.types import (BOOL, I32, U32, U64, UNTYPED, ArrayType, BoolT
 from etran.dsl import ast
 from etran.dsl.diagnostics import Span
 
+# Maps whose update or delete frees or replaces the element a reference points to.
+REPLACING_MAPS = ("HashMap", "LruHashMap", "PerCpuHashMap")
+
 SEQ_OPS = {"seq_after": ">", "seq_before": "<", "seq_after_eq": ">=", "seq_before_eq": "<="}
 
 
@@ -101,6 +104,8 @@ class CallChecker(ExprChecker):
         self.fn.function.call_sites.append((fn, e.span))
         for kind, name, span in fn.effects:
             self.fn.function.effects.append((kind, name, span))
+            if kind == "map-update":
+                self.flow = self.flow.map_updated(name, e.span)
         if self.fn.lock is not None:
             locks = [(n, s) for k, n, s in fn.effects if k == "lock"]
             helpers = [(n, s) for k, n, s in fn.effects if k == "helper"]
@@ -142,8 +147,7 @@ class CallChecker(ExprChecker):
     def resized(self, span: Span) -> None:
         assert self.fn is not None
         self.fn.function.may_resize = True
-        self.fn.resize_spans.append(span)
-        self.flow = self.flow.resized()
+        self.flow = self.flow.resized(span)
 
     # ---------------------------------------------------------------- structs
     def construct(self, st: StructType, e: ast.Call, map_value: bool = False) -> tir.Expr:
@@ -256,12 +260,31 @@ class CallChecker(ExprChecker):
         value = self.coerce(self.value(amount, t), t, amount.span, "the amount")
         return tir.AtomicAdd(loaded.place, value, t, e.span)
 
+    def map_origin(self, ref: tir.Expr) -> str | None:
+        """The map when `ref` points into a hash-like map's entry."""
+        while True:
+            if isinstance(ref, tir.MapGet):
+                return ref.map.name if ref.map.kind in REPLACING_MAPS else None
+            if isinstance(ref, tir.VarRef):
+                return self.flow.map_ref(ref.var)
+            if isinstance(ref, tir.AddrOf):
+                ref = ref.place.base
+                continue
+            return None
+
+    def map_changed(self, m: MapType, span: Span) -> None:
+        """An update or delete on a hash-like map: earlier references to it may be stale."""
+        if m.kind in REPLACING_MAPS:
+            assert self.fn is not None
+            self.fn.function.effects.append(("map-update", m.name, span))
+            self.flow = self.flow.map_updated(m.name, span)
+
     def is_packet_ref(self, ref: tir.Expr) -> bool:
         while True:
             if isinstance(ref, tir.PacketHeader):
                 return True
             if isinstance(ref, tir.VarRef):
-                return self.flow.view_epoch(ref.var) is not None
+                return self.flow.is_view(ref.var)
             if isinstance(ref, tir.AddrOf):
                 ref = ref.place.base
                 continue
@@ -354,6 +377,7 @@ class CallChecker(ExprChecker):
                           "set the slot to a zeroed value instead")
             key = self.map_key(m, k)
             self.effect("helper", f"{m.name}.delete()", e.span)
+            self.map_changed(m, e.span)
             return tir.MapDelete(m, key, e.span)
         if kind == "Queue" and name == "push":
             (v,) = self.args(e, 1, f"{m.name}.push")
@@ -396,6 +420,7 @@ class CallChecker(ExprChecker):
         key = self.map_key(m, k)
         value = self.map_value(m, v)
         self.effect("helper", f"{m.name}.set()", span)
+        self.map_changed(m, span)
         return tir.MapSet(m, key, value, flags, span)
 
     # ---------------------------------------------------------------- timers

@@ -96,15 +96,19 @@ class ExprChecker:
         if var not in self.flow.assigned:
             self.fail(span, "unassigned", f"`{var.name}` may be used before it is assigned",
                       "assign it on every path before this line")
-        epoch = self.flow.view_epoch(var)
-        if epoch is not None and epoch < self.flow.epoch:
-            spans = self.fn.resize_spans if self.fn else []
-            resize = spans[epoch] if epoch < len(spans) else (spans[-1] if spans else None)
-            where = f" at line {resize.line}" if resize else ""
+        why = self.flow.stale_reason(var)
+        if why is not None and why[0] == "resize":
             self.fail(span, "view-after-resize",
-                      f"packet view `{var.name}` was taken before the packet was resized{where}",
+                      f"packet view `{var.name}` was taken before the packet was resized at "
+                      f"line {why[2].line}",
                       "a resize moves the packet: take the view again after the resize, "
                       f"e.g. `{var.name} = pkt.header(...)`")
+        if why is not None:
+            self.fail(span, "map-ref-after-update",
+                      f"`{var.name}` refers to an entry of `{why[1]}`, which was updated or had "
+                      f"an entry deleted at line {why[2].line}: the kernel may have freed or "
+                      "replaced that entry",
+                      f"look the entry up again after the change: `{var.name} = {why[1]}.get(key)`")
         t = var.type
         if isinstance(t, OptionalType) and var in self.flow.nonnull:
             t = t.inner

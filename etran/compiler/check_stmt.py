@@ -44,7 +44,6 @@ class FunctionContext:
     lock: tir.Place | None = None
     lock_name: str = ""
     lock_depth: int = 0
-    resize_spans: list[Span] = field(default_factory=list)
     # Names assigned exactly once from a constant expression act as constants.
     constants: dict[str, tir.Const] = field(default_factory=dict)
     single_constants: frozenset[str] = frozenset()  # bound once, at the top of the body
@@ -59,15 +58,14 @@ class BodyChecker(CallChecker):
         assert self.fn is not None
         fn = self.fn.function
         saved = (self.sink, self.flow, list(fn.effects), list(fn.call_sites), fn.stack_bytes,
-                 list(self.fn.resize_spans), fn.may_resize)
+                 fn.may_resize)
         self.sink = DiagnosticSink()
         try:
             yield
         finally:
-            (self.sink, self.flow, effects, sites, fn.stack_bytes, resizes, fn.may_resize) = saved
+            (self.sink, self.flow, effects, sites, fn.stack_bytes, fn.may_resize) = saved
             fn.effects[:] = effects
             fn.call_sites[:] = sites
-            self.fn.resize_spans[:] = resizes
 
     # ---------------------------------------------------------------- blocks
     def block(self, stmts: tuple[ast.Stmt, ...]) -> tuple[tir.Stmt, ...]:
@@ -186,7 +184,10 @@ class BodyChecker(CallChecker):
             raise
         self.flow = self.flow.assign(var)
         if isinstance(v.type, (StructType, OptionalType)) and self.is_packet_ref(v):
-            self.flow = self.flow.set_view(var, self.flow.epoch)
+            self.flow = self.flow.set_view(var)
+        origin = self.map_origin(v)
+        if origin is not None:
+            self.flow = self.flow.set_map_ref(var, origin)
         if isinstance(v.type, StructType) and isinstance(var.type, OptionalType):
             self.flow = self.flow.narrow(var)
         return tir.Assign(var, v, span)
@@ -369,12 +370,12 @@ class BodyChecker(CallChecker):
             with self.speculative():
                 end, frame = self.loop_body(s, var, head)
             nxt = join_all([before, end] + frame.continues)
-            nxt = _without(nxt, var)
+            nxt = nxt.without(var)
             if nxt == head:
                 break
             head = nxt
         end, frame = self.loop_body(s, var, head, collect=True)
-        self.flow = _without(join_all([head] + frame.breaks), var)
+        self.flow = join_all([head] + frame.breaks).without(var)
         return tir.Loop(var, start, stop, step, bound, frame.body, s.span)
 
     def loop_body(self, s: ast.For, var: tir.Var, head: Flow, collect: bool = False
@@ -472,10 +473,3 @@ def _text(source: object, span: Span) -> str:
     if span.end_line != span.line:
         return line[span.col - 1:].strip()
     return line[span.col - 1:span.end_col - 1]
-
-
-def _without(flow: Flow, var: tir.Var) -> Flow:
-    """The loop counter is re-assigned at the top of each iteration."""
-    return Flow(assigned=flow.assigned - {var}, nonnull=flow.nonnull - {var},
-                views=tuple(v for v in flow.views if v[0] is not var), epoch=flow.epoch,
-                reachable=flow.reachable)

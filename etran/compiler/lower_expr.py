@@ -69,6 +69,7 @@ class ExprLowering:
         return self.b.call(_Callee(fp, fnty), args)
 
     def barrier(self: "FunctionLowering", v: ir.Value) -> ir.Value:
+        """An empty inline-asm copy of `v` that LLVM cannot see through (libbpf's barrier_var)."""
         asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
         return self.b.call(asm, [v])
 
@@ -191,8 +192,16 @@ class ExprLowering:
             return self.b.icmp_signed(e.op, a, c)
         return self.b.icmp_unsigned(e.op, a, c)
 
+    def opaque_bool(self: "FunctionLowering", v: ir.Value) -> ir.Value:
+        """An i1 LLVM cannot combine with another: two null tests joined by `or` would
+        otherwise become one test of `a | b`, arithmetic on pointers the verifier forbids."""
+        wide = self.barrier(self.b.zext(v, I64))
+        return self.b.icmp_unsigned("!=", wide, ir.Constant(I64, 0))
+
     def x_Logic(self: "FunctionLowering", e: tir.Logic) -> ir.Value:
         left = self.expr(e.left)
+        if isinstance(e.left, tir.IsNone):
+            left = self.opaque_bool(left)
         start = self.b.block
         rhs = self.new_block("logic.rhs")
         done = self.new_block("logic.end")
@@ -202,6 +211,8 @@ class ExprLowering:
             self.b.cbranch(left, done, rhs)
         self.b.position_at_end(rhs)
         right = self.expr(e.right)
+        if isinstance(e.right, tir.IsNone):
+            right = self.opaque_bool(right)
         rhs_end = self.b.block
         self.b.branch(done)
         self.b.position_at_end(done)
@@ -406,14 +417,31 @@ class ExprLowering:
             # into the packet pointers ("32-bit pointer arithmetic prohibited").
             return self.b.trunc(self.barrier(length), I32)
         if e.name == "rx_queue":
-            return self.ctx_field(XDP_RX_QUEUE)
+            return self.ctx_scalar(XDP_RX_QUEUE)
         if e.name == "ifindex":
-            return self.ctx_field(XDP_INGRESS_IFINDEX)
+            return self.ctx_scalar(XDP_INGRESS_IFINDEX)
         raise AssertionError(e.name)
 
     def ctx_field(self: "FunctionLowering", offset: int) -> ir.Value:
         addr = self.b.gep(self.ctx, [ir.Constant(I64, offset)], source_etype=I8) if offset else self.ctx
         return self.b.load(addr, typ=I32, align=4)
+
+    def ctx_scalar(self: "FunctionLowering", offset: int) -> ir.Value:
+        """rx_queue_index or ingress_ifindex from the context.
+
+        The verifier only allows context loads at constant offsets from the context
+        pointer, and LLVM merges a load in each arm of a branch into one load from a
+        selected address (`pkt.ifindex if c else pkt.rx_queue`). So every read loads
+        both fields, volatile (never dropped or merged into something else), in the same
+        order: two arms then hold identical loads, which merge harmlessly."""
+        values = {}
+        for off in (XDP_INGRESS_IFINDEX, XDP_RX_QUEUE):
+            addr = self.b.gep(self.ctx, [ir.Constant(I64, off)], source_etype=I8)
+            load = _VolatileLoad(self.b.block, addr, typ=I32)
+            load.align = 4
+            self.b._insert(load)
+            values[off] = load
+        return values[offset]
 
     def packet_bounds(self: "FunctionLowering") -> tuple[ir.Value, ir.Value]:
         data = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_DATA), I64), PTR)
@@ -554,6 +582,15 @@ class ExprLowering:
         r = self.helper(TIMER_CANCEL, I64, [timer])
         # bpf_timer_cancel returns 1 when it stopped a pending timer, 0 when none was armed.
         return self.b.icmp_signed("==", r, ir.Constant(I64, 1))
+
+
+class _VolatileLoad(ir.LoadInstr):  # type: ignore[misc]
+    """`load volatile`: llvmlite's builder has no flag for it."""
+
+    def descr(self, buf: list[str]) -> None:
+        inner: list[str] = []
+        super().descr(inner)
+        buf.append("".join(inner).replace("load ", "load volatile ", 1))
 
 
 class _Callee:

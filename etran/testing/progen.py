@@ -288,7 +288,7 @@ class ProgramGen(ExprGen):
         ret = returns.name if returns is not None else "None"
         self.func_text.append(f"def {name}({sig}) -> {ret}:\n" + _indent(body))
         self.funcs.append(FuncDef(name, params, returns, ctx.depth, ctx.helpers, ctx.locks,
-                                  ctx.resizes, ctx.stack, ctx.forks))
+                                  ctx.resizes, ctx.stack, ctx.forks, frozenset(ctx.updates)))
 
     def define_hook(self, name: str, last: bool) -> None:
         self.ctx = FnCtx(name, True, True, U32)
@@ -327,6 +327,9 @@ class ProgramGen(ExprGen):
         return name
 
     def declare(self, v: Var) -> Var:
+        v.depth = len(self.ctx.frames) - 1
+        if v.map is not None:
+            v.map_epoch = self.ctx.map_epochs.get(v.map.name, 0)
         self.ctx.frames[-1].vars[v.name] = v
         return v
 
@@ -387,6 +390,7 @@ class ProgramGen(ExprGen):
         free = c.lock is None
         fits = [m for m in self.maps if self.room(3 * self.map_stack(m))]
         keyed = [m for m in fits if m.keyed] if self.on("maps") else []
+        updatable = [m for m in keyed if c.can_update(m)]
         queues = [m for m in fits if m.kind == "Queue"] if self.on("queue") else []
         rings = [m for m in fits if m.kind == "RingBuf"] if self.on("ringbuf") else []
         unchecked = [v for v in c.vars() if v.optional and not c.narrowed(v) and c.alive(v)]
@@ -396,11 +400,11 @@ class ProgramGen(ExprGen):
             hungry = 1 if len(c.loops) == 1 else 0      # references taken in loops multiply paths
         return [
             (6, "decl"), (2 if self.on("branches") else 0, "bdecl"), (2, "assign"), (3, "aug"),
-            (4, "store"), ((4 if c.forks < 6 else 1) if self.on("branches") and big else 0, "if"),
-            ((2 if c.forks < 8 else 0) if self.on("loops") and free and len(c.loops) < 2 and big
+            (4, "store"), ((4 if c.forks < 5 else 1) if self.on("branches") and big else 0, "if"),
+            ((2 if c.forks < 7 else 0) if self.on("loops") and free and len(c.loops) < 2 and big
              else 0, "loop"),
             (2 if c.loops and free and self.on("branches") else 0, "jump"),
-            (4 * hungry if keyed and free else 0, "get"), (3 if keyed and free else 0, "update"),
+            (4 * hungry if keyed and free else 0, "get"), (3 if updatable and free else 0, "update"),
             (1 if queues and free else 0, "push"), (2 if queues and free else 0, "pop"),
             (1 if rings and free else 0, "output"),
             (5 * hungry if self.on("packets") and c.has_pkt and free else 0, "view"),
@@ -446,7 +450,21 @@ class ProgramGen(ExprGen):
             (["//", "%"] if self.on("division") else []) + (["<<", ">>"] if self.on("shifts") else [])
         return self.pick(ops)
 
+    def no_resize(self, make: Any) -> Any:
+        """Run `make` with resizes and map updates off: a store's value is computed before its
+        target (Python's order), so either would make a view or map-entry target stale."""
+        c = self.ctx
+        saved = c.resize_ok, c.update_ok
+        c.resize_ok = c.update_ok = False
+        try:
+            return make()
+        finally:
+            c.resize_ok, c.update_ok = saved
+
     def s_aug(self) -> list[str] | None:
+        return self.no_resize(self._aug)  # type: ignore[no-any-return]
+
+    def _aug(self) -> list[str] | None:
         targets = [(v.name, v.type) for v in self.scalar_vars(lambda t: isinstance(t, Int))
                    if v.origin != "counter"]
         places = self.places(lambda t: isinstance(self.value_type(t), Int))
@@ -467,6 +485,9 @@ class ProgramGen(ExprGen):
         return [f"{target} {op}= {e.text}"]
 
     def s_store(self) -> list[str] | None:
+        return self.no_resize(self._store)  # type: ignore[no-any-return]
+
+    def _store(self) -> list[str] | None:
         places = self.places(lambda t: True)
         if not places:
             return None
@@ -491,9 +512,14 @@ class ProgramGen(ExprGen):
             # `b = a` makes `b` refer to `a`'s memory: a view stays a view, a map value a map value
             var = Var(name, s, view=base.view, epoch=base.epoch, origin=base.origin, map=base.map)
         self.declare(var)
+        if base is not None and var.map is not None:
+            var.map_epoch = base.map_epoch
         return [f"{name} = {e.text}"]
 
     def s_copy(self) -> list[str] | None:
+        return self.no_resize(self._copy)  # type: ignore[no-any-return]
+
+    def _copy(self) -> list[str] | None:
         targets = [p for v in self.refs() for p in self._struct_fields(v)]
         if not targets:
             return None
@@ -583,11 +609,13 @@ class ProgramGen(ExprGen):
             c.resize_ok = False
         c.loops.append(c.lock is not None)
         c.frames.append(Frame({name: Var(name, t, origin="counter")}))
+        c.loop_frames.append(len(c.frames) - 1)
         try:
             body, _ = self.capped_block(6 if len(c.loops) == 1 else 3, 4)
         finally:
             c.frames.pop()
             c.loops.pop()
+            c.loop_frames.pop()
             c.resize_ok = saved
         return [f"for {name} in {rng}:"] + _indent_lines(body)
 
@@ -642,10 +670,11 @@ class ProgramGen(ExprGen):
         m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))])
         self.use("maps", *self.map_features(m))
         self.ctx.helpers = True
-        kind = self.choose([(2, "later"), (5, "check"), (1 if not m.is_array else 0, "insert")])
+        kind = self.choose([(2, "later"), (5, "check"),
+                            (1 if not m.is_array and self.ctx.can_update(m) else 0, "insert")])
         k = self.key_expr(m)
         lines: list[str] = []
-        if kind == "insert" and "(" in k.text:     # the key is used three times: name it once
+        if kind == "insert" and not k.const:     # the key is used three times: name it once
             key = self.declare(Var(self.fresh("key"), m.key, origin="stack"))  # type: ignore[arg-type]
             ann = f": {m.key.name}" if isinstance(m.key, Int) else ""  # type: ignore[union-attr]
             lines.append(f"{key.name}{ann} = {k.text}")
@@ -654,21 +683,24 @@ class ProgramGen(ExprGen):
         lines.append(f"{v.name} = {m.name}.get({k.text})")
         if kind == "check":
             lines += self.s_check(v) or []
-        elif kind == "insert":
-            value = self.struct_value(m.value, 1, map_value=True)
+        elif kind == "insert":      # the key is read again after the value: no resize there
+            value = self.no_resize(lambda: self.struct_value(m.value, 1, map_value=True))
             if value is None:
                 return lines
             op = self.pick(["insert", "set"])
+            self.ctx.updated(m)                 # other references to `m` are stale from here
             line = self.exit_line()
             self.ctx.stack += 16 if isinstance(m.key, Int) else 0      # integer keys: a slot each
             lines += [f"if {v.name} is None:", f"    {m.name}.{op}({k.text}, {value.text})",
                       f"    {v.name} = {m.name}.get({k.text})",
                       f"    if {v.name} is None:", f"        {line}"]
+            v.map_epoch = self.ctx.map_epochs.get(m.name, 0)
             self.ctx.frames[-1].narrowed.add(id(v))
         return lines
 
     def s_update(self) -> list[str] | None:
-        m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))])
+        m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))
+                       and self.ctx.can_update(m)])
         e = self.map_update_expr(m)
         if e is None:
             return None

@@ -179,6 +179,7 @@ class FuncDef:
     resizes: bool = False
     stack: int = 0
     forks: int = 0                  # path splits inside: what a call adds to the caller's
+    updates: frozenset[str] = frozenset()   # hash-like maps it updates (caller refs go stale)
 
 
 @dataclass(frozen=True)
@@ -189,6 +190,9 @@ class ConstDef:
 
 
 # ---------------------------------------------------------------- scopes
+REPLACING = ("HashMap", "LruHashMap", "PerCpuHashMap")     # updates replace the element
+
+
 @dataclass(eq=False)
 class Var:
     name: str
@@ -198,6 +202,8 @@ class Var:
     epoch: int = 0
     origin: str = "local"           # local | map | view | stack | pop | param | counter
     map: MapDef | None = None
+    map_epoch: int = 0              # a hash-like map's entry: stale once that map is updated
+    depth: int = 0                  # the frame it was declared in
 
 
 @dataclass(eq=False)
@@ -219,6 +225,10 @@ class FnCtx:
     lock: Var | None = None
     loops: list[bool] = field(default_factory=list)      # per open loop: opened under the lock?
     resize_ok: bool = True
+    update_ok: bool = True          # map updates allowed here (not in a store's value)
+    loop_frames: list[int] = field(default_factory=list)     # body frame of each open loop
+    map_epochs: dict[str, int] = field(default_factory=dict)
+    updates: set[str] = field(default_factory=set)
     used_names: set[str] = field(default_factory=set)
     stack: int = 0
     forks: int = 0          # branches whose arms both continue: verifier paths multiply
@@ -239,7 +249,30 @@ class FnCtx:
         return not v.optional or any(id(v) in fr.narrowed for fr in self.frames)
 
     def alive(self, v: Var) -> bool:
+        if v.map is not None and v.map.kind in REPLACING and \
+                v.map_epoch != self.map_epochs.get(v.map.name, 0):
+            return False
         return not v.view or v.epoch == self.epoch
+
+    def can_update(self, m: MapDef) -> bool:
+        """Whether `m` may be updated here without leaving a reference stale where it is used.
+
+        An update of a hash-like map makes references to its entries stale (the kernel
+        replaces or frees the element). In a loop, a reference from before the loop would be
+        stale in the next iteration, even where it is used before the update.
+        """
+        if m.kind not in REPLACING:
+            return True
+        if not self.update_ok:
+            return False
+        inner = self.loop_frames[-1] if self.loop_frames else 0
+        return all(v.depth >= inner for v in self.vars()
+                   if v.map is m and self.alive(v) and isinstance(v.type, StructDef))
+
+    def updated(self, m: MapDef) -> None:
+        if m.kind in REPLACING:
+            self.map_epochs[m.name] = self.map_epochs.get(m.name, 0) + 1
+            self.updates.add(m.name)
 
 
 # ---------------------------------------------------------------- rendered expressions
@@ -431,8 +464,9 @@ class ExprGen:
             (4 if lit else 0, "lit"), (12 if atoms else 0, "atom"), (1 if atoms else 4, "tcast"),
             (3 * d if self.on("casts") else 0, "cast"), (5 * d if self.on("arith") else 0, "arith"),
             (2 * d if self.on("division") else 0, "div"), (2 * d if self.on("shifts") else 0, "shift"),
-            (1 * d if self.on("unary") else 0, "unary"), (1 * d if self.on("minmax") else 0, "minmax"),
-            (1 * d if self.on("branches") else 0, "cond"),
+            (1 * d if self.on("unary") else 0, "unary"),
+            (1 * d if self.on("minmax") and self.ctx.forks < 10 else 0, "minmax"),
+            (1 * d if self.on("branches") and self.ctx.forks < 10 else 0, "cond"),
             (2 if calls else 0, "call"), (2 if methods else 0, "method"),
             (1 if d and not pure and self.on("helpers") and t.holds(U32) else 0, "helper"),
             (1 if atomics and not pure else 0, "atomic"),
@@ -476,6 +510,7 @@ class ExprGen:
             return E(f"{self.pick(['-', '~'])}{inner}", PREC["unary"], a.type, a.const)
         if kind == "minmax":
             self.use("minmax")
+            self.ctx.forks += 1             # a branch per extra argument (BPF has no select)
             n = self.num(2, 3)
             lits = [i for i in range(1, n) if self.chance(30)]     # a literal must fit every
             args = [self.typed(t, depth - 1, pure) for _ in range(n - len(lits))]  # typed operand
@@ -487,6 +522,7 @@ class ExprGen:
                      typ, all(x.const for x in args))
         if kind == "cond":
             self.use("branches")
+            self.ctx.forks += 1
             c = self.bool_expr(depth - 1, pure)
             a = self.typed(t, depth - 1, pure)
             b = self.int_expr(t, depth - 1, a.type, pure)  # type: ignore[arg-type]
@@ -540,6 +576,8 @@ class ExprGen:
                 continue        # verifier paths multiply: no loops in loops through calls
             if any(isinstance(t, StructDef) and t.has_lock and not self._existing(t) for _, t in f.params):
                 continue
+            if not all(c.can_update(m) for m in self.maps if m.name in f.updates):
+                continue
             out.append(f)
         return out
 
@@ -572,6 +610,9 @@ class ExprGen:
         if f.resizes:
             c.resizes = True
             c.epoch += 1
+        for m in self.maps:
+            if m.name in f.updates:
+                c.updated(m)
         return E(f"{f.name}({', '.join(args)})", PREC["atom"], f.returns)
 
     def method_calls(self, want: Callable[[Any], bool]) -> list[Callable[[], E]]:
@@ -604,7 +645,7 @@ class ExprGen:
         stay within the verifier's (and the checker's estimate's) budget.
         """
         c = self.ctx
-        if c.forks >= 10 or (c.loops and not self.chance(10)):
+        if c.forks >= 8 or (c.loops and not self.chance(10)):
             atoms = [v.name for v in self.scalar_vars(lambda t: t is BOOL)]
             return E(self.pick(atoms) if atoms and self.chance(60) else self.pick(["True", "False"]),
                      PREC["atom"], BOOL)
@@ -626,8 +667,8 @@ class ExprGen:
         kind = self.choose([
             (5 if atoms else 0, "atom"), (8, "cmp"), (1, "lit"),
             (2 * d if self.on("branches") else 0, "not"), (3 * d if self.on("branches") else 0, "logic"),
-            (1 * d if self.on("seq") else 0, "seq"), (2 if opt else 0, "none"),
-            (2 if unchecked and d and self.on("none_checks") else 0, "guard"),
+            (1 * d if self.on("seq") else 0, "seq"), (2 if opt and c.forks < 10 else 0, "none"),
+            (2 if unchecked and d and self.on("none_checks") and c.forks < 10 else 0, "guard"),
             (1 * d if self.on("casts") else 0, "bcast"), (2 if calls else 0, "call"),
             (2 if methods else 0, "method"), (1 if mapops else 0, "effect"),
         ])
@@ -663,9 +704,11 @@ class ExprGen:
             return E(f"{name}({a.text}, {b.text})", PREC["atom"], BOOL, a.const and b.const)
         if kind == "none":
             self.use("none_checks")
+            c.forks += 1        # a None test of a live reference keeps two verifier states
             v = self.pick(opt)
             return E(f"{v.name} {self.pick(['is None', 'is not None'])}", PREC["cmp"], BOOL)
         if kind == "guard":
+            c.forks += 1
             return self.guarded(self.pick(unchecked), depth - 1, pure)
         if kind == "bcast":
             self.use("casts")
@@ -707,7 +750,7 @@ class ExprGen:
         for m in self.maps:
             if not self.room(self.map_stack(m)):
                 continue
-            if m.keyed and self.on("maps"):
+            if m.keyed and self.on("maps") and self.ctx.can_update(m):
                 out.append(lambda m=m: self.map_update_expr(m))  # type: ignore[misc]
             elif m.kind == "Queue" and self.on("queue"):
                 out.append(lambda m=m: self._value_call(m, "push"))
@@ -729,10 +772,12 @@ class ExprGen:
         self.ctx.helpers = True
         k = self.key_expr(m)
         if op == "delete":
+            self.ctx.updated(m)
             return E(f"{m.name}.delete({k.text})", PREC["atom"], BOOL)
         v = self.struct_value(m.value, 1, map_value=True)
         if v is None:
             v = self.zeroed(m.value)
+        self.ctx.updated(m)
         return E(f"{m.name}.{op}({k.text}, {v.text})", PREC["atom"], BOOL)
 
     @staticmethod

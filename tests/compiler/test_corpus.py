@@ -49,6 +49,7 @@ _DIAG = re.compile(r"^(?P<path>\S+?):(?P<line>\d+):(?P<col>\d+): error\[(?P<rule
 RULES = (
     "bounds", "budget", "call-depth", "constant", "hook", "hook-helper", "hook-return", "import",
     "literal-range", "lock", "lock-exit", "lock-helper", "lock-nested", "loop-bound", "map-decl",
+    "map-ref-after-update",
     "map-only", "map-op", "missing-return", "module-level", "name", "narrowing", "no-effect",
     "none-check", "packet-access", "recursion", "signedness", "stack", "struct", "syntax",
     "timer", "type", "unassigned", "unsupported-syntax", "view-after-resize",

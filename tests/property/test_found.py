@@ -1,0 +1,40 @@
+"""Programs that generated-program campaigns found breaking the compiler, kept as regressions.
+
+Each file in `found/` once crashed the checker or the lowering, was accepted by
+the checker and refused by the kernel, made the kernel and the interpreter
+disagree, or had its verifier work under-estimated. Each must now either be
+refused by the checker with a diagnostic, or load, stay within its estimate
+and agree with the interpreter on generated inputs.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from etran.compiler.check import check_source
+from etran.compiler.pipeline import compile_program
+from etran.dsl.diagnostics import DiagnosticError
+from etran.fuzz import describe, fuzz_hook
+from etran.runner import KernelRunner
+from etran.runtime.loader import load_object
+
+FOUND = sorted((Path(__file__).parent / "found").glob("*.py"))
+pytestmark = [pytest.mark.kernel, pytest.mark.property]
+
+
+@pytest.mark.parametrize("path", FOUND, ids=lambda p: p.stem)
+def test_found_program_is_now_handled(kernel: None, path: Path) -> None:
+    try:
+        program = check_source(path.read_text(), path.name)
+    except DiagnosticError as err:
+        assert err.diagnostics and all(d.span is not None for d in err.diagnostics)
+        return
+    with load_object(compile_program(program).elf) as loaded:
+        for name, prog in loaded.programs.items():
+            assert prog.stats.processed_insns <= program.budgets[name].processed
+    obj = compile_program(program, observe=True)
+    with KernelRunner(obj) as runner:
+        for hook in program.hooks:
+            report = fuzz_hook(runner, hook.name, 200, seed=0)
+            assert report.counterexample is None, describe(report.counterexample, obj)
