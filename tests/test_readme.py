@@ -29,13 +29,13 @@ def _blocks(lang: str) -> list[str]:
 
 
 def test_the_example_transport_compiles() -> None:
-    (code,) = _blocks("python")
+    code = _blocks("python")[0]
     program = check_source(code, "police.py")
     assert compile_program(program).elf[:4] == b"\x7fELF"
 
 
 def test_the_shown_error_is_what_check_prints() -> None:
-    (code,) = _blocks("python")
+    code = _blocks("python")[0]
     broken = code.replace("    if b is None:\n        return XDP_PASS\n", "", 1)
     assert broken != code
     with pytest.raises(DiagnosticError) as err:
