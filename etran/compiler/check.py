@@ -523,6 +523,11 @@ class Checker:
             if isinstance(p.type, StructType) and p.type.packed:
                 flow = flow.set_view(p)  # a Header parameter may be a packet view
                 ctx.header_params.add(p)
+            if isinstance(p.type, StructType):
+                # ... and a struct parameter may point into any hash map holding its type.
+                for m in self.all_maps():
+                    if m.value is p.type and m.kind in ("HashMap", "LruHashMap", "PerCpuHashMap"):
+                        flow = flow.set_map_ref(p, m.name)
         checker.flow = flow
         fn.body = checker.block(decl.node.body)
         if checker.flow.reachable:

@@ -23,8 +23,8 @@ import llvmlite.ir.types as llvm_ir_types
 from etran.compiler import observe as obs
 from etran.compiler import tir
 from etran.compiler.debuginfo import DebugInfo
-from etran.compiler.lower_expr import (I1, I8, I32, I64, MAP_LOOKUP, PTR, SPIN_LOCK, SPIN_UNLOCK,
-                                       ExprLowering, llvm_type)
+from etran.compiler.lower_expr import (I1, I8, I32, I64, MAP_LOOKUP, PKT_INFO_FIELDS, PTR,
+                                       SPIN_LOCK, SPIN_UNLOCK, ExprLowering, llvm_type)
 from etran.compiler.types import (ArrayType, BoolType, IntType, MapType, PacketType, StructType,
                                   Type, VoidType)
 
@@ -122,15 +122,22 @@ class Lowering:
         return None if isinstance(t, VoidType) else self.di.type(t)
 
     def declare_function(self, fn: tir.Function) -> None:
-        params = [llvm_type(p.type) for p in fn.params]
+        # A Packet parameter is two: the context, and the packet-info copy the hook made
+        # of its scalar fields (see FunctionLowering.lower).
+        params: list[ir.Type] = []
+        for p in fn.params:
+            params += [PTR, PTR] if isinstance(p.type, PacketType) else [llvm_type(p.type)]
         ret = ir.VoidType() if isinstance(fn.returns, VoidType) else llvm_type(fn.returns)
         name = "__etran_" + fn.name.replace(".", "_")
         irfn = ir.Function(self.m, ir.FunctionType(ret, params), name)
         irfn.linkage = "internal"
         irfn.attributes.add("alwaysinline")
         irfn.attributes.add("nounwind")
-        for a, p in zip(irfn.args, fn.params):
-            a.name = p.name
+        args = iter(irfn.args)
+        for p in fn.params:
+            next(args).name = p.name
+            if isinstance(p.type, PacketType):
+                next(args).name = p.name + "_info"
         sp = self.di.subprogram(fn.name, fn.span.file, fn.span.line, self.di_return(fn.returns),
                                 [(p.name, self.di_param(p.type)) for p in fn.params], local=True)
         irfn.set_metadata("dbg", sp)
@@ -228,6 +235,7 @@ class FunctionLowering(ExprLowering):
         self.alloca_builder = ir.IRBuilder(self.entry)
         self.slots: dict[tir.Var, ir.Value] = {}
         self.ctx: ir.Value = ir.Constant(PTR, None)
+        self.pkt_info: ir.Value = ir.Constant(PTR, None)
         self.loops: list[tuple[ir.Block, ir.Block]] = []
 
     # ---------------------------------------------------------------- memory helpers
@@ -259,10 +267,19 @@ class FunctionLowering(ExprLowering):
         self.alloca_builder.debug_metadata = self.b.debug_metadata
         if self.fn.hook in ("xdp", "egress", "gen"):
             self.ctx = self.irfn.args[0]
+            # The context's scalar fields are read once, here at the start: the verifier
+            # only allows context loads at constant offsets from the unmodified context
+            # pointer, and LLVM merges or hoists loads made later in branches into loads
+            # through computed addresses ("dereference of modified ctx ptr").
+            self.pkt_info = self._alloca(ir.ArrayType(I32, 2), 8)
+            for i, off in enumerate(PKT_INFO_FIELDS):
+                self.b.store(self.ctx_field(off), self.info_field(i), align=4)
         else:
-            for arg, p in zip(self.irfn.args, self.fn.params):
+            args = iter(self.irfn.args)
+            for p in self.fn.params:
+                arg = next(args)
                 if isinstance(p.type, PacketType):
-                    self.ctx = arg
+                    self.ctx, self.pkt_info = arg, next(args)
                     continue
                 self.slots[p] = self.var_slot(p)
                 self.b.store(arg, self.slots[p])
@@ -360,7 +377,9 @@ class FunctionLowering(ExprLowering):
         start = self.const(t, s.start.value)  # type: ignore[union-attr]
         if not isinstance(s.stop, tir.Const):
             i = b.add(start, b.mul(b.trunc(k, ty) if t.bits < 64 else k, ir.Constant(ty, s.step)))
-            stop = self.expr(s.stop)
+            # Opaque: if LLVM proved the stop small (`3 >> n`) it would drop the counter
+            # check against the bound, and the verifier cannot prove it.
+            stop = self.barrier(self.expr(s.stop))
             op = "<" if s.step > 0 else ">"
             more = b.icmp_signed(op, i, stop) if t.signed else b.icmp_unsigned(op, i, stop)
             go = b.and_(go, more)

@@ -44,6 +44,7 @@ TIMER_INIT, TIMER_SET_CALLBACK, TIMER_START, TIMER_CANCEL = 169, 170, 171, 172
 # struct xdp_md field offsets
 XDP_DATA, XDP_DATA_END, XDP_INGRESS_IFINDEX, XDP_RX_QUEUE = 0, 4, 12, 16
 MAX_PACKET_OFFSET = 0xFFFF
+PKT_INFO_FIELDS = (XDP_INGRESS_IFINDEX, XDP_RX_QUEUE)   # copied from the context at hook entry
 CLOCK_MONOTONIC = 1
 
 
@@ -94,7 +95,13 @@ class ExprLowering:
         if isinstance(var.type, PacketType):
             return self.ctx
         slot = self.slots[var]
-        return self.b.load(slot, typ=llvm_type(var.type))
+        value = self.b.load(slot, typ=llvm_type(var.type))
+        if isinstance(var.type, OptionalType) and not isinstance(e.type, OptionalType):
+            # A use the checker proved non-None: anchored here, after the test, so LLVM
+            # cannot hoist address arithmetic on it above the test (the verifier refuses
+            # arithmetic on a pointer that may be null).
+            value = self.barrier(value)
+        return value
 
     def x_Unary(self: "FunctionLowering", e: tir.Unary) -> ir.Value:
         v = self.expr(e.operand)
@@ -396,7 +403,12 @@ class ExprLowering:
 
     def x_Call(self: "FunctionLowering", e: tir.Call) -> ir.Value:
         callee = self.lw.functions[e.func]
-        args = [self.expr(a) for a in e.args]
+        args: list[ir.Value] = []
+        for a in e.args:
+            if isinstance(a.type, PacketType):
+                args += [self.ctx, self.pkt_info]
+            else:
+                args.append(self.expr(a))
         return self.b.call(callee, args)
 
     def x_Builtin(self: "FunctionLowering", e: tir.Builtin) -> ir.Value:
@@ -426,22 +438,13 @@ class ExprLowering:
         addr = self.b.gep(self.ctx, [ir.Constant(I64, offset)], source_etype=I8) if offset else self.ctx
         return self.b.load(addr, typ=I32, align=4)
 
-    def ctx_scalar(self: "FunctionLowering", offset: int) -> ir.Value:
-        """rx_queue_index or ingress_ifindex from the context.
+    def info_field(self: "FunctionLowering", index: int) -> ir.Value:
+        return self.b.gep(self.pkt_info, [ir.Constant(I64, 4 * index)], source_etype=I8) \
+            if index else self.pkt_info
 
-        The verifier only allows context loads at constant offsets from the context
-        pointer, and LLVM merges a load in each arm of a branch into one load from a
-        selected address (`pkt.ifindex if c else pkt.rx_queue`). So every read loads
-        both fields, volatile (never dropped or merged into something else), in the same
-        order: two arms then hold identical loads, which merge harmlessly."""
-        values = {}
-        for off in (XDP_INGRESS_IFINDEX, XDP_RX_QUEUE):
-            addr = self.b.gep(self.ctx, [ir.Constant(I64, off)], source_etype=I8)
-            load = _VolatileLoad(self.b.block, addr, typ=I32)
-            load.align = 4
-            self.b._insert(load)
-            values[off] = load
-        return values[offset]
+    def ctx_scalar(self: "FunctionLowering", offset: int) -> ir.Value:
+        """ingress_ifindex or rx_queue_index, from the copy the hook made at its start."""
+        return self.b.load(self.info_field(PKT_INFO_FIELDS.index(offset)), typ=I32, align=4)
 
     def packet_bounds(self: "FunctionLowering") -> tuple[ir.Value, ir.Value]:
         data = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_DATA), I64), PTR)
@@ -451,7 +454,9 @@ class ExprLowering:
     def x_PacketHeader(self: "FunctionLowering", e: tir.PacketHeader) -> ir.Value:
         """A view of `header` at `offset`, or null; the verifier sees the range check."""
         b = self.b
-        off = self.expr(e.offset)
+        # Opaque before the limit check: LLVM must not drop the check on a range it can
+        # prove (`(7 % n) & 63`) and the verifier cannot.
+        off = self.barrier(self.expr(e.offset))
         start = b.block
         in_range = self.new_block("view.offset_ok")
         check = self.new_block("view.check")
@@ -582,15 +587,6 @@ class ExprLowering:
         r = self.helper(TIMER_CANCEL, I64, [timer])
         # bpf_timer_cancel returns 1 when it stopped a pending timer, 0 when none was armed.
         return self.b.icmp_signed("==", r, ir.Constant(I64, 1))
-
-
-class _VolatileLoad(ir.LoadInstr):  # type: ignore[misc]
-    """`load volatile`: llvmlite's builder has no flag for it."""
-
-    def descr(self, buf: list[str]) -> None:
-        inner: list[str] = []
-        super().descr(inner)
-        buf.append("".join(inner).replace("load ", "load volatile ", 1))
 
 
 class _Callee:

@@ -31,15 +31,16 @@ sizes shrink to zero, so a failing program shrinks to a short, readable one.
 """
 from __future__ import annotations
 
+import functools
 import keyword
 import random
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable, TypeVar
 
 from hypothesis import strategies as st
 
 from etran.testing.progen_exprs import (BE16, BE32, BE64, BOOL, I16, I32, I64, INTS, LOCK, U8, U16, U32, U64,
-                                        Arr, BoolT, ConstDef, E, ExprGen, FnCtx, Frame, FuncDef,
+                                        Arr, ConstDef, E, ExprGen, FnCtx, Frame, FuncDef,
                                         Int, MapDef, MethodDef, StructDef, Var, binop, lit_text)
 
 FEATURES = frozenset({
@@ -105,20 +106,29 @@ def _builtin_headers() -> dict[str, StructDef]:
     return {h.name: h for h in (eth, ip, udp, tcp)}
 
 
-STRUCT_NAMES = ["Flow", "Stats", "Conn", "Entry", "Slot", "Window", "Bucket", "Sample", "Rec", "State"]
-HEADER_NAMES = ["Shim", "Tag", "Probe", "Word", "Marker"]
-FIELD_NAMES = ["count", "total", "last", "seq", "flags", "size", "port", "mark", "hits", "nbytes",
-               "state", "nxt", "prev", "hist", "mask", "limit", "base", "delta", "score", "ok",
-               "kind", "tag", "lo", "hi", "cwnd", "rtt"]
+STRUCT_NAMES = "Flow Stats Conn Entry Slot Window Bucket Sample Rec State".split()
+HEADER_NAMES = "Shim Tag Probe Word Marker".split()
+FIELD_NAMES = ("count total last seq flags size port mark hits nbytes state nxt prev hist mask limit "
+               "base delta score ok kind tag lo hi cwnd rtt").split()
 MAP_NAMES = {"HashMap": "flows", "LruHashMap": "recent", "PerCpuHashMap": "per_cpu",
              "ArrayMap": "slots", "PerCpuArray": "totals", "Queue": "pending", "RingBuf": "events"}
-FUNC_NAMES = ["update", "classify", "mix", "clamp", "account", "check_flow", "advance", "score"]
-HOOK_NAMES = ["rx", "classify_rx", "police", "steer"]
-INT_NAMES = ["n", "x", "size", "total", "delta", "acc", "off", "diff", "val", "limit"]
-BOOL_NAMES = ["ok", "flag", "hit", "seen", "full"]
+FUNC_NAMES = "update classify mix clamp account check_flow advance score".split()
+HOOK_NAMES = ["rx", "classify_rx"]
+INT_NAMES = "n x size total delta acc off diff val limit".split()
+BOOL_NAMES = "ok flag hit seen full".split()
 ACTIONS = ["XDP_PASS", "XDP_DROP", "XDP_TX", "XDP_ABORTED", "XDP_REDIRECT"]
-CONST_NAMES = ["LIMIT", "MASK", "THRESHOLD", "STEP", "PORT"]
-HEADER_CONSTS = {"ETH_P_IP": 0x0800, "IPPROTO_UDP": 17, "IPPROTO_TCP": 6}
+CONST_NAMES = ["LIMIT", "MASK"]
+RESERVED = set(keyword.kwlist) | {"min", "max", "range", "bool", "int", "pkt", "self", "atomic_add",
+                                  "now_ns", "cpu_id", "random_u32", "ETH_P_IP", "IPPROTO_UDP",
+                                  "IPPROTO_TCP"} | set(ACTIONS)
+
+
+T = TypeVar("T")
+
+
+def _value_first(method: Callable[[ProgramGen], T]) -> Callable[[ProgramGen], T]:
+    """A statement that stores: its value is generated with resizes and map updates off."""
+    return functools.wraps(method)(lambda self: self.no_resize(lambda: method(self)))
 
 
 class ProgramGen(ExprGen):
@@ -137,9 +147,7 @@ class ProgramGen(ExprGen):
         self.func_text: list[str] = []
         self.hooks: list[str] = []
         self.called: set[str] = set()
-        self.reserved = set(keyword.kwlist) | {"min", "max", "range", "bool", "int", "pkt", "self",
-                                               "atomic_add", "now_ns", "cpu_id", "random_u32"}
-        self.reserved |= set(self.std) | set(HEADER_CONSTS) | set(ACTIONS)
+        self.reserved = RESERVED | set(self.std)
         self.ctx = FnCtx("<module>", False, False, None)
 
     # ---------------------------------------------------------------- the module
@@ -450,7 +458,7 @@ class ProgramGen(ExprGen):
             (["//", "%"] if self.on("division") else []) + (["<<", ">>"] if self.on("shifts") else [])
         return self.pick(ops)
 
-    def no_resize(self, make: Any) -> Any:
+    def no_resize(self, make: Callable[[], T]) -> T:
         """Run `make` with resizes and map updates off: a store's value is computed before its
         target (Python's order), so either would make a view or map-entry target stale."""
         c = self.ctx
@@ -461,10 +469,8 @@ class ProgramGen(ExprGen):
         finally:
             c.resize_ok, c.update_ok = saved
 
+    @_value_first
     def s_aug(self) -> list[str] | None:
-        return self.no_resize(self._aug)  # type: ignore[no-any-return]
-
-    def _aug(self) -> list[str] | None:
         targets = [(v.name, v.type) for v in self.scalar_vars(lambda t: isinstance(t, Int))
                    if v.origin != "counter"]
         places = self.places(lambda t: isinstance(self.value_type(t), Int))
@@ -484,10 +490,8 @@ class ProgramGen(ExprGen):
             e = self.int_expr(t, 2, t)
         return [f"{target} {op}= {e.text}"]
 
+    @_value_first
     def s_store(self) -> list[str] | None:
-        return self.no_resize(self._store)  # type: ignore[no-any-return]
-
-    def _store(self) -> list[str] | None:
         places = self.places(lambda t: True)
         if not places:
             return None
@@ -516,29 +520,22 @@ class ProgramGen(ExprGen):
             var.map_epoch = base.map_epoch
         return [f"{name} = {e.text}"]
 
+    @_value_first
     def s_copy(self) -> list[str] | None:
-        return self.no_resize(self._copy)  # type: ignore[no-any-return]
-
-    def _copy(self) -> list[str] | None:
-        targets = [p for v in self.refs() for p in self._struct_fields(v)]
+        targets = self.places(lambda t: isinstance(t, (StructDef, Arr)), whole=True)
         if not targets:
             return None
-        text, t = self.pick(targets)
+        text, t, _ = self.pick(targets)
         if isinstance(t, StructDef):
             e = self.struct_value(t, 1)
         else:
-            same = [p for p in self.array_places(t) if p[0] != text]
+            same = [p for p in self.places(lambda x: x == t, whole=True) if p[0] != text]
             e = E(self.pick(same)[0], 13, None) if same else None
         if e is None:
             return None
         self.ctx.stack += (t.size + 7) // 8 * 8
         self.use("structs")
         return [f"{text} = {e.text}"]
-
-    @staticmethod
-    def _struct_fields(v: Var) -> list[tuple[str, Any]]:
-        return [(f"{v.name}.{n}", t) for n, t in v.type.fields  # type: ignore[union-attr]
-                if isinstance(t, (StructDef, Arr))]
 
     def s_atomic(self) -> list[str] | None:
         places = self.atomic_places(None)
@@ -701,29 +698,20 @@ class ProgramGen(ExprGen):
     def s_update(self) -> list[str] | None:
         m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))
                        and self.ctx.can_update(m)])
-        e = self.map_update_expr(m)
-        if e is None:
-            return None
         if self.chance(20) and self.exits():
+            e = self.map_update_expr(m)
             return [f"if not {e.text}:", "    " + self.exit_line()]
-        if ".set(" in e.text and self.chance(30):
-            inner = e.text[len(m.name) + len(".set("):-1]
-            k, _, v = inner.partition(", ") if not isinstance(m.key, StructDef) else (None, None, None)
-            if k is not None and "(" not in k:
-                return [f"{m.name}[{k}] = {v}"]
-        return [e.text]
+        return [self.map_update_expr(m, statement=True).text]
 
-    def s_push(self) -> list[str] | None:
-        e = self._value_call(self.pick([m for m in self.maps if m.kind == "Queue"
-                                        and self.room(3 * self.map_stack(m))]), "push")
+    def s_push(self, kind: str = "Queue") -> list[str]:
+        m = self.pick([m for m in self.maps if m.kind == kind and self.room(3 * self.map_stack(m))])
+        e = self._value_call(m, "push" if kind == "Queue" else "output")
         if self.chance(25) and self.exits():
             return [f"if not {e.text}:", "    " + self.exit_line()]
         return [e.text]
 
-    def s_output(self) -> list[str] | None:
-        e = self._value_call(self.pick([m for m in self.maps if m.kind == "RingBuf"
-                                        and self.room(3 * self.map_stack(m))]), "output")
-        return [e.text]
+    def s_output(self) -> list[str]:
+        return self.s_push("RingBuf")
 
     def s_pop(self) -> list[str]:
         m = self.pick([m for m in self.maps if m.kind == "Queue" and self.room(3 * self.map_stack(m))])

@@ -36,22 +36,13 @@ class Int:
     bits: int
     signed: bool
 
-    @property
-    def size(self) -> int:
-        return self.bits // 8
-
+    size = property(lambda self: self.bits // 8)
     align = size
-
-    @property
-    def lo(self) -> int:
-        return -(1 << (self.bits - 1)) if self.signed else 0
-
-    @property
-    def hi(self) -> int:
-        return (1 << (self.bits - 1)) - 1 if self.signed else (1 << self.bits) - 1
+    lo = property(lambda self: -(1 << (self.bits - 1)) if self.signed else 0)
+    hi = property(lambda self: (1 << (self.bits - self.signed)) - 1)
 
     def fits(self, v: int) -> bool:
-        return self.lo <= v <= self.hi
+        return bool(self.lo <= v <= self.hi)
 
     def holds(self, other: Int) -> bool:
         """Whether `other` widens to this type implicitly."""
@@ -59,60 +50,42 @@ class Int:
 
 
 @dataclass(frozen=True)
-class BoolT:
-    name: str = "bool"
-    size: int = 1
-    align: int = 1
+class Plain:
+    """`bool` and `SpinLock`: storage with no integer arithmetic."""
+
+    name: str
+    size: int
+    align: int
 
 
 @dataclass(frozen=True)
 class Be:
+    """A big-endian field: read and written as the unsigned type of its width."""
+
     name: str
     bits: int
 
-    @property
-    def size(self) -> int:
-        return self.bits // 8
-
+    size = property(lambda self: self.bits // 8)
     align = size
-
-    @property
-    def value(self) -> Int:
-        return UNSIGNED[self.bits]
-
-
-@dataclass(frozen=True)
-class LockT:
-    name: str = "SpinLock"
-    size: int = 4
-    align: int = 4
+    value = property(lambda self: UNSIGNED[self.bits])
 
 
 @dataclass(frozen=True)
 class Arr:
-    elem: Union[Int, BoolT, Be]
+    elem: Union[Int, Plain, Be]
     n: int
 
-    @property
-    def name(self) -> str:
-        return f"Array[{self.elem.name}, {self.n}]"
-
-    @property
-    def size(self) -> int:
-        return self.elem.size * self.n
-
-    @property
-    def align(self) -> int:
-        return self.elem.align
+    name = property(lambda self: f"Array[{self.elem.name}, {self.n}]")
+    size = property(lambda self: self.elem.size * self.n)
+    align = property(lambda self: self.elem.align)
 
 
 U8, U16, U32, U64 = Int("u8", 8, False), Int("u16", 16, False), Int("u32", 32, False), Int("u64", 64, False)
 I8, I16, I32, I64 = Int("i8", 8, True), Int("i16", 16, True), Int("i32", 32, True), Int("i64", 64, True)
 INTS = (U32, U8, U16, U64, I32, I8, I16, I64)
 UNSIGNED = {8: U8, 16: U16, 32: U32, 64: U64}
-BOOL = BoolT()
+BOOL, LOCK = Plain("bool", 1, 1), Plain("SpinLock", 4, 4)
 BE16, BE32, BE64 = Be("be16", 16), Be("be32", 32), Be("be64", 64)
-LOCK = LockT()
 
 
 @dataclass(eq=False)
@@ -146,7 +119,7 @@ class StructDef:
 @dataclass(eq=False)
 class MethodDef:
     name: str
-    returns: Union[Int, BoolT]
+    returns: Union[Int, Plain]
     arg: Int | None = None          # Tcp.has(flag) takes a u8
     text: str = ""                  # rendered body for generated methods
 
@@ -171,8 +144,8 @@ class MapDef:
 @dataclass(eq=False)
 class FuncDef:
     name: str
-    params: list[tuple[str, Any]]   # (name, Int | BoolT | StructDef | "pkt")
-    returns: Union[Int, BoolT, None]
+    params: list[tuple[str, Any]]   # (name, Int | Plain | StructDef | "pkt")
+    returns: Union[Int, Plain, None]
     depth: int = 1                  # longest call chain starting here, itself included
     helpers: bool = False           # calls a kernel helper: not callable under a lock
     locks: bool = False
@@ -196,7 +169,7 @@ REPLACING = ("HashMap", "LruHashMap", "PerCpuHashMap")     # updates replace the
 @dataclass(eq=False)
 class Var:
     name: str
-    type: Union[Int, BoolT, StructDef]
+    type: Union[Int, Plain, StructDef]
     optional: bool = False          # a lookup, view or pop result: None until checked
     view: bool = False              # a packet view: stale after a resize
     epoch: int = 0
@@ -219,7 +192,7 @@ class FnCtx:
     name: str
     hook: bool
     has_pkt: bool
-    returns: Union[Int, BoolT, None]
+    returns: Union[Int, Plain, None]
     frames: list[Frame] = field(default_factory=lambda: [Frame()])
     epoch: int = 0
     lock: Var | None = None
@@ -287,7 +260,7 @@ class E:
 
     text: str
     prec: int
-    type: Union[Int, BoolT, StructDef, None]
+    type: Union[Int, Plain, StructDef, None]
     const: bool = False             # may fold to a constant (the checker folds typed constants too)
 
 
@@ -295,7 +268,7 @@ def wrap(e: E, need: int, strict: bool = False) -> str:
     return f"({e.text})" if e.prec < need or (strict and e.prec == need) else e.text
 
 
-def binop(op: str, a: E, b: E, t: Union[Int, BoolT, None]) -> E:
+def binop(op: str, a: E, b: E, t: Union[Int, Plain, None]) -> E:
     p = PREC[op]
     const = a.const and b.const
     la, rb = wrap(a, p), wrap(b, p, strict=True)
@@ -372,17 +345,19 @@ class ExprGen:
         c = self.ctx
         return [v for v in c.vars() if isinstance(v.type, StructDef) and c.narrowed(v) and c.alive(v)]
 
-    def places(self, want: Callable[[Any], bool], pure_index: bool = False) -> list[tuple[str, Any, Var]]:
-        """Fields of usable references (array fields as elements) whose storage type is wanted."""
+    def places(self, want: Callable[[Any], bool], whole: bool = False) -> list[tuple[str, Any, Var]]:
+        """Fields of usable references whose storage type is wanted: scalars and arrays of
+        scalars (to index), or with `whole` the struct and array fields themselves."""
         out: list[tuple[str, Any, Var]] = []
 
         def walk(text: str, s: StructDef, base: Var, depth: int) -> None:
             for name, t in s.fields:
+                if whole and isinstance(t, (StructDef, Arr)) and want(t):
+                    out.append((f"{text}.{name}", t, base))
                 if isinstance(t, StructDef) and depth < 2:
                     walk(f"{text}.{name}", t, base, depth + 1)
-                elif isinstance(t, Arr) and want(t.elem):
-                    out.append((f"{text}.{name}", t, base))
-                elif not isinstance(t, (Arr, LockT, StructDef)) and want(t):
+                elif not (whole or isinstance(t, StructDef) or t is LOCK) and \
+                        want(t.elem if isinstance(t, Arr) else t):
                     out.append((f"{text}.{name}", t, base))
         for v in self.refs():
             walk(v.name, v.type, v, 0)  # type: ignore[arg-type]
@@ -407,7 +382,7 @@ class ExprGen:
         return t.value if isinstance(t, Be) else t
 
     def scalar_vars(self, want: Callable[[Any], bool]) -> list[Var]:
-        return [v for v in self.ctx.vars() if isinstance(v.type, (Int, BoolT)) and want(v.type)]
+        return [v for v in self.ctx.vars() if (isinstance(v.type, Int) or v.type is BOOL) and want(v.type)]
 
     def some_type(self) -> Int:
         """An integer type, usually one that values in scope have (so expressions read inputs)."""
@@ -583,7 +558,7 @@ class ExprGen:
 
     def _existing(self, s: StructDef) -> list[E]:
         out = [E(v.name, PREC["atom"], s) for v in self.refs() if v.type is s]
-        return out + [E(p[0], PREC["atom"], s) for p in self.struct_places(s)]
+        return out + [E(p[0], PREC["atom"], s) for p in self.places(lambda t: t is s, whole=True)]
 
     def call_expr(self, f: FuncDef, pure: bool) -> E:
         self.ctx.stack += f.stack       # before the arguments, which may hold calls themselves
@@ -593,7 +568,7 @@ class ExprGen:
                 args.append("pkt")
             elif isinstance(t, Int):
                 args.append(self.int_expr(t, 1, t, pure).text)
-            elif isinstance(t, BoolT):
+            elif t is BOOL:
                 args.append(self.bool_value(1, pure).text)
             else:
                 sv = self.struct_value(t, 1, pure)
@@ -617,8 +592,6 @@ class ExprGen:
 
     def method_calls(self, want: Callable[[Any], bool]) -> list[Callable[[], E]]:
         out: list[Callable[[], E]] = []
-        if self.ctx.depth >= 4 and not self.ctx.hook:
-            return out
         for v in self.refs():
             for m in v.type.methods:  # type: ignore[union-attr]
                 if want(m.returns):
@@ -759,14 +732,13 @@ class ExprGen:
         return out
 
     def _value_call(self, m: MapDef, method: str) -> E:
-        v = self.struct_value(m.value, 1, map_value=True)
+        v = self.struct_value(m.value, 1, map_value=True) or self.zeroed(m.value)
         self.use("queue" if m.kind == "Queue" else "ringbuf")
         self.ctx.helpers = True
-        if v is None:
-            v = self.zeroed(m.value)
         return E(f"{m.name}.{method}({v.text})", PREC["atom"], BOOL)
 
-    def map_update_expr(self, m: MapDef) -> E:
+    def map_update_expr(self, m: MapDef, statement: bool = False) -> E:
+        """`m.set(k, v)` and friends; as a statement, `set` may also be written `m[k] = v`."""
         op = self.pick(["set", "replace"] + ([] if m.is_array else ["insert", "delete"]))
         self.use("maps", *self.map_features(m))
         self.ctx.helpers = True
@@ -774,10 +746,10 @@ class ExprGen:
         if op == "delete":
             self.ctx.updated(m)
             return E(f"{m.name}.delete({k.text})", PREC["atom"], BOOL)
-        v = self.struct_value(m.value, 1, map_value=True)
-        if v is None:
-            v = self.zeroed(m.value)
+        v = self.struct_value(m.value, 1, map_value=True) or self.zeroed(m.value)
         self.ctx.updated(m)
+        if statement and op == "set" and self.chance(30):
+            return E(f"{m.name}[{k.text}] = {v.text}", 0, None)
         return E(f"{m.name}.{op}({k.text}, {v.text})", PREC["atom"], BOOL)
 
     @staticmethod
@@ -819,7 +791,7 @@ class ExprGen:
                     continue
                 e = sub
             elif isinstance(vt, Arr):
-                same = self.array_places(vt)
+                same = self.places(lambda t, vt=vt: t == vt, whole=True)
                 if not same:
                     continue
                 e = E(self.pick(same)[0], PREC["atom"], None)
@@ -832,27 +804,6 @@ class ExprGen:
         """`S()`: a zeroed value when nothing better fits in the stack budget."""
         self.ctx.stack += (s.size + 7) // 8 * 8
         return E(f"{s.name}()", PREC["atom"], s)
-
-    def struct_places(self, s: StructDef) -> list[tuple[str, Any, Var]]:
-        out = []
-
-        def walk(text: str, st_: StructDef, base: Var, depth: int) -> None:
-            for name, t in st_.fields:
-                if t is s:
-                    out.append((f"{text}.{name}", t, base))
-                elif isinstance(t, StructDef) and depth < 1:
-                    walk(f"{text}.{name}", t, base, depth + 1)
-        for v in self.refs():
-            walk(v.name, v.type, v, 0)  # type: ignore[arg-type]
-        return out
-
-    def array_places(self, a: Arr) -> list[tuple[str, Any, Var]]:
-        out = []
-        for v in self.refs():
-            for name, t in v.type.fields:  # type: ignore[union-attr]
-                if t == a:
-                    out.append((f"{v.name}.{name}", t, v))
-        return out
 
     def small(self, t: Int, e: E) -> E:
         """Keep a key component in a small range so map contents a test sets up get hit."""

@@ -13,3 +13,22 @@ def rx(pkt: Packet) -> int:
     if x == 3:
         return XDP_DROP
     return XDP_PASS
+
+
+class Entry(Struct):
+    n: u32
+
+
+flows = HashMap(u32, Entry, max_entries=64)
+
+
+@xdp
+def after_resize(pkt: Packet) -> int:
+    # The same root cause, found by test_progen: after a resize both arms read rx_queue and
+    # ifindex, and LLVM merges them into loads through `ctx + 16` / `ctx + 12` computed once
+    # ("dereference of modified ctx ptr R5 off=12 disallowed").
+    if not pkt.resize_head(4):
+        return XDP_PASS if pkt.rx_queue == pkt.len else XDP_DROP
+    if pkt.rx_queue == pkt.ifindex:
+        entry = flows.get(0)
+    return XDP_PASS
