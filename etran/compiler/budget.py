@@ -370,7 +370,8 @@ class _Walker:
         (p1, lines1, n1, b1, r1), (p2, lines2, n2, b2, r2) = walks
         self.insns, self.processed, self.by_line, self._unroll = \
             insns_after_unroll, saved[1], saved[2], saved[3]
-        slope, base = n2 - n1, 2 * n1 - n2            # next = slope * cur + base
+        # next = slope * cur + base (clamped: the two walks may not be exactly affine)
+        slope, base = max(n2 - n1, 0.0), max(2 * n1 - n2, 0.0)
         if not isinstance(s.stop, tir.Const):
             base += 1   # a runtime bound: each iteration also tests it both ways
         # Inside a loop the counter makes every iteration's states new, so the verifier
@@ -385,7 +386,8 @@ class _Walker:
         for _ in range(s.bound):
             iterations += 1
             entering += cur
-            self.processed = min(self.processed + p_slope * cur + p_base, _CAP)
+            per_iteration = max(p_slope * cur + p_base, min(p1, p2 / 2) * cur, 0.0)
+            self.processed = min(self.processed + per_iteration, _CAP)
             exits += (b2 - b1) * cur + (2 * b1 - b2)
             returns += (r2 - r1) * cur + (2 * r1 - r2)
             cur = min(max(slope * cur + base, 0.0), _CAP)

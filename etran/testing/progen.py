@@ -14,20 +14,19 @@ the whole language instead::
         ...
 
 A generated program is *source text*, formatted as a person would write it,
-which the tests parse and check with the real compiler: there is no shortcut
-from the generator to a typed program, so the parser and the checker are under
-test too. Programs are well-typed by construction (the generator tracks types,
-None checks, stale packet views, locks and stack use, see `progen_exprs`), so
-the checker should accept nearly all of them; a rejection is either a checker
-bug or, rarely, the budget/stack rules. Values come from what a test
-controls: packet fields, map contents, `pkt.len`, so different inputs take
-different paths; map keys are kept in small ranges (`x & 3`, `S(f=y & 1)`)
+which the tests parse and check with the real compiler (no shortcut to a typed
+program: the parser and the checker are under test too). It is well-typed by
+construction: the generator tracks types, None checks, stale views and map
+references, locks, stack and verifier paths (see `progen_exprs`), so the
+checker accepts nearly all programs; a refusal is a checker bug or, rarely, the
+budget rule. Values come from packet fields, map contents and `pkt.len`, so
+inputs steer the paths; map keys stay in small ranges (`x & 3`, `S(f=y & 1)`)
 so that the contents a test puts in the maps get hit.
 
-Every choice is a hypothesis draw whose first option is the simplest, and
-sizes shrink to zero, so a failing program shrinks to a short, readable one.
-`features` restricts the constructs used (the names are in `FEATURES`);
-`GeneratedProgram.features` says which ones a program actually uses.
+Every choice is a hypothesis draw whose first option is the simplest, and sizes
+shrink to zero, so failing programs shrink to short readable ones. `features`
+restricts the constructs (names in `FEATURES`); `GeneratedProgram.features`
+says which ones a program uses.
 """
 from __future__ import annotations
 
@@ -91,19 +90,20 @@ def _programs(draw: Any, max_statements: int, features: frozenset[str]) -> Gener
 
 
 def _builtin_headers() -> dict[str, StructDef]:
-    eth = StructDef("Eth", True, [("dst", Arr(U8, 6)), ("src", Arr(U8, 6)), ("proto", BE16)], True)
-    ip = StructDef("IPv4", True, [("ver_ihl", U8), ("tos", U8), ("total_len", BE16), ("id", BE16),
-                                  ("frag_off", BE16), ("ttl", U8), ("protocol", U8),
-                                  ("check", BE16), ("src", BE32), ("dst", BE32)], True,
-                   [MethodDef("header_len", U32), MethodDef("version", U8), MethodDef("ecn", U8),
-                    MethodDef("dscp", U8)])
-    udp = StructDef("Udp", True, [("src_port", BE16), ("dst_port", BE16), ("len", BE16),
-                                  ("check", BE16)], True)
-    tcp = StructDef("Tcp", True, [("src_port", BE16), ("dst_port", BE16), ("seq", BE32),
-                                  ("ack_seq", BE32), ("doff_res", U8), ("flags", U8),
-                                  ("window", BE16), ("check", BE16), ("urg_ptr", BE16)], True,
-                    [MethodDef("header_len", U32), MethodDef("has", BOOL, U8)])
-    return {h.name: h for h in (eth, ip, udp, tcp)}
+    """The headers of etran.bpf_templates.headers, as the generator sees them."""
+    def fields(spec: str) -> list[tuple[str, Any]]:
+        types = {"u8": U8, "be16": BE16, "be32": BE32, "mac": Arr(U8, 6)}
+        return [(f, types[t]) for f, t in (x.split(":") for x in spec.split())]
+    return {h.name: h for h in (
+        StructDef("Eth", True, fields("dst:mac src:mac proto:be16"), True),
+        StructDef("IPv4", True, fields("ver_ihl:u8 tos:u8 total_len:be16 id:be16 frag_off:be16 "
+                                       "ttl:u8 protocol:u8 check:be16 src:be32 dst:be32"), True,
+                  [MethodDef("header_len", U32), MethodDef("version", U8), MethodDef("ecn", U8),
+                   MethodDef("dscp", U8)]),
+        StructDef("Udp", True, fields("src_port:be16 dst_port:be16 len:be16 check:be16"), True),
+        StructDef("Tcp", True, fields("src_port:be16 dst_port:be16 seq:be32 ack_seq:be32 doff_res:u8 "
+                                      "flags:u8 window:be16 check:be16 urg_ptr:be16"), True,
+                  [MethodDef("header_len", U32), MethodDef("has", BOOL, U8)]))}
 
 
 STRUCT_NAMES = "Flow Stats Conn Entry Slot Window Bucket Sample Rec State".split()
@@ -285,10 +285,10 @@ class ProgramGen(ExprGen):
         returns = self.pick([U32, None, BOOL, I32, U64, U8])
         ctx = self.ctx = FnCtx(name, False, "pkt" in [t for _, t in params], returns)
         ctx.used_names = set(p for p, _ in params)
-        for p, t in params:
+        for p, t in params:     # a struct parameter may point into any hash map holding its type
             if t != "pkt":
-                ctx.frames[0].vars[p] = Var(p, t, origin="param",
-                                            view=isinstance(t, StructDef) and t.header)
+                ctx.frames[0].vars[p] = Var(p, t, origin="param", view=getattr(t, "header", False),
+                                            into=ctx.into(m for m in self.maps if m.value is t))
         body, done = self.block(self.budget, frame=False)
         if not done:
             body.append(self.return_line())
@@ -336,8 +336,6 @@ class ProgramGen(ExprGen):
 
     def declare(self, v: Var) -> Var:
         v.depth = len(self.ctx.frames) - 1
-        if v.map is not None:
-            v.map_epoch = self.ctx.map_epochs.get(v.map.name, 0)
         self.ctx.frames[-1].vars[v.name] = v
         return v
 
@@ -433,11 +431,9 @@ class ProgramGen(ExprGen):
             c = self.bool_expr(1)
             e = E(f"{self.literal(t).text} if {c.text if c.prec > 0 else '(' + c.text + ')'} "
                   f"else {self.literal(t).text}", 0, None)
-        if e.type is None or self.chance(40):
-            self.declare(Var(name, t))
-            return [f"{name}: {t.name} = {e.text}"]
-        self.declare(Var(name, e.type))  # type: ignore[arg-type]
-        return [f"{name} = {e.text}"]
+        annotate = e.type is None or self.chance(40)     # an untyped value needs the annotation
+        self.declare(Var(name, t if annotate else e.type))  # type: ignore[arg-type]
+        return [f"{name}{': ' + t.name if annotate else ''} = {e.text}"]
 
     def s_bdecl(self) -> list[str]:
         e = self.bool_value(2)
@@ -446,7 +442,7 @@ class ProgramGen(ExprGen):
         return [f"{name}{': bool' if self.chance(20) else ''} = {e.text}"]
 
     def s_assign(self) -> list[str] | None:
-        vs = [v for v in self.scalar_vars(lambda t: True) if v.origin not in ("counter",)]
+        vs = [v for v in self.scalar_vars(lambda t: True) if v.origin != "counter"]
         if not vs:
             return None
         v = self.pick(vs)
@@ -514,10 +510,9 @@ class ProgramGen(ExprGen):
         base = next((v for v in self.ctx.vars() if v.name == e.text.split(".")[0]), None)
         if base is not None and not e.text.startswith(s.name + "("):
             # `b = a` makes `b` refer to `a`'s memory: a view stays a view, a map value a map value
-            var = Var(name, s, view=base.view, epoch=base.epoch, origin=base.origin, map=base.map)
+            var = Var(name, s, view=base.view, epoch=base.epoch, origin=base.origin, map=base.map,
+                      into=dict(base.into))
         self.declare(var)
-        if base is not None and var.map is not None:
-            var.map_epoch = base.map_epoch
         return [f"{name} = {e.text}"]
 
     @_value_first
@@ -538,8 +533,7 @@ class ProgramGen(ExprGen):
         return [f"{text} = {e.text}"]
 
     def s_atomic(self) -> list[str] | None:
-        places = self.atomic_places(None)
-        return [self.atomic_expr(self.pick(places)).text] if places else None
+        return [self.atomic_expr(self.pick(ps)).text] if (ps := self.atomic_places(None)) else None
 
     def s_call(self) -> list[str] | None:
         fs = self.callable_funcs(lambda r: True, False)
@@ -570,8 +564,7 @@ class ProgramGen(ExprGen):
         return lines, False
 
     def s_jump(self) -> list[str]:
-        c = self.bool_expr(2)
-        return [f"if {c.text}:", "    " + self.pick(["break", "continue"])]
+        return [f"if {self.bool_expr(2).text}:", "    " + self.pick(["break", "continue"])]
 
     def s_loop(self) -> list[str]:
         self.use("loops")
@@ -579,6 +572,11 @@ class ProgramGen(ExprGen):
         form = self.choose([(4, "n"), (2, "min"), (1, "start"), (1, "step")])
         t: Int = U32
         outer = not c.loops      # paths multiply per iteration: inner loops stay short
+        # A resize anywhere in the body makes older views stale in all of it, and in the
+        # bound, which is evaluated again before every iteration.
+        may_resize = self.on("resize") and c.resize_ok and c.has_pkt and self.chance(15)
+        saved = c.resize_ok
+        c.epoch += may_resize
         if form == "n":
             rng = f"range({self.pick([4, 2, 3, 8, 1, 16] if outer else [2, 3, 1, 4])})"
         elif form == "min":
@@ -598,12 +596,7 @@ class ProgramGen(ExprGen):
             rng = f"range({a}, {b}, {step})"
         name = self.fresh(self.pick(["i", "j", "k"]))
         c.forks += 2
-        may_resize = self.on("resize") and c.resize_ok and c.has_pkt and self.chance(15)
-        saved = c.resize_ok
-        if may_resize:
-            c.epoch += 1        # a resize anywhere in the body makes older views stale in all of it
-        else:
-            c.resize_ok = False
+        c.resize_ok = may_resize
         c.loops.append(c.lock is not None)
         c.frames.append(Frame({name: Var(name, t, origin="counter")}))
         c.loop_frames.append(len(c.frames) - 1)
@@ -676,7 +669,8 @@ class ProgramGen(ExprGen):
             ann = f": {m.key.name}" if isinstance(m.key, Int) else ""  # type: ignore[union-attr]
             lines.append(f"{key.name}{ann} = {k.text}")
             k = E(key.name, 13, m.key)
-        v = self.declare(Var(self.fresh(m.value.name.lower()), m.value, optional=True, origin="map", map=m))
+        v = self.declare(Var(self.fresh(m.value.name.lower()), m.value, optional=True, origin="map",
+                             map=m, into=self.ctx.into([m])))
         lines.append(f"{v.name} = {m.name}.get({k.text})")
         if kind == "check":
             lines += self.s_check(v) or []
@@ -691,7 +685,7 @@ class ProgramGen(ExprGen):
             lines += [f"if {v.name} is None:", f"    {m.name}.{op}({k.text}, {value.text})",
                       f"    {v.name} = {m.name}.get({k.text})",
                       f"    if {v.name} is None:", f"        {line}"]
-            v.map_epoch = self.ctx.map_epochs.get(m.name, 0)
+            v.into = self.ctx.into([m])
             self.ctx.frames[-1].narrowed.add(id(v))
         return lines
 
@@ -727,11 +721,9 @@ class ProgramGen(ExprGen):
     def lockable(self) -> list[Var]:
         return [v for v in self.refs() if v.type.has_lock and not v.view]  # type: ignore[union-attr]
 
-    def s_lock(self) -> list[str] | None:
-        vs = self.lockable()
-        if not vs:
-            return None
-        v = self.pick(vs)
+    def s_lock(self) -> list[str]:
+        """`with v.lock:` around field updates only (no helpers, no exits: the verifier's rules)."""
+        v = self.pick(self.lockable())
         c = self.ctx
         c.lock, c.locks = v, True
         self.use("locks")
@@ -742,42 +734,29 @@ class ProgramGen(ExprGen):
         return [f"with {v.name}.lock:"] + _indent_lines(body)
 
     # ---------------------------------------------------------------- packets
-    def s_view(self, reuse: Var | None = None) -> list[str] | None:
+    def s_view(self, reuse: Var | None = None) -> list[str]:
+        """`h = pkt.header(H, offset)`: the next header in the chain, or a custom one anywhere."""
         c = self.ctx
-        views = [v for v in self.refs() if v.view and v.type.builtin]  # type: ignore[union-attr]
-        ips = [v for v in views if v.type.name == "IPv4"]  # type: ignore[union-attr]
-        if reuse is not None:
-            h = reuse.type
-        else:
-            pool = list(self.std.values()) + (self.headers if self.on("headers") else [])
-            h = self.pick(pool)
+        ips = [v.name for v in self.refs() if v.view and v.type is self.std["IPv4"]]
+        h = reuse.type if reuse is not None else \
+            self.pick(list(self.std.values()) + (self.headers if self.on("headers") else []))
         assert isinstance(h, StructDef)
-        if h.name == "Eth":
-            off = "0"
-        elif h.name == "IPv4":
-            off = "Eth.size"
-        elif h.name in ("Udp", "Tcp"):
-            off = f"Eth.size + {self.pick(ips).name}.header_len()" if ips and self.chance(70) \
-                else "Eth.size + IPv4.size"
+        l4 = f"Eth.size + {self.pick(ips)}.header_len()" if ips and self.chance(70) \
+            else "Eth.size + IPv4.size"
+        if h.builtin:
+            off = {"Eth": "0", "IPv4": "Eth.size"}.get(h.name, l4)
+            self.imports.add(h.name)
         else:
             self.use("headers")
-            kind = self.choose([(2, "udp"), (2, "expr"), (1 if ips else 0, "ip"), (1, "tail")])
-            if kind == "udp":
-                off = "Eth.size + IPv4.size + Udp.size"
-            elif kind == "ip":
-                off = f"Eth.size + {self.pick(ips).name}.header_len() + Udp.size"
-            elif kind == "tail":
-                off = f"pkt.len - {h.name}.size"
-            else:
+            kind = self.choose([(2, "udp"), (2, "expr"), (1, "tail")])
+            if kind == "expr":
                 e = self.typed(self.pick([U32, U16, U8]), 1)
                 off = binop("&", e, lit_text(63), e.type).text
-        for name in ("Eth", "IPv4", "Udp"):
-            if name + "." in off:
-                self.imports.add(name)
-        if h.builtin:
-            self.imports.add(h.name)
+            else:
+                off = f"{l4} + Udp.size" if kind == "udp" else f"pkt.len - {h.name}.size"
+        self.imports.update(n for n in ("Eth", "IPv4", "Udp") if n + "." in off)
         self.use("packets")
-        if reuse is not None:
+        if reuse is not None:           # the same name, taken again after a resize
             v = reuse
             v.epoch = c.epoch
             c.frames[-1].narrowed.discard(id(v))
@@ -786,9 +765,7 @@ class ProgramGen(ExprGen):
             v = self.declare(Var(self.fresh(base), h, optional=True, view=True, epoch=c.epoch,
                                  origin="view"))
         lines = [f"{v.name} = pkt.header({h.name}, {off})"]
-        if self.chance(65):
-            lines += self.s_check(v) or []
-        return lines
+        return lines + (self.s_check(v) or []) if self.chance(65) else lines
 
     def s_resize(self) -> list[str]:
         c = self.ctx
@@ -813,7 +790,7 @@ class ProgramGen(ExprGen):
             lines = [f"{v.name} = {call}"]
         for v in list(c.frames[-1].vars.values()):
             if v.view and v.optional and v.epoch != c.epoch and self.chance(60):
-                lines += self.s_view(reuse=v) or []
+                lines += self.s_view(reuse=v)
         return lines
 
     # ---------------------------------------------------------------- rendering
@@ -838,9 +815,9 @@ class ProgramGen(ExprGen):
         if self.maps:
             out.append("")
             out.append("")
-            for m in self.maps:
-                args = ([m.key.name] if m.keyed and not m.is_array else []) + [m.value.name]  # type: ignore[union-attr]
-                out.append(f"{m.name} = {m.kind}({', '.join(args)}, max_entries={m.max_entries})")
+            for mp in self.maps:
+                args = ([mp.key.name] if mp.keyed and not mp.is_array else []) + [mp.value.name]  # type: ignore[union-attr]
+                out.append(f"{mp.name} = {mp.kind}({', '.join(args)}, max_entries={mp.max_entries})")
         for text in self.func_text:
             out += ["", "", text.rstrip("\n")]
         return "\n".join(out) + "\n"

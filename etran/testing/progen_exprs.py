@@ -6,12 +6,11 @@ the checker accepts the kernel verifier accepts). This module is everything
 below the statement level:
 
 * a small model of the language's types, enough to stay well-typed by
-  construction without asking the compiler (programs are rendered to text and
-  parsed back by the real compiler: the generator must not share its typing);
-* the declarations a generated module makes (structs, headers, maps,
-  functions, constants) and the scopes of a body being generated (which names
-  exist, which None-able values were checked, which packet views a resize made
-  stale);
+  construction without asking the compiler (programs go to the real compiler
+  as text: the generator must not share its typing);
+* the declarations a generated module makes and the scopes of a body being
+  generated: names, None checks, packet views made stale by a resize, map
+  references made stale by an update;
 * `ExprGen`, which draws an expression of a requested type and renders it as
   Python source with the parentheses a person would write.
 
@@ -25,8 +24,9 @@ short ones.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterator, Union
+from typing import Any, Callable, Iterable, Iterator, Union
 
 
 # ---------------------------------------------------------------- types
@@ -67,7 +67,10 @@ class Be:
 
     size = property(lambda self: self.bits // 8)
     align = size
-    value = property(lambda self: UNSIGNED[self.bits])
+
+    @property
+    def value(self) -> Int:
+        return {8: U8, 16: U16, 32: U32, 64: U64}[self.bits]
 
 
 @dataclass(frozen=True)
@@ -83,7 +86,6 @@ class Arr:
 U8, U16, U32, U64 = Int("u8", 8, False), Int("u16", 16, False), Int("u32", 32, False), Int("u64", 64, False)
 I8, I16, I32, I64 = Int("i8", 8, True), Int("i16", 16, True), Int("i32", 32, True), Int("i64", 64, True)
 INTS = (U32, U8, U16, U64, I32, I8, I16, I64)
-UNSIGNED = {8: U8, 16: U16, 32: U32, 64: U64}
 BOOL, LOCK = Plain("bool", 1, 1), Plain("SpinLock", 4, 4)
 BE16, BE32, BE64 = Be("be16", 16), Be("be32", 32), Be("be64", 64)
 
@@ -174,9 +176,9 @@ class Var:
     view: bool = False              # a packet view: stale after a resize
     epoch: int = 0
     origin: str = "local"           # local | map | view | stack | pop | param | counter
-    map: MapDef | None = None
-    map_epoch: int = 0              # a hash-like map's entry: stale once that map is updated
-    depth: int = 0                  # the frame it was declared in
+    map: MapDef | None = None       # the map whose value it is (a lookup result)
+    into: dict[str, int] = field(default_factory=dict)  # hash-like maps it may point into, with
+    depth: int = 0                  # their update counts when taken; and its declaring frame
 
 
 @dataclass(eq=False)
@@ -222,9 +224,8 @@ class FnCtx:
         return not v.optional or any(id(v) in fr.narrowed for fr in self.frames)
 
     def alive(self, v: Var) -> bool:
-        if v.map is not None and v.map.kind in REPLACING and \
-                v.map_epoch != self.map_epochs.get(v.map.name, 0):
-            return False
+        if any(self.map_epochs.get(m, 0) != e for m, e in v.into.items()):
+            return False        # its map was updated since: the entry may be freed or replaced
         return not v.view or v.epoch == self.epoch
 
     def can_update(self, m: MapDef) -> bool:
@@ -240,7 +241,11 @@ class FnCtx:
             return False
         inner = self.loop_frames[-1] if self.loop_frames else 0
         return all(v.depth >= inner for v in self.vars()
-                   if v.map is m and self.alive(v) and isinstance(v.type, StructDef))
+                   if m.name in v.into and self.alive(v))
+
+    def into(self, maps: Iterable[MapDef]) -> dict[str, int]:
+        """What a reference that may point into `maps` records: their current update counts."""
+        return {m.name: self.map_epochs.get(m.name, 0) for m in maps if m.kind in REPLACING}
 
     def updated(self, m: MapDef) -> None:
         if m.kind in REPLACING:
@@ -268,7 +273,7 @@ def wrap(e: E, need: int, strict: bool = False) -> str:
     return f"({e.text})" if e.prec < need or (strict and e.prec == need) else e.text
 
 
-def binop(op: str, a: E, b: E, t: Union[Int, Plain, None]) -> E:
+def binop(op: str, a: E, b: E, t: Any) -> E:
     p = PREC[op]
     const = a.const and b.const
     la, rb = wrap(a, p), wrap(b, p, strict=True)
@@ -292,6 +297,7 @@ INTERESTING = (0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, 255, 
                1448, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1,
                2**63, 2**64 - 1, -1, -2, -7, -128, -129, -32768, -2**31, -2**63)
 STACK_LIMIT = 360     # of the 512 bytes a hook may use: a margin for what is not counted here
+ARITH = ("+", "-", "*", "&", "|", "^")
 SHIFT_COUNTS = (0, 1, 2, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 127, 200)
 
 
@@ -405,15 +411,15 @@ class ExprGen:
         return lit_text(self.pick([v for v in INTERESTING if t.fits(v)]))
 
     def int_atoms(self, t: Int) -> list[Callable[[], E]]:
-        out: list[Callable[[], E]] = []
-        for v in self.scalar_vars(lambda vt: isinstance(vt, Int) and t.holds(vt)):
-            out.append(lambda v=v: E(v.name, PREC["atom"], v.type))
-        for p in self.places(lambda ft: isinstance(self.value_type(ft), Int)
-                             and t.holds(self.value_type(ft))):
-            out.append(lambda p=p: self._place_atom(p))
-        for c in self.consts:
-            if c.type is not None and t.holds(c.type):
-                out.append(lambda c=c: E(c.name, PREC["atom"], c.type, True))
+        """Typed values already in scope that widen to `t`: variables, fields, `pkt.len`..."""
+        out: list[Callable[[], E]] = [
+            functools.partial(E, v.name, PREC["atom"], v.type)
+            for v in self.scalar_vars(lambda vt: isinstance(vt, Int) and t.holds(vt))]
+        out += [functools.partial(self._place_atom, p)
+                for p in self.places(lambda ft: isinstance(self.value_type(ft), Int)
+                                     and t.holds(self.value_type(ft)))]
+        out += [functools.partial(E, c.name, PREC["atom"], c.type, True)
+                for c in self.consts if c.type is not None and t.holds(c.type)]
         if self.ctx.has_pkt and t.holds(U32):
             out.append(lambda: E(self.pick(["pkt.len", "pkt.len", "pkt.rx_queue", "pkt.ifindex"]),
                                  PREC["atom"], U32))
@@ -434,91 +440,101 @@ class ExprGen:
         d = depth > 0
         calls = self.callable_funcs(lambda r: isinstance(r, Int) and t.holds(r), pure) if d else []
         methods = self.method_calls(lambda r: isinstance(r, Int) and t.holds(r)) if d else []
-        atomics = self.atomic_places(t) if d and self.on("atomics") else []
+        atomics = self.atomic_places(t) if d and self.on("atomics") and not pure else []
+        few = self.ctx.forks < 10
         kind = self.choose([
             (4 if lit else 0, "lit"), (12 if atoms else 0, "atom"), (1 if atoms else 4, "tcast"),
             (3 * d if self.on("casts") else 0, "cast"), (5 * d if self.on("arith") else 0, "arith"),
             (2 * d if self.on("division") else 0, "div"), (2 * d if self.on("shifts") else 0, "shift"),
-            (1 * d if self.on("unary") else 0, "unary"),
-            (1 * d if self.on("minmax") and self.ctx.forks < 10 else 0, "minmax"),
-            (1 * d if self.on("branches") and self.ctx.forks < 10 else 0, "cond"),
-            (2 if calls else 0, "call"), (2 if methods else 0, "method"),
+            (1 * d if self.on("unary") else 0, "unary"), (1 * d if self.on("minmax") and few else 0, "minmax"),
+            (1 * d if self.on("branches") and few else 0, "cond"), (2 if calls else 0, "call"),
+            (2 if methods else 0, "method"),
             (1 if d and not pure and self.on("helpers") and t.holds(U32) else 0, "helper"),
-            (1 if atomics and not pure else 0, "atomic"),
-        ])
+            (1 if atomics else 0, "atomic")])
         if kind == "lit":
             return self.literal(lit)  # type: ignore[arg-type]
-        if kind == "atom":
-            return self.pick(atoms)()
-        if kind == "tcast":
-            u = self.pick([x for x in INTS if t.holds(x)])
-            v = self.literal(u) if self.chance(60) else lit_text(self.pick(INTERESTING))
-            return E(f"{u.name}({v.text})", PREC["atom"], u, True)
-        if kind == "cast":
-            self.use("casts")
-            u = self.pick([x for x in INTS if t.holds(x)])
-            inner = self.bool_value(depth - 1, pure) if self.chance(10) else \
-                self.typed(self.some_type(), depth - 1, pure)
-            return E(f"{u.name}({inner.text})", PREC["atom"], u, inner.const)
-        if kind in ("arith", "div"):
-            op = self.pick(["+", "-", "*", "&", "|", "^"] if kind == "arith" else ["//", "%"])
-            self.use("arith" if kind == "arith" else "division")
-            a = self.typed(t, depth - 1, pure)
-            assert isinstance(a.type, Int)
-            if kind == "div" and self.chance(40):
-                b = lit_text(self.pick([v for v in (0, 1, -1, 2, 3, 7, 16, a.type.lo) if a.type.fits(v)]))
-            else:
-                b = self.int_expr(t, depth - 1, a.type, pure)
-            if b.type is None and self.chance(30):
-                a, b = b, a
-            return binop(op, a, b, wider(a.type or b.type, b.type if a.type else None))  # type: ignore[arg-type]
-        if kind == "shift":
-            self.use("shifts")
-            a = self.typed(t, depth - 1, pure)
-            n = lit_text(self.pick(SHIFT_COUNTS)) if self.chance(50) else \
-                self.typed(self.some_type(), depth - 1, pure)
-            return binop(self.pick(["<<", ">>"]), a, n, a.type)  # type: ignore[arg-type]
-        if kind == "unary":
-            self.use("unary")
-            a = self.typed(t, depth - 1, pure)
-            inner = f"({a.text})" if a.prec <= PREC["unary"] else a.text
-            return E(f"{self.pick(['-', '~'])}{inner}", PREC["unary"], a.type, a.const)
-        if kind == "minmax":
-            self.use("minmax")
-            self.ctx.forks += 1             # a branch per extra argument (BPF has no select)
-            n = self.num(2, 3)
-            lits = [i for i in range(1, n) if self.chance(30)]     # a literal must fit every
-            args = [self.typed(t, depth - 1, pure) for _ in range(n - len(lits))]  # typed operand
-            narrow = min((x.type for x in args), key=lambda x: x.bits)  # type: ignore[union-attr]
-            for i in lits:
-                args.insert(i, self.literal(narrow))  # type: ignore[arg-type]
-            typ = max((x.type for x in args if isinstance(x.type, Int)), key=lambda x: x.bits)
-            return E(f"{self.pick(['min', 'max'])}({', '.join(x.text for x in args)})", PREC["atom"],
-                     typ, all(x.const for x in args))
-        if kind == "cond":
-            self.use("branches")
-            self.ctx.forks += 1
-            c = self.bool_expr(depth - 1, pure)
-            a = self.typed(t, depth - 1, pure)
-            b = self.int_expr(t, depth - 1, a.type, pure)  # type: ignore[arg-type]
-            typ = wider(a.type, b.type)  # type: ignore[arg-type]
-            if self.chance(30):
-                a, b = b, a
-            return E(f"{wrap(a, 1, True)} if {wrap(c, 1, True)} else {wrap(b, 1, True)}", 0, typ,
-                     c.const and (a.const or b.const))
-        if kind == "call":
-            return self.call_expr(self.pick(calls), pure)
-        if kind == "method":
-            return self.pick(methods)()
-        if kind == "helper":
-            self.use("helpers")
-            self.ctx.helpers = True
-            names = (["random_u32()", "cpu_id()"] if t.holds(U32) else []) + \
-                (["now_ns()"] if t == U64 else [])
-            h = self.pick(names)
-            return E(h, PREC["atom"], U64 if h == "now_ns()" else U32)
-        assert kind == "atomic"
-        return self.atomic_expr(self.pick(atomics))
+        if kind in ("atom", "call", "method", "atomic"):
+            if kind == "call":
+                return self.call_expr(self.pick(calls), pure)
+            if kind == "atomic":
+                return self.atomic_expr(self.pick(atomics))
+            return self.pick(atoms if kind == "atom" else methods)()  # type: ignore[no-any-return]
+        return getattr(self, "_i_" + kind)(t, depth - 1, pure)  # type: ignore[no-any-return]
+
+    def _i_tcast(self, t: Int, depth: int, pure: bool) -> E:
+        """A typed constant, wrapping (`u8(300)`, `i8(-129)`)."""
+        u = self.pick([x for x in INTS if t.holds(x)])
+        v = self.literal(u) if self.chance(60) else lit_text(self.pick(INTERESTING))
+        return E(f"{u.name}({v.text})", PREC["atom"], u, True)
+
+    def _i_cast(self, t: Int, depth: int, pure: bool) -> E:
+        """A conversion from any integer type (or a bool): narrowing, widening, sign changes."""
+        self.use("casts")
+        u = self.pick([x for x in INTS if t.holds(x)])
+        inner = self.bool_value(depth, pure) if self.chance(10) else \
+            self.typed(self.some_type(), depth, pure)
+        return E(f"{u.name}({inner.text})", PREC["atom"], u, inner.const)
+
+    def _i_arith(self, t: Int, depth: int, pure: bool, ops: tuple[str, ...] = ARITH) -> E:
+        op = self.pick(ops)
+        self.use("arith" if ops is ARITH else "division")
+        a = self.typed(t, depth, pure)
+        at: Int = a.type  # type: ignore[assignment]
+        if ops is not ARITH and self.chance(40):      # divisors that may be zero, or -1
+            b = lit_text(self.pick([v for v in (0, 1, -1, 2, 3, 7, 16, at.lo) if at.fits(v)]))
+        else:
+            b = self.int_expr(t, depth, at, pure)
+        typ = wider(at, b.type)  # type: ignore[arg-type]
+        if b.type is None and self.chance(30):
+            a, b = b, a
+        return binop(op, a, b, typ)
+
+    def _i_div(self, t: Int, depth: int, pure: bool) -> E:
+        return self._i_arith(t, depth, pure, ("//", "%"))
+
+    def _i_shift(self, t: Int, depth: int, pure: bool) -> E:
+        """Counts that may reach or pass the width, typed counts of any signedness."""
+        self.use("shifts")
+        a = self.typed(t, depth, pure)
+        n = lit_text(self.pick(SHIFT_COUNTS)) if self.chance(50) else \
+            self.typed(self.some_type(), depth, pure)
+        return binop(self.pick(["<<", ">>"]), a, n, a.type)
+
+    def _i_unary(self, t: Int, depth: int, pure: bool) -> E:
+        self.use("unary")
+        a = self.typed(t, depth, pure)
+        inner = f"({a.text})" if a.prec <= PREC["unary"] else a.text
+        return E(f"{self.pick(['-', '~'])}{inner}", PREC["unary"], a.type, a.const)
+
+    def _i_minmax(self, t: Int, depth: int, pure: bool) -> E:
+        self.use("minmax")
+        self.ctx.forks += 1             # a branch per extra argument (BPF has no select)
+        n = self.num(2, 3)
+        lits = [i for i in range(1, n) if self.chance(30)]
+        args = [self.typed(t, depth, pure) for _ in range(n - len(lits))]
+        types: list[Int] = [x.type for x in args]  # type: ignore[misc]
+        for i in lits:          # a literal must fit every typed operand's type
+            args.insert(i, self.literal(min(types, key=lambda x: x.bits)))
+        return E(f"{self.pick(['min', 'max'])}({', '.join(x.text for x in args)})", PREC["atom"],
+                 max(types, key=lambda x: x.bits), all(x.const for x in args))
+
+    def _i_cond(self, t: Int, depth: int, pure: bool) -> E:
+        self.use("branches")
+        self.ctx.forks += 1
+        c = self.bool_expr(depth, pure)
+        a = self.typed(t, depth, pure)
+        b = self.int_expr(t, depth, a.type, pure)  # type: ignore[arg-type]
+        typ = wider(a.type, b.type)  # type: ignore[arg-type]
+        if self.chance(30):
+            a, b = b, a
+        return E(f"{wrap(a, 1, True)} if {wrap(c, 1, True)} else {wrap(b, 1, True)}", 0, typ,
+                 c.const and (a.const or b.const))
+
+    def _i_helper(self, t: Int, depth: int, pure: bool) -> E:
+        self.use("helpers")
+        self.ctx.helpers = True
+        h = self.pick(["random_u32()", "cpu_id()"] + (["now_ns()"] if t == U64 else []))
+        return E(h, PREC["atom"], U64 if h == "now_ns()" else U32)
 
     # ---------------------------------------------------------------- atomics
     def atomic_places(self, t: Int | None) -> list[tuple[str, Any, Var]]:
@@ -536,46 +552,26 @@ class ExprGen:
 
     # ---------------------------------------------------------------- calls
     def callable_funcs(self, want: Callable[[Any], bool], pure: bool) -> list[FuncDef]:
+        """Functions a call here may name: nesting, lock, resize, stack and map-update rules."""
         c = self.ctx
-        out = []
-        for f in self.funcs:
-            if not want(f.returns) or (f.depth >= 4 and not c.hook):
-                continue
-            if "pkt" in [t for _, t in f.params] and not c.has_pkt:
-                continue
-            if (pure or c.lock is not None) and (f.helpers or f.locks or f.resizes):
-                continue
-            if f.resizes and not c.resize_ok:
-                continue
-            if c.stack + f.stack > STACK_LIMIT or (c.loops and f.forks > 2) or c.forks + f.forks > 12:
-                continue        # verifier paths multiply: no loops in loops through calls
-            if any(isinstance(t, StructDef) and t.has_lock and not self._existing(t) for _, t in f.params):
-                continue
-            if not all(c.can_update(m) for m in self.maps if m.name in f.updates):
-                continue
-            out.append(f)
-        return out
+        return [f for f in self.funcs if want(f.returns) and (f.depth < 4 or c.hook)
+                and (c.has_pkt or "pkt" not in [t for _, t in f.params])
+                and not ((pure or c.lock) and (f.helpers or f.locks or f.resizes))
+                and (c.resize_ok or not f.resizes) and c.stack + f.stack <= STACK_LIMIT
+                and not (c.loops and f.forks > 2) and c.forks + f.forks <= 12  # paths multiply
+                and all(self._existing(t) for _, t in f.params if getattr(t, "has_lock", False))
+                and all(c.can_update(m) for m in self.maps if m.name in f.updates)]
 
     def _existing(self, s: StructDef) -> list[E]:
         out = [E(v.name, PREC["atom"], s) for v in self.refs() if v.type is s]
         return out + [E(p[0], PREC["atom"], s) for p in self.places(lambda t: t is s, whole=True)]
 
     def call_expr(self, f: FuncDef, pure: bool) -> E:
-        self.ctx.stack += f.stack       # before the arguments, which may hold calls themselves
-        args = []
-        for _, t in f.params:
-            if t == "pkt":
-                args.append("pkt")
-            elif isinstance(t, Int):
-                args.append(self.int_expr(t, 1, t, pure).text)
-            elif t is BOOL:
-                args.append(self.bool_value(1, pure).text)
-            else:
-                sv = self.struct_value(t, 1, pure)
-                if sv is None:      # a lock struct always exists: checked by `callable_funcs`
-                    sv = self.zeroed(t)
-                args.append(sv.text)
         c = self.ctx
+        c.stack += f.stack       # before the arguments, which may hold calls themselves
+        args = ["pkt" if t == "pkt" else self.int_expr(t, 1, t, pure).text if isinstance(t, Int)
+                else self.bool_value(1, pure).text if t is BOOL
+                else (self.struct_value(t, 1, pure) or self.zeroed(t)).text for _, t in f.params]
         self.use("functions")
         self.called.add(f.name)
         c.depth = max(c.depth, f.depth + 1)
@@ -595,7 +591,7 @@ class ExprGen:
         for v in self.refs():
             for m in v.type.methods:  # type: ignore[union-attr]
                 if want(m.returns):
-                    out.append(lambda v=v, m=m: self._method(v, m))
+                    out.append(functools.partial(self._method, v, m))
         return out
 
     def _method(self, v: Var, m: MethodDef) -> E:
@@ -626,72 +622,75 @@ class ExprGen:
         return self.bool_expr(depth, pure)
 
     def bool_expr(self, depth: int, pure: bool = False) -> E:
+        """A condition: comparisons, None tests, `and`/`or`/`not`, sequence comparisons..."""
         pure = pure or self.ctx.lock is not None
         c = self.ctx
-        atoms: list[Callable[[], E]] = [lambda v=v: E(v.name, PREC["atom"], BOOL)
+        atoms: list[Callable[[], E]] = [functools.partial(E, v.name, PREC["atom"], BOOL)
                                         for v in self.scalar_vars(lambda t: t is BOOL)]
-        atoms += [lambda p=p: self._place_atom(p) for p in self.places(lambda t: t is BOOL)]
+        atoms += [functools.partial(self._place_atom, p) for p in self.places(lambda t: t is BOOL)]
         opt = [v for v in c.vars() if v.optional and c.alive(v)]
         unchecked = [v for v in opt if not c.narrowed(v)]
-        d = depth > 0
+        d, few = depth > 0, c.forks < 10
         calls = self.callable_funcs(lambda r: r is BOOL, pure) if d else []
         methods = self.method_calls(lambda r: r is BOOL) if d else []
-        mapops = self.bool_effects() if d and not pure else []
+        effects = self.bool_effects() if d and not pure else []
         kind = self.choose([
             (5 if atoms else 0, "atom"), (8, "cmp"), (1, "lit"),
             (2 * d if self.on("branches") else 0, "not"), (3 * d if self.on("branches") else 0, "logic"),
-            (1 * d if self.on("seq") else 0, "seq"), (2 if opt and c.forks < 10 else 0, "none"),
-            (2 if unchecked and d and self.on("none_checks") and c.forks < 10 else 0, "guard"),
+            (1 * d if self.on("seq") else 0, "seq"), (2 if opt and few else 0, "none"),
+            (2 if unchecked and d and self.on("none_checks") and few else 0, "guard"),
             (1 * d if self.on("casts") else 0, "bcast"), (2 if calls else 0, "call"),
-            (2 if methods else 0, "method"), (1 if mapops else 0, "effect"),
-        ])
-        if kind == "atom":
-            return self.pick(atoms)()
+            (2 if methods else 0, "method"), (1 if effects else 0, "effect")])
+        if kind in ("atom", "method", "effect"):
+            return self.pick({"atom": atoms, "method": methods, "effect": effects}[kind])()  # type: ignore[no-any-return]
         if kind == "lit":
             return E(self.pick(["True", "False"]), PREC["atom"], BOOL, True)
-        if kind == "cmp":
-            self.use("compare")
-            if d and self.chance(8):
-                a, b = self.bool_expr(depth - 1, pure), self.bool_expr(depth - 1, pure)
-                return E(f"{wrap(a, 5)} {self.pick(['==', '!='])} {wrap(b, 5)}", PREC["cmp"], BOOL,
-                         a.const and b.const)
-            s = self.some_type()
-            a = self.typed(s, max(depth - 1, 0), pure)
-            s2 = self.pick([x for x in INTS if x.signed == s.signed])
-            b = self.int_expr(s2, max(depth - 1, 0), a.type, pure)  # type: ignore[arg-type]
-            if self.chance(25):
-                a, b = b, a
-            return E(f"{wrap(a, 5)} {self.pick(['==', '!=', '<', '<=', '>', '>='])} {wrap(b, 5)}",
-                     PREC["cmp"], BOOL, a.const and b.const)
-        if kind == "not":
-            a = self.bool_expr(depth - 1, pure)
-            return E(f"not {wrap(a, PREC['not'])}", PREC["not"], BOOL, a.const)
-        if kind == "logic":
-            op = self.pick(["and", "or"])
-            a, b = self.bool_expr(depth - 1, pure), self.bool_expr(depth - 1, pure)
-            return E(f"{wrap(a, PREC[op])} {op} {wrap(b, PREC[op], True)}", PREC[op], BOOL, a.const)
-        if kind == "seq":
-            self.use("seq")
-            a, b = self.typed(U32, depth - 1, pure), self.int_expr(U32, depth - 1, U32, pure)
-            name = self.pick(["seq_after", "seq_before", "seq_after_eq", "seq_before_eq"])
-            return E(f"{name}({a.text}, {b.text})", PREC["atom"], BOOL, a.const and b.const)
+        if kind == "call":
+            return self.call_expr(self.pick(calls), pure)
         if kind == "none":
             self.use("none_checks")
             c.forks += 1        # a None test of a live reference keeps two verifier states
-            v = self.pick(opt)
-            return E(f"{v.name} {self.pick(['is None', 'is not None'])}", PREC["cmp"], BOOL)
+            return E(f"{self.pick(opt).name} {self.pick(['is None', 'is not None'])}", PREC["cmp"], BOOL)
         if kind == "guard":
             c.forks += 1
             return self.guarded(self.pick(unchecked), depth - 1, pure)
-        if kind == "bcast":
-            self.use("casts")
-            a = self.typed(self.some_type(), depth - 1, pure)
-            return E(f"bool({a.text})", PREC["atom"], BOOL, a.const)
-        if kind == "call":
-            return self.call_expr(self.pick(calls), pure)
-        if kind == "method":
-            return self.pick(methods)()
-        return self.pick(mapops)()
+        return getattr(self, "_b_" + kind)(max(depth - 1, 0), pure)  # type: ignore[no-any-return]
+
+    def _b_cmp(self, depth: int, pure: bool) -> E:
+        """Signed or unsigned, mixed widths, literals on either side."""
+        self.use("compare")
+        if depth and self.chance(8):
+            a, b = self.bool_expr(depth, pure), self.bool_expr(depth, pure)
+            op = self.pick(["==", "!="])
+        else:
+            s = self.some_type()
+            a = self.typed(s, depth, pure)
+            b = self.int_expr(self.pick([x for x in INTS if x.signed == s.signed]), depth,
+                              a.type, pure)  # type: ignore[arg-type]
+            if self.chance(25):
+                a, b = b, a
+            op = self.pick(["==", "!=", "<", "<=", ">", ">="])
+        return E(f"{wrap(a, 5)} {op} {wrap(b, 5)}", PREC["cmp"], BOOL, a.const and b.const)
+
+    def _b_not(self, depth: int, pure: bool) -> E:
+        a = self.bool_expr(depth, pure)
+        return E(f"not {wrap(a, PREC['not'])}", PREC["not"], BOOL, a.const)
+
+    def _b_logic(self, depth: int, pure: bool) -> E:
+        op = self.pick(["and", "or"])
+        a, b = self.bool_expr(depth, pure), self.bool_expr(depth, pure)
+        return E(f"{wrap(a, PREC[op])} {op} {wrap(b, PREC[op], True)}", PREC[op], BOOL, a.const)
+
+    def _b_seq(self, depth: int, pure: bool) -> E:
+        self.use("seq")
+        a, b = self.typed(U32, depth, pure), self.int_expr(U32, depth, U32, pure)
+        name = self.pick(["seq_after", "seq_before", "seq_after_eq", "seq_before_eq"])
+        return E(f"{name}({a.text}, {b.text})", PREC["atom"], BOOL, a.const and b.const)
+
+    def _b_bcast(self, depth: int, pure: bool) -> E:
+        self.use("casts")
+        a = self.typed(self.some_type(), depth, pure)
+        return E(f"bool({a.text})", PREC["atom"], BOOL, a.const)
 
     def guarded(self, v: Var, depth: int, pure: bool) -> E:
         """`x is not None and <uses x>` / `x is None or <uses x>`: the right side sees `x` checked."""
@@ -724,11 +723,11 @@ class ExprGen:
             if not self.room(self.map_stack(m)):
                 continue
             if m.keyed and self.on("maps") and self.ctx.can_update(m):
-                out.append(lambda m=m: self.map_update_expr(m))  # type: ignore[misc]
+                out.append(functools.partial(self.map_update_expr, m))
             elif m.kind == "Queue" and self.on("queue"):
-                out.append(lambda m=m: self._value_call(m, "push"))
+                out.append(functools.partial(self._value_call, m, "push"))
             elif m.kind == "RingBuf" and self.on("ringbuf"):
-                out.append(lambda m=m: self._value_call(m, "output"))
+                out.append(functools.partial(self._value_call, m, "output"))
         return out
 
     def _value_call(self, m: MapDef, method: str) -> E:
@@ -791,7 +790,7 @@ class ExprGen:
                     continue
                 e = sub
             elif isinstance(vt, Arr):
-                same = self.places(lambda t, vt=vt: t == vt, whole=True)
+                same = self.places(lambda t: t == vt, whole=True)  # noqa: B023 (used at once)
                 if not same:
                     continue
                 e = E(self.pick(same)[0], PREC["atom"], None)
