@@ -251,7 +251,7 @@ class _Walker:
 
     def charge(self, n: float, m: float, span: object) -> None:
         # Lookups not yet tested for None each split the paths in two until their test.
-        m = m * (2 ** min(len(self.untested), 16))
+        m = m * (2 ** min(len(self.untested & self.later), 16))
         self.insns += n * self._unroll
         self.processed = min(self.processed + n * m, _CAP)
         key = (getattr(span, "file", ""), getattr(span, "line", 0))
@@ -271,6 +271,11 @@ class _Walker:
         if isinstance(s, tir.Store):
             m = self.place(s.place, m)
             m = self.expr(s.value, m)
+            if s.op in ("//", "%") and not isinstance(s.value, tir.Const):
+                signed = getattr(s.place.type, "signed", False)
+                self.charge(30 if signed else 4, m, s.span)
+                if signed:
+                    m += 4   # the sign and zero fix-ups are branches (see Binary)
             extra = 1 + (1 if s.op else 0) + (2 if isinstance(s.place, tir.IndexPlace) else 0)
             self.charge(extra + 1, m, s.span)
             if _materialized_bool(s.value):
@@ -297,6 +302,8 @@ class _Walker:
             paths.continues.append(m)
             return 0.0
         if isinstance(s, tir.If):
+            if isinstance(s.test, tir.Const):   # LLVM removes the dead arm
+                return self.block(s.body if s.test.value else s.orelse, m, paths)
             m = self.expr(s.test, m)
             self.charge(1, m, s.span)
             self.untested -= _none_tested(s.test)
@@ -423,7 +430,7 @@ class _Walker:
                 # verifier walks on every use.
                 self.charge(30, m, p.span)
             else:
-                self.charge(8, m, p.span)
+                self.charge(12, m, p.span)
         return m
 
     def expr(self, e: tir.Expr, m: float) -> float:
@@ -440,6 +447,8 @@ class _Walker:
                     m *= 2  # a 0/1 argument the callee branches on
             return self.call(e, m)
         if isinstance(e, tir.Cond):
+            if isinstance(e.test, tir.Const):
+                return self.expr(e.body if e.test.value else e.orelse, m)
             m = self.expr(e.test, m)
             self.charge(2, m, e.span)
             mb = self.expr(e.body, m)
@@ -455,9 +464,10 @@ class _Walker:
             return m
         if isinstance(e, tir.NewStruct):
             self.charge((e.struct.size + 7) // 8 + 1, m, e.span)
-            for _, v in e.inits:
+            for f, v in e.inits:
                 m = self.expr(v, m)
-                self.charge(1, m, e.span)
+                size = getattr(f.type, "size", 8)
+                self.charge(1 if size <= 8 else 2 * ((size + 7) // 8), m, e.span)
                 if _materialized_bool(v):
                     m *= 2  # stored 0 and 1 leave different stack slot states (zero vs. misc)
             return m
@@ -466,9 +476,14 @@ class _Walker:
             m = self.expr(e.right, m)
             cost = 1
             if e.op in ("//", "%") and not isinstance(e.right, tir.Const):
-                cost = 14 if e.type.signed else 4
+                cost = 30 if e.type.signed else 4
+                if e.type.signed:
+                    # Zero, sign and rounding fix-ups are selects, and BPF has no select:
+                    # branches whose two outcomes the verifier carries on separately.
+                    self.charge(cost, m, e.span)
+                    return m + 4
             elif e.op in ("//", "%") and e.type.signed:
-                cost = 10
+                cost = 16
             elif e.op in ("<<", ">>") and not isinstance(e.right, tir.Const):
                 cost = 5
             self.charge(cost, m, e.span)

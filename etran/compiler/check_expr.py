@@ -493,6 +493,11 @@ class ExprChecker:
                 if decided:
                     return left, (lt if e.op == "or" else lf), (lt if e.op == "or" else lf)
                 return right, rt, rf
+            if isinstance(right, tir.Const) and _pure(left):
+                # `x and False`, `x or True`: the result is known, and x does nothing.
+                if bool(right.value) == (e.op == "or"):
+                    return right, out_t, out_f
+                return left, out_t, out_f
             return tir.Logic(e.op, left, right, e.span), out_t, out_f
         if isinstance(e, ast.Compare):
             return self.compare(e)
@@ -535,6 +540,11 @@ class ExprChecker:
         if not isinstance(value.type, (OptionalType, StructType)):
             self.fail(left_node.span, "type", f"a {value.type} is never None",
                       "only map lookups, packet views and queue pops can be None")
+        if isinstance(value.type, StructType):
+            # Known not to be None (narrowed before, or never optional): the answer is known.
+            known = tir.Const(1 if negate else 0, BOOL, e.span)
+            return known, (self.flow if negate else self.flow.dead()), \
+                (self.flow.dead() if negate else self.flow)
         test = tir.IsNone(value, negate, e.span)
         when_none, when_value = self.flow, self.flow
         if isinstance(value, tir.VarRef):
@@ -548,6 +558,24 @@ class ExprChecker:
             self.fail(e.span, "constant", "this must be a compile-time constant",
                       "use literals, module constants and operators on them")
         return v
+
+
+_PURE = (tir.Const, tir.VarRef, tir.Unary, tir.Not, tir.Binary, tir.Compare, tir.Logic,
+         tir.Cond, tir.Convert, tir.IsNone, tir.MinMax)
+
+
+def _pure(e: object) -> bool:
+    """Whether evaluating `e` has no effect but its value (so it may be dropped)."""
+    if isinstance(e, (tir.Load, tir.AddrOf)):
+        return _pure(e.place.base) and (not isinstance(e.place, tir.IndexPlace)
+                                        or _pure(e.place.index))
+    if isinstance(e, tir.Builtin):
+        return e.name in ("pkt_len", "rx_queue", "ifindex")
+    if not isinstance(e, _PURE):
+        return False
+    return all(_pure(getattr(e, f)) for f in ("operand", "left", "right", "test", "body",
+                                              "orelse") if hasattr(e, f)) and \
+        all(_pure(a) for a in getattr(e, "args", ()))
 
 
 def _root_var(e: tir.Expr) -> tir.Var | None:

@@ -254,9 +254,22 @@ class FunctionLowering(ExprLowering):
         fn = self.lw.intrinsic("llvm.memset.p0.i64", ir.VoidType(), [PTR, I8, I64, I1])
         self.b.call(fn, [ptr, ir.Constant(I8, 0), ir.Constant(I64, size), ir.Constant(I1, 0)])
 
-    def copy(self, dst: ir.Value, src: ir.Value, size: int) -> None:
-        fn = self.lw.intrinsic("llvm.memcpy.p0.p0.i64", ir.VoidType(), [PTR, PTR, I64, I1])
-        self.b.call(fn, [dst, src, ir.Constant(I64, size), ir.Constant(I1, 0)])
+    def copy(self, dst: ir.Value, src: ir.Value, size: int, align: int = 1) -> None:
+        """Copy `size` bytes in chunks as wide as both ends are known to be aligned.
+
+        A memcpy through pointers LLVM knows nothing about (map values, packet views)
+        would be expanded byte by byte; the stack needs aligned accesses anyway."""
+        off = 0
+        for width in (8, 4, 2, 1):
+            if width > align:
+                continue
+            ty = ir.IntType(width * 8)
+            while size - off >= width:
+                at = [ir.Constant(I64, off)]
+                s_ptr = self.b.gep(src, at, source_etype=I8) if off else src
+                d_ptr = self.b.gep(dst, at, source_etype=I8) if off else dst
+                self.b.store(self.b.load(s_ptr, typ=ty, align=width), d_ptr, align=width)
+                off += width
 
     def locate(self, span: Any) -> None:
         self.b.debug_metadata = self.lw.di.location(self.sp, span.line, span.col)
@@ -334,10 +347,11 @@ class FunctionLowering(ExprLowering):
         # stack buffer, so the result is that of reading everything first (as Python does).
         size = s.place.type.size  # type: ignore[union-attr]
         src = self.expr(s.value)
+        src_align = self.place_align(s.value.place) if isinstance(s.value, tir.AddrOf) else 8
         tmp = self.temp(size, 8)
-        self.copy(tmp, src, size)
+        self.copy(tmp, src, size, src_align)
         dst = self.address(s.place)
-        self.copy(dst, tmp, size)
+        self.copy(dst, tmp, size, self.place_align(s.place))
 
     def s_ExprStmt(self, s: tir.ExprStmt) -> None:
         self.expr(s.value)

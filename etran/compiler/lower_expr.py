@@ -396,7 +396,9 @@ class ExprLowering:
         for f, v in e.inits:
             addr = slot if f.offset == 0 else self.b.gep(slot, [ir.Constant(I64, f.offset)], source_etype=I8)
             if isinstance(f.type, (StructType, ArrayType)):
-                self.copy(addr, self.expr(v), f.type.size)
+                src_align = self.place_align(v.place) if isinstance(v, tir.AddrOf) else 8
+                self.copy(addr, self.expr(v), f.type.size,
+                          math.gcd(src_align, math.gcd(8, f.offset) if f.offset else 8))
             else:
                 self.store_scalar(addr, f.type, self.expr(v), math.gcd(8, f.offset) if f.offset else 8)
         return slot

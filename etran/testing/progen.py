@@ -59,7 +59,13 @@ class GeneratedProgram:
 
 def programs(max_statements: int = 40, features: frozenset[str] | None = None
              ) -> st.SearchStrategy[GeneratedProgram]:
-    """Random well-typed transports of at most about `max_statements` statements."""
+    """Random well-typed transports of at most about `max_statements` statements.
+
+    `features` (default: all of `FEATURES`) switches constructs on. A few come with any
+    program and are reported whenever used: a hook returns an action (`actions`), conditions
+    compare (`compare`), lookups and views are checked (`none_checks`), map values are built
+    (`structs`), the standard headers have array fields (`arrays`), `x += y` is `arith`.
+    """
     feats = FEATURES if features is None else frozenset(features)
     unknown = feats - FEATURES
     if unknown:
@@ -660,11 +666,11 @@ class ProgramGen(ExprGen):
         m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))])
         self.use("maps", *self.map_features(m))
         self.ctx.helpers = True
-        kind = self.choose([(2, "later"), (5, "check"),
+        kind = self.choose([(1, "later"), (5, "check"),
                             (1 if not m.is_array and self.ctx.can_update(m) else 0, "insert")])
         k = self.key_expr(m)
         lines: list[str] = []
-        if kind == "insert" and not k.const:     # the key is used three times: name it once
+        if kind == "insert" and not k.text.isdigit():     # the key is used three times: name it
             key = self.declare(Var(self.fresh("key"), m.key, origin="stack"))  # type: ignore[arg-type]
             ann = f": {m.key.name}" if isinstance(m.key, Int) else ""  # type: ignore[union-attr]
             lines.append(f"{key.name}{ann} = {k.text}")
@@ -674,6 +680,8 @@ class ProgramGen(ExprGen):
         lines.append(f"{v.name} = {m.name}.get({k.text})")
         if kind == "check":
             lines += self.s_check(v) or []
+        elif kind == "later":
+            self.ctx.forks += 1     # a lookup tested later: both verifier states live until then
         elif kind == "insert":      # the key is read again after the value: no resize there
             value = self.no_resize(lambda: self.struct_value(m.value, 1, map_value=True))
             if value is None:
@@ -765,7 +773,10 @@ class ProgramGen(ExprGen):
             v = self.declare(Var(self.fresh(base), h, optional=True, view=True, epoch=c.epoch,
                                  origin="view"))
         lines = [f"{v.name} = pkt.header({h.name}, {off})"]
-        return lines + (self.s_check(v) or []) if self.chance(65) else lines
+        if self.chance(75):
+            return lines + (self.s_check(v) or [])
+        c.forks += 1            # a view tested later: both verifier states live until then
+        return lines
 
     def s_resize(self) -> list[str]:
         c = self.ctx

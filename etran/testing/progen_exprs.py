@@ -377,7 +377,8 @@ class ExprGen:
         self.use("arrays")
         idx = str(self.num(0, t.n - 1))
         # A Header parameter may be a view or a stack value: its arrays take constant indexes.
-        if self.chance(runtime_pct) and not (base.view and base.origin == "param"):
+        if self.chance(runtime_pct // 3 if base.view else runtime_pct) and \
+                not (base.view and base.origin == "param"):
             e = self.int_expr(self.some_type(), 1, lit=None)
             if not e.const:         # a constant index must be in range (`bounds`)
                 idx = e.text
