@@ -13,7 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
@@ -222,19 +222,3 @@ def describe(cx: Counterexample, obj: CompiledObject | None = None) -> str:
         except KeyError:
             pass
     return "\n".join(lines)
-
-
-@dataclass
-class ProgramCampaign:
-    """What `etran fuzz --programs N` found over generated programs."""
-
-    programs: int = 0
-    accepted: int = 0
-    rejected_rules: dict[str, int] = field(default_factory=dict)
-    imprecise: int = 0           # rejected by the checker, accepted by the kernel
-    soundness_failures: list[str] = field(default_factory=list)
-    budget_failures: list[tuple[str, int, int]] = field(default_factory=list)
-    ratios: list[float] = field(default_factory=list)   # estimate / kernel count
-    cases: int = 0
-    counterexamples: list[Counterexample] = field(default_factory=list)
-    seconds: float = 0.0

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 from hypothesis import HealthCheck, Phase, given, seed as hyp_seed, settings
-from hypothesis import strategies as st
 
 from etran.compiler.check import check_source
 from etran.compiler.pipeline import compile_program
@@ -30,7 +29,7 @@ from etran.runner import KernelRunner, compare
 from etran.runtime.errors import VerifierError
 from etran.runtime.loader import load_object
 from etran.testing.progen import GeneratedProgram, programs
-from etran.testing.strategies import fast_input_batches
+from etran.testing.strategies import input_blobs, inputs_from_bytes
 
 FILENAME = "generated.py"
 
@@ -59,10 +58,6 @@ class Campaign:
         return self.imprecise / self.programs if self.programs else 0.0
 
 
-def _source_of(p: GeneratedProgram) -> str:
-    return p.source
-
-
 def run_campaign(n: int, inputs_per_program: int = 3, seed: int | None = None,
                  max_statements: int = 40,
                  progress: Callable[[Campaign], None] | None = None) -> Campaign:
@@ -72,8 +67,8 @@ def run_campaign(n: int, inputs_per_program: int = 3, seed: int | None = None,
     @settings(max_examples=n, deadline=None, database=None, derandomize=seed is None,
               suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
               phases=[Phase.generate, Phase.shrink])
-    @given(programs(max_statements), fast_input_batch_data(inputs_per_program))
-    def one(gen: GeneratedProgram, blobs: Any) -> None:
+    @given(programs(max_statements), input_blobs(inputs_per_program))
+    def one(gen: GeneratedProgram, blobs: tuple[list[bytes], bytes]) -> None:
         camp.programs += 1
         if progress is not None and camp.programs % 25 == 0:
             camp.seconds = time.perf_counter() - start
@@ -102,7 +97,7 @@ def run_campaign(n: int, inputs_per_program: int = 3, seed: int | None = None,
         observed = compile_program(program, observe=True)
         interp = Interpreter(program)
         with KernelRunner(observed) as runner:
-            inputs = blobs(program, runner.ncpu)
+            inputs = inputs_from_bytes(program, runner.ncpu, blobs[0], blobs[1])
             for hook in gen.hooks:
                 for inp in inputs:
                     camp.cases += 1
@@ -120,24 +115,6 @@ def run_campaign(n: int, inputs_per_program: int = 3, seed: int | None = None,
         pass
     camp.seconds = time.perf_counter() - start
     return camp
-
-
-def fast_input_batch_data(k: int) -> st.SearchStrategy[Callable[[Any, int], list[Any]]]:
-    """Inputs are drawn as bytes now and built once the program's maps are known."""
-    from etran.testing.strategies import ByteSource, frame_from_bytes, frame_hints, store_from_bytes
-    from etran.runner import frame_input
-
-    def make(blobs: tuple[list[bytes], bytes]) -> Callable[[Any, int], list[Any]]:
-        def build(program: Any, ncpu: int) -> list[Any]:
-            frames = [frame_from_bytes(ByteSource(b)) for b in blobs[0]]
-            src = ByteSource(blobs[1])
-            store = store_from_bytes(src, program, ncpu, hints=[frame_hints(f) for f in frames])
-            return [frame_input(f, maps=store, now_ns=src.bits(64), random_u32=src.bits(32))
-                    for f in frames]
-        return build
-
-    return st.tuples(st.lists(st.binary(max_size=200), min_size=k, max_size=k),
-                     st.binary(min_size=16, max_size=300)).map(make)
 
 
 def _try_past_checker(gen: GeneratedProgram, err: DiagnosticError, camp: Campaign) -> None:

@@ -27,7 +27,8 @@ from etran.compiler.flow import Flow
 from etran.compiler.scope import ConstSym, FuncDecl, ModuleScope, Symbol
 from etran.compiler.types import (BOOL, MAP_KINDS, PACKET, SPINLOCK, TIMER, U32, UNTYPED, VOID,
                                   ArrayType, BeType, BoolType, IntType, MapType, PacketType,
-                                  SpinLockType, StructType, TimerType, Type, UntypedInt, layout)
+                                  SpinLockType, StructType, TimerType, Type, UntypedInt,
+                                  holds_special, layout)
 from etran.dsl import ast
 from etran.dsl.diagnostics import DiagnosticSink, Source, Span
 from etran.dsl.parser import parse
@@ -271,7 +272,7 @@ class Checker:
         has_lock = any(isinstance(f.type, SpinLockType) for f in value.fields)
         has_timer = any(isinstance(f.type, TimerType) for f in value.fields)
         nested = [f.name for f in value.fields if isinstance(f.type, (StructType, ArrayType))
-                  and _holds_special(f.type)]
+                  and holds_special(f.type)]
         if nested:
             self.sink.error(span, "map-decl", f"`{value.name}.{nested[0]}` nests a SpinLock or Timer",
                             "put SpinLock and Timer fields directly in the map's value struct")
@@ -598,16 +599,6 @@ def _single_bindings(body: tuple[ast.Stmt, ...]) -> frozenset[str]:
     top = {s.target.id for s in body if isinstance(s, ast.Assign) and isinstance(s.target, ast.Name)
            and s.annotation is None}
     return frozenset(n for n in top if counts.get(n) == 1)
-
-
-def _holds_special(t: object) -> bool:
-    if isinstance(t, (SpinLockType, TimerType)):
-        return True
-    if isinstance(t, StructType):
-        return bool(t.special_fields)
-    if isinstance(t, ArrayType):
-        return _holds_special(t.elem)
-    return False
 
 
 def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] | None = None,

@@ -342,14 +342,15 @@ def layout(struct: StructType, members: list[tuple[str, StorageType, "Span | Non
     struct.fields = fields
     struct.align = align
     struct.size = align_up(offset, align) if offset else 0
-    struct.special_fields = tuple(f.name for f in fields if _holds_special(f.type))
+    struct.special_fields = tuple(f.name for f in fields if holds_special(f.type))
 
 
-def _holds_special(t: StorageType) -> bool:
+def holds_special(t: StorageType) -> bool:
+    """Whether a storage type contains a SpinLock or Timer (which only maps may hold)."""
     if isinstance(t, (SpinLockType, TimerType)):
         return True
     if isinstance(t, StructType):
         return bool(t.special_fields)
     if isinstance(t, ArrayType):
-        return _holds_special(t.elem)
+        return holds_special(t.elem)
     return False

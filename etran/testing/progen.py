@@ -66,11 +66,14 @@ def programs(max_statements: int = 40, features: frozenset[str] | None = None
     compare (`compare`), lookups and views are checked (`none_checks`), map values are built
     (`structs`), the standard headers have array fields (`arrays`), `x += y` is `arith`.
     """
+    return _programs(max_statements, _features(features))
+
+
+def _features(features: frozenset[str] | None) -> frozenset[str]:
     feats = FEATURES if features is None else frozenset(features)
-    unknown = feats - FEATURES
-    if unknown:
-        raise ValueError(f"unknown features {sorted(unknown)}; known: {sorted(FEATURES)}")
-    return _programs(max_statements, feats)
+    if feats - FEATURES:
+        raise ValueError(f"unknown features {sorted(feats - FEATURES)}; known: {sorted(FEATURES)}")
+    return feats
 
 
 def sample_programs(n: int, max_statements: int = 40, features: frozenset[str] | None = None,
@@ -81,12 +84,9 @@ def sample_programs(n: int, max_statements: int = 40, features: frozenset[str] |
     by mutating earlier examples, so its programs come in families of near-duplicates, which
     would skew rates measured over them.
     """
-    feats = FEATURES if features is None else frozenset(features)
-    out = []
-    for i in range(n):
-        rng = random.Random(seed * 1_000_003 + i)
-        out.append(ProgramGen(rng.randint, max_statements, feats).generate())
-    return out
+    feats = _features(features)
+    return [ProgramGen(random.Random(seed * 1_000_003 + i).randint, max_statements, feats).generate()
+            for i in range(n)]
 
 
 @st.composite
@@ -140,19 +140,13 @@ def _value_first(method: Callable[[ProgramGen], T]) -> Callable[[ProgramGen], T]
 class ProgramGen(ExprGen):
     def __init__(self, draw_int: Any, max_statements: int, features: frozenset[str]) -> None:
         super().__init__(draw_int)
-        self.budget = max_statements
-        self.features = features
-        self.used: set[str] = set()
-        self.imports: set[str] = set()
-        self.structs: list[StructDef] = []
+        self.budget, self.features = max_statements, features
+        self.used, self.imports, self.called = set(), set(), set()
+        self.structs, self.maps, self.funcs, self.consts = [], [], [], []
         self.headers: list[StructDef] = []            # custom Header classes
         self.std = _builtin_headers()
-        self.maps: list[MapDef] = []
-        self.funcs: list[FuncDef] = []
-        self.consts: list[ConstDef] = []
-        self.func_text: list[str] = []
+        self.func_text: list[str] = []                # functions and hooks, rendered
         self.hooks: list[str] = []
-        self.called: set[str] = set()
         self.reserved = RESERVED | set(self.std)
         self.ctx = FnCtx("<module>", False, False, None)
 
@@ -165,14 +159,10 @@ class ProgramGen(ExprGen):
         if self.on("functions"):
             share = self.budget * 2 // 5            # most statements go to the hooks
             for _ in range(self.num(0, 3)):
-                if share < 3:
-                    break
-                total, allowance = self.budget, min(share, 8)
-                self.budget = allowance
-                self.define_function()
-                spent = allowance - self.budget
-                share -= spent
-                self.budget = total - spent
+                if share >= 3:
+                    before = self.budget
+                    self.capped(min(share, 8), self.define_function)
+                    share -= before - self.budget
         n = self.num(1, 2)
         for i in range(n):
             self.define_hook(HOOK_NAMES[i], last=(i == n - 1))
@@ -228,23 +218,19 @@ class ProgramGen(ExprGen):
                 self.new_struct(header=True)
 
     def declare_maps(self) -> None:
-        values = [s for s in self.structs]
-        if not values:
-            return
-        kinds = [(4 if self.on("maps") else 0, "HashMap"), (3 if self.on("maps") else 0, "ArrayMap"),
-                 (1 if self.on("maps") and self.on("percpu") else 0, "PerCpuArray"),
-                 (1 if self.on("maps") and self.on("lru") else 0, "LruHashMap"),
-                 (1 if self.on("maps") and self.on("percpu") else 0, "PerCpuHashMap"),
-                 (1 if self.on("queue") else 0, "Queue"), (1 if self.on("ringbuf") else 0, "RingBuf")]
-        if not any(w for w, _ in kinds):
+        maps, perc = self.on("maps"), self.on("maps") and self.on("percpu")
+        kinds = [(4 * maps, "HashMap"), (3 * maps, "ArrayMap"), (perc, "PerCpuArray"),
+                 (maps and self.on("lru"), "LruHashMap"), (perc, "PerCpuHashMap"),
+                 (self.on("queue"), "Queue"), (self.on("ringbuf"), "RingBuf")]
+        values = list(self.structs)     # (lock structs are made for a map, below)
+        if not values or not any(w for w, _ in kinds):
             return
         for _ in range(self.num(1, 4)):
-            kind = self.choose(kinds)
-            lockable = kind in ("HashMap", "ArrayMap") and self.on("locks")
-            if lockable and self.chance(30):
+            kind = self.choose([(int(w), k) for w, k in kinds])
+            if kind in ("HashMap", "ArrayMap") and self.on("locks") and self.chance(30):
                 value = self.new_struct(lock=True)
             else:
-                value = self.pick([s for s in values if not s.has_lock])
+                value = self.pick(values)
             key: Any = None
             if kind in ("HashMap", "LruHashMap", "PerCpuHashMap"):
                 key = self.new_struct(key=True) if self.chance(35) else self.pick([U32, U16, U8, U64, I32])
@@ -366,15 +352,17 @@ class ProgramGen(ExprGen):
                 c.frames.pop()
         return (lines or ["pass"]), done
 
-    def capped_block(self, cap: int, max_stmts: int, narrow: Var | None = None
-                     ) -> tuple[list[str], bool]:
-        """A block that may spend at most `cap` statements in all (loop bodies stay small)."""
+    def capped(self, cap: int, make: Callable[[], T]) -> T:
+        """Run `make` spending at most `cap` of the remaining statements (loop bodies stay small)."""
         total, allowance = self.budget, min(self.budget, cap)
         self.budget = allowance
         try:
-            return self.block(max_stmts, narrow=narrow)
+            return make()
         finally:
             self.budget = total - (allowance - self.budget)
+
+    def capped_block(self, cap: int, max_stmts: int) -> tuple[list[str], bool]:
+        return self.capped(cap, lambda: self.block(max_stmts))
 
     def exits(self) -> list[str]:
         c = self.ctx
@@ -548,25 +536,25 @@ class ProgramGen(ExprGen):
 
     # ---------------------------------------------------------------- control flow
     def s_if(self) -> tuple[list[str], bool]:
+        """if/elif/else; an arm may end with an early exit (all arms exiting ends the block)."""
         self.use("branches")
         self.ctx.forks += 1
         lines: list[str] = []
         done_all = True
-        for i in range(1 + (self.num(0, 2) if self.chance(25) else 0)):
-            c = self.bool_expr(2)
-            body, done = self.capped_block(10, 4)
-            if not done and self.exits() and self.chance(35):
+
+        def arm(head: str, max_stmts: int, exit_pct: int) -> None:
+            nonlocal done_all
+            body, done = self.capped_block(10, max_stmts)
+            if not done and self.exits() and self.chance(exit_pct):
                 body.append(self.exit_line())
                 done = True
-            lines += [f"{'if' if i == 0 else 'elif'} {c.text}:"] + _indent_lines(body)
+            lines.extend([head] + _indent_lines(body))
             done_all &= done
+        for i in range(1 + (self.num(0, 2) if self.chance(25) else 0)):
+            arm(f"{'if' if i == 0 else 'elif'} {self.bool_expr(2).text}:", 4, 35)
         if self.chance(40):
-            body, done = self.block(3)
-            if not done and self.exits() and self.chance(20):
-                body.append(self.exit_line())
-                done = True
-            lines += ["else:"] + _indent_lines(body)
-            return lines, done_all and done
+            arm("else:", 3, 20)
+            return lines, done_all
         return lines, False
 
     def s_jump(self) -> list[str]:
@@ -781,13 +769,10 @@ class ProgramGen(ExprGen):
     def s_resize(self) -> list[str]:
         c = self.ctx
         self.use("resize")
-        where = self.pick(["tail", "head"])
-        if where == "head":
-            d = str(self.pick([4, -4, 8, 2, -14, 16, -8]))
-        elif self.chance(40):
-            d = self.int_expr(I16 if self.chance(50) else I32, 1, I32).text
-        else:
-            d = str(self.pick([-4, 4, 16, -20, 64, -1, 1]))
+        where = self.pick(["tail", "head"])         # the head moves by constants only
+        d = str(self.pick([4, -4, 8, 2, -14, 16, -8] if where == "head" else [-4, 4, 16, -20, 64, -1]))
+        if where == "tail" and self.chance(40):
+            d = self.int_expr(self.pick([I16, I32]), 1, I32).text
         call = f"pkt.resize_{where}({d})"
         kind = self.choose([(3, "stmt"), (3 if self.exits() else 0, "exit"), (1, "bool")])
         c.epoch += 1        # from here on (the exit below included) older views are stale

@@ -315,12 +315,10 @@ class ExprGen:
     called: set[str]
 
     def __init__(self, draw_int: Callable[[int, int], int]) -> None:
-        self._int = draw_int        # a hypothesis draw (shrinks), or a seeded random (campaigns)
+        # Every choice: a hypothesis draw (shrinks), or a seeded random (campaigns).
+        self.num: Callable[[int, int], int] = draw_int
 
     # ---------------------------------------------------------------- choices
-    def num(self, lo: int, hi: int) -> int:
-        return self._int(lo, hi)
-
     def pick(self, seq: Any) -> Any:
         seq = list(seq)
         return seq[self.num(0, len(seq) - 1)]
@@ -331,7 +329,6 @@ class ExprGen:
 
     def choose(self, options: list[tuple[int, str]]) -> str:
         """A weighted choice; shrinks towards the first option, which should be the simplest."""
-        options = [(w, k) for w, k in options if w > 0]
         n = self.num(0, sum(w for w, _ in options) - 1)
         for w, k in options:
             if n < w:
@@ -651,7 +648,9 @@ class ExprGen:
         if kind == "none":
             self.use("none_checks")
             c.forks += 1        # a None test of a live reference keeps two verifier states
-            return E(f"{self.pick(opt).name} {self.pick(['is None', 'is not None'])}", PREC["cmp"], BOOL)
+            v = self.pick(opt)          # on a checked reference the test folds to a constant
+            return E(f"{v.name} {self.pick(['is None', 'is not None'])}", PREC["cmp"], BOOL,
+                     c.narrowed(v))
         if kind == "guard":
             c.forks += 1
             return self.guarded(self.pick(unchecked), depth - 1, pure)
@@ -701,10 +700,8 @@ class ExprGen:
             inner = self.bool_expr(depth, pure)
         finally:
             self.ctx.frames.pop()
-        form = self.pick([("is not None", "and"), ("is None", "or"), ("", "and"), ("not", "or")])
-        test = f"{v.name} {form[0]}" if form[0].startswith("is") else \
-            (f"not {v.name}" if form[0] else v.name)
-        op = form[1]
+        test, op = self.pick([(f"{v.name} is not None", "and"), (f"{v.name} is None", "or"),
+                              (v.name, "and"), (f"not {v.name}", "or")])
         return E(f"{test} {op} {wrap(inner, PREC[op], True)}", PREC[op], BOOL)
 
     def room(self, nbytes: int) -> bool:
@@ -781,8 +778,7 @@ class ExprGen:
             vt = self.value_type(t)
             if isinstance(vt, Int):
                 e = self.int_expr(vt, depth, vt, pure)
-                if small:
-                    e = self.small(vt, e)
+                e = self.small(e) if small else e
             elif vt is BOOL:
                 e = self.bool_value(depth, pure)
             elif isinstance(vt, StructDef):
@@ -805,27 +801,21 @@ class ExprGen:
         self.ctx.stack += (s.size + 7) // 8 * 8
         return E(f"{s.name}()", PREC["atom"], s)
 
-    def small(self, t: Int, e: E) -> E:
+    def small(self, e: E) -> E:
         """Keep a key component in a small range so map contents a test sets up get hit."""
-        if e.type is None:
-            return lit_text(self.num(0, 1))
-        return binop("&", e, lit_text(1), e.type)
+        return lit_text(self.num(0, 1)) if e.type is None else binop("&", e, lit_text(1), e.type)
 
     def key_expr(self, m: MapDef) -> E:
-        k = m.key
-        if isinstance(k, StructDef):
-            v = self.struct_value(k, 1, small=True)
-            return v if v is not None else self.zeroed(k)
-        t = U32 if m.is_array else k
-        assert isinstance(t, Int)
+        """A key in the range a test fills: `S(f=x & 1)`, `x & 3`, an index below the size."""
+        if isinstance(m.key, StructDef):
+            return self.struct_value(m.key, 1, small=True) or self.zeroed(m.key)
         span = m.max_entries if m.is_array else 4
         self.ctx.stack += 8
         kind = self.choose([(3, "lit"), (4, "mask"), (1, "raw")])
         if kind == "lit":
-            return lit_text(self.num(0, span - 1 if span > 1 else 0))
-        e = self.typed(t, 1)
+            return lit_text(self.num(0, span - 1))
+        e = self.typed(U32 if m.is_array else m.key, 1)  # type: ignore[arg-type]
         if kind == "raw":
             return e
-        if span & (span - 1) == 0:
-            return binop("&", e, lit_text(span - 1), e.type)
-        return binop("%", e, lit_text(span), e.type)
+        pow2 = span & (span - 1) == 0
+        return binop("&" if pow2 else "%", e, lit_text(span - 1 if pow2 else span), e.type)

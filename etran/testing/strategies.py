@@ -509,17 +509,30 @@ def fast_input_batches(program: tir.Program, ncpu: int = 1,
     usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
 
     def build(blobs: tuple[list[bytes], bytes]) -> list[RunInput]:
-        frames = [frame_from_bytes(ByteSource(b)) for b in blobs[0]]
-        src = ByteSource(blobs[1])
-        store = store_from_bytes(src, program, ncpu,
-                                 hints=[frame_hints(f) for f in frames])
-        out = []
-        for frame in frames:
-            now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64)))
-            out.append(frame_input(frame, maps=store, now_ns=now, cpu=src.choice(usable),
-                                   random_u32=src.bits(32)))
-        return out
+        return inputs_from_bytes(program, ncpu, blobs[0], blobs[1], usable)
 
+    return input_blobs(per_example).map(build)
+
+
+def input_blobs(per_example: int) -> st.SearchStrategy[tuple[list[bytes], bytes]]:
+    """The bytes `inputs_from_bytes` turns into inputs: one string per frame, one for the rest."""
     return st.tuples(st.lists(st.binary(max_size=300), min_size=per_example,
                               max_size=per_example),
-                     st.binary(min_size=16, max_size=400)).map(build)
+                     st.binary(min_size=16, max_size=400))
+
+
+def inputs_from_bytes(program: tir.Program, ncpu: int, frame_blobs: list[bytes], rest: bytes,
+                      cpus: list[int] | None = None) -> list[RunInput]:
+    """Inputs decided by bytes: a frame per blob, and map contents (keyed, often, by those
+    frames' addresses and ports), clocks and CPUs decided by `rest`."""
+    from etran.runner import frame_input
+    frames = [frame_from_bytes(ByteSource(b)) for b in frame_blobs]
+    src = ByteSource(rest)
+    store = store_from_bytes(src, program, ncpu, hints=[frame_hints(f) for f in frames])
+    usable = cpus or [0]
+    out = []
+    for frame in frames:
+        now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64)))
+        out.append(frame_input(frame, maps=store, now_ns=now, cpu=src.choice(usable),
+                               random_u32=src.bits(32)))
+    return out
