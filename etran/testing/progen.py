@@ -24,9 +24,10 @@ inputs steer the paths; map keys stay in small ranges (`x & 3`, `S(f=y & 1)`)
 so that the contents a test puts in the maps get hit.
 
 Every choice is a hypothesis draw whose first option is the simplest, and sizes
-shrink to zero, so failing programs shrink to short readable ones. `features`
-restricts the constructs (names in `FEATURES`); `GeneratedProgram.features`
-says which ones a program uses.
+shrink to zero, so failing programs shrink to short readable ones
+(`sample_programs` drives the same generator from a seeded random, for rates and
+campaigns: tests/property/campaign.py). `features` restricts the constructs
+(names in `FEATURES`); `GeneratedProgram.features` says which ones a program uses.
 """
 from __future__ import annotations
 

@@ -18,9 +18,9 @@ Typing rules mirrored from docs/language.md ("Integer rules"): an expression
 *assignable to T* has T's signedness and at most T's width (widening is
 implicit); an integer literal takes the type of the typed operand it meets and
 must fit that type, so two literals never meet in an operator; signed and
-unsigned never mix without a cast. Every choice is a hypothesis draw, and the
-first option of each choice is the simplest one, so failing programs shrink to
-short ones.
+unsigned never mix without a cast. Every choice goes through `ExprGen.num` (a
+hypothesis draw, or a seeded random for campaigns), and the first option of each
+choice is the simplest one, so failing programs shrink to short ones.
 """
 from __future__ import annotations
 

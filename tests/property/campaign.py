@@ -2,7 +2,8 @@
 
     .venv/bin/python tests/property/campaign.py 2000 --inputs 5 --jobs 2 --out /tmp/campaign
 
-For each of N generated programs (the same N on every run): does the checker
+For each of N generated programs (the same ones for the same `--seed`, drawn
+independently by `etran.testing.progen.sample_programs`): does the checker
 accept it (rules tallied otherwise); does the kernel verifier load it, within
 the checker's estimate (worst ratios kept); do the kernel and the interpreter
 agree on `--inputs` random inputs. Programs refused only by the budget/stack
@@ -115,25 +116,43 @@ def _lifted(source: str) -> dict[str, Any]:
         rules.MAX_PROCESSED, rules.MAX_INSNS, rules.MAX_STACK = saved
 
 
+def _gist(detail: str) -> str:
+    """A verifier message without register numbers and offsets, to group failures."""
+    import re
+    msg = detail.split("rejected by the verifier: ")[-1].splitlines()[0]
+    return re.sub(r"\bR\d+|-?\d+", "#", msg)[:100]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("n", type=int)
     ap.add_argument("--inputs", type=int, default=5)
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--statements", type=int, default=40)
+    ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/progen-campaign")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
-    progs = sample_programs(a.n, a.statements)
+    progs = sample_programs(a.n, a.statements, seed=a.seed)
     t1 = time.time()
     jobs = [(i, p.source, p.hooks, a.inputs) for i, p in enumerate(progs)]
-    with multiprocessing.Pool(a.jobs) as pool:
-        results = pool.map(one, jobs, chunksize=4)
+    results = []
+    # spawn, not fork: a forked worker can inherit a held lock and hang; a stuck job is skipped
+    with multiprocessing.get_context("spawn").Pool(a.jobs, maxtasksperchild=50) as pool:
+        pending = [(j, pool.apply_async(one, (j,))) for j in jobs]
+        for j, res in pending:
+            try:
+                results.append(res.get(timeout=300))
+            except multiprocessing.TimeoutError:
+                results.append({"idx": j[0], "failure": "timeout", "detail": "no result in 300 s"})
+            if len(results) % 100 == 0:
+                print(f"  {len(results)} programs done, {time.time() - t1:.0f}s", flush=True)
     t2 = time.time()
     rejected = Counter(",".join(r["rejected"]) for r in results if "rejected" in r)
     failures = Counter(r["failure"] for r in results if "failure" in r)
+    verifier = Counter(_gist(r["detail"]) for r in results if r.get("failure") == "verifier")
     lifted = Counter(r["lifted"].split(":")[0] for r in results if "lifted" in r)
     ratios = sorted(((k / max(e, 1), k, e, r["idx"], h) for r in results if "budget" in r
                      for h, (k, e) in r["budget"].items()), reverse=True)
@@ -147,12 +166,14 @@ def main() -> None:
                 str(r.get("detail", "")).replace("\n", "\n# ") + "\n"
             (out / name).write_text(text)
     n = len(results)
-    print(f"programs: {n}; generated in {t1 - t0:.1f}s, checked/loaded/run in {t2 - t1:.1f}s "
+    print(f"programs: {n} distinct; generated in {t1 - t0:.1f}s, checked/loaded/run in {t2 - t1:.1f}s "
           f"({n / (t2 - t0):.1f} programs/s overall, {a.jobs} jobs, {a.inputs} inputs each)")
     print(f"accepted: {n - sum(rejected.values())} ({100 * (n - sum(rejected.values())) / n:.1f}%); "
           f"rejected by rule: {dict(rejected)}")
     print(f"budget/stack refusals loaded with limits lifted: {dict(lifted)}")
     print(f"failures: {dict(failures)}")
+    for msg, k in verifier.most_common():
+        print(f"  {k:4d}  verifier: {msg}")
     print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
     for ratio, k, e, idx, h in ratios[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")

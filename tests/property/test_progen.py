@@ -4,16 +4,19 @@ Issue 4's properties, over random well-typed transports from
 `etran.testing.progen` instead of hand-written ones:
 
 * (a) every generated program is valid Python and parses as the language, and
-  the checker accepts nearly all of them (the rest only for the budget/stack
-  rules; anything else is a generator or checker bug, tallied by rule);
+  the checker accepts at least 97% of them (200 independent programs from the
+  seeded sampler; refusals are tallied by rule: budget/stack ones are expected
+  at a low rate, anything else is a generator or checker bug);
 * (b) soundness: a program the checker accepts loads in the kernel verifier,
   and the verifier's processed-instruction count is within the checker's
   estimate;
 * (c) the compiled program and the reference interpreter agree on random
   inputs: valid frames and random bytes, random map contents, clock, CPU.
 
-Hypothesis runs derandomized, so CI sees the same programs every run; a
-failure shrinks to a short program, which belongs in tests/property/found/.
+(b) and (c) draw from the hypothesis strategy, derandomized, so CI sees the
+same programs every run and a failure shrinks to a short program; keep it in
+tests/property/found/ (test_found.py runs those as regressions). The file
+takes about 100 s on two cores when it passes.
 """
 from __future__ import annotations
 
@@ -90,7 +93,7 @@ def test_generated_programs_parse_and_check() -> None:
 
 # ---------------------------------------------------------------- (b) soundness and budget
 @pytest.mark.property
-@settings(KERNEL, max_examples=120)
+@settings(KERNEL, max_examples=1000)
 @given(programs(max_statements=40))
 def test_accepted_programs_pass_the_verifier_within_the_estimate(kernel: None,
                                                                   p: GeneratedProgram) -> None:
@@ -181,7 +184,7 @@ def random_packet(rng: random.Random) -> bytes:
 
 
 @pytest.mark.property
-@settings(KERNEL, max_examples=110)
+@settings(KERNEL, max_examples=800)
 @given(p=programs(max_statements=35), data=st.data())
 def test_kernel_and_interpreter_agree(kernel: None, p: GeneratedProgram, data: st.DataObject) -> None:
     program = checked(p)
