@@ -271,6 +271,9 @@ class _Walker:
         if isinstance(s, tir.Store):
             m = self.place(s.place, m)
             m = self.expr(s.value, m)
+            if s.op in ("<<", ">>") and not isinstance(s.value, tir.Const):
+                self.charge(8, m, s.span)
+                m += 1   # the count is tested against the width (see Binary)
             if s.op in ("//", "%") and not isinstance(s.value, tir.Const):
                 signed = getattr(s.place.type, "signed", False)
                 self.charge(30 if signed else 4, m, s.span)
@@ -428,7 +431,7 @@ class _Walker:
             elif p.in_packet:
                 # Bounds check, then a data_end check on the element: two more branches the
                 # verifier walks on every use.
-                self.charge(30, m, p.span)
+                self.charge(40, m, p.span)
             else:
                 self.charge(12, m, p.span)
         return m
@@ -485,7 +488,9 @@ class _Walker:
             elif e.op in ("//", "%") and e.type.signed:
                 cost = 16
             elif e.op in ("<<", ">>") and not isinstance(e.right, tir.Const):
-                cost = 5
+                # The count is tested against the width: a branch, two results.
+                self.charge(8, m, e.span)
+                return m + 1
             self.charge(cost, m, e.span)
             return m
         if isinstance(e, tir.MinMax):

@@ -325,22 +325,25 @@ class FunctionLowering(ExprLowering):
 
     def s_Store(self, s: tir.Store) -> None:
         storage = s.place.type
-        value = self.expr(s.value) if s.op is None else None
-
         align = self.place_align(s.place)
+        if s.op is None:
+            value = self.expr(s.value)          # Python's order: the value, then the target
+            where = self.resolve(s.place)
+        else:
+            # `x[i] op= v`: the target, its current value (0 if i is out of range), then v,
+            # which is evaluated even when the index is out of range, as Python would.
+            where = self.resolve(s.place)
+            t = _value_type(storage)
+            cur = self.guarded(s.place, lambda addr: self.load_scalar(addr, storage, align),
+                               ir.Constant(llvm_type(t), 0), where)
+            assert cur is not None
+            value = self.arith(s.op, cur, self.expr(s.value), t, s.value.type)
+        result = value
 
-        def access(addr: ir.Value) -> None:
-            nonlocal value
-            if s.op is not None:
-                cur = self.load_scalar(addr, storage, align)
-                t = _value_type(storage)
-                v = self.expr(s.value)
-                value = self.arith(s.op, cur, v, t, s.value.type)
-            assert value is not None
-            self.store_scalar(addr, storage, value, align)
-            return None
+        def store(addr: ir.Value) -> None:
+            self.store_scalar(addr, storage, result, align)
 
-        self.guarded(s.place, access, None)
+        self.guarded(s.place, store, None, where)
 
     def s_CopyStruct(self, s: tir.CopyStruct) -> None:
         # Source and destination may overlap (two views of one packet): copy through a

@@ -288,17 +288,26 @@ class ExprLowering:
             return base
         return self.b.gep(base, [ir.Constant(I64, off)], source_etype=I8)
 
-    def guarded(self: "FunctionLowering", place: tir.Place,
-                access: Callable[[ir.Value], ir.Value | None], default: ir.Value | None
-                ) -> ir.Value | None:
-        """Run `access(addr)` when the place exists; an index out of range reads `default`."""
+    def resolve(self: "FunctionLowering", place: tir.Place) -> tuple[ir.Value, ir.Value | None]:
+        """Evaluate a place's expressions once: (address, None) for a place that surely
+        exists, or (array base, 64-bit index) for a runtime index checked on access."""
         if not isinstance(place, tir.IndexPlace) or isinstance(place.index, tir.Const):
-            return access(self.address(place))
+            return self.address(place), None
         base = self.expr(place.base)
         idx = self.expr(place.index)
         it = place.index.type
         idx64 = idx if idx.type.width == 64 else (
             self.b.sext(idx, I64) if isinstance(it, IntType) and it.signed else self.b.zext(idx, I64))
+        return base, idx64
+
+    def guarded(self: "FunctionLowering", place: tir.Place,
+                access: Callable[[ir.Value], ir.Value | None], default: ir.Value | None,
+                resolved: tuple[ir.Value, ir.Value | None] | None = None) -> ir.Value | None:
+        """Run `access(addr)` when the place exists; an index out of range reads `default`."""
+        base, idx64 = resolved if resolved is not None else self.resolve(place)
+        if idx64 is None:
+            return access(base)
+        assert isinstance(place, tir.IndexPlace)
         # Opaque to LLVM before the check: a range LLVM can prove (`2 % n` < 3) would let it
         # drop the check, and the verifier cannot prove that range itself.
         idx64 = self.barrier(idx64)

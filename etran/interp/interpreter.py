@@ -312,11 +312,13 @@ class Interpreter:
 
     # ---------------------------------------------------------------- maps
     def key_bytes(self, key: tir.Expr, env: Any, m: Machine) -> bytes:
-        v = self.expr(key, env, m)
-        t = key.type
+        return self._key_of(self.expr(key, env, m), key.type)
+
+    @staticmethod
+    def _key_of(v: Any, t: Any) -> bytes:
         if isinstance(t, StructType):
             return bytes(v.buf[v.off:v.off + t.size])
-        buf = bytearray(t.size)  # type: ignore[union-attr]
+        buf = bytearray(t.size)
         _write(buf, 0, t, v)
         return bytes(buf)
 
@@ -339,8 +341,10 @@ class Interpreter:
         return Ref(slot, 0, e.map.name, k)
 
     def e_MapSet(self, e: tir.MapSet, env: Any, m: Machine) -> int:
-        k = self.key_bytes(e.key, env, m)
+        # Arguments left to right; a struct key is a reference, read when the helper runs.
+        key = self.expr(e.key, env, m)
         v = self.expr(e.value, env, m)
+        k = self._key_of(key, e.key.type)
         assert e.map.value is not None
         size = e.map.value.size
         new = bytes(v.buf[v.off:v.off + size])
