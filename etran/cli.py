@@ -354,6 +354,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("etran: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`etran disasm f.py | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
     except BaseException as e:  # noqa: BLE001 - every error becomes one clear message
         for cls, handle in _errors():
             if isinstance(e, cls):

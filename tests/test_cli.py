@@ -49,6 +49,25 @@ def test_disasm_interleaves_dsl_lines(capsys: pytest.CaptureFixture[str]) -> Non
     assert "rx: " in out.splitlines()[-1] and "instructions" in out.splitlines()[-1]
 
 
+def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path: Path) -> None:
+    """`etran disasm f.py | head -2`: the pipe closes early; no traceback, no error."""
+    import subprocess
+    import sys
+    big = tmp_path / "big.py"   # a listing well over a pipe's 64 KiB, so the writer blocks
+    big.write_text("from etran.dsl import *\n\n\n@xdp\ndef rx(pkt: Packet) -> int:\n"
+                   "    total: u32 = 0\n"
+                   + "".join(f"    total = total * {i + 3} + pkt.len\n" for i in range(1500))
+                   + "    return XDP_PASS if total != 7 else XDP_DROP\n")
+    proc = subprocess.Popen([sys.executable, "-m", "etran", "disasm", str(big)], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout is not None and proc.stderr is not None
+    first = proc.stdout.readline()
+    proc.stdout.close()
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=60) == 0, err
+    assert first.startswith(b"program rx") and err == ""
+
+
 def test_disasm_unknown_hook_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "disasm", DCTCP, "--hook", "nope")
     assert code == 2 and err.strip() == f"etran: no hook named 'nope' in {DCTCP}; hooks: rx, tx"

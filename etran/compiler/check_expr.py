@@ -422,7 +422,8 @@ class ExprChecker:
 
     def e_UnaryOp(self, e: ast.UnaryOp, expected: Type | None) -> tir.Expr:
         if e.op == "not":
-            test, _, _ = self.condition(e.operand)
+            test, ft, ff = self.condition(e.operand)
+            self.flow = join(ft, ff)  # a value, not a branch: nothing is narrowed after it
             if isinstance(test, tir.Const):
                 return tir.Const(1 - test.value, BOOL, e.span)
             return tir.Not(test, e.span)

@@ -351,14 +351,8 @@ class BodyChecker(CallChecker):
 
     def s_For(self, s: ast.For) -> tir.Stmt:
         assert self.fn is not None
-        # The bound is evaluated before every iteration: its types come from a first look,
-        # and it is checked for real with the facts that hold at the loop head (below).
-        try:
-            with self.speculative():
-                start, stop, step, bound, t = self.range_bounds(s.iter)
-        except CheckFailed:
-            self.range_bounds(s.iter)  # report the problem for real
-            raise
+        # The bound is evaluated once, before the first iteration, as in Python.
+        start, stop, step, bound, t = self.range_bounds(s.iter)
         name = s.target.id
         var = self.fn.locals.get(name)
         if var is None:
@@ -382,8 +376,6 @@ class BodyChecker(CallChecker):
                 break
             head = nxt
         self.flow = head
-        start, stop, step, bound, t = self.range_bounds(s.iter)
-        head = self.flow
         end, frame = self.loop_body(s, var, head, collect=True)
         self.flow = join_all([head] + frame.breaks).without(var)
         return tir.Loop(var, start, stop, step, bound, frame.body, s.span)

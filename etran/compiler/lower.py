@@ -383,6 +383,12 @@ class FunctionLowering(ExprLowering):
         ty = ir.IntType(t.bits)
         k_slot = self._alloca(I64, 8)
         b.store(ir.Constant(I64, 0), k_slot)
+        stop = None
+        if not isinstance(s.stop, tir.Const):
+            # Evaluated once, before the first iteration, as Python evaluates `range(...)`.
+            # Opaque: if LLVM proved the stop small (`3 >> n`) it would drop the counter
+            # check against the bound, and the verifier cannot prove it.
+            stop = self.barrier(self.expr(s.stop))
         head = self.new_block("for.head")
         body = self.new_block("for.body")
         latch = self.new_block("for.latch")
@@ -392,11 +398,8 @@ class FunctionLowering(ExprLowering):
         k = b.load(k_slot, typ=I64)
         go = b.icmp_unsigned("<", k, ir.Constant(I64, s.bound))
         start = self.const(t, s.start.value)  # type: ignore[union-attr]
-        if not isinstance(s.stop, tir.Const):
+        if stop is not None:
             i = b.add(start, b.mul(b.trunc(k, ty) if t.bits < 64 else k, ir.Constant(ty, s.step)))
-            # Opaque: if LLVM proved the stop small (`3 >> n`) it would drop the counter
-            # check against the bound, and the verifier cannot prove it.
-            stop = self.barrier(self.expr(s.stop))
             op = "<" if s.step > 0 else ">"
             more = b.icmp_signed(op, i, stop) if t.signed else b.icmp_unsigned(op, i, stop)
             go = b.and_(go, more)

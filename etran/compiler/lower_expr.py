@@ -207,8 +207,6 @@ class ExprLowering:
 
     def x_Logic(self: "FunctionLowering", e: tir.Logic) -> ir.Value:
         left = self.expr(e.left)
-        if isinstance(e.left, tir.IsNone):
-            left = self.opaque_bool(left)
         start = self.b.block
         rhs = self.new_block("logic.rhs")
         done = self.new_block("logic.end")
@@ -218,8 +216,6 @@ class ExprLowering:
             self.b.cbranch(left, done, rhs)
         self.b.position_at_end(rhs)
         right = self.expr(e.right)
-        if isinstance(e.right, tir.IsNone):
-            right = self.opaque_bool(right)
         rhs_end = self.b.block
         self.b.branch(done)
         self.b.position_at_end(done)
@@ -397,7 +393,10 @@ class ExprLowering:
 
     def x_IsNone(self: "FunctionLowering", e: tir.IsNone) -> ir.Value:
         p = self.expr(e.operand)
-        return self.b.icmp_unsigned("!=" if e.negate else "==", p, ir.Constant(PTR, None))
+        test = self.b.icmp_unsigned("!=" if e.negate else "==", p, ir.Constant(PTR, None))
+        # Opaque, so LLVM cannot fold two null tests (even in nested ifs) into one test of
+        # `a | b`: arithmetic on pointers, which the verifier refuses.
+        return self.opaque_bool(test)
 
     def x_NewStruct(self: "FunctionLowering", e: tir.NewStruct) -> ir.Value:
         slot = self.temp(e.struct.size, e.struct.align)

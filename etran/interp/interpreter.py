@@ -183,10 +183,10 @@ class Interpreter:
         t = s.var.type
         assert isinstance(t, IntType) and isinstance(s.start, tir.Const)
         const_stop = isinstance(s.stop, tir.Const)
+        stop = None if const_stop else self.expr(s.stop, env, m)  # once, as in Python
         for k in range(s.bound):
             i = t.wrap(s.start.value + k * s.step)
-            if not const_stop:
-                stop = self.expr(s.stop, env, m)
+            if stop is not None:
                 if not (i < stop if s.step > 0 else i > stop):
                     break
             env[s.var] = i

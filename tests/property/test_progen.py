@@ -184,7 +184,7 @@ def random_packet(rng: random.Random) -> bytes:
 
 
 @pytest.mark.property
-@settings(KERNEL, max_examples=800)
+@settings(KERNEL, max_examples=2000)
 @given(p=programs(max_statements=35), data=st.data())
 def test_kernel_and_interpreter_agree(kernel: None, p: GeneratedProgram, data: st.DataObject) -> None:
     program = checked(p)

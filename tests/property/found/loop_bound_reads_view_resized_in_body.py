@@ -1,10 +1,10 @@
 """Verifier rejection of a checker-accepted program: "R? invalid mem access 'scalar'".
 
-The bound of `range(min(eth.proto, 8))` is evaluated again before every iteration (in the
-kernel and in the interpreter), and the body resizes the packet, so from the second
-iteration on the bound reads a stale view. The checker checks the bound once, before the
-loop, where `eth` is still valid; it should check it with the flow at the loop head (as it
-does the body), i.e. refuse it as `view-after-resize`."""
+The bound of `range(min(eth.proto, 8))` used to be evaluated again before every
+iteration, so from the second iteration on it read a view the body had invalidated by
+resizing the packet. The bound is now evaluated once, before the first iteration, as
+Python evaluates `range(...)`: the program is valid, loads, and agrees with the
+interpreter."""
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth
 
