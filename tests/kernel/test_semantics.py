@@ -120,3 +120,43 @@ def test_documented_corners() -> None:
     assert run_interp("u8", 250, 10)["add"] == 4
     r = run_interp("i8", -1, 0)
     assert r["wide"] == -1 and r["uwide"] == 2**64 - 1 and r["narrow"] == 255
+
+
+LOOP_STOP = '''
+from etran.dsl import *
+
+class Budget(Struct):
+    left: u32
+    runs: u32
+
+budgets = ArrayMap(Budget, max_entries=1)
+
+@xdp
+def spend(pkt: Packet) -> int:
+    b = budgets.get(0)
+    if b is None:
+        return XDP_ABORTED
+    for i in range(min(b.left, 8)):
+        b.left -= 2          # the stop was read once: this does not cut the loop short
+        b.runs += 1
+    return XDP_PASS
+'''
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("left", [0, 1, 5, 8, 20])
+def test_range_stop_is_evaluated_once_as_in_python(kernel: None, left: int) -> None:
+    program = check_source(LOOP_STOP, "loop_stop.py")
+    obj = compile_program(program, observe=True)
+    value = program.map("budgets").value
+    expected_runs = len(range(min(left, 8)))     # what Python does with the same source
+    with KernelRunner(obj) as runner:
+        store = MapStore(program, runner.ncpu)
+        store.set("budgets", 0, {"left": left, "runs": 0})
+        inp = frame_input(bytes(64), maps=store)
+        k = runner.run("spend", inp)
+        i = Interpreter(program).run("spend", inp)
+        assert not compare(k, i)
+    after = codec.decode(value, i.maps["budgets"].entries[bytes(4)])
+    assert after["runs"] == expected_runs
+    assert after["left"] == (left - 2 * expected_runs) % 2**32

@@ -14,16 +14,20 @@ Issue 4's properties, over random well-typed transports from
   inputs: valid frames and random bytes, random map contents, clock, CPU.
 
 (b) and (c) draw from the hypothesis strategy, derandomized, so CI sees the
-same programs every run and a failure shrinks to a short program; keep it in
-tests/property/found/ (test_found.py runs those as regressions). The file
-takes about 100 s on two cores when it passes.
+same programs every run and a failure shrinks to a short program. The shrunk
+counterexample is written where the regression tests find it: a (b) failure as
+a program in tests/property/found/ (test_found.py), a (c) failure as source and
+input in tests/property/regressions/ (test_examples_fuzz.py replays those);
+commit it with the fix. The file takes 2 to 3 minutes on two cores.
 """
 from __future__ import annotations
 
 import ast as pyast
+import hashlib
 import itertools
 import random
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -37,9 +41,11 @@ from etran.compiler.pipeline import compile_program
 from etran.compiler.types import ArrayType, BeType, BoolType, IntType, MapType, StructType
 from etran.dsl.diagnostics import DiagnosticError
 from etran.dsl.parser import parse
+from etran.fuzz import Counterexample, save_counterexample
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore
 from etran.runner import KernelRunner, compare, frame_input
+from etran.runtime.errors import VerifierError
 from etran.runtime.loader import load_object
 from etran.testing import packets
 from etran.testing.progen import FEATURES, GeneratedProgram, programs, sample_programs
@@ -47,6 +53,33 @@ from etran.testing.progen import FEATURES, GeneratedProgram, programs, sample_pr
 LIMIT_RULES = {"budget", "stack"}      # rejections that are not the generator's fault
 KERNEL = settings(deadline=None, derandomize=True, database=None,
                   suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+
+
+FOUND = Path(__file__).parent / "found"
+REGRESSIONS = Path(__file__).parent / "regressions"
+_kept: dict[str, Path] = {}
+
+
+def keep(test: str, path: Path, text: str) -> None:
+    """Save a failing example, replacing the one this test saved before: hypothesis runs
+    the shrunk example last, so the file left behind is the shrunk counterexample."""
+    old = _kept.get(test)
+    if old is not None and old != path:
+        old.unlink(missing_ok=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    _kept[test] = path
+
+
+def keep_program(p: GeneratedProgram, why: str) -> Path:
+    """A (b) counterexample as a program in found/, its docstring saying what went wrong."""
+    digest = hashlib.sha256(p.source.encode()).hexdigest()[:10]
+    path = FOUND / f"generated_{digest}.py"
+    quote = chr(34) * 3
+    body = p.source.split(quote, 2)[-1].lstrip("\n")      # drop the generator's docstring
+    doc = why.replace(quote, "'''").replace("\\", "/")
+    keep("b", path, f"{quote}{doc}\n{quote}\n{body}")
+    return path
 
 
 def checked(p: GeneratedProgram) -> tir.Program | None:
@@ -101,12 +134,20 @@ def test_accepted_programs_pass_the_verifier_within_the_estimate(kernel: None,
     if program is None:
         return
     obj = compile_program(program)
-    with load_object(obj.elf) as loaded:           # a VerifierError here is a soundness bug
+    try:
+        loading = load_object(obj.elf)
+    except VerifierError as e:                     # a soundness bug
+        saved = keep_program(p, f"Verifier rejection of a checker-accepted program.\n\n{e}")
+        raise AssertionError(f"the verifier refuses an accepted program (saved to {saved}):\n"
+                             f"{e}\n{p.source}") from None
+    with loading as loaded:
         for name, prog in loaded.programs.items():
             est = program.budgets[name].processed
-            assert prog.stats.processed_insns <= est, (
-                f"`{name}`: the verifier processed {prog.stats.processed_insns} instructions, "
-                f"above the checker's estimate {est}\n{p.source}")
+            if prog.stats.processed_insns > est:
+                why = (f"`{name}`: the verifier processed {prog.stats.processed_insns} "
+                       f"instructions, above the checker's estimate {est}")
+                saved = keep_program(p, f"Budget under-estimate.\n\n{why}.")
+                raise AssertionError(f"{why} (saved to {saved})\n{p.source}")
 
 
 # ---------------------------------------------------------------- (c) kernel == interpreter
@@ -203,6 +244,11 @@ def test_kernel_and_interpreter_agree(kernel: None, p: GeneratedProgram, data: s
             k = runner.run(hook, inp)
             mine = interp.run(hook, inp)
             diffs = compare(k, mine)
-            assert not diffs, (f"step {step}, hook `{hook}`, packet {inp.packet.hex()}:\n  "
-                               + "\n  ".join(map(str, diffs)) + "\n" + p.source)
+            if diffs:
+                cx = Counterexample(program, hook, inp, None, k, mine, diffs)
+                saved = save_counterexample(cx, REGRESSIONS)
+                keep("c", saved, saved.read_text())
+                raise AssertionError(f"step {step}, hook `{hook}`, packet {inp.packet.hex()} "
+                                     f"(saved to {saved}):\n  "
+                                     + "\n  ".join(map(str, diffs)) + "\n" + p.source)
             store = mine.maps
