@@ -258,6 +258,7 @@ class CallChecker(ExprChecker):
             self.fail(target.span, "bounds", "`atomic_add` needs an element at a constant index",
                       "the element must provably exist: use a constant index, or a field")
         value = self.coerce(self.value(amount, t), t, amount.span, "the amount")
+        self.still_valid(loaded.place.base)
         return tir.AtomicAdd(loaded.place, value, t, e.span)
 
     def map_origin(self, ref: tir.Expr) -> str | None:

@@ -241,6 +241,7 @@ class ExprChecker:
         if len(e.index) != 1:
             self.fail(e.span, "type", "an array takes one index")
         idx = self.value(e.index[0])
+        self.still_valid(base)  # type: ignore[arg-type]
         if isinstance(idx, tir.Const):
             if not 0 <= idx.value < bt.length:
                 self.fail(e.index[0].span, "bounds",
@@ -263,6 +264,15 @@ class ExprChecker:
                       "the element must provably exist; use a constant index")
         place = tir.IndexPlace(base, idx, bt.elem, bt.length, e.span, in_packet)  # type: ignore[arg-type]
         return self.place_value(place, e.span)
+
+    def still_valid(self, base: tir.Expr) -> None:
+        """Check again the reference `base` is reached from, after a later part of the same
+        expression ran: `flow.last[f()]` reads through `flow` after `f` runs, and
+        `atomic_add(flow.n, f())` writes through it after, so a map update or a packet
+        resize inside `f` leaves that access stale."""
+        root = _root_var(base)
+        if root is not None:
+            self.var_ref(root, base.span)
 
     # ---------------------------------------------------------------- conversions
     def coerce(self, value: tir.Expr, target: Type, span: Span, what: str = "value") -> tir.Expr:
