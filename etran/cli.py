@@ -76,6 +76,11 @@ def cmd_check(args: argparse.Namespace) -> int:
 def _compile(path: str, observe: bool = False) -> Any:
     from etran.compiler.pipeline import compile_program
     program = _check(path)
+    if not program.hooks:
+        # A module without hooks is fine to import (`etran check` accepts it), but there
+        # is nothing here to build, load or run.
+        raise InputError(f"{path} defines no hook: nothing to compile; decorate a function "
+                         "with @xdp, @egress, @gen or @timer(Struct.field)")
     _SOURCES.update(program.sources)  # to map a verifier rejection back to DSL lines
     return compile_program(program, observe=observe)
 

@@ -68,6 +68,18 @@ def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path: Path) -> None:
     assert first.startswith(b"program rx") and err == ""
 
 
+def test_a_file_without_hooks_has_nothing_to_build(capsys: pytest.CaptureFixture[str],
+                                                    tmp_path: Path) -> None:
+    lib = tmp_path / "lib.py"
+    lib.write_text("from etran.dsl import *\n\n\nclass Pair(Struct):\n    a: u32\n    b: u32\n")
+    assert run(capsys, "check", str(lib))[0] == 0      # importable by other transports
+    for command in ("build", "disasm", "verify"):
+        code, out, err = run(capsys, command, str(lib))
+        assert code == 1 and out == ""
+        assert err.strip() == (f"etran: {lib} defines no hook: nothing to compile; decorate a "
+                               "function with @xdp, @egress, @gen or @timer(Struct.field)")
+
+
 def test_disasm_unknown_hook_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "disasm", DCTCP, "--hook", "nope")
     assert code == 2 and err.strip() == f"etran: no hook named 'nope' in {DCTCP}; hooks: rx, tx"
