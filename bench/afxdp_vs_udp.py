@@ -51,6 +51,19 @@ def burst(send: Callable[[list[bytes]], object], drain: Callable[[], int], frame
     return len(frames) / (time.perf_counter() - start)
 
 
+def udp_drainer(sock: socket.socket) -> Callable[[], int]:
+    """A drain for `burst`: reads every datagram waiting on the non-blocking `sock`."""
+    def drain() -> int:
+        n = 0
+        try:
+            while True:
+                sock.recvfrom(2048)
+                n += 1
+        except BlockingIOError:
+            return n
+    return drain
+
+
 def ping_pong(round_trip: Callable[[], None], samples: int) -> tuple[float, float]:
     for _ in range(20):
         round_trip()  # warm up
@@ -100,16 +113,7 @@ def main() -> None:
                 for _ in batch:
                     ua.sendto(payload, to_b)
 
-            def udp_drain() -> int:
-                n = 0
-                try:
-                    while True:
-                        ub.recvfrom(2048)
-                        n += 1
-                except BlockingIOError:
-                    return n
-
-            udp_rate = burst(udp_send, udp_drain, frames)
+            udp_rate = burst(udp_send, udp_drainer(ub), frames)
             ub.setblocking(True)
             ub.settimeout(1.0)
             to_a = (a.ip, PORT + 1)

@@ -39,6 +39,9 @@ from etran.runtime.topology import Host, Topology  # noqa: E402
 from etran.runtime.typed import typed_maps  # noqa: E402
 from etran.testing.packets import eth, ipv4, udp  # noqa: E402
 
+sys.path.insert(0, str(ROOT / "bench"))
+from afxdp_vs_udp import burst, udp_drainer  # noqa: E402
+
 HEADER = struct.Struct("!BBHIII")   # Datagram in reliable_datagram.py
 FLOW = 3
 
@@ -126,25 +129,11 @@ def run_udp(a: Host, b: Host, port: int, frames: int, samples: int) -> dict[str,
         to_b = (b.ip, port + 1)
         ub.setblocking(False)
 
-        def drain() -> int:
-            n = 0
-            try:
-                while True:
-                    ub.recvfrom(2048)
-                    n += 1
-            except BlockingIOError:
-                return n
+        def send(batch: list[bytes]) -> None:
+            for datagram in batch:
+                ua.sendto(datagram, to_b)
 
-        sent = got = 0
-        start = time.perf_counter()
-        while sent < frames:
-            for _ in range(min(64, frames - sent)):
-                ua.sendto(payload, to_b)
-                sent += 1
-            got += drain()
-        while got < frames and time.perf_counter() - start < 30:
-            got += drain()
-        elapsed = time.perf_counter() - start
+        rate = burst(send, udp_drainer(ub), [payload] * frames, timeout=30.0)
         ub.setblocking(True)
         ub.settimeout(1.0)
         one_way = []
@@ -155,7 +144,7 @@ def run_udp(a: Host, b: Host, port: int, frames: int, samples: int) -> dict[str,
             if i >= 20:
                 one_way.append((time.perf_counter() - t0) * 1e6)
     median, p99 = percentiles(one_way)
-    return {"rate": got / elapsed, "median": median, "p99": p99}
+    return {"rate": rate, "median": median, "p99": p99}
 
 
 def main() -> None:

@@ -1,0 +1,58 @@
+"""The benchmarks still run: each script, at a small size, prints its report with numbers.
+
+The numbers themselves are recorded in docs/ from full-size runs; here a benchmark that
+broke (an API it uses changed, a topology it builds fails) fails the suite instead of
+rotting until the next measurement.
+"""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [pytest.mark.netns, pytest.mark.kernel]
+
+NUMBER = r"[\d,]+(?:\.\d+)?"
+
+
+def bench(kernel: None, script: str, *args: str) -> str:
+    done = subprocess.run([sys.executable, str(ROOT / "bench" / script), *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr
+    return done.stdout
+
+
+def ratio_rows(out: str) -> dict[str, float]:
+    """Table rows `| name | a | b | a/b |` -> name: the ratio, checked against a and b."""
+    rows = {}
+    for m in re.finditer(rf"^\| ([^|]+?) \| ({NUMBER})(?: us)? \| ({NUMBER})(?: us)? \| "
+                         rf"({NUMBER}) \|$", out, re.M):
+        a, b, r = (float(m[i].replace(",", "")) for i in (2, 3, 4))
+        assert a > 0 and b > 0 and r == pytest.approx(a / b, rel=0.02, abs=0.01), m[0]
+        rows[m[1]] = r
+    return rows
+
+
+def test_reliable_transport_against_udp(kernel: None) -> None:
+    out = bench(kernel, "reliable_vs_udp.py", "--frames", "600", "--samples", "40")
+    rows = ratio_rows(out)
+    assert set(rows) == {"frames/s delivered", "one way, median", "one way, p99"}
+    assert re.search(rf"egress path: {NUMBER} us per frame; gen path: {NUMBER} us per round",
+                     out)
+
+
+def test_afxdp_against_udp(kernel: None) -> None:
+    out = bench(kernel, "afxdp_vs_udp.py", "--frames", "600", "--samples", "40")
+    assert set(ratio_rows(out)) == {"frames/s", "round trip, median", "round trip, p99"}
+
+
+def test_differential_throughput(kernel: None) -> None:
+    out = bench(kernel, "differential.py", "--cases", "100", "--example", "dctcp")
+    for hook in ("rx", "tx", "rto_expired"):
+        assert re.search(rf"^dctcp\s+{hook}\s+\w+\s+100\s+{NUMBER}\s+0$", out, re.M), out
+    assert "DCTCP ingress:" in out
