@@ -18,7 +18,9 @@ ls examples/*.py | xargs -P 2 -I{} sh -c \
     '.venv/bin/etran fuzz "$1" --examples "$2" --seed "$3" --save tests/property/regressions \
         > "$4/$(basename "$1").log" 2>&1' _ {} "$n" "$seed" "$logs" || status=1
 end=$(date +%s)
-grep -h " mismatches, " "$logs"/*.log
+for log in "$logs"/*.log; do
+    sed -n "s/^\(.* mismatches, .*\)/$(basename "$log" .py.log) \1/p" "$log"
+done
 awk '/ mismatches / { cases += $2; bad += $4; hooks += 1 }
      END { printf "total: %d hooks, %d cases, %d mismatches\n", hooks, cases, bad }' \
     <(grep -h " mismatches, " "$logs"/*.log | tr -d ,)

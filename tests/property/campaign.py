@@ -174,6 +174,18 @@ def main() -> None:
     print(f"failures: {dict(failures)}")
     for msg, k in verifier.most_common():
         print(f"  {k:4d}  verifier: {msg}")
+    if ratios:
+        looseness = sorted(e / max(k, 1) for r in results if "budget" in r
+                           for k, e in r["budget"].values())
+        q = lambda f: looseness[min(int(f * len(looseness)), len(looseness) - 1)]  # noqa: E731
+        print(f"estimate/kernel over {len(looseness)} accepted hooks: min {looseness[0]:.2f}, "
+              f"p10 {q(0.1):.2f}, median {q(0.5):.2f}, p90 {q(0.9):.1f}")
+    refused_counts = sorted(max(k for k, _ in r["lifted_budget"].values())
+                            for r in results if "lifted_budget" in r)
+    if refused_counts:
+        print(f"false refusals: the kernel processed {refused_counts[0]:,} to "
+              f"{refused_counts[-1]:,} instructions (median "
+              f"{refused_counts[len(refused_counts) // 2]:,}) on the programs refused for budget")
     print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
     for ratio, k, e, idx, h in ratios[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
