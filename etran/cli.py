@@ -4,6 +4,8 @@
     etran build FILE -o OUT.o        a standard BPF ELF object
     etran disasm FILE [--hook H]     BPF instructions with the DSL source interleaved
     etran verify FILE [--log]        load into the kernel verifier: verdict and statistics
+                                     (build, disasm, verify, run, fuzz: --kernel-decides loads
+                                     a program whose verifier-work estimate is over the limit)
     etran run FILE HOOK --packet HEX [--maps JSON]
                                      the kernel's and the interpreter's results side by side
     etran fuzz FILE [--hook H] [--examples N] [--seed S]
@@ -48,8 +50,15 @@ def _read_source(path: str) -> tuple[str, str]:
 
 def _check(path: str) -> Any:
     from etran.compiler.check import check_source
+    from etran.dsl.diagnostics import DiagnosticSink, render
     text, name = _read_source(path)
-    return check_source(text, name)
+    sink = DiagnosticSink()
+    program = check_source(text, name, sink=sink, budget_advisory=_KERNEL_DECIDES)
+    warnings = [d for d in sink.sorted() if d.severity == "warning"]
+    if warnings:
+        print(render(warnings) + "\n  (--kernel-decides: loading anyway; the kernel "
+              "verifier decides)", file=sys.stderr)
+    return program
 
 
 # ---------------------------------------------------------------- check / build
@@ -268,6 +277,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------- main
+def _add_kernel_decides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel-decides", action="store_true",
+                   help="when the checker's (pessimistic) estimate of verifier work is over "
+                   "the kernel's limit, warn and load anyway: the kernel verifier decides")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="etran", description="Kernel transports in restricted "
                                 "Python, compiled to eBPF and checked against an interpreter.")
@@ -278,14 +293,17 @@ def build_parser() -> argparse.ArgumentParser:
     b = sub.add_parser("build", help="compile a transport to a BPF ELF object")
     b.add_argument("file")
     b.add_argument("-o", "--output", help="output object (default: FILE's stem + .o)")
+    _add_kernel_decides(b)
     b.set_defaults(func=cmd_build)
     d = sub.add_parser("disasm", help="show BPF instructions with DSL source lines")
     d.add_argument("file")
     d.add_argument("--hook", help="only this hook")
+    _add_kernel_decides(d)
     d.set_defaults(func=cmd_disasm)
     v = sub.add_parser("verify", help="load into the kernel verifier and report statistics")
     v.add_argument("file")
     v.add_argument("--log", action="store_true", help="print the full verifier log")
+    _add_kernel_decides(v)
     v.set_defaults(func=cmd_verify)
     r = sub.add_parser("run", help="run a hook in the kernel and in the interpreter, compare")
     r.add_argument("file")
@@ -294,6 +312,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--maps", help="map contents as JSON, or @file.json")
     r.add_argument("--now", type=int, default=0, help="the clock for the interpreter (ns)")
     r.add_argument("--cpu", type=int, default=0, help="run on this CPU")
+    _add_kernel_decides(r)
     r.set_defaults(func=cmd_run)
     fz = sub.add_parser("fuzz", help="compare kernel and interpreter on generated inputs, "
                         "or on generated programs with --programs N")
@@ -305,6 +324,7 @@ def build_parser() -> argparse.ArgumentParser:
     fz.add_argument("--inputs", type=int, default=3, help="inputs per generated program")
     fz.add_argument("--save", default=".etran/counterexamples",
                     help="where counterexamples are saved (default .etran/counterexamples)")
+    _add_kernel_decides(fz)
     fz.set_defaults(func=cmd_fuzz)
     dm = sub.add_parser("demo", help="check, build, verify and run the DCTCP example")
     dm.set_defaults(func=cmd_demo)
@@ -341,10 +361,11 @@ def _errors() -> list[tuple[type[BaseException], Callable[[Any], tuple[str, int]
 
 _SOURCES: dict[str, str] = {}
 _WANT_LOG = False
+_KERNEL_DECIDES = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global _WANT_LOG
+    global _WANT_LOG, _KERNEL_DECIDES
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -354,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.print_help()
         return EXIT_USAGE
     _WANT_LOG = bool(getattr(args, "log", False))
+    _KERNEL_DECIDES = bool(getattr(args, "kernel_decides", False))
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

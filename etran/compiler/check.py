@@ -604,8 +604,11 @@ def _single_bindings(body: tuple[ast.Stmt, ...]) -> frozenset[str]:
 def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] | None = None,
                  sink: DiagnosticSink | None = None,
                  timings: dict[str, float] | None = None,
-                 enforce_rules: bool = True) -> tir.Program:
-    """Parse and check a transport; raise DiagnosticError listing every problem found."""
+                 enforce_rules: bool = True, budget_advisory: bool = False) -> tir.Program:
+    """Parse and check a transport; raise DiagnosticError listing every problem found.
+
+    `budget_advisory` turns the verifier-work estimate into a warning left in `sink`:
+    the kernel verifier has the last word (`--kernel-decides` on the command line)."""
     t0 = time.perf_counter()
     sink = sink or DiagnosticSink()
     dirs = list(search_dirs or [])
@@ -631,7 +634,7 @@ def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] |
         constants={n: c.value for n, c in main.names.items() if isinstance(c, ConstSym)},
     )
     if enforce_rules:
-        check_rules(program, sink)
+        check_rules(program, sink, budget_advisory)
     else:
         # Past the checker on purpose (precision measurements): whole-program rule
         # violations are recorded on the program instead of stopping the compile.

@@ -21,7 +21,9 @@ MAX_STACK = 512
 MAX_CALL_DEPTH = 8
 
 
-def check_rules(program: tir.Program, sink: DiagnosticSink) -> None:
+def check_rules(program: tir.Program, sink: DiagnosticSink, budget_advisory: bool = False) -> None:
+    """The whole-program rules. With `budget_advisory`, an estimate over the verifier's
+    limit is a warning, and the kernel verifier decides (the estimate is pessimistic)."""
     _recursion(program, sink)
     if sink.has_errors:
         return  # depth and stack are meaningless on a cyclic call graph
@@ -32,14 +34,17 @@ def check_rules(program: tir.Program, sink: DiagnosticSink) -> None:
     for hook in program.hooks:
         est = estimate_hook(hook)
         program.budgets[hook.name] = est
+        error = sink.warning if budget_advisory else sink.error   # advisory: a warning
         if est.processed > MAX_PROCESSED:
-            sink.error(hook.name_span or hook.span, "budget",
+            error(hook.name_span or hook.span, "budget",
                        f"`{hook.name}` may make the verifier process about {est.processed:,} "
                        f"instructions; the kernel stops at {MAX_PROCESSED:,}",
                        f"the largest part: {est.hottest}",
-                       "lower loop bounds, or split the work across hooks or runs")
+                       "lower loop bounds, or split the work across hooks or runs; the "
+                       "estimate is pessimistic: `etran verify --kernel-decides` (or build, "
+                       "run, fuzz) lets the kernel verifier decide")
         elif est.insns > MAX_INSNS:
-            sink.error(hook.name_span or hook.span, "budget", f"`{hook.name}` compiles to about {est.insns:,} "
+            error(hook.name_span or hook.span, "budget", f"`{hook.name}` compiles to about {est.insns:,} "
                        f"instructions; the kernel accepts at most {MAX_INSNS:,}")
 
 
