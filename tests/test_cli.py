@@ -156,17 +156,17 @@ def test_run_rejects_bad_input_with_one_line(kernel: None, capsys: pytest.Captur
 
 def test_kernel_decides_loads_past_a_pessimistic_budget_estimate(
         kernel: None, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """The option walk of tcp_options with 16 steps: the checker estimates over 1,000,000
-    processed instructions (its estimate is pessimistic), the kernel needs about 10,000."""
+    """The option walk of tcp_options with 40 steps: the checker estimates over 1,000,000
+    processed instructions (its estimate is pessimistic), the kernel needs about 25,000."""
     source = (ROOT / "examples" / "tcp_options.py").read_text()
     assert "MAX_OPTIONS = 10\n" in source
-    walk16 = tmp_path / "walk16.py"
-    walk16.write_text(source.replace("MAX_OPTIONS = 10\n", "MAX_OPTIONS = 16\n"))
-    code, out, err = run(capsys, "check", str(walk16))
+    walk40 = tmp_path / "walk40.py"
+    walk40.write_text(source.replace("MAX_OPTIONS = 10\n", "MAX_OPTIONS = 40\n"))
+    code, out, err = run(capsys, "check", str(walk40))
     assert code == 1 and "error[budget]: `parse_options` may make the verifier process" in err
     assert "`etran verify --kernel-decides`" in err
-    assert run(capsys, "verify", str(walk16))[0] == 1
-    code, out, err = run(capsys, "verify", str(walk16), "--kernel-decides")
+    assert run(capsys, "verify", str(walk40))[0] == 1
+    code, out, err = run(capsys, "verify", str(walk40), "--kernel-decides")
     assert code == 0, err
     assert "warning[budget]: `parse_options`" in err and "the kernel verifier decides" in err
     assert "accepted by the kernel verifier" in out

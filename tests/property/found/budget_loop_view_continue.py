@@ -1,0 +1,14 @@
+"""Budget under-estimate (1.43x, under a loop model that let branch states be pruned at the
+next iteration): a view taken and tested in each of 16 iterations. A view or lookup that
+may be None leaves pointer states the verifier keeps apart, like a select."""
+from etran.dsl import *
+from etran.bpf_templates.headers import Eth, IPv4
+LIMIT: u16 = 794
+@xdp
+def rx(pkt: Packet) -> int:
+    for i in range(min(u32(LIMIT), 16)):
+        ip = pkt.header(IPv4, Eth.size)
+        if ip is None:
+            continue
+    return XDP_ABORTED
+
