@@ -13,11 +13,8 @@ Two numbers per hook, both before LLVM runs:
   decides a branch, a loop bound, a packet offset or an index (the verifier
   tracks those precisely), or assigns a reference (pointer states differ),
   and that they merge otherwise; only variables read later count, since the
-  verifier's liveness ignores dead registers and slots when it prunes. A
-  reference tested for None splits the paths into those that know it is null
-  and those that know it is not; testing it again partitions them instead of
-  doubling them. Loops are walked iteration by iteration, like the verifier
-  does.
+  verifier's liveness ignores dead registers and slots when it prunes. Loops
+  are walked iteration by iteration, like the verifier does.
 
 `tests/` and the property tests compare both numbers with what the kernel
 reports; the estimate must never be below the kernel's count for a program
@@ -228,9 +225,6 @@ class _Walker:
         self._unroll = 1.0       # static copies of the current code (loops unrolled)
         self.later: frozenset[tir.Var] = frozenset()
         self.untested: set[tir.Var] = set()
-        # References tested for None whose answer the paths remember: the share of the
-        # current paths on which each is null.
-        self.split: dict[tir.Var, float] = {}
         self._tail_cache: dict[int, tuple[object, list[frozenset[tir.Var]]]] = {}
 
     # ---------------------------------------------------------------- statements
@@ -269,7 +263,6 @@ class _Walker:
         if isinstance(s, tir.Assign):
             m = self.expr(s.value, m)
             self.untested.discard(s.var)
-            self.split.pop(s.var, None)
             if isinstance(s.value, (tir.PacketHeader, tir.MapGet, tir.QueuePop)) \
                     and s.var in self.later:
                 self.untested.add(s.var)   # null on one path, a reference on the other
@@ -315,28 +308,8 @@ class _Walker:
             m = self.expr(s.test, m)
             self.charge(1, m, s.span)
             self.untested -= _none_tested(s.test)
-            before = self.split
-            # A reference tested before is null on a known share of the paths: this test
-            # only partitions them (the verifier already knows the answer on each path).
-            tested = _null_test(s.test)
-            m_true = m_false = m
-            if tested is not None and tested[0] in before:
-                null_share = before[tested[0]]
-                m_null, m_ref = m * null_share, m * (1 - null_share)
-                m_true, m_false = (m_null, m_ref) if tested[1] else (m_ref, m_null)
-            self.split = dict(before)
-            mt = self.block(s.body, m_true, paths) if m_true > 0 else 0.0
-            self.split = dict(before)
-            mf = self.block(s.orelse, m_false, paths) if m_false > 0 else 0.0
-            assigned: dict[tir.Var, bool] = {}
-            _assigned(s.body + s.orelse, assigned)
-            self.split = {v: share for v, share in before.items() if v not in assigned}
-            if tested is not None and tested[0] in self.later and tested[0] not in assigned \
-                    and mt + mf > 0:
-                self.split[tested[0]] = (mt if tested[1] else mf) / (mt + mf)
-            elif tested is None:
-                for v in _none_tested(s.test):   # tested inside a compound condition
-                    self.split.pop(v, None)
+            mt = self.block(s.body, m, paths)
+            mf = self.block(s.orelse, m, paths)
             if mt > 0 and mf > 0 and self.tests_reference(s.test, self.later):
                 # One path knows the reference is null, the other that it is not: the
                 # verifier keeps both states as long as the reference lives.
@@ -394,11 +367,7 @@ class _Walker:
         # What the next iteration reads before writing it stays live across the back edge.
         self.later = outer_later | _exposed(s.body)[0]
         walks = []
-        assigned_in_body: dict[tir.Var, bool] = {}
-        _assigned(s.body, assigned_in_body)
-        split = {v: share for v, share in self.split.items() if v not in assigned_in_body}
         for start in (1.0, 2.0):
-            self.split = dict(split)
             self.insns, self.processed, self.by_line = saved[0], 0.0, {}
             self._unroll = saved[3] * max(s.bound, 1)
             inner = _Paths()
@@ -408,7 +377,6 @@ class _Walker:
             walks.append((self.processed, dict(self.by_line), nxt,
                           sum(inner.breaks), sum(inner.returns)))
         self.later = outer_later
-        self.split = split
         insns_after_unroll = self.insns
         (p1, lines1, n1, b1, r1), (p2, lines2, n2, b2, r2) = walks
         self.insns, self.processed, self.by_line, self._unroll = \
@@ -421,16 +389,7 @@ class _Walker:
         # cannot prune against earlier iterations: each branch of the body can leave one
         # more state to carry on (measured: a `max` and a helper per iteration of 16 gave
         # 108 states).
-        # Branch states differing only in what a condition decided are pruned at the next
-        # iteration's checkpoints (measured: a 16-step option walk with 26 branches, 630
-        # instructions per iteration); states holding different values a select chose (min,
-        # max, conditional expressions, the fix-ups of division and shifts, a view or a
-        # lookup that may be None) are not. Exact values the body assigns keep every branch
-        # apart.
-        self.later = outer_later | _exposed(s.body)[0]
-        carried = self.difference(s.body, skip=s.var) == "exact"
-        self.later = outer_later
-        base += _branch_points(s.body, selects_only=not carried)
+        base += _branch_points(s.body)
         if _select_accumulators(s.body) & self.branching:
             # A precisely tracked value accumulating what a select chose (`t += min(x,
             # C)`): each iteration's choices give new ranges the verifier keeps apart.
@@ -580,17 +539,6 @@ def _none_tested(test: tir.Expr) -> set[tir.Var]:
     return out
 
 
-def _null_test(test: tir.Expr) -> tuple[tir.Var, bool] | None:
-    """(v, True) for a condition that holds exactly when `v` is None, (v, False) for one
-    that holds exactly when it is not; None for any other condition."""
-    flip = False
-    while isinstance(test, tir.Not):
-        test, flip = test.operand, not flip
-    if isinstance(test, tir.IsNone) and isinstance(test.operand, tir.VarRef):
-        return test.operand.var, (not test.negate) != flip
-    return None
-
-
 def _has_select(e: object) -> bool:
     """Whether an expression contains a value chosen by a branch (min, max, a conditional
     expression, division or shift fix-ups)."""
@@ -635,18 +583,15 @@ def _select_accumulators(body: tuple[tir.Stmt, ...]) -> set[tir.Var]:
     return out
 
 
-def _branch_points(body: tuple[tir.Stmt, ...], selects_only: bool = False) -> int:
-    """Conditional branches in the code of `body` (not counting nested loops' own bodies);
-    with `selects_only`, only those that choose a value (a reference or None included)
-    rather than a path."""
+def _branch_points(body: tuple[tir.Stmt, ...]) -> int:
+    """Conditional branches in the code of `body` (not counting nested loops' own bodies)."""
     count = 0
     stack: list[object] = list(body)
     while stack:
         n = stack.pop()
-        if isinstance(n, (tir.PacketHeader, tir.MapGet, tir.QueuePop)):
-            count += 1   # a reference or None: pointer states the verifier keeps apart
-        elif isinstance(n, (tir.If, tir.Logic, tir.IsNone)):
-            count += 0 if selects_only else 1
+        if isinstance(n, (tir.If, tir.Logic, tir.IsNone, tir.PacketHeader, tir.MapGet,
+                          tir.QueuePop)):
+            count += 1
         elif isinstance(n, (tir.Cond, tir.MinMax)):
             count += 2   # a value chosen by a branch: each choice is a different state
         elif isinstance(n, (tir.Binary, tir.Store)):

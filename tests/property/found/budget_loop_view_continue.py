@@ -1,6 +1,6 @@
-"""Budget under-estimate (1.43x, under a loop model that let branch states be pruned at the
-next iteration): a view taken and tested in each of 16 iterations. A view or lookup that
-may be None leaves pointer states the verifier keeps apart, like a select."""
+"""Budget under-estimate (1.43x) under a loop model that was tried and reverted (branch
+states taken as pruned at the next iteration unless a select chose a value): a view
+taken and tested in each of 16 iterations leaves states the verifier keeps apart."""
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth, IPv4
 LIMIT: u16 = 794
