@@ -539,6 +539,20 @@ def _none_tested(test: tir.Expr) -> set[tir.Var]:
     return out
 
 
+def _children(n: object) -> list[object]:
+    """The TIR nodes directly inside `n` (the values of `(field, value)` pairs; not
+    variables, functions or struct types)."""
+    out: list[object] = []
+    for name in getattr(n, "__slots__", ()):
+        v = getattr(n, name, None)
+        if isinstance(v, tuple):
+            out.extend(x[1] if isinstance(x, tuple) else x for x in v)
+        elif v is not None and hasattr(v, "__slots__") and not isinstance(
+                v, (tir.Var, tir.Function, StructType)):
+            out.append(v)
+    return out
+
+
 def _has_select(e: object) -> bool:
     """Whether an expression contains a value chosen by a branch (min, max, a conditional
     expression, division or shift fix-ups)."""
@@ -549,13 +563,7 @@ def _has_select(e: object) -> bool:
             return True
         if isinstance(n, tir.Binary) and _hidden_branches(n):
             return True
-        for name in getattr(n, "__slots__", ()):
-            v = getattr(n, name, None)
-            if isinstance(v, tuple):
-                stack.extend(x[1] if isinstance(x, tuple) else x for x in v)
-            elif v is not None and hasattr(v, "__slots__") and not isinstance(
-                    v, (tir.Var, tir.Function, StructType)):
-                stack.append(v)
+        stack.extend(_children(n))
     return False
 
 
@@ -570,12 +578,10 @@ def _select_accumulators(body: tuple[tir.Stmt, ...]) -> set[tir.Var]:
             if st.var in refs and _has_select(st.value):
                 out.add(st.var)
         elif isinstance(st, tir.Store) and st.op is not None:
-            root: object = st.place
-            while isinstance(root, (tir.FieldPlace, tir.IndexPlace)):
-                root = root.base.place if isinstance(root.base, tir.AddrOf) else root.base
-            if isinstance(root, tir.VarRef) and isinstance(root.var.type, StructType) \
+            root = tir.root_var(st.place.base)
+            if root is not None and isinstance(root.type, StructType) \
                     and (_has_select(st.value) or _hidden_branches(st)):
-                out.add(root.var)
+                out.add(root)
         elif isinstance(st, tir.If):
             out |= _select_accumulators(st.body) | _select_accumulators(st.orelse)
         elif isinstance(st, (tir.Loop, tir.Locked)):
@@ -605,13 +611,7 @@ def _branch_points(body: tuple[tir.Stmt, ...]) -> int:
             continue
         if isinstance(n, tir.Call):
             stack.extend(n.func.body)
-        for name in getattr(n, "__slots__", ()):
-            v = getattr(n, name, None)
-            if isinstance(v, tuple):
-                stack.extend(x[1] if isinstance(x, tuple) else x for x in v)
-            elif v is not None and hasattr(v, "__slots__") and not isinstance(
-                    v, (tir.Var, tir.Function, StructType)):
-                stack.append(v)
+        stack.extend(_children(n))
     return count
 
 

@@ -251,7 +251,7 @@ class ExprChecker:
         elif not isinstance(idx.type, IntType):
             self.fail(e.index[0].span, "type", f"an array index must be an integer, not {idx.type}")
         in_packet = not isinstance(idx, tir.Const) and self.is_packet_ref(base)  # type: ignore[attr-defined]
-        root = _root_var(base)  # type: ignore[arg-type]
+        root = tir.root_var(base)  # type: ignore[arg-type]
         if in_packet and self.fn is not None and root in self.fn.header_params:
             self.fail(e.index[0].span, "packet-access",
                       f"`{root.name}` may be a packet view or a value on the stack, so an array "
@@ -270,7 +270,7 @@ class ExprChecker:
         expression ran: `flow.last[f()]` reads through `flow` after `f` runs, and
         `atomic_add(flow.n, f())` writes through it after, so a map update or a packet
         resize inside `f` leaves that access stale."""
-        root = _root_var(base)
+        root = tir.root_var(base)
         if root is not None:
             self.var_ref(root, base.span)
 
@@ -587,13 +587,6 @@ def _pure(e: object) -> bool:
     return all(_pure(getattr(e, f)) for f in ("operand", "left", "right", "test", "body",
                                               "orelse") if hasattr(e, f)) and \
         all(_pure(a) for a in getattr(e, "args", ()))
-
-
-def _root_var(e: tir.Expr) -> tir.Var | None:
-    """The variable a reference is reached from, if any (`v` in `v.a.b[i]`)."""
-    while isinstance(e, tir.AddrOf):
-        e = e.place.base
-    return e.var if isinstance(e, tir.VarRef) else None
 
 
 def _is_expr(x: object) -> bool:

@@ -470,3 +470,10 @@ class Program:
             if m.name == name:
                 return m
         raise KeyError(name)
+
+
+def root_var(e: Expr) -> Var | None:
+    """The variable a reference is reached from, if any (`v` in `v.a.b[i]`)."""
+    while isinstance(e, AddrOf):
+        e = e.place.base
+    return e.var if isinstance(e, VarRef) else None
