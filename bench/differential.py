@@ -1,6 +1,6 @@
 """Differential throughput: generated cases per second per hook, kernel and interpreter compared.
 
-For every hook of every example, runs `etran.fuzz.fuzz_hook` (hypothesis
+For every hook of every example, runs `etran.differential.inputs.fuzz_hook` (hypothesis
 drawing inputs, BPF_PROG_TEST_RUN in the kernel, the reference interpreter,
 a full comparison) and reports cases per second, on one core: the runner
 pins itself to one CPU. Target: at least 2,000 cases/s for DCTCP's ingress.
@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etran.compiler.pipeline import compile_file  # noqa: E402
-from etran.fuzz import fuzz_hook  # noqa: E402
-from etran.runner import KernelRunner  # noqa: E402
+from etran.pipeline import compile_file  # noqa: E402
+from etran.differential.inputs import fuzz_hook  # noqa: E402
+from etran.differential.harness import KernelHarness  # noqa: E402
 
 
 def main() -> int:
@@ -32,7 +32,7 @@ def main() -> int:
         if args.example and path.stem != args.example:
             continue
         obj = compile_file(path, observe=True)
-        with KernelRunner(obj) as runner:
+        with KernelHarness(obj) as runner:
             for hook in obj.program.hooks:
                 fuzz_hook(runner, hook.name, 100, seed=1)          # warm up
                 r = fuzz_hook(runner, hook.name, args.cases, seed=2)

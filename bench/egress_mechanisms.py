@@ -37,12 +37,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etran.compiler.pipeline import compile_file  # noqa: E402
+from etran.pipeline import compile_file  # noqa: E402
 from etran.runtime import netns  # noqa: E402
 from etran.runtime.afxdp import XskSocket  # noqa: E402
 from etran.runtime.attach import attach_xdp, tx_object  # noqa: E402
 from etran.runtime.hooks import Egress, Gen  # noqa: E402
-from etran.runtime.live import LiveRunner  # noqa: E402
+from etran.runtime.inject import LiveInjector  # noqa: E402
 from etran.runtime.loader import LoadedObject, load_object  # noqa: E402
 from etran.runtime.topology import Host, Topology  # noqa: E402
 from etran.testing.packets import eth, ipv4, udp  # noqa: E402
@@ -154,7 +154,7 @@ def main() -> None:
                             bench.latency(peer_send, one, args.samples),
                             "needs a second veth pair and a redirecting variant of @egress"))
 
-        with XskSocket(a.interface) as xsk, LiveRunner(a.interface) as live:
+        with XskSocket(a.interface) as xsk, LiveInjector(a.interface) as live:
             def run_then_xsk(batch: list[bytes]) -> None:
                 out = [r.data for r in (stamp.test_run(f, ctx=live.ctx) for f in batch)
                        if r.retval == XDP_TX]

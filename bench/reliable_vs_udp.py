@@ -31,7 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etran.compiler.pipeline import compile_file  # noqa: E402
+from etran.pipeline import compile_file  # noqa: E402
 from etran.runtime.afxdp import XskSocket  # noqa: E402
 from etran.runtime.hooks import Egress, Endpoint, Gen  # noqa: E402
 from etran.runtime.loader import load_object  # noqa: E402

@@ -1,6 +1,6 @@
 """`python -m etran`: the same as the `etran` command."""
 import sys
 
-from etran.cli import main
+from etran.cli.main import main
 
 sys.exit(main())

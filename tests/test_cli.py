@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from etran.cli import main
+from etran.cli.main import main
 from etran.testing.packets import tcp_frame, udp_frame
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -122,7 +122,7 @@ def test_run_shows_kernel_and_interpreter_side_by_side(kernel: None,
 def test_run_reports_a_mismatch_with_exit_1(kernel: None, capsys: pytest.CaptureFixture[str],
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     """A deliberately wrong compiler (signed compares emitted unsigned) is caught."""
-    import etran.compiler.pipeline as pipeline
+    import etran.pipeline as pipeline
     real = pipeline.compile_program
 
     def broken(program, observe=False, **kw):  # type: ignore[no-untyped-def]

@@ -2,7 +2,7 @@
 
 Transport files start with `from etran.dsl import *`. The compiler never runs
 this module: it parses transport files with its own grammar and knows these
-names itself (`etran.compiler.builtins`; a test keeps the two lists equal).
+names itself (`etran.check.builtins`; a test keeps the two lists equal).
 What is here lets Python tools understand a transport file: every name
 exists, types are `int` subclasses, maps and packets have their methods with
 signatures, and decorators return the function unchanged.
@@ -10,6 +10,8 @@ signatures, and decorators return the function unchanged.
 from __future__ import annotations
 
 from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
+
+from etran.abi import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
 
 T = TypeVar("T")
 K = TypeVar("K")
@@ -172,11 +174,6 @@ def seq_after_eq(a: int, b: int) -> bool: ...  # type: ignore[empty-body]
 def seq_before_eq(a: int, b: int) -> bool: ...  # type: ignore[empty-body]
 
 
-XDP_ABORTED = 0
-XDP_DROP = 1
-XDP_PASS = 2
-XDP_TX = 3
-XDP_REDIRECT = 4
 
 __all__ = [
     "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "be16", "be32", "be64",

@@ -2,7 +2,7 @@
 
 Every node is a frozen, slotted dataclass with a `span`. The tree is purely
 syntactic: names are unresolved, types are unknown. The checker
-(`etran.compiler.check`) turns it into the typed program (`etran.compiler.tir`).
+(`etran.check.modules`) turns it into the typed program (`etran.ir.tir`).
 """
 from __future__ import annotations
 

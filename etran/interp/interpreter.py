@@ -1,10 +1,10 @@
 """The reference interpreter: the executable specification of the language.
 
-It runs a checked program (`etran.compiler.tir`) on a packet, map contents, a
+It runs a checked program (`etran.ir.tir`) on a packet, map contents, a
 clock and a CPU number, and returns everything observable: the action, the
 packet as it leaves, the maps after, the redirect target, ring-buffer records
 and the timers started. Integer operators come from
-`etran.compiler.semantics`, the same definitions the constant folder uses;
+`etran.ir.semantics`, the same definitions the constant folder uses;
 memory is bytes laid out exactly as the kernel lays it out, so results
 compare byte for byte with a kernel run.
 
@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from etran.compiler import semantics, tir
-from etran.compiler.types import (ArrayType, BeType, BoolType, IntType, PacketType, StructType)
-from etran.interp.state import (ETH_HLEN, RINGBUF_HEADER, MapState, MapStore, Ref, RunInput,
+from etran.abi import ETH_HLEN, XDP_REDIRECT
+from etran.ir import semantics, tir
+from etran.ir.types import (ArrayType, BeType, BoolType, IntType, PacketType, StructType)
+from etran.interp.state import (RINGBUF_HEADER, MapState, MapStore, Ref, RunInput,
                                 RunResult, TimerStarted, _clear_special, special_ranges)
 
-XDP_REDIRECT = 4
 MAX_PACKET_OFFSET = 0xFFFF
 
 

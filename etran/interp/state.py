@@ -10,14 +10,13 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from etran import codec
-from etran.compiler import tir
-from etran.compiler.types import MapType, SpinLockType, StructType, TimerType
+from etran.ir import codec
+from etran.ir import tir
+from etran.ir.types import MapType, SpinLockType, StructType, TimerType
 
 # What BPF_PROG_TEST_RUN gives an XDP program on this kernel (measured; see
 # tests/kernel/test_resize_limits.py): room to grow the head and the tail.
 DEFAULT_HEADROOM = 256 - 40     # XDP_PACKET_HEADROOM minus struct xdp_frame
-ETH_HLEN = 14
 RINGBUF_HEADER = 8
 
 

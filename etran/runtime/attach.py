@@ -22,6 +22,7 @@ import struct
 import weakref
 from dataclasses import dataclass
 
+from etran.abi import PROG_TYPE_XDP
 from etran.runtime import libbpf as lb
 from etran.runtime import netns
 from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported
@@ -32,7 +33,6 @@ from etran.runtime.system import doing, pin
 BPF_XDP = 37  # enum bpf_attach_type
 XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE = 2, 4
 MODES = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
-_PROG_TYPE_XDP = 6
 
 PASS_SOURCE = """from etran.dsl import *
 
@@ -51,7 +51,7 @@ def etran_tx(pkt: Packet) -> int:
 
 @functools.cache
 def _builtin_elf(source: str) -> bytes:
-    from etran.compiler.pipeline import compile_source  # the compiler is only needed here
+    from etran.pipeline import compile_source  # the compiler is only needed here
     return compile_source(source, "<etran builtin>").elf
 
 
@@ -128,7 +128,7 @@ def attach_xdp(program: Program, interface: Interface, mode: str = "native") -> 
     action = f"attach program {program.name!r} to {interface} ({mode} XDP)"
     if mode not in MODES:
         raise EtranRuntimeError(action, f"unknown mode {mode!r}; use one of {sorted(MODES)}")
-    if program.prog_type != _PROG_TYPE_XDP:
+    if program.prog_type != PROG_TYPE_XDP:
         raise EtranRuntimeError(action, f"it is not an XDP program (type {program.prog_type})")
     present = netns.interfaces(interface.netns)
     if present.get(interface.name) != interface.ifindex:

@@ -33,17 +33,16 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
+from etran.abi import (RINGBUF_MAP_TYPE, XDP_ABORTED, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS,
+                       XDP_TX)
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.attach import pass_object, tx_object
 from etran.runtime.errors import EtranRuntimeError
-from etran.runtime.live import LiveRunner
+from etran.runtime.inject import LiveInjector
 from etran.runtime.loader import LoadedObject, Program
-from etran.runtime.maps import RINGBUF_MAP_TYPE, Map, RingBufferReader
+from etran.runtime.maps import Map, RingBufferReader
 from etran.runtime.netns import Interface
 
-XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)
-VERDICTS = {XDP_ABORTED: "XDP_ABORTED", XDP_DROP: "XDP_DROP", XDP_PASS: "XDP_PASS",
-            XDP_TX: "XDP_TX", XDP_REDIRECT: "XDP_REDIRECT"}
 
 
 class Egress:
@@ -54,7 +53,7 @@ class Egress:
         self.interface = interface
         self.frames = 0  # how many frames went through the program
         self._lock = threading.Lock()
-        self._live = LiveRunner(interface, queue)
+        self._live = LiveInjector(interface, queue)
 
     def send(self, frames: Iterable[bytes]) -> int:
         """Run the program live on every frame, in order; returns how many it ran on (its
@@ -105,7 +104,7 @@ class Gen:
         self._injectors: list[LoadedObject] = [tx, passer]
         self._tx = tx.programs["etran_tx"]
         self._pass = passer.programs["etran_pass"]
-        self._live = LiveRunner(interface, queue)
+        self._live = LiveInjector(interface, queue)
 
     def run(self) -> int:
         """One round: run until XDP_DROP/XDP_ABORTED or ``max_frames`` frames; returns how
@@ -125,7 +124,7 @@ class Gen:
                 elif result.retval in (XDP_DROP, XDP_ABORTED):
                     break
                 else:
-                    verdict = VERDICTS.get(result.retval, str(result.retval))
+                    verdict = XDP_ACTION_NAMES.get(result.retval, str(result.retval))
                     raise EtranRuntimeError(
                         f"run gen program {self.program.name!r}",
                         f"it returned {verdict}; a generated frame can only be sent (XDP_TX), "

@@ -21,6 +21,7 @@ import weakref
 from dataclasses import dataclass, field
 from types import TracebackType
 
+from etran.abi import BPF_F_TEST_XDP_LIVE_FRAMES, PROG_TYPE_XDP, XDP_MD
 from etran.runtime import libbpf as lb
 from etran.runtime.errors import BpfError, EtranRuntimeError, VerifierError
 from etran.runtime.maps import Map, RingBufferReader
@@ -32,9 +33,6 @@ DEFAULT_LOG_LEVEL = LOG_LEVEL_ERROR_PATH | LOG_LEVEL_STATS
 DEFAULT_LOG_SIZE = 1 << 20
 MAX_LOG_SIZE = 256 << 20  # the kernel accepts up to UINT_MAX >> 2
 
-PROG_TYPE_XDP = 6
-BPF_F_TEST_XDP_LIVE_FRAMES = 2
-_XDP_MD = struct.Struct("<6I")  # struct xdp_md, 24 bytes
 
 
 # --------------------------------------------------------------------------- plain data
@@ -86,12 +84,12 @@ class XdpContext:
 
     def pack(self, input_length: int) -> bytes:
         data_end = input_length if self.data_end is None else self.data_end
-        return _XDP_MD.pack(self.data, data_end, self.data_meta, self.ingress_ifindex,
+        return XDP_MD.pack(self.data, data_end, self.data_meta, self.ingress_ifindex,
                             self.rx_queue_index, self.egress_ifindex)
 
     @classmethod
     def unpack(cls, raw: bytes) -> XdpContext:
-        return cls(*_XDP_MD.unpack(raw.ljust(_XDP_MD.size, b"\0")[:_XDP_MD.size]))
+        return cls(*XDP_MD.unpack(raw.ljust(XDP_MD.size, b"\0")[:XDP_MD.size]))
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +174,7 @@ class Program:
         live = bool(flags & BPF_F_TEST_XDP_LIVE_FRAMES)
         out_size = 0 if live else (len(data) + 4096 if data_out_size is None else data_out_size)
         ctx_in = ctx.pack(len(data)) if ctx is not None else None
-        ctx_out_size = _XDP_MD.size if ctx is not None and not live else 0
+        ctx_out_size = XDP_MD.size if ctx is not None and not live else 0
         try:
             out = lb.prog_test_run(self.fd, bytes(data), out_size, ctx_in, ctx_out_size,
                                    repeat, flags, cpu, batch_size)

@@ -15,32 +15,11 @@ import weakref
 from collections.abc import Iterator
 from types import TracebackType
 
+from etran.abi import (ARRAY_LIKE_MAP_TYPES, BPF_ANY, HASH_LIKE_MAP_TYPES, MAP_TYPE_NAMES, PERCPU_MAP_TYPES,
+                       QUEUE_LIKE_MAP_TYPES, RINGBUF_MAP_TYPE)
 from etran.runtime import libbpf as lb
 from etran.runtime.errors import BpfError, EtranRuntimeError
 from etran.runtime.system import doing, pin, possible_cpus
-
-# enum bpf_map_type
-MAP_TYPE_NAMES: dict[int, str] = {
-    0: "unspec", 1: "hash", 2: "array", 3: "prog_array", 4: "perf_event_array",
-    5: "percpu_hash", 6: "percpu_array", 7: "stack_trace", 8: "cgroup_array", 9: "lru_hash",
-    10: "lru_percpu_hash", 11: "lpm_trie", 12: "array_of_maps", 13: "hash_of_maps",
-    14: "devmap", 15: "sockmap", 16: "cpumap", 17: "xskmap", 18: "sockhash",
-    19: "cgroup_storage", 20: "reuseport_sockarray", 21: "percpu_cgroup_storage", 22: "queue",
-    23: "stack", 24: "sk_storage", 25: "devmap_hash", 26: "struct_ops", 27: "ringbuf",
-    28: "inode_storage", 29: "task_storage", 30: "bloom_filter", 31: "user_ringbuf",
-    32: "cgrp_storage", 33: "arena",
-}
-MAP_TYPES: dict[str, int] = {name: number for number, name in MAP_TYPE_NAMES.items()}
-
-PERCPU_MAP_TYPES = frozenset({5, 6, 10, 21})
-HASH_LIKE_MAP_TYPES = frozenset({1, 5, 9, 10, 11, 13, 18, 25})
-ARRAY_LIKE_MAP_TYPES = frozenset({2, 6})
-QUEUE_LIKE_MAP_TYPES = frozenset({22, 23})
-RINGBUF_MAP_TYPE = 27
-
-# map update flags
-BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK = 0, 1, 2, 4
-
 
 def _round8(n: int) -> int:
     return (n + 7) & ~7

@@ -13,6 +13,7 @@ import functools
 import os
 from collections.abc import Iterator
 
+from etran.abi import MAP_TYPES
 from etran.runtime import libbpf as lb
 from etran.runtime.errors import BpfError, NotSupported
 
@@ -79,7 +80,7 @@ def check_kernel_support() -> None:
     """
     action = "check kernel support"
     try:
-        fd = lb.map_create(2, 4, 4, 1, "etran_probe")  # BPF_MAP_TYPE_ARRAY
+        fd = lb.map_create(MAP_TYPES["array"], 4, 4, 1, "etran_probe")
     except OSError as exc:
         if exc.errno == errno.ENOSYS:
             raise NotSupported("bpf(2) syscall", "this kernel has no bpf(2) (build it with "

@@ -2,7 +2,7 @@
 
 A :class:`TypedMap` pairs a live :class:`~etran.runtime.maps.Map` with the map's declaration
 in the checked program (``tir.Program.maps``: kind, key type, value type) and speaks Python
-values instead of bytes, with :mod:`etran.codec`'s conventions: a struct is a dict of field
+values instead of bytes, with :mod:`etran.ir.codec`'s conventions: a struct is a dict of field
 name to value, an array a list, an integer key an int. Reading gives every field but the
 kernel's own (``SpinLock``, ``Timer``); writing takes any subset of fields (the rest are
 zero). With ``pretty=True`` a ``be32`` reads as a dotted IPv4 address and a ``u8[6]`` as a
@@ -38,13 +38,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from etran import codec
-from etran.compiler import tir
-from etran.compiler.types import ArrayType, MapType, SpinLockType, StructType, U32
+from etran.ir import codec
+from etran.ir import tir
+from etran.ir.types import ArrayType, MapType, SpinLockType, StructType, U32
+from etran.abi import (ARRAY_LIKE_MAP_TYPES, BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST,
+                       RINGBUF_MAP_TYPE)
 from etran.runtime.errors import BpfError, EtranRuntimeError
 from etran.runtime.loader import LoadedObject
-from etran.runtime.maps import (ARRAY_LIKE_MAP_TYPES, BPF_ANY, BPF_EXIST, BPF_F_LOCK,
-                                BPF_NOEXIST, RINGBUF_MAP_TYPE, Map, RingBufferReader)
+from etran.runtime.maps import Map, RingBufferReader
 from etran.runtime.system import possible_cpus
 
 
@@ -283,7 +284,7 @@ def typed_maps(loaded: LoadedObject, program: tir.Program, *,
 
 def program_of(source: str | os.PathLike[str]) -> tir.Program:
     """The checked program of a transport's source file: its maps' declarations."""
-    from etran.compiler.check import check_source
+    from etran.pipeline import check_source
     path = Path(source)
     return check_source(path.read_text(), str(path))
 

@@ -23,8 +23,8 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from etran.compiler import tir
-from etran.compiler.types import (ArrayType, BeType, BoolType, IntType, MapType, SpinLockType,
+from etran.ir import tir
+from etran.ir.types import (ArrayType, BeType, BoolType, IntType, MapType, SpinLockType,
                                   StructType, TimerType)
 from etran.interp.state import MapStore, RunInput
 from etran.testing import packets as P
@@ -234,7 +234,7 @@ def map_contents(draw: st.DrawFn, program: tir.Program, ncpu: int = 1,
         limit = min(max_entries, m.max_entries - (1 if m.kind == "LruHashMap" else 0))
         if m.kind == "Queue":
             for v in draw(st.lists(struct_values(m.value), max_size=min(limit, m.max_entries))):
-                from etran import codec
+                from etran.ir import codec
                 store.push_raw(m.name, codec.encode(m.value, v))
             continue
         n = draw(st.integers(0, max(limit, 0)))
@@ -263,7 +263,7 @@ def cpus(ncpu: int) -> st.SearchStrategy[int]:
 def run_inputs(draw: st.DrawFn, program: tir.Program, ncpu: int = 1, family: str = "any",
                packet: st.SearchStrategy[bytes] | None = None) -> RunInput:
     """A complete input for a hook: a frame, map contents, a clock, a CPU, a random value."""
-    from etran.runner import frame_input
+    from etran.differential.harness import frame_input
     frame = draw(packet if packet is not None else frames(family))
     return frame_input(frame[:MAX_FRAME], maps=draw(map_contents(program, ncpu)),
                        now_ns=draw(clocks()), cpu=draw(cpus(ncpu)),
@@ -484,7 +484,7 @@ def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entri
 def fast_run_inputs(program: tir.Program, ncpu: int = 1) -> st.SearchStrategy[RunInput]:
     """`run_inputs`, decided by one drawn byte string: much cheaper per input to generate."""
     import os
-    from etran.runner import frame_input
+    from etran.differential.harness import frame_input
     usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
 
     def build(blobs: tuple[bytes, bytes]) -> RunInput:
@@ -505,7 +505,7 @@ def fast_input_batches(program: tir.Program, ncpu: int = 1,
     same map contents. Generation costs are shared, so a campaign runs more cases per
     second; a failing batch shrinks to its failing frame like any list."""
     import os
-    from etran.runner import frame_input
+    from etran.differential.harness import frame_input
     usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
 
     def build(blobs: tuple[list[bytes], bytes]) -> list[RunInput]:
@@ -525,7 +525,7 @@ def inputs_from_bytes(program: tir.Program, ncpu: int, frame_blobs: list[bytes],
                       cpus: list[int] | None = None) -> list[RunInput]:
     """Inputs decided by bytes: a frame per blob, and map contents (keyed, often, by those
     frames' addresses and ports), clocks and CPUs decided by `rest`."""
-    from etran.runner import frame_input
+    from etran.differential.harness import frame_input
     frames = [frame_from_bytes(ByteSource(b)) for b in frame_blobs]
     src = ByteSource(rest)
     store = store_from_bytes(src, program, ncpu, hints=[frame_hints(f) for f in frames])

@@ -4,10 +4,10 @@ from __future__ import annotations
 import pytest
 
 import etran.dsl as dsl
-from etran.compiler import tir
-from etran.compiler.builtins import DSL_EXPORTS
-from etran.compiler.check import check_source
-from etran.compiler.types import I32, U8, U16, U32, U64, OptionalType
+from etran.ir import tir
+from etran.check.builtins import DSL_EXPORTS
+from etran.pipeline import check_source
+from etran.ir.types import I32, U8, U16, U32, U64, OptionalType
 from etran.dsl.diagnostics import DiagnosticError
 
 HEAD = "from etran.dsl import *\nfrom etran.bpf_templates.headers import Eth, IPv4, Udp\n"
@@ -111,7 +111,7 @@ def test_errors_are_sorted_by_position() -> None:
 def test_budget_estimates_are_attached_to_each_hook() -> None:
     p = check("    t: u32 = 0\n    for i in range(100):\n        t += i\n    return XDP_PASS\n")
     est = p.budgets["h"]
-    from etran.compiler.rules import SPILL_MARGIN
+    from etran.analysis.rules import SPILL_MARGIN
     assert est.processed > 100 * 2 and est.insns > 0 and est.stack == SPILL_MARGIN
 
 
@@ -119,5 +119,5 @@ def test_stack_counts_every_inlined_struct() -> None:
     extra = ("class Big(Struct):\n    a: Array[u64, 20]\n\n"
              "def make() -> u64:\n    b = Big()\n    return b.a[0]\n")
     p = check("    x = make() + make()\n    return XDP_PASS\n", extra)
-    from etran.compiler.rules import SPILL_MARGIN
+    from etran.analysis.rules import SPILL_MARGIN
     assert p.budgets["h"].stack == 2 * 160 + SPILL_MARGIN

@@ -79,7 +79,7 @@ def _rel(path: Path) -> str:
 @cache
 def run_cli(*argv: str) -> tuple[int, str, str]:
     """`etran.cli.main(argv)` from the repository root: (exit code, stdout, stderr)."""
-    from etran.cli import main
+    from etran.cli.main import main
 
     out, err = io.StringIO(), io.StringIO()
     cwd = os.getcwd()
@@ -169,8 +169,8 @@ def test_the_corpus_covers_every_rule() -> None:
 def _rules_in_source() -> set[str]:
     """Rule names passed to sink.error/.warning, fail(...) and Diagnostic(...) in the checker."""
     found: set[str] = set()
-    files = sorted((ROOT / "etran" / "compiler").glob("*.py")) + \
-        sorted((ROOT / "etran" / "dsl").glob("*.py"))
+    files = [f for pkg in ("dsl", "check", "analysis", "ir", "lower", "backend")
+             for f in sorted((ROOT / "etran" / pkg).glob("*.py"))]
     for f in files:
         tree = pyast.parse(f.read_text(), str(f))
         consts = {t.id: n.value.value for n in tree.body if isinstance(n, pyast.Assign)
@@ -246,7 +246,7 @@ def test_bad_cli_argument_is_a_usage_error(argv: tuple[str, ...], says: str) -> 
 
 
 def test_missing_file_exit_code_from_a_real_process() -> None:
-    r = subprocess.run([sys.executable, "-m", "etran.cli", "check", "no_such_transport.py"],
+    r = subprocess.run([sys.executable, "-m", "etran.cli.main", "check", "no_such_transport.py"],
                        cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert r.returncode == 2
     assert r.stderr == "etran: cannot read no_such_transport.py: no such file\n"

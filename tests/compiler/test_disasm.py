@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from etran.compiler.disasm import (
+from etran.backend.disasm import (
     Insn,
     InstructionLine,
     ProgramListing,
@@ -31,7 +31,7 @@ from etran.compiler.disasm import (
     jump_offset,
     render,
 )
-from etran.compiler.objfile import FunctionCode, ObjectFile, ObjectFileError, read_object
+from etran.backend.objfile import FunctionCode, ObjectFile, ObjectFileError, read_object
 from tests.compiler.irobjects_disasm import (
     CALLS_SOURCE,
     FLOW_SOURCE,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from etran.compiler.check import check_source
-from etran.compiler.pipeline import compile_program
+from etran.pipeline import check_source
+from etran.pipeline import compile_program
 from etran.dsl.diagnostics import DiagnosticError
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"

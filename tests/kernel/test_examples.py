@@ -16,11 +16,11 @@ from typing import Any, Callable
 
 import pytest
 
-from etran import codec
-from etran.compiler.pipeline import compile_file
+from etran.ir import codec
+from etran.pipeline import compile_file
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore, RunResult
-from etran.runner import KernelRunner, compare, frame_input
+from etran.differential.harness import KernelHarness, compare, frame_input
 from etran.testing.packets import eth, ipv4, tcp_frame, udp, udp_frame
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
@@ -487,7 +487,7 @@ def test_example_agrees_with_the_interpreter(kernel: None, scenario: Scenario) -
     obj = compile_file(EXAMPLES / f"{scenario.example}.py", observe=True)
     ctx = Ctx(obj.program)
     interp = Interpreter(obj.program)
-    with KernelRunner(obj) as runner:
+    with KernelHarness(obj) as runner:
         store = MapStore(obj.program, runner.ncpu)
         for name, entries in scenario.maps.items():
             for k, v in entries:

@@ -11,14 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from etran.cli import main
+from etran.cli.main import main
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.kernel
 
 
 def _with_defect(monkeypatch: pytest.MonkeyPatch, defect: str) -> None:
-    import etran.compiler.pipeline as pipeline
+    import etran.pipeline as pipeline
     real = pipeline.compile_program
 
     def broken(program, observe=False, **kw):  # type: ignore[no-untyped-def]

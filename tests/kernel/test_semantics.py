@@ -12,12 +12,12 @@ import itertools
 
 import pytest
 
-from etran import codec
-from etran.compiler.check import check_source
-from etran.compiler.pipeline import compile_program
+from etran.ir import codec
+from etran.pipeline import check_source
+from etran.pipeline import compile_program
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore
-from etran.runner import KernelRunner, compare, frame_input
+from etran.differential.harness import KernelHarness, compare, frame_input
 
 OPS = [("add", "+"), ("sub", "-"), ("mul", "*"), ("div", "//"), ("mod", "%"), ("band", "&"),
        ("bor", "|"), ("bxor", "^"), ("shl", "<<"), ("shr", ">>")]
@@ -84,7 +84,7 @@ def test_operators_agree_at_the_edges(kernel: None, t: str) -> None:
     values = edge_values(bits, signed)
     counts = [0, 1, bits - 1, bits, bits + 1, 200, 255]
     cases = 0
-    with KernelRunner(obj) as runner:
+    with KernelHarness(obj) as runner:
         for a, b in itertools.product(values, values):
             store = MapStore(program, runner.ncpu)
             store.set("rows", 0, {"a": a, "b": b, "count": counts[cases % len(counts)]})
@@ -150,7 +150,7 @@ def test_range_stop_is_evaluated_once_as_in_python(kernel: None, left: int) -> N
     obj = compile_program(program, observe=True)
     value = program.map("budgets").value
     expected_runs = len(range(min(left, 8)))     # what Python does with the same source
-    with KernelRunner(obj) as runner:
+    with KernelHarness(obj) as runner:
         store = MapStore(program, runner.ncpu)
         store.set("budgets", 0, {"left": left, "runs": 0})
         inp = frame_input(bytes(64), maps=store)

@@ -7,8 +7,8 @@ import subprocess
 
 import pytest
 
-from etran.compiler.check import check_source
-from etran.compiler.pipeline import compile_program
+from etran.pipeline import check_source
+from etran.pipeline import compile_program
 from etran.runtime import attach
 from etran.runtime.attach import attach_xdp
 from etran.runtime.errors import EtranRuntimeError, VerifierError

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.netns
 ROOT = Path(__file__).resolve().parents[2]
 CHILD = """
 import sys, time
-from etran.compiler.pipeline import compile_file
+from etran.pipeline import compile_file
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.loader import load_object
 from etran.runtime.topology import Topology

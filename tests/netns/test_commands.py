@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from etran.runtime import attach, runs
-from etran.runtime.commands import add_runtime_commands
+from etran.cli.runtime_commands import add_runtime_commands
 from etran.runtime.maps import Map
 
 from .conftest import HERE, u64s
@@ -24,7 +24,7 @@ pytestmark = pytest.mark.netns
 
 ROOT = Path(__file__).resolve().parents[2]
 MAIN = ("import argparse, sys\n"
-        "from etran.runtime.commands import add_runtime_commands\n"
+        "from etran.cli.runtime_commands import add_runtime_commands\n"
         "p = argparse.ArgumentParser(prog='etran')\n"
         "add_runtime_commands(p.add_subparsers())\n"
         "a = p.parse_args(sys.argv[1:])\n"
@@ -122,7 +122,7 @@ def test_up_failures_are_one_line_with_the_right_exit_code(
     assert etran("up", str(bad)) == 1
     assert "undefined_name" in capsys.readouterr().err
     # a program the verifier rejects: forced past the checker with the compiler's test switch
-    from etran.compiler import pipeline
+    from etran import pipeline
     real = pipeline.compile_file
 
     def broken(path: str) -> object:

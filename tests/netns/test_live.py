@@ -14,7 +14,7 @@ import pytest
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.attach import tx_object
 from etran.runtime.hooks import Egress, Endpoint, Gen, GenPump
-from etran.runtime.live import run_live
+from etran.runtime.inject import run_live
 from etran.runtime.loader import LoadedObject, load_object
 from etran.runtime.topology import Host, Topology
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import pytest
 
-from etran.compiler.emit import CompiledObject
-from etran.compiler.pipeline import compile_file
+from etran.backend.emit import CompiledObject
+from etran.pipeline import compile_file
 from etran.runtime import runs
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.hooks import Egress, EgressPump, Endpoint, Gen

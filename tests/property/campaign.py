@@ -25,12 +25,12 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etran.compiler import rules  # noqa: E402
-from etran.compiler.check import check_source  # noqa: E402
-from etran.compiler.pipeline import compile_program  # noqa: E402
+from etran.analysis import rules  # noqa: E402
+from etran.pipeline import check_source  # noqa: E402
+from etran.pipeline import compile_program  # noqa: E402
 from etran.dsl.diagnostics import DiagnosticError  # noqa: E402
 from etran.interp.interpreter import Interpreter  # noqa: E402
-from etran.runner import KernelRunner, compare, frame_input  # noqa: E402
+from etran.differential.harness import KernelHarness, compare, frame_input  # noqa: E402
 from etran.runtime.errors import VerifierError  # noqa: E402
 from etran.runtime.loader import load_object  # noqa: E402
 from etran.testing.progen import sample_programs  # noqa: E402
@@ -68,7 +68,7 @@ def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
         return out
     interp = Interpreter(program)
     try:
-        with KernelRunner(compile_program(program, observe=True)) as runner:
+        with KernelHarness(compile_program(program, observe=True)) as runner:
             rng = random.Random(idx)
             store = None
             for step in range(n_inputs):

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from etran.compiler.pipeline import compile_file
-from etran.fuzz import describe, fuzz_hook, replay, save_counterexample
-from etran.runner import KernelRunner
+from etran.pipeline import compile_file
+from etran.differential.inputs import describe, fuzz_hook, replay, save_counterexample
+from etran.differential.harness import KernelHarness
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
@@ -27,7 +27,7 @@ pytestmark = [pytest.mark.kernel, pytest.mark.property]
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
 def test_example_hooks_agree_on_generated_inputs(kernel: None, path: Path) -> None:
     obj = compile_file(path, observe=True)
-    with KernelRunner(obj) as runner:
+    with KernelHarness(obj) as runner:
         for hook in obj.program.hooks:
             report = fuzz_hook(runner, hook.name, CASES, seed=0)
             if report.counterexample is not None:

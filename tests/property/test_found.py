@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from etran.compiler.check import check_source
-from etran.compiler.pipeline import compile_program
+from etran.pipeline import check_source
+from etran.pipeline import compile_program
 from etran.dsl.diagnostics import DiagnosticError
-from etran.fuzz import describe, fuzz_hook
-from etran.runner import KernelRunner
+from etran.differential.inputs import describe, fuzz_hook
+from etran.differential.harness import KernelHarness
 from etran.runtime.loader import load_object
 
 FOUND = sorted((Path(__file__).parent / "found").glob("*.py"))
@@ -38,7 +38,7 @@ def test_found_program_is_now_handled(kernel: None, path: Path) -> None:
         for name, prog in loaded.programs.items():
             assert prog.stats.processed_insns <= program.budgets[name].processed
     obj = compile_program(program, observe=True)
-    with KernelRunner(obj) as runner:
+    with KernelHarness(obj) as runner:
         for hook in program.hooks:
             report = fuzz_hook(runner, hook.name, 200, seed=0)
             assert report.counterexample is None, describe(report.counterexample, obj)

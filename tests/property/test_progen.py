@@ -34,17 +34,17 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etran import codec
-from etran.compiler import tir
-from etran.compiler.check import check_source
-from etran.compiler.pipeline import compile_program
-from etran.compiler.types import ArrayType, BeType, BoolType, IntType, MapType, StructType
+from etran.ir import codec
+from etran.ir import tir
+from etran.pipeline import check_source
+from etran.pipeline import compile_program
+from etran.ir.types import ArrayType, BeType, BoolType, IntType, MapType, StructType
 from etran.dsl.diagnostics import DiagnosticError
 from etran.dsl.parser import parse
-from etran.fuzz import Counterexample, save_counterexample
+from etran.differential.inputs import Counterexample, save_counterexample
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore
-from etran.runner import KernelRunner, compare, frame_input
+from etran.differential.harness import KernelHarness, compare, frame_input
 from etran.runtime.errors import VerifierError
 from etran.runtime.loader import load_object
 from etran.testing import packets
@@ -232,7 +232,7 @@ def test_kernel_and_interpreter_agree(kernel: None, p: GeneratedProgram, data: s
     if program is None:
         return
     interp = Interpreter(program)
-    with KernelRunner(compile_program(program, observe=True)) as runner:
+    with KernelHarness(compile_program(program, observe=True)) as runner:
         store: MapStore | None = None
         for step in range(3):
             rng = random.Random(data.draw(st.integers(0, 2**32 - 1), label=f"input {step}"))

@@ -12,7 +12,7 @@ import pytest
 from etran.runtime import (BpfError, EtranRuntimeError, RingBufferReader, load_object,
                            possible_cpus)
 from etran.runtime.loader import LoadedObject
-from etran.runtime.maps import BPF_EXIST, BPF_NOEXIST
+from etran.abi import BPF_EXIST, BPF_NOEXIST
 
 from .irobjects import (ARRAY, HASH, LRU_HASH, MAP_LOOKUP_ELEM, MAP_PUSH_ELEM, MAP_UPDATE_ELEM,
                         PERCPU_ARRAY, QUEUE, RINGBUF, RINGBUF_OUTPUT, XDP_PASS, MapDef,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from etran.compiler.emit import CompiledObject
-from etran.compiler.pipeline import compile_source
+from etran.backend.emit import CompiledObject
+from etran.pipeline import compile_source
 from etran.runtime import EtranRuntimeError, load_object, possible_cpus
 from etran.runtime.loader import LoadedObject
 from etran.runtime.typed import TypedMap, format_value, program_of, typed_maps

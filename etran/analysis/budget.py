@@ -1,0 +1,707 @@
+"""Estimate a hook's size and how much work the kernel verifier will do on it.
+
+Two numbers per hook, both before LLVM runs:
+
+* `insns`: BPF instructions with every loop unrolled and every call inlined
+  (an upper bound on the program LLVM emits; the kernel's limit is 1,000,000);
+* `processed`: instructions the verifier will walk. The verifier explores
+  every path, so each instruction counts once per distinct verifier state
+  that reaches it. Paths multiply at branches; at a join the verifier prunes
+  a path whose state equals one already explored, which it can when the two
+  paths differ only in values it does not track precisely. The estimate
+  assumes paths stay apart when a branch assigns a variable that later
+  decides a branch, a loop bound, a packet offset or an index (the verifier
+  tracks those precisely), or assigns a reference (pointer states differ),
+  and that they merge otherwise; only variables read later count, since the
+  verifier's liveness ignores dead registers and slots when it prunes. Loops
+  are walked iteration by iteration, like the verifier does.
+
+`tests/` and the property tests compare both numbers with what the kernel
+reports; the estimate must never be below the kernel's count for a program
+the checker accepts.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from etran.analysis.stack import stack_bytes
+from etran.dsl.diagnostics import DiagnosticSink
+from etran.ir import tir
+from etran.ir.tir import Estimate
+from etran.ir.types import OptionalType, StructType
+
+MAX_PROCESSED = 1_000_000
+MAX_INSNS = 1_000_000
+_CAP = 1e15
+# The cost table is an average over LLVM's output and the path model a heuristic; the
+# margin keeps the estimate above the kernel's count on every program measured: the
+# examples and the generated-program campaigns (docs/verification.md).
+MARGIN = 2.25
+SLACK = 64
+
+# Instructions per operation (LLVM -O2 output for cpu v3, measured on the examples).
+_HELPER = {"MapGet": 6, "MapSet": 8, "MapDelete": 6, "QueuePush": 6, "QueuePop": 8,
+           "RingOutput": 7, "Redirect": 5, "AtomicAdd": 2, "TimerStart": 16, "TimerCancel": 4,
+           "PacketHeader": 10, "PacketResize": 8}
+_BUILTIN = {"now_ns": 2, "cpu_id": 2, "random_u32": 2, "pkt_len": 3, "rx_queue": 1, "ifindex": 1}
+
+
+@dataclass
+class _Paths:
+    """Multiplicities where control leaves a block other than by falling through."""
+
+    returns: list[float] = field(default_factory=list)
+    breaks: list[float] = field(default_factory=list)
+    continues: list[float] = field(default_factory=list)
+
+
+def _refs(e: object, out: set[tir.Var]) -> None:
+    """Every variable read by an expression (through places and call arguments too)."""
+    if isinstance(e, tir.VarRef):
+        out.add(e.var)
+        return
+    for name in getattr(e, "__slots__", ()):
+        v = getattr(e, name, None)
+        if isinstance(v, tuple):
+            for x in v:
+                if isinstance(x, tuple):
+                    for y in x:
+                        _refs(y, out)
+                else:
+                    _refs(x, out)
+        elif v is not None and hasattr(v, "__slots__") and not isinstance(v, (tir.Var, tir.Function)):
+            _refs(v, out)
+
+
+class _Precise:
+    """Which variables the verifier tracks precisely, and how.
+
+    `branching`: variables that decide a branch, a loop bound, an offset or an
+    index. Two paths that gave one of them *different constants* stay apart
+    (each state decides a later branch its own way).
+    `bounding`: variables the verifier must bound because they move a pointer
+    (packet offsets, array indexes, resize amounts, loop bounds) and every
+    reference. Two paths that gave one of them different *ranges* add a state:
+    the verifier compares ranges and soon covers the others with the widest.
+    A variable that only meets plain comparisons with unknown values is not
+    tracked at all (the verifier marks precision only when it needs to).
+    Both sets grow backwards through assignments, as the verifier's precision
+    tracking does.
+    """
+
+    def __init__(self, hook: tir.Function) -> None:
+        self.branching: set[tir.Var] = set()
+        self.bounding: set[tir.Var] = set()
+        self.assigns: list[tuple[tir.Var, tir.Expr]] = []
+        self._seen: set[int] = set()
+        self._fn(hook)
+        for target in (self.branching, self.bounding):
+            changed = True
+            while changed:
+                changed = False
+                for var, value in self.assigns:
+                    if var in target:
+                        before = len(target)
+                        _refs(value, target)
+                        changed |= len(target) != before
+        self.branching |= self.bounding
+
+    def _fn(self, f: tir.Function) -> None:
+        if id(f) in self._seen:
+            return
+        self._seen.add(id(f))
+        for v in f.locals + f.params:
+            if isinstance(v.type, (StructType, OptionalType)):
+                self.bounding.add(v)
+        self._block(f.body)
+        for callee, _ in f.call_sites:
+            self._fn(callee)
+
+    def _block(self, body: tuple[tir.Stmt, ...]) -> None:
+        for s in body:
+            if isinstance(s, tir.Assign):
+                self.assigns.append((s.var, s.value))
+                self._expr(s.value)
+            elif isinstance(s, tir.If):
+                _refs(s.test, self.branching)
+                self._expr(s.test)
+                self._block(s.body)
+                self._block(s.orelse)
+            elif isinstance(s, tir.Loop):
+                _refs(s.stop, self.bounding)
+                self._block(s.body)
+            elif isinstance(s, tir.Locked):
+                self._block(s.body)
+            elif isinstance(s, (tir.Store, tir.CopyStruct)):
+                self._place(s.place)
+                self._expr(s.value)
+            elif isinstance(s, tir.ExprStmt):
+                self._expr(s.value)
+            elif isinstance(s, tir.Return) and s.value is not None:
+                self._expr(s.value)
+
+    def _place(self, p: tir.Place) -> None:
+        if isinstance(p, tir.IndexPlace):
+            _refs(p.index, self.bounding)
+
+    def _expr(self, e: object) -> None:
+        if isinstance(e, tir.Call):
+            # A parameter is its argument under another name: precision flows back through it.
+            for param, arg in zip(e.func.params, e.args):
+                self.assigns.append((param, arg))
+        if isinstance(e, (tir.Cond, tir.Logic)):
+            _refs(e.test if isinstance(e, tir.Cond) else e, self.branching)
+        if isinstance(e, tir.PacketHeader):
+            _refs(e.offset, self.bounding)
+        if isinstance(e, tir.PacketResize):
+            _refs(e.delta, self.bounding)
+        if isinstance(e, (tir.Load, tir.AddrOf)):
+            self._place(e.place)
+        for name in getattr(e, "__slots__", ()):
+            v = getattr(e, name, None)
+            if isinstance(v, tuple):
+                for x in v:
+                    self._expr(x[1] if isinstance(x, tuple) else x)
+            elif v is not None and hasattr(v, "__slots__") and not isinstance(v, (tir.Var, tir.Function)):
+                self._expr(v)
+
+
+def _exposed(body: tuple[tir.Stmt, ...]) -> tuple[frozenset[tir.Var], frozenset[tir.Var]]:
+    """(variables read before being written on some path through `body`, variables written
+    on every path): a small liveness analysis for what a loop carries between iterations."""
+    exposed: set[tir.Var] = set()
+    killed: set[tir.Var] = set()
+    for s in body:
+        reads: set[tir.Var] = set()
+        kills: frozenset[tir.Var] = frozenset()
+        if isinstance(s, tir.Assign):
+            _refs(s.value, reads)
+            kills = frozenset({s.var})
+        elif isinstance(s, tir.If):
+            _refs(s.test, reads)
+            e1, k1 = _exposed(s.body)
+            e2, k2 = _exposed(s.orelse)
+            reads |= e1 | e2
+            kills = k1 & k2
+        elif isinstance(s, (tir.Loop, tir.Locked)):
+            if isinstance(s, tir.Loop):
+                _refs(s.stop, reads)
+            reads |= _exposed(s.body)[0]
+        else:
+            _refs(s, reads)
+        exposed |= reads - killed
+        killed |= kills
+    return frozenset(exposed), frozenset(killed)
+
+
+def _assigned(body: tuple[tir.Stmt, ...], out: dict[tir.Var, bool]) -> None:
+    """Variables assigned in `body`: var -> True when every assignment is a constant."""
+    for s in body:
+        if isinstance(s, tir.Assign):
+            out[s.var] = out.get(s.var, True) and isinstance(s.value, tir.Const)
+        elif isinstance(s, tir.If):
+            _assigned(s.body, out)
+            _assigned(s.orelse, out)
+        elif isinstance(s, tir.Loop):
+            out[s.var] = False
+            _assigned(s.body, out)
+        elif isinstance(s, tir.Locked):
+            _assigned(s.body, out)
+
+
+class _Walker:
+    def __init__(self, hook: tir.Function) -> None:
+        precise = _Precise(hook)
+        self.branching = precise.branching
+        self.bounding = precise.bounding
+        self.insns = 0.0
+        self.processed = 0.0
+        self.by_line: dict[tuple[str, int], float] = {}
+        self._unroll = 1.0       # static copies of the current code (loops unrolled)
+        self.later: frozenset[tir.Var] = frozenset()
+        self.untested: set[tir.Var] = set()
+        self._tail_cache: dict[int, tuple[object, list[frozenset[tir.Var]]]] = {}
+
+    # ---------------------------------------------------------------- statements
+    def block(self, body: tuple[tir.Stmt, ...], m: float, paths: _Paths) -> float:
+        outer = self.later
+        tails = self._tails(body)
+        for s, tail in zip(body, tails):
+            if m <= 0:
+                break
+            self.later = outer | tail   # variables read after this statement
+            m = self.stmt(s, m, paths)
+        self.later = outer
+        return m
+
+    def _tails(self, body: tuple[tir.Stmt, ...]) -> list[frozenset[tir.Var]]:
+        """For each statement, the variables the statements after it read (cached)."""
+        key = id(body)
+        if key not in self._tail_cache:
+            acc: set[tir.Var] = set()
+            out: list[frozenset[tir.Var]] = []
+            for s in reversed(body):
+                out.append(frozenset(acc))
+                _refs(s, acc)
+            self._tail_cache[key] = (body, list(reversed(out)))
+        return self._tail_cache[key][1]
+
+    def charge(self, n: float, m: float, span: object) -> None:
+        # Lookups not yet tested for None each split the paths in two until their test.
+        m = m * (2 ** min(len(self.untested & self.later), 16))
+        self.insns += n * self._unroll
+        self.processed = min(self.processed + n * m, _CAP)
+        key = (getattr(span, "file", ""), getattr(span, "line", 0))
+        self.by_line[key] = self.by_line.get(key, 0.0) + n * m
+
+    def stmt(self, s: tir.Stmt, m: float, paths: _Paths) -> float:
+        if isinstance(s, tir.Assign):
+            m = self.expr(s.value, m)
+            self.untested.discard(s.var)
+            if isinstance(s.value, (tir.PacketHeader, tir.MapGet, tir.QueuePop)) \
+                    and s.var in self.later:
+                self.untested.add(s.var)   # null on one path, a reference on the other
+            self.charge(1, m, s.span)
+            if _materialized_bool(s.value) and s.var in self.branching:
+                m *= 2  # 0 and 1 on two paths, and a later branch tells them apart
+            return m
+        if isinstance(s, tir.Store):
+            m = self.place(s.place, m)
+            m = self.expr(s.value, m)
+            if s.op:
+                cost, paths_added = _operator(s.op, s.value, getattr(s.place.type, "signed", False))
+                self.charge(cost - 1, m, s.span)
+                m += paths_added
+            extra = 1 + (1 if s.op else 0) + (2 if isinstance(s.place, tir.IndexPlace) else 0)
+            self.charge(extra + 1, m, s.span)
+            if _materialized_bool(s.value):
+                m *= 2  # stored 0 and 1 leave different stack slot states (zero vs. misc)
+            return m
+        if isinstance(s, tir.CopyStruct):
+            m = self.place(s.place, m)
+            m = self.expr(s.value, m)
+            size = getattr(s.place.type, "size", 8)
+            self.charge(2 * ((size + 7) // 8) + 1, m, s.span)
+            return m
+        if isinstance(s, tir.ExprStmt):
+            return self.expr(s.value, m)
+        if isinstance(s, tir.Return):
+            if s.value is not None:
+                m = self.expr(s.value, m)
+            self.charge(2, m, s.span)
+            paths.returns.append(m)
+            return 0.0
+        if isinstance(s, tir.Break):
+            paths.breaks.append(m)
+            return 0.0
+        if isinstance(s, tir.Continue):
+            paths.continues.append(m)
+            return 0.0
+        if isinstance(s, tir.If):
+            if isinstance(s.test, tir.Const):   # LLVM removes the dead arm
+                return self.block(s.body if s.test.value else s.orelse, m, paths)
+            m = self.expr(s.test, m)
+            self.charge(1, m, s.span)
+            self.untested -= _none_tested(s.test)
+            mt = self.block(s.body, m, paths)
+            mf = self.block(s.orelse, m, paths)
+            if mt > 0 and mf > 0 and self.tests_reference(s.test, self.later):
+                # One path knows the reference is null, the other that it is not: the
+                # verifier keeps both states as long as the reference lives.
+                return mt + mf
+            return self.join(s.body + s.orelse, mt, mf)
+        if isinstance(s, tir.Locked):
+            m = self.place(s.lock, m)
+            self.charge(6, m, s.span)
+            return self.block(s.body, m, paths)
+        if isinstance(s, tir.Loop):
+            return self.loop(s, m, paths)
+        raise AssertionError(f"unknown statement {s!r}")
+
+    def join(self, arms: tuple[tir.Stmt, ...], mt: float, mf: float) -> float:
+        """States after two paths meet (see the module docstring)."""
+        if mt <= 0 or mf <= 0:
+            return mt + mf
+        kind = self.difference(arms)
+        if kind == "exact":
+            return mt + mf      # exact values differ: no state subsumes another
+        if kind == "range":
+            return max(mt, mf) + 1  # value ranges: the verifier soon covers them with one range
+        return max(mt, mf)
+
+    def tests_reference(self, test: tir.Expr, live: frozenset[tir.Var]) -> bool:
+        """Whether a condition tests for None a reference that is still read afterwards."""
+        if isinstance(test, tir.IsNone):
+            return isinstance(test.operand, tir.VarRef) and test.operand.var in live
+        if isinstance(test, tir.Logic):
+            return self.tests_reference(test.left, live) or self.tests_reference(test.right, live)
+        if isinstance(test, tir.Not):
+            return self.tests_reference(test.operand, live)
+        return False
+
+    def difference(self, body: tuple[tir.Stmt, ...], skip: tir.Var | None = None) -> str:
+        """How the states of paths through `body` can differ: "exact", "range" or "none"."""
+        assigned: dict[tir.Var, bool] = {}
+        _assigned(body, assigned)
+        assigned.pop(skip, None)  # type: ignore[arg-type]
+        # Only what is read later keeps states apart: the verifier's liveness lets it
+        # prune a state against one that differs only in dead registers and slots.
+        assigned = {v: exact for v, exact in assigned.items() if v in self.later}
+        if any(exact and v in self.branching for v, exact in assigned.items()):
+            return "exact"
+        if any(v in self.bounding for v in assigned):
+            return "range"
+        return "none"
+
+    def loop(self, s: tir.Loop, m: float, paths: _Paths) -> float:
+        """Walk the verifier's unrolling: states entering iteration k+1 are an affine
+        function of those entering iteration k, learnt by walking the body twice."""
+        m = self.expr(s.stop, m)
+        saved = (self.insns, self.processed, dict(self.by_line), self._unroll)
+        outer_later = self.later
+        # What the next iteration reads before writing it stays live across the back edge.
+        self.later = outer_later | _exposed(s.body)[0]
+        walks = []
+        for start in (1.0, 2.0):
+            self.insns, self.processed, self.by_line = saved[0], 0.0, {}
+            self._unroll = saved[3] * max(s.bound, 1)
+            inner = _Paths()
+            self.charge(3, start, s.span)
+            end = self.block(s.body, start, inner)
+            nxt = self.join(s.body, end, sum(inner.continues))  # the paths meet at the head
+            walks.append((self.processed, dict(self.by_line), nxt,
+                          sum(inner.breaks), sum(inner.returns)))
+        self.later = outer_later
+        insns_after_unroll = self.insns
+        (p1, lines1, n1, b1, r1), (p2, lines2, n2, b2, r2) = walks
+        self.insns, self.processed, self.by_line, self._unroll = \
+            insns_after_unroll, saved[1], saved[2], saved[3]
+        # next = slope * cur + base (clamped: the two walks may not be exactly affine)
+        slope, base = max(n2 - n1, 0.0), max(2 * n1 - n2, 0.0)
+        if not isinstance(s.stop, tir.Const):
+            base += 1   # a runtime bound: each iteration also tests it both ways
+        # Inside a loop the counter makes every iteration's states new, so the verifier
+        # cannot prune against earlier iterations: each branch of the body can leave one
+        # more state to carry on (measured: a `max` and a helper per iteration of 16 gave
+        # 108 states).
+        base += _branch_points(s.body)
+        if _select_accumulators(s.body) & self.branching:
+            # A precisely tracked value accumulating what a select chose (`t += min(x,
+            # C)`): each iteration's choices give new ranges the verifier keeps apart.
+            # Measured: 16 iterations of `flow.total += min(u8 field, 182)`, with
+            # flow.total a packet index afterwards: 47,815 instructions processed,
+            # growing about 1.5 times per iteration.
+            slope = max(slope, 2.0)
+        p_slope, p_base = p2 - p1, 2 * p1 - p2        # processed per iteration
+        cur, exits, returns = m, 0.0, 0.0
+        iterations = 0
+        entering = 0.0                              # Σ states entering an iteration
+        for _ in range(s.bound):
+            iterations += 1
+            entering += cur
+            per_iteration = max(p_slope * cur + p_base, min(p1, p2 / 2) * cur, 0.0)
+            self.processed = min(self.processed + per_iteration, _CAP)
+            exits += (b2 - b1) * cur + (2 * b1 - b2)
+            returns += (r2 - r1) * cur + (2 * r1 - r2)
+            cur = min(max(slope * cur + base, 0.0), _CAP)
+            if cur <= 0 or self.processed >= _CAP:
+                break
+        for k in lines1.keys() | lines2.keys():
+            one, two = lines1.get(k, 0.0), lines2.get(k, 0.0)
+            share = (two - one) * entering + (2 * one - two) * iterations
+            self.by_line[k] = min(self.by_line.get(k, 0.0) + share, _CAP)
+        self.charge(1, m, s.span)                   # the final exit test
+        if returns:
+            paths.returns.append(returns)
+        kind = self.difference(s.body, skip=s.var)
+        runtime_stop = not isinstance(s.stop, tir.Const)
+        if kind == "none":
+            ends = [cur > 0, exits > 0, runtime_stop]
+            return m if any(ends) else 0.0
+        if kind == "exact":
+            # Each iteration can leave with its own exact state.
+            after = exits + cur + (m * iterations if runtime_stop else 0.0)
+            return min(max(after, m), _CAP)
+        return max(m, cur) + (iterations if (exits or runtime_stop) else 1)
+
+    # ---------------------------------------------------------------- expressions
+    def place(self, p: tir.Place, m: float) -> float:
+        m = self.expr(p.base, m)
+        if isinstance(p, tir.IndexPlace):
+            m = self.expr(p.index, m)
+            if isinstance(p.index, tir.Const):
+                self.charge(2, m, p.span)
+            elif p.in_packet:
+                # Bounds check, then a data_end check on the element: two more branches the
+                # verifier walks on every use.
+                self.charge(40, m, p.span)
+            else:
+                self.charge(12, m, p.span)
+        return m
+
+    def expr(self, e: tir.Expr, m: float) -> float:
+        name = type(e).__name__
+        if isinstance(e, tir.Const):
+            self.charge(2 if not -(1 << 31) <= e.value < (1 << 31) else 1, m, e.span)
+            return m
+        if isinstance(e, tir.VarRef):
+            return m
+        if isinstance(e, tir.Call):
+            for a, p in zip(e.args, e.func.params):
+                m = self.expr(a, m)
+                if _materialized_bool(a) and p in self.branching:
+                    m *= 2  # a 0/1 argument the callee branches on
+            return self.call(e, m)
+        if isinstance(e, tir.Cond):
+            if isinstance(e.test, tir.Const):
+                return self.expr(e.body if e.test.value else e.orelse, m)
+            m = self.expr(e.test, m)
+            self.charge(2, m, e.span)
+            mb = self.expr(e.body, m)
+            mo = self.expr(e.orelse, m)
+            return max(mb, mo)
+        if isinstance(e, tir.Logic):
+            m = self.expr(e.left, m)
+            self.charge(2, m, e.span)
+            return self.expr(e.right, m)
+        if isinstance(e, (tir.Load, tir.AddrOf)):
+            m = self.place(e.place, m)
+            self.charge(2, m, e.span)
+            return m
+        if isinstance(e, tir.NewStruct):
+            self.charge((e.struct.size + 7) // 8 + 1, m, e.span)
+            for f, v in e.inits:
+                m = self.expr(v, m)
+                size = getattr(f.type, "size", 8)
+                self.charge(1 if size <= 8 else 2 * ((size + 7) // 8), m, e.span)
+                if _materialized_bool(v):
+                    m *= 2  # stored 0 and 1 leave different stack slot states (zero vs. misc)
+            return m
+        if isinstance(e, tir.Binary):
+            m = self.expr(e.left, m)
+            m = self.expr(e.right, m)
+            cost, paths_added = _operator(e.op, e.right, e.type.signed)
+            self.charge(cost, m, e.span)
+            return m + paths_added
+        if isinstance(e, tir.MinMax):
+            for a in e.args:
+                m = self.expr(a, m)
+            self.charge(3 * (len(e.args) - 1), m, e.span)
+            return m
+        if isinstance(e, tir.PacketResize):
+            m = self.expr(e.delta, m)
+            grown = _zeroed_head_bytes(e)
+            # The helper, its result test, and for a grown head the bounds check and the
+            # byte stores that zero the new bytes.
+            self.charge(_HELPER["PacketResize"] + (6 + grown if grown else 0), m, e.span)
+            return m
+        if isinstance(e, tir.Builtin):
+            self.charge(_BUILTIN.get(e.name, 2), m, e.span)
+            return m
+        # Every other node: its operands, then its own cost.
+        for slot in e.__slots__:
+            v = getattr(e, slot)
+            if isinstance(v, (tir.FieldPlace, tir.IndexPlace)):
+                m = self.place(v, m)
+            elif hasattr(v, "type") and hasattr(v, "span") and not isinstance(v, (tir.Var, StructType)):
+                m = self.expr(v, m)
+        self.charge(_HELPER.get(name, 2), m, e.span)
+        return m
+
+    def call(self, e: tir.Call, m: float) -> float:
+        paths = _Paths()
+        self.charge(1, m, e.span)
+        end = self.block(e.func.body, m, paths)
+        outs = paths.returns + ([end] if end > 0 else [])
+        if not outs:
+            return 0.0
+        # Different return values leave different states behind: the paths stay apart.
+        return min(sum(outs), _CAP) if _distinct_returns(e.func) else max(outs)
+
+
+def _none_tested(test: tir.Expr) -> set[tir.Var]:
+    """Variables a condition tests for None."""
+    out: set[tir.Var] = set()
+    stack: list[object] = [test]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, tir.IsNone) and isinstance(n.operand, tir.VarRef):
+            out.add(n.operand.var)
+        elif isinstance(n, tir.Logic):
+            stack += [n.left, n.right]
+        elif isinstance(n, tir.Not):
+            stack.append(n.operand)
+    return out
+
+
+def _children(n: object) -> list[object]:
+    """The TIR nodes directly inside `n` (the values of `(field, value)` pairs; not
+    variables, functions or struct types)."""
+    out: list[object] = []
+    for name in getattr(n, "__slots__", ()):
+        v = getattr(n, name, None)
+        if isinstance(v, tuple):
+            out.extend(x[1] if isinstance(x, tuple) else x for x in v)
+        elif v is not None and hasattr(v, "__slots__") and not isinstance(
+                v, (tir.Var, tir.Function, StructType)):
+            out.append(v)
+    return out
+
+
+def _has_select(e: object) -> bool:
+    """Whether an expression contains a value chosen by a branch (min, max, a conditional
+    expression, division or shift fix-ups)."""
+    stack: list[object] = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (tir.MinMax, tir.Cond)):
+            return True
+        if isinstance(n, tir.Binary) and _hidden_branches(n):
+            return True
+        stack.extend(_children(n))
+    return False
+
+
+def _select_accumulators(body: tuple[tir.Stmt, ...]) -> set[tir.Var]:
+    """Variables of `body` (scalars, and structs on the stack) that add up values chosen
+    by a branch: `x = x + min(a, b)`, `s.total += max(a, b)`."""
+    out: set[tir.Var] = set()
+    for st in body:
+        if isinstance(st, tir.Assign):
+            refs: set[tir.Var] = set()
+            _refs(st.value, refs)
+            if st.var in refs and _has_select(st.value):
+                out.add(st.var)
+        elif isinstance(st, tir.Store) and st.op is not None:
+            root = tir.root_var(st.place.base)
+            if root is not None and isinstance(root.type, StructType) \
+                    and (_has_select(st.value) or _hidden_branches(st)):
+                out.add(root)
+        elif isinstance(st, tir.If):
+            out |= _select_accumulators(st.body) | _select_accumulators(st.orelse)
+        elif isinstance(st, (tir.Loop, tir.Locked)):
+            out |= _select_accumulators(st.body)
+    return out
+
+
+def _branch_points(body: tuple[tir.Stmt, ...]) -> int:
+    """Conditional branches in the code of `body` (not counting nested loops' own bodies)."""
+    count = 0
+    stack: list[object] = list(body)
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (tir.If, tir.Logic, tir.IsNone, tir.PacketHeader, tir.MapGet,
+                          tir.QueuePop)):
+            count += 1
+        elif isinstance(n, (tir.Cond, tir.MinMax)):
+            count += 2   # a value chosen by a branch: each choice is a different state
+        elif isinstance(n, (tir.Binary, tir.Store)):
+            count += _hidden_branches(n)
+        elif isinstance(n, tir.PacketResize):
+            # The helper's result is tested, and a grown head is zeroed behind a bounds
+            # check (measured: `resize_head(8)` in a loop of 16, 59 instructions processed
+            # per iteration for 20 in the body).
+            count += 1
+        if isinstance(n, tir.Loop):
+            continue
+        if isinstance(n, tir.Call):
+            stack.extend(n.func.body)
+        stack.extend(_children(n))
+    return count
+
+
+def _operator(op: str, right: tir.Expr, signed: bool) -> tuple[int, int]:
+    """Instructions for `left op right`, and the paths its hidden branches add.
+
+    BPF has no select: the fix-ups the lowering adds (division by zero, floor division
+    and modulo of signed values, shift counts at or above the width) are branches whose
+    outcomes leave different values, which the verifier carries on separately."""
+    runtime = not isinstance(right, tir.Const)
+    if op in ("//", "%"):
+        if signed:
+            return (30, 4) if runtime else (16, 2)
+        return (4, 0) if runtime else (1, 0)
+    if op in ("<<", ">>") and runtime:
+        return 8, 1     # the count is tested against the width
+    return 1, 0
+
+
+def _hidden_branches(n: "tir.Binary | tir.Store") -> int:
+    """Branches the lowering adds to an operator with a runtime right operand: BPF has
+    no select, so the division-by-zero and shift-width fix-ups are conditional jumps
+    (measured: `pkt.len // flow.total` in a loop of 16: 1,266 instructions processed for
+    a 17-instruction body, the zero test's path walking on into the next iteration)."""
+    if isinstance(n, tir.Binary):
+        op, right, signed = n.op, n.right, n.type.signed
+    elif n.op is not None:
+        op, right, signed = n.op, n.value, getattr(n.place.type, "signed", False)
+    else:
+        return 0
+    if op in ("//", "%") and not signed and not isinstance(right, tir.Const):
+        return 1        # the zero test
+    return _operator(op, right, signed)[1]
+
+
+def _zeroed_head_bytes(e: tir.PacketResize) -> int:
+    """Bytes a resize zeroes: a head grown by a constant (see lower_expr.zero_new_head)."""
+    if e.where == "head" and isinstance(e.delta, tir.Const) and e.delta.value > 0:
+        return int(e.delta.value)
+    return 0
+
+
+def _materialized_bool(e: tir.Expr) -> bool:
+    """A comparison turned into a 0/1 value: BPF has no setcc, so LLVM emits a branch."""
+    return isinstance(e, (tir.Compare, tir.Logic, tir.Not, tir.IsNone)) or (
+        isinstance(e, tir.Convert) and _materialized_bool(e.operand))
+
+
+def _distinct_returns(f: tir.Function) -> bool:
+    """Whether a function's return statements can give different values."""
+    values: list[int | None] = []
+
+    def walk(body: tuple[tir.Stmt, ...]) -> None:
+        for s in body:
+            if isinstance(s, tir.Return) and s.value is not None:
+                values.append(s.value.value if isinstance(s.value, tir.Const) else None)
+            elif isinstance(s, tir.If):
+                walk(s.body)
+                walk(s.orelse)
+            elif isinstance(s, (tir.Loop, tir.Locked)):
+                walk(s.body)
+
+    walk(f.body)
+    return len(values) > 1 and (None in values or len(set(values)) > 1)
+
+
+def estimate_hook(hook: tir.Function) -> Estimate:
+    w = _Walker(hook)
+    w.block(hook.body, 1.0, _Paths())
+    hottest = ""
+    if w.by_line:
+        (file, line), amount = max(w.by_line.items(), key=lambda kv: kv[1])
+        hottest = f"line {line} ({int(amount):,} instructions)"
+    return Estimate(insns=int(w.insns * MARGIN) + SLACK,
+                    processed=int(min(w.processed * MARGIN + SLACK, _CAP)),
+                    stack=stack_bytes(hook), hottest=hottest)
+
+
+def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = False) -> None:
+    """Estimate every hook (kept in `program.budgets`) and report those over the kernel's
+    limits. With `advisory`, an estimate over a limit is a warning and the kernel verifier
+    decides (`--kernel-decides`: the estimate is pessimistic)."""
+    for hook in program.hooks:
+        est = estimate_hook(hook)
+        program.budgets[hook.name] = est
+        error = sink.warning if advisory else sink.error
+        if est.processed > MAX_PROCESSED:
+            error(hook.name_span or hook.span, "budget",
+                  f"`{hook.name}` may make the verifier process about {est.processed:,} "
+                  f"instructions; the kernel stops at {MAX_PROCESSED:,}",
+                  f"the largest part: {est.hottest}",
+                  "lower loop bounds, or split the work across hooks or runs; the "
+                  "estimate is pessimistic: `etran verify --kernel-decides` (or build, "
+                  "run, fuzz) lets the kernel verifier decide")
+        elif est.insns > MAX_INSNS:
+            error(hook.name_span or hook.span, "budget",
+                  f"`{hook.name}` compiles to about {est.insns:,} "
+                  f"instructions; the kernel accepts at most {MAX_INSNS:,}")

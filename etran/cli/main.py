@@ -1,0 +1,405 @@
+"""The `etran` command line.
+
+    etran check FILE                 diagnostics, or each hook's budget estimate
+    etran build FILE -o OUT.o        a standard BPF ELF object
+    etran disasm FILE [--hook H]     BPF instructions with the DSL source interleaved
+    etran verify FILE [--log]        load into the kernel verifier: verdict and statistics
+                                     (build, disasm, verify, run, fuzz: --kernel-decides loads
+                                     a program whose verifier-work estimate is over the limit)
+    etran run FILE HOOK --packet HEX [--maps JSON]
+                                     the kernel's and the interpreter's results side by side
+    etran fuzz FILE [--hook H] [--examples N] [--seed S]
+                                     kernel vs interpreter on generated inputs
+    etran fuzz --programs N          ... on generated programs (soundness, budget too)
+    etran demo                       check, build, verify and run the DCTCP example
+
+Exit codes: 0 success, 1 a problem in the user's program or input (including a
+kernel/interpreter mismatch), 2 a usage error or a missing capability. Bad
+input never produces a traceback; set ETRAN_DEBUG=1 to see one for a bug.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import traceback
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """A wrong argument or an unreadable file: exit code 2."""
+
+
+class InputError(Exception):
+    """A problem in the user's input data (packet, maps): exit code 1."""
+
+
+def _read_source(path: str) -> tuple[str, str]:
+    p = Path(path)
+    try:
+        return p.read_text(), str(p)
+    except FileNotFoundError:
+        raise UsageError(f"cannot read {path}: no such file") from None
+    except (IsADirectoryError, PermissionError, UnicodeDecodeError) as e:
+        raise UsageError(f"cannot read {path}: {e.strerror if hasattr(e, 'strerror') and e.strerror else e}") from None
+
+
+def _check(path: str) -> Any:
+    from etran.pipeline import check_source
+    from etran.dsl.diagnostics import DiagnosticSink, render
+    text, name = _read_source(path)
+    sink = DiagnosticSink()
+    program = check_source(text, name, sink=sink, budget_advisory=_KERNEL_DECIDES)
+    warnings = [d for d in sink.sorted() if d.severity == "warning"]
+    if warnings:
+        print(render(warnings) + "\n  (--kernel-decides: loading anyway; the kernel "
+              "verifier decides)", file=sys.stderr)
+    return program
+
+
+# ---------------------------------------------------------------- check / build
+def cmd_check(args: argparse.Namespace) -> int:
+    program = _check(args.file)
+    from etran.analysis.budget import MAX_PROCESSED
+    print(f"{args.file}: ok")
+    for h in program.hooks:
+        est = program.budgets.get(h.name)
+        kind = f"@{h.hook}" if h.hook != "timer" else f"@timer({h.timer_field[0].name}."\
+            f"{h.timer_field[1].name})"  # type: ignore[index]
+        if est is None:
+            print(f"  {kind:<24} {h.name}")
+            continue
+        print(f"  {kind:<24} {h.name}: ~{est.insns:,} instructions, verifier ~{est.processed:,} "
+              f"of {MAX_PROCESSED:,} processed, stack {est.stack} of 512 bytes")
+    for m in program.maps:
+        print(f"  map {m.name}: {m.kind}, {m.max_entries} entries"
+              + (f", key {m.key_size} B" if m.key_size else "")
+              + (f", value {m.value_size} B" if m.value_size else ""))
+    return EXIT_OK
+
+
+def _compile(path: str, observe: bool = False) -> Any:
+    from etran.pipeline import compile_program
+    program = _check(path)
+    if not program.hooks:
+        # A module without hooks is fine to import (`etran check` accepts it), but there
+        # is nothing here to build, load or run.
+        raise InputError(f"{path} defines no hook: nothing to compile; decorate a function "
+                         "with @xdp, @egress, @gen or @timer(Struct.field)")
+    _SOURCES.update(program.sources)  # to map a verifier rejection back to DSL lines
+    return compile_program(program, observe=observe)
+
+
+def cmd_build(args: argparse.Namespace) -> int:
+    obj = _compile(args.file)
+    out = Path(args.output or Path(args.file).with_suffix(".o").name)
+    try:
+        out.write_bytes(obj.elf)
+    except OSError as e:
+        raise UsageError(f"cannot write {out}: {e.strerror}") from None
+    names = ", ".join(f"{p.name} (@{p.hook})" for p in obj.programs)
+    print(f"wrote {out}: {len(obj.elf)} bytes; programs: {names or 'none'}; "
+          f"maps: {', '.join(m.name for m in obj.maps) or 'none'}")
+    return EXIT_OK
+
+
+def cmd_disasm(args: argparse.Namespace) -> int:
+    from etran.backend.disasm import disassemble, render
+    from etran.backend.objfile import read_object
+    obj = _compile(args.file)
+    names = [p.name for p in obj.programs]
+    if args.hook is not None and args.hook not in names:
+        raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(names)}")
+    listings = disassemble(read_object(obj.elf), args.hook)
+    print(render(listings))
+    print()
+    for lst in listings:
+        print(f"{lst.name}: {lst.instruction_count} instructions")
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- verify
+def _kernel() -> None:
+    from etran.runtime.loader import check_kernel_support
+    check_kernel_support()
+
+
+def cmd_verify(args: argparse.Namespace) -> int:
+    from etran.runtime.loader import load_object
+    obj = _compile(args.file)
+    _kernel()
+    with load_object(obj.elf, name=obj.program.name[:15] or "etran") as loaded:
+        print(f"{args.file}: accepted by the kernel verifier")
+        for name, prog in loaded.programs.items():
+            s = prog.stats
+            est = obj.program.budgets.get(name)
+            extra = f" (checker estimate {est.processed:,})" if est else ""
+            print(f"  {name}: {s.processed_insns:,} instructions processed{extra}, "
+                  f"{s.total_states} states (peak {s.peak_states}), "
+                  f"stack {'+'.join(map(str, s.stack_depth)) or '0'} bytes, "
+                  f"{prog.xlated_insn_count()} instructions loaded, "
+                  f"verified in {s.verification_time_us} us")
+            if args.log:
+                print("  verifier log:")
+                for line in prog.verifier_log.rstrip().splitlines():
+                    print("    " + line)
+    return EXIT_OK
+
+
+# ---------------------------------------------------------------- run
+def _parse_packet(text: str) -> bytes:
+    cleaned = "".join(text.split()).replace(":", "")
+    if cleaned.startswith(("0x", "0X")):
+        cleaned = cleaned[2:]
+    try:
+        return bytes.fromhex(cleaned)
+    except ValueError:
+        raise InputError(f"--packet: {text[:40]!r} is not hex bytes (e.g. 0a0b0c...)") from None
+
+
+def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
+    from etran.ir.codec import CodecError
+    from etran.interp.state import MapStore
+    store = MapStore(program, ncpu)
+    if not text:
+        return store
+    try:
+        data = json.loads(Path(text[1:]).read_text() if text.startswith("@") else text)
+    except FileNotFoundError:
+        raise UsageError(f"--maps: cannot read {text[1:]}") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"--maps: invalid JSON: {e.msg} at line {e.lineno} column {e.colno}") from None
+    if not isinstance(data, dict):
+        raise InputError("--maps: expected an object mapping map names to contents")
+    names = {m.name: m for m in program.maps}
+    try:
+        for name, contents in data.items():
+            m = names.get(name)
+            if m is None:
+                raise InputError(f"--maps: no map named {name!r}; maps: {', '.join(names)}")
+            if m.kind == "Queue":
+                from etran.ir import codec
+                for v in contents:
+                    store.push_raw(name, codec.encode(m.value, v, f"{name} value"))
+                continue
+            items = contents.items() if isinstance(contents, dict) else \
+                [(e.get("key"), e.get("value")) for e in contents]
+            for k, v in items:
+                if isinstance(k, str) and m.key is not None and not hasattr(m.key, "fields"):
+                    k = int(k, 0)
+                store.set(name, k, v)
+    except CodecError as e:
+        raise InputError(f"--maps: {e}") from None
+    except (AttributeError, TypeError):
+        raise InputError("--maps: each map is a list of {\"key\": ..., \"value\": ...} or an "
+                         "object {key: value}") from None
+    return store
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from etran.cli.show import show_side_by_side
+    from etran.interp.interpreter import Interpreter
+    from etran.differential.harness import KernelHarness, RunError, compare, frame_input
+    from etran.runtime.loader import possible_cpus
+    packet = _parse_packet(args.packet)
+    obj = _compile(args.file, observe=True)
+    hooks = [p.name for p in obj.programs]
+    if args.hook not in hooks:
+        raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(hooks) or 'none'}")
+    _kernel()
+    ncpu = possible_cpus()
+    if not 0 <= args.cpu < min(ncpu, os.cpu_count() or 1):
+        raise UsageError(f"--cpu {args.cpu}: this machine has CPUs 0 to {(os.cpu_count() or 1) - 1}")
+    store = _parse_maps(obj.program, args.maps, ncpu)
+    inp = frame_input(packet, maps=store, now_ns=args.now, cpu=args.cpu, rx_queue=0)
+    try:
+        with KernelHarness(obj) as runner:
+            kernel = runner.run(args.hook, inp)
+    except RunError as e:
+        raise InputError(str(e)) from None
+    interp = Interpreter(obj.program).run(args.hook, inp)
+    diffs = compare(kernel, interp)
+    uses_clock = any(k == "helper" and n in ("now_ns()", "random_u32()")
+                     for k, n, _ in obj.program.hook(args.hook).effects)
+    print(show_side_by_side(obj.program, packet, store, kernel, interp, diffs))
+    if diffs and uses_clock:
+        print("note: the hook reads the clock or random numbers, which the interpreter takes "
+              "as inputs (--now); differences there are expected")
+    return EXIT_PROGRAM if diffs else EXIT_OK
+
+
+def cmd_fuzz(args: argparse.Namespace) -> int:
+    if args.programs is not None:
+        from etran.differential.programs import fuzz_programs_command
+        return fuzz_programs_command(args)
+    if not args.file:
+        raise UsageError("fuzz needs a FILE, or --programs N to generate programs")
+    if args.examples < 1:
+        raise UsageError("--examples must be at least 1")
+    from etran.differential.inputs import describe, fuzz_hook, save_counterexample
+    from etran.differential.harness import KernelHarness
+    obj = _compile(args.file, observe=True)
+    hooks = [h.name for h in obj.program.hooks]
+    if args.hook is not None and args.hook not in hooks:
+        raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(hooks)}")
+    _kernel()
+    chosen = [args.hook] if args.hook else hooks
+    tty = sys.stderr.isatty()
+
+    def progress(r: Any) -> None:
+        line = f"  {r.hook}: {r.cases}/{args.examples} cases, {r.rate:,.0f} cases/s"
+        print(("\r" + line) if tty else line, end="" if tty else "\n", file=sys.stderr, flush=True)
+
+    failed = False
+    with KernelHarness(obj) as runner:
+        for hook in chosen:
+            report = fuzz_hook(runner, hook, args.examples, args.seed, progress)
+            if tty:
+                print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
+            print(f"{hook}: {report.cases} cases, {report.mismatches} mismatches, "
+                  f"{report.rate:,.0f} cases/s")
+            if report.counterexample is not None:
+                failed = True
+                print(describe(report.counterexample, _compile(args.file, observe=True)))
+                saved = save_counterexample(report.counterexample, Path(args.save))
+                print(f"saved the counterexample (source and input) to {saved}")
+                break
+    return EXIT_PROGRAM if failed else EXIT_OK
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from etran.cli.demo import demo
+    return demo()
+
+
+# ---------------------------------------------------------------- main
+def _add_kernel_decides(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--kernel-decides", action="store_true",
+                   help="when the checker's (pessimistic) estimate of verifier work is over "
+                   "the kernel's limit, warn and load anyway: the kernel verifier decides")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="etran", description="Kernel transports in restricted "
+                                "Python, compiled to eBPF and checked against an interpreter.")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    c = sub.add_parser("check", help="check a transport and report each hook's budget")
+    c.add_argument("file")
+    c.set_defaults(func=cmd_check)
+    b = sub.add_parser("build", help="compile a transport to a BPF ELF object")
+    b.add_argument("file")
+    b.add_argument("-o", "--output", help="output object (default: FILE's stem + .o)")
+    _add_kernel_decides(b)
+    b.set_defaults(func=cmd_build)
+    d = sub.add_parser("disasm", help="show BPF instructions with DSL source lines")
+    d.add_argument("file")
+    d.add_argument("--hook", help="only this hook")
+    _add_kernel_decides(d)
+    d.set_defaults(func=cmd_disasm)
+    v = sub.add_parser("verify", help="load into the kernel verifier and report statistics")
+    v.add_argument("file")
+    v.add_argument("--log", action="store_true", help="print the full verifier log")
+    _add_kernel_decides(v)
+    v.set_defaults(func=cmd_verify)
+    r = sub.add_parser("run", help="run a hook in the kernel and in the interpreter, compare")
+    r.add_argument("file")
+    r.add_argument("hook")
+    r.add_argument("--packet", required=True, help="the frame, as hex bytes")
+    r.add_argument("--maps", help="map contents as JSON, or @file.json")
+    r.add_argument("--now", type=int, default=0, help="the clock for the interpreter (ns)")
+    r.add_argument("--cpu", type=int, default=0, help="run on this CPU")
+    _add_kernel_decides(r)
+    r.set_defaults(func=cmd_run)
+    fz = sub.add_parser("fuzz", help="compare kernel and interpreter on generated inputs, "
+                        "or on generated programs with --programs N")
+    fz.add_argument("file", nargs="?")
+    fz.add_argument("--hook", help="only this hook (default: every hook, timers included)")
+    fz.add_argument("--examples", type=int, default=1000, help="inputs per hook (default 1000)")
+    fz.add_argument("--seed", type=int, help="a seed, for a reproducible run")
+    fz.add_argument("--programs", type=int, help="generate this many programs instead of a FILE")
+    fz.add_argument("--inputs", type=int, default=3, help="inputs per generated program")
+    fz.add_argument("--save", default=".etran/counterexamples",
+                    help="where counterexamples are saved (default .etran/counterexamples)")
+    _add_kernel_decides(fz)
+    fz.set_defaults(func=cmd_fuzz)
+    dm = sub.add_parser("demo", help="check, build, verify and run the DCTCP example")
+    dm.set_defaults(func=cmd_demo)
+    try:
+        from etran.cli.runtime_commands import add_runtime_commands
+    except ImportError:
+        pass
+    else:
+        add_runtime_commands(sub)
+    return p
+
+
+def _errors() -> list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]]:
+    from etran.ir.codec import CodecError
+    from etran.dsl.diagnostics import DiagnosticError
+    from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
+
+    def verifier(e: VerifierError) -> tuple[str, int]:
+        from etran.cli.verifier_report import parse_rejection, render_rejection
+        r = parse_rejection(e.program, e.log, e.error_line)
+        return render_rejection(r, _SOURCES, e.log if _WANT_LOG else None), EXIT_PROGRAM
+
+    return [
+        (DiagnosticError, lambda e: (str(e), EXIT_PROGRAM)),
+        (UsageError, lambda e: (f"etran: {e}", EXIT_USAGE)),
+        (InputError, lambda e: (f"etran: {e}", EXIT_PROGRAM)),
+        (CodecError, lambda e: (f"etran: {e}", EXIT_PROGRAM)),
+        (VerifierError, verifier),
+        (NotSupported, lambda e: (f"etran: {e}", EXIT_USAGE)),
+        (BpfError, lambda e: (f"etran: {e}", EXIT_USAGE)),
+        (EtranRuntimeError, lambda e: (f"etran: {e}", EXIT_USAGE)),
+    ]
+
+
+_SOURCES: dict[str, str] = {}
+_WANT_LOG = False
+_KERNEL_DECIDES = False
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    global _WANT_LOG, _KERNEL_DECIDES
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as e:  # argparse printed the usage error
+        return int(e.code or 0) and EXIT_USAGE
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return EXIT_USAGE
+    _WANT_LOG = bool(getattr(args, "log", False))
+    _KERNEL_DECIDES = bool(getattr(args, "kernel_decides", False))
+    try:
+        return int(args.func(args))
+    except KeyboardInterrupt:
+        print("etran: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:
+        # The reader went away (`etran disasm f.py | head`): stop quietly, as Unix tools do.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 0
+    except BaseException as e:  # noqa: BLE001 - every error becomes one clear message
+        for cls, handle in _errors():
+            if isinstance(e, cls):
+                text, code = handle(e)
+                print(text, file=sys.stderr)
+                return code
+        if os.environ.get("ETRAN_DEBUG"):
+            traceback.print_exc()
+        else:
+            print(f"etran: internal error: {type(e).__name__}: {e}\n"
+                  "  this is a bug in etran; rerun with ETRAN_DEBUG=1 for the traceback and "
+                  "report it", file=sys.stderr)
+        return 3
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,314 @@
+"""The runtime's command-line verbs: ``etran up``, ``etran status``, ``etran down``.
+
+``etran up FILE --topology two-hosts|incast:N`` builds the hosts, loads the transport once per
+host (each host has its own maps, as separate machines would), attaches its ``@xdp`` program
+to every host's interface, pins links, maps and programs under ``/sys/fs/bpf/etran/<run>/``
+and exits, leaving the run in place; ``--hold`` keeps it in the foreground instead and tears
+it down on Ctrl-C or SIGTERM. ``etran status`` lists every run: hosts, attached programs,
+interface counters, maps with a few entries (decoded with the struct declarations of the run's
+source file), and anything ``etran-*`` no run accounts for.
+``etran down`` removes everything (``--run ID`` one run; ``--orphans`` only runs whose
+process died) and checks that nothing is left.
+
+Handlers return the exit code: 0 success, 1 a problem in the user's program (diagnostics,
+verifier rejection), 2 a usage error or missing capability. Errors are one clear line on
+stderr, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from typing import Any
+
+from etran.runtime import attach, netns, runs
+from etran.runtime.errors import EtranRuntimeError, VerifierError
+from etran.abi import MAP_TYPE_NAMES
+from etran.runtime.maps import Map
+from etran.runtime.system import check_kernel_support
+
+EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
+_LISTABLE = frozenset({1, 2, 5, 6, 9, 10})  # hash, array and their per-CPU/LRU kinds
+
+
+def add_runtime_commands(subparsers: Any) -> None:
+    """Add ``up``, ``status`` and ``down`` to an argparse subparsers object."""
+    up = subparsers.add_parser("up", help="start hosts, load a transport and attach it")
+    up.add_argument("file", help="the transport source (.py)")
+    up.add_argument("--topology", default="two-hosts", metavar="KIND",
+                    help="two-hosts (default) or incast:N")
+    up.add_argument("--mode", choices=sorted(attach.MODES), default="native",
+                    help="XDP attach mode (default: native)")
+    up.add_argument("--hold", action="store_true",
+                    help="stay in the foreground; tear down on Ctrl-C or SIGTERM")
+    up.set_defaults(func=cmd_up)
+    status = subparsers.add_parser("status", help="show runs: hosts, programs, maps, counters")
+    status.add_argument("--entries", type=int, default=3, metavar="N",
+                        help="map entries to show per map (default 3)")
+    status.set_defaults(func=cmd_status)
+    down = subparsers.add_parser("down", help="remove every namespace, link and pin of etran")
+    down.add_argument("--run", metavar="ID", help="only this run")
+    down.add_argument("--orphans", action="store_true",
+                      help="only runs whose process died (and unaccounted leftovers)")
+    down.set_defaults(func=cmd_down)
+
+
+def _fail(message: str, code: int) -> int:
+    print(f"etran: {message}", file=sys.stderr)
+    return code
+
+
+def _guarded(verb: str, handler: Callable[[argparse.Namespace], int],
+             args: argparse.Namespace) -> int:
+    """Turn every expected failure into one line and an exit code."""
+    from etran.dsl.diagnostics import DiagnosticError
+    try:
+        return handler(args)
+    except DiagnosticError as exc:
+        print(str(exc), file=sys.stderr)
+        return EXIT_PROGRAM
+    except VerifierError as exc:
+        return _fail(f"{exc.summary()} (run `etran verify {getattr(args, 'file', 'FILE')} "
+                     "--log` for the verifier's log)", EXIT_PROGRAM)
+    except EtranRuntimeError as exc:
+        return _fail(str(exc).splitlines()[0], EXIT_USAGE)
+    except PermissionError as exc:
+        where = f" ({exc.filename})" if exc.filename else ""
+        return _fail(f"{verb} needs root: permission denied{where}; run as root",
+                     EXIT_USAGE)
+    except OSError as exc:
+        return _fail(f"{exc.strerror or exc}{': ' + exc.filename if exc.filename else ''}",
+                     EXIT_USAGE)
+
+
+# --------------------------------------------------------------------------- up
+
+def cmd_up(args: argparse.Namespace) -> int:
+    return _guarded("up", _up, args)
+
+
+def _up(args: argparse.Namespace) -> int:
+    from etran.pipeline import compile_file
+    from etran.runtime.loader import load_object
+    from etran.runtime.topology import Topology, parse_kind
+
+    if not os.path.isfile(args.file):
+        return _fail(f"{args.file}: no such file", EXIT_USAGE)
+    parse_kind(args.topology)  # a bad kind is a usage error before anything is built
+    check_kernel_support()
+    compiled = compile_file(args.file)
+    ingress = [p.name for p in compiled.programs if p.hook == "xdp"]
+    if len(ingress) > 1:
+        return _fail(f"{args.file} has {len(ingress)} @xdp programs ({', '.join(ingress)}); "
+                     "an interface runs one", EXIT_PROGRAM)
+    stem = os.path.splitext(os.path.basename(args.file))[0]
+    topo = Topology(args.topology, source=os.path.abspath(args.file))
+    try:
+        for host in topo.hosts:
+            obj = topo.own(load_object(compiled.elf, stem[:15]), host)
+            if ingress:
+                topo.attach(host, obj.programs[ingress[0]], args.mode)
+        hooks = {p.name: p.hook for p in compiled.programs}
+        _print_up(topo, args.file, hooks)
+        if args.hold:
+            _hold(topo)
+            return EXIT_OK
+        pins = topo.persist()
+    except BaseException:
+        topo.close()
+        raise
+    print(f"  pinned under {pins}; stop it with `etran down` (or `etran down --run "
+          f"{topo.run_id}`)")
+    return EXIT_OK
+
+
+def _print_up(topo: Any, file: str, hooks: dict[str, str]) -> None:
+    print(f"etran: run {topo.run_id} is up: {topo.kind} running {file}")
+    attached = {key: link for key, link in topo.links.items() if not key.startswith("link:")}
+    for host in topo.hosts.values():
+        link = attached.get(host.name)
+        where = f"@xdp {link.program} ({link.mode})" if link else "no @xdp program"
+        print(f"  host {host.name:<4} netns {host.netns:<20} {host.ifname} {host.ip:<12} "
+              f"{host.mac}  {where}")
+    others = [f"@{hook} {name}" for name, hook in hooks.items() if hook != "xdp"]
+    if others:
+        print(f"  loaded, run by the runtime on demand: {', '.join(others)}")
+    print(f"  switch: netns {topo.switch} (bridge etran-br); enter a host with "
+          f"`ip netns exec {next(iter(topo.hosts.values())).netns} bash`")
+
+
+def _hold(topo: Any) -> None:
+    """Block until SIGINT/SIGTERM, then tear down (the caller's ``finally`` does not run for
+    a persisted run, so this closes the topology itself)."""
+    stop = threading.Event()
+    previous = {sig: signal.signal(sig, lambda *_: stop.set())
+                for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        print("  holding; Ctrl-C or SIGTERM tears it down")
+        sys.stdout.flush()
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        topo.close()
+    print(f"etran: run {topo.run_id} torn down")
+
+
+# --------------------------------------------------------------------------- status
+
+def cmd_status(args: argparse.Namespace) -> int:
+    return _guarded("status", _status, args)
+
+
+def _status(args: argparse.Namespace) -> int:
+    records = runs.list_runs()
+    known = {r.run_id for r in records}
+    for record in records:
+        _print_run(record, args.entries)
+    leftovers = runs.find_objects()
+    stray = runs.Leftovers(
+        [n for n in leftovers.namespaces if runs.run_id_of(n) not in known],
+        leftovers.links,
+        [p for p in leftovers.pins if os.path.basename(p) not in known])
+    if stray:
+        print("leftovers no run accounts for (remove them with `etran down`):")
+        for kind, names in (("namespace", stray.namespaces), ("link", stray.links),
+                            ("pins", stray.pins)):
+            for name in names:
+                print(f"  {kind} {name}")
+    if not records and not stray:
+        print("etran: nothing is running")
+    return EXIT_OK
+
+
+def _print_run(record: runs.RunRecord, entries: int) -> None:
+    if record.persistent:
+        owner = "detached (etran up)"
+    elif record.owner_alive():
+        owner = f"held by process {record.pid}"
+    else:
+        owner = f"ORPHANED: process {record.pid} died; `etran down` removes it"
+    since = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(record.created))
+    source = f" running {record.source}" if record.source else ""
+    print(f"run {record.run_id}: {record.kind}{source}, since {since}, {owner}")
+    declarations: dict[str, Any] | None = None
+    for name, host in record.hosts.items():
+        counters = _counters(host["netns"], host["ifname"])
+        programs = _programs(host["netns"]).get(host["ifname"], "no XDP program")
+        print(f"  host {name:<4} {host['netns']:<20} {host['ifname']} {host['ip']:<12} "
+              f"{programs}; {counters}")
+        map_dir = os.path.join(record.pin_dir, name, "maps")
+        if os.path.isdir(map_dir):
+            if declarations is None:
+                declarations = _declarations(record.source)
+            for map_name in sorted(os.listdir(map_dir)):
+                _print_map(os.path.join(map_dir, map_name), entries,
+                           declarations.get(map_name))
+
+
+def _declarations(source: str) -> dict[str, Any]:
+    """The run's maps as its source declares them (name -> MapType), so their entries show
+    as the transport's own structs; {} (entries shown as bytes) when the source cannot be
+    read or checked any more, with a line saying why."""
+    from etran.dsl.diagnostics import DiagnosticError
+    from etran.runtime.typed import program_of
+    if not source:
+        return {}
+    try:
+        return {m.name: m for m in program_of(source).maps}
+    except OSError as exc:
+        why = f"cannot read {source} ({exc.strerror or exc})"
+    except DiagnosticError:
+        why = f"{source} no longer checks"
+    print(f"  ({why}: map entries shown as bytes)")
+    return {}
+
+
+def _counters(namespace: str, ifname: str) -> str:
+    try:
+        with netns.netlink(namespace) as ipr:
+            link = ipr.link("get", ifname=ifname)[0]
+            stats = link.get_attr("IFLA_STATS64")
+    except Exception:  # the namespace may be going away while we look
+        return "counters unavailable"
+    return (f"rx {stats['rx_packets']} pkts, tx {stats['tx_packets']} pkts, "
+            f"dropped rx {stats['rx_dropped']} tx {stats['tx_dropped']}")
+
+
+def _programs(namespace: str) -> dict[str, str]:
+    try:
+        ids = attach.attached_program_ids(namespace)
+    except Exception:
+        return {}
+    return {ifname: f"XDP prog id {prog_id}" for ifname, prog_id in ids.items()}
+
+
+def _print_map(path: str, entries: int, declaration: Any = None) -> None:
+    """One pinned map: kind and size, then its first ``entries`` entries (non-zero ones for
+    arrays), decoded through ``declaration`` (the DSL's MapType) when it still fits the map."""
+    from etran.runtime.typed import TypedMap, format_value
+    try:
+        with Map.from_pinned(path) as map_:
+            kind = MAP_TYPE_NAMES.get(map_.map_type, str(map_.map_type))
+            if map_.map_type not in _LISTABLE:
+                print(f"    map {os.path.basename(path)} ({kind}, max {map_.max_entries} entries)")
+                return
+            typed, note = None, ""
+            if declaration is not None:
+                try:
+                    typed = TypedMap(map_, declaration, pretty=True)
+                except EtranRuntimeError:
+                    note = "; not as declared in the source now, shown as bytes"
+            shown: list[str] = []
+            total = 0
+            for key, value in map_.items():
+                total += 1
+                if len(shown) < entries and (map_.map_type not in (2, 6) or any(value)):
+                    if typed is not None:
+                        shown.append(f"{format_value(typed.decode_key(key))}: "
+                                     f"{format_value(typed.decode_value(value))}")
+                    else:
+                        shown.append(f"{key.hex()}: {value.hex()}")
+            print(f"    map {os.path.basename(path)} ({kind}, {total} entries{note})"
+                  + "".join(f"\n      {line}" for line in shown))
+    except EtranRuntimeError as exc:
+        print(f"    map {os.path.basename(path)}: {exc}")
+
+
+# --------------------------------------------------------------------------- down
+
+def cmd_down(args: argparse.Namespace) -> int:
+    return _guarded("down", _down, args)
+
+
+def _down(args: argparse.Namespace) -> int:
+    if args.run:
+        record = next((r for r in runs.list_runs() if r.run_id == args.run), None)
+        found = runs.find_objects(args.run)
+        if record is None and not found:
+            return _fail(f"no run {args.run}; `etran status` lists the runs", EXIT_USAGE)
+        problems = runs.remove_run(record) if record else []
+        for name in found.namespaces:
+            netns.remove(name)
+        for pin_dir in found.pins:
+            problems += runs.remove_pins(pin_dir)
+        if problems:
+            return _fail(f"tear down run {args.run}: {'; '.join(problems)}", EXIT_USAGE)
+        left = runs.find_objects(args.run)
+        removed = [f"run {args.run}"]
+    else:
+        removed = runs.teardown_all(orphans_only=args.orphans)
+        left = runs.Leftovers() if args.orphans else runs.find_objects()
+    if left:
+        return _fail(f"still present after teardown: {left}", EXIT_USAGE)
+    print(f"etran: removed {', '.join(removed)}" if removed else "etran: nothing to remove")
+    return EXIT_OK
+
+
+__all__ = ["add_runtime_commands", "cmd_down", "cmd_status", "cmd_up"]

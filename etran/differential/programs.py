@@ -1,0 +1,192 @@
+"""`etran fuzz --programs N`: generated programs through the whole pipeline and the kernel.
+
+For every program the generator (`etran.testing.progen`) draws:
+* the checker accepts or rejects it; a program rejected only by a
+  whole-program rule (budget, stack) is compiled past the checker on purpose
+  and loaded: if the kernel accepts it, the checker was imprecise;
+* soundness: an accepted program must load in the kernel verifier;
+* budget: the verifier's processed count must not exceed the checker's estimate;
+* equivalence: on generated inputs, the kernel and the interpreter agree.
+Soundness failures and mismatches stop the campaign and are shrunk by
+hypothesis to a small program and input; budget misses are counted.
+"""
+from __future__ import annotations
+
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from hypothesis import HealthCheck, Phase, given, seed as hyp_seed, settings
+
+from etran.pipeline import check_source
+from etran.pipeline import compile_program
+from etran.dsl.diagnostics import DiagnosticError
+from etran.differential.inputs import Counterexample
+from etran.interp.interpreter import Interpreter
+from etran.differential.harness import KernelHarness, compare
+from etran.runtime.errors import VerifierError
+from etran.runtime.loader import load_object
+from etran.testing.progen import GeneratedProgram, programs
+from etran.testing.strategies import input_blobs, inputs_from_bytes
+
+FILENAME = "generated.py"
+
+
+class _Found(Exception):
+    pass
+
+
+@dataclass
+class Campaign:
+    programs: int = 0
+    accepted: int = 0
+    rejected_rules: dict[str, int] = field(default_factory=dict)
+    imprecise: int = 0              # rejected by the checker, accepted by the kernel
+    rejected_checked: int = 0       # rule rejections tried in the kernel
+    budget_misses: list[tuple[str, int, int]] = field(default_factory=list)
+    ratios: list[float] = field(default_factory=list)   # checker estimate / kernel count
+    cases: int = 0
+    seconds: float = 0.0
+    soundness_failure: tuple[str, str] | None = None     # (source, verifier summary)
+    counterexample: Counterexample | None = None
+
+    @property
+    def precision_loss(self) -> float:
+        """Share of generated programs the checker rejects but the kernel accepts."""
+        return self.imprecise / self.programs if self.programs else 0.0
+
+
+def run_campaign(n: int, inputs_per_program: int = 3, seed: int | None = None,
+                 max_statements: int = 40,
+                 progress: Callable[[Campaign], None] | None = None) -> Campaign:
+    camp = Campaign()
+    start = time.perf_counter()
+
+    @settings(max_examples=n, deadline=None, database=None, derandomize=seed is None,
+              suppress_health_check=list(HealthCheck), report_multiple_bugs=False,
+              phases=[Phase.generate, Phase.shrink])
+    @given(programs(max_statements), input_blobs(inputs_per_program))
+    def one(gen: GeneratedProgram, blobs: tuple[list[bytes], bytes]) -> None:
+        camp.programs += 1
+        if progress is not None and camp.programs % 25 == 0:
+            camp.seconds = time.perf_counter() - start
+            progress(camp)
+        try:
+            program = check_source(gen.source, FILENAME)
+        except DiagnosticError as err:
+            for d in err.diagnostics:
+                camp.rejected_rules[d.rule] = camp.rejected_rules.get(d.rule, 0) + 1
+            _try_past_checker(gen, err, camp)
+            return
+        camp.accepted += 1
+        obj = compile_program(program)
+        try:
+            loaded = load_object(obj.elf, name="gen")
+        except VerifierError as e:
+            camp.soundness_failure = (gen.source, e.summary())
+            raise _Found() from None
+        with loaded:
+            for name, prog in loaded.programs.items():
+                real, est = prog.stats.processed_insns, program.budgets[name].processed
+                if real:
+                    camp.ratios.append(est / real)
+                if real > est:
+                    camp.budget_misses.append((gen.source, est, real))
+        observed = compile_program(program, observe=True)
+        interp = Interpreter(program)
+        with KernelHarness(observed) as runner:
+            inputs = inputs_from_bytes(program, runner.ncpu, blobs[0], blobs[1])
+            for hook in gen.hooks:
+                for inp in inputs:
+                    camp.cases += 1
+                    k, i = runner.run(hook, inp), interp.run(hook, inp)
+                    diffs = compare(k, i)
+                    if diffs:
+                        camp.counterexample = Counterexample(program, hook, inp, None, k, i, diffs)
+                        raise _Found()
+
+    if seed is not None:
+        one = hyp_seed(seed)(one)
+    try:
+        one()
+    except _Found:
+        pass
+    camp.seconds = time.perf_counter() - start
+    return camp
+
+
+def _try_past_checker(gen: GeneratedProgram, err: DiagnosticError, camp: Campaign) -> None:
+    """A program rejected only by whole-program rules: does the kernel accept it anyway?"""
+    whole_program = {"budget", "stack", "call-depth"}
+    if not all(d.rule in whole_program for d in err.diagnostics):
+        return
+    try:
+        program = check_source(gen.source, FILENAME, enforce_rules=False)
+        obj = compile_program(program)
+    except DiagnosticError:
+        return
+    camp.rejected_checked += 1
+    try:
+        with load_object(obj.elf, name="gen"):
+            camp.imprecise += 1
+    except VerifierError:
+        pass
+
+
+def _print_progress(c: Campaign) -> None:
+    rate = c.programs / c.seconds if c.seconds else 0.0
+    print(f"  {c.programs} programs, {c.accepted} accepted, {c.cases} cases, "
+          f"{rate:.1f} programs/s", file=sys.stderr, flush=True)
+
+
+def summary(c: Campaign) -> str:
+    lines = [f"{c.programs} programs generated in {c.seconds:.0f} s "
+             f"({c.programs / c.seconds if c.seconds else 0:.1f}/s): {c.accepted} accepted by the "
+             f"checker, {c.programs - c.accepted} rejected"]
+    if c.rejected_rules:
+        lines.append("  rejected by rule: " + ", ".join(f"{r} {n}" for r, n in
+                                                       sorted(c.rejected_rules.items())))
+    lines.append(f"  soundness failures (accepted, refused by the kernel): "
+                 f"{1 if c.soundness_failure else 0}")
+    lines.append(f"  budget misses (kernel count above the estimate): {len(c.budget_misses)}")
+    if c.ratios:
+        r = sorted(c.ratios)
+        lines.append(f"  estimate / kernel count: min {r[0]:.2f}, median {r[len(r) // 2]:.2f}, "
+                     f"max {r[-1]:.1f}")
+    lines.append(f"  precision: {c.imprecise} of {c.programs} programs "
+                 f"({100 * c.precision_loss:.2f}%) rejected by the checker but accepted by the "
+                 f"kernel ({c.rejected_checked} rule rejections tried)")
+    lines.append(f"  differential cases: {c.cases}, mismatches: {1 if c.counterexample else 0}")
+    return "\n".join(lines)
+
+
+def fuzz_programs_command(args: Any) -> int:
+    from etran.differential.inputs import describe, save_counterexample
+    from etran.runtime.loader import check_kernel_support
+    if args.programs < 1:
+        print("etran: --programs must be at least 1", file=sys.stderr)
+        return 2
+    check_kernel_support()
+    camp = run_campaign(args.programs, args.inputs, args.seed, progress=_print_progress)
+    print(summary(camp))
+    failed = False
+    if camp.soundness_failure is not None:
+        failed = True
+        source, why = camp.soundness_failure
+        print("SOUNDNESS FAILURE: the checker accepted this program, the kernel refused it:")
+        print(source)
+        print(why)
+        d = Path(args.save)
+        d.mkdir(parents=True, exist_ok=True)
+        path = d / f"soundness-{abs(hash(source)) % 10**10}.py"
+        path.write_text(source)
+        print(f"saved to {path}")
+    if camp.counterexample is not None:
+        failed = True
+        print(describe(camp.counterexample))
+        print(f"saved to {save_counterexample(camp.counterexample, Path(args.save))}")
+    for source, est, real in camp.budget_misses[:3]:
+        print(f"BUDGET MISS: estimate {est}, kernel {real}:\n{source}")
+    return 1 if failed or camp.budget_misses else 0

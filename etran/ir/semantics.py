@@ -1,0 +1,94 @@
+"""Integer semantics of the language: the single definition of every operator's result.
+
+Both the constant folder and the reference interpreter call these functions,
+and the LLVM lowering is tested against them. Every corner is defined; none
+is left to LLVM (where it would be undefined behaviour):
+
+* arithmetic wraps at the operand type's width (two's complement);
+* `x // 0 == 0` and `x % 0 == x`, for signed and unsigned types (as BPF does);
+* signed `//` rounds toward negative infinity and signed `%` takes the sign of
+  the divisor, as in Python; `MIN // -1` wraps to `MIN`;
+* a shift count is read as an unsigned number; shifting by the width or more
+  gives 0 (`<<`, unsigned `>>`) or the sign fill (signed `>>`), as Python's
+  unbounded integers would after wrapping;
+* comparisons compare the values as the type's signedness says.
+"""
+from __future__ import annotations
+
+from etran.ir.types import IntType
+
+
+def _floordiv(a: int, b: int) -> int:
+    return 0 if b == 0 else a // b
+
+
+def _mod(a: int, b: int) -> int:
+    return a if b == 0 else a % b
+
+
+def binary(op: str, a: int, b: int, t: IntType, count_bits: int = 64) -> int:
+    """`a op b` at type `t`; for shifts, `b` is the count and `count_bits` its width."""
+    if op == "+":
+        return t.wrap(a + b)
+    if op == "-":
+        return t.wrap(a - b)
+    if op == "*":
+        return t.wrap(a * b)
+    if op == "//":
+        return t.wrap(_floordiv(a, b))
+    if op == "%":
+        return t.wrap(_mod(a, b))
+    if op == "&":
+        return t.wrap(a & b)
+    if op == "|":
+        return t.wrap(a | b)
+    if op == "^":
+        return t.wrap(a ^ b)
+    if op in ("<<", ">>"):
+        count = b & ((1 << count_bits) - 1)  # the count's bit pattern, as unsigned
+        if op == "<<":
+            return 0 if count >= t.bits else t.wrap(a << count)
+        if count >= t.bits:
+            return -1 if (t.signed and a < 0) else 0
+        return t.wrap(a >> count)  # Python's >> on a signed value is arithmetic
+    raise ValueError(f"unknown operator {op}")
+
+
+def unary(op: str, a: int, t: IntType) -> int:
+    if op == "-":
+        return t.wrap(-a)
+    if op == "~":
+        return t.wrap(~a)
+    raise ValueError(f"unknown operator {op}")
+
+
+def compare(op: str, a: int, b: int) -> bool:
+    if op == "==":
+        return a == b
+    if op == "!=":
+        return a != b
+    if op == "<":
+        return a < b
+    if op == "<=":
+        return a <= b
+    if op == ">":
+        return a > b
+    if op == ">=":
+        return a >= b
+    raise ValueError(f"unknown comparison {op}")
+
+
+def exact_binary(op: str, a: int, b: int) -> int | None:
+    """Folding of two untyped constants: exact Python integers. None for `x // 0`."""
+    if op in ("//", "%") and b == 0:
+        return None
+    if op in ("<<", ">>") and b < 0:
+        return None
+    if op == "<<" and b > 4096:
+        return None
+    return {
+        "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "//": lambda: a // b,
+        "%": lambda: a % b, "&": lambda: a & b, "|": lambda: a | b, "^": lambda: a ^ b,
+        "<<": lambda: a << b, ">>": lambda: a >> b,
+        "**": lambda: a ** b if 0 <= b <= 256 else None,
+    }[op]()

@@ -1,0 +1,533 @@
+"""Lowering expressions and places to LLVM IR.
+
+Rules that keep the kernel and the interpreter in agreement:
+* no operation may reach LLVM with undefined behaviour: division and modulo
+  guard their divisor, shifts guard their count, signed division is built
+  from unsigned division (cpu v3 has no sdiv) with Python's floor rules;
+* no `nsw`/`nuw`/`exact` flags: integer arithmetic wraps;
+* every pointer the verifier must bound is computed *after* its check and
+  passed through an empty inline-asm barrier (`barrier_var` in libbpf), so
+  LLVM cannot hoist the arithmetic above the check or re-associate it into a
+  form whose packet range the verifier cannot follow.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable
+
+import llvmlite.ir as ir
+
+from etran.abi import (CLOCK_MONOTONIC, GET_PRANDOM_U32, GET_SMP_PROCESSOR_ID, KTIME_GET_NS,
+                       MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_POP_ELEM, MAP_PUSH_ELEM,
+                       MAP_UPDATE_ELEM, REDIRECT_MAP, RINGBUF_OUTPUT, TIMER_CANCEL, TIMER_INIT,
+                       TIMER_SET_CALLBACK, TIMER_START, XDP_ADJUST_HEAD, XDP_ADJUST_TAIL,
+                       XDP_MD_INGRESS_IFINDEX, XDP_MD_RX_QUEUE_INDEX)
+from etran.ir import tir
+from etran.ir.types import (ArrayType, BeType, BoolType, IntType, OptionalType, PacketType,
+                            StructType, Type)
+from etran.lower import observe as obs
+from etran.lower.context import I1, I8, I32, I64, MAX_PACKET_OFFSET, PTR, llvm_type
+from etran.lower.function import FunctionBase
+
+
+class ExprLowering(FunctionBase):
+    """Expressions and places; `etran.lower.statements` builds the statements on it."""
+
+    # ---------------------------------------------------------------- dispatch
+    def expr(self, e: tir.Expr) -> ir.Value:
+        return getattr(self, "x_" + type(e).__name__)(e)  # type: ignore[no-any-return]
+
+    def x_Const(self, e: tir.Const) -> ir.Value:
+        return self.const(e.type, e.value)
+
+    def x_VarRef(self, e: tir.VarRef) -> ir.Value:
+        var = e.var
+        if isinstance(var.type, PacketType):
+            return self.ctx
+        slot = self.slots[var]
+        value = self.b.load(slot, typ=llvm_type(var.type))
+        if isinstance(var.type, OptionalType) and not isinstance(e.type, OptionalType):
+            # A use the checker proved non-None: anchored here, after the test, so LLVM
+            # cannot hoist address arithmetic on it above the test (the verifier refuses
+            # arithmetic on a pointer that may be null).
+            value = self.barrier(value)
+        return value
+
+    def x_Unary(self, e: tir.Unary) -> ir.Value:
+        v = self.expr(e.operand)
+        if e.op == "-":
+            return self.b.sub(ir.Constant(v.type, 0), v)
+        return self.b.xor(v, ir.Constant(v.type, -1))
+
+    def x_Not(self, e: tir.Not) -> ir.Value:
+        return self.b.xor(self.expr(e.operand), ir.Constant(I1, 1))
+
+    def x_Binary(self, e: tir.Binary) -> ir.Value:
+        a = self.expr(e.left)
+        c = self.expr(e.right)
+        return self.arith(e.op, a, c, e.type, e.right.type)
+
+    def arith(self, op: str, a: ir.Value, c: ir.Value, t: IntType,
+              count_type: Type) -> ir.Value:
+        b = self.b
+        if op == "+":
+            return b.add(a, c)
+        if op == "-":
+            return b.sub(a, c)
+        if op == "*":
+            return b.mul(a, c)
+        if op == "&":
+            return b.and_(a, c)
+        if op == "|":
+            return b.or_(a, c)
+        if op == "^":
+            return b.xor(a, c)
+        if op in ("//", "%"):
+            return self.divide(op, a, c, t)
+        if op in ("<<", ">>"):
+            return self.shift_op(op, a, c, t, count_type)
+        raise AssertionError(op)
+
+    def divide(self, op: str, a: ir.Value, d: ir.Value, t: IntType) -> ir.Value:
+        """x // 0 == 0 and x % 0 == x; signed results round toward -inf (Python)."""
+        b = self.b
+        ty = a.type
+        zero = ir.Constant(ty, 0)
+        one = ir.Constant(ty, 1)
+        is_zero = b.icmp_unsigned("==", d, zero)
+        safe = b.select(is_zero, one, d)
+        if not t.signed:
+            if op == "//":
+                return b.select(is_zero, zero, b.udiv(a, safe))
+            return b.select(is_zero, a, b.urem(a, safe))
+        neg_a = b.icmp_signed("<", a, zero)
+        neg_d = b.icmp_signed("<", safe, zero)
+        abs_a = b.select(neg_a, b.sub(zero, a), a)
+        abs_d = b.select(neg_d, b.sub(zero, safe), safe)
+        uq = b.udiv(abs_a, abs_d)
+        ur = b.urem(abs_a, abs_d)
+        differ = b.xor(neg_a, neg_d)
+        q = b.select(differ, b.sub(zero, uq), uq)        # truncated quotient
+        r = b.select(neg_a, b.sub(zero, ur), ur)         # remainder with the sign of a
+        adjust = b.and_(differ, b.icmp_unsigned("!=", r, zero))
+        if op == "//":
+            fq = b.select(adjust, b.sub(q, one), q)
+            return b.select(is_zero, zero, fq)
+        fr = b.select(adjust, b.add(r, safe), r)
+        return b.select(is_zero, a, fr)
+
+    def shift_op(self, op: str, a: ir.Value, count: ir.Value, t: IntType,
+                 count_type: Type) -> ir.Value:
+        """Counts are unsigned; a count >= width gives 0 (or the sign fill for signed >>)."""
+        b = self.b
+        w = t.bits
+        c64 = count if count.type.width == 64 else b.zext(count, I64)
+        if isinstance(count, ir.Constant) and isinstance(count.constant, int):
+            n = count.constant & ((1 << count.type.width) - 1)
+            if n < w:
+                amount = ir.Constant(a.type, n)
+                if op == "<<":
+                    return b.shl(a, amount)
+                return b.ashr(a, amount) if t.signed else b.lshr(a, amount)
+            if op == "<<" or not t.signed:
+                return ir.Constant(a.type, 0)
+            return b.ashr(a, ir.Constant(a.type, w - 1))
+        big = b.icmp_unsigned(">=", c64, ir.Constant(I64, w))
+        masked = b.and_(c64, ir.Constant(I64, w - 1))
+        amount = masked if w == 64 else b.trunc(masked, a.type)
+        if op == ">>" and t.signed:
+            amount = b.select(big, ir.Constant(a.type, w - 1), amount)
+            return b.ashr(a, amount)
+        shifted = b.shl(a, amount) if op == "<<" else b.lshr(a, amount)
+        return b.select(big, ir.Constant(a.type, 0), shifted)
+
+    def x_Compare(self, e: tir.Compare) -> ir.Value:
+        a = self.expr(e.left)
+        c = self.expr(e.right)
+        t = e.left.type
+        if isinstance(t, IntType) and t.signed and "unsigned-compare" not in self.lw.defects:
+            return self.b.icmp_signed(e.op, a, c)
+        return self.b.icmp_unsigned(e.op, a, c)
+
+    def opaque_bool(self, v: ir.Value) -> ir.Value:
+        """An i1 LLVM cannot combine with another: two null tests joined by `or` would
+        otherwise become one test of `a | b`, arithmetic on pointers the verifier forbids."""
+        wide = self.barrier(self.b.zext(v, I64))
+        return self.b.icmp_unsigned("!=", wide, ir.Constant(I64, 0))
+
+    def x_Logic(self, e: tir.Logic) -> ir.Value:
+        left = self.expr(e.left)
+        start = self.b.block
+        rhs = self.new_block("logic.rhs")
+        done = self.new_block("logic.end")
+        if e.op == "and":
+            self.b.cbranch(left, rhs, done)
+        else:
+            self.b.cbranch(left, done, rhs)
+        self.b.position_at_end(rhs)
+        right = self.expr(e.right)
+        rhs_end = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        phi = self.b.phi(I1)
+        phi.add_incoming(ir.Constant(I1, 0 if e.op == "and" else 1), start)
+        phi.add_incoming(right, rhs_end)
+        return phi
+
+    def x_Cond(self, e: tir.Cond) -> ir.Value:
+        test = self.expr(e.test)
+        then = self.new_block("cond.then")
+        other = self.new_block("cond.else")
+        done = self.new_block("cond.end")
+        self.b.cbranch(test, then, other)
+        self.b.position_at_end(then)
+        v1 = self.expr(e.body)
+        end1 = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(other)
+        v2 = self.expr(e.orelse)
+        end2 = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        phi = self.b.phi(v1.type)
+        phi.add_incoming(v1, end1)
+        phi.add_incoming(v2, end2)
+        return phi
+
+    def x_Convert(self, e: tir.Convert) -> ir.Value:
+        v = self.expr(e.operand)
+        src, dst = e.operand.type, e.type
+        if isinstance(dst, BoolType):
+            return self.b.icmp_unsigned("!=", v, ir.Constant(v.type, 0))
+        assert isinstance(dst, IntType)
+        target = ir.IntType(dst.bits)
+        if isinstance(src, BoolType):
+            return self.b.zext(v, target)
+        assert isinstance(src, IntType)
+        if src.bits == dst.bits:
+            return v
+        if src.bits > dst.bits:
+            return self.b.trunc(v, target)
+        if src.signed and "no-sign-extend" not in self.lw.defects:
+            return self.b.sext(v, target)
+        return self.b.zext(v, target)
+
+    def x_MinMax(self, e: tir.MinMax) -> ir.Value:
+        vals = [self.expr(a) for a in e.args]
+        acc = vals[0]
+        op = "<" if e.op == "min" else ">"
+        for v in vals[1:]:
+            cmp = self.b.icmp_signed(op, v, acc) if e.type.signed else self.b.icmp_unsigned(op, v, acc)
+            acc = self.b.select(cmp, v, acc)
+        return acc
+
+    # ---------------------------------------------------------------- memory
+    def address(self, place: tir.Place) -> ir.Value:
+        """The address of a place whose index (if any) is a checked constant."""
+        base = self.expr(place.base)
+        if isinstance(place, tir.FieldPlace):
+            off = place.field.offset
+        else:
+            assert isinstance(place.index, tir.Const)
+            off = place.index.value * place.elem.size  # type: ignore[union-attr]
+        if off == 0:
+            return base
+        return self.b.gep(base, [ir.Constant(I64, off)], source_etype=I8)
+
+    def resolve(self, place: tir.Place) -> tuple[ir.Value, ir.Value | None]:
+        """Evaluate a place's expressions once: (address, None) for a place that surely
+        exists, or (array base, 64-bit index) for a runtime index checked on access."""
+        if not isinstance(place, tir.IndexPlace) or isinstance(place.index, tir.Const):
+            return self.address(place), None
+        base = self.expr(place.base)
+        idx = self.expr(place.index)
+        it = place.index.type
+        idx64 = idx if idx.type.width == 64 else (
+            self.b.sext(idx, I64) if isinstance(it, IntType) and it.signed else self.b.zext(idx, I64))
+        return base, idx64
+
+    def guarded(self, place: tir.Place,
+                access: Callable[[ir.Value], ir.Value | None], default: ir.Value | None,
+                resolved: tuple[ir.Value, ir.Value | None] | None = None) -> ir.Value | None:
+        """Run `access(addr)` when the place exists; an index out of range reads `default`."""
+        base, idx64 = resolved if resolved is not None else self.resolve(place)
+        if idx64 is None:
+            return access(base)
+        assert isinstance(place, tir.IndexPlace)
+        # Opaque to LLVM before the check: a range LLVM can prove (`2 % n` < 3) would let it
+        # drop the check, and the verifier cannot prove that range itself.
+        idx64 = self.barrier(idx64)
+        ok = self.b.icmp_unsigned("<", idx64, ir.Constant(I64, place.length))
+        start = self.b.block
+        inside = self.new_block("index.ok")
+        done = self.new_block("index.end")
+        self.b.cbranch(ok, inside, done)
+        self.b.position_at_end(inside)
+        checked = self.barrier(idx64)
+        offset = self.b.mul(checked, ir.Constant(I64, place.elem.size))  # type: ignore[union-attr]
+        addr = self.b.gep(base, [offset], source_etype=I8)
+        if place.in_packet:
+            # The element is inside the checked view, but a runtime offset from a packet
+            # pointer loses the verifier's range: check it against data_end again.
+            addr = self.barrier(addr)
+            _, end = self.packet_bounds()
+            limit = self.b.gep(addr, [ir.Constant(I64, place.elem.size)], source_etype=I8)  # type: ignore[union-attr]
+            fits = self.b.icmp_unsigned("<=", self.b.ptrtoint(limit, I64), self.b.ptrtoint(end, I64))
+            in_view = self.new_block("index.in_packet")
+            self.b.cbranch(fits, in_view, done)
+            self.b.position_at_end(in_view)
+        value = access(addr)
+        inside_end = self.b.block
+        self.b.branch(done)
+        self.b.position_at_end(done)
+        if value is None or default is None:
+            return None
+        phi = self.b.phi(value.type)
+        phi.add_incoming(default, start)
+        if place.in_packet:
+            phi.add_incoming(default, inside)  # the data_end check failed (never, in fact)
+        phi.add_incoming(value, inside_end)
+        return phi
+
+    def load_scalar(self, addr: ir.Value, storage: Type,
+                    align: int = 8) -> ir.Value:
+        """Load a scalar; `align` is what the address is known to be aligned to. An access
+        below the scalar's natural alignment is split into bytes (the verifier refuses
+        misaligned stack accesses)."""
+        if isinstance(storage, BoolType):
+            byte = self.b.load(addr, typ=I8, align=1)
+            return self.b.icmp_unsigned("!=", byte, ir.Constant(I8, 0))
+        assert isinstance(storage, (IntType, BeType))
+        ty = ir.IntType(storage.bits)
+        v = self.b.load(addr, typ=ty, align=min(storage.size, align))
+        if isinstance(storage, BeType) and storage.bits > 8:
+            v = self.bswap(v)
+        return v
+
+    def store_scalar(self, addr: ir.Value, storage: Type, v: ir.Value,
+                     align: int = 8) -> None:
+        if isinstance(storage, BoolType):
+            self.b.store(self.b.zext(v, I8), addr, align=1)
+            return
+        assert isinstance(storage, (IntType, BeType))
+        if isinstance(storage, BeType) and storage.bits > 8:
+            v = self.bswap(v)
+        self.b.store(v, addr, align=min(storage.size, align))
+
+    def place_align(self, place: tir.Place) -> int:
+        """The alignment a place's address is known to have (references are 8-aligned)."""
+        base = place.base
+        base_align = self.place_align(base.place) if isinstance(base, tir.AddrOf) else 8
+        if isinstance(place, tir.FieldPlace):
+            off = place.field.offset
+        elif isinstance(place.index, tir.Const):
+            off = place.index.value * place.elem.size  # type: ignore[union-attr]
+        else:
+            off = place.elem.size  # type: ignore[union-attr]
+        return math.gcd(base_align, off) if off else base_align
+
+    def bswap(self, v: ir.Value) -> ir.Value:
+        fn = self.lw.intrinsic(f"llvm.bswap.i{v.type.width}", v.type, [v.type])
+        return self.b.call(fn, [v])
+
+    def x_Load(self, e: tir.Load) -> ir.Value:
+        storage = e.place.type
+        default = ir.Constant(llvm_type(e.type), 0)
+        align = self.place_align(e.place)
+        out = self.guarded(e.place, lambda addr: self.load_scalar(addr, storage, align), default)
+        assert out is not None
+        return out
+
+    def x_AddrOf(self, e: tir.AddrOf) -> ir.Value:
+        return self.address(e.place)
+
+    def x_IsNone(self, e: tir.IsNone) -> ir.Value:
+        p = self.expr(e.operand)
+        test = self.b.icmp_unsigned("!=" if e.negate else "==", p, ir.Constant(PTR, None))
+        # Opaque, so LLVM cannot fold two null tests (even in nested ifs) into one test of
+        # `a | b`: arithmetic on pointers, which the verifier refuses.
+        return self.opaque_bool(test)
+
+    def x_NewStruct(self, e: tir.NewStruct) -> ir.Value:
+        slot = self.temp(e.struct.size, e.struct.align)
+        self.zero(slot, e.struct.size)
+        for f, v in e.inits:
+            addr = slot if f.offset == 0 else self.b.gep(slot, [ir.Constant(I64, f.offset)], source_etype=I8)
+            if isinstance(f.type, (StructType, ArrayType)):
+                src_align = self.place_align(v.place) if isinstance(v, tir.AddrOf) else 8
+                self.copy(addr, self.expr(v), f.type.size,
+                          math.gcd(src_align, math.gcd(8, f.offset) if f.offset else 8))
+            else:
+                self.store_scalar(addr, f.type, self.expr(v), math.gcd(8, f.offset) if f.offset else 8)
+        return slot
+
+    def x_Call(self, e: tir.Call) -> ir.Value:
+        callee = self.lw.functions[e.func]
+        args: list[ir.Value] = []
+        for a in e.args:
+            if isinstance(a.type, PacketType):
+                args += [self.ctx, self.pkt_info]
+            else:
+                args.append(self.expr(a))
+        return self.b.call(callee, args)
+
+    def x_Builtin(self, e: tir.Builtin) -> ir.Value:
+        if e.name == "now_ns":
+            if self.lw.observe:
+                return self.observed_input(obs.OFF_NOW, I64)
+            return self.helper(KTIME_GET_NS, I64, [])
+        if e.name == "cpu_id":
+            return self.b.trunc(self.helper(GET_SMP_PROCESSOR_ID, I64, []), I32)
+        if e.name == "random_u32":
+            if self.lw.observe:
+                return self.observed_input(obs.OFF_RANDOM, I32)
+            return self.b.trunc(self.helper(GET_PRANDOM_U32, I64, []), I32)
+        if e.name == "pkt_len":
+            data, end = self.packet_bounds()
+            length = self.b.sub(self.b.ptrtoint(end, I64), self.b.ptrtoint(data, I64))
+            # A plain number from here on: without the barrier LLVM folds later arithmetic
+            # into the packet pointers ("32-bit pointer arithmetic prohibited").
+            return self.b.trunc(self.barrier(length), I32)
+        if e.name == "rx_queue":
+            return self.ctx_scalar(XDP_MD_RX_QUEUE_INDEX)
+        if e.name == "ifindex":
+            return self.ctx_scalar(XDP_MD_INGRESS_IFINDEX)
+        raise AssertionError(e.name)
+
+    def x_PacketHeader(self, e: tir.PacketHeader) -> ir.Value:
+        """A view of `header` at `offset`, or null; the verifier sees the range check."""
+        b = self.b
+        # Opaque before the limit check: LLVM must not drop the check on a range it can
+        # prove (`(7 % n) & 63`) and the verifier cannot.
+        off = self.barrier(self.expr(e.offset))
+        start = b.block
+        in_range = self.new_block("view.offset_ok")
+        check = self.new_block("view.check")
+        done = self.new_block("view.end")
+        # The verifier derives a packet range only when offset + size stays within
+        # MAX_PACKET_OFF (0xFFFF): bound the offset by that, not by 0xFFFF alone.
+        small = b.icmp_unsigned("<=", off, ir.Constant(I32, MAX_PACKET_OFFSET - e.header.size))
+        b.cbranch(small, in_range, done)
+        b.position_at_end(in_range)
+        data, end = self.packet_bounds()
+        off64 = self.barrier(b.zext(off, I64))
+        view = self.barrier(b.gep(data, [off64], source_etype=I8))
+        limit = b.gep(view, [ir.Constant(I64, e.header.size)], source_etype=I8)
+        fits = b.icmp_unsigned("<=", b.ptrtoint(limit, I64), b.ptrtoint(end, I64))
+        if "no-packet-bounds" in self.lw.defects:
+            fits = ir.Constant(I1, 1)
+        b.branch(check)
+        b.position_at_end(check)
+        result_ok = b.select(fits, view, ir.Constant(PTR, None))
+        b.branch(done)
+        b.position_at_end(done)
+        phi = b.phi(PTR)
+        phi.add_incoming(ir.Constant(PTR, None), start)
+        phi.add_incoming(result_ok, check)
+        return phi
+
+    def x_PacketResize(self, e: tir.PacketResize) -> ir.Value:
+        delta = self.expr(e.delta)
+        if e.where == "head":
+            # bpf_xdp_adjust_head moves the start: a positive delta grows, so pass -delta.
+            moved = self.b.sub(ir.Constant(I32, 0), delta)
+            r = self.helper(XDP_ADJUST_HEAD, I64, [self.ctx, self.b.sext(moved, I64)])
+            ok = self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+            if isinstance(e.delta, tir.Const) and e.delta.value > 0:
+                self.zero_new_head(ok, e.delta.value)
+            return ok
+        r = self.helper(XDP_ADJUST_TAIL, I64, [self.ctx, self.b.sext(delta, I64)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def zero_new_head(self, ok: ir.Value, n: int) -> None:
+        """Headroom holds stale bytes; the language defines new head bytes as zero."""
+        b = self.b
+        fill = self.new_block("resize.zero")
+        done = self.new_block("resize.end")
+        data, end = self.packet_bounds()
+        limit = b.gep(data, [ir.Constant(I64, n)], source_etype=I8)
+        fits = b.icmp_unsigned("<=", b.ptrtoint(limit, I64), b.ptrtoint(end, I64))
+        b.cbranch(b.and_(ok, fits), fill, done)
+        b.position_at_end(fill)
+        self.zero(data, n)
+        b.branch(done)
+        b.position_at_end(done)
+
+    # ---------------------------------------------------------------- maps
+    def key_pointer(self, key: tir.Expr) -> ir.Value:
+        v = self.expr(key)
+        if isinstance(key.type, StructType):
+            return v
+        slot = self.temp(key.type.size, key.type.size)  # type: ignore[union-attr]
+        self.store_scalar(slot, key.type, v)
+        return slot
+
+    def x_MapGet(self, e: tir.MapGet) -> ir.Value:
+        k = self.key_pointer(e.key)
+        return self.helper(MAP_LOOKUP_ELEM, PTR, [self.map_ptr(e.map), k])
+
+    def x_MapSet(self, e: tir.MapSet) -> ir.Value:
+        k = self.key_pointer(e.key)
+        v = self.expr(e.value)
+        r = self.helper(MAP_UPDATE_ELEM, I64, [self.map_ptr(e.map), k, v, ir.Constant(I64, e.flags)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_MapDelete(self, e: tir.MapDelete) -> ir.Value:
+        k = self.key_pointer(e.key)
+        r = self.helper(MAP_DELETE_ELEM, I64, [self.map_ptr(e.map), k])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_QueuePush(self, e: tir.QueuePush) -> ir.Value:
+        v = self.expr(e.value)
+        r = self.helper(MAP_PUSH_ELEM, I64, [self.map_ptr(e.map), v, ir.Constant(I64, 0)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_QueuePop(self, e: tir.QueuePop) -> ir.Value:
+        assert e.map.value is not None
+        slot = self.temp(e.map.value.size, e.map.value.align)
+        self.zero(slot, e.map.value.size)
+        r = self.helper(MAP_POP_ELEM, I64, [self.map_ptr(e.map), slot])
+        ok = self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+        return self.b.select(ok, slot, ir.Constant(PTR, None))
+
+    def x_RingOutput(self, e: tir.RingOutput) -> ir.Value:
+        v = self.expr(e.value)
+        assert e.map.value is not None
+        r = self.helper(RINGBUF_OUTPUT, I64, [self.map_ptr(e.map), v,
+                                              ir.Constant(I64, e.map.value.size), ir.Constant(I64, 0)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_Redirect(self, e: tir.Redirect) -> ir.Value:
+        key = self.expr(e.key)
+        assert isinstance(e.fallback, tir.Const)
+        self.observe_redirect(e, key)
+        r = self.helper(REDIRECT_MAP, I64, [self.map_ptr(e.map), self.b.zext(key, I64),
+                                            ir.Constant(I64, e.fallback.value)])
+        return self.b.trunc(r, I32)
+
+    def x_AtomicAdd(self, e: tir.AtomicAdd) -> ir.Value:
+        addr = self.address(e.place)
+        v = self.expr(e.value)
+        # seq_cst, not monotonic: LLVM 22 emits a non-fetching add for a monotonic
+        # atomicrmw whose result is used, so the old value would be wrong.
+        return self.b.atomic_rmw("add", addr, v, "seq_cst")
+
+    def x_TimerStart(self, e: tir.TimerStart) -> ir.Value:
+        timer = self.address(e.timer)
+        delay = self.expr(e.delay)
+        self.helper(TIMER_INIT, I64, [timer, self.map_ptr(e.map), ir.Constant(I64, CLOCK_MONOTONIC)])
+        assert e.handler is not None
+        cb = self.lw.timer_callback(e.handler)
+        self.helper(TIMER_SET_CALLBACK, I64, [timer, cb])
+        if self.lw.observe:
+            self.observe_timer(e, delay)
+            return ir.Constant(I1, 1)
+        r = self.helper(TIMER_START, I64, [timer, delay, ir.Constant(I64, 0)])
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_TimerCancel(self, e: tir.TimerCancel) -> ir.Value:
+        timer = self.address(e.timer)
+        r = self.helper(TIMER_CANCEL, I64, [timer])
+        # bpf_timer_cancel returns 1 when it stopped a pending timer, 0 when none was armed.
+        return self.b.icmp_signed("==", r, ir.Constant(I64, 1))
+

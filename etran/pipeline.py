@@ -1,0 +1,96 @@
+"""The compiler's passes, in order, in one place.
+
+    source --parse--> syntax tree --check--> typed program --rules--> --budget-->
+    typed program --lower--> LLVM IR with debug info --emit (optimise, BPF back end)--> ELF
+
+Why this order:
+* parse, then check: the checker needs the whole module's declarations; DSL
+  modules the main file imports are parsed by the checker as it meets them;
+* check before rules: the rules walk the call graph and the statements the
+  checker typed (which helpers each function calls, what it puts on the stack);
+* rules before budget: on a cyclic call graph (recursion) the stack and the
+  estimate are meaningless, so the budget runs only on an acyclic one;
+* everything that refuses a program runs before lowering, so LLVM only ever
+  sees programs the checker accepted (or, with `enforce_rules=False`, programs
+  whose rule violations were recorded on purpose).
+Each step raises `DiagnosticError` for problems in the user's program; only
+bugs in the compiler surface as other exceptions. Nothing else runs a pass:
+every caller goes through `check_source`/`compile_program` here.
+"""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from etran.analysis.budget import check_budget
+from etran.analysis.rules import check_rules
+from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
+from etran.check.modules import check_program
+from etran.dsl.diagnostics import DiagnosticSink
+from etran.dsl.parser import parse
+from etran.ir import tir
+from etran.lower.module import lower
+
+
+def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] | None = None,
+                 sink: DiagnosticSink | None = None,
+                 timings: dict[str, float] | None = None,
+                 enforce_rules: bool = True, budget_advisory: bool = False) -> tir.Program:
+    """Parse, check, apply the whole-program rules and estimate the budget; raise
+    DiagnosticError listing every problem found.
+
+    `budget_advisory` turns the verifier-work estimate into a warning left in `sink`:
+    the kernel verifier has the last word (`--kernel-decides` on the command line).
+    `enforce_rules=False` records the whole-program rules' violations (and the budget's)
+    in `program.rule_violations` instead of raising (precision measurements)."""
+    t = timings if timings is not None else {}
+    sink = sink or DiagnosticSink()
+    t0 = time.perf_counter()
+    tree = parse(text, filename)
+    t["parse"] = time.perf_counter() - t0
+    program = check_program(tree, text, filename, search_dirs, sink, t)
+    rules_sink = sink if enforce_rules else DiagnosticSink()
+    if check_rules(program, rules_sink):
+        check_budget(program, rules_sink, advisory=budget_advisory)
+    if not enforce_rules:
+        program.rule_violations = list(rules_sink.items)
+    t["check"] = time.perf_counter() - t0 - t["parse"]
+    sink.raise_if_errors()
+    return program
+
+
+def check_file(path: str | Path, timings: dict[str, float] | None = None) -> tir.Program:
+    p = Path(path)
+    return check_source(p.read_text(), str(p), timings=timings)
+
+
+def compile_program(program: tir.Program, observe: bool = False,
+                    timings: dict[str, float] | None = None, keep_ir: bool = False,
+                    defects: frozenset[str] = frozenset()) -> CompiledObject:
+    """Lower and emit a checked program. `observe` adds the probes `etran run` reads;
+    `defects` deliberately miscompiles (tests of the checks that must catch it)."""
+    t = timings if timings is not None else {}
+    t0 = time.perf_counter()
+    module = lower(program, observe=observe, defects=defects)
+    text = str(module)
+    t1 = time.perf_counter()
+    elf = emit_object(text)
+    t2 = time.perf_counter()
+    t["lower"] = t1 - t0
+    t["llvm"] = t2 - t1
+    programs = [ProgramInfo(h.name, h.hook or "", "xdp") for h in program.hooks if h.hook != "timer"]
+    return CompiledObject(elf, program, programs, list(program.maps), observe, dict(t),
+                          text if keep_ir else "")
+
+
+def compile_source(text: str, filename: str = "<input>", observe: bool = False,
+                   timings: dict[str, float] | None = None) -> CompiledObject:
+    t = timings if timings is not None else {}
+    program = check_source(text, filename, timings=t)
+    return compile_program(program, observe, t)
+
+
+def compile_file(path: str | Path, observe: bool = False,
+                 timings: dict[str, float] | None = None) -> CompiledObject:
+    p = Path(path)
+    return compile_source(p.read_text(), str(p), observe, timings)
