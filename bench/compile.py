@@ -21,8 +21,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etran.pipeline import check_source  # noqa: E402
-from etran.pipeline import compile_program  # noqa: E402
+from etran.pipeline import check_source, compile_program  # noqa: E402
 from etran.runtime.loader import load_object  # noqa: E402
 
 STAGES = ("parse", "check", "lower", "llvm", "load")

@@ -16,9 +16,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etran.pipeline import compile_file  # noqa: E402
-from etran.differential.inputs import fuzz_hook  # noqa: E402
 from etran.differential.harness import KernelHarness  # noqa: E402
+from etran.differential.inputs import fuzz_hook  # noqa: E402
+from etran.pipeline import compile_file  # noqa: E402
 
 
 def main() -> int:

@@ -106,6 +106,15 @@ XDP_MD_INGRESS_IFINDEX, XDP_MD_RX_QUEUE_INDEX, XDP_MD_EGRESS_IFINDEX = 12, 16, 2
 
 ETH_HLEN = 14  # the kernel's test runs need at least an Ethernet header
 
+# Frame geometry of an XDP test run on this kernel: 4 KiB page, 256 bytes of
+# headroom of which struct xdp_frame takes 40, and skb_shared_info (320 bytes,
+# cache-aligned) reserved at the end. Measured by tests/kernel/test_resize_limits.py.
+TEST_RUN_PAGE = 4096
+TEST_RUN_HEADROOM = 256
+XDP_FRAME_SIZE = 40
+SHARED_INFO = 320
+MAX_TEST_FRAME = TEST_RUN_PAGE - TEST_RUN_HEADROOM - SHARED_INFO
+
 # ---- program and map types ----------------------------------------------------------------------
 
 PROG_TYPE_XDP = 6

@@ -5,9 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
 from etran.dsl.diagnostics import DiagnosticError
+from etran.pipeline import check_source, compile_program
 
 README = (Path(__file__).resolve().parents[1] / "README.md").read_text()
 

@@ -135,9 +135,7 @@ class _Precise:
             elif isinstance(s, (tir.Store, tir.CopyStruct)):
                 self._place(s.place)
                 self._expr(s.value)
-            elif isinstance(s, tir.ExprStmt):
-                self._expr(s.value)
-            elif isinstance(s, tir.Return) and s.value is not None:
+            elif isinstance(s, tir.ExprStmt) or (isinstance(s, tir.Return) and s.value is not None):
                 self._expr(s.value)
 
     def _place(self, p: tir.Place) -> None:
@@ -406,7 +404,7 @@ class _Walker:
             cur = min(max(slope * cur + base, 0.0), _CAP)
             if cur <= 0 or self.processed >= _CAP:
                 break
-        for k in lines1.keys() | lines2.keys():
+        for k in sorted(lines1.keys() | lines2.keys()):   # sorted: the same `hottest` every run
             one, two = lines1.get(k, 0.0), lines2.get(k, 0.0)
             share = (two - one) * entering + (2 * one - two) * iterations
             self.by_line[k] = min(self.by_line.get(k, 0.0) + share, _CAP)
@@ -626,7 +624,7 @@ def _operator(op: str, right: tir.Expr, signed: bool) -> tuple[int, int]:
     return 1, 0
 
 
-def _hidden_branches(n: "tir.Binary | tir.Store") -> int:
+def _hidden_branches(n: tir.Binary | tir.Store) -> int:
     """Branches the lowering adds to an operator with a runtime right operand: BPF has
     no select, so the division-by-zero and shift-width fix-ups are conditional jumps
     (measured: `pkt.len // flow.total` in a loop of 16: 1,266 instructions processed for
@@ -643,7 +641,7 @@ def _hidden_branches(n: "tir.Binary | tir.Store") -> int:
 
 
 def _zeroed_head_bytes(e: tir.PacketResize) -> int:
-    """Bytes a resize zeroes: a head grown by a constant (see lower_expr.zero_new_head)."""
+    """Bytes a resize zeroes: a head grown by a constant (see etran.lower.expressions: zero_new_head)."""
     if e.where == "head" and isinstance(e.delta, tir.Const) and e.delta.value > 0:
         return int(e.delta.value)
     return 0
@@ -678,7 +676,7 @@ def estimate_hook(hook: tir.Function) -> Estimate:
     w.block(hook.body, 1.0, _Paths())
     hottest = ""
     if w.by_line:
-        (file, line), amount = max(w.by_line.items(), key=lambda kv: kv[1])
+        (_file, line), amount = max(w.by_line.items(), key=lambda kv: kv[1])
         hottest = f"line {line} ({int(amount):,} instructions)"
     return Estimate(insns=int(w.insns * MARGIN) + SLACK,
                     processed=int(min(w.processed * MARGIN + SLACK, _CAP)),

@@ -28,7 +28,14 @@ from dataclasses import dataclass, replace
 from typing import Literal
 
 from etran.abi import HELPERS, helper_name
-from etran.backend.objfile import INSN_SIZE, LD_IMM64, FunctionCode, ObjectFile, ProgramCode, split_instructions
+from etran.backend.objfile import (
+    INSN_SIZE,
+    LD_IMM64,
+    FunctionCode,
+    ObjectFile,
+    ProgramCode,
+    split_instructions,
+)
 
 __all__ = [
     "HELPERS",

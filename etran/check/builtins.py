@@ -8,8 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from etran.abi import XDP_ACTIONS
-from etran.ir.types import (BE_TYPES, BOOL, INT_TYPES, MAP_KINDS, PACKET, SPINLOCK, TIMER,
-                                  Type)
+from etran.ir.types import BE_TYPES, BOOL, INT_TYPES, MAP_KINDS, PACKET, SPINLOCK, TIMER, Type
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +31,8 @@ PYTHON_BUILTINS = ("bool", "min", "max", "range", "int")
 
 def _table() -> dict[str, Builtin]:
     t: dict[str, Builtin] = {}
-    for name, ty in {**INT_TYPES, **BE_TYPES}.items():
+    scalars: dict[str, Type] = {**INT_TYPES, **BE_TYPES}
+    for name, ty in scalars.items():
         t[name] = Builtin(name, "type", ty)
     t["bool"] = Builtin("bool", "type", BOOL)
     t["SpinLock"] = Builtin("SpinLock", "type", SPINLOCK)

@@ -9,15 +9,28 @@ from __future__ import annotations
 
 from typing import Any
 
-from etran.ir import tir
 from etran.check.builtins import Builtin
 from etran.check.expressions import ExprChecker
 from etran.check.scope import ConstSym, FuncDecl
-from etran.ir.types import (I32, U32, U64, UNTYPED, ArrayType, BoolType, IntType,
-                                  MapType, OptionalType, PacketType, StructType, TimerType, Type,
-                                  UntypedInt)
 from etran.dsl import ast
 from etran.dsl.diagnostics import Span
+from etran.ir import tir
+from etran.ir.types import (
+    I32,
+    U32,
+    U64,
+    UNTYPED,
+    ArrayType,
+    BoolType,
+    IntType,
+    MapType,
+    OptionalType,
+    PacketType,
+    StructType,
+    TimerType,
+    Type,
+    UntypedInt,
+)
 
 # Maps whose update or delete frees or replaces the element a reference points to.
 REPLACING_MAPS = ("HashMap", "LruHashMap", "PerCpuHashMap")
@@ -66,7 +79,7 @@ class CallChecker(ExprChecker):
                 decl = self.module.methods.get(bt, {}).get(func.attr)
                 if decl is None:
                     self.fail(func.span, "name", f"`{bt.name}` has no method `{func.attr}`")
-                return self.call_function(decl, [base], e)  # type: ignore[arg-type]
+                return self.call_function(decl, [base], e)
             self.fail(func.span, "type", f"a value of type {bt} has no method `{func.attr}`")
         if not isinstance(func, ast.Name):
             self.fail(func.span, "type", "this expression cannot be called")
@@ -236,8 +249,8 @@ class CallChecker(ExprChecker):
         if not isinstance(t, IntType):
             self.fail(e.span, "type", f"`{name}` takes integers, not {t}")
         args = tuple(self.coerce(v, t, v.span) for v in values)
-        if all(isinstance(a, tir.Const) for a in args):
-            vals = [a.value for a in args]  # type: ignore[union-attr]
+        vals = [a.value for a in args if isinstance(a, tir.Const)]
+        if len(vals) == len(args):
             return tir.Const(min(vals) if name == "min" else max(vals), t, e.span)
         return tir.MinMax(name, args, t, e.span)
 

@@ -11,19 +11,40 @@ functions the interpreter uses.
 """
 from __future__ import annotations
 
-from typing import NoReturn
+from typing import NoReturn, TypeGuard
 
-from etran.ir import semantics, tir
 from etran.check.builtins import Builtin
 from etran.check.context import CheckFailed, FunctionContext
 from etran.check.flow import Flow, join
 from etran.check.scope import ConstSym, FuncDecl, ModuleScope, Symbol
-from etran.ir.types import (BOOL, ERROR, I64, U32, U64, UNTYPED, ArrayType, BeType, BoolType,
-                                  IntType, MapType, OptionalType, PacketType, SpinLockType,
-                                  StructType, TimerType, Type, UntypedInt, common_int,
-                                  value_type_of)
 from etran.dsl import ast
 from etran.dsl.diagnostics import DiagnosticSink, Span
+from etran.ir import semantics, tir
+from etran.ir.types import (
+    BOOL,
+    ERROR,
+    I64,
+    U32,
+    U64,
+    UNTYPED,
+    ArrayType,
+    BeType,
+    BoolType,
+    IntType,
+    MapType,
+    OptionalType,
+    PacketType,
+    SpinLockType,
+    StructType,
+    TimerType,
+    Type,
+    UntypedInt,
+    common_int,
+    value_type_of,
+)
+
+# A SpinLock or Timer field: ("special", a reference to it); usable only by `with` and timers.
+Special = tuple[str, tir.AddrOf]
 
 ARITH_OPS = ("+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>")
 
@@ -60,7 +81,7 @@ class ExprChecker:
                 if name in BUILTINS else "define it at module level, or check the spelling")
         self.fail(span, "name", f"name `{name}` is not defined", hint)
 
-    def resolve(self, e: ast.Expr) -> tir.Expr | Symbol | tuple[str, tir.Expr]:
+    def resolve(self, e: ast.Expr) -> tir.Expr | Symbol | Special:
         """Like `expr`, but names of types, maps and functions come back as symbols.
 
         A field of type SpinLock or Timer comes back as ("special", place-reference) so
@@ -133,7 +154,7 @@ class ExprChecker:
                       "take a lock with `with v.lock:`; arm a timer with `v.timer.start(ns)`")
         if not _is_expr(r):
             self.fail(e.span, "type", f"{_describe(r)} is not a value")
-        return r  # type: ignore[return-value]
+        return r
 
     def e_Name(self, e: ast.Name, expected: Type | None) -> tir.Expr:
         return self.value(e, expected)
@@ -155,7 +176,7 @@ class ExprChecker:
         return self.value(e, expected)
 
     # ---------------------------------------------------------------- fields
-    def attribute(self, e: ast.Attribute) -> tir.Expr | Symbol | tuple[str, tir.Expr]:
+    def attribute(self, e: ast.Attribute) -> tir.Expr | Symbol | Special:
         base = self.resolve(e.value)
         if isinstance(base, StructType):
             if e.attr == "size":
@@ -185,7 +206,7 @@ class ExprChecker:
         place = tir.FieldPlace(base, f, e.span)
         return self.place_value(place, e.span)
 
-    def place_value(self, place: tir.Place, span: Span) -> tir.Expr | tuple[str, tir.Expr]:
+    def place_value(self, place: tir.Place, span: Span) -> tir.Expr | Special:
         t = place.type
         if isinstance(t, (SpinLockType, TimerType)):
             return ("special", tir.AddrOf(place, t, span))
@@ -221,7 +242,7 @@ class ExprChecker:
             self.fail(e.span, "type", "a SpinLock or Timer cannot be used as a value")
         return r
 
-    def subscript(self, e: ast.Subscript) -> tir.Expr | tuple[str, tir.Expr]:
+    def subscript(self, e: ast.Subscript) -> tir.Expr | Special:
         base = self.resolve(e.value)
         if isinstance(base, MapType):
             self.fail(e.span, "type", f"reading a map with `{base.name}[key]` is not allowed",
@@ -231,21 +252,21 @@ class ExprChecker:
         if not _is_expr(base) or isinstance(base, tuple):
             self.fail(e.span, "type", f"{_describe(base)} cannot be indexed")
         assert _is_expr(base)
-        bt = base.type  # type: ignore[union-attr]
+        bt = base.type
         if isinstance(bt, PacketType):
             self.fail(e.span, "packet-access", "packet bytes cannot be indexed directly: the "
                       "verifier only allows reads it can prove are inside the packet",
                       "declare a Header and read it through a checked view: "
                       "`h = pkt.header(H, offset)` then `if h is None: ...`")
         if isinstance(bt, OptionalType):
-            self.none_error(e.value, base)  # type: ignore[arg-type]
+            self.none_error(e.value, base)
         if not isinstance(bt, ArrayType):
             self.fail(e.span, "type", f"a value of type {bt} cannot be indexed",
                       "only Array fields can be indexed")
         if len(e.index) != 1:
             self.fail(e.span, "type", "an array takes one index")
         idx = self.value(e.index[0])
-        self.still_valid(base)  # type: ignore[arg-type]
+        self.still_valid(base)
         if isinstance(idx, tir.Const):
             if not 0 <= idx.value < bt.length:
                 self.fail(e.index[0].span, "bounds",
@@ -254,8 +275,8 @@ class ExprChecker:
             idx = tir.Const(idx.value, U32, idx.span)
         elif not isinstance(idx.type, IntType):
             self.fail(e.index[0].span, "type", f"an array index must be an integer, not {idx.type}")
-        in_packet = not isinstance(idx, tir.Const) and self.is_packet_ref(base)  # type: ignore[attr-defined]
-        root = tir.root_var(base)  # type: ignore[arg-type]
+        in_packet = not isinstance(idx, tir.Const) and self.is_packet_ref(base)
+        root = tir.root_var(base)
         if in_packet and self.fn is not None and root in self.fn.header_params:
             self.fail(e.index[0].span, "packet-access",
                       f"`{root.name}` may be a packet view or a value on the stack, so an array "
@@ -266,7 +287,7 @@ class ExprChecker:
             self.fail(e.index[0].span, "bounds",
                       f"an array of {bt.elem} must be indexed by a constant",
                       "the element must provably exist; use a constant index")
-        place = tir.IndexPlace(base, idx, bt.elem, bt.length, e.span, in_packet)  # type: ignore[arg-type]
+        place = tir.IndexPlace(base, idx, bt.elem, bt.length, e.span, in_packet)
         return self.place_value(place, e.span)
 
     def still_valid(self, base: tir.Expr) -> None:
@@ -593,7 +614,7 @@ def _pure(e: object) -> bool:
         all(_pure(a) for a in getattr(e, "args", ()))
 
 
-def _is_expr(x: object) -> bool:
+def _is_expr(x: object) -> TypeGuard[tir.Expr]:
     return hasattr(x, "type") and hasattr(x, "span") and not isinstance(
         x, (StructType, MapType, Builtin, ConstSym, FuncDecl)) and not isinstance(x, tuple)
 

@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from etran.ir.tir import Var
 from etran.dsl.diagnostics import Span
+from etran.ir.tir import Var
 
 # Why a reference went stale: ("resize", "") or ("map", map name), and where.
 Staleness = tuple[str, str, Span]

@@ -20,20 +20,35 @@ import importlib.util
 import time
 from pathlib import Path
 
-from etran.ir import tir
 from etran.check.builtins import BUILTINS, DSL_EXPORTS, Builtin
 from etran.check.context import CheckFailed, FunctionContext
-from etran.check.statements import BodyChecker
 from etran.check.flow import Flow
 from etran.check.scope import ConstSym, FuncDecl, ModuleScope, Symbol
-from etran.ir.types import (MAP_KINDS, U32, VOID,
-                                  ArrayType, BeType, BoolType, IntType, MapType, PacketType,
-                                  SpinLockType, StructType, TimerType, Type, UntypedInt,
-                                  holds_special, layout, Field)
+from etran.check.statements import BodyChecker
 from etran.dsl import ast
 from etran.dsl.diagnostics import DiagnosticSink, Source, Span
 from etran.dsl.parser import parse
 from etran.dsl.walk import iter_nodes
+from etran.ir import tir
+from etran.ir.types import (
+    MAP_KINDS,
+    U32,
+    VOID,
+    ArrayType,
+    BeType,
+    BoolType,
+    Field,
+    IntType,
+    MapType,
+    PacketType,
+    SpinLockType,
+    StructType,
+    TimerType,
+    Type,
+    UntypedInt,
+    holds_special,
+    layout,
+)
 
 PAGE = 4096
 
@@ -171,13 +186,13 @@ class Checker:
                     if not n.startswith("_") and not isinstance(sym, Builtin):
                         self.bind(scope, n, sym, span)
                 continue
-            sym = other.names.get(name)
-            if sym is None:
+            found = other.names.get(name)
+            if found is None:
                 close = difflib.get_close_matches(name, list(other.names), n=1)
                 self.sink.error(span, "import", f"`{item.module}` has no name `{name}`",
                                 *([f"did you mean `{close[0]}`?"] if close else []))
             else:
-                self.bind(scope, alias, sym, span)
+                self.bind(scope, alias, found, span)
 
     def declare_global(self, scope: ModuleScope, item: ast.Assign) -> None:
         assert isinstance(item.target, ast.Name) and item.value is not None
@@ -427,7 +442,7 @@ class Checker:
         if isinstance(ret, BeType):
             ret = ret.value_type
         if not isinstance(ret, (IntType, BoolType)) and ret != VOID:
-            self.sink.error(node.returns.span if node.returns else node.span, "type",  # type: ignore[union-attr]
+            self.sink.error(node.returns.span if node.returns else node.span, "type",
                             f"a function returns an integer, a bool or None, not {ret}")
             return
         fn.returns = ret
@@ -486,7 +501,7 @@ class Checker:
                                 "annotate it `-> int` and return XDP_PASS, XDP_DROP, ...")
             return
         assert fn.timer_field is not None
-        st, f = fn.timer_field
+        st, _field = fn.timer_field
         maps = [m for m in self.all_maps() if m.value is st]
         if len(maps) != 1:
             self.sink.error(span, "timer", f"`{st.name}` must be the value of exactly one map for "
@@ -596,7 +611,8 @@ def _single_bindings(body: tuple[ast.Stmt, ...]) -> frozenset[str]:
     counts: dict[str, int] = {}
     for node in (n for stmt in body for n in iter_nodes(stmt)):
         target = None
-        if isinstance(node, (ast.Assign, ast.AugAssign)) and isinstance(node.target, ast.Name):
+        # one arm per node type, so the type checker knows `target` in each
+        if isinstance(node, (ast.Assign, ast.AugAssign)) and isinstance(node.target, ast.Name):  # noqa: SIM114
             target = node.target.id
         elif isinstance(node, ast.For):
             target = node.target.id

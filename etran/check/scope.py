@@ -2,13 +2,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
 from etran.check.builtins import Builtin
-from etran.ir.tir import Function
-from etran.ir.types import MapType, StructType, Type
 from etran.dsl import ast
 from etran.dsl.diagnostics import Source, Span
+from etran.ir.tir import Function
+from etran.ir.types import MapType, StructType, Type
 
 
 @dataclass(eq=False, slots=True)
@@ -33,7 +32,7 @@ class FuncDecl:
     in_progress: bool = False
 
 
-Symbol = Union[ConstSym, StructType, MapType, FuncDecl, Builtin]
+Symbol = ConstSym | StructType | MapType | FuncDecl | Builtin
 
 
 @dataclass(eq=False, slots=True)

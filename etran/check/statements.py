@@ -8,18 +8,33 @@ each of those.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-from etran.ir import tir
 from etran.check.calls import CallChecker
 from etran.check.context import CheckFailed, LoopFrame
 from etran.check.flow import Flow, join, join_all
-from etran.ir.types import (ERROR, I32, U32, UNTYPED, ArrayType, IntType,
-                                  OptionalType, PacketType, SpinLockType, StructType, TimerType,
-                                  Type, UntypedInt, VoidType, common_int)
 from etran.dsl import ast
-from etran.dsl.diagnostics import DiagnosticSink, Span
+from etran.dsl.diagnostics import DiagnosticSink, Source, Span
+from etran.ir import tir
+from etran.ir.types import (
+    ERROR,
+    I32,
+    U32,
+    UNTYPED,
+    ArrayType,
+    IntType,
+    OptionalType,
+    PacketType,
+    SpinLockType,
+    StructType,
+    TimerType,
+    Type,
+    UntypedInt,
+    VoidType,
+    common_int,
+)
+
 
 class BodyChecker(CallChecker):
     @contextmanager
@@ -363,7 +378,7 @@ class BodyChecker(CallChecker):
         frame.body = body
         return self.flow, frame
 
-    def range_bounds(self, it: ast.Expr) -> tuple[tir.Expr, tir.Expr, int, int, IntType]:
+    def range_bounds(self, it: ast.Expr) -> tuple[tir.Const, tir.Expr, int, int, IntType]:
         """`range(stop)`, `range(start, stop)`, `range(start, stop, step)` with a visible bound."""
         if not (isinstance(it, ast.Call) and isinstance(it.func, ast.Name) and it.func.id == "range"
                 and not it.keywords and 1 <= len(it.args) <= 3):
@@ -378,28 +393,30 @@ class BodyChecker(CallChecker):
             step = step_c.value
             if step == 0:
                 self.fail(args[2].span, "loop-bound", "the step of `range` cannot be 0")
-        start = self.value(start_node) if start_node is not None else \
-            tir.Const(0, UNTYPED, it.span)
-        if start_node is not None and not isinstance(start, tir.Const):
-            src = self.module.source
-            start_text = _text(src, start_node.span)
-            stop_text = _text(src, stop_node.span)
-            self.fail(start_node.span, "loop-bound", "the start of `range` must be a constant",
-                      "the verifier must see the bound: count from a constant, e.g. "
-                      f"`for i in range({stop_text}):` with `if i < {start_text}: continue`")
+        start: tir.Const = tir.Const(0, UNTYPED, it.span)
+        if start_node is not None:
+            first = self.value(start_node)
+            if not isinstance(first, tir.Const):
+                src = self.module.source
+                start_text = _text(src, start_node.span)
+                stop_text = _text(src, stop_node.span)
+                self.fail(start_node.span, "loop-bound", "the start of `range` must be a constant",
+                          "the verifier must see the bound: count from a constant, e.g. "
+                          f"`for i in range({stop_text}):` with `if i < {start_text}: continue`")
+            start = first
         stop = self.value(stop_node)
         limit = self.stop_limit(stop, stop_node, step)
         # The counter's type: the typed bound's, else u32 (i32 when a constant is negative).
-        t: Type | None = None
+        t: IntType | None = None
         for v in (start, stop):
             if isinstance(v.type, IntType):
                 t = v.type if t is None else (common_int(t, v.type) or t)
         if t is None:
             t = I32 if min(start.value, limit) < 0 else U32
-        assert isinstance(t, IntType)
-        start = self.coerce(start, t, it.span, "the start")
+        first = self.coerce(start, t, it.span, "the start")
         stop = self.coerce(stop, t, stop_node.span, "the stop")
-        assert isinstance(start, tir.Const)
+        assert isinstance(first, tir.Const)
+        start = first
         if step > 0:
             bound = max(0, -(-(limit - start.value) // step))
         else:
@@ -420,7 +437,7 @@ class BodyChecker(CallChecker):
     def s_With(self, s: ast.With) -> tir.Stmt:
         assert self.fn is not None
         ctx = self.resolve(s.context)
-        if not (isinstance(ctx, tuple) and isinstance(ctx[1].type, SpinLockType)):
+        if not isinstance(ctx, tuple) or not isinstance(ctx[1].type, SpinLockType):
             self.fail(s.context.span, "lock", "`with` takes a SpinLock field",
                       "write `with v.lock:` where `lock: SpinLock` is a field of a map value")
         place = ctx[1].place
@@ -439,9 +456,9 @@ class BodyChecker(CallChecker):
         return tir.Locked(place, body, s.span)
 
 
-def _text(source: object, span: Span) -> str:
+def _text(source: Source, span: Span) -> str:
     """The source text under a one-line span."""
-    line = source.line(span.line)  # type: ignore[attr-defined]
+    line = source.line(span.line)
     if span.end_line != span.line:
         return line[span.col - 1:].strip()
     return line[span.col - 1:span.end_col - 1]

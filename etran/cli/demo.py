@@ -10,11 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from etran.cli.show import show_side_by_side
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
+from etran.differential.harness import KernelHarness, compare
 from etran.interp.interpreter import Interpreter
-from etran.interp.state import MapStore
-from etran.differential.harness import KernelHarness, compare, frame_input
+from etran.interp.state import MapStore, frame_input
+from etran.pipeline import check_source, compile_program
 from etran.runtime.loader import check_kernel_support, load_object
 from etran.testing.packets import tcp_frame
 

@@ -24,8 +24,9 @@ import json
 import os
 import sys
 import traceback
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
 
@@ -49,8 +50,8 @@ def _read_source(path: str) -> tuple[str, str]:
 
 
 def _check(path: str) -> Any:
-    from etran.pipeline import check_source
     from etran.dsl.diagnostics import DiagnosticSink, render
+    from etran.pipeline import check_source
     text, name = _read_source(path)
     sink = DiagnosticSink()
     program = check_source(text, name, sink=sink, budget_advisory=_KERNEL_DECIDES)
@@ -69,7 +70,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for h in program.hooks:
         est = program.budgets.get(h.name)
         kind = f"@{h.hook}" if h.hook != "timer" else f"@timer({h.timer_field[0].name}."\
-            f"{h.timer_field[1].name})"  # type: ignore[index]
+            f"{h.timer_field[1].name})"
         if est is None:
             print(f"  {kind:<24} {h.name}")
             continue
@@ -162,8 +163,8 @@ def _parse_packet(text: str) -> bytes:
 
 
 def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
-    from etran.ir.codec import CodecError
     from etran.interp.state import MapStore
+    from etran.ir.codec import CodecError
     store = MapStore(program, ncpu)
     if not text:
         return store
@@ -202,8 +203,9 @@ def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from etran.cli.show import show_side_by_side
+    from etran.differential.harness import KernelHarness, RunError, compare
     from etran.interp.interpreter import Interpreter
-    from etran.differential.harness import KernelHarness, RunError, compare, frame_input
+    from etran.interp.state import frame_input
     from etran.runtime.loader import possible_cpus
     packet = _parse_packet(args.packet)
     obj = _compile(args.file, observe=True)
@@ -240,8 +242,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         raise UsageError("fuzz needs a FILE, or --programs N to generate programs")
     if args.examples < 1:
         raise UsageError("--examples must be at least 1")
-    from etran.differential.inputs import describe, fuzz_hook, save_counterexample
     from etran.differential.harness import KernelHarness
+    from etran.differential.inputs import describe, fuzz_hook, save_counterexample
     obj = _compile(args.file, observe=True)
     hooks = [h.name for h in obj.program.hooks]
     if args.hook is not None and args.hook not in hooks:
@@ -338,8 +340,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _errors() -> list[tuple[type[BaseException], Callable[[Any], tuple[str, int]]]]:
-    from etran.ir.codec import CodecError
     from etran.dsl.diagnostics import DiagnosticError
+    from etran.ir.codec import CodecError
     from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
 
     def verifier(e: VerifierError) -> tuple[str, int]:
@@ -386,7 +388,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
         return 0
-    except BaseException as e:  # noqa: BLE001 - every error becomes one clear message
+    except BaseException as e:
         for cls, handle in _errors():
             if isinstance(e, cls):
                 text, code = handle(e)

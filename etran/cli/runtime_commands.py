@@ -26,11 +26,11 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from etran.abi import MAP_TYPE_NAMES
 from etran.runtime import attach, netns, runs
 from etran.runtime.errors import EtranRuntimeError, VerifierError
-from etran.abi import MAP_TYPE_NAMES
 from etran.runtime.maps import Map
-from etran.runtime.system import check_kernel_support
+from etran.runtime.system import check_kernel_support, require_admin
 
 EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
 _LISTABLE = frozenset({1, 2, 5, 6, 9, 10})  # hash, array and their per-CPU/LRU kinds
@@ -68,6 +68,7 @@ def _guarded(verb: str, handler: Callable[[argparse.Namespace], int],
     """Turn every expected failure into one line and an exit code."""
     from etran.dsl.diagnostics import DiagnosticError
     try:
+        require_admin(verb)
         return handler(args)
     except DiagnosticError as exc:
         print(str(exc), file=sys.stderr)
@@ -252,7 +253,8 @@ def _programs(namespace: str) -> dict[str, str]:
 def _print_map(path: str, entries: int, declaration: Any = None) -> None:
     """One pinned map: kind and size, then its first ``entries`` entries (non-zero ones for
     arrays), decoded through ``declaration`` (the DSL's MapType) when it still fits the map."""
-    from etran.runtime.typed import TypedMap, format_value
+    from etran.ir.codec import format_value
+    from etran.runtime.typed import TypedMap
     try:
         with Map.from_pinned(path) as map_:
             kind = MAP_TYPE_NAMES.get(map_.map_type, str(map_.map_type))

@@ -4,9 +4,8 @@ from __future__ import annotations
 from typing import Any
 
 from etran.abi import XDP_ACTION_NAMES
-from etran.ir import codec
-from etran.ir import tir
 from etran.interp.state import MapStore, RunResult
+from etran.ir import codec, tir
 
 WIDTH = 34
 
@@ -33,11 +32,7 @@ def _decode_entries(program: tir.Program, name: str, snap: Any) -> list[str]:
 
 
 def _fmt(v: Any) -> str:
-    if isinstance(v, dict):
-        return "{" + ", ".join(f"{k}={_fmt(x)}" for k, x in v.items()) + "}"
-    if isinstance(v, list):
-        return "[" + ",".join(_fmt(x) for x in v) + "]"
-    return str(v)
+    return codec.format_value(v, compact=True)
 
 
 def _row(label: str, left: str, right: str) -> str:

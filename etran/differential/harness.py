@@ -12,32 +12,17 @@ import os
 from dataclasses import dataclass
 from typing import Any
 
-from etran.lower import observe as obs
-from etran.ir import tir
+from etran.abi import ETH_HLEN, MAX_TEST_FRAME
 from etran.backend.emit import CompiledObject
 from etran.interp.interpreter import Interpreter
-from etran.abi import ETH_HLEN
 from etran.interp.state import MapStore, RunInput, RunResult, TimerStarted
+from etran.ir import tir
+from etran.lower import observe as obs
 from etran.runtime.loader import LoadedObject, RingBufferReader, XdpContext, load_object, possible_cpus
-
-# Frame geometry of an XDP test run on this kernel: 4 KiB page, 256 bytes of
-# headroom of which struct xdp_frame takes 40, and skb_shared_info (320 bytes,
-# cache-aligned) reserved at the end. Measured by tests/kernel/test_resize_limits.py.
-TEST_RUN_PAGE = 4096
-TEST_RUN_HEADROOM = 256
-XDP_FRAME_SIZE = 40
-SHARED_INFO = 320
-MAX_TEST_FRAME = TEST_RUN_PAGE - TEST_RUN_HEADROOM - SHARED_INFO
 
 
 class RunError(Exception):
     """An input the kernel cannot run (too short, too long); the message says why."""
-
-
-def frame_input(packet: bytes, **kw: Any) -> RunInput:
-    """A RunInput whose head and tail room match what a kernel test run provides."""
-    return RunInput(packet=packet, headroom=TEST_RUN_HEADROOM - XDP_FRAME_SIZE,
-                    tailroom=max(MAX_TEST_FRAME - len(packet), 0), **kw)
 
 
 class KernelHarness:
@@ -114,7 +99,7 @@ class KernelHarness:
                 continue
             if have is None:
                 if m.is_array:
-                    have = {k: None for k in live.keys()}  # unknown contents: rewrite all
+                    have = dict.fromkeys(live.keys())  # unknown contents: rewrite all
                 else:
                     live.clear()
                     have = {}

@@ -13,20 +13,21 @@ from __future__ import annotations
 import hashlib
 import json
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from hypothesis import HealthCheck, Phase, assume, given, seed as hyp_seed, settings
+from hypothesis import HealthCheck, Phase, assume, given, settings
+from hypothesis import seed as hyp_seed
 from hypothesis import strategies as st
 
-from etran.ir import tir
 from etran.backend.emit import CompiledObject
+from etran.differential.harness import Difference, KernelHarness, compare
 from etran.interp.interpreter import Interpreter
-from etran.interp.state import MapStore, RunInput, RunResult
-from etran.differential.harness import Difference, KernelHarness, compare, frame_input
+from etran.interp.state import MapStore, RunInput, RunResult, frame_input
+from etran.ir import tir
 from etran.testing.strategies import ByteSource, fast_input_batches, store_from_bytes
-
 
 BATCH = 4   # inputs per hypothesis example (see strategies.fast_input_batches)
 
@@ -167,7 +168,7 @@ def input_from_json(program: tir.Program, data: dict[str, Any], ncpu: int) -> tu
 
 def save_counterexample(cx: Counterexample, directory: Path) -> Path:
     """Write the source and the input of a counterexample; returns the file written."""
-    record = {
+    record: dict[str, Any] = {
         "filename": Path(cx.program.filename).name,
         "hook": cx.hook,
         "source": cx.program.source,
@@ -184,8 +185,7 @@ def save_counterexample(cx: Counterexample, directory: Path) -> Path:
 
 def replay(path: Path) -> list[Difference]:
     """Run a saved counterexample again: the differences the kernel and interpreter show now."""
-    from etran.pipeline import check_source
-    from etran.pipeline import compile_program
+    from etran.pipeline import check_source, compile_program
     record = json.loads(path.read_text())
     program = check_source(record["source"], record["filename"])
     obj = compile_program(program, observe=True)

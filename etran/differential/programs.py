@@ -14,18 +14,19 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
-from hypothesis import HealthCheck, Phase, given, seed as hyp_seed, settings
+from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hyp_seed
 
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
-from etran.dsl.diagnostics import DiagnosticError
-from etran.differential.inputs import Counterexample
-from etran.interp.interpreter import Interpreter
 from etran.differential.harness import KernelHarness, compare
+from etran.differential.inputs import Counterexample
+from etran.dsl.diagnostics import DiagnosticError
+from etran.interp.interpreter import Interpreter
+from etran.pipeline import check_source, compile_program
 from etran.runtime.errors import VerifierError
 from etran.runtime.loader import load_object
 from etran.testing.progen import GeneratedProgram, programs

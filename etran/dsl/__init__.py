@@ -9,7 +9,8 @@ signatures, and decorators return the function unchanged.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, ClassVar, Generic, Optional, TypeVar
+from collections.abc import Callable
+from typing import Any, ClassVar, Generic, TypeVar
 
 from etran.abi import XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_REDIRECT, XDP_TX
 
@@ -28,9 +29,12 @@ class i8(int): ...
 class i16(int): ...
 class i32(int): ...
 class i64(int): ...
-class be16(int): """A 16-bit field stored big-endian (network order); reads as a host-order u16."""
-class be32(int): """A 32-bit field stored big-endian (network order); reads as a host-order u32."""
-class be64(int): """A 64-bit field stored big-endian (network order); reads as a host-order u64."""
+class be16(int):
+    """A 16-bit field stored big-endian (network order); reads as a host-order u16."""
+class be32(int):
+    """A 32-bit field stored big-endian (network order); reads as a host-order u32."""
+class be64(int):
+    """A 64-bit field stored big-endian (network order); reads as a host-order u64."""
 
 
 class Array(Generic[T]):
@@ -80,7 +84,7 @@ class Packet:
     rx_queue: int
     ifindex: int
 
-    def header(self, h: type[T], offset: int) -> Optional[T]: ...
+    def header(self, h: type[T], offset: int) -> T | None: ...
     def resize_head(self, delta: int) -> bool: ...  # type: ignore[empty-body]
     def resize_tail(self, delta: int) -> bool: ...  # type: ignore[empty-body]
 
@@ -88,7 +92,7 @@ class Packet:
 # ---------------------------------------------------------------- maps
 class _KeyedMap(Generic[K, V]):
     def __init__(self, key: type[K], value: type[V], max_entries: int) -> None: ...
-    def get(self, key: K) -> Optional[V]: ...
+    def get(self, key: K) -> V | None: ...
     def set(self, key: K, value: V) -> bool: ...  # type: ignore[empty-body]
     def insert(self, key: K, value: V) -> bool: ...  # type: ignore[empty-body]
     def replace(self, key: K, value: V) -> bool: ...  # type: ignore[empty-body]
@@ -96,27 +100,31 @@ class _KeyedMap(Generic[K, V]):
     def __setitem__(self, key: K, value: V) -> None: ...
 
 
-class HashMap(_KeyedMap[K, V]): """A hash table; `get` returns a reference into the map."""
-class LruHashMap(_KeyedMap[K, V]): """A hash table that evicts the least recently used entries."""
-class PerCpuHashMap(_KeyedMap[K, V]): """A hash table with one value per CPU."""
+class HashMap(_KeyedMap[K, V]):
+    """A hash table; `get` returns a reference into the map."""
+class LruHashMap(_KeyedMap[K, V]):
+    """A hash table that evicts the least recently used entries."""
+class PerCpuHashMap(_KeyedMap[K, V]):
+    """A hash table with one value per CPU."""
 
 
 class ArrayMap(Generic[V]):
     """An array of `max_entries` values indexed by u32; every slot exists and starts zeroed."""
 
     def __init__(self, value: type[V], max_entries: int) -> None: ...
-    def get(self, index: int) -> Optional[V]: ...
+    def get(self, index: int) -> V | None: ...
     def set(self, index: int, value: V) -> bool: ...  # type: ignore[empty-body]
     def __setitem__(self, index: int, value: V) -> None: ...
 
 
-class PerCpuArray(ArrayMap[V]): """An ArrayMap with one copy of every slot per CPU."""
+class PerCpuArray(ArrayMap[V]):
+    """An ArrayMap with one copy of every slot per CPU."""
 
 
 class Queue(Generic[V]):
     def __init__(self, value: type[V], max_entries: int) -> None: ...
     def push(self, value: V) -> bool: ...  # type: ignore[empty-body]
-    def pop(self) -> Optional[V]: ...
+    def pop(self) -> V | None: ...
 
 
 class RingBuf(Generic[V]):
@@ -176,12 +184,47 @@ def seq_before_eq(a: int, b: int) -> bool: ...  # type: ignore[empty-body]
 
 
 __all__ = [
-    "u8", "u16", "u32", "u64", "i8", "i16", "i32", "i64", "be16", "be32", "be64",
-    "Array", "SpinLock", "Timer", "Struct", "Header", "Packet",
-    "HashMap", "LruHashMap", "PerCpuHashMap", "ArrayMap", "PerCpuArray", "Queue", "RingBuf",
-    "XskMap", "DevMap",
-    "xdp", "egress", "gen", "timer",
-    "now_ns", "cpu_id", "random_u32", "atomic_add",
-    "seq_after", "seq_before", "seq_after_eq", "seq_before_eq",
-    "XDP_ABORTED", "XDP_DROP", "XDP_PASS", "XDP_TX", "XDP_REDIRECT",
+    "XDP_ABORTED",
+    "XDP_DROP",
+    "XDP_PASS",
+    "XDP_REDIRECT",
+    "XDP_TX",
+    "Array",
+    "ArrayMap",
+    "DevMap",
+    "HashMap",
+    "Header",
+    "LruHashMap",
+    "Packet",
+    "PerCpuArray",
+    "PerCpuHashMap",
+    "Queue",
+    "RingBuf",
+    "SpinLock",
+    "Struct",
+    "Timer",
+    "XskMap",
+    "atomic_add",
+    "be16",
+    "be32",
+    "be64",
+    "cpu_id",
+    "egress",
+    "gen",
+    "i8",
+    "i16",
+    "i32",
+    "i64",
+    "now_ns",
+    "random_u32",
+    "seq_after",
+    "seq_after_eq",
+    "seq_before",
+    "seq_before_eq",
+    "timer",
+    "u8",
+    "u16",
+    "u32",
+    "u64",
+    "xdp",
 ]

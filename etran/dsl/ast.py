@@ -7,7 +7,6 @@ syntactic: names are unresolved, types are unknown. The checker
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Union
 
 from etran.dsl.diagnostics import Span
 
@@ -113,8 +112,8 @@ class IfExp:
     orelse: Expr
 
 
-Expr = Union[Name, IntLit, BoolLit, NoneLit, StrLit, Attribute, Subscript, Call,
-             BinOp, UnaryOp, BoolOp, Compare, IfExp]
+Expr = (Name | IntLit | BoolLit | NoneLit | StrLit | Attribute | Subscript | Call | BinOp |
+        UnaryOp | BoolOp | Compare | IfExp)
 
 
 # ---------------------------------------------------------------- statements
@@ -184,7 +183,7 @@ class With:
     body: tuple[Stmt, ...]
 
 
-Stmt = Union[Assign, AugAssign, ExprStmt, If, For, Break, Continue, Return, Pass, With]
+Stmt = Assign | AugAssign | ExprStmt | If | For | Break | Continue | Return | Pass | With
 
 
 # ---------------------------------------------------------------- declarations
@@ -241,7 +240,7 @@ class Import:
     module: str
 
 
-TopLevel = Union[ImportFrom, Import, ClassDef, FunctionDef, Assign, ExprStmt, Stmt]
+TopLevel = ImportFrom | Import | ClassDef | FunctionDef | Assign | ExprStmt | Stmt
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,8 +14,8 @@ there are errors (`DiagnosticError` carries them all).
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,7 @@ matching LALR parser states to example snippets.
 from __future__ import annotations
 
 import ast as pyast
-from typing import Callable
+from collections.abc import Callable
 
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -53,7 +53,8 @@ _UNSUPPORTED: dict[type, tuple[str, str]] = {
     pyast.AsyncWith: ("`async with` is not allowed", "use `with x.lock:`"),
     pyast.NamedExpr: ("`:=` is not allowed", "assign on a line of its own first"),
     pyast.Starred: ("star arguments are not allowed", "pass each argument by itself"),
-    pyast.Slice: ("slicing is not allowed", "index single elements, or take a header view with `pkt.header(H, offset)`"),
+    pyast.Slice: ("slicing is not allowed",
+                  "index single elements, or take a header view with `pkt.header(H, offset)`"),
     pyast.JoinedStr: ("f-strings are not allowed: the kernel has no strings",
                       "emit numbers to a ring buffer and format them in user space"),
     pyast.Match: ("`match` is not allowed", "use `if`/`elif`/`else`"),
@@ -120,7 +121,7 @@ def _special(source: Source, node: pyast.AST, parents: list[pyast.AST]) -> Diagn
         return d("class keywords (metaclass=...) are not allowed",
                  "derive from Struct or Header only")
     if isinstance(node, pyast.arguments):
-        if node.defaults or node.kw_defaults and any(node.kw_defaults):
+        if node.defaults or (node.kw_defaults and any(node.kw_defaults)):
             first = (node.defaults or [k for k in node.kw_defaults if k])[0]
             return d("parameters cannot have default values", "pass every argument at each call",
                      _node_span(source, first))
@@ -136,9 +137,9 @@ def _special(source: Source, node: pyast.AST, parents: list[pyast.AST]) -> Diagn
         return d("`in` tests are not allowed", "look the key up in a map: `m.get(k) is not None`")
     if isinstance(node, pyast.Call) and node.keywords and any(k.arg is None for k in node.keywords):
         return d("`**` arguments are not allowed", "pass each argument by name")
-    if isinstance(node, pyast.With):
-        if len(node.items) != 1 or node.items[0].optional_vars is not None:
-            return d("`with` takes exactly one lock and no `as`", "write `with c.lock:`")
+    if isinstance(node, pyast.With) and (len(node.items) != 1
+                                         or node.items[0].optional_vars is not None):
+        return d("`with` takes exactly one lock and no `as`", "write `with c.lock:`")
     if isinstance(node, pyast.Import) and any(a.asname for a in node.names):
         return d("`import ... as` is not allowed", "write `from module import name`")
     if isinstance(node, pyast.Import) and len(node.names) > 1:
@@ -160,14 +161,14 @@ def _find_unsupported(source: Source, tree: pyast.AST) -> list[Diagnostic]:
 
     def visit(node: pyast.AST, parents: list[pyast.AST]) -> None:
         kind = type(node)
-        if kind in _UNSUPPORTED:
-            # Tuples in subscripts (`Array[u8, 6]`) are how the language spells types.
-            if not (kind is pyast.Tuple and parents and isinstance(parents[-1], pyast.Subscript)):
-                msg, hint = _UNSUPPORTED[kind]
-                span = (_keyword_span(source, node, _KEYWORD[kind]) if kind in _KEYWORD
-                        else _node_span(source, node))
-                found.append(Diagnostic(span, RULE, msg, (hint,)))
-                return  # one message per construct, not one per nested part
+        # Tuples in subscripts (`Array[u8, 6]`) are how the language spells types.
+        type_tuple = kind is pyast.Tuple and parents and isinstance(parents[-1], pyast.Subscript)
+        if kind in _UNSUPPORTED and not type_tuple:
+            msg, hint = _UNSUPPORTED[kind]
+            span = (_keyword_span(source, node, _KEYWORD[kind]) if kind in _KEYWORD
+                    else _node_span(source, node))
+            found.append(Diagnostic(span, RULE, msg, (hint,)))
+            return  # one message per construct, not one per nested part
         special = _special(source, node, parents)
         if special is not None:
             found.append(special)

@@ -8,8 +8,9 @@ instead, so users never see a raw parser-state dump.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from lark import Lark, Token, Transformer, Tree, v_args
 from lark.exceptions import UnexpectedInput, VisitError
@@ -372,4 +373,4 @@ def _reject_strings(module: ast.Module, sink: DiagnosticSink) -> None:
                        "the kernel has no strings; use integer constants or a byte Array")
 
 
-__all__ = ["parse", "Diagnostic", "Tree"]
+__all__ = ["Diagnostic", "Tree", "parse"]

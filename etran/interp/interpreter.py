@@ -16,13 +16,23 @@ comparisons keep LRU maps below their capacity).
 """
 from __future__ import annotations
 
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any, get_args
 
 from etran.abi import ETH_HLEN, XDP_REDIRECT
+from etran.interp.state import (
+    RINGBUF_HEADER,
+    MapState,
+    MapStore,
+    Ref,
+    RunInput,
+    RunResult,
+    TimerStarted,
+    _clear_special,
+    special_ranges,
+)
 from etran.ir import semantics, tir
-from etran.ir.types import (ArrayType, BeType, BoolType, IntType, PacketType, StructType)
-from etran.interp.state import (RINGBUF_HEADER, MapState, MapStore, Ref, RunInput,
-                                RunResult, TimerStarted, _clear_special, special_ranges)
+from etran.ir.types import ArrayType, BeType, BoolType, IntType, PacketType, StructType
 
 MAX_PACKET_OFFSET = 0xFFFF
 
@@ -87,10 +97,10 @@ class Interpreter:
     def __init__(self, program: tir.Program) -> None:
         self.program = program
         self._expr: dict[type, Callable[[Any, dict[tir.Var, Any], Machine], Any]] = {}
-        for cls in tir.Expr.__args__:  # type: ignore[attr-defined]
+        for cls in get_args(tir.Expr):
             self._expr[cls] = getattr(self, "e_" + cls.__name__)
         self._stmt: dict[type, Callable[[Any, dict[tir.Var, Any], Machine], Any]] = {}
-        for cls in tir.Stmt.__args__:  # type: ignore[attr-defined]
+        for cls in get_args(tir.Stmt):
             self._stmt[cls] = getattr(self, "s_" + cls.__name__)
 
     # ---------------------------------------------------------------- entry points
@@ -161,12 +171,14 @@ class Interpreter:
         if loc is None:
             return
         vt = t.value_type if isinstance(t, BeType) else t
+        assert isinstance(vt, IntType)  # the checker allows `op=` on integers only
         cbits = s.value.type.bits if isinstance(s.value.type, IntType) else 64
         _write(loc.buf, loc.off, t, semantics.binary(s.op, cur, value, vt, cbits))
 
     def s_CopyStruct(self, s: tir.CopyStruct, env: dict[tir.Var, Any], m: Machine) -> None:
         src = self.expr(s.value, env, m)
         dst = self.place(s.place, env, m)
+        assert dst is not None  # an array of structs takes only in-range constant indexes
         size = s.place.type.size  # type: ignore[union-attr]
         data = bytes(src.buf[src.off:src.off + size])
         dst.buf[dst.off:dst.off + size] = data
@@ -186,9 +198,8 @@ class Interpreter:
         stop = None if const_stop else self.expr(s.stop, env, m)  # once, as in Python
         for k in range(s.bound):
             i = t.wrap(s.start.value + k * s.step)
-            if stop is not None:
-                if not (i < stop if s.step > 0 else i > stop):
-                    break
+            if stop is not None and not (i < stop if s.step > 0 else i > stop):
+                break
             env[s.var] = i
             sig = self.block(s.body, env, m)
             if sig is BREAK:
@@ -213,7 +224,7 @@ class Interpreter:
 
     # ---------------------------------------------------------------- places
     def place(self, p: tir.Place, env: dict[tir.Var, Any], m: Machine) -> Ref | None:
-        base = self.expr(p.base, env, m)
+        base: Ref = self.expr(p.base, env, m)
         if isinstance(p, tir.FieldPlace):
             return base.at(p.field.offset)
         idx = self.expr(p.index, env, m)
@@ -307,7 +318,7 @@ class Interpreter:
         raise AssertionError(name)
 
     def e_MinMax(self, e: tir.MinMax, env: Any, m: Machine) -> int:
-        vals = [self.expr(a, env, m) for a in e.args]
+        vals: list[int] = [self.expr(a, env, m) for a in e.args]
         return min(vals) if e.op == "min" else max(vals)
 
     # ---------------------------------------------------------------- maps
@@ -490,4 +501,4 @@ def run(program: tir.Program, hook: str, inp: RunInput) -> RunResult:
     return Interpreter(program).run(hook, inp)
 
 
-__all__ = ["Interpreter", "run", "RunInput", "RunResult", "MapStore", "MapState", "PacketType"]
+__all__ = ["Interpreter", "MapState", "MapStore", "PacketType", "RunInput", "RunResult", "run"]

@@ -10,20 +10,20 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
-from etran.ir import codec
-from etran.ir import tir
+from etran.abi import MAX_TEST_FRAME, TEST_RUN_HEADROOM, XDP_FRAME_SIZE
+from etran.ir import codec, tir
 from etran.ir.types import MapType, SpinLockType, StructType, TimerType
 
 # What BPF_PROG_TEST_RUN gives an XDP program on this kernel (measured; see
 # tests/kernel/test_resize_limits.py): room to grow the head and the tail.
-DEFAULT_HEADROOM = 256 - 40     # XDP_PACKET_HEADROOM minus struct xdp_frame
+DEFAULT_HEADROOM = TEST_RUN_HEADROOM - XDP_FRAME_SIZE  # XDP_PACKET_HEADROOM minus struct xdp_frame
 RINGBUF_HEADER = 8
 
 
 class Ref:
     """A reference to memory: a byte buffer and an offset, plus the map entry it lives in."""
 
-    __slots__ = ("buf", "off", "map", "key")
+    __slots__ = ("buf", "key", "map", "off")
 
     def __init__(self, buf: bytearray, off: int = 0, map: str | None = None,
                  key: bytes | None = None) -> None:
@@ -53,7 +53,7 @@ class MapState:
 
     map: MapType
     ncpu: int
-    entries: "OrderedDict[bytes, Any]" = field(default_factory=OrderedDict)
+    entries: OrderedDict[bytes, Any] = field(default_factory=OrderedDict)
     queue: list[bytes] = field(default_factory=list)
     ring_used: int = 0
 
@@ -106,8 +106,8 @@ class MapStore:
         if st.kind in ("XskMap", "DevMap"):
             st.entries[key] = value
         elif st.map.is_percpu:
-            vals = value if isinstance(value, list) else [value] * self.ncpu  # type: ignore[list-item]
-            st.entries[key] = [bytearray(v) for v in vals]  # type: ignore[arg-type]
+            vals = value if isinstance(value, list) else [value] * self.ncpu
+            st.entries[key] = [bytearray(v) for v in vals]
         else:
             st.entries[key] = bytearray(value)  # type: ignore[arg-type]
 
@@ -201,3 +201,9 @@ class RunResult:
     redirect: tuple[str, int] | None = None
     ringbuf: dict[str, list[bytes]] = field(default_factory=dict)
     timers: list[TimerStarted] = field(default_factory=list)
+
+
+def frame_input(packet: bytes, **kw: Any) -> RunInput:
+    """A RunInput whose head and tail room match what a kernel test run provides."""
+    return RunInput(packet=packet, headroom=TEST_RUN_HEADROOM - XDP_FRAME_SIZE,
+                    tailroom=max(MAX_TEST_FRAME - len(packet), 0), **kw)

@@ -14,8 +14,7 @@ import ipaddress
 import struct
 from typing import Any
 
-from etran.ir.types import (ArrayType, BeType, BoolType, IntType, SpinLockType, StructType,
-                                  TimerType)
+from etran.ir.types import ArrayType, BeType, BoolType, IntType, SpinLockType, StructType, TimerType
 
 _FMT = {(8, False): "B", (16, False): "H", (32, False): "I", (64, False): "Q",
         (8, True): "b", (16, True): "h", (32, True): "i", (64, True): "q"}
@@ -126,3 +125,16 @@ def decode(t: Any, data: bytes | bytearray, pretty: bool = False) -> Any:
     if len(data) < t.size:
         raise CodecError(f"{len(data)} bytes are too few for {t} ({t.size} bytes)")
     return unpack_from(data, 0, t, pretty)
+
+
+def format_value(value: Any, compact: bool = False) -> str:
+    """A decoded value on one line: ``{snd_una: 3, peer: 10.111.0.2, mac: 02:e7:...}``;
+    `compact` (for side-by-side columns) gives ``{snd_una=3, peer=10.111.0.2}`` and lists
+    without spaces."""
+    pair, sep = ("{}={}", ", ") if compact else ("{}: {}", ", ")
+    if isinstance(value, dict):
+        return "{" + sep.join(pair.format(k, format_value(v, compact))
+                              for k, v in value.items()) + "}"
+    if isinstance(value, list):
+        return "[" + ("," if compact else ", ").join(format_value(v, compact) for v in value) + "]"
+    return str(value)

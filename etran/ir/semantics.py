@@ -15,6 +15,8 @@ is left to LLVM (where it would be undefined behaviour):
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from etran.ir.types import IntType
 
 
@@ -86,9 +88,10 @@ def exact_binary(op: str, a: int, b: int) -> int | None:
         return None
     if op == "<<" and b > 4096:
         return None
-    return {
+    ops: dict[str, Callable[[], int | None]] = {
         "+": lambda: a + b, "-": lambda: a - b, "*": lambda: a * b, "//": lambda: a // b,
         "%": lambda: a % b, "&": lambda: a & b, "|": lambda: a | b, "^": lambda: a ^ b,
         "<<": lambda: a << b, ">>": lambda: a >> b,
         "**": lambda: a ** b if 0 <= b <= 256 else None,
-    }[op]()
+    }
+    return ops[op]()

@@ -15,10 +15,9 @@ memory to read (`Load`), write (`Store`) or take a reference to (`AddrOf`).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Union
 
-from etran.ir.types import (Field, IntType, MapType, OptionalType, StructType, Type, BOOL)
 from etran.dsl.diagnostics import Diagnostic, Span
+from etran.ir.types import BOOL, Field, IntType, MapType, OptionalType, StructType, Type
 
 
 @dataclass(eq=False, slots=True)
@@ -61,7 +60,7 @@ class IndexPlace:
         return self.elem
 
 
-Place = Union[FieldPlace, IndexPlace]
+Place = FieldPlace | IndexPlace
 
 
 # ---------------------------------------------------------------- expressions
@@ -319,10 +318,10 @@ class PacketResize:
     type: Type = BOOL
 
 
-Expr = Union[Const, VarRef, Unary, Not, Binary, Compare, Logic, Cond, Convert, Load, AddrOf,
-             IsNone, NewStruct, Call, Builtin, MinMax, MapGet, MapSet, MapDelete, QueuePush,
-             QueuePop, RingOutput, Redirect, AtomicAdd, TimerStart, TimerCancel, PacketHeader,
-             PacketResize]
+Expr = (Const | VarRef | Unary | Not | Binary | Compare | Logic | Cond | Convert | Load | AddrOf |
+        IsNone | NewStruct | Call | Builtin | MinMax | MapGet | MapSet | MapDelete | QueuePush |
+        QueuePop | RingOutput | Redirect | AtomicAdd | TimerStart | TimerCancel | PacketHeader |
+        PacketResize)
 
 
 # ---------------------------------------------------------------- statements
@@ -371,7 +370,7 @@ class Loop:
     """`for var in range(start, stop, step)`; `bound` is the compile-time maximum trip count."""
 
     var: Var
-    start: Expr
+    start: Const        # the verifier must see where the count starts
     stop: Expr
     step: int
     bound: int
@@ -404,7 +403,7 @@ class Locked:
     span: Span
 
 
-Stmt = Union[Assign, Store, CopyStruct, ExprStmt, If, Loop, Break, Continue, Return, Locked]
+Stmt = Assign | Store | CopyStruct | ExprStmt | If | Loop | Break | Continue | Return | Locked
 
 
 # ---------------------------------------------------------------- program
@@ -431,7 +430,7 @@ class Function:
     # Bytes of stack the body's own struct temporaries need (callees not included).
     stack_bytes: int = 0
     # Call sites, in order, for the call-depth and stack rules: (callee, span).
-    call_sites: list[tuple["Function", Span]] = field(default_factory=list)
+    call_sites: list[tuple[Function, Span]] = field(default_factory=list)
 
     @property
     def qualname(self) -> str:

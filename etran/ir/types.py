@@ -16,7 +16,7 @@ is part of the size and always zero.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Union
+from typing import TYPE_CHECKING
 
 from etran.abi import MAP_TYPES
 
@@ -154,7 +154,7 @@ class Field:
     name: str
     type: StorageType
     offset: int
-    span: "Span | None" = None
+    span: Span | None = None
 
     def __repr__(self) -> str:
         return f"Field({self.name}: {self.type} @{self.offset})"
@@ -171,7 +171,7 @@ class StructType:
     name: str
     packed: bool
     module: str
-    span: "Span | None" = None
+    span: Span | None = None
     fields: list[Field] = field(default_factory=list)
     size: int = 0
     align: int = 1
@@ -227,10 +227,10 @@ class MapType:
 
     name: str
     kind: str
-    key: "ValueKeyType | None"
-    value: "StructType | None"
+    key: ValueKeyType | None
+    value: StructType | None
     max_entries: int
-    span: "Span | None" = None
+    span: Span | None = None
 
     @property
     def kernel_type(self) -> int:
@@ -286,11 +286,11 @@ SIGNED = {8: I8, 16: I16, 32: I32, 64: I64}
 INT_TYPES = {t.name: t for t in (I8, I16, I32, I64, U8, U16, U32, U64)}
 BE_TYPES = {t.name: t for t in (BE16, BE32, BE64)}
 
-ScalarType = Union[IntType, BoolType]
-ValueKeyType = Union[IntType, BoolType, BeType, StructType, ArrayType]
-StorageType = Union[IntType, BoolType, BeType, StructType, ArrayType, SpinLockType, TimerType]
-Type = Union[IntType, BoolType, BeType, UntypedInt, VoidType, SpinLockType, TimerType, ArrayType,
-             StructType, OptionalType, PacketType, MapType]
+ScalarType = IntType | BoolType
+ValueKeyType = IntType | BoolType | BeType | StructType | ArrayType
+StorageType = IntType | BoolType | BeType | StructType | ArrayType | SpinLockType | TimerType
+Type = (IntType | BoolType | BeType | UntypedInt | VoidType | SpinLockType | TimerType |
+        ArrayType | StructType | OptionalType | PacketType | MapType | ErrorType)
 
 
 def is_int(t: object) -> bool:
@@ -324,7 +324,7 @@ def align_up(n: int, a: int) -> int:
     return (n + a - 1) // a * a
 
 
-def layout(struct: StructType, members: list[tuple[str, StorageType, "Span | None"]]) -> None:
+def layout(struct: StructType, members: list[tuple[str, StorageType, Span | None]]) -> None:
     """Place `members` in `struct`: natural alignment for Structs, packed for Headers."""
     offset = 0
     align = 1

@@ -14,8 +14,21 @@ import llvmlite.ir.types as llvm_ir_types
 
 from etran.abi import MAP_LOOKUP_ELEM, XDP_MD_INGRESS_IFINDEX, XDP_MD_RX_QUEUE_INDEX
 from etran.ir import tir
-from etran.ir.types import (U8, U32, U64, ArrayType, BeType, BoolType, IntType, MapType,
-                            PacketType, StructType, Type, VoidType, layout)
+from etran.ir.types import (
+    U8,
+    U32,
+    U64,
+    ArrayType,
+    BeType,
+    BoolType,
+    IntType,
+    MapType,
+    PacketType,
+    StructType,
+    Type,
+    VoidType,
+    layout,
+)
 from etran.lower import observe as obs
 from etran.lower.debuginfo import DebugInfo
 
@@ -61,7 +74,8 @@ class Callee:
         self.type = PTR
 
     def get_reference(self) -> str:
-        return self.ptr.get_reference()
+        reference: str = self.ptr.get_reference()
+        return reference
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.ptr, name)

@@ -15,8 +15,17 @@ from typing import Any
 import llvmlite.ir as ir
 from llvmlite.ir import values as llvm_values
 
-from etran.ir.types import (ArrayType, BeType, BoolType, IntType, MapType, SpinLockType,
-                                  StructType, TimerType, Type)
+from etran.ir.types import (
+    ArrayType,
+    BeType,
+    BoolType,
+    IntType,
+    MapType,
+    SpinLockType,
+    StructType,
+    TimerType,
+    Type,
+)
 
 # llvmlite hashes and compares metadata structurally. A DISubprogram lists its
 # parameters (retainedNodes) and each parameter names the subprogram as its
@@ -35,8 +44,8 @@ def _di_eq(self: Any, other: object) -> bool:
     return (self is other) if self.is_distinct else _structural_eq(self, other)
 
 
-llvm_values.DIValue.__hash__ = _di_hash  # type: ignore[method-assign]
-llvm_values.DIValue.__eq__ = _di_eq  # type: ignore[method-assign]
+llvm_values.DIValue.__hash__ = _di_hash
+llvm_values.DIValue.__eq__ = _di_eq
 
 T = ir.DIToken
 _C_NAMES = {"u8": ("unsigned char", "DW_ATE_unsigned_char"), "u16": ("unsigned short", "DW_ATE_unsigned"),

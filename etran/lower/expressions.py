@@ -13,18 +13,33 @@ Rules that keep the kernel and the interpreter in agreement:
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import llvmlite.ir as ir
 
-from etran.abi import (CLOCK_MONOTONIC, GET_PRANDOM_U32, GET_SMP_PROCESSOR_ID, KTIME_GET_NS,
-                       MAP_DELETE_ELEM, MAP_LOOKUP_ELEM, MAP_POP_ELEM, MAP_PUSH_ELEM,
-                       MAP_UPDATE_ELEM, REDIRECT_MAP, RINGBUF_OUTPUT, TIMER_CANCEL, TIMER_INIT,
-                       TIMER_SET_CALLBACK, TIMER_START, XDP_ADJUST_HEAD, XDP_ADJUST_TAIL,
-                       XDP_MD_INGRESS_IFINDEX, XDP_MD_RX_QUEUE_INDEX)
+from etran.abi import (
+    CLOCK_MONOTONIC,
+    GET_PRANDOM_U32,
+    GET_SMP_PROCESSOR_ID,
+    KTIME_GET_NS,
+    MAP_DELETE_ELEM,
+    MAP_LOOKUP_ELEM,
+    MAP_POP_ELEM,
+    MAP_PUSH_ELEM,
+    MAP_UPDATE_ELEM,
+    REDIRECT_MAP,
+    RINGBUF_OUTPUT,
+    TIMER_CANCEL,
+    TIMER_INIT,
+    TIMER_SET_CALLBACK,
+    TIMER_START,
+    XDP_ADJUST_HEAD,
+    XDP_ADJUST_TAIL,
+    XDP_MD_INGRESS_IFINDEX,
+    XDP_MD_RX_QUEUE_INDEX,
+)
 from etran.ir import tir
-from etran.ir.types import (ArrayType, BeType, BoolType, IntType, OptionalType, PacketType,
-                            StructType, Type)
+from etran.ir.types import ArrayType, BeType, BoolType, IntType, OptionalType, PacketType, StructType, Type
 from etran.lower import observe as obs
 from etran.lower.context import I1, I8, I32, I64, MAX_PACKET_OFFSET, PTR, llvm_type
 from etran.lower.function import FunctionBase
@@ -35,7 +50,7 @@ class ExprLowering(FunctionBase):
 
     # ---------------------------------------------------------------- dispatch
     def expr(self, e: tir.Expr) -> ir.Value:
-        return getattr(self, "x_" + type(e).__name__)(e)  # type: ignore[no-any-return]
+        return getattr(self, "x_" + type(e).__name__)(e)
 
     def x_Const(self, e: tir.Const) -> ir.Value:
         return self.const(e.type, e.value)

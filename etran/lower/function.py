@@ -16,8 +16,7 @@ from etran.abi import MAP_LOOKUP_ELEM, XDP_MD_DATA, XDP_MD_DATA_END
 from etran.ir import tir
 from etran.ir.types import Type
 from etran.lower import observe as obs
-from etran.lower.context import (I1, I8, I32, I64, PKT_INFO_FIELDS, PTR, Callee, ModuleContext,
-                                 llvm_type)
+from etran.lower.context import I1, I8, I32, I64, PKT_INFO_FIELDS, PTR, Callee, ModuleContext, llvm_type
 
 
 class FunctionBase:
@@ -73,7 +72,7 @@ class FunctionBase:
 
     def var_slot(self, v: tir.Var) -> ir.Value:
         t = llvm_type(v.type)
-        size = 8 if t == PTR else max(t.width // 8, 1)  # type: ignore[union-attr]
+        size = 8 if t == PTR else max(t.width // 8, 1)
         return self._alloca(t, size)
 
     # ---------------------------------------------------------------- helpers

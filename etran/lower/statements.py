@@ -137,7 +137,7 @@ class FunctionLowering(ExprLowering):
         b.position_at_end(head)
         k = b.load(k_slot, typ=I64)
         go = b.icmp_unsigned("<", k, ir.Constant(I64, s.bound))
-        start = self.const(t, s.start.value)  # type: ignore[union-attr]
+        start = self.const(t, s.start.value)
         if stop is not None:
             i = b.add(start, b.mul(b.trunc(k, ty) if t.bits < 64 else k, ir.Constant(ty, s.step)))
             op = "<" if s.step > 0 else ">"

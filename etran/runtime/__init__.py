@@ -3,12 +3,23 @@
 Only :mod:`etran.runtime.libbpf` makes foreign calls; everything here deals in ints and bytes.
 """
 
-from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
 from etran.abi import BPF_F_TEST_XDP_LIVE_FRAMES
-from etran.runtime.loader import (LoadedObject, Map, Program,
-                                  RingBufferReader, TestRunResult, VerifierStats, XdpContext,
-                                  check_kernel_support, ensure_bpffs, get_pinned, load_object,
-                                  pin, possible_cpus)
+from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
+from etran.runtime.loader import (
+                                  LoadedObject,
+                                  Map,
+                                  Program,
+                                  RingBufferReader,
+                                  TestRunResult,
+                                  VerifierStats,
+                                  XdpContext,
+                                  check_kernel_support,
+                                  ensure_bpffs,
+                                  get_pinned,
+                                  load_object,
+                                  pin,
+                                  possible_cpus,
+)
 
 __all__ = [
     "BPF_F_TEST_XDP_LIVE_FRAMES", "BpfError", "EtranRuntimeError", "LoadedObject", "Map",

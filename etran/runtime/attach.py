@@ -55,15 +55,20 @@ def _builtin_elf(source: str) -> bytes:
     return compile_source(source, "<etran builtin>").elf
 
 
+def builtin_object(source: str, name: str) -> LoadedObject:
+    """A freshly loaded object built from one of the runtime's own small transports."""
+    return load_object(_builtin_elf(source), name)
+
+
 def pass_object() -> LoadedObject:
     """A freshly loaded object whose one program, ``etran_pass``, returns XDP_PASS."""
-    return load_object(_builtin_elf(PASS_SOURCE), "etran_pass")
+    return builtin_object(PASS_SOURCE, "etran_pass")
 
 
 def tx_object() -> LoadedObject:
     """A freshly loaded object whose one program, ``etran_tx``, returns XDP_TX (live-frames
     injection of a ready-made frame out of an interface)."""
-    return load_object(_builtin_elf(TX_SOURCE), "etran_tx")
+    return builtin_object(TX_SOURCE, "etran_tx")
 
 
 @dataclass(frozen=True, slots=True)

@@ -33,8 +33,7 @@ from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
-from etran.abi import (RINGBUF_MAP_TYPE, XDP_ABORTED, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS,
-                       XDP_TX)
+from etran.abi import RINGBUF_MAP_TYPE, XDP_ABORTED, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS, XDP_TX
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.attach import pass_object, tx_object
 from etran.runtime.errors import EtranRuntimeError
@@ -42,7 +41,6 @@ from etran.runtime.inject import LiveInjector
 from etran.runtime.loader import LoadedObject, Program
 from etran.runtime.maps import Map, RingBufferReader
 from etran.runtime.netns import Interface
-
 
 
 class Egress:

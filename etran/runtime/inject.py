@@ -23,12 +23,32 @@ What the kernel requires (kernel-probe.md section 7, net/bpf/test_run.c):
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Iterable
 
-from etran.runtime import netns
 from etran.abi import BPF_F_TEST_XDP_LIVE_FRAMES
+from etran.runtime import netns
 from etran.runtime.loader import Program, XdpContext
 from etran.runtime.netns import Interface
+
+
+@functools.cache
+def check_live_frames() -> None:
+    """Raise :class:`~etran.runtime.errors.NotSupported` when this kernel refuses live-frames
+    runs (a drop program is run once, live, in this namespace: nothing is sent)."""
+    from etran.runtime.attach import builtin_object
+    with builtin_object(DROP_SOURCE, "etran_drop") as obj:
+        obj.programs["etran_drop"].test_run(bytes(64), ctx=XdpContext(),
+                                            flags=BPF_F_TEST_XDP_LIVE_FRAMES)
+
+
+DROP_SOURCE = """from etran.dsl import *
+
+@xdp
+def etran_drop(pkt: Packet) -> int:
+    return XDP_DROP
+"""
+
 
 def context_for(interface: Interface, queue: int = 0) -> XdpContext:
     """The ``xdp_md`` of a frame arriving on ``queue`` of ``interface``."""

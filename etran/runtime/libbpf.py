@@ -21,8 +21,18 @@ import os
 import threading
 import weakref
 from collections.abc import Iterator
-from ctypes import CFUNCTYPE, POINTER, Structure, c_bool, c_char_p, c_int, c_size_t, c_uint32
-from ctypes import c_ulong, c_void_p
+from ctypes import (
+    CFUNCTYPE,
+    POINTER,
+    Structure,
+    c_bool,
+    c_char_p,
+    c_int,
+    c_size_t,
+    c_uint32,
+    c_ulong,
+    c_void_p,
+)
 from typing import Any, NamedTuple
 
 from etran.runtime.errors import NotSupported

@@ -23,10 +23,9 @@ from types import TracebackType
 
 from etran.abi import BPF_F_TEST_XDP_LIVE_FRAMES, PROG_TYPE_XDP, XDP_MD
 from etran.runtime import libbpf as lb
-from etran.runtime.errors import BpfError, EtranRuntimeError, VerifierError
+from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
 from etran.runtime.maps import Map, RingBufferReader
-from etran.runtime.system import (check_kernel_support, doing, ensure_bpffs, get_pinned, pin,
-                                  possible_cpus)
+from etran.runtime.system import check_kernel_support, doing, ensure_bpffs, get_pinned, pin, possible_cpus
 
 LOG_LEVEL_ERROR_PATH, LOG_LEVEL_EVERY_INSN, LOG_LEVEL_STATS = 1, 2, 4
 DEFAULT_LOG_LEVEL = LOG_LEVEL_ERROR_PATH | LOG_LEVEL_STATS
@@ -34,6 +33,8 @@ DEFAULT_LOG_SIZE = 1 << 20
 MAX_LOG_SIZE = 256 << 20  # the kernel accepts up to UINT_MAX >> 2
 
 
+
+LIVE_FRAMES = "live frames (BPF_F_TEST_XDP_LIVE_FRAMES)"
 
 # --------------------------------------------------------------------------- plain data
 
@@ -179,6 +180,12 @@ class Program:
             out = lb.prog_test_run(self.fd, bytes(data), out_size, ctx_in, ctx_out_size,
                                    repeat, flags, cpu, batch_size)
         except OSError as exc:
+            if live and exc.errno == errno.EPERM:
+                # The program loaded and ordinary test runs work, so this is the kernel
+                # refusing live frames themselves (seen on hardened and sandboxed kernels).
+                raise NotSupported(LIVE_FRAMES, "this kernel refuses BPF_PROG_RUN in live-"
+                                   "frames mode (EPERM), which the @egress and @gen hooks use "
+                                   "to send frames", action) from exc
             hints = _XDP_TEST_RUN_RULES if exc.errno == errno.EINVAL and \
                 self.prog_type == PROG_TYPE_XDP else ()
             raise BpfError(action, exc.errno or 0, hints) from exc

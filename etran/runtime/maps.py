@@ -15,11 +15,19 @@ import weakref
 from collections.abc import Iterator
 from types import TracebackType
 
-from etran.abi import (ARRAY_LIKE_MAP_TYPES, BPF_ANY, HASH_LIKE_MAP_TYPES, MAP_TYPE_NAMES, PERCPU_MAP_TYPES,
-                       QUEUE_LIKE_MAP_TYPES, RINGBUF_MAP_TYPE)
+from etran.abi import (
+    ARRAY_LIKE_MAP_TYPES,
+    BPF_ANY,
+    HASH_LIKE_MAP_TYPES,
+    MAP_TYPE_NAMES,
+    PERCPU_MAP_TYPES,
+    QUEUE_LIKE_MAP_TYPES,
+    RINGBUF_MAP_TYPE,
+)
 from etran.runtime import libbpf as lb
 from etran.runtime.errors import BpfError, EtranRuntimeError
 from etran.runtime.system import doing, pin, possible_cpus
+
 
 def _round8(n: int) -> int:
     return (n + 7) & ~7

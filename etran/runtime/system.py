@@ -15,7 +15,7 @@ from collections.abc import Iterator
 
 from etran.abi import MAP_TYPES
 from etran.runtime import libbpf as lb
-from etran.runtime.errors import BpfError, NotSupported
+from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported
 
 
 @contextlib.contextmanager
@@ -70,6 +70,25 @@ def _is_bpffs(path: str) -> bool:
 
 
 _CAP_NET_ADMIN = 12
+_CAP_SYS_ADMIN = 21
+
+
+def require_admin(verb: str) -> None:
+    """Raise :class:`EtranRuntimeError` unless this process may manage etran's hosts.
+
+    Bringing hosts up, listing them and removing them all enter network namespaces and
+    read or write pinned BPF objects, which need CAP_SYS_ADMIN and CAP_NET_ADMIN. Asking
+    first, before any state is read, gives the same answer whatever earlier runs left on
+    the machine (an unprivileged ``status`` on a machine with no runs would otherwise
+    report "nothing is running").
+    """
+    missing = [name for name, bit in (("CAP_SYS_ADMIN", _CAP_SYS_ADMIN),
+                                      ("CAP_NET_ADMIN", _CAP_NET_ADMIN))
+               if not _has_capability(bit)]
+    if missing:
+        raise EtranRuntimeError(f"{verb} needs root", f"{' and '.join(missing)} missing (it "
+                                "enters the hosts' network namespaces and reads pinned BPF "
+                                "objects); run as root")
 
 
 def check_kernel_support() -> None:

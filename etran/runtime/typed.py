@@ -26,8 +26,8 @@ What each kind of map allows is what the kernel allows from user space:
 
 A value that holds a ``SpinLock`` is read and written with BPF_F_LOCK: the kernel copies it
 under the lock, so neither side sees half an update, and a write goes in place, so a
-``Timer`` in the same value keeps running. A hash-map value with a ``Timer`` but no lock is replaced as a new element on update,
-which cancels its timer (the kernel's rule for hash maps).
+``Timer`` in the same value keeps running. A hash-map value with a ``Timer`` but no lock is
+replaced as a new element on update, which cancels its timer (the kernel's rule for hash maps).
 """
 
 from __future__ import annotations
@@ -38,11 +38,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from etran.ir import codec
-from etran.ir import tir
-from etran.ir.types import ArrayType, MapType, SpinLockType, StructType, U32
-from etran.abi import (ARRAY_LIKE_MAP_TYPES, BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST,
-                       RINGBUF_MAP_TYPE)
+from etran.abi import ARRAY_LIKE_MAP_TYPES, BPF_ANY, BPF_EXIST, BPF_F_LOCK, BPF_NOEXIST, RINGBUF_MAP_TYPE
+from etran.ir import codec, tir
+from etran.ir.types import U32, ArrayType, MapType, SpinLockType, StructType
 from etran.runtime.errors import BpfError, EtranRuntimeError
 from etran.runtime.loader import LoadedObject
 from etran.runtime.maps import Map, RingBufferReader
@@ -195,7 +193,7 @@ class TypedMap:
 
     def keys(self) -> Iterator[Any]:
         self._need_keys("iterate")
-        for raw in self.map.keys():
+        for raw in self.map.keys():  # noqa: SIM118 (a BPF map, not a dict)
             yield self.decode_key(raw)
 
     def __iter__(self) -> Iterator[Any]:
@@ -205,7 +203,7 @@ class TypedMap:
         """(key, value) pairs in the kernel's order; keys deleted meanwhile are skipped."""
         self._need_keys("iterate")
         self._need_values("iterate")
-        for raw_key in self.map.keys():
+        for raw_key in self.map.keys():  # noqa: SIM118 (a BPF map, not a dict)
             raw_value = self.map.lookup(raw_key, BPF_F_LOCK if self._locked else 0)
             if raw_value is not None:
                 yield self.decode_key(raw_key), self.decode_value(raw_value)
@@ -289,13 +287,4 @@ def program_of(source: str | os.PathLike[str]) -> tir.Program:
     return check_source(path.read_text(), str(path))
 
 
-def format_value(value: Any) -> str:
-    """A decoded value on one line: ``{snd_una: 3, peer: 10.111.0.2, mac: 02:e7:...}``."""
-    if isinstance(value, dict):
-        return "{" + ", ".join(f"{k}: {format_value(v)}" for k, v in value.items()) + "}"
-    if isinstance(value, list):
-        return "[" + ", ".join(format_value(v) for v in value) + "]"
-    return str(value)
-
-
-__all__ = ["TypedMap", "format_value", "program_of", "typed_maps"]
+__all__ = ["TypedMap", "program_of", "typed_maps"]

@@ -34,14 +34,41 @@ from __future__ import annotations
 import functools
 import keyword
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Callable, TypeVar
+from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
-from etran.testing.progen_exprs import (BE16, BE32, BE64, BOOL, I16, I32, I64, INTS, LOCK, U8, U16, U32, U64,
-                                        Arr, ConstDef, E, ExprGen, FnCtx, Frame, FuncDef,
-                                        Int, MapDef, MethodDef, StructDef, Var, binop, lit_text)
+from etran.testing.progen_exprs import (
+    BE16,
+    BE32,
+    BE64,
+    BOOL,
+    I16,
+    I32,
+    I64,
+    INTS,
+    LOCK,
+    U8,
+    U16,
+    U32,
+    U64,
+    Arr,
+    ConstDef,
+    E,
+    ExprGen,
+    FnCtx,
+    Frame,
+    FuncDef,
+    Int,
+    MapDef,
+    MethodDef,
+    StructDef,
+    Var,
+    binop,
+    lit_text,
+)
 
 FEATURES = frozenset({
     "structs", "arrays", "constants", "maps", "lru", "percpu", "queue", "ringbuf", "packets",
@@ -254,7 +281,7 @@ class ProgramGen(ExprGen):
             name = next(n for n in ["total", "span", "weight", "level"] if all(n != f for f, _ in s.fields))
             self.ctx = FnCtx(f"{s.name}.{name}", False, False, ret)
             self.ctx.frames[0].vars["self"] = Var("self", s, origin="param", view=s.header)
-            e = self.bool_expr(2, pure=True) if ret is BOOL else self.int_expr(ret, 2, ret, pure=True)  # type: ignore[arg-type]
+            e = self.bool_expr(2, pure=True) if ret is BOOL else self.int_expr(ret, 2, ret, pure=True)
             s.methods.append(MethodDef(name, ret, None, f"return {e.text}"))
 
     # ---------------------------------------------------------------- functions and hooks
@@ -277,7 +304,7 @@ class ProgramGen(ExprGen):
                     params.append((pname, s))
         returns = self.pick([U32, None, BOOL, I32, U64, U8])
         ctx = self.ctx = FnCtx(name, False, "pkt" in [t for _, t in params], returns)
-        ctx.used_names = set(p for p, _ in params)
+        ctx.used_names = {p for p, _ in params}
         for p, t in params:     # a struct parameter may point into any hash map holding its type
             if t != "pkt":
                 ctx.frames[0].vars[p] = Var(p, t, origin="param", view=getattr(t, "header", False),
@@ -441,13 +468,14 @@ class ProgramGen(ExprGen):
         if not vs:
             return None
         v = self.pick(vs)
-        e = self.bool_value(2) if v.type is BOOL else self.int_expr(v.type, 2, v.type)  # type: ignore[arg-type]
+        e = self.bool_value(2) if v.type is BOOL else self.int_expr(v.type, 2, v.type)
         return [f"{v.name} = {e.text}"]
 
     def aug_op(self) -> str:
         ops = (["+", "-", "*", "&", "|", "^"] if self.on("arith") else ["+"]) + \
             (["//", "%"] if self.on("division") else []) + (["<<", ">>"] if self.on("shifts") else [])
-        return self.pick(ops)
+        op: str = self.pick(ops)
+        return op
 
     def no_resize(self, make: Callable[[], T]) -> T:
         """Run `make` with resizes and map updates off: a store's value is computed before its
@@ -660,8 +688,8 @@ class ProgramGen(ExprGen):
         k = self.key_expr(m)
         lines: list[str] = []
         if kind == "insert" and not k.text.isdigit():     # the key is used three times: name it
-            key = self.declare(Var(self.fresh("key"), m.key, origin="stack"))  # type: ignore[arg-type]
-            ann = f": {m.key.name}" if isinstance(m.key, Int) else ""  # type: ignore[union-attr]
+            key = self.declare(Var(self.fresh("key"), m.key, origin="stack"))
+            ann = f": {m.key.name}" if isinstance(m.key, Int) else ""
             lines.append(f"{key.name}{ann} = {k.text}")
             k = E(key.name, 13, m.key)
         v = self.declare(Var(self.fresh(m.value.name.lower()), m.value, optional=True, origin="map",

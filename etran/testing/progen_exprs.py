@@ -25,8 +25,9 @@ choice is the simplest one, so failing programs shrink to short ones.
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any
 
 
 # ---------------------------------------------------------------- types
@@ -75,7 +76,7 @@ class Be:
 
 @dataclass(frozen=True)
 class Arr:
-    elem: Union[Int, Plain, Be]
+    elem: Int | Plain | Be
     n: int
 
     name = property(lambda self: f"Array[{self.elem.name}, {self.n}]")
@@ -98,7 +99,7 @@ class StructDef:
     header: bool
     fields: list[tuple[str, Any]]
     builtin: bool = False                       # from etran.bpf_templates.headers
-    methods: list["MethodDef"] = field(default_factory=list)
+    methods: list[MethodDef] = field(default_factory=list)
 
     @property
     def has_lock(self) -> bool:
@@ -121,7 +122,7 @@ class StructDef:
 @dataclass(eq=False)
 class MethodDef:
     name: str
-    returns: Union[Int, Plain]
+    returns: Int | Plain
     arg: Int | None = None          # Tcp.has(flag) takes a u8
     text: str = ""                  # rendered body for generated methods
 
@@ -130,7 +131,7 @@ class MethodDef:
 class MapDef:
     name: str
     kind: str                       # HashMap, LruHashMap, PerCpuHashMap, ArrayMap, PerCpuArray, Queue, RingBuf
-    key: Union[Int, StructDef, None]
+    key: Int | StructDef | None
     value: StructDef
     max_entries: int
 
@@ -147,7 +148,7 @@ class MapDef:
 class FuncDef:
     name: str
     params: list[tuple[str, Any]]   # (name, Int | Plain | StructDef | "pkt")
-    returns: Union[Int, Plain, None]
+    returns: Int | Plain | None
     depth: int = 1                  # longest call chain starting here, itself included
     helpers: bool = False           # calls a kernel helper: not callable under a lock
     locks: bool = False
@@ -171,7 +172,7 @@ REPLACING = ("HashMap", "LruHashMap", "PerCpuHashMap")     # updates replace the
 @dataclass(eq=False)
 class Var:
     name: str
-    type: Union[Int, Plain, StructDef]
+    type: Int | Plain | StructDef
     optional: bool = False          # a lookup, view or pop result: None until checked
     view: bool = False              # a packet view: stale after a resize
     epoch: int = 0
@@ -194,7 +195,7 @@ class FnCtx:
     name: str
     hook: bool
     has_pkt: bool
-    returns: Union[Int, Plain, None]
+    returns: Int | Plain | None
     frames: list[Frame] = field(default_factory=lambda: [Frame()])
     epoch: int = 0
     lock: Var | None = None
@@ -265,7 +266,7 @@ class E:
 
     text: str
     prec: int
-    type: Union[Int, Plain, StructDef, None]
+    type: Int | Plain | StructDef | None
     const: bool = False             # may fold to a constant (the checker folds typed constants too)
 
 
@@ -283,7 +284,7 @@ def binop(op: str, a: E, b: E, t: Any) -> E:
     return E(f"{la} {op} {rb}", p, t, const)
 
 
-def wider(a: Int, b: Union[Int, None]) -> Int:
+def wider(a: Int, b: Int | None) -> Int:
     return a if b is None or a.bits >= b.bits else b
 
 
@@ -768,7 +769,8 @@ class ExprGen:
         if kind is None:
             return None
         if kind == "existing":
-            return self.pick(existing)
+            chosen: E = self.pick(existing)
+            return chosen
         self.ctx.stack += (s.size + 7) // 8 * 8
         self.use("structs")
         inits = []

@@ -17,16 +17,16 @@ Map contents are derived from the transport's own struct declarations.
 """
 from __future__ import annotations
 
+import os
 import struct
 import weakref
 from typing import Any
 
 from hypothesis import strategies as st
 
+from etran.interp.state import MapStore, RunInput, frame_input
 from etran.ir import tir
-from etran.ir.types import (ArrayType, BeType, BoolType, IntType, MapType, SpinLockType,
-                                  StructType, TimerType)
-from etran.interp.state import MapStore, RunInput
+from etran.ir.types import ArrayType, BeType, BoolType, IntType, MapType, SpinLockType, StructType, TimerType
 from etran.testing import packets as P
 
 ADDRESSES = ("10.0.0.1", "10.0.0.2", "10.0.0.3", "192.168.1.1")
@@ -159,7 +159,7 @@ def frames(family: str = "any", malformed: bool | None = None) -> st.SearchStrat
 
 # ---------------------------------------------------------------- values from declarations
 _FIELDS: dict[tuple[Any, str], st.SearchStrategy[Any]] = {}
-_STRUCTS: "weakref.WeakKeyDictionary[StructType, st.SearchStrategy[dict[str, Any]]]" = \
+_STRUCTS: weakref.WeakKeyDictionary[StructType, st.SearchStrategy[dict[str, Any]]] = \
     weakref.WeakKeyDictionary()
 
 
@@ -263,7 +263,6 @@ def cpus(ncpu: int) -> st.SearchStrategy[int]:
 def run_inputs(draw: st.DrawFn, program: tir.Program, ncpu: int = 1, family: str = "any",
                packet: st.SearchStrategy[bytes] | None = None) -> RunInput:
     """A complete input for a hook: a frame, map contents, a clock, a CPU, a random value."""
-    from etran.differential.harness import frame_input
     frame = draw(packet if packet is not None else frames(family))
     return frame_input(frame[:MAX_FRAME], maps=draw(map_contents(program, ncpu)),
                        now_ns=draw(clocks()), cpu=draw(cpus(ncpu)),
@@ -391,7 +390,7 @@ def frame_hints(frame: bytes) -> Hints:
 # A fill plan flattens a storage type into scalar slots, once per type:
 # (offset, size, bits, signed, big_endian, kind) with kind "addr", "port", "bool" or "int".
 _Plan = list[tuple[int, int, int, bool, bool, str]]
-_PLANS: "weakref.WeakKeyDictionary[StructType, _Plan]" = weakref.WeakKeyDictionary()
+_PLANS: weakref.WeakKeyDictionary[StructType, _Plan] = weakref.WeakKeyDictionary()
 
 
 def _plan(t: Any, name: str = "", off: int = 0, out: _Plan | None = None) -> _Plan:
@@ -456,7 +455,7 @@ def _raw_from_bytes(src: ByteSource, t: Any, name: str = "", hints: Hints | None
 
 
 def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entries: int = 6,
-                     hints: "Hints | list[Hints] | None" = None) -> MapStore:
+                     hints: Hints | list[Hints] | None = None) -> MapStore:
     """Map contents chosen by the bytes, with the rules of `map_contents`."""
     store = MapStore(program, ncpu)
     for m in program.maps:
@@ -481,11 +480,14 @@ def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entri
     return store
 
 
+def usable_cpus(ncpu: int) -> list[int]:
+    """The CPUs a run may be pinned to: this process's, at most `ncpu` of them."""
+    return sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
+
+
 def fast_run_inputs(program: tir.Program, ncpu: int = 1) -> st.SearchStrategy[RunInput]:
     """`run_inputs`, decided by one drawn byte string: much cheaper per input to generate."""
-    import os
-    from etran.differential.harness import frame_input
-    usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
+    usable = usable_cpus(ncpu)
 
     def build(blobs: tuple[bytes, bytes]) -> RunInput:
         # The frame first, then maps keyed (often) by the frame's own addresses and ports.
@@ -504,9 +506,7 @@ def fast_input_batches(program: tir.Program, ncpu: int = 1,
     """Several inputs per hypothesis example: frames from one byte string, each run from the
     same map contents. Generation costs are shared, so a campaign runs more cases per
     second; a failing batch shrinks to its failing frame like any list."""
-    import os
-    from etran.differential.harness import frame_input
-    usable = sorted(os.sched_getaffinity(0))[:max(ncpu, 1)]
+    usable = usable_cpus(ncpu)
 
     def build(blobs: tuple[list[bytes], bytes]) -> list[RunInput]:
         return inputs_from_bytes(program, ncpu, blobs[0], blobs[1], usable)
@@ -525,7 +525,6 @@ def inputs_from_bytes(program: tir.Program, ncpu: int, frame_blobs: list[bytes],
                       cpus: list[int] | None = None) -> list[RunInput]:
     """Inputs decided by bytes: a frame per blob, and map contents (keyed, often, by those
     frames' addresses and ports), clocks and CPUs decided by `rest`."""
-    from etran.differential.harness import frame_input
     frames = [frame_from_bytes(ByteSource(b)) for b in frame_blobs]
     src = ByteSource(rest)
     store = store_from_bytes(src, program, ncpu, hints=[frame_hints(f) for f in frames])

@@ -1,14 +1,19 @@
 """Checker behaviour that the corpus of bad programs does not pin down: what is accepted, and why."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 
 import etran.dsl as dsl
-from etran.ir import tir
 from etran.check.builtins import DSL_EXPORTS
-from etran.pipeline import check_source
-from etran.ir.types import I32, U8, U16, U32, U64, OptionalType
 from etran.dsl.diagnostics import DiagnosticError
+from etran.ir import tir
+from etran.ir.types import I32, U8, U16, U32, U64, OptionalType
+from etran.pipeline import check_source
 
 HEAD = "from etran.dsl import *\nfrom etran.bpf_templates.headers import Eth, IPv4, Udp\n"
 
@@ -121,3 +126,16 @@ def test_stack_counts_every_inlined_struct() -> None:
     p = check("    x = make() + make()\n    return XDP_PASS\n", extra)
     from etran.analysis.rules import SPILL_MARGIN
     assert p.budgets["h"].stack == 2 * 160 + SPILL_MARGIN
+
+
+def test_the_estimate_is_the_same_under_every_hash_seed() -> None:
+    """The budget once iterated a set of (file, line) keys, so the line named as the largest
+    part of a tied estimate changed from run to run with Python's string hashing."""
+    program = Path(__file__).resolve().parents[1] / "data" / "budget_hottest_tie.py"
+    code = ("import sys; from etran.pipeline import check_file; "
+            "print(check_file(sys.argv[1]).budgets)")
+    outputs = {subprocess.run([sys.executable, "-c", code, str(program)], check=True, text=True,
+                              capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed}
+                              ).stdout for seed in ("1", "2", "3", "4")}
+    assert len(outputs) == 1, outputs
+    assert "hottest='line 47 (611 instructions)'" in outputs.pop()

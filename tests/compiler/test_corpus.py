@@ -44,7 +44,7 @@ _EXPECT = re.compile(r"^# expect: (?P<rule>[a-z][a-z-]*) at (?P<line>\d+):(?P<co
 _DIAG = re.compile(r"^(?P<path>\S+?):(?P<line>\d+):(?P<col>\d+): error\[(?P<rule>[a-z-]+)\]: ", re.M)
 
 # Every rule name the checker and the parser report (`sink.error`/`fail`/`Diagnostic` calls in
-# etran/compiler/*.py and etran/dsl/*.py). `test_rule_list_matches_the_source` keeps it current:
+# etran/{dsl,check,analysis,ir,lower,backend}/*.py). `test_rule_list_matches_the_source` keeps it current:
 # a new rule fails that test until it is added here and to the corpus.
 RULES = (
     "bounds", "budget", "call-depth", "constant", "hook", "hook-helper", "hook-return", "import",
@@ -140,7 +140,7 @@ def test_bad_program_reports_its_rule_where_the_header_says(path: Path) -> None:
 def test_bad_program_output_matches_its_golden(path: Path) -> None:
     golden = path.with_suffix(".expected")
     assert golden.is_file(), f"missing golden {_rel(golden)}: run this file with --regenerate"
-    code, out, err = run_cli("check", _rel(path))
+    _code, _out, err = run_cli("check", _rel(path))
     assert err == golden.read_text()
 
 
@@ -221,13 +221,13 @@ def _one_clear_line(err: str) -> str:
 
 
 def test_missing_file_is_a_usage_error() -> None:
-    code, out, err = run_cli("check", "tests/corpus/bad/no_such_transport.py")
+    code, _out, err = run_cli("check", "tests/corpus/bad/no_such_transport.py")
     assert code == 2
     assert err == "etran: cannot read tests/corpus/bad/no_such_transport.py: no such file\n"
 
 
 def test_directory_instead_of_file_is_a_usage_error() -> None:
-    code, out, err = run_cli("check", "tests/corpus")
+    code, _out, err = run_cli("check", "tests/corpus")
     assert code == 2
     assert _one_clear_line(err).startswith("etran: cannot read tests/corpus: ")
 
@@ -239,7 +239,7 @@ def test_directory_instead_of_file_is_a_usage_error() -> None:
     (("chek", "tests/corpus/bad/01_unchecked_flow_lookup.py"), "invalid choice: 'chek'"),
 ], ids=["unknown-option", "missing-file-argument", "unknown-command"])
 def test_bad_cli_argument_is_a_usage_error(argv: tuple[str, ...], says: str) -> None:
-    code, out, err = run_cli(*argv)
+    code, _out, err = run_cli(*argv)
     assert code == 2
     line = _one_clear_line(err)
     assert "error: " in line and says in line, line
@@ -261,7 +261,7 @@ def _regenerate(names: list[str]) -> None:
         if not names and p.stem in BUGS:
             print(f"skipped {p.stem}: its golden is the fixed output (see BUGS)")
             continue
-        code, out, err = run_cli("check", _rel(p))
+        code, _out, err = run_cli("check", _rel(p))
         golden = p.with_suffix(".expected")
         old = golden.read_text() if golden.is_file() else None
         if old != err:

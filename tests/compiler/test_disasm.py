@@ -7,6 +7,7 @@ llvm-objdump on instruction numbering and jump targets.
 
 from __future__ import annotations
 
+import itertools
 import re
 import shutil
 import struct
@@ -252,12 +253,12 @@ def test_line_info_marks_the_right_instructions() -> None:
     assert line("r1 = map[conns] ll") == line_of(FLOW_SOURCE, "conns[0] += 1")
     assert line("call bpf_map_lookup_elem#1") == line_of(FLOW_SOURCE, "conns[0] += 1")
     assert line("lock *(u64 *)(r1 +0) += r2") == line_of(FLOW_SOURCE, "conns[0] += 1")
-    compare = [i for i in instructions(listing) if i.text.startswith("if w1 ")][0]
+    compare = next(i for i in instructions(listing) if i.text.startswith("if w1 "))
     marker = where[compare.index]
     assert marker is not None and marker.line == line_of(FLOW_SOURCE, "if n < 14")
     # a marker is emitted only when the line changes
     markers = [item.line for item in listing.lines if isinstance(item, SourceLine)]
-    assert all(a != b for a, b in zip(markers, markers[1:]))
+    assert all(a != b for a, b in itertools.pairwise(markers))
     text = render(listing)
     assert f"; conns[0] += 1 @ flow.py:{line_of(FLOW_SOURCE, 'conns[0] += 1')}\n" in text
     assert f"; n = pkt.len() @ flow.py:{line_of(FLOW_SOURCE, 'n = pkt.len()')}\n" in text
@@ -268,7 +269,7 @@ def test_map_reference_is_shown_by_name() -> None:
     loads = [i for i in instructions(listing) if "map[" in i.text]
     assert [i.text for i in loads] == ["r1 = map[conns] ll"]
     assert len(loads[0].raw) == 16
-    following = [i.index for i in instructions(listing) if i.index > loads[0].index][0]
+    following = next(i.index for i in instructions(listing) if i.index > loads[0].index)
     assert following == loads[0].index + 2  # the pair takes two slots
 
 

@@ -11,9 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
 from etran.dsl.diagnostics import DiagnosticError
+from etran.pipeline import check_source, compile_program
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "language.md"
 _BLOCK = re.compile(r"```python(?: error\[(?P<rule>[a-z-]+)\])?\n(?P<code>.*?)```", re.S)
@@ -22,7 +21,7 @@ _BLOCK = re.compile(r"```python(?: error\[(?P<rule>[a-z-]+)\])?\n(?P<code>.*?)``
 def _examples() -> list[tuple[str, str | None, str]]:
     out = []
     text = DOC.read_text()
-    for i, m in enumerate(_BLOCK.finditer(text)):
+    for m in _BLOCK.finditer(text):
         line = text[:m.start()].count("\n") + 2
         out.append((f"language.md:{line}", m.group("rule"), m.group("code")))
     return out

@@ -10,18 +10,19 @@ also shows the example does what its docstring says.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
+from etran.differential.harness import KernelHarness, compare
+from etran.interp.interpreter import Interpreter
+from etran.interp.state import MapStore, RunResult, frame_input
 from etran.ir import codec
 from etran.pipeline import compile_file
-from etran.interp.interpreter import Interpreter
-from etran.interp.state import MapStore, RunResult
-from etran.differential.harness import KernelHarness, compare, frame_input
-from etran.testing.packets import eth, ipv4, tcp_frame, udp, udp_frame
+from etran.testing.packets import eth, ipv4, tcp_frame, udp_frame
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 pytestmark = pytest.mark.kernel
@@ -31,7 +32,7 @@ pytestmark = pytest.mark.kernel
 class Step:
     hook: str
     packet: bytes
-    expect: Callable[[RunResult, "Ctx"], None] | None = None
+    expect: Callable[[RunResult, Ctx], None] | None = None
     now_ns: int = 0
     timer_key: tuple[str, Any] | None = None   # (map, key): fire this @timer handler for it
 

@@ -12,12 +12,11 @@ import itertools
 
 import pytest
 
-from etran.ir import codec
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
+from etran.differential.harness import KernelHarness, compare
 from etran.interp.interpreter import Interpreter
-from etran.interp.state import MapStore
-from etran.differential.harness import KernelHarness, compare, frame_input
+from etran.interp.state import MapStore, frame_input
+from etran.ir import codec
+from etran.pipeline import check_source, compile_program
 
 OPS = [("add", "+"), ("sub", "-"), ("mul", "*"), ("div", "//"), ("mod", "%"), ("band", "&"),
        ("bor", "|"), ("bxor", "^"), ("shl", "<<"), ("shr", ">>")]
@@ -80,7 +79,6 @@ def test_operators_agree_at_the_edges(kernel: None, t: str) -> None:
     program = check_source(program_for(t), f"semantics_{t}.py")
     obj = compile_program(program, observe=True)
     interp = Interpreter(program)
-    row = program.map("rows").value
     values = edge_values(bits, signed)
     counts = [0, 1, bits - 1, bits, bits + 1, 200, 255]
     cases = 0

@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
+from etran.cli.verifier_report import parse_rejection, render_rejection
+from etran.pipeline import check_source, compile_program
 from etran.runtime.errors import VerifierError
 from etran.runtime.loader import load_object
-from etran.cli.verifier_report import parse_rejection, render_rejection
 
 SOURCE = '''from etran.dsl import *
 from etran.bpf_templates.headers import Eth, IPv4, ETH_P_IP

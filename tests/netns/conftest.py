@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from etran.pipeline import compile_file
 from etran.backend.emit import CompiledObject
+from etran.pipeline import compile_file
 from etran.runtime import attach, runs
 from etran.testing.packets import eth, ipv4, udp
 

@@ -91,8 +91,8 @@ def test_bind_to_a_missing_queue_is_a_clear_error(kernel: None) -> None:
 def test_second_socket_on_a_queue_is_refused_and_close_frees_the_queue(kernel: None) -> None:
     with Topology("two-hosts", switch_xdp=False) as topo:
         b = topo.host("b")
-        with XskSocket(b.interface, queue=0):
-            with pytest.raises(EtranRuntimeError, match="another AF_XDP socket is bound"):
-                XskSocket(b.interface, queue=0)
+        with XskSocket(b.interface, queue=0), \
+                pytest.raises(EtranRuntimeError, match="another AF_XDP socket is bound"):
+            XskSocket(b.interface, queue=0)
         with XskSocket(b.interface, queue=0) as again:  # closing unmapped and unbound it
             assert not again.closed

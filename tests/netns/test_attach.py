@@ -7,8 +7,7 @@ import subprocess
 
 import pytest
 
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
+from etran.pipeline import check_source, compile_program
 from etran.runtime import attach
 from etran.runtime.attach import attach_xdp
 from etran.runtime.errors import EtranRuntimeError, VerifierError
@@ -69,9 +68,8 @@ def test_program_that_fails_to_verify_leaves_nothing_attached(kernel: None) -> N
     # the compiler's test switch that omits the bounds check the checker relies on
     broken = compile_program(program, defects=frozenset({"no-packet-bounds"}))
     with Topology("two-hosts", switch_xdp=False) as topo:
-        with pytest.raises(VerifierError) as err:
-            with load_object(broken.elf) as obj:
-                topo.attach("b", obj.programs["count"])
+        with pytest.raises(VerifierError) as err, load_object(broken.elf) as obj:
+            topo.attach("b", obj.programs["count"])
         assert str(err.value).startswith("load program 'count': rejected by the verifier: ")
         assert "invalid access to packet" in str(err.value)
         assert nothing_attached(topo.host("b").netns)

@@ -25,7 +25,7 @@ pytestmark = pytest.mark.netns
 STATE = struct.Struct("<4I3Q")  # State in seq_transport.py
 
 
-def test_live_injection_delivers_every_frame(kernel: None) -> None:
+def test_live_injection_delivers_every_frame(live_frames: None) -> None:
     count = 1000
     with Topology("two-hosts") as topo, tx_object() as tx:
         a, b = topo.host("a"), topo.host("b")
@@ -36,7 +36,7 @@ def test_live_injection_delivers_every_frame(kernel: None) -> None:
         assert got == [b"live"] * count
 
 
-def test_live_injection_without_a_peer_program_loses_frames(kernel: None) -> None:
+def test_live_injection_without_a_peer_program_loses_frames(live_frames: None) -> None:
     """Why every switch port runs XDP_PASS: native XDP_TX to a veth whose peer has no program
     vanishes, and the syscall still succeeds."""
     with Topology("two-hosts", switch_xdp=False) as topo, tx_object() as tx:
@@ -62,7 +62,7 @@ class SeqHosts:
 
 
 @pytest.fixture
-def seq_hosts(kernel: None) -> Iterator[SeqHosts]:
+def seq_hosts(live_frames: None) -> Iterator[SeqHosts]:
     """seq_transport.py loaded on both hosts of a two-host topology, @xdp attached."""
     with Topology("two-hosts") as topo:
         a, b = topo.host("a"), topo.host("b")

@@ -92,9 +92,8 @@ def test_enter_switches_only_this_thread_and_always_comes_back(kernel: None) -> 
             go.set()
             other.join()
         assert seen["inside"] != home and seen["other"] == home
-        with pytest.raises(ZeroDivisionError):
-            with netns.enter(topo.host("b").netns):
-                1 // 0
+        with pytest.raises(ZeroDivisionError), netns.enter(topo.host("b").netns):
+            _ = 1 // 0
         assert inode() == home
 
 
@@ -106,6 +105,5 @@ def test_unknown_topology_is_a_clear_error() -> None:
 
 
 def test_entering_a_missing_namespace_is_a_clear_error() -> None:
-    with pytest.raises(EtranRuntimeError, match="no such namespace"):
-        with netns.enter("etran-000000-nothere"):
-            pass
+    with pytest.raises(EtranRuntimeError, match="no such namespace"), netns.enter("etran-000000-nothere"):
+        pass

@@ -20,21 +20,24 @@ import sys
 import time
 import traceback
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etran.analysis import rules  # noqa: E402
-from etran.pipeline import check_source  # noqa: E402
-from etran.pipeline import compile_program  # noqa: E402
-from etran.dsl.diagnostics import DiagnosticError  # noqa: E402
-from etran.interp.interpreter import Interpreter  # noqa: E402
-from etran.differential.harness import KernelHarness, compare, frame_input  # noqa: E402
-from etran.runtime.errors import VerifierError  # noqa: E402
-from etran.runtime.loader import load_object  # noqa: E402
-from etran.testing.progen import sample_programs  # noqa: E402
-from tests.property.test_progen import random_maps, random_packet  # noqa: E402
+from etran.analysis import rules
+from etran.differential.harness import KernelHarness, compare
+from etran.dsl.diagnostics import DiagnosticError
+from etran.interp.interpreter import Interpreter
+from etran.pipeline import (
+    check_source,
+    compile_program,
+)
+from etran.runtime.errors import VerifierError
+from etran.runtime.loader import load_object
+from etran.testing.progen import sample_programs
+from etran.testing.strategies import inputs_from_bytes, usable_cpus
 
 
 def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
@@ -70,13 +73,13 @@ def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
     try:
         with KernelHarness(compile_program(program, observe=True)) as runner:
             rng = random.Random(idx)
-            store = None
-            for step in range(n_inputs):
-                if store is None or rng.random() < 0.4:
-                    store = random_maps(program, runner.ncpu, rng)
+            frames = [rng.randbytes(rng.randint(0, 300)) for _ in range(n_inputs)]
+            inputs = inputs_from_bytes(program, runner.ncpu, frames, rng.randbytes(400),
+                                       usable_cpus(runner.ncpu))
+            store = inputs[0].maps
+            for step, first in enumerate(inputs):
+                inp = replace(first, maps=store)
                 hook = rng.choice(hooks)
-                inp = frame_input(random_packet(rng), maps=store, now_ns=rng.getrandbits(40),
-                                  cpu=rng.randrange(runner.ncpu), random_u32=rng.getrandbits(32))
                 k = runner.run(hook, inp)
                 try:
                     mine = interp.run(hook, inp)

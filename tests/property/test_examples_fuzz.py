@@ -2,8 +2,9 @@
 
 Every hook of every example (timer handlers included) runs on generated
 inputs in the kernel and in the interpreter. A mismatch fails the test with
-the counterexample shown, and is saved under tests/property/regressions/,
-which `test_saved_counterexamples_stay_fixed` replays forever after.
+the counterexample shown, and is saved under tests/property/new/ (ignored by
+git and by the tests); moved to tests/property/regressions/ with the fix,
+`test_saved_counterexamples_stay_fixed` replays it forever after.
 """
 from __future__ import annotations
 
@@ -12,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from etran.pipeline import compile_file
-from etran.differential.inputs import describe, fuzz_hook, replay, save_counterexample
 from etran.differential.harness import KernelHarness
+from etran.differential.inputs import describe, fuzz_hook, replay, save_counterexample
+from etran.pipeline import compile_file
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
 REGRESSIONS = Path(__file__).parent / "regressions"
+NEW = Path(__file__).parent / "new"
 CASES = int(os.environ.get("ETRAN_FUZZ_CASES", "300"))
 
 pytestmark = [pytest.mark.kernel, pytest.mark.property]
@@ -31,8 +33,9 @@ def test_example_hooks_agree_on_generated_inputs(kernel: None, path: Path) -> No
         for hook in obj.program.hooks:
             report = fuzz_hook(runner, hook.name, CASES, seed=0)
             if report.counterexample is not None:
-                saved = save_counterexample(report.counterexample, REGRESSIONS)
-                pytest.fail(f"saved to {saved}\n" + describe(report.counterexample, obj))
+                saved = save_counterexample(report.counterexample, NEW)
+                pytest.fail(f"saved to {saved} (move it to {REGRESSIONS} with the fix)\n"
+                            + describe(report.counterexample, obj))
             assert report.cases >= CASES // 2, f"{hook.name}: only {report.cases} cases ran"
 
 

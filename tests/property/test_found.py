@@ -13,11 +13,10 @@ from pathlib import Path
 
 import pytest
 
-from etran.pipeline import check_source
-from etran.pipeline import compile_program
-from etran.dsl.diagnostics import DiagnosticError
-from etran.differential.inputs import describe, fuzz_hook
 from etran.differential.harness import KernelHarness
+from etran.differential.inputs import describe, fuzz_hook
+from etran.dsl.diagnostics import DiagnosticError
+from etran.pipeline import check_source, compile_program
 from etran.runtime.loader import load_object
 
 FOUND = sorted((Path(__file__).parent / "found").glob("*.py"))

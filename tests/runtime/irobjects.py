@@ -21,16 +21,26 @@ from dataclasses import dataclass
 
 import llvmlite.binding as llvm  # type: ignore[import-untyped]
 
+from etran.abi import (  # noqa: F401
+    MAP_LOOKUP_ELEM,
+    MAP_PUSH_ELEM,
+    MAP_TYPES,
+    MAP_UPDATE_ELEM,
+    RINGBUF_OUTPUT,
+    XDP_ABORTED,
+    XDP_ADJUST_HEAD,
+    XDP_ADJUST_TAIL,
+    XDP_DROP,
+    XDP_PASS,
+    XDP_TX,
+)
+
 llvm.initialize_all_targets()
 llvm.initialize_all_asmprinters()
 
-# BPF helper ids (include/uapi/linux/bpf.h)
-MAP_LOOKUP_ELEM, MAP_UPDATE_ELEM, MAP_PUSH_ELEM = 1, 2, 87
-XDP_ADJUST_HEAD, XDP_ADJUST_TAIL, RINGBUF_OUTPUT = 44, 65, 130
 # map types
-HASH, ARRAY, PERCPU_ARRAY, LRU_HASH, QUEUE, RINGBUF = 1, 2, 6, 9, 22, 27
-# XDP verdicts
-XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX = 0, 1, 2, 3
+HASH, ARRAY, PERCPU_ARRAY, LRU_HASH, QUEUE, RINGBUF = (
+    MAP_TYPES[name] for name in ("hash", "array", "percpu_array", "lru_hash", "queue", "ringbuf"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from etran.runtime import BpfError, VerifierError, load_object
 from etran.abi import PROG_TYPE_XDP
+from etran.runtime import BpfError, VerifierError, load_object
 
 from .conftest import open_fds
 from .irobjects import ARRAY, HASH, XDP_LOAD_BOUNDS, MapDef, build_object, xdp_return

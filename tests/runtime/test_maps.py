@@ -9,14 +9,25 @@ from collections.abc import Iterator
 
 import pytest
 
-from etran.runtime import (BpfError, EtranRuntimeError, RingBufferReader, load_object,
-                           possible_cpus)
-from etran.runtime.loader import LoadedObject
 from etran.abi import BPF_EXIST, BPF_NOEXIST
+from etran.runtime import BpfError, EtranRuntimeError, RingBufferReader, load_object, possible_cpus
+from etran.runtime.loader import LoadedObject
 
-from .irobjects import (ARRAY, HASH, LRU_HASH, MAP_LOOKUP_ELEM, MAP_PUSH_ELEM, MAP_UPDATE_ELEM,
-                        PERCPU_ARRAY, QUEUE, RINGBUF, RINGBUF_OUTPUT, XDP_PASS, MapDef,
-                        build_object)
+from .irobjects import (
+    ARRAY,
+    HASH,
+    LRU_HASH,
+    MAP_LOOKUP_ELEM,
+    MAP_PUSH_ELEM,
+    MAP_UPDATE_ELEM,
+    PERCPU_ARRAY,
+    QUEUE,
+    RINGBUF,
+    RINGBUF_OUTPUT,
+    XDP_PASS,
+    MapDef,
+    build_object,
+)
 
 pytestmark = pytest.mark.kernel
 

@@ -12,8 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from etran.runtime import (BpfError, Map, NotSupported, check_kernel_support, ensure_bpffs,
-                           get_pinned, load_object, possible_cpus)
+from etran.runtime import (
+    BpfError,
+    Map,
+    NotSupported,
+    check_kernel_support,
+    ensure_bpffs,
+    get_pinned,
+    load_object,
+    possible_cpus,
+)
 from etran.runtime import libbpf as lb
 
 from .irobjects import HASH, MapDef, build_object, xdp_return

@@ -12,8 +12,17 @@ import pytest
 from etran.runtime import BPF_F_TEST_XDP_LIVE_FRAMES, BpfError, XdpContext, load_object
 from etran.runtime.loader import LoadedObject
 
-from .irobjects import (XDP_ABORTED, XDP_ADJUST_HEAD, XDP_ADJUST_TAIL, XDP_DROP, XDP_LOAD_BOUNDS,
-                        XDP_PASS, XDP_TX, build_object, xdp_return)
+from .irobjects import (
+    XDP_ABORTED,
+    XDP_ADJUST_HEAD,
+    XDP_ADJUST_TAIL,
+    XDP_DROP,
+    XDP_LOAD_BOUNDS,
+    XDP_PASS,
+    XDP_TX,
+    build_object,
+    xdp_return,
+)
 
 pytestmark = pytest.mark.kernel
 
@@ -147,7 +156,7 @@ def test_packet_shorter_than_ethernet_header(programs: LoadedObject) -> None:
         programs.programs["pass_"].test_run(bytes(13))
 
 
-def test_live_frames_return_no_data(programs: LoadedObject) -> None:
+def test_live_frames_return_no_data(programs: LoadedObject, live_frames: None) -> None:
     result = programs.programs["drop"].test_run(PACKET, ctx=XdpContext(), repeat=10,
                                                 flags=BPF_F_TEST_XDP_LIVE_FRAMES)
     assert result.data == b"" and result.ctx is None

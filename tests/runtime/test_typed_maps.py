@@ -10,10 +10,11 @@ from pathlib import Path
 import pytest
 
 from etran.backend.emit import CompiledObject
+from etran.ir.codec import format_value
 from etran.pipeline import compile_source
 from etran.runtime import EtranRuntimeError, load_object, possible_cpus
 from etran.runtime.loader import LoadedObject
-from etran.runtime.typed import TypedMap, format_value, program_of, typed_maps
+from etran.runtime.typed import TypedMap, program_of, typed_maps
 from etran.testing.packets import udp_frame
 
 pytestmark = pytest.mark.kernel
