@@ -28,14 +28,14 @@ class _FunctionCheck:
     loops: int = 0
     locks: int = 0
 
-    def fail(self, node: object, message: str) -> None:
+    def problem(self, node: object, message: str) -> None:
         span = getattr(node, "span", None)
         where = f"{span.file}:{span.line}" if span is not None else "?"
         self.problems.append(f"{self.fn.name} ({where}): {message}: {type(node).__name__}")
 
     def same(self, node: object, a: Type, b: Type, what: str) -> None:
         if a != b and a is not b:
-            self.fail(node, f"{what}: {a} is not {b}")
+            self.problem(node, f"{what}: {a} is not {b}")
 
     # ---------------------------------------------------------------- statements
     def block(self, body: tuple[tir.Stmt, ...]) -> None:
@@ -44,7 +44,7 @@ class _FunctionCheck:
 
     def stmt(self, s: tir.Stmt) -> None:
         if s.span is None:
-            self.fail(s, "no source span")
+            self.problem(s, "no source span")
         if isinstance(s, tir.Assign):
             self.var(s, s.var)
             self.expr(s.value)
@@ -54,12 +54,12 @@ class _FunctionCheck:
             self.expr(s.value)
             if s.op is not None and s.op not in ("+", "-", "*", "//", "%", "&", "|", "^",
                                                  "<<", ">>"):
-                self.fail(s, f"unknown compound operator {s.op}")
+                self.problem(s, f"unknown compound operator {s.op}")
         elif isinstance(s, tir.CopyStruct):
             self.place(s.place)
             self.expr(s.value)
             if not isinstance(s.place.type, (StructType, ArrayType)):
-                self.fail(s, f"copies a {s.place.type}, not a struct or array")
+                self.problem(s, f"copies a {s.place.type}, not a struct or array")
         elif isinstance(s, tir.ExprStmt):
             self.expr(s.value)
         elif isinstance(s, tir.If):
@@ -69,11 +69,11 @@ class _FunctionCheck:
         elif isinstance(s, tir.Loop):
             self.var(s, s.var)
             if not isinstance(s.var.type, IntType):
-                self.fail(s, f"loop variable of type {s.var.type}")
+                self.problem(s, f"loop variable of type {s.var.type}")
             if s.step == 0 or s.bound < 0:
-                self.fail(s, f"step {s.step}, bound {s.bound}")
+                self.problem(s, f"step {s.step}, bound {s.bound}")
             if not isinstance(s.start, tir.Const):
-                self.fail(s, "the start of a range is not a constant")
+                self.problem(s, "the start of a range is not a constant")
             self.expr(s.start)
             self.expr(s.stop)
             self.loops += 1
@@ -81,19 +81,19 @@ class _FunctionCheck:
             self.loops -= 1
         elif isinstance(s, (tir.Break, tir.Continue)):
             if self.loops == 0:
-                self.fail(s, "outside a loop")
+                self.problem(s, "outside a loop")
         elif isinstance(s, tir.Return):
             if self.locks:
-                self.fail(s, "inside a locked block")
+                self.problem(s, "inside a locked block")
             if s.value is None:
                 if not isinstance(self.fn.returns, VoidType) and self.fn.hook is None:
-                    self.fail(s, f"no value, but the function returns {self.fn.returns}")
+                    self.problem(s, f"no value, but the function returns {self.fn.returns}")
             else:
                 self.expr(s.value)
                 self.assignable(s, self.fn.returns, s.value.type)
         elif isinstance(s, tir.Locked):
             if self.locks:
-                self.fail(s, "a lock taken inside a locked block")
+                self.problem(s, "a lock taken inside a locked block")
             self.place(s.lock)
             loops, self.loops = self.loops, 0   # break/continue may not leave the block
             self.locks += 1
@@ -101,20 +101,20 @@ class _FunctionCheck:
             self.locks -= 1
             self.loops = loops
         else:
-            self.fail(s, "not a statement")
+            self.problem(s, "not a statement")
 
     # ---------------------------------------------------------------- expressions
     def expr(self, e: tir.Expr) -> None:
         if e.span is None:
-            self.fail(e, "no source span")
+            self.problem(e, "no source span")
         if isinstance(e, tir.Const):
             if isinstance(e.type, IntType) and not e.type.min <= e.value <= e.type.max:
-                self.fail(e, f"{e.value} does not fit {e.type}")
+                self.problem(e, f"{e.value} does not fit {e.type}")
         elif isinstance(e, tir.VarRef):
             self.var(e, e.var)
             if e.type != e.var.type and not (isinstance(e.var.type, OptionalType)
                                              and e.type is e.var.type.inner):
-                self.fail(e, f"reads `{e.var.name}` ({e.var.type}) as {e.type}")
+                self.problem(e, f"reads `{e.var.name}` ({e.var.type}) as {e.type}")
         elif isinstance(e, tir.Unary):
             self.expr(e.operand)
             self.same(e, e.operand.type, e.type, "operand")
@@ -126,7 +126,7 @@ class _FunctionCheck:
             self.same(e, e.left.type, e.type, "left operand")
             if e.op in _SHIFTS:
                 if not isinstance(e.right.type, IntType):
-                    self.fail(e, f"shift count of type {e.right.type}")
+                    self.problem(e, f"shift count of type {e.right.type}")
             else:
                 self.same(e, e.right.type, e.type, "right operand")
         elif isinstance(e, tir.Compare):
@@ -150,17 +150,17 @@ class _FunctionCheck:
             self.expr(e.operand)
             # a reference already known not to be None has its inner type (the test folds)
             if not isinstance(e.operand.type, (OptionalType, StructType)):
-                self.fail(e, f"tests a {e.operand.type} for None")
+                self.problem(e, f"tests a {e.operand.type} for None")
         elif isinstance(e, tir.NewStruct):
             for f, v in e.inits:
                 if e.struct.field(f.name) is not f:
-                    self.fail(e, f"`{f.name}` is not a field of {e.struct}")
+                    self.problem(e, f"`{f.name}` is not a field of {e.struct}")
                 self.expr(v)
         elif isinstance(e, tir.Call):
             if e.func not in self.checked:
-                self.fail(e, f"calls `{e.func.name}` before it was checked")
+                self.problem(e, f"calls `{e.func.name}` before it was checked")
             if len(e.args) != len(e.func.params):
-                self.fail(e, f"{len(e.args)} arguments for {len(e.func.params)} parameters")
+                self.problem(e, f"{len(e.args)} arguments for {len(e.func.params)} parameters")
             for a in e.args:
                 self.expr(a)
             self.same(e, e.type, e.func.returns, "result")
@@ -173,13 +173,13 @@ class _FunctionCheck:
         elif isinstance(e, (tir.MapGet, tir.MapSet, tir.MapDelete, tir.QueuePush, tir.QueuePop,
                             tir.RingOutput, tir.Redirect)):
             if e.map not in self.program.maps:
-                self.fail(e, f"map `{e.map.name}` is not one of the program's")
+                self.problem(e, f"map `{e.map.name}` is not one of the program's")
             for sub in ("key", "value", "fallback"):
                 child = getattr(e, sub, None)
                 if child is not None:
                     self.expr(child)
             if isinstance(e, (tir.MapGet, tir.QueuePop)) and e.type.inner is not e.map.value:
-                self.fail(e, f"gives {e.type}, but `{e.map.name}` holds {e.map.value}")
+                self.problem(e, f"gives {e.type}, but `{e.map.name}` holds {e.map.value}")
         elif isinstance(e, tir.AtomicAdd):
             self.place(e.place)
             self.expr(e.value)
@@ -190,39 +190,39 @@ class _FunctionCheck:
         elif isinstance(e, tir.PacketHeader):
             self.expr(e.offset)
             if e.type.inner is not e.header:
-                self.fail(e, f"a view of {e.header} typed {e.type}")
+                self.problem(e, f"a view of {e.header} typed {e.type}")
         elif isinstance(e, tir.PacketResize):
             self.expr(e.delta)
         else:
-            self.fail(e, "not an expression")
+            self.problem(e, "not an expression")
         if e.type is None:
-            self.fail(e, "no type")
+            self.problem(e, "no type")
 
     def place(self, p: tir.Place) -> None:
         self.expr(p.base)
         if isinstance(p, tir.IndexPlace):
             self.expr(p.index)
             if not isinstance(p.index.type, IntType):
-                self.fail(p, f"index of type {p.index.type}")
+                self.problem(p, f"index of type {p.index.type}")
             if p.length <= 0:
-                self.fail(p, f"array of length {p.length}")
+                self.problem(p, f"array of length {p.length}")
 
     # ---------------------------------------------------------------- helpers
     def var(self, node: object, v: tir.Var) -> None:
         if v not in self.fn.params and v not in self.fn.locals:
-            self.fail(node, f"`{v.name}` is neither a parameter nor a local of the function")
+            self.problem(node, f"`{v.name}` is neither a parameter nor a local of the function")
 
     def boolean(self, e: tir.Expr) -> None:
         self.expr(e)
         if e.type != BOOL:
-            self.fail(e, f"a condition of type {e.type}")
+            self.problem(e, f"a condition of type {e.type}")
 
     def assignable(self, node: object, target: Type, value: Type) -> None:
         if target == value or target is value:
             return
         if isinstance(target, OptionalType) and value is target.inner:
             return
-        self.fail(node, f"a {value} where a {target} is expected")
+        self.problem(node, f"a {value} where a {target} is expected")
 
 
 def validate(program: tir.Program) -> list[str]:

@@ -6,8 +6,6 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import pytest
-
 from etran.dsl.diagnostics import DiagnosticError
 from etran.ir import tir
 from etran.ir.types import U8, U64
@@ -20,13 +18,18 @@ FILES = sorted(ROOT.glob("examples/*.py")) + sorted(ROOT.glob("tests/corpus/good
     sorted(ROOT.glob("tests/property/found/*.py"))
 
 
-@pytest.mark.parametrize("path", FILES, ids=lambda p: str(p.relative_to(ROOT)))
-def test_checked_files_are_well_formed(path: Path) -> None:
-    try:
-        program = check_source(path.read_text(), str(path), enforce_rules=False)
-    except DiagnosticError:
-        pytest.skip("refused by the checker on purpose (a regression of a refusal)")
-    assert validate(program) == []
+def test_checked_files_are_well_formed() -> None:
+    problems: list[str] = []
+    validated = 0
+    for path in FILES:
+        try:
+            program = check_source(path.read_text(), str(path), enforce_rules=False)
+        except DiagnosticError:
+            continue  # a regression the checker now refuses on purpose (test_found.py)
+        problems += validate(program)
+        validated += 1
+    assert problems == []
+    assert validated >= 50, f"only {validated} of {len(FILES)} files were checked"
 
 
 def test_generated_programs_are_well_formed() -> None:
