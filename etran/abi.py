@@ -105,6 +105,7 @@ XDP_MD_DATA, XDP_MD_DATA_END, XDP_MD_DATA_META = 0, 4, 8
 XDP_MD_INGRESS_IFINDEX, XDP_MD_RX_QUEUE_INDEX, XDP_MD_EGRESS_IFINDEX = 12, 16, 20
 
 ETH_HLEN = 14  # the kernel's test runs need at least an Ethernet header
+LOOPBACK_IFINDEX = 1  # loopback's interface index, the same in every network namespace
 
 # Frame geometry of an XDP test run on this kernel: 4 KiB page, 256 bytes of
 # headroom of which struct xdp_frame takes 40, and skb_shared_info (320 bytes,
@@ -137,4 +138,7 @@ PERCPU_MAP_TYPES = frozenset({5, 6, 10, 21})
 HASH_LIKE_MAP_TYPES = frozenset({1, 5, 9, 10, 11, 13, 18, 25})
 ARRAY_LIKE_MAP_TYPES = frozenset({2, 6})
 QUEUE_LIKE_MAP_TYPES = frozenset({22, 23})
+# devmap, cpumap, xskmap: slots 0..max_entries-1 holding kernel objects (a device, a CPU, a
+# socket); a slot is empty until set and is emptied by deleting it
+SLOT_MAP_TYPES = frozenset({14, 16, 17})
 RINGBUF_MAP_TYPE = MAP_TYPES["ringbuf"]

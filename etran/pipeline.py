@@ -84,13 +84,17 @@ def compile_program(program: tir.Program, observe: bool = False,
 
 
 def compile_source(text: str, filename: str = "<input>", observe: bool = False,
-                   timings: dict[str, float] | None = None) -> CompiledObject:
+                   timings: dict[str, float] | None = None, budget_advisory: bool = False,
+                   sink: DiagnosticSink | None = None) -> CompiledObject:
+    """`check_source`, then `compile_program`; `budget_advisory` and `sink` as for
+    `check_source` (a budget refusal made a warning is left in `sink`)."""
     t = timings if timings is not None else {}
-    program = check_source(text, filename, timings=t)
+    program = check_source(text, filename, timings=t, sink=sink, budget_advisory=budget_advisory)
     return compile_program(program, observe, t)
 
 
 def compile_file(path: str | Path, observe: bool = False,
-                 timings: dict[str, float] | None = None) -> CompiledObject:
+                 timings: dict[str, float] | None = None, budget_advisory: bool = False,
+                 sink: DiagnosticSink | None = None) -> CompiledObject:
     p = Path(path)
-    return compile_source(p.read_text(), str(p), observe, timings)
+    return compile_source(p.read_text(), str(p), observe, timings, budget_advisory, sink)

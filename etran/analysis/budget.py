@@ -697,8 +697,8 @@ def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = Fa
                   f"instructions; the kernel stops at {MAX_PROCESSED:,}",
                   f"the largest part: {est.hottest}",
                   "lower loop bounds, or split the work across hooks or runs; the "
-                  "estimate is pessimistic: `etran verify --kernel-decides` (or build, "
-                  "run, fuzz) lets the kernel verifier decide")
+                  "estimate is pessimistic: `--kernel-decides` (on check, verify, build, "
+                  "run, fuzz and up) lets the kernel verifier decide")
         elif est.insns > MAX_INSNS:
             error(hook.name_span or hook.span, "budget",
                   f"`{hook.name}` compiles to about {est.insns:,} "

@@ -114,6 +114,8 @@ class CallChecker(ExprChecker):
         values = list(leading)
         for p, a in zip(params, args):
             values.append(self.argument(p, a, fn.name))
+        if decl.view_dependent:
+            fn, values = self.specialized_call(decl, values, e.span)
         self.fn.function.call_sites.append((fn, e.span))
         for kind, name, span in fn.effects:
             self.fn.function.effects.append((kind, name, span))
@@ -141,6 +143,37 @@ class CallChecker(ExprChecker):
         if fn.may_resize:
             self.resized(e.span)
         return tir.Call(fn, tuple(values), fn.returns, e.span)
+
+    def specialized_call(self, decl: FuncDecl, values: list[tir.Expr], span: Span
+                         ) -> tuple[tir.Function, list[tir.Expr]]:
+        """The copy of `decl` checked for this call, and the arguments it takes.
+
+        `decl` indexes a struct parameter at a runtime index: an element of a packet view
+        needs a check against the packet's end, one on the stack or in a map does not (and
+        the packet's end is no bound for it). Functions are inlined, so every call has its
+        own copy anyway; the copy is checked knowing which struct arguments are packet
+        views, and takes the packet too when one is (to find the packet's end)."""
+        assert self.fn is not None
+        fn = decl.function
+        kinds: list[str] = []
+        for p, v in zip(fn.params, values):
+            kind = "other"
+            if isinstance(p.type, StructType):
+                if self.maybe_view(v):
+                    # Not known here either: this function is checked again for each call.
+                    self.fn.view_dependent = True
+                else:
+                    kind = self.packet_kind(v)
+            kinds.append(kind)
+        copy = self.fn.checker.specialize(decl, tuple(kinds), span)
+        if len(copy.params) > len(values):
+            pkt = next((p for p in self.fn.function.params if isinstance(p.type, PacketType)), None)
+            if pkt is None:
+                self.fail(span, "packet-access", f"`{fn.name}` indexes a packet view at a runtime "
+                          "index, which needs the packet, and this function has none",
+                          "take the packet as a parameter, `pkt: Packet`, and pass it on")
+            values = values + [tir.VarRef(pkt, pkt.type, span)]
+        return copy, values
 
     def argument(self, p: tir.Var, a: ast.Expr, fname: str) -> tir.Expr:
         v = self.value(a, p.type)

@@ -38,6 +38,13 @@ class Declarations(Protocol):
                      what: str) -> Type | None:
         """The type an annotation names."""
 
+    def returns_action(self, fn: tir.Function) -> bool:
+        """Whether `fn` returns an XDP action: a packet hook, or a function declared `-> int`."""
+
+    def specialize(self, decl: FuncDecl, kinds: tuple[str, ...], call: Span) -> tir.Function:
+        """`decl` checked again for calls whose arguments point where `kinds` says ("packet",
+        "other", or "mixed": see `ExprChecker.packet_kind`); `call` is the first such call."""
+
 
 @dataclass(eq=False)
 class LoopFrame:
@@ -59,5 +66,9 @@ class FunctionContext:
     # Names assigned exactly once from a constant expression act as constants.
     constants: dict[str, tir.Const] = field(default_factory=dict)
     single_constants: frozenset[str] = frozenset()  # bound once, at the top of the body
-    # Header parameters: maybe packet views, maybe stack values (the caller decides).
-    header_params: set[tir.Var] = field(default_factory=set)
+    # Struct parameters, and names bound to them: maybe packet views, maybe values on the
+    # stack or in a map; each call decides (`CallChecker.call_function`).
+    maybe_views: set[tir.Var] = field(default_factory=set)
+    # Whether what the body does depends on which struct parameters are packet views (it
+    # indexes one at a runtime index): then every call uses a copy checked for its arguments.
+    view_dependent: bool = False

@@ -129,15 +129,42 @@ class ExprChecker:
         return tir.VarRef(var, t, span)
 
     def is_packet_ref(self, ref: tir.Expr) -> bool:
+        """Whether `ref` may point into the packet."""
+        return self.packet_kind(ref) != "other"
+
+    def packet_kind(self, ref: tir.Expr) -> str:
+        """Where the reference `ref` points: "packet" (a packet view), "other" (the stack, a
+        map value) or "mixed" (a packet view on some paths only: `view if c else value`)."""
         while True:
             if isinstance(ref, tir.PacketHeader):
-                return True
+                return "packet"
             if isinstance(ref, tir.VarRef):
-                return self.flow.is_view(ref.var)
+                if not self.flow.is_view(ref.var):
+                    return "other"
+                return "mixed" if self.flow.is_mixed(ref.var) else "packet"
             if isinstance(ref, tir.AddrOf):
                 ref = ref.place.base
                 continue
+            if isinstance(ref, tir.Cond):
+                kinds = {self.packet_kind(ref.body), self.packet_kind(ref.orelse)}
+                return kinds.pop() if len(kinds) == 1 else "mixed"
+            return "other"
+
+    def maybe_view(self, ref: tir.Expr) -> bool:
+        """Whether `ref` is reached from a struct parameter (or a name bound to one), which
+        each call of the function makes a packet view or not."""
+        if self.fn is None or not self.fn.maybe_views:
             return False
+        todo = [ref]
+        while todo:
+            r = todo.pop()
+            if isinstance(r, tir.AddrOf):
+                todo.append(r.place.base)
+            elif isinstance(r, tir.Cond):
+                todo += [r.body, r.orelse]
+            elif isinstance(r, tir.VarRef) and r.var in self.fn.maybe_views:
+                return True
+        return False
 
     # ---------------------------------------------------------------- entry points
     def expr(self, e: ast.Expr, expected: Type | None = None) -> tir.Expr:
@@ -275,13 +302,24 @@ class ExprChecker:
             idx = tir.Const(idx.value, U32, idx.span)
         elif not isinstance(idx.type, IntType):
             self.fail(e.index[0].span, "type", f"an array index must be an integer, not {idx.type}")
-        in_packet = not isinstance(idx, tir.Const) and self.is_packet_ref(base)
-        root = tir.root_var(base)
-        if in_packet and self.fn is not None and root in self.fn.header_params:
+        kind = "other" if isinstance(idx, tir.Const) else self.packet_kind(base)
+        if not isinstance(idx, tir.Const) and self.maybe_view(base):
+            # A struct parameter is a packet view at some calls and a value on the stack or
+            # in a map at others: each call uses a copy of the function checked for what it
+            # passes (`call_function`), where this index gets the check its memory needs.
+            assert self.fn is not None
+            self.fn.view_dependent = True
+            kind = "other"
+        if kind == "mixed":
+            root = tir.root_var(base)
+            name = f"`{root.name}`" if root is not None else "this value"
             self.fail(e.index[0].span, "packet-access",
-                      f"`{root.name}` may be a packet view or a value on the stack, so an array "
-                      "in it needs a constant index", "index it with a constant, or pass the "
-                      "index to the caller, where the view is known")
+                      f"{name} is a packet view on some paths and a value on the stack or in a "
+                      "map on others, so an array in it needs a constant index",
+                      "a view's element is checked against the packet's end and another "
+                      "value's must not be: index it with a constant, or index each where it is "
+                      "known (in the branch that chose it)")
+        in_packet = kind == "packet"
         if isinstance(bt.elem, (StructType, ArrayType, SpinLockType, TimerType)) \
                 and not isinstance(idx, tir.Const):
             self.fail(e.index[0].span, "bounds",

@@ -6,7 +6,10 @@
   checks; the verifier demands the same before a map value is used);
 * which variables hold packet views: every `pkt.resize_head/resize_tail`
   makes the views taken before it stale, exactly as the verifier forgets
-  packet ranges after the helper call;
+  packet ranges after the helper call; and which of them are packet views on
+  some paths only (a runtime index into one cannot be compiled: an element of
+  a view needs a check against the packet's end, a value on the stack must not
+  get one);
 * which variables hold references into hash-like maps: an update or delete on
   such a map can free or replace the element (the kernel links in a new one
   and recycles the old), so references taken before it become stale too.
@@ -31,12 +34,13 @@ class Flow:
     assigned: frozenset[Var] = frozenset()
     nonnull: frozenset[Var] = frozenset()
     views: frozenset[Var] = frozenset()                        # valid packet views
+    mixed: frozenset[Var] = frozenset()                        # views on some paths only
     map_refs: frozenset[tuple[Var, str]] = frozenset()         # valid (reference, map)
     stale: frozenset[tuple[Var, Staleness]] = frozenset()
     reachable: bool = True
 
     def _forget(self, var: Var) -> Flow:
-        return replace(self, views=self.views - {var},
+        return replace(self, views=self.views - {var}, mixed=self.mixed - {var},
                        map_refs=frozenset(r for r in self.map_refs if r[0] is not var),
                        stale=frozenset(s for s in self.stale if s[0] is not var))
 
@@ -47,11 +51,16 @@ class Flow:
     def narrow(self, var: Var) -> Flow:
         return replace(self, nonnull=self.nonnull | {var})
 
-    def set_view(self, var: Var) -> Flow:
-        return replace(self, views=self.views | {var})
+    def set_view(self, var: Var, partial: bool = False) -> Flow:
+        """`var` holds a packet view (`partial`: on some paths, another reference on others)."""
+        return replace(self, views=self.views | {var},
+                       mixed=self.mixed | {var} if partial else self.mixed)
 
     def is_view(self, var: Var) -> bool:
         return var in self.views or any(v is var and why[0] == "resize" for v, why in self.stale)
+
+    def is_mixed(self, var: Var) -> bool:
+        return var in self.mixed
 
     def set_map_ref(self, var: Var, name: str) -> Flow:
         return replace(self, map_refs=self.map_refs | {(var, name)})
@@ -70,7 +79,7 @@ class Flow:
 
     def resized(self, span: Span) -> Flow:
         """The packet moved: every view taken so far is stale."""
-        return replace(self, views=frozenset(),
+        return replace(self, views=frozenset(), mixed=frozenset(),
                        stale=self.stale | {(v, ("resize", "", span)) for v in self.views})
 
     def map_updated(self, name: str, span: Span) -> Flow:
@@ -96,9 +105,13 @@ def join(a: Flow, b: Flow) -> Flow:
         return a
     stale = a.stale | b.stale
     stale_vars = {v for v, _ in stale}
+    # A view on one path and another reference on the other: a view on some paths only.
+    one_sided = {v for v in a.views ^ b.views if v in a.assigned and v in b.assigned
+                 and not (a.is_view(v) and b.is_view(v))}
     return Flow(assigned=a.assigned & b.assigned,
                 nonnull=a.nonnull & b.nonnull,
                 views=(a.views | b.views) - stale_vars,
+                mixed=(a.mixed | b.mixed | one_sided) - stale_vars,
                 map_refs=frozenset(r for r in a.map_refs | b.map_refs if r[0] not in stale_vars),
                 stale=stale,
                 reachable=True)

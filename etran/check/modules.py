@@ -7,7 +7,9 @@ Order of work, and why:
    constants are folded, structs are laid out, maps are created;
 3. resolve every function's signature (annotations may name later structs);
 4. check bodies; a call checks its callee first, so effects (helper calls,
-   resizes) are known at every call site.
+   resizes) are known at every call site. A function that indexes a struct
+   parameter at a runtime index is checked again for what each call passes
+   (a packet view or not: `specialize`), and the call uses that copy.
 The main file arrives parsed (`etran.pipeline` runs the passes in order);
 the whole-program rules and the budget run after this pass, in
 `etran.analysis`.
@@ -18,6 +20,7 @@ import difflib
 import functools
 import importlib.util
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from etran.check.builtins import BUILTINS, DSL_EXPORTS, Builtin
@@ -32,6 +35,7 @@ from etran.dsl.walk import iter_nodes
 from etran.ir import tir
 from etran.ir.types import (
     MAP_KINDS,
+    PACKET,
     U32,
     VOID,
     ArrayType,
@@ -64,6 +68,10 @@ class Checker:
         self.timer_handlers: dict[tuple[int, str], tir.Function] = {}
         # Every struct's methods, shared by all module scopes (a struct may be imported).
         self.methods: dict[StructType, dict[str, FuncDecl]] = {}
+        # Functions declared `-> int`: they return an XDP action, as packet hooks do.
+        self.action_functions: set[tir.Function] = set()
+        # Copies of functions checked for what their calls pass (None: being checked).
+        self.specialized: dict[tuple[FuncDecl, tuple[str, ...]], tir.Function | None] = {}
         self.parse_seconds = 0.0
 
     # ---------------------------------------------------------------- modules
@@ -432,9 +440,10 @@ class Checker:
         hook = self.hook_kind(decl)
         if node.returns is None:
             ret: Type | None = VOID
-        elif hook in ("xdp", "egress", "gen") and isinstance(node.returns, ast.Name) \
+        elif hook in (None, "xdp", "egress", "gen") and isinstance(node.returns, ast.Name) \
                 and node.returns.id == "int":
-            ret = U32
+            ret = U32  # an XDP action, for a function as for a hook
+            self.action_functions.add(fn)
         else:
             ret = self.resolve_type(node.returns, scope, self.sink, "a return type")
         if ret is None:
@@ -520,6 +529,9 @@ class Checker:
     def all_maps(self) -> list[MapType]:
         return [m for s in self.modules.values() for m in s.maps]
 
+    def returns_action(self, fn: tir.Function) -> bool:
+        return fn.hook in ("xdp", "egress", "gen") or fn in self.action_functions
+
     def timer_handler(self, st: StructType, f: Field) -> tir.Function | None:
         return self.timer_handlers.get((id(st), f.name))
 
@@ -534,29 +546,86 @@ class Checker:
             decl.checked = True
         self.order.append(decl.function)
 
-    def check_body(self, decl: FuncDecl) -> None:
-        fn = decl.function
+    def specialize(self, decl: FuncDecl, kinds: tuple[str, ...], call: Span) -> tir.Function:
+        """A copy of `decl` checked for calls whose arguments point where `kinds` says, one
+        per parameter: "packet" (a packet view), "other" (the stack, a map value) or "mixed"
+        (`CallChecker.specialized_call` says why).
+
+        A copy given a packet view, without a Packet parameter of its own, takes the packet
+        as one more parameter. Problems of the copy that were not reported for `decl`
+        itself are reported, with the call they come from."""
+        key = (decl, kinds)
+        if key in self.specialized:
+            done = self.specialized[key]
+            # Still being checked: a recursive call, reported on `decl` itself.
+            return done if done is not None else decl.function
+        generic = decl.function
+        params = [tir.Var(p.name, p.type, p.span) for p in generic.params]
+        if any(k != "other" for k in kinds) and not any(isinstance(p.type, PacketType)
+                                                        for p in params):
+            params.append(tir.Var("pkt", PACKET, generic.name_span or generic.span))
+        fn = tir.Function(generic.name, params, generic.returns, generic.span, generic.module,
+                          name_span=generic.name_span, docstring=generic.docstring)
+        if generic in self.action_functions:
+            self.action_functions.add(fn)
+        self.specialized[key] = None
+        sink = DiagnosticSink()
+        try:
+            self.check_body(decl, fn, kinds, sink)
+        finally:
+            self.specialized[key] = fn
+        known = {(d.span.file if d.span else "", d) for d in self.sink.items}
+        parts = [f"`{p.name}` is a packet view" + (" on some paths only" if k == "mixed" else "")
+                 for p, k in zip(params, kinds) if k != "other"]
+        where = ", ".join(parts) or "no argument is a packet view"
+        for d in sink.items:
+            if (d.span.file if d.span else "", d) not in known:
+                at = f"line {call.line}" if d.span and d.span.file == call.file else str(call)
+                self.sink.items.append(replace(d, hints=d.hints + (
+                    f"this is `{generic.name}` as called at {at}, where {where}",)))
+        self.order.append(fn)
+        return fn
+
+    def check_body(self, decl: FuncDecl, fn: tir.Function | None = None,
+                   kinds: tuple[str, ...] | None = None, sink: DiagnosticSink | None = None
+                   ) -> None:
+        """Check `decl`'s body into `fn`: its own function, or a copy from `specialize`
+        that knows where its struct parameters point (`kinds`)."""
+        fn = fn or decl.function
+        sink = sink or self.sink
         ctx = FunctionContext(self, fn, single_constants=_single_bindings(decl.node.body))
-        checker = BodyChecker(decl.module, self.sink, ctx)
+        checker = BodyChecker(decl.module, sink, ctx)
         flow = Flow()
-        for p in fn.params:
+        declared = len(decl.function.params)
+        for i, p in enumerate(fn.params[:declared]):
             ctx.locals[p.name] = p
             flow = flow.assign(p)
-            if isinstance(p.type, StructType) and p.type.packed:
-                flow = flow.set_view(p)  # a Header parameter may be a packet view
-                ctx.header_params.add(p)
+            if isinstance(p.type, StructType) and fn.hook is None:
+                if kinds is None:
+                    # A struct parameter may be a packet view, decided by each call where
+                    # that matters; a Header parameter is taken for one (stale after a
+                    # resize) everywhere else.
+                    ctx.maybe_views.add(p)
+                    if p.type.packed:
+                        flow = flow.set_view(p)
+                elif kinds[i] != "other":
+                    flow = flow.set_view(p, partial=kinds[i] == "mixed")
             if isinstance(p.type, StructType):
                 # ... and a struct parameter may point into any hash map holding its type.
                 for m in self.all_maps():
                     if m.value is p.type and m.kind in ("HashMap", "LruHashMap", "PerCpuHashMap"):
                         flow = flow.set_map_ref(p, m.name)
+        for p in fn.params[declared:]:
+            flow = flow.assign(p)  # the packet a copy with packet views takes
         checker.flow = flow
         fn.body = checker.block(decl.node.body)
+        if kinds is None:
+            decl.view_dependent = ctx.view_dependent
         if checker.flow.reachable:
             if fn.returns != VOID:
-                self.sink.error(decl.node.name_span, "missing-return",
-                                f"`{fn.name}` can reach its end without returning a {fn.returns}",
-                                "add a `return` on every path")
+                sink.error(decl.node.name_span, "missing-return",
+                           f"`{fn.name}` can reach its end without returning a {fn.returns}",
+                           "add a `return` on every path")
             else:
                 fn.body = fn.body + (tir.Return(None, decl.node.span),)
 

@@ -30,6 +30,8 @@ class FuncDecl:
     owner: StructType | None = None
     checked: bool = False
     in_progress: bool = False
+    # Its calls need a copy checked for their arguments (see `FunctionContext.view_dependent`).
+    view_dependent: bool = False
 
 
 Symbol = ConstSym | StructType | MapType | FuncDecl | Builtin

@@ -168,8 +168,12 @@ class BodyChecker(CallChecker):
             self.flow = self.flow.assign(var)
             raise
         self.flow = self.flow.assign(var)
-        if isinstance(v.type, (StructType, OptionalType)) and self.is_packet_ref(v):
-            self.flow = self.flow.set_view(var)
+        if isinstance(v.type, (StructType, OptionalType)):
+            kind = self.packet_kind(v)
+            if kind != "other":
+                self.flow = self.flow.set_view(var, partial=kind == "mixed")
+        if isinstance(v.type, (StructType, OptionalType)) and self.maybe_view(v):
+            self.fn.maybe_views.add(var)  # an alias of a struct parameter
         origin = self.map_origin(v)
         if origin is not None:
             self.flow = self.flow.set_map_ref(var, origin)
@@ -306,13 +310,64 @@ class BodyChecker(CallChecker):
                 self.fail(s.span, "type", f"`{fn.name}` must return a {fn.returns}")
             v = self.value(s.value, fn.returns)
             value = self.coerce(v, fn.returns, s.value.span, "the returned value")
-            if fn.hook in ("xdp", "egress", "gen") and isinstance(value, tir.Const) \
-                    and not 0 <= value.value <= 4:
-                self.fail(s.value.span, "hook-return",
-                          f"{value.value} is not an XDP action",
-                          "return XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX or XDP_REDIRECT")
+            if self.fn.checker.returns_action(fn):
+                self.check_action(value)
         self.flow = self.flow.dead()
         return tir.Return(value, s.span)
+
+    def check_action(self, value: tir.Expr) -> None:
+        """A hook (or a function declared `-> int`) returns an XDP action: every constant
+        `value` can be is one, whether written here, in a branch of `x if c else y`, as the
+        least value of a `max`, or returned by a function it calls."""
+        assert self.fn is not None
+        fn = self.fn.function
+        actions = "XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX or XDP_REDIRECT"
+        hint = (f"return {actions}" if fn.hook is not None else
+                f"`{fn.name}` is declared `-> int`: like a hook, it returns an XDP action "
+                f"({actions}); declare it `-> u32` if it returns a plain number")
+        for kind, v, span, call in self.action_constants(value, set(), None):
+            if v <= 4 and (kind == "least" or v >= 0):
+                continue
+            if call is not None:
+                callee = call.func.name
+                at = f"line {span.line}" if span.file == call.span.file else str(span)
+                what = f"{v}" if kind == "is" else f"{v} or more"
+                self.sink.error(call.span, "hook-return",
+                                f"`{callee}` can return {what} ({at}), which is not an XDP action",
+                                f"make `{callee}` return {actions}, and declare it `-> int` "
+                                "so that its returns are checked where they are written")
+            elif kind == "is":
+                self.sink.error(span, "hook-return", f"{v} is not an XDP action", hint)
+            else:
+                self.sink.error(span, "hook-return",
+                                f"this `max` is at least {v}, which is not an XDP action", hint)
+
+    def action_constants(self, e: tir.Expr, seen: set[tir.Function], call: tir.Call | None
+                         ) -> Iterator[tuple[str, int, Span, tir.Call | None]]:
+        """The constants `e` can be, as (kind, value, where, the call of this function it comes
+        through): kind "is" for a value, "least" for a floor (`max(x, 7)` is at least 7)."""
+        assert self.fn is not None
+        if isinstance(e, tir.Const):
+            yield "is", e.value, e.span, call
+        elif isinstance(e, tir.Cond):
+            yield from self.action_constants(e.body, seen, call)
+            yield from self.action_constants(e.orelse, seen, call)
+        elif isinstance(e, tir.Convert) and isinstance(e.type, IntType):
+            source = e.operand.type
+            widening = isinstance(source, IntType) and source.bits <= e.type.bits
+            for kind, v, span, via in self.action_constants(e.operand, seen, call):
+                if kind == "is" or (widening and v >= 0):  # a floor survives no wrap-around
+                    yield kind, e.type.wrap(v), span, via
+        elif isinstance(e, tir.MinMax) and e.op == "max":
+            floors = [a.value for a in e.args if isinstance(a, tir.Const)]
+            if floors:
+                yield "least", max(floors), e.span, call
+        elif isinstance(e, tir.Call) and e.func not in seen \
+                and not self.fn.checker.returns_action(e.func):
+            seen.add(e.func)  # (a function declared `-> int` checks its own returns)
+            for ret in _returns(e.func.body):
+                if ret.value is not None:
+                    yield from self.action_constants(ret.value, seen, call or e)
 
     # ---------------------------------------------------------------- control flow
     def s_If(self, s: ast.If) -> tir.Stmt | None:
@@ -454,6 +509,18 @@ class BodyChecker(CallChecker):
             self.fn.lock = None
             self.fn.lock_depth -= 1
         return tir.Locked(place, body, s.span)
+
+
+def _returns(body: tuple[tir.Stmt, ...]) -> Iterator[tir.Return]:
+    """The `return` statements of a function body."""
+    for s in body:
+        if isinstance(s, tir.Return):
+            yield s
+        elif isinstance(s, tir.If):
+            yield from _returns(s.body)
+            yield from _returns(s.orelse)
+        elif isinstance(s, (tir.Loop, tir.Locked)):
+            yield from _returns(s.body)
 
 
 def _text(source: Source, span: Span) -> str:

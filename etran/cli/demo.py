@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from etran.cli.show import show_side_by_side
+from etran.cli.verifier_report import verdict_lines
 from etran.differential.harness import KernelHarness, compare
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore, frame_input
@@ -17,7 +18,7 @@ from etran.pipeline import check_source, compile_program
 from etran.runtime.loader import check_kernel_support, load_object
 from etran.testing.packets import tcp_frame
 
-EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "dctcp.py"
+EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "dctcp.py"
 LOCAL, REMOTE = "10.0.0.1", "10.0.0.2"
 
 
@@ -43,11 +44,8 @@ def demo() -> int:
 
     _title("verify in the kernel")
     with load_object(obj.elf, name="dctcp") as loaded:
-        for name, prog in loaded.programs.items():
-            s = prog.stats
-            print(f"  {name:<12} accepted: {s.processed_insns} instructions processed "
-                  f"(checker estimate {program.budgets[name].processed}), "
-                  f"{prog.xlated_insn_count()} loaded, stack {'+'.join(map(str, s.stack_depth))} B")
+        for line in verdict_lines(program, loaded):
+            print(line)
 
     observed = compile_program(program, observe=True)
     interp = Interpreter(program)

@@ -4,10 +4,14 @@
     etran build FILE -o OUT.o        a standard BPF ELF object
     etran disasm FILE [--hook H]     BPF instructions with the DSL source interleaved
     etran verify FILE [--log]        load into the kernel verifier: verdict and statistics
-                                     (build, disasm, verify, run, fuzz: --kernel-decides loads
-                                     a program whose verifier-work estimate is over the limit)
+                                     (check, build, disasm, verify, run, fuzz, up:
+                                     --kernel-decides loads a program whose verifier-work
+                                     estimate is over the limit; `check --kernel-decides`
+                                     also loads it and shows the kernel's verdict)
     etran run FILE HOOK --packet HEX [--maps JSON]
+    etran run FILE HANDLER --key KEY [--maps JSON]
                                      the kernel's and the interpreter's results side by side
+                                     (a @timer handler fired for the map entry with KEY)
     etran fuzz FILE [--hook H] [--examples N] [--seed S]
                                      kernel vs interpreter on generated inputs
     etran fuzz --programs N          ... on generated programs (soundness, budget too)
@@ -22,6 +26,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import socket
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -50,22 +55,43 @@ def _read_source(path: str) -> tuple[str, str]:
 
 
 def _check(path: str) -> Any:
-    from etran.dsl.diagnostics import DiagnosticSink, render
+    global _PROGRAM
+    from etran.dsl.diagnostics import DiagnosticSink
     from etran.pipeline import check_source
     text, name = _read_source(path)
     sink = DiagnosticSink()
     program = check_source(text, name, sink=sink, budget_advisory=_KERNEL_DECIDES)
+    _warn(sink)
+    _PROGRAM = program  # for the checker's estimates next to a verifier rejection
+    return program
+
+
+def _warn(sink: Any) -> None:
+    """The checker's warnings (a budget refusal made advisory by --kernel-decides)."""
+    from etran.dsl.diagnostics import render
     warnings = [d for d in sink.sorted() if d.severity == "warning"]
     if warnings:
         print(render(warnings) + "\n  (--kernel-decides: loading anyway; the kernel "
               "verifier decides)", file=sys.stderr)
-    return program
 
 
 # ---------------------------------------------------------------- check / build
 def cmd_check(args: argparse.Namespace) -> int:
+    if args.kernel_decides:
+        _kernel()  # only the kernel can decide: without one, say what is missing first
     program = _check(args.file)
     from etran.analysis.budget import MAX_PROCESSED
+    verdicts: list[str] = []
+    if args.kernel_decides:
+        # Load every hook into the kernel verifier, for its verdict next to the estimate.
+        from etran.cli.verifier_report import verdict_lines
+        from etran.pipeline import compile_program
+        from etran.runtime.loader import load_object
+        if program.hooks:
+            _SOURCES.update(program.sources)
+            obj = compile_program(program)
+            with load_object(obj.elf, name=program.name[:15] or "etran") as loaded:
+                verdicts = verdict_lines(program, loaded)
     print(f"{args.file}: ok")
     for h in program.hooks:
         est = program.budgets.get(h.name)
@@ -76,7 +102,12 @@ def cmd_check(args: argparse.Namespace) -> int:
             continue
         print(f"  {kind:<24} {h.name}: ~{est.insns:,} instructions, verifier ~{est.processed:,} "
               f"of {MAX_PROCESSED:,} processed, stack {est.stack} of 512 bytes")
+    for line in verdicts:
+        print(line)
     for m in program.maps:
+        if m.kind == "RingBuf":  # its size is in bytes: records of any number fill it
+            print(f"  map {m.name}: RingBuf, {m.max_entries} bytes, records of {m.value_size} B")
+            continue
         print(f"  map {m.name}: {m.kind}, {m.max_entries} entries"
               + (f", key {m.key_size} B" if m.key_size else "")
               + (f", value {m.value_size} B" if m.value_size else ""))
@@ -130,24 +161,19 @@ def _kernel() -> None:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
+    from etran.cli.verifier_report import verdict_lines
     from etran.runtime.loader import load_object
     obj = _compile(args.file)
     _kernel()
     with load_object(obj.elf, name=obj.program.name[:15] or "etran") as loaded:
         print(f"{args.file}: accepted by the kernel verifier")
-        for name, prog in loaded.programs.items():
-            s = prog.stats
-            est = obj.program.budgets.get(name)
-            extra = f" (checker estimate {est.processed:,})" if est else ""
-            print(f"  {name}: {s.processed_insns:,} instructions processed{extra}, "
-                  f"{s.total_states} states (peak {s.peak_states}), "
-                  f"stack {'+'.join(map(str, s.stack_depth)) or '0'} bytes, "
-                  f"{prog.xlated_insn_count()} instructions loaded, "
-                  f"verified in {s.verification_time_us} us")
-            if args.log:
+        for hook, line in zip(obj.program.hooks, verdict_lines(obj.program, loaded, details=True)):
+            print(line)
+            prog = loaded.programs.get(hook.name)
+            if args.log and prog is not None:
                 print("  verifier log:")
-                for line in prog.verifier_log.rstrip().splitlines():
-                    print("    " + line)
+                for log_line in prog.verifier_log.rstrip().splitlines():
+                    print("    " + log_line)
     return EXIT_OK
 
 
@@ -192,6 +218,8 @@ def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
             for k, v in items:
                 if isinstance(k, str) and m.key is not None and not hasattr(m.key, "fields"):
                     k = int(k, 0)
+                if m.kind == "DevMap":
+                    v = _interface(m, k, v)
                 store.set(name, k, v)
     except CodecError as e:
         raise InputError(f"--maps: {e}") from None
@@ -201,33 +229,115 @@ def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
     return store
 
 
+def _interface(m: Any, key: Any, value: Any) -> int:
+    """A DevMap slot's interface, given by name or index."""
+    if isinstance(value, str):
+        try:
+            return int(value, 0)
+        except ValueError:
+            pass
+        try:
+            return socket.if_nametoindex(value)
+        except OSError:
+            raise InputError(f"--maps: {m.name}[{key}]: no interface named {value!r} in this "
+                             "network namespace; give an interface's name or index (`ip "
+                             "link` lists them)") from None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"--maps: {m.name}[{key}]: a DevMap slot holds an interface, given "
+                         f"by name or index (\"lo\" or 1), not {json.dumps(value)}")
+    return value
+
+
+# A @timer handler runs without a packet; its `<handler>__fire` program is an XDP program,
+# so a test run still hands it a frame, which nothing reads.
+_FIRE_FRAME = bytes(64)
+
+
+def _key_example(m: Any) -> str:
+    if m.key is not None and hasattr(m.key, "fields"):
+        return "'{" + ", ".join(f'"{f.name}": ...' for f in m.key.fields) + "}'"
+    return "0"
+
+
+def _parse_key(program: Any, handler: str, text: str | None, store: Any) -> bytes:
+    """The raw key of the entry a @timer handler fires for: JSON with the key's own field
+    names for a struct key, an integer for an integer key."""
+    from etran.cli.show import timer_map
+    from etran.ir import codec
+    m = timer_map(program, handler)
+    if text is None:
+        raise UsageError(f"`{handler}` is a @timer handler: name the entry of map `{m.name}` "
+                         f"it fires for with --key (e.g. --key {_key_example(m)})")
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as e:
+        if text.lstrip().startswith(("{", "[", '"')):
+            raise InputError(f"--key: invalid JSON: {e.msg} at column {e.colno} (e.g. --key "
+                             f"{_key_example(m)})") from None
+        value = text  # 0x10, 10.0.0.1: the codec reads them
+    try:
+        key = codec.encode(m.key, value, f"{m.name} key")
+    except codec.CodecError as e:
+        raise InputError(f"--key: {e} (e.g. --key {_key_example(m)})") from None
+    entries = store[m.name]
+    if m.is_array:
+        slot = int.from_bytes(key, "little")
+        if slot >= m.max_entries:
+            raise InputError(f"--key: map `{m.name}` has slots 0 to {m.max_entries - 1}, not "
+                             f"{slot}")
+        entries.array_slot(slot)  # array slots always exist
+    elif key not in entries.entries:
+        shown = codec.format_value(codec.decode(m.key, key, pretty=True), compact=True)
+        raise InputError(f"--key: map `{m.name}` has no entry {shown}; the timer fires for an "
+                         "entry, so give it in --maps")
+    return key
+
+
 def cmd_run(args: argparse.Namespace) -> int:
     from etran.cli.show import show_side_by_side
+    from etran.cli.verifier_report import verdict_lines
     from etran.differential.harness import KernelHarness, RunError, compare
     from etran.interp.interpreter import Interpreter
     from etran.interp.state import frame_input
     from etran.runtime.loader import possible_cpus
-    packet = _parse_packet(args.packet)
+    packet = _parse_packet(args.packet) if args.packet is not None else None
     obj = _compile(args.file, observe=True)
-    hooks = [p.name for p in obj.programs]
+    hooks = [h.name for h in obj.program.hooks]
     if args.hook not in hooks:
         raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(hooks) or 'none'}")
+    fn = obj.program.hook(args.hook)
+    timer = fn.hook == "timer"
+    if timer and packet is not None:
+        raise UsageError(f"`{args.hook}` is a @timer handler, which runs without a packet: drop "
+                         "--packet and name the map entry it fires for with --key")
+    if not timer and args.key is not None:
+        raise UsageError(f"--key names the map entry a @timer handler fires for; `{args.hook}` "
+                         f"is a packet hook (@{fn.hook}): give it a frame with --packet HEX")
+    if not timer and packet is None:
+        raise UsageError(f"`{args.hook}` is a packet hook (@{fn.hook}): give it a frame with "
+                         "--packet HEX")
     _kernel()
     ncpu = possible_cpus()
     if not 0 <= args.cpu < min(ncpu, os.cpu_count() or 1):
         raise UsageError(f"--cpu {args.cpu}: this machine has CPUs 0 to {(os.cpu_count() or 1) - 1}")
     store = _parse_maps(obj.program, args.maps, ncpu)
-    inp = frame_input(packet, maps=store, now_ns=args.now, cpu=args.cpu, rx_queue=0)
+    key = _parse_key(obj.program, args.hook, args.key, store) if timer else b""
+    frame = _FIRE_FRAME if packet is None else packet
+    inp = frame_input(frame, maps=store, now_ns=args.now, cpu=args.cpu, rx_queue=0)
     try:
         with KernelHarness(obj) as runner:
-            kernel = runner.run(args.hook, inp)
+            verdicts = verdict_lines(obj.program, runner.loaded)
+            kernel = runner.run_timer(args.hook, key, inp) if timer else runner.run(args.hook, inp)
     except RunError as e:
         raise InputError(str(e)) from None
-    interp = Interpreter(obj.program).run(args.hook, inp)
+    interpreter = Interpreter(obj.program)
+    interp = interpreter.run_timer(args.hook, key, inp) if timer else interpreter.run(args.hook, inp)
     diffs = compare(kernel, interp)
     uses_clock = any(k == "helper" and n in ("now_ns()", "random_u32()")
-                     for k, n, _ in obj.program.hook(args.hook).effects)
-    print(show_side_by_side(obj.program, packet, store, kernel, interp, diffs))
+                     for k, n, _ in fn.effects)
+    print("\n".join(verdicts))
+    print(show_side_by_side(obj.program, frame, store, kernel, interp, diffs,
+                            (args.hook, key) if timer else None))
     if diffs and uses_clock:
         print("note: the hook reads the clock or random numbers, which the interpreter takes "
               "as inputs (--now); differences there are expected")
@@ -242,6 +352,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
         raise UsageError("fuzz needs a FILE, or --programs N to generate programs")
     if args.examples < 1:
         raise UsageError("--examples must be at least 1")
+    from etran.cli.verifier_report import verdict_lines
     from etran.differential.harness import KernelHarness
     from etran.differential.inputs import describe, fuzz_hook, save_counterexample
     obj = _compile(args.file, observe=True)
@@ -258,6 +369,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
 
     failed = False
     with KernelHarness(obj) as runner:
+        print("\n".join(verdict_lines(obj.program, runner.loaded)), flush=True)
         for hook in chosen:
             report = fuzz_hook(runner, hook, args.examples, args.seed, progress)
             if tty:
@@ -291,6 +403,10 @@ def build_parser() -> argparse.ArgumentParser:
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
     c = sub.add_parser("check", help="check a transport and report each hook's budget")
     c.add_argument("file")
+    c.add_argument("--kernel-decides", action="store_true",
+                   help="when the checker's (pessimistic) estimate of verifier work is over "
+                   "the kernel's limit, warn instead; then load every hook into the kernel "
+                   "verifier and show its verdict next to the estimate (needs a kernel)")
     c.set_defaults(func=cmd_check)
     b = sub.add_parser("build", help="compile a transport to a BPF ELF object")
     b.add_argument("file")
@@ -309,8 +425,10 @@ def build_parser() -> argparse.ArgumentParser:
     v.set_defaults(func=cmd_verify)
     r = sub.add_parser("run", help="run a hook in the kernel and in the interpreter, compare")
     r.add_argument("file")
-    r.add_argument("hook")
-    r.add_argument("--packet", required=True, help="the frame, as hex bytes")
+    r.add_argument("hook", help="a packet hook, or a @timer handler")
+    r.add_argument("--packet", help="the frame, as hex bytes (packet hooks)")
+    r.add_argument("--key", help="the key of the map entry a @timer handler fires for: JSON "
+                   "with the key's field names, or an integer")
     r.add_argument("--maps", help="map contents as JSON, or @file.json")
     r.add_argument("--now", type=int, default=0, help="the clock for the interpreter (ns)")
     r.add_argument("--cpu", type=int, default=0, help="run on this CPU")
@@ -345,9 +463,10 @@ def _errors() -> list[tuple[type[BaseException], Callable[[Any], tuple[str, int]
     from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
 
     def verifier(e: VerifierError) -> tuple[str, int]:
-        from etran.cli.verifier_report import parse_rejection, render_rejection
+        from etran.cli.verifier_report import parse_rejection, rejection_line, render_rejection
         r = parse_rejection(e.program, e.log, e.error_line)
-        return render_rejection(r, _SOURCES, e.log if _WANT_LOG else None), EXIT_PROGRAM
+        return render_rejection(r, _SOURCES, e.log if _WANT_LOG else None,
+                                rejection_line(_PROGRAM, e.program, e.log)), EXIT_PROGRAM
 
     return [
         (DiagnosticError, lambda e: (str(e), EXIT_PROGRAM)),
@@ -362,12 +481,13 @@ def _errors() -> list[tuple[type[BaseException], Callable[[Any], tuple[str, int]
 
 
 _SOURCES: dict[str, str] = {}
+_PROGRAM: Any = None
 _WANT_LOG = False
 _KERNEL_DECIDES = False
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    global _WANT_LOG, _KERNEL_DECIDES
+    global _WANT_LOG, _KERNEL_DECIDES, _PROGRAM
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -378,6 +498,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     _WANT_LOG = bool(getattr(args, "log", False))
     _KERNEL_DECIDES = bool(getattr(args, "kernel_decides", False))
+    _PROGRAM = None
     try:
         return int(args.func(args))
     except KeyboardInterrupt:

@@ -4,9 +4,12 @@
 host (each host has its own maps, as separate machines would), attaches its ``@xdp`` program
 to every host's interface, pins links, maps and programs under ``/sys/fs/bpf/etran/<run>/``
 and exits, leaving the run in place; ``--hold`` keeps it in the foreground instead and tears
-it down on Ctrl-C or SIGTERM. ``etran status`` lists every run: hosts, attached programs,
-interface counters, maps with a few entries (decoded with the struct declarations of the run's
-source file), and anything ``etran-*`` no run accounts for.
+it down on Ctrl-C or SIGTERM. It prints each hook's verdict from the kernel verifier next to
+the checker's estimate (``etran.cli.verifier_report.verdict_lines``); ``--kernel-decides``
+loads a hook whose estimate is over the verifier's limit anyway. ``etran status`` lists every
+run: hosts, attached programs, interface counters, maps with a few entries (decoded with the
+struct declarations of the run's source file; a ring buffer with its size in bytes), and
+anything ``etran-*`` no run accounts for.
 ``etran down`` removes everything (``--run ID`` one run; ``--orphans`` only runs whose
 process died) and checks that nothing is left.
 
@@ -26,7 +29,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from etran.abi import MAP_TYPE_NAMES
+from etran.abi import MAP_TYPE_NAMES, RINGBUF_MAP_TYPE
 from etran.runtime import attach, netns, runs
 from etran.runtime.errors import EtranRuntimeError, VerifierError
 from etran.runtime.maps import Map
@@ -46,6 +49,9 @@ def add_runtime_commands(subparsers: Any) -> None:
                     help="XDP attach mode (default: native)")
     up.add_argument("--hold", action="store_true",
                     help="stay in the foreground; tear down on Ctrl-C or SIGTERM")
+    up.add_argument("--kernel-decides", action="store_true",
+                    help="when the checker's (pessimistic) estimate of verifier work is over "
+                    "the kernel's limit, warn and load anyway: the kernel verifier decides")
     up.set_defaults(func=cmd_up)
     status = subparsers.add_parser("status", help="show runs: hosts, programs, maps, counters")
     status.add_argument("--entries", type=int, default=3, metavar="N",
@@ -94,15 +100,22 @@ def cmd_up(args: argparse.Namespace) -> int:
 
 
 def _up(args: argparse.Namespace) -> int:
+    from etran.cli.verifier_report import counts, estimate_of, verdict_lines
+    from etran.dsl.diagnostics import DiagnosticSink, render
     from etran.pipeline import compile_file
-    from etran.runtime.loader import load_object
+    from etran.runtime.loader import LoadedObject, VerifierStats, load_object
     from etran.runtime.topology import Topology, parse_kind
 
     if not os.path.isfile(args.file):
         return _fail(f"{args.file}: no such file", EXIT_USAGE)
     parse_kind(args.topology)  # a bad kind is a usage error before anything is built
     check_kernel_support()
-    compiled = compile_file(args.file)
+    sink = DiagnosticSink()
+    compiled = compile_file(args.file, budget_advisory=args.kernel_decides, sink=sink)
+    warnings = [d for d in sink.sorted() if d.severity == "warning"]
+    if warnings:
+        print(render(warnings) + "\n  (--kernel-decides: loading anyway; the kernel "
+              "verifier decides)", file=sys.stderr)
     ingress = [p.name for p in compiled.programs if p.hook == "xdp"]
     if len(ingress) > 1:
         return _fail(f"{args.file} has {len(ingress)} @xdp programs ({', '.join(ingress)}); "
@@ -110,16 +123,26 @@ def _up(args: argparse.Namespace) -> int:
     stem = os.path.splitext(os.path.basename(args.file))[0]
     topo = Topology(args.topology, source=os.path.abspath(args.file))
     try:
+        first: LoadedObject | None = None
         for host in topo.hosts:
             obj = topo.own(load_object(compiled.elf, stem[:15]), host)
+            first = first or obj
             if ingress:
                 topo.attach(host, obj.programs[ingress[0]], args.mode)
         hooks = {p.name: p.hook for p in compiled.programs}
-        _print_up(topo, args.file, hooks)
+        # every host loads the same object: the verifier's numbers are the first host's
+        _print_up(topo, args.file, hooks,
+                  verdict_lines(compiled.program, first) if first is not None else [])
         if args.hold:
             _hold(topo)
             return EXIT_OK
         pins = topo.persist()
+    except VerifierError as exc:
+        topo.close()
+        known = counts(VerifierStats.parse(exc.log).processed_insns,
+                       estimate_of(compiled.program, exc.program))
+        return _fail(f"{exc.summary()}{'; ' + known if known else ''}; run `etran verify "
+                     f"{args.file} --log` for the verifier's log", EXIT_PROGRAM)
     except BaseException:
         topo.close()
         raise
@@ -128,7 +151,7 @@ def _up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _print_up(topo: Any, file: str, hooks: dict[str, str]) -> None:
+def _print_up(topo: Any, file: str, hooks: dict[str, str], verdicts: list[str]) -> None:
     print(f"etran: run {topo.run_id} is up: {topo.kind} running {file}")
     attached = {key: link for key, link in topo.links.items() if not key.startswith("link:")}
     for host in topo.hosts.values():
@@ -136,6 +159,8 @@ def _print_up(topo: Any, file: str, hooks: dict[str, str]) -> None:
         where = f"@xdp {link.program} ({link.mode})" if link else "no @xdp program"
         print(f"  host {host.name:<4} netns {host.netns:<20} {host.ifname} {host.ip:<12} "
               f"{host.mac}  {where}")
+    for line in verdicts:
+        print(line)
     others = [f"@{hook} {name}" for name, hook in hooks.items() if hook != "xdp"]
     if others:
         print(f"  loaded, run by the runtime on demand: {', '.join(others)}")
@@ -258,6 +283,9 @@ def _print_map(path: str, entries: int, declaration: Any = None) -> None:
     try:
         with Map.from_pinned(path) as map_:
             kind = MAP_TYPE_NAMES.get(map_.map_type, str(map_.map_type))
+            if map_.map_type == RINGBUF_MAP_TYPE:  # max_entries is its size in bytes
+                print(f"    map {os.path.basename(path)} ({kind}, {map_.max_entries} bytes)")
+                return
             if map_.map_type not in _LISTABLE:
                 print(f"    map {os.path.basename(path)} ({kind}, max {map_.max_entries} entries)")
                 return

@@ -1,4 +1,6 @@
-"""Side-by-side display of a kernel run and an interpreter run, for `etran run` and the demo."""
+"""Side-by-side display of a kernel run and an interpreter run, for `etran run`, `etran fuzz`'s
+counterexamples and the demo: of a packet hook on a frame, or of a @timer handler fired for
+one map entry."""
 from __future__ import annotations
 
 from typing import Any
@@ -40,27 +42,44 @@ def _row(label: str, left: str, right: str) -> str:
     return f"  {label:<16} {left:<{WIDTH}} {'same' if same else right}"
 
 
+def timer_map(program: tir.Program, handler: str) -> Any:
+    """The map whose entries the @timer handler `handler` fires for."""
+    fn = program.hook(handler)
+    assert fn.timer_field is not None
+    value, _ = fn.timer_field
+    return next(m for m in program.maps if m.value is value)
+
+
 def show_side_by_side(program: tir.Program, packet: bytes, before: MapStore, kernel: RunResult,
-                      interp: RunResult, diffs: list[Any]) -> str:
-    lines = [f"  {'':<16} {'kernel':<{WIDTH}} interpreter"]
-    lines.append(_row("action", action_name(kernel.action), action_name(interp.action)))
+                      interp: RunResult, diffs: list[Any],
+                      timer: tuple[str, bytes] | None = None) -> str:
+    """Both runs in two columns; `timer` = (handler, key) for a @timer handler fired for the
+    entry with that key (no packet, no action: the rows about them are left out)."""
+    lines = []
+    if timer is not None:
+        m = timer_map(program, timer[0])
+        key = codec.decode(m.key, timer[1], pretty=True)
+        lines.append(f"  @timer {timer[0]} fired for {m.name}[{_fmt(key)}]")
+    lines.append(f"  {'':<16} {'kernel':<{WIDTH}} interpreter")
+    if timer is None:
+        lines.append(_row("action", action_name(kernel.action), action_name(interp.action)))
 
-    def pkt(p: bytes) -> str:
-        if p == packet:
-            return f"{len(p)} bytes, unchanged"
-        return f"{len(p)} bytes, changed"
-    lines.append(_row("packet", pkt(kernel.packet), pkt(interp.packet)))
-    if kernel.packet != packet or interp.packet != packet:
-        lines.append(f"    kernel bytes:      {kernel.packet.hex()}")
-        if interp.packet != kernel.packet:
-            lines.append(f"    interpreter bytes: {interp.packet.hex()}")
+        def pkt(p: bytes) -> str:
+            if p == packet:
+                return f"{len(p)} bytes, unchanged"
+            return f"{len(p)} bytes, changed"
+        lines.append(_row("packet", pkt(kernel.packet), pkt(interp.packet)))
+        if kernel.packet != packet or interp.packet != packet:
+            lines.append(f"    kernel bytes:      {kernel.packet.hex()}")
+            if interp.packet != kernel.packet:
+                lines.append(f"    interpreter bytes: {interp.packet.hex()}")
 
-    def redir(r: RunResult) -> str:
-        if r.redirect is None:
-            return "-"
-        target = f"{r.redirect[0]}[{r.redirect[1]}]"
-        return target if r.action == 4 else f"{target}: empty, fell back"
-    lines.append(_row("redirect", redir(kernel), redir(interp)))
+        def redir(r: RunResult) -> str:
+            if r.redirect is None:
+                return "-"
+            target = f"{r.redirect[0]}[{r.redirect[1]}]"
+            return target if r.action == 4 else f"{target}: empty, fell back"
+        lines.append(_row("redirect", redir(kernel), redir(interp)))
     kt = ", ".join(f"{t.map}.{t.field} in {t.delay_ns} ns" for t in kernel.timers) or "-"
     it = ", ".join(f"{t.map}.{t.field} in {t.delay_ns} ns" for t in interp.timers) or "-"
     lines.append(_row("timers started", kt, it))

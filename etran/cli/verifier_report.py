@@ -1,4 +1,10 @@
-"""Explain a verifier rejection in the language's terms, at the DSL line that caused it.
+"""The kernel verifier's verdicts, next to the checker's estimates; a rejection explained in
+the language's terms, at the DSL line that caused it.
+
+Every command that loads a transport into the kernel (`verify`, `run`, `fuzz`, `up`,
+`check --kernel-decides`) reports each hook in one format, `verdict_lines`:
+
+    rx: accepted by the kernel verifier, 1,234 instructions processed (checker estimate 5,678)
 
 The kernel's log already names DSL lines: every instruction carries line info
 from the object's .BTF.ext, and the log prints `; <source line> @ file.py:N`
@@ -11,8 +17,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from etran.dsl.diagnostics import Diagnostic, Source, Span, render
+from etran.lower.observe import FIRE_SUFFIX
+
+if TYPE_CHECKING:
+    from etran.ir import tir
+    from etran.runtime.loader import LoadedObject
 
 _MARKER = re.compile(r"^; (?P<text>.*) @ (?P<file>[^:@]+):(?P<line>\d+)$")
 _INSN = re.compile(r"^\d+: \(")
@@ -86,8 +98,10 @@ def parse_rejection(program: str, log: str, error_line: str | None = None) -> Re
     return Rejection(program, message, file, line, trail, hint)
 
 
-def render_rejection(r: Rejection, sources: dict[str, str], full_log: str | None = None) -> str:
-    """A diagnostic at the DSL line, then the verifier's last steps, then (optionally) the log."""
+def render_rejection(r: Rejection, sources: dict[str, str], full_log: str | None = None,
+                     verdict: str | None = None) -> str:
+    """A diagnostic at the DSL line, the `verdict` line (processed count and estimate) if
+    given, then the verifier's last steps, then (optionally) the log."""
     span = None
     if r.file is not None and r.line is not None:
         for name, text in sources.items():
@@ -103,6 +117,8 @@ def render_rejection(r: Rejection, sources: dict[str, str], full_log: str | None
     out = [render([diag])]
     if span is None and r.file is not None:
         out.append(f"  at {r.file}:{r.line}")
+    if verdict is not None:
+        out.append(verdict)
     out.append("  verifier trace (last steps; `;` lines are DSL source):")
     out.extend("    " + ln for ln in r.trail)
     if full_log is not None:
@@ -111,3 +127,60 @@ def render_rejection(r: Rejection, sources: dict[str, str], full_log: str | None
     else:
         out.append("  (run with --log for the full verifier log)")
     return "\n".join(out)
+
+
+# ---------------------------------------------------------------- verdicts
+def counts(processed: int | None, estimate: int | None) -> str:
+    """"1,234 instructions processed (checker estimate 5,678)", or what of it is known."""
+    parts = [f"{processed:,} instructions processed"] if processed else []
+    if estimate is not None:
+        parts.append(f"(checker estimate {estimate:,})")
+    return " ".join(parts)
+
+
+def verdict_line(hook: str, verdict: str, processed: int | None, estimate: int | None) -> str:
+    """One hook: the kernel's verdict and processed count, then the checker's estimate."""
+    known = counts(processed, estimate)
+    return f"  {hook}: {verdict} by the kernel verifier" + (f", {known}" if known else "")
+
+
+def estimate_of(program: tir.Program | None, hook: str) -> int | None:
+    """The checker's estimate of the verifier's work for `hook` (or its `__fire` program)."""
+    if program is None:
+        return None
+    est = program.budgets.get(hook.removesuffix(FIRE_SUFFIX))
+    return est.processed if est is not None else None
+
+
+def verdict_lines(program: tir.Program, loaded: LoadedObject, details: bool = False) -> list[str]:
+    """A line for every hook of `program` in the loaded object, in source order.
+
+    A @timer handler has a program of its own only in an observing build (`<handler>__fire`,
+    which fires it on demand); otherwise the kernel verifies it as a callback inside the
+    programs that start its timer, and its line says so. `details` adds the verifier's
+    other statistics (`etran verify`)."""
+    out = []
+    for hook in program.hooks:
+        prog = loaded.programs.get(hook.name) or loaded.programs.get(hook.name + FIRE_SUFFIX)
+        estimate = estimate_of(program, hook.name)
+        if prog is None:
+            out.append(f"  {hook.name}: no program of its own: the kernel verifies it as a "
+                       "callback inside the hooks that start its timer"
+                       + (f" (checker estimate {estimate:,})" if estimate is not None else ""))
+            continue
+        s = prog.stats
+        line = verdict_line(hook.name, "accepted", s.processed_insns, estimate)
+        if details:
+            line += (f", {s.total_states} states (peak {s.peak_states}), "
+                     f"stack {'+'.join(map(str, s.stack_depth)) or '0'} bytes, "
+                     f"{prog.xlated_insn_count()} instructions loaded, "
+                     f"verified in {s.verification_time_us} us")
+        out.append(line)
+    return out
+
+
+def rejection_line(program: tir.Program | None, rejected: str, log: str) -> str:
+    """The verdict line of the program the kernel rejected (`<handler>__fire` is its handler)."""
+    from etran.runtime.loader import VerifierStats
+    return verdict_line(rejected.removesuffix(FIRE_SUFFIX), "rejected",
+                        VerifierStats.parse(log).processed_insns, estimate_of(program, rejected))

@@ -9,10 +9,11 @@ ring-buffer records, timers started. `compare` lists the differences.
 from __future__ import annotations
 
 import os
+import socket
 from dataclasses import dataclass
 from typing import Any
 
-from etran.abi import ETH_HLEN, MAX_TEST_FRAME
+from etran.abi import ETH_HLEN, LOOPBACK_IFINDEX, MAX_TEST_FRAME
 from etran.backend.emit import CompiledObject
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore, RunInput, RunResult, TimerStarted
@@ -77,7 +78,16 @@ class KernelHarness:
 
         Only what differs from the kernel's last known contents is written: a
         fuzzing loop usually changes one entry per run, and a map update is a syscall.
+        A DevMap's values are interface indexes the kernel resolves when they are
+        written, so every one must name an interface of this network namespace
+        (checked before anything is written: `RunError` otherwise).
         """
+        for m in self.program.maps:
+            if m.kind == "DevMap":
+                have_dev = self._known.get(m.name) or {}
+                for k, v in _raw_contents(m, store[m.name]).items():
+                    if have_dev.get(k) != v:
+                        _check_devmap_slot(m, k, v)
         for m in self.program.maps:
             live = self.loaded.maps[m.name]
             st = store[m.name]
@@ -200,6 +210,24 @@ def _raw_contents(m: Any, st: Any) -> Any:
         else:
             out[bytes(k)] = v
     return out
+
+
+def _check_devmap_slot(m: Any, key: bytes, ifindex: Any) -> None:
+    """A DevMap slot the kernel would take: in range, holding an existing interface's index
+    (the kernel refuses unknown ones, and an ifindex of 0 empties the slot instead)."""
+    slot = int.from_bytes(key, "little")
+    where = f"DevMap `{m.name}` slot {slot}"
+    if slot >= m.max_entries:
+        raise RunError(f"{where}: the map has slots 0 to {m.max_entries - 1}")
+    if not isinstance(ifindex, int) or not 0 < ifindex < 1 << 32:
+        raise RunError(f"{where}: {ifindex!r} is not an interface index; a slot holds the "
+                       f"index of an interface (loopback is {LOOPBACK_IFINDEX}), or is left out")
+    try:
+        socket.if_indextoname(ifindex)
+    except OSError:
+        raise RunError(f"{where}: no interface has index {ifindex} in this network namespace; "
+                       f"use an existing one (`ip link` lists them; loopback is "
+                       f"{LOOPBACK_IFINDEX})") from None
 
 
 def _encode_value(m: Any, v: Any) -> bytes:

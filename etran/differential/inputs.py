@@ -211,8 +211,9 @@ def describe(cx: Counterexample, obj: CompiledObject | None = None) -> str:
     for name, contents in data["maps"].items():
         lines.append(f"  map {name}: {json.dumps(contents)}")
     before = cx.input.maps or MapStore(cx.program)
+    timer = (cx.hook, cx.timer_key) if cx.timer_key is not None else None
     lines.append(show_side_by_side(cx.program, cx.input.packet, before, cx.kernel,
-                                   cx.interpreter, cx.differences))
+                                   cx.interpreter, cx.differences, timer))
     if obj is not None:
         from etran.backend.disasm import disassemble, render
         from etran.backend.objfile import read_object

@@ -140,6 +140,10 @@ class ModuleContext:
             params += [PTR, PTR] if isinstance(p.type, PacketType) else [llvm_type(p.type)]
         ret = ir.VoidType() if isinstance(fn.returns, VoidType) else llvm_type(fn.returns)
         name = "__etran_" + fn.name.replace(".", "_")
+        copies = 1
+        while name in self.m.globals:  # a function's copies (checked per call: see `specialize`)
+            copies += 1
+            name = f"__etran_{fn.name.replace('.', '_')}_{copies}"
         irfn = ir.Function(self.m, ir.FunctionType(ret, params), name)
         irfn.linkage = "internal"
         irfn.attributes.add("alwaysinline")

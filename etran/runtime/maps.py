@@ -23,6 +23,7 @@ from etran.abi import (
     PERCPU_MAP_TYPES,
     QUEUE_LIKE_MAP_TYPES,
     RINGBUF_MAP_TYPE,
+    SLOT_MAP_TYPES,
 )
 from etran.runtime import libbpf as lb
 from etran.runtime.errors import BpfError, EtranRuntimeError
@@ -204,8 +205,10 @@ class Map:
         return sum(1 for _ in self.keys())
 
     def clear(self) -> None:
-        """Remove every element (hash-like), pop every value (queue/stack), or zero every
-        value (array: the kernel cannot delete array elements)."""
+        """Remove every element (hash-like), pop every value (queue/stack), zero every value
+        (array: the kernel cannot delete array elements), or empty every slot (devmap, cpumap,
+        xskmap: their values are devices, CPUs and sockets the kernel resolves, so a slot
+        cannot be "zeroed", only emptied)."""
         if self.map_type in HASH_LIKE_MAP_TYPES:
             for key in list(self.keys()):
                 self.delete(key)
@@ -216,6 +219,9 @@ class Map:
             zero = bytes(self.lookup_size)
             for index in range(self.max_entries):
                 self.update(index.to_bytes(self.key_size, "little"), zero)
+        elif self.map_type in SLOT_MAP_TYPES:
+            for index in range(self.max_entries):  # deleting an empty slot succeeds
+                self.delete(index.to_bytes(self.key_size, "little"))
         else:
             raise EtranRuntimeError(f"clear map {self.name!r}",
                                     f"not supported for {self.type_name} maps")

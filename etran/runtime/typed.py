@@ -217,7 +217,8 @@ class TypedMap:
         return len(self.map)
 
     def clear(self) -> None:
-        """Remove every element (hash), zero every slot (array), or empty a queue."""
+        """Remove every element (hash), zero every slot (array), empty every slot (DevMap,
+        XskMap), or empty a queue."""
         self.map.clear()
 
     def _need_keys(self, verb: str) -> None:

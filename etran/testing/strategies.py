@@ -24,6 +24,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
+from etran.abi import LOOPBACK_IFINDEX
 from etran.interp.state import MapStore, RunInput, frame_input
 from etran.ir import tir
 from etran.ir.types import ArrayType, BeType, BoolType, IntType, MapType, SpinLockType, StructType, TimerType
@@ -222,13 +223,19 @@ def map_contents(draw: st.DrawFn, program: tir.Program, ncpu: int = 1,
                  max_entries: int = 6) -> MapStore:
     """Contents for every map of `program`, drawn from its struct declarations.
 
-    XskMaps and DevMaps stay empty (their slots are sockets and devices), LRU maps
-    stay below capacity (the kernel's LRU eviction is approximate), and ring
-    buffers start empty.
+    DevMap slots hold loopback, the one interface every network namespace has (the
+    kernel takes only existing interfaces), XskMaps stay empty (their slots are
+    sockets), LRU maps stay below capacity (the kernel's LRU eviction is
+    approximate), and ring buffers start empty.
     """
     store = MapStore(program, ncpu)
     for m in program.maps:
-        if m.kind in ("XskMap", "DevMap", "RingBuf"):
+        if m.kind == "DevMap":
+            slots = min(m.max_entries, 64)
+            for slot in draw(st.sets(st.integers(0, slots - 1), max_size=min(max_entries, slots))):
+                store.set_raw(m.name, slot.to_bytes(4, "little"), LOOPBACK_IFINDEX)
+            continue
+        if m.kind in ("XskMap", "RingBuf"):
             continue
         assert m.value is not None
         limit = min(max_entries, m.max_entries - (1 if m.kind == "LruHashMap" else 0))
@@ -459,7 +466,13 @@ def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entri
     """Map contents chosen by the bytes, with the rules of `map_contents`."""
     store = MapStore(program, ncpu)
     for m in program.maps:
-        if m.kind in ("XskMap", "DevMap", "RingBuf") or m.value is None:
+        if m.kind == "DevMap":
+            slots = min(m.max_entries, 64)
+            for _ in range(src.byte() % (min(max_entries, slots) + 1)):
+                store.set_raw(m.name, (src.byte() % slots).to_bytes(4, "little"),
+                              LOOPBACK_IFINDEX)
+            continue
+        if m.kind in ("XskMap", "RingBuf") or m.value is None:
             continue
         limit = min(max_entries, m.max_entries - (1 if m.kind == "LruHashMap" else 0))
         n = src.byte() % (max(limit, 0) + 1)

@@ -139,3 +139,200 @@ def test_the_estimate_is_the_same_under_every_hash_seed() -> None:
                               ).stdout for seed in ("1", "2", "3", "4")}
     assert len(outputs) == 1, outputs
     assert "hottest='line 47 (611 instructions)'" in outputs.pop()
+
+
+# ---------------------------------------------------------------- header parameters
+PICK = ("def pick(e: Eth, i: u32) -> u8:\n    alias = e\n    return alias.dst[i]\n\n"
+        "def pick_twice(e: Eth, i: u32) -> u8:\n    return pick(e, i) + e.src[i]\n")
+
+
+def _index_places(fn: tir.Function) -> list[tir.IndexPlace]:
+    found: list[tir.IndexPlace] = []
+    todo: list[object] = list(fn.body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, tir.IndexPlace):
+            found.append(n)
+        if isinstance(n, (tuple, list)):
+            todo += list(n)
+        elif not isinstance(n, (tir.Var, tir.Function)) and hasattr(n, "__slots__"):
+            todo += [getattr(n, s) for s in n.__slots__ if s not in ("type", "span", "elem")]
+    return found
+
+
+def _calls(fn: tir.Function) -> list[tir.Call]:
+    found: list[tir.Call] = []
+    todo: list[object] = list(fn.body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, tir.Call):
+            found.append(n)
+        if isinstance(n, (tuple, list)):
+            todo += list(n)
+        elif not isinstance(n, (tir.Var, tir.Function)) and hasattr(n, "__slots__"):
+            todo += [getattr(n, s) for s in n.__slots__ if s not in ("type", "span")]
+    return sorted(found, key=lambda c: (c.span.line, c.span.col))
+
+
+def test_a_header_parameter_indexed_at_a_runtime_index_is_decided_per_call() -> None:
+    """A header parameter is a packet view at one call, a value on the stack at another:
+    each call gets a copy of the function whose index is checked where the element lives
+    (the view's copy against the packet's end, so it takes the packet too). It was refused
+    (`packet-access`), and an alias of the parameter slipped past the refusal and compiled
+    to a read of the packet's end through a null context, which the kernel refused."""
+    from etran.ir.validate import validate
+    p = check("    e = pkt.header(Eth, 0)\n    if e is None:\n        return XDP_PASS\n"
+              "    s = Eth()\n    a = pick_twice(e, pkt.len)\n    b = pick_twice(s, pkt.len)\n"
+              "    c = pick_twice(e, 3)\n    return XDP_PASS if a + b + c == 0 else XDP_DROP\n", PICK)
+    assert validate(p) == []
+    on_view, on_stack, again = _calls(p.hook("h"))
+    assert on_view.func is again.func and on_view.func is not on_stack.func
+    assert [x.name for x in on_view.func.params] == ["e", "i", "pkt"]
+    assert [x.name for x in on_stack.func.params] == ["e", "i"]
+    for call, in_packet in ((on_view, True), (on_stack, False)):
+        assert [x.in_packet for x in _index_places(call.func)] == [in_packet]   # e.src[i]
+        (inner,) = _calls(call.func)
+        assert [x.in_packet for x in _index_places(inner.func)] == [in_packet]  # alias.dst[i]
+        assert len(inner.func.params) == len(call.func.params)
+
+
+def test_a_struct_parameter_that_gets_a_packet_view_is_decided_per_call_too() -> None:
+    """`pkt.header` takes a Struct as well as a Header; a Struct parameter given such a view
+    was taken for a stack or map value, and its element read without the check against the
+    packet's end (accepted by the checker, refused by the kernel)."""
+    p = check("    v = pkt.header(Pair, 14)\n    if v is None:\n        return XDP_PASS\n"
+              "    s = Pair()\n    a = pick(v, pkt.len)\n    b = pick(s, pkt.len)\n"
+              "    return XDP_PASS if a == b else XDP_DROP\n",
+              "class Pair(Struct):\n    vals: Array[u8, 8]\n\n"
+              "def pick(p: Pair, i: u32) -> u8:\n    return p.vals[i]\n")
+    on_view, on_stack = _calls(p.hook("h"))
+    assert [x.in_packet for x in _index_places(on_view.func)] == [True]
+    assert [x.in_packet for x in _index_places(on_stack.func)] == [False]
+
+
+def test_a_view_on_some_paths_only_cannot_be_indexed_at_a_runtime_index() -> None:
+    """Its element would need the check against the packet's end on one path and must not
+    get it on the other. Both were accepted: a conditional expression of two views compiled
+    without the check (the kernel refused it), a view replaced by a stack value on one path
+    compiled with it (the stack element read 0 in the kernel)."""
+    assert rules("    e = pkt.header(Eth, 0)\n    if e is None:\n        return XDP_PASS\n"
+                 "    if pkt.len < 100:\n        e = Eth()\n"
+                 "    return XDP_PASS if e.dst[pkt.len] == 0 else XDP_DROP\n") == ["packet-access"]
+    assert rules("    e = pkt.header(Eth, 0)\n    if e is None:\n        return XDP_PASS\n"
+                 "    s = Eth()\n    x = e if pkt.len < 100 else s\n"
+                 "    return XDP_PASS if x.dst[pkt.len] == 0 else XDP_DROP\n") == ["packet-access"]
+    p = check("    a = pkt.header(Eth, 0)\n    b = pkt.header(Eth, 14)\n"
+              "    if a is None or b is None:\n        return XDP_PASS\n"
+              "    x = a if pkt.len < 100 else b\n"
+              "    return XDP_PASS if x.dst[pkt.len] == 0 else XDP_DROP\n")
+    assert [x.in_packet for x in _index_places(p.hook("h"))] == [True]
+
+
+def test_a_call_that_makes_a_parameter_a_view_on_some_paths_only_is_named() -> None:
+    extra = ("def choose(a: Eth, b: Eth, first: bool, i: u32) -> u8:\n"
+             "    x = a if first else b\n    return x.dst[i]\n")
+    with pytest.raises(DiagnosticError) as err:
+        check("    e = pkt.header(Eth, 0)\n    if e is None:\n        return XDP_PASS\n"
+              "    s = Eth()\n    c = choose(e, s, True, 1) + choose(s, s, True, 2)\n"
+              "    return XDP_PASS if c == 0 else XDP_DROP\n", extra)
+    (d,) = err.value.diagnostics
+    assert d.rule == "packet-access" and d.span.line == 5
+    assert d.hints[-1] == "this is `choose` as called at line 13, where `a` is a packet view"
+
+
+def test_a_copy_reports_nothing_its_function_already_reported() -> None:
+    extra = ("def pick(pkt: Packet, e: Eth, i: u32) -> u8:\n    pkt.resize_tail(-1)\n"
+             "    return e.dst[i]\n")
+    with pytest.raises(DiagnosticError) as err:
+        check("    e = pkt.header(Eth, 0)\n    if e is None:\n        return XDP_PASS\n"
+              "    s = Eth()\n    c = pick(pkt, s, 1)\n    e = pkt.header(Eth, 0)\n"
+              "    if e is None:\n        return XDP_PASS\n    c += pick(pkt, e, 2)\n"
+              "    return XDP_PASS if c == 0 else XDP_DROP\n", extra)
+    assert [d.rule for d in err.value.diagnostics] == ["view-after-resize"]
+
+
+def test_recursion_through_a_header_parameter_is_reported_once() -> None:
+    extra = ("def pick(e: Eth, i: u32) -> u8:\n    if i > 5:\n        return pick(e, i - 1)\n"
+             "    return e.dst[i]\n")
+    assert rules("    e = pkt.header(Eth, 0)\n    if e is None:\n        return XDP_PASS\n"
+                 "    return XDP_PASS if pick(e, pkt.len) == 0 else XDP_DROP\n", extra) \
+        == ["recursion"]
+
+
+def test_a_timer_handler_indexes_a_header_key_at_a_runtime_index() -> None:
+    """The kernel passes a timer handler the entry's key and value: never packet views."""
+    p = check_source(
+        "from etran.dsl import *\n\nclass Key(Header):\n    octets: Array[u8, 8]\n\n"
+        "class Flow(Struct):\n    at: u32\n    seen: u8\n    rto: Timer\n\n"
+        "flows = HashMap(Key, Flow, max_entries=4)\n\n@timer(Flow.rto)\n"
+        "def fired(key: Key, f: Flow) -> None:\n    f.seen = key.octets[f.at]\n\n"
+        "@xdp\ndef rx(pkt: Packet) -> int:\n    f = flows.get(Key())\n    if f is not None:\n"
+        "        f.rto.start(1000)\n    return XDP_PASS\n", "t.py")
+    assert [x.in_packet for x in _index_places(p.hook("fired"))] == [False]
+
+
+# ---------------------------------------------------------------- returned actions
+def _diagnostics(body: str, extra: str = "") -> list[tuple[str, int, int, str]]:
+    with pytest.raises(DiagnosticError) as err:
+        check(body, extra)
+    return [(d.rule, d.span.line, d.span.col, d.message) for d in err.value.diagnostics]
+
+
+def test_every_constant_a_hook_can_return_is_an_action() -> None:
+    """`return XDP_PASS if c else 7` and a helper returning 7 were accepted, and the kernel
+    returned 7."""
+    extra = ("def seven() -> u32:\n    return 7\n\n"
+             "def narrow(x: u32) -> u8:\n    if x > 3:\n        return 9\n    return u8(x)\n")
+    assert _diagnostics(
+        "    if pkt.len > 1000:\n        return XDP_PASS if pkt.len > 1200 else 7\n"
+        "    if pkt.len > 900:\n        return seven()\n"
+        "    if pkt.len > 800:\n        return XDP_DROP if pkt.len > 850 else narrow(pkt.len)\n"
+        "    if pkt.len > 700:\n        return max(pkt.len, 6)\n"
+        "    return max(5, 9)\n", extra) == [
+        ("hook-return", 14, 48, "7 is not an XDP action"),
+        ("hook-return", 16, 16, "`seven` can return 7 (line 4), which is not an XDP action"),
+        ("hook-return", 18, 47, "`narrow` can return 9 (line 8), which is not an XDP action"),
+        ("hook-return", 20, 16, "this `max` is at least 6, which is not an XDP action"),
+        ("hook-return", 21, 12, "9 is not an XDP action")]
+
+
+def test_a_max_is_refused_only_when_its_least_value_is_not_an_action() -> None:
+    extra = "def floor7(x: u32) -> u32:\n    return max(x, 7)\n"
+    assert _diagnostics("    s = i8(pkt.len)\n    if pkt.len > 100:\n        return u32(max(s, -1))\n"
+                        "    if pkt.len > 90:\n        return max(pkt.len, 4)\n"
+                        "    return floor7(pkt.len)\n", extra) == [
+        ("hook-return", 13, 12, "`floor7` can return 7 or more (line 4), which is not an XDP "
+         "action")]
+
+
+def test_a_hook_still_returns_runtime_values() -> None:
+    extra = ("xsks = XskMap(max_entries=4)\n\n"
+             "def same(x: u32) -> u32:\n    return x\n\n"
+             "def tx_or_pass(x: u32) -> u32:\n    return XDP_TX if x > 9 else XDP_PASS\n")
+    check("    n = pkt.len % 5\n    if pkt.len > 900:\n        return n\n"
+          "    if pkt.len > 800:\n        return same(pkt.len)\n"
+          "    if pkt.len > 700:\n        return min(pkt.len, 9)\n"
+          "    if pkt.len > 600:\n        return tx_or_pass(pkt.len)\n"
+          "    return xsks.redirect(pkt.rx_queue, XDP_PASS)\n", extra)
+
+
+def test_a_function_declared_int_returns_an_action_as_a_hook_does() -> None:
+    """`-> int` was refused on a function (`int` has no fixed width): hooks are declared
+    `-> int`, and a function computing their action could not be."""
+    p = check("    return verdict(pkt.len)\n",
+              "def verdict(n: u32) -> int:\n    return XDP_DROP if n < 64 else XDP_PASS\n")
+    (verdict,) = [f for f in p.functions if f.name == "verdict"]
+    assert verdict.returns == U32
+    # Its constants are checked where they are written, once (not again at the hook).
+    assert _diagnostics("    return relay(pkt.len)\n",
+                        "def seven() -> u32:\n    return 7\n\n"
+                        "def verdict(n: u32) -> int:\n    return XDP_DROP if n < 64 else 8\n\n"
+                        "def relay(n: u32) -> int:\n    if n > 9:\n        return seven()\n"
+                        "    return verdict(n)\n") == [
+        ("hook-return", 7, 36, "8 is not an XDP action"),
+        ("hook-return", 11, 16, "`seven` can return 7 (line 4), which is not an XDP action")]
+
+
+def test_int_elsewhere_still_asks_for_a_fixed_width() -> None:
+    assert _diagnostics("    return XDP_PASS\n", "def f(x: int) -> u32:\n    return 1\n") == [
+        ("type", 3, 10, "`int` has no fixed width (a parameter)")]

@@ -158,3 +158,126 @@ def test_range_stop_is_evaluated_once_as_in_python(kernel: None, left: int) -> N
     after = codec.decode(value, i.maps["budgets"].entries[bytes(4)])
     assert after["runs"] == expected_runs
     assert after["left"] == (left - 2 * expected_runs) % 2**32
+
+
+HEADER_PARAMETER = '''
+from etran.dsl import *
+
+
+class Tags(Header):
+    tag: Array[u8, 8]
+
+    def get(self, i: u32) -> u8:
+        return self.tag[i]
+
+    def put(self, i: u32, v: u8) -> None:
+        self.tag[i] = v
+
+
+class Row(Struct):
+    vals: Array[u8, 8]
+
+
+class Probe(Struct):
+    index: u32
+    kept: Tags
+    from_view: u8
+    from_stack: u8
+    from_map: u8
+    through_alias: u8
+    stack_after: u8
+    from_row_view: u8
+    from_row_stack: u8
+
+
+probes = ArrayMap(Probe, max_entries=1)
+
+
+def pick(t: Tags, i: u32) -> u8:
+    return t.tag[i]
+
+
+def pick_again(t: Tags, i: u32) -> u8:
+    alias = t
+    return pick(alias, i)
+
+
+def pick_row(r: Row, i: u32) -> u8:
+    return r.vals[i]
+
+
+@xdp
+def probe(pkt: Packet) -> int:
+    p = probes.get(0)
+    if p is None:
+        return XDP_ABORTED
+    view = pkt.header(Tags, 14)
+    if view is None:
+        return XDP_PASS
+    local = Tags()
+    for k in range(8):
+        local.tag[k] = u8(0x40 + k)
+    i = p.index
+    p.from_view = pick(view, i)
+    p.from_stack = pick(local, i)
+    p.from_map = pick(p.kept, i)
+    p.through_alias = pick_again(view, i)
+    view.put(i, 0xEE)
+    local.put(i, 0xEE)
+    p.kept.put(i, 0xEE)
+    p.stack_after = local.get(i)
+    row = pkt.header(Row, 30)
+    if row is None:
+        return XDP_DROP
+    p.from_row_view = pick_row(row, i)
+    p.from_row_stack = pick_row(Row(), i)
+    return XDP_TX
+'''
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("index", [0, 3, 7, 8, 9, 1000, 2**32 - 1])
+def test_a_function_indexes_its_header_parameter_at_a_runtime_index(kernel: None,
+                                                                      index: int) -> None:
+    """The same function gets a packet view at one call, a value on the stack or in a map
+    at others (directly, through an alias, as a method; a Header, and a Struct, which
+    `pkt.header` takes too): each call checks its element where it lives, and an index out
+    of range reads 0 and writes nothing."""
+    program = check_source(HEADER_PARAMETER, "header_parameter.py")
+    obj = compile_program(program, observe=True)
+    frame = bytes(range(1, 65))
+    kept = [0x80 + k for k in range(8)]
+    with KernelHarness(obj) as runner:
+        store = MapStore(program, runner.ncpu)
+        store.set("probes", 0, {"index": index, "kept": {"tag": kept}})
+        inp = frame_input(frame, maps=store)
+        k = runner.run("probe", inp)
+        i = Interpreter(program).run("probe", inp)
+        diffs = compare(k, i)
+        assert not diffs, f"index {index}: " + "; ".join(map(str, diffs))
+    probe = codec.decode(program.map("probes").value, i.maps["probes"].entries[bytes(4)])
+    inside = index < 8
+    assert probe["from_view"] == (frame[14 + index] if inside else 0)
+    assert probe["through_alias"] == probe["from_view"]
+    assert probe["from_stack"] == (0x40 + index if inside else 0)
+    assert probe["from_map"] == (kept[index] if inside else 0)
+    assert probe["stack_after"] == (0xEE if inside else 0)
+    assert probe["from_row_view"] == (frame[30 + index] if inside else 0)
+    assert probe["from_row_stack"] == 0
+    assert probe["kept"]["tag"] == [0xEE if k == index else v for k, v in enumerate(kept)]
+    assert i.action == 3
+    assert i.packet == bytes(0xEE if inside and k == 14 + index else b
+                             for k, b in enumerate(frame))
+
+
+@pytest.mark.kernel
+def test_each_copy_of_a_function_loads_within_the_estimate(kernel: None) -> None:
+    """The build users deploy (no observation probes) loads, with the copies of `pick` for a
+    view, a stack value and a map value inlined, and the checker's estimate covers it."""
+    from etran.runtime.loader import load_object
+    program = check_source(HEADER_PARAMETER, "header_parameter.py")
+    copies = [f for f in program.functions if f.name == "pick"]
+    assert sorted(len(f.params) for f in copies) == [2, 2, 3]   # the view's copy takes the packet
+    with load_object(compile_program(program).elf) as loaded:
+        processed = loaded.programs["probe"].stats.processed_insns
+    assert 0 < processed <= program.budgets["probe"].processed

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -50,6 +51,9 @@ def test_up_status_down(kernel: None, capsys: pytest.CaptureFixture[str]) -> Non
         out = capsys.readouterr().out
         assert f"etran: run {run_id} is up: two-hosts running" in out
         assert f"host a    netns etran-{run_id}-a" in out and "@xdp rx (native)" in out
+        verdict = next(line for line in out.splitlines() if line.startswith("  rx: "))
+        assert verdict.startswith("  rx: accepted by the kernel verifier, ")
+        assert " instructions processed (checker estimate " in verdict
         (record,) = [r for r in runs.list_runs() if r.run_id == run_id]
         assert record.persistent and not record.is_orphan()
         # the command has returned and closed its fds: the pins keep everything running
@@ -125,7 +129,7 @@ def test_up_failures_are_one_line_with_the_right_exit_code(
     from etran import pipeline
     real = pipeline.compile_file
 
-    def broken(path: str) -> object:
+    def broken(path: str, **kw: object) -> object:
         program = pipeline.check_file(path)
         return pipeline.compile_program(program, defects=frozenset({"no-packet-bounds"}))
 
@@ -134,6 +138,10 @@ def test_up_failures_are_one_line_with_the_right_exit_code(
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("etran: load program 'count': rejected by "
                                                    "the verifier: ")
+    # the kernel's count next to the checker's estimate, as for an accepted program
+    assert " instructions processed (checker estimate " in err
+    assert err.endswith(f"; run `etran verify {HERE / 'counter.py'} --log` for the verifier's "
+                        "log\n")
     monkeypatch.setattr(pipeline, "compile_file", real)
     assert new_runs(before) == set()  # every failed `up` took down what it had built
 
@@ -197,3 +205,47 @@ def test_sigterm_of_a_holding_up_tears_it_down(kernel: None) -> None:
     while runs.find_objects(run_id) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert not runs.find_objects(run_id)
+
+
+def test_up_kernel_decides_loads_past_a_pessimistic_estimate(
+        kernel: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """tcp_options with 40 option steps: the checker's estimate is over the limit, the
+    kernel takes it; `up --kernel-decides` brings it up and shows both numbers."""
+    source = (ROOT / "examples" / "tcp_options.py").read_text()
+    assert "MAX_OPTIONS = 10\n" in source
+    walk40 = tmp_path / "walk40.py"
+    walk40.write_text(source.replace("MAX_OPTIONS = 10\n", "MAX_OPTIONS = 40\n"))
+    before = {r.run_id for r in runs.list_runs()}
+    assert etran("up", str(walk40)) == 1
+    assert "error[budget]: `parse_options`" in capsys.readouterr().err
+    assert new_runs(before) == set()
+    assert etran("up", str(walk40), "--kernel-decides") == 0
+    (run_id,) = new_runs(before)
+    try:
+        out, err = capsys.readouterr()
+        assert "warning[budget]: `parse_options`" in err and "the kernel verifier decides" in err
+        verdict = next(line for line in out.splitlines() if line.startswith("  parse_options:"))
+        processed, estimate = (int(part.replace(",", "")) for part in re.fullmatch(
+            r"  parse_options: accepted by the kernel verifier, ([\d,]+) instructions processed "
+            r"\(checker estimate ([\d,]+)\)", verdict).groups())  # type: ignore[union-attr]
+        assert processed < 1_000_000 < estimate
+        assert "@xdp parse_options (native)" in out
+    finally:
+        assert etran("down", "--run", run_id) == 0
+
+
+def test_status_gives_a_ring_buffer_size_in_bytes(kernel: None,
+                                                  capsys: pytest.CaptureFixture[str]) -> None:
+    before = {r.run_id for r in runs.list_runs()}
+    assert etran("up", str(ROOT / "examples" / "ringbuf_events.py")) == 0
+    (run_id,) = new_runs(before)
+    try:
+        capsys.readouterr()
+        assert etran("status") == 0
+        out = capsys.readouterr().out
+        out = out[out.index(f"run {run_id}:"):].split("\nrun ", 1)[0]
+        assert out.count("    map events (ringbuf, 16384 bytes)\n") == 2   # one per host
+        assert "16384 entries" not in out
+        assert "    map lost (percpu_array, 1 entries)" in out
+    finally:
+        assert etran("down", "--run", run_id) == 0

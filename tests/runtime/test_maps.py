@@ -178,6 +178,34 @@ def test_lru_hash_evicts_instead_of_failing(obj: LoadedObject) -> None:
     assert len(lru) == 0
 
 
+def test_devmap_slots_hold_existing_interfaces_and_clear_empties_them(kernel: None) -> None:
+    """A devmap's slots are empty until set to an interface the kernel resolves; they cannot
+    be zeroed like an array's, so clear() deletes every slot (it once refused devmaps)."""
+    import errno
+    import socket
+
+    from etran.abi import LOOPBACK_IFINDEX, MAP_TYPES
+    from etran.runtime import libbpf as lb
+    from etran.runtime.maps import Map
+
+    with Map.from_fd(lb.map_create(MAP_TYPES["devmap"], 4, 4, 4, "ports")) as ports:
+        assert [ports.lookup(u32(i)) for i in range(4)] == [None] * 4
+        ports.update(u32(1), u32(LOOPBACK_IFINDEX))
+        ports.update(u32(3), u32(LOOPBACK_IFINDEX))
+        assert dict(ports.items()) == {u32(1): u32(LOOPBACK_IFINDEX), u32(3): u32(LOOPBACK_IFINDEX)}
+        unused = max(index for index, _ in socket.if_nameindex()) + 1000
+        with pytest.raises(BpfError) as caught:
+            ports.update(u32(0), u32(unused))  # the kernel resolves the interface
+        assert caught.value.errno == errno.EINVAL
+        ports.update(u32(3), u32(0))  # ifindex 0 empties a slot instead
+        assert dict(ports.items()) == {u32(1): u32(LOOPBACK_IFINDEX)}
+        ports.clear()
+        assert dict(ports.items()) == {} and len(list(ports.keys())) == 4
+    for kind in ("xskmap", "cpumap"):  # the other slot maps: emptied the same way
+        with Map.from_fd(lb.map_create(MAP_TYPES[kind], 4, 4, 4, kind)) as slots:
+            slots.clear()
+
+
 def test_a_program_writes_every_map(obj: LoadedObject) -> None:
     prog = obj.programs["count"]
     lengths = [60, 61, 60, 100]
