@@ -173,7 +173,7 @@ def test_kernel_decides_loads_past_a_pessimistic_budget_estimate(
     walk40.write_text(source.replace("MAX_OPTIONS = 10\n", "MAX_OPTIONS = 40\n"))
     code, out, err = run(capsys, "check", str(walk40))
     assert code == 1 and "error[budget]: `parse_options` may make the verifier process" in err
-    assert "`etran verify --kernel-decides`" in err
+    assert "`--kernel-decides` (on check, verify, build, run, fuzz and up)" in err
     assert run(capsys, "verify", str(walk40))[0] == 1
     code, out, err = run(capsys, "verify", str(walk40), "--kernel-decides")
     assert code == 0, err
