@@ -91,6 +91,8 @@ BPF_ANY, BPF_NOEXIST, BPF_EXIST, BPF_F_LOCK = 0, 1, 2, 4
 
 CLOCK_MONOTONIC = 1  # bpf_timer_init's clock
 
+MAX_BPF_STACK = 512  # bytes of stack a program may use
+
 # ---- XDP ----------------------------------------------------------------------------------------
 
 XDP_ABORTED, XDP_DROP, XDP_PASS, XDP_TX, XDP_REDIRECT = range(5)

@@ -12,7 +12,8 @@ Why this order:
   estimate are meaningless, so the budget runs only on an acyclic one;
 * everything that refuses a program runs before lowering, so LLVM only ever
   sees programs the checker accepted (or, with `enforce_rules=False`, programs
-  whose rule violations were recorded on purpose).
+  whose rule violations were recorded on purpose); the one check after it is the
+  compiled frames' size, which only register allocation decides.
 Each step raises `DiagnosticError` for problems in the user's program; only
 bugs in the compiler surface as other exceptions. Nothing else runs a pass:
 every caller goes through `check_source`/`compile_program` here.
@@ -22,14 +23,18 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from etran.abi import MAX_BPF_STACK
 from etran.analysis.budget import check_budget
 from etran.analysis.rules import check_rules
 from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
+from etran.backend.objfile import read_object
+from etran.backend.stack import stack_depth
 from etran.check.modules import check_program
 from etran.dsl.diagnostics import DiagnosticSink
 from etran.dsl.parser import parse
 from etran.ir import tir
 from etran.lower.module import lower
+from etran.lower.observe import FIRE_SUFFIX
 
 
 def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] | None = None,
@@ -78,9 +83,32 @@ def compile_program(program: tir.Program, observe: bool = False,
     t2 = time.perf_counter()
     t["lower"] = t1 - t0
     t["llvm"] = t2 - t1
+    _check_frames(program, elf)
     programs = [ProgramInfo(h.name, h.hook or "", "xdp") for h in program.hooks if h.hook != "timer"]
     return CompiledObject(elf, program, programs, list(program.maps), observe, dict(t),
                           text if keep_ir else "")
+
+
+def _check_frames(program: tir.Program, elf: bytes) -> None:
+    """The stack each compiled program uses, against the kernel's limit: how much LLVM
+    spills is known only now (the checker's `stack` rule estimates it beforehand)."""
+    sink = DiagnosticSink()
+    obj = read_object(elf)
+    for code in obj.programs:
+        depth = max(stack_depth(f, obj.little_endian) for f in [code, *code.subprograms])
+        if depth <= MAX_BPF_STACK:
+            continue
+        name = code.name.removesuffix(FIRE_SUFFIX)
+        hook = next((h for h in program.hooks if h.name == name), None)
+        span = (hook.name_span or hook.span) if hook is not None else None
+        if span is None:
+            continue
+        sink.error(span, "stack", f"`{name}` needs {depth} bytes of stack once compiled: LLVM "
+                   "keeps there the values it cannot hold in registers; the kernel allows "
+                   f"{MAX_BPF_STACK}",
+                   "fewer values alive at once: sum a long run of reads in a loop, or keep "
+                   "values in a map (a PerCpuArray used as scratch space)")
+    sink.raise_if_errors()
 
 
 def compile_source(text: str, filename: str = "<input>", observe: bool = False,

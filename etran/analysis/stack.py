@@ -6,9 +6,10 @@ what LLVM spills registers to.
 """
 from __future__ import annotations
 
+from etran.abi import MAX_BPF_STACK
 from etran.ir import tir
 
-MAX_STACK = 512  # the kernel's MAX_BPF_STACK
+MAX_STACK = MAX_BPF_STACK
 
 # LLVM spills registers to the stack too; the examples spill up to 24 bytes beyond their
 # structs (homa_grants rx: 72 -> 80, reliable_datagram ack: 32 -> 56), so reserve more.

@@ -14,11 +14,17 @@ import llvmlite.binding as llvm
 from etran.ir import tir
 from etran.ir.types import MapType
 
+# LLVM's BPF back end treats a frame over 512 bytes as a fatal error and exits the whole
+# process; with a higher limit it emits the object, and etran.pipeline measures the frame
+# (etran.backend.stack) and reports an overflow as a diagnostic at the hook.
+LLVM_STACK_LIMIT = 1 << 20
+
 
 @functools.cache
 def target_machine() -> llvm.TargetMachine:
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
+    llvm.set_option("", f"-bpf-stack-size={LLVM_STACK_LIMIT}")
     target = llvm.Target.from_triple("bpfel")
     return target.create_target_machine(cpu="v3", opt=2, reloc="static", codemodel="small")
 

@@ -104,6 +104,7 @@ class ModuleContext:
         self._intrinsics: dict[str, ir.Function] = {}
         self.used: list[ir.GlobalValue] = []
         self.obs_map: MapType | None = None
+        self.anchors = 0  # uses of checked references anchored so far (FunctionBase.anchor)
 
     def declare_map(self, m: MapType) -> None:
         span = m.span

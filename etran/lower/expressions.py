@@ -65,7 +65,7 @@ class ExprLowering(FunctionBase):
             # A use the checker proved non-None: anchored here, after the test, so LLVM
             # cannot hoist address arithmetic on it above the test (the verifier refuses
             # arithmetic on a pointer that may be null).
-            value = self.barrier(value)
+            value = self.anchor(value)
         return value
 
     def x_Unary(self, e: tir.Unary) -> ir.Value:
@@ -195,12 +195,20 @@ class ExprLowering(FunctionBase):
         other = self.new_block("cond.else")
         done = self.new_block("cond.end")
         self.b.cbranch(test, then, other)
+        # Two reads of one struct, one per side, are kept apart: merged, they become one
+        # read at `p + (c ? 0 : 4)`, computed as `p | 4` on an aligned stack address or
+        # as a packet view moved by a variable amount, and the verifier refuses both.
+        apart = _reads_memory(e.body) and _reads_memory(e.orelse)
         self.b.position_at_end(then)
         v1 = self.expr(e.body)
+        if apart:
+            v1 = self.anchor(v1)
         end1 = self.b.block
         self.b.branch(done)
         self.b.position_at_end(other)
         v2 = self.expr(e.orelse)
+        if apart:
+            v2 = self.anchor(v2)
         end2 = self.b.block
         self.b.branch(done)
         self.b.position_at_end(done)
@@ -546,3 +554,19 @@ class ExprLowering(FunctionBase):
         # bpf_timer_cancel returns 1 when it stopped a pending timer, 0 when none was armed.
         return self.b.icmp_signed("==", r, ir.Constant(I64, 1))
 
+
+
+def _reads_memory(e: tir.Expr) -> bool:
+    """Whether computing `e` reads a struct's field or element."""
+    stack: list[object] = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, tir.Load):
+            return True
+        for name in getattr(n, "__slots__", ()):
+            v = getattr(n, name, None)
+            if isinstance(v, tuple):
+                stack.extend(x for x in v if hasattr(x, "__slots__"))
+            elif hasattr(v, "__slots__") and not isinstance(v, (tir.Var, tir.Function)):
+                stack.append(v)
+    return False

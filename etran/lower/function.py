@@ -86,6 +86,17 @@ class FunctionBase:
         asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type]), "", "=r,0", side_effect=True)
         return self.b.call(asm, [v])
 
+    def anchor(self, v: ir.Value) -> ir.Value:
+        """`barrier`, made unlike every other: the use's own number is an operand, so two
+        anchors of one reference in the two sides of a branch are never merged into one
+        before the branch, nor sunk into one after it. Merged, the loads through them
+        become one load at a variable offset (`view + (c ? 1 : 0)` for `ip.tos if c
+        else ip.ver_ihl`), and a packet view moved by a variable amount loses its
+        checked range in the verifier."""
+        self.lw.anchors += 1
+        asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type, I64]), "", "=r,0,i", side_effect=True)
+        return self.b.call(asm, [v, ir.Constant(I64, self.lw.anchors)])
+
     def new_block(self, name: str) -> ir.Block:
         return self.irfn.append_basic_block(name)
 

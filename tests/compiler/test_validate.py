@@ -15,7 +15,7 @@ from etran.testing.progen import sample_programs
 
 ROOT = Path(__file__).resolve().parents[2]
 FILES = sorted(ROOT.glob("examples/*.py")) + sorted(ROOT.glob("tests/corpus/good/*.py")) + \
-    sorted(ROOT.glob("tests/property/found/*.py"))
+    sorted(ROOT.glob("tests/corpus/shapes/*.py")) + sorted(ROOT.glob("tests/property/found/*.py"))
 
 
 def test_checked_files_are_well_formed() -> None:
