@@ -256,34 +256,7 @@ FLOW = {"src": "10.0.0.1", "dport": 53}
 BUCKETS = json.dumps({"buckets": [{"key": FLOW, "value": {"tokens": 10, "burst": 100,
                                                           "rate_bytes": 50}}]})
 
-SLOTS = """from etran.dsl import *
-
-
-class Slot(Struct):
-    delta: i32
-    fired: u32
-    t: Timer
-
-
-slots = ArrayMap(Slot, max_entries=4)
-
-
-@xdp
-def arm(pkt: Packet) -> int:
-    s = slots.get(1)
-    if s is None:
-        return XDP_PASS
-    s.t.start(1000)
-    return XDP_PASS
-
-
-@timer(Slot.t)
-def tick(key: u32, s: Slot) -> None:
-    if s.delta < 0:
-        s.fired += key + 1
-    else:
-        s.fired += 100
-"""
+SLOTS = (ROOT / "tests" / "data" / "timer_slots.py").read_text()
 
 
 @pytest.mark.kernel

@@ -45,34 +45,7 @@ def test_fuzz_catches_a_seeded_compiler_defect(kernel: None, monkeypatch: pytest
     assert record["differences"] and record["input"]["packet"]
 
 
-SLOTS = """from etran.dsl import *
-
-
-class Slot(Struct):
-    delta: i32
-    fired: u32
-    t: Timer
-
-
-slots = ArrayMap(Slot, max_entries=4)
-
-
-@xdp
-def arm(pkt: Packet) -> int:
-    s = slots.get(1)
-    if s is None:
-        return XDP_PASS
-    s.t.start(1000)
-    return XDP_PASS
-
-
-@timer(Slot.t)
-def tick(key: u32, s: Slot) -> None:
-    if s.delta < 0:
-        s.fired += key + 1
-    else:
-        s.fired += 100
-"""
+SLOTS = (Path(__file__).resolve().parents[1] / "data" / "timer_slots.py").read_text()
 
 
 def test_fuzz_shows_a_timer_counterexample_as_the_entry_it_fired_for(
