@@ -578,20 +578,6 @@ def _none_tested(test: tir.Expr) -> set[tir.Var]:
     return out
 
 
-def _children(n: object) -> list[object]:
-    """The TIR nodes directly inside `n` (the values of `(field, value)` pairs; not
-    variables, functions or struct types)."""
-    out: list[object] = []
-    for name in getattr(n, "__slots__", ()):
-        v = getattr(n, name, None)
-        if isinstance(v, tuple):
-            out.extend(x[1] if isinstance(x, tuple) else x for x in v)
-        elif v is not None and hasattr(v, "__slots__") and not isinstance(
-                v, (tir.Var, tir.Function, StructType)):
-            out.append(v)
-    return out
-
-
 def _has_select(e: object) -> bool:
     """Whether an expression contains a value chosen by a branch (min, max, a conditional
     expression, division or shift fix-ups)."""
@@ -602,7 +588,7 @@ def _has_select(e: object) -> bool:
             return True
         if isinstance(n, tir.Binary) and _hidden_branches(n):
             return True
-        stack.extend(_children(n))
+        stack.extend(tir.children(n))
     return False
 
 
@@ -656,7 +642,7 @@ def _plain_test(test: tir.Expr) -> bool:
             return False
         if not isinstance(n, (tir.Compare, tir.Logic, tir.Not)):
             continue
-        stack.extend(_children(n))
+        stack.extend(tir.children(n))
     return isinstance(test, (tir.Compare, tir.Logic))
 
 
@@ -675,7 +661,7 @@ def _registers_only(body: tuple[tir.Stmt, ...]) -> bool:
             root = tir.root_var(n.place.base)
             if root is None or not isinstance(root.type, OptionalType):
                 return False     # a struct on the stack (or a parameter: maybe one)
-        stack.extend(_children(n))
+        stack.extend(tir.children(n))
         if isinstance(n, (tir.If, tir.Locked)):
             stack.extend(n.body)
             stack.extend(getattr(n, "orelse", ()))
@@ -724,7 +710,7 @@ def _quiet_decisions(body: tuple[tir.Stmt, ...], quiet: Callable[[tir.If], bool]
                         t = tests.pop()
                         if isinstance(t, (tir.Logic, tir.Not, tir.IsNone, tir.Compare)):
                             skip.add(id(t))
-                            tests.extend(_children(t))
+                            tests.extend(tir.children(t))
                     if leaving:
                         exit_vars.update(_none_tested(st.test))
                 walk(st.body)
@@ -783,7 +769,7 @@ def _branch_points(body: tuple[tir.Stmt, ...], quiet: Callable[[tir.If], bool]) 
             continue
         if isinstance(n, tir.Call):
             stack.extend(n.func.body)
-        stack.extend(_children(n))
+        stack.extend(tir.children(n))
     return count
 
 

@@ -481,6 +481,20 @@ class Program:
         raise KeyError(name)
 
 
+def children(n: object) -> list[object]:
+    """The typed-program nodes directly inside `n`: expressions, places and statements (the
+    values of `(field, value)` pairs too), not variables, functions or struct types."""
+    out: list[object] = []
+    for name in getattr(n, "__slots__", ()):
+        v = getattr(n, name, None)
+        if isinstance(v, tuple):
+            out.extend(x[1] if isinstance(x, tuple) else x for x in v)
+        elif v is not None and hasattr(v, "__slots__") and not isinstance(
+                v, (Var, Function, StructType)):
+            out.append(v)
+    return out
+
+
 def root_var(e: Expr) -> Var | None:
     """The variable a reference is reached from, if any (`v` in `v.a.b[i]`)."""
     while isinstance(e, AddrOf):

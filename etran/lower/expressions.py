@@ -563,10 +563,5 @@ def _reads_memory(e: tir.Expr) -> bool:
         n = stack.pop()
         if isinstance(n, tir.Load):
             return True
-        for name in getattr(n, "__slots__", ()):
-            v = getattr(n, name, None)
-            if isinstance(v, tuple):
-                stack.extend(x for x in v if hasattr(x, "__slots__"))
-            elif hasattr(v, "__slots__") and not isinstance(v, (tir.Var, tir.Function)):
-                stack.append(v)
+        stack.extend(tir.children(n))
     return False
