@@ -143,4 +143,7 @@ QUEUE_LIKE_MAP_TYPES = frozenset({22, 23})
 # devmap, cpumap, xskmap: slots 0..max_entries-1 holding kernel objects (a device, a CPU, a
 # socket); a slot is empty until set and is emptied by deleting it
 SLOT_MAP_TYPES = frozenset({14, 16, 17})
+# Maps whose entries `etran status` lists: hash, array and their per-CPU and LRU kinds.
+LISTABLE_MAP_TYPES = frozenset(MAP_TYPES[name] for name in (
+    "hash", "array", "percpu_hash", "percpu_array", "lru_hash", "lru_percpu_hash"))
 RINGBUF_MAP_TYPE = MAP_TYPES["ringbuf"]

@@ -29,14 +29,13 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from etran.abi import MAP_TYPE_NAMES, RINGBUF_MAP_TYPE
+from etran.abi import LISTABLE_MAP_TYPES, MAP_TYPE_NAMES, RINGBUF_MAP_TYPE
 from etran.runtime import attach, netns, runs
 from etran.runtime.errors import EtranRuntimeError, VerifierError
 from etran.runtime.maps import Map
 from etran.runtime.system import check_kernel_support, require_admin
 
 EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
-_LISTABLE = frozenset({1, 2, 5, 6, 9, 10})  # hash, array and their per-CPU/LRU kinds
 
 
 def add_runtime_commands(subparsers: Any) -> None:
@@ -286,7 +285,7 @@ def _print_map(path: str, entries: int, declaration: Any = None) -> None:
             if map_.map_type == RINGBUF_MAP_TYPE:  # max_entries is its size in bytes
                 print(f"    map {os.path.basename(path)} ({kind}, {map_.max_entries} bytes)")
                 return
-            if map_.map_type not in _LISTABLE:
+            if map_.map_type not in LISTABLE_MAP_TYPES:
                 print(f"    map {os.path.basename(path)} ({kind}, max {map_.max_entries} entries)")
                 return
             typed, note = None, ""
