@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -391,19 +393,10 @@ def test_check_kernel_decides_reports_a_rejection_with_the_counts(
     assert " instructions processed (checker estimate " in verdict
 
 
-@pytest.mark.skipif(__import__("shutil").which("setpriv") is None,
-                    reason="needs setpriv (util-linux)")
-def test_check_kernel_decides_without_a_kernel_says_what_is_missing() -> None:
-    import os
-    import subprocess
-    import sys
-
-    def unprivileged(*argv: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                               "--inh-caps=-all", "--bounding-set=-all", sys.executable, "-m",
-                               "etran", *argv], cwd=ROOT, text=True, capture_output=True,
-                              env={**os.environ, "PYTHONPATH": str(ROOT)})
-    done = unprivileged("check", FIREWALL, "--kernel-decides")
+def test_check_kernel_decides_without_a_kernel_says_what_is_missing(
+        unprivileged: Callable[..., subprocess.CompletedProcess[str]]) -> None:
+    done = unprivileged("import runpy; runpy.run_module('etran', run_name='__main__')",
+                        "check", FIREWALL, "--kernel-decides")
     assert done.returncode == 2 and done.stdout == ""
     assert done.stderr == ("etran: check kernel support: CAP_BPF/root is not available: "
                            "creating a BPF map was refused; run as root or grant CAP_BPF and "

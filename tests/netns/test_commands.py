@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 import os
 import re
-import shutil
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -152,15 +152,12 @@ def test_down_of_an_unknown_run_is_a_usage_error(capsys: pytest.CaptureFixture[s
                                        "runs\n")
 
 
-@pytest.mark.skipif(shutil.which("setpriv") is None, reason="needs setpriv (util-linux)")
-def test_without_privileges_every_command_says_run_as_root() -> None:
+def test_without_privileges_every_command_says_run_as_root(
+        unprivileged: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     """The same answer whatever the machine ran before: the check comes before any state
     is read (an empty state directory once made `status` say "nothing is running")."""
     for argv in (["up", str(HERE / "counter.py")], ["status"], ["down"], ["down", "--orphans"]):
-        done = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
-                               "--inh-caps=-all", "--bounding-set=-all",
-                               sys.executable, "-c", MAIN, *argv], cwd=ROOT, text=True,
-                              capture_output=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+        done = unprivileged(MAIN, *argv)
         assert done.returncode == 2, done.stderr
         expected = (f"etran: {argv[0]} needs root: CAP_SYS_ADMIN and CAP_NET_ADMIN missing (it "
                     "enters the hosts' network namespaces and reads pinned BPF objects); run "
