@@ -5,20 +5,22 @@ Mainline Linux has no egress hook for AF_XDP frames, so the runtime must run a t
 here on the same two-host topology, with B's interface running a sink that counts and drops
 the frames (so the stack's cost on B does not blur the comparison):
 
-  live        one BPF_PROG_RUN with BPF_F_TEST_XDP_LIVE_FRAMES per frame, as if the frame
-              arrived on A's interface; the program's XDP_TX sends it (what etran does)
+  run+packet  one BPF_PROG_RUN per frame as if the frame arrived on A's interface (verdict
+              and finished frame come back), then the XDP_TX'd frame leaves through an
+              AF_PACKET socket bound to A's interface (what etran's Egress does)
   veth-peer   the application's AF_XDP socket transmits on a veth pair inside host A whose
               far end runs the stamping as native XDP and redirects to A's uplink (the program
               must redirect: XDP_TX there would bounce the frame back to the application)
-  run+xsk     BPF_PROG_RUN without live mode per frame (verdict and frame come back), then
-              the frames go out in a batch through an AF_XDP TX ring on A's interface
-  run+inject  the same first run, then one live run of a built-in XDP_TX program per frame
-              (what ``@gen`` does, because it needs the verdict)
+  run+xsk     the same run per frame, then the frames go out in a batch through an AF_XDP
+              TX ring on A's interface
+
+(Live-frames runs, BPF_F_TEST_XDP_LIVE_FRAMES, where the kernel honours the verdict itself,
+were measured at 18.6 us per frame on a kernel that allowed them; some kernels refuse them
+with EPERM, so etran does not use them; docs/runtime.md.)
 
 For each: throughput (a burst of N frames, from the first send until B has counted all N)
 and latency (one frame at a time, from the send call until B's counter moves). Then the gen
-path: ``Gen.run`` making K frames in one round, against the floor of one live call with
-repeat=K.
+path: ``Gen.run`` making K frames in one round.
 
 Run as root: ``.venv/bin/python bench/egress_mechanisms.py [--frames N] [--samples S]``.
 """
@@ -40,11 +42,11 @@ sys.path.insert(0, str(ROOT))
 from etran.pipeline import compile_file  # noqa: E402
 from etran.runtime import netns  # noqa: E402
 from etran.runtime.afxdp import XskSocket  # noqa: E402
-from etran.runtime.attach import attach_xdp, tx_object  # noqa: E402
+from etran.runtime.attach import attach_xdp  # noqa: E402
 from etran.runtime.hooks import Egress, Gen  # noqa: E402
-from etran.runtime.inject import LiveInjector  # noqa: E402
 from etran.runtime.loader import LoadedObject, load_object  # noqa: E402
 from etran.runtime.topology import Host, Topology  # noqa: E402
+from etran.runtime.transmit import context_for  # noqa: E402
 from etran.testing.packets import eth, ipv4, udp  # noqa: E402
 
 COUNTERS = struct.Struct("<3Q")  # stamped, sunk, generated
@@ -143,9 +145,10 @@ def main() -> None:
         results: list[tuple[str, float, tuple[float, float], str]] = []
 
         with Egress(stamp, a.interface) as egress:
-            results.append(("live", bench.throughput(egress.send, frames),
+            results.append(("run+packet", bench.throughput(egress.send, frames),
                             bench.latency(egress.send, one, args.samples),
-                            "1 syscall per frame; the verdict is honoured by the kernel"))
+                            "every verdict honoured: XDP_TX sent, XDP_REDIRECT back to the "
+                            "application, XDP_DROP dropped"))
 
         with veth_peer_path(bench) as xsk:
             def peer_send(batch: list[bytes]) -> None:
@@ -154,51 +157,31 @@ def main() -> None:
                             bench.latency(peer_send, one, args.samples),
                             "needs a second veth pair and a redirecting variant of @egress"))
 
-        with XskSocket(a.interface) as xsk, LiveInjector(a.interface) as live:
+        ctx = context_for(a.interface)
+        with XskSocket(a.interface) as xsk, netns.Entry(a.netns) as entry:
             def run_then_xsk(batch: list[bytes]) -> None:
-                out = [r.data for r in (stamp.test_run(f, ctx=live.ctx) for f in batch)
-                       if r.retval == XDP_TX]
+                with entry.entered():
+                    out = [r.data for r in (stamp.test_run(f, ctx=ctx) for f in batch)
+                           if r.retval == XDP_TX]
                 xsk.send(out)
             results.append(("run+xsk", bench.throughput(run_then_xsk, frames),
                             bench.latency(run_then_xsk, one, args.samples),
-                            "verdict known; XDP_REDIRECT/XDP_PASS cannot be honoured"))
+                            "the application's own socket sends; one socket per queue"))
 
-            with tx_object() as tx_obj:
-                tx = tx_obj.programs["etran_tx"]
-
-                def run_then_inject(batch: list[bytes]) -> None:
-                    for f in batch:
-                        r = stamp.test_run(f, ctx=live.ctx)
-                        if r.retval == XDP_TX:
-                            live.run(tx, r.data)
-                results.append(("run+inject", bench.throughput(run_then_inject, frames),
-                                bench.latency(run_then_inject, one, args.samples),
-                                "2 syscalls per frame (the gen path)"))
-
-                # the gen path: K frames in one round (two runs per frame)
-                config = struct.pack("<6s6sIII", a.mac_bytes, bench.b.mac_bytes,
-                                     int.from_bytes(socket.inet_aton(a.ip), "big"),
-                                     int.from_bytes(socket.inet_aton(bench.b.ip), "big"),
-                                     args.gen)
-                with Gen(a_obj.programs["burst"], a.interface, max_frames=args.gen) as gen:
-                    gen_times = []
-                    for _ in range(5):
-                        a_obj.maps["config"].update(bytes(4), config)
-                        bench.reset()
-                        start = time.perf_counter()
-                        made = gen.run()
-                        end = bench.wait_sunk(made)
-                        gen_times.append((end - start) / made * 1e6)
-                # what one live call costs: repeat=1, and repeat=K with the program resident
-                # in the kernel's XDP dispatcher (attached somewhere) or not
-                single_wall, single_kernel = [], []
-                for _ in range(200):
-                    start = time.perf_counter()
-                    single_kernel.append(live.run(tx, one) / 1000)
-                    single_wall.append((time.perf_counter() - start) * 1e6)
-                repeat_cold = wall_ms(lambda: live.run(tx, one, repeat=args.gen))
-                with attach_xdp(tx, netns.interface(topo.switch, "lo"), "generic"):
-                    repeat_warm = wall_ms(lambda: live.run(tx, one, repeat=args.gen))
+        # the gen path: K frames in one round
+        config = struct.pack("<6s6sIII", a.mac_bytes, bench.b.mac_bytes,
+                             int.from_bytes(socket.inet_aton(a.ip), "big"),
+                             int.from_bytes(socket.inet_aton(bench.b.ip), "big"),
+                             args.gen)
+        with Gen(a_obj.programs["burst"], a.interface, max_frames=args.gen) as gen:
+            gen_times = []
+            for _ in range(5):
+                a_obj.maps["config"].update(bytes(4), config)
+                bench.reset()
+                start = time.perf_counter()
+                made = gen.run()
+                end = bench.wait_sunk(made)
+                gen_times.append((end - start) / made * 1e6)
 
     print(f"egress mechanisms: {args.frames}-frame burst, {args.size}-byte frames, latency "
           f"over {args.samples} single frames\n")
@@ -207,23 +190,9 @@ def main() -> None:
     for name, rate, (median, p99), note in results:
         print(f"| {name} | {rate:,.0f} | {1e6 / rate:.1f} | {median:.1f} us | {p99:.1f} us "
               f"| {note} |")
-    print(f"\ngen (Gen.run: a run without live mode, then a live XDP_TX run, per frame): "
+    print(f"\ngen (Gen.run: a test run, then one send(2), per frame): "
           f"{statistics.median(gen_times):.1f} us per generated frame, {args.gen} frames per "
           "round, median of 5 rounds")
-    print(f"one live call, repeat=1: {statistics.median(single_wall):.1f} us wall "
-          f"({statistics.median(single_kernel):.1f} us of it timed by the kernel), median of 200")
-    print(f"one live call, repeat={args.gen}: {repeat_cold:.1f} ms when the program is attached "
-          f"nowhere, {repeat_warm:.2f} ms ({repeat_warm * 1000 / args.gen:.2f} us per frame) "
-          "while it is attached somewhere (resident in the XDP dispatcher)")
-
-
-def wall_ms(call: Callable[[], object], runs: int = 5) -> float:
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        call()
-        times.append((time.perf_counter() - start) * 1e3)
-    return statistics.median(times)
 
 
 if __name__ == "__main__":

@@ -121,7 +121,6 @@ MAX_TEST_FRAME = TEST_RUN_PAGE - TEST_RUN_HEADROOM - SHARED_INFO
 # ---- program and map types ----------------------------------------------------------------------
 
 PROG_TYPE_XDP = 6
-BPF_F_TEST_XDP_LIVE_FRAMES = 2  # BPF_PROG_TEST_RUN flag
 
 # enum bpf_map_type
 MAP_TYPE_NAMES: dict[int, str] = {

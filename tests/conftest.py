@@ -1,7 +1,6 @@
 """Fixtures shared by every test tier.
 
-``kernel``: a test that loads programs into the running kernel asks for it (``live_frames``
-too, when it sends frames through live-frames runs). It skips with the runtime's
+``kernel``: a test that loads programs into the running kernel asks for it. It skips with the runtime's
 ``NotSupported`` message (which names what is missing), and turns that skip into a failure
 when ``ETRAN_REQUIRE_KERNEL=1`` (CI), so a kernel test can never pass by not running.
 
@@ -25,7 +24,6 @@ import pytest
 from hypothesis import settings
 
 from etran.runtime.errors import NotSupported
-from etran.runtime.inject import check_live_frames
 from etran.runtime.loader import check_kernel_support
 
 settings.register_profile("etran", database=None)
@@ -44,12 +42,6 @@ def _require(check: Callable[[], None]) -> None:
 @pytest.fixture(scope="session")
 def kernel() -> None:
     _require(check_kernel_support)
-
-
-@pytest.fixture(scope="session")
-def live_frames(kernel: None) -> None:
-    """For tests that send frames with live-frames runs (@egress, @gen, injection)."""
-    _require(check_live_frames)
 
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--inh-caps=-all",

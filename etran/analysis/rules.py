@@ -8,6 +8,9 @@ Each rule is what the kernel verifier would refuse, said in the language's terms
   inlined, so a hook's stack is its own plus that of every inlined call;
 * a @timer handler runs in softirq context without a packet: it cannot
   redirect (the verifier accepts the helper, but there is no frame to send);
+* @egress and @gen run as test runs of the runtime (etran.runtime.hooks), which
+  honour a redirect only as "back to the application": a DevMap redirect there
+  would be taken for one, so it is refused;
 The budget (each hook's estimated verifier work) is the next pass,
 `etran.analysis.budget`; `etran.pipeline` runs the two in that order.
 """
@@ -29,7 +32,7 @@ def check_rules(program: tir.Program, sink: DiagnosticSink) -> bool:
     for hook in program.hooks:
         _call_depth(hook, sink)
         _stack(hook, sink)
-        _hook_effects(hook, sink)
+        _hook_effects(program, hook, sink)
     return True
 
 
@@ -92,7 +95,16 @@ def _stack(hook: tir.Function, sink: DiagnosticSink) -> None:
                    "keep large structs in a map (e.g. a PerCpuArray used as scratch space)")
 
 
-def _hook_effects(hook: tir.Function, sink: DiagnosticSink) -> None:
+def _hook_effects(program: tir.Program, hook: tir.Function, sink: DiagnosticSink) -> None:
+    if hook.hook in ("egress", "gen"):
+        for kind, name, span in hook.effects:
+            if kind == "redirect" and _map_kind(program, name) == "DevMap":
+                sink.error(span, "hook-helper", f"`{name}.redirect()` is not allowed in an "
+                           f"@{hook.hook} hook: the runtime runs it as a test run, where a "
+                           "redirect can only hand the frame back to the application",
+                           "return XDP_TX to send the frame out of the host's interface, or "
+                           "redirect to the application's XskMap")
+        return
     if hook.hook != "timer":
         return
     for kind, name, span in hook.effects:
@@ -100,3 +112,10 @@ def _hook_effects(hook: tir.Function, sink: DiagnosticSink) -> None:
             sink.error(span, "hook-helper", f"`{name}.redirect()` is not allowed in a @timer "
                        "handler: a timer runs without a packet",
                        "set a flag in the map and let the @gen hook send the frame")
+
+
+def _map_kind(program: tir.Program, name: str) -> str | None:
+    try:
+        return program.map(name).kind
+    except KeyError:
+        return None

@@ -3,7 +3,6 @@
 Only :mod:`etran.runtime.libbpf` makes foreign calls; everything here deals in ints and bytes.
 """
 
-from etran.abi import BPF_F_TEST_XDP_LIVE_FRAMES
 from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
 from etran.runtime.loader import (
                                   LoadedObject,
@@ -22,7 +21,7 @@ from etran.runtime.loader import (
 )
 
 __all__ = [
-    "BPF_F_TEST_XDP_LIVE_FRAMES", "BpfError", "EtranRuntimeError", "LoadedObject", "Map",
+    "BpfError", "EtranRuntimeError", "LoadedObject", "Map",
     "NotSupported", "Program", "RingBufferReader", "TestRunResult", "VerifierError",
     "VerifierStats", "XdpContext", "check_kernel_support", "ensure_bpffs", "get_pinned",
     "load_object", "pin", "possible_cpus",

@@ -8,7 +8,7 @@ a pin of it) exists, so a killed process detaches its programs by dying, and clo
 
 Native (driver) mode is the default: on veth it is what makes XDP_TX, redirects and AF_XDP
 behave as on a NIC, and it has a rule (kernel-probe.md section 4): every veth that *receives*
-XDP_TX, redirected or live-injected frames needs an XDP program of its own, XDP_PASS being
+XDP_TX or redirected frames needs an XDP program of its own, XDP_PASS being
 enough. :func:`pass_object` loads that built-in program, compiled by etran from a three-line
 transport.
 """
@@ -41,13 +41,6 @@ def etran_pass(pkt: Packet) -> int:
     return XDP_PASS
 """
 
-TX_SOURCE = """from etran.dsl import *
-
-@xdp
-def etran_tx(pkt: Packet) -> int:
-    return XDP_TX
-"""
-
 
 @functools.cache
 def _builtin_elf(source: str) -> bytes:
@@ -65,10 +58,6 @@ def pass_object() -> LoadedObject:
     return builtin_object(PASS_SOURCE, "etran_pass")
 
 
-def tx_object() -> LoadedObject:
-    """A freshly loaded object whose one program, ``etran_tx``, returns XDP_TX (live-frames
-    injection of a ready-made frame out of an interface)."""
-    return builtin_object(TX_SOURCE, "etran_tx")
 
 
 @dataclass(frozen=True, slots=True)

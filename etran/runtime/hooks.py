@@ -1,20 +1,23 @@
 """The hooks mainline Linux lacks, run by the runtime: ``@egress`` and ``@gen``.
 
-``@egress`` (:class:`Egress`) runs on every frame the application sends, before the frame
-leaves the host: each frame goes through one live run of the program (:mod:`.live`) as if it
-had arrived on the host's interface, and the verdict decides: XDP_TX transmits it out of the
-interface, XDP_DROP drops it, XDP_REDIRECT into the XSKMAP loops it back to the application,
-XDP_PASS hands it to the host's own stack. docs/runtime.md explains why this mechanism was
-chosen over an XDP program on a veth peer, with the measurements.
+Both run as BPF_PROG_TEST_RUN of the compiled program on a frame, as if the frame had arrived
+on the host's interface (:class:`~etran.runtime.transmit.HostPort`); the kernel hands back the
+verdict and the finished frame, and the runtime honours the verdict:
 
-``@gen`` (:class:`Gen`) makes frames (ACKs, grants): the runtime runs it after each receive
-batch and whenever a program asks (:class:`GenPump`: a ring-buffer record or a non-zero flag
-in a map), again and again until it returns XDP_DROP ("nothing more to send"). A live run
-reports no verdict, so each round is two runs: the gen program on a zeroed template frame
-*without* live mode (the verdict and the finished frame come back; map side effects happen
-once), then, for XDP_TX or XDP_PASS, a live run of the built-in XDP_TX or XDP_PASS program on
-that finished frame to send it out of the interface or into the host's stack. XDP_REDIRECT
-cannot be honoured this way and is reported as an error.
+* XDP_TX: the frame leaves the host through its interface;
+* XDP_DROP, XDP_ABORTED: nothing is sent (for ``@gen``: the round is over);
+* XDP_REDIRECT from ``@egress``: the frame goes back to the application that sent it (how a
+  transport hands a frame it may not send yet, or a notice, to its application; the only
+  redirect target ``@egress`` can use, which the checker enforces: no DevMap redirect there);
+  from ``@gen``, and XDP_PASS from either, are reported as errors: mainline gives a test run no
+  way to hand a frame to a socket or to the host's stack.
+
+``@egress`` (:class:`Egress`) runs on every frame the application sends. ``@gen``
+(:class:`Gen`) makes frames (ACKs, grants): the runtime runs it after each receive batch and
+whenever a program asks (:class:`GenPump`: a ring-buffer record or a non-zero flag in a map),
+again and again on a zeroed template until it returns XDP_DROP ("nothing more to send"). Map
+side effects happen once per run, exactly as the program says. docs/runtime.md explains the
+choice of mechanism, with the measurements.
 
 ``@timer`` handlers run in the kernel and cannot send. One that needs a frame sent raises a
 flag in a map (or writes a ring-buffer record), and a pump thread of the runtime acts on it:
@@ -27,47 +30,105 @@ path for sending, and gen run after each batch it receives. It exposes frames on
 
 from __future__ import annotations
 
+import collections
+import os
 import select
 import threading
+import time
 from collections.abc import Iterable
 from types import TracebackType
 from typing import Self
 
-from etran.abi import RINGBUF_MAP_TYPE, XDP_ABORTED, XDP_ACTION_NAMES, XDP_DROP, XDP_PASS, XDP_TX
+from etran.abi import (
+    RINGBUF_MAP_TYPE,
+    XDP_ABORTED,
+    XDP_ACTION_NAMES,
+    XDP_DROP,
+    XDP_REDIRECT,
+    XDP_TX,
+)
 from etran.runtime.afxdp import XskSocket
-from etran.runtime.attach import pass_object, tx_object
 from etran.runtime.errors import EtranRuntimeError
-from etran.runtime.inject import LiveInjector
-from etran.runtime.loader import LoadedObject, Program
+from etran.runtime.loader import Program
 from etran.runtime.maps import Map, RingBufferReader
 from etran.runtime.netns import Interface
+from etran.runtime.transmit import HostPort
+
+
+def _unhonoured(hook: str, program: Program, verdict: int, allowed: str) -> EtranRuntimeError:
+    name = XDP_ACTION_NAMES.get(verdict, str(verdict))
+    return EtranRuntimeError(f"run {hook} program {program.name!r}",
+                             f"it returned {name}; {allowed}")
 
 
 class Egress:
-    """Runs an ``@egress`` program on each frame an application sends from ``interface``."""
+    """Runs an ``@egress`` program on each frame an application sends from ``interface``.
+
+    Frames the program redirects come back to the application: :meth:`take_returned` hands
+    them out (:class:`Endpoint.recv` does), and :meth:`wakeup_fd` becomes readable when
+    there are some, so a receiver can wait for them and for its socket at once.
+    """
 
     def __init__(self, program: Program, interface: Interface, queue: int = 0) -> None:
         self.program = program
         self.interface = interface
         self.frames = 0  # how many frames went through the program
+        self.sent = 0  # ... and left the host (XDP_TX)
+        self.dropped = 0  # ... were dropped (XDP_DROP, XDP_ABORTED)
+        self.returned = 0  # ... went back to the application (XDP_REDIRECT)
         self._lock = threading.Lock()
-        self._live = LiveInjector(interface, queue)
+        self._back: collections.deque[bytes] = collections.deque()
+        self._port = HostPort(interface, queue)
+        self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
     def send(self, frames: Iterable[bytes]) -> int:
-        """Run the program live on every frame, in order; returns how many it ran on (its
-        verdicts, and so how many left the host, are not reported by the kernel).
+        """Run the program on every frame, in order, and do what each verdict says; returns
+        how many frames it ran on (``sent``, ``dropped`` and ``returned`` count the verdicts).
         Thread-safe: calls do not overlap (the application and an :class:`EgressPump` share
         one path, as frames share one transmit queue), so the program sees one frame at a
         time and its per-flow state is never updated by two sends at once."""
         frames = list(frames)
-        with self._lock, self._live.entered():
-            count = self._live.run_each(self.program, frames)
-            self.frames += count
-        return count
+        port = self._port
+        with self._lock, port.entered():
+            for frame in frames:
+                result = port.run(self.program, frame)
+                self.frames += 1
+                if result.retval == XDP_TX:
+                    port.transmit(result.data)
+                    self.sent += 1
+                elif result.retval in (XDP_DROP, XDP_ABORTED):
+                    self.dropped += 1
+                elif result.retval == XDP_REDIRECT:
+                    self._back.append(result.data)
+                    self.returned += 1
+                    if len(self._back) == 1:
+                        os.write(self._wake_w, b"\0")
+                else:
+                    raise _unhonoured("egress", self.program, result.retval,
+                                      "a frame the application sends can only be sent "
+                                      "(XDP_TX), dropped (XDP_DROP) or returned to the "
+                                      "application (XDP_REDIRECT to its socket)")
+        return len(frames)
+
+    def take_returned(self, max_frames: int) -> list[bytes]:
+        """Up to ``max_frames`` frames the program redirected back, oldest first."""
+        with self._lock:
+            out = [self._back.popleft() for _ in range(min(max_frames, len(self._back)))]
+            if not self._back:
+                _drain(self._wake_r)
+            return out
+
+    def wakeup_fd(self) -> int:
+        """Readable while redirected frames wait in :meth:`take_returned`."""
+        return self._wake_r
 
     def close(self) -> None:
-        """Let go of the namespace handle (the program belongs to its loaded object)."""
-        self._live.close()
+        """Let go of the namespace and the sockets (the program belongs to its object)."""
+        self._port.close()
+        for fd in (self._wake_r, self._wake_w):
+            if fd >= 0:
+                os.close(fd)
+        self._wake_r = self._wake_w = -1
 
     def __enter__(self) -> Egress:
         return self
@@ -75,6 +136,14 @@ class Egress:
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                  tb: TracebackType | None) -> None:
         self.close()
+
+
+def _drain(fd: int) -> None:
+    try:
+        while os.read(fd, 64):
+            pass
+    except BlockingIOError:
+        pass
 
 
 class Gen:
@@ -90,51 +159,33 @@ class Gen:
         self.template = bytes(frame_size)
         self.max_frames = max_frames
         self.sent = 0  # frames transmitted out of the interface
-        self.passed = 0  # frames handed to the host's stack
         self.rounds = 0
         self._lock = threading.Lock()
-        tx = tx_object()
-        try:
-            passer = pass_object()
-        except BaseException:
-            tx.close()
-            raise
-        self._injectors: list[LoadedObject] = [tx, passer]
-        self._tx = tx.programs["etran_tx"]
-        self._pass = passer.programs["etran_pass"]
-        self._live = LiveInjector(interface, queue)
+        self._port = HostPort(interface, queue)
 
     def run(self) -> int:
         """One round: run until XDP_DROP/XDP_ABORTED or ``max_frames`` frames; returns how
         many frames the round emitted. Thread-safe (rounds do not overlap)."""
-        live = self._live
-        with self._lock, live.entered():
+        port = self._port
+        with self._lock, port.entered():
             self.rounds += 1
             emitted = 0
             while emitted < self.max_frames:
-                result = self.program.test_run(self.template, ctx=live.ctx)
+                result = port.run(self.program, self.template)
                 if result.retval == XDP_TX:
-                    live.run(self._tx, result.data)
+                    port.transmit(result.data)
                     self.sent += 1
-                elif result.retval == XDP_PASS:
-                    live.run(self._pass, result.data)
-                    self.passed += 1
                 elif result.retval in (XDP_DROP, XDP_ABORTED):
                     break
                 else:
-                    verdict = XDP_ACTION_NAMES.get(result.retval, str(result.retval))
-                    raise EtranRuntimeError(
-                        f"run gen program {self.program.name!r}",
-                        f"it returned {verdict}; a generated frame can only be sent (XDP_TX), "
-                        "passed to the host (XDP_PASS) or end the round (XDP_DROP)")
+                    raise _unhonoured("gen", self.program, result.retval,
+                                      "a generated frame can only be sent (XDP_TX) or end "
+                                      "the round (XDP_DROP)")
                 emitted += 1
             return emitted
 
     def close(self) -> None:
-        self._live.close()
-        for obj in self._injectors:
-            obj.close()
-        self._injectors = []
+        self._port.close()
 
     def __enter__(self) -> Gen:
         return self
@@ -259,8 +310,9 @@ class Endpoint:
     """An application's view of a transport on one host: send and receive frames.
 
     Received frames come from the AF_XDP socket ``xsk`` (which the runtime registered in the
-    transport's XSKMAP); after each non-empty batch the host's ``gen`` runs. Sent frames go
-    through ``egress`` when the transport has one, else straight into the socket's TX ring.
+    transport's XSKMAP) and from ``egress`` when its program redirects a frame back; after
+    each non-empty batch the host's ``gen`` runs. Sent frames go through ``egress`` when the
+    transport has one, else straight into the socket's TX ring.
     """
 
     def __init__(self, xsk: XskSocket, *, egress: Egress | None = None,
@@ -275,10 +327,32 @@ class Endpoint:
         return self._xsk.send(frames, timeout)
 
     def recv(self, max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
-        frames = self._xsk.recv(max_frames, timeout)
+        """Up to ``max_frames`` frames: those egress returned first, then the socket's.
+        ``timeout`` as for :meth:`XskSocket.recv`."""
+        if self._egress is None:
+            frames = self._xsk.recv(max_frames, timeout)
+        else:
+            frames = self._recv_both(max_frames, timeout)
         if frames and self._gen is not None:
             self._gen.run()
         return frames
+
+    def _recv_both(self, max_frames: int, timeout: float | None) -> list[bytes]:
+        assert self._egress is not None
+        wait = timeout if timeout is not None else (None if self._xsk.blocking else 0.0)
+        deadline = None if wait is None else time.monotonic() + wait
+        poller = select.poll()
+        poller.register(self._xsk.fileno(), select.POLLIN)
+        poller.register(self._egress.wakeup_fd(), select.POLLIN)
+        while True:
+            frames = self._egress.take_returned(max_frames)
+            frames += self._xsk.recv(max_frames - len(frames), timeout=0)
+            if frames:
+                return frames
+            remaining = None if deadline is None else deadline - time.monotonic()
+            if remaining is not None and remaining <= 0:
+                return []
+            poller.poll(None if remaining is None else max(0, int(remaining * 1000 + 0.999)))
 
     def fileno(self) -> int:
         return self._xsk.fileno()

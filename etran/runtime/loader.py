@@ -21,9 +21,9 @@ import weakref
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from etran.abi import BPF_F_TEST_XDP_LIVE_FRAMES, PROG_TYPE_XDP, XDP_MD
+from etran.abi import PROG_TYPE_XDP, XDP_MD
 from etran.runtime import libbpf as lb
-from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported, VerifierError
+from etran.runtime.errors import BpfError, EtranRuntimeError, VerifierError
 from etran.runtime.maps import Map, RingBufferReader
 from etran.runtime.system import check_kernel_support, doing, ensure_bpffs, get_pinned, pin, possible_cpus
 
@@ -34,7 +34,6 @@ MAX_LOG_SIZE = 256 << 20  # the kernel accepts up to UINT_MAX >> 2
 
 
 
-LIVE_FRAMES = "live frames (BPF_F_TEST_XDP_LIVE_FRAMES)"
 
 # --------------------------------------------------------------------------- plain data
 
@@ -113,8 +112,7 @@ _XDP_TEST_RUN_RULES = (
     "XDP test runs need: at least 14 bytes of input (an Ethernet header);",
     "ctx.data = metadata length (a multiple of 4, at most 32), ctx.data_end = input length,",
     "ctx.data_meta = 0, ctx.egress_ifindex = 0, and ctx.rx_queue_index below the ingress",
-    "device's rx queue count (loopback has one; ingress_ifindex 0 requires queue 0);",
-    "BPF_F_TEST_XDP_LIVE_FRAMES forbids data_out and ctx_out; batch_size needs it.",
+    "device's rx queue count (loopback has one; ingress_ifindex 0 requires queue 0).",
 )
 
 
@@ -159,33 +157,25 @@ class Program:
 
     def test_run(self, data: bytes, *, ctx: XdpContext | None = None, repeat: int = 1,
                  flags: int = 0, cpu: int = 0, data_out_size: int | None = None,
-                 batch_size: int = 0) -> TestRunResult:
+                 ) -> TestRunResult:
         """Run the program on ``data`` in the kernel (BPF_PROG_TEST_RUN).
 
         Without ``ctx`` the kernel runs XDP as if the packet arrived on loopback, queue 0.
         The output buffer defaults to ``len(data) + 4096`` so head and tail growth fit; the
-        returned ``data`` is exactly what the kernel reports. With
-        ``flags=BPF_F_TEST_XDP_LIVE_FRAMES`` no data or ctx comes back (the kernel forbids it).
-        With ``repeat > 1`` the kernel does not reset the packet between repetitions, so
-        head/tail adjustments accumulate; ``duration_ns`` is the mean per repetition.
+        returned ``data`` is exactly what the kernel reports. With ``repeat > 1`` the kernel
+        does not reset the packet between repetitions, so head/tail adjustments accumulate;
+        ``duration_ns`` is the mean per repetition.
         """
         action = f"run program {self.name!r}"
         if ctx is not None and self.prog_type != PROG_TYPE_XDP:
             raise EtranRuntimeError(action, "an XdpContext only fits XDP programs")
-        live = bool(flags & BPF_F_TEST_XDP_LIVE_FRAMES)
-        out_size = 0 if live else (len(data) + 4096 if data_out_size is None else data_out_size)
+        out_size = len(data) + 4096 if data_out_size is None else data_out_size
         ctx_in = ctx.pack(len(data)) if ctx is not None else None
-        ctx_out_size = XDP_MD.size if ctx is not None and not live else 0
+        ctx_out_size = XDP_MD.size if ctx is not None else 0
         try:
             out = lb.prog_test_run(self.fd, bytes(data), out_size, ctx_in, ctx_out_size,
-                                   repeat, flags, cpu, batch_size)
+                                   repeat, flags, cpu, 0)
         except OSError as exc:
-            if live and exc.errno == errno.EPERM:
-                # The program loaded and ordinary test runs work, so this is the kernel
-                # refusing live frames themselves (seen on hardened and sandboxed kernels).
-                raise NotSupported(LIVE_FRAMES, "this kernel refuses BPF_PROG_RUN in live-"
-                                   "frames mode (EPERM), which the @egress and @gen hooks use "
-                                   "to send frames", action) from exc
             hints = _XDP_TEST_RUN_RULES if exc.errno == errno.EINVAL and \
                 self.prog_type == PROG_TYPE_XDP else ()
             raise BpfError(action, exc.errno or 0, hints) from exc
@@ -350,7 +340,7 @@ def _warnings(messages: list[lb.Message]) -> list[str]:
 
 
 __all__ = [
-    "BPF_F_TEST_XDP_LIVE_FRAMES", "DEFAULT_LOG_LEVEL", "LoadedObject", "Map", "Program",
+    "DEFAULT_LOG_LEVEL", "LoadedObject", "Map", "Program",
     "RingBufferReader", "TestRunResult", "VerifierStats", "XdpContext", "check_kernel_support",
     "ensure_bpffs", "get_pinned", "load_object", "pin", "possible_cpus",
 ]

@@ -19,7 +19,7 @@ full checksums when XDP programs read them, bounce them (XDP_TX) or hand them to
 Why a switch rather than a bare veth pair: incast needs one receiving interface for N senders,
 and the switch port that faces a host is where the *link* is: an impairment program (dropping,
 delaying) attaches there without touching the hosts. In native mode those ports must run an
-XDP program anyway, because hosts send them XDP_TX'd and live-injected frames; they run the
+XDP program anyway, because hosts' programs send them XDP_TX'd frames; they run the
 built-in XDP_PASS program unless :meth:`Topology.set_link_program` puts another there.
 
 Shapes: ``two-hosts`` (a, b) and ``incast:N`` (senders s0..s{N-1}, receiver r).

@@ -38,8 +38,8 @@ def ratio_rows(out: str) -> dict[str, float]:
     return rows
 
 
-def test_reliable_transport_against_udp(live_frames: None) -> None:
-    out = bench(live_frames, "reliable_vs_udp.py", "--frames", "600", "--samples", "40")
+def test_reliable_transport_against_udp(kernel: None) -> None:
+    out = bench(kernel, "reliable_vs_udp.py", "--frames", "600", "--samples", "40")
     rows = ratio_rows(out)
     assert set(rows) == {"frames/s delivered", "one way, median", "one way, p99"}
     assert re.search(rf"egress path: {NUMBER} us per frame; gen path: {NUMBER} us per round",

@@ -77,7 +77,7 @@ class Link:
 
 
 @pytest.fixture
-def link(live_frames: None) -> Iterator[Link]:
+def link(kernel: None) -> Iterator[Link]:
     rd, impair = example("reliable_datagram"), example("impair_drop")
     with Topology("two-hosts") as topo:
         a, b = topo.host("a"), topo.host("b")

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from etran.runtime import BPF_F_TEST_XDP_LIVE_FRAMES, BpfError, XdpContext, load_object
+from etran.runtime import BpfError, XdpContext, load_object
 from etran.runtime.loader import LoadedObject
 
 from .irobjects import (
@@ -154,12 +154,6 @@ def test_context_the_kernel_refuses(programs: LoadedObject, ctx: XdpContext) -> 
 def test_packet_shorter_than_ethernet_header(programs: LoadedObject) -> None:
     with pytest.raises(BpfError, match="at least 14 bytes"):
         programs.programs["pass_"].test_run(bytes(13))
-
-
-def test_live_frames_return_no_data(programs: LoadedObject, live_frames: None) -> None:
-    result = programs.programs["drop"].test_run(PACKET, ctx=XdpContext(), repeat=10,
-                                                flags=BPF_F_TEST_XDP_LIVE_FRAMES)
-    assert result.data == b"" and result.ctx is None
 
 
 def test_rx_queue_index_of_a_multiqueue_device(programs: LoadedObject) -> None:

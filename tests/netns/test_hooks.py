@@ -1,10 +1,11 @@
-"""Live frames and the hooks built on them: injection delivers every frame, @egress runs on
-every frame the application sends, @gen answers after each batch or when asked."""
+"""The hooks the runtime runs: @egress on every frame the application sends, honouring each
+verdict; @gen after each batch or when asked; frames leave through the host's interface."""
 
 from __future__ import annotations
 
 import socket
 import struct
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -12,11 +13,11 @@ from dataclasses import dataclass
 import pytest
 
 from etran.runtime.afxdp import XskSocket
-from etran.runtime.attach import tx_object
+from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import Egress, Endpoint, Gen, GenPump
-from etran.runtime.inject import run_live
 from etran.runtime.loader import LoadedObject, load_object
 from etran.runtime.topology import Host, Topology
+from etran.runtime.transmit import HostPort
 
 from .conftest import compiled, frame
 
@@ -25,27 +26,46 @@ pytestmark = pytest.mark.netns
 STATE = struct.Struct("<4I3Q")  # State in seq_transport.py
 
 
-def test_live_injection_delivers_every_frame(live_frames: None) -> None:
+def test_a_port_transmits_every_frame(kernel: None) -> None:
     count = 1000
-    with Topology("two-hosts") as topo, tx_object() as tx:
+    with Topology("two-hosts") as topo:
         a, b = topo.host("a"), topo.host("b")
-        with a.udp_socket(7000, buffer_bytes=16 << 20) as server:
-            run_live(tx.programs["etran_tx"], frame(b, a, 9005, 7000, b"live"), b.interface,
-                     repeat=count)
+        with a.udp_socket(7000, buffer_bytes=16 << 20) as server, HostPort(b.interface) as port:
+            for i in range(count):
+                port.transmit(frame(b, a, 9005, 7000, b"port%04d" % i))
             got = [server.recvfrom(100)[0] for _ in range(count)]
-        assert got == [b"live"] * count
+        assert got == [b"port%04d" % i for i in range(count)]
 
 
-def test_live_injection_without_a_peer_program_loses_frames(live_frames: None) -> None:
-    """Why every switch port runs XDP_PASS: native XDP_TX to a veth whose peer has no program
-    vanishes, and the syscall still succeeds."""
-    with Topology("two-hosts", switch_xdp=False) as topo, tx_object() as tx:
+def test_egress_honours_every_verdict(kernel: None) -> None:
+    """XDP_TX leaves the host, XDP_DROP does not, XDP_REDIRECT to the application's socket comes
+    back to the application (and wakes a waiting recv), XDP_PASS is refused by name."""
+    with Topology("two-hosts") as topo:
         a, b = topo.host("a"), topo.host("b")
-        with a.udp_socket(7000, timeout=0.2) as server:
-            run_live(tx.programs["etran_tx"], frame(b, a, 9005, 7000, b"lost"), b.interface,
-                     repeat=10)
-            with pytest.raises(socket.timeout):
+        obj = topo.own(load_object(compiled("verdicts.py").elf, "verdicts"), "a")
+        with b.udp_socket(7000, timeout=1.0) as server, XskSocket(a.interface) as xsk, \
+                Egress(obj.programs["choose"], a.interface) as egress:
+            xsk.register(obj.maps["xsks"])
+            app = Endpoint(xsk, egress=egress)
+            sent = [frame(a, b, 9005, 7000, bytes([v]) + b"verdict") for v in (0, 1, 2, 0)]
+            assert app.send(sent) == 4
+            assert (egress.sent, egress.dropped, egress.returned) == (2, 1, 1)
+            assert [server.recvfrom(100)[0] for _ in range(2)] == [b"\0verdict"] * 2
+            server.settimeout(0.2)
+            with pytest.raises(socket.timeout):  # the dropped and the returned never left
                 server.recvfrom(100)
+            assert app.recv(64, timeout=0) == [sent[2]]
+            assert app.recv(64, timeout=0) == []
+            # a frame returned while the application waits wakes it at once
+            late = frame(a, b, 9005, 7000, b"\2late")
+            start = time.monotonic()
+            timer = threading.Timer(0.05, egress.send, ([late],))
+            timer.start()
+            assert app.recv(64, timeout=5.0) == [late]
+            timer.join()
+            assert time.monotonic() - start < 2.0
+            with pytest.raises(EtranRuntimeError, match="XDP_PASS"):
+                egress.send([frame(a, b, 9005, 7000, b"\3pass")])
 
 
 @dataclass
@@ -62,7 +82,7 @@ class SeqHosts:
 
 
 @pytest.fixture
-def seq_hosts(live_frames: None) -> Iterator[SeqHosts]:
+def seq_hosts(kernel: None) -> Iterator[SeqHosts]:
     """seq_transport.py loaded on both hosts of a two-host topology, @xdp attached."""
     with Topology("two-hosts") as topo:
         a, b = topo.host("a"), topo.host("b")
