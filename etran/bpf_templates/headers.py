@@ -127,6 +127,17 @@ def csum_fold(sum: u32) -> u16:
     return u16(~s)
 
 
+def csum_replace16(check: u16, old: u16, new: u16) -> u16:
+    """RFC 1624 (eqn. 3): the checksum field after a 16-bit word changed from `old` to
+    `new`, without summing the data again."""
+    return csum_fold(u32(~check) + u32(~old) + u32(new))
+
+
+def csum_replace32(check: u16, old: u32, new: u32) -> u16:
+    """RFC 1624 for a 32-bit field (an address, a sequence number): both halves at once."""
+    return csum_fold(u32(~check) + (~old >> 16) + (~old & 0xFFFF) + (new >> 16) + (new & 0xFFFF))
+
+
 def ipv4_checksum(pkt: Packet, offset: u32) -> u16:
     """The header checksum of the 20-byte IPv4 header at `offset` (its `check` field skipped)."""
     h = pkt.header(IPv4Words, offset)

@@ -15,6 +15,7 @@ from etran.check.scope import ConstSym, FuncDecl
 from etran.dsl import ast
 from etran.dsl.diagnostics import Span
 from etran.ir import tir
+from etran.ir.semantics import CHECKSUM_CHUNK
 from etran.ir.types import (
     I32,
     U32,
@@ -352,8 +353,23 @@ class CallChecker(ExprChecker):
             node = tir.PacketResize(name[len("resize_"):], d, e.span)
             self.resized(e.span)
             return node
+        if name == "checksum":
+            if e.keywords:
+                self.fail(e.keywords[0].span, "type", "`pkt.checksum` takes no keyword arguments")
+            if len(e.args) not in (2, 3):
+                self.fail(e.span, "type", "`pkt.checksum` takes 2 or 3 arguments (offset, "
+                          f"length, seed), {len(e.args)} given",
+                          "e.g. `pkt.checksum(Eth.size + 20, tcp_len, pseudo_sum)`: the range "
+                          "from `offset`, `length` bytes, the seed added to the sum")
+            parts = [self.coerce(self.value(a, U32), U32, a.span, what)
+                     for a, what in zip(e.args, ("the offset", "the length", "the seed"))]
+            seed = parts[2] if len(parts) == 3 else tir.Const(0, U32, e.span)
+            self.effect("helper", "pkt.checksum()", e.span)
+            self.stack(CHECKSUM_CHUNK + 8)
+            return tir.PacketChecksum(parts[0], parts[1], seed, e.span)
         self.fail(e.func.span, "name", f"a Packet has no method `{name}`",
-                  "available: header(H, offset), resize_head(n), resize_tail(n)")
+                  "available: header(H, offset), checksum(offset, length[, seed]), "
+                  "resize_head(n), resize_tail(n)")
 
     # ---------------------------------------------------------------- maps
     def map_key(self, m: MapType, node: ast.Expr) -> tir.Expr:

@@ -245,15 +245,15 @@ class ExprChecker:
         names = {"len": "pkt_len", "rx_queue": "rx_queue", "ifindex": "ifindex"}
         if e.attr in names:
             return tir.Builtin(names[e.attr], (), U32, e.span)
-        if e.attr in ("header", "resize_head", "resize_tail"):
+        if e.attr in ("header", "checksum", "resize_head", "resize_tail"):
             self.fail(e.span, "type", f"`pkt.{e.attr}` must be called")
         if e.attr in ("data", "data_end", "bytes", "payload"):
             self.fail(e.span, "packet-access", f"`pkt.{e.attr}`: packet memory is only reached "
                       "through checked header views",
                       "declare a Header and use `h = pkt.header(H, offset)`, then `if h is None:`")
         self.fail(e.span, "name", f"a Packet has no attribute `{e.attr}`",
-                  "available: len, rx_queue, ifindex, header(H, offset), resize_head(n), "
-                  "resize_tail(n)")
+                  "available: len, rx_queue, ifindex, header(H, offset), "
+                  "checksum(offset, length[, seed]), resize_head(n), resize_tail(n)")
 
     def none_error(self, node: ast.Expr, value: tir.Expr) -> NoReturn:
         name = node.id if isinstance(node, ast.Name) else "this value"

@@ -466,6 +466,12 @@ class Interpreter:
             return None
         return Ref(m.packet.data, off)
 
+    def e_PacketChecksum(self, e: tir.PacketChecksum, env: Any, m: Machine) -> int:
+        off = self.expr(e.offset, env, m)
+        length = self.expr(e.length, env, m)
+        seed = self.expr(e.seed, env, m)
+        return semantics.checksum(bytes(m.packet.data), off, length, seed)
+
     def e_PacketResize(self, e: tir.PacketResize, env: Any, m: Machine) -> int:
         delta = self.expr(e.delta, env, m)
         p = m.packet

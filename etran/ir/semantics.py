@@ -95,3 +95,34 @@ def exact_binary(op: str, a: int, b: int) -> int | None:
         "**": lambda: a ** b if 0 <= b <= 256 else None,
     }
     return ops[op]()
+
+
+# ---------------------------------------------------------------- checksums
+
+# `pkt.checksum` sums at most this many bytes: the compiled code walks the range in
+# CHECKSUM_CHUNK-byte pieces (copied to the stack, summed by bpf_csum_diff), and the
+# verifier needs a bound on the pieces. 4,096 bytes cover every frame XDP sees on a
+# 4 KiB page.
+CHECKSUM_MAX_BYTES = 4096
+CHECKSUM_CHUNK = 64
+
+
+def fold16(s: int) -> int:
+    """A ones'-complement sum folded to 16 bits (end-around carry): 0 only when `s` is 0."""
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def checksum(data: bytes, offset: int, length: int, seed: int) -> int:
+    """What `pkt.checksum(offset, length, seed)` returns on a packet holding `data`: the
+    RFC 1071 sum of the bytes [offset, offset + length) clipped to the packet and to
+    CHECKSUM_MAX_BYTES, as big-endian 16-bit words (an odd last byte padded with zero),
+    folded; then `seed` (a u32) added and folded again. Not complemented."""
+    n = max(0, min(length, len(data) - offset, CHECKSUM_MAX_BYTES)) if offset < len(data) else 0
+    piece = bytes(data[offset:offset + n])
+    if n % 2:
+        piece += b"\0"
+    total = sum(int.from_bytes(piece[i:i + 2], "big") for i in range(0, len(piece), 2))
+    s = fold16(total)
+    return fold16(s + (seed & 0xFFFF) + (seed >> 16))

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from etran.dsl.diagnostics import Diagnostic, Span
-from etran.ir.types import BOOL, Field, IntType, MapType, OptionalType, StructType, Type
+from etran.ir.types import BOOL, U32, Field, IntType, MapType, OptionalType, StructType, Type
 
 
 @dataclass(eq=False, slots=True)
@@ -318,10 +318,24 @@ class PacketResize:
     type: Type = BOOL
 
 
+@dataclass(frozen=True, slots=True)
+class PacketChecksum:
+    """`pkt.checksum(offset, length[, seed])`: the Internet checksum sum (RFC 1071) of the
+    packet's bytes [offset, offset + length) as big-endian 16-bit words (an odd last byte
+    padded with zero), plus `seed`, folded to 16 bits and not complemented. Bytes past the
+    packet's end, and past CHECKSUM_MAX_BYTES, are not summed."""
+
+    offset: Expr
+    length: Expr
+    seed: Expr
+    span: Span
+    type: Type = U32
+
+
 Expr = (Const | VarRef | Unary | Not | Binary | Compare | Logic | Cond | Convert | Load | AddrOf |
         IsNone | NewStruct | Call | Builtin | MinMax | MapGet | MapSet | MapDelete | QueuePush |
         QueuePop | RingOutput | Redirect | AtomicAdd | TimerStart | TimerCancel | PacketHeader |
-        PacketResize)
+        PacketResize | PacketChecksum)
 
 
 # ---------------------------------------------------------------- statements

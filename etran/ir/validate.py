@@ -193,6 +193,10 @@ class _FunctionCheck:
                 self.problem(e, f"a view of {e.header} typed {e.type}")
         elif isinstance(e, tir.PacketResize):
             self.expr(e.delta)
+        elif isinstance(e, tir.PacketChecksum):
+            self.expr(e.offset)
+            self.expr(e.length)
+            self.expr(e.seed)
         else:
             self.problem(e, "not an expression")
         if e.type is None:

@@ -19,6 +19,7 @@ import llvmlite.ir as ir
 
 from etran.abi import (
     CLOCK_MONOTONIC,
+    CSUM_DIFF,
     GET_PRANDOM_U32,
     GET_SMP_PROCESSOR_ID,
     KTIME_GET_NS,
@@ -35,10 +36,12 @@ from etran.abi import (
     TIMER_START,
     XDP_ADJUST_HEAD,
     XDP_ADJUST_TAIL,
+    XDP_LOAD_BYTES,
     XDP_MD_INGRESS_IFINDEX,
     XDP_MD_RX_QUEUE_INDEX,
 )
 from etran.ir import tir
+from etran.ir.semantics import CHECKSUM_CHUNK, CHECKSUM_MAX_BYTES
 from etran.ir.types import ArrayType, BeType, BoolType, IntType, OptionalType, PacketType, StructType, Type
 from etran.lower import observe as obs
 from etran.lower.context import I1, I8, I32, I64, MAX_PACKET_OFFSET, PTR, llvm_type
@@ -461,6 +464,96 @@ class ExprLowering(FunctionBase):
             return ok
         r = self.helper(XDP_ADJUST_TAIL, I64, [self.ctx, self.b.sext(delta, I64)])
         return self.b.icmp_signed("==", r, ir.Constant(I64, 0))
+
+    def x_PacketChecksum(self, e: tir.PacketChecksum) -> ir.Value:
+        """A bounded loop of CHECKSUM_CHUNK-byte pieces: each is copied to a zeroed stack
+        buffer (bpf_xdp_load_bytes checks the range at run time, so no packet bounds check
+        and no variable packet offset reaches the verifier) and summed by bpf_csum_diff,
+        which adds 32-bit words in memory order. The piece's offset is the loop counter
+        times the chunk, a constant in each iteration the verifier walks; the sum comes from
+        a helper, so the states leaving the loop at different pieces merge after it.
+        csum_partial's little-endian sum folds to the byte swap of the big-endian one
+        (ones'-complement sums commute with byte swapping), hence the swap at the end."""
+        b = self.b
+        off = b.zext(self.expr(e.offset), I64)
+        length = b.zext(self.expr(e.length), I64)
+        seed = self.expr(e.seed)
+        data, end = self.packet_bounds()
+        plen = b.sub(b.ptrtoint(end, I64), b.ptrtoint(data, I64))
+        avail = b.sub(plen, self.barrier(self.umin(off, plen)))
+        chunk = ir.Constant(I64, CHECKSUM_CHUNK)
+        buf = self.temp(CHECKSUM_CHUNK + 8, 8)
+        # How many bytes to sum, through a 4-byte stack slot that is not 8-aligned: the
+        # verifier keeps no register state there, so `n` is the same unknown on every path
+        # into the loop (no constant from a clamp, no range from a test made before), the
+        # walks entering with different `n` merge at the loop head, and the loop is walked
+        # once. The loop stops after CHECKSUM_MAX_BYTES whatever `n` says.
+        n = b.zext(self.launder32(b.trunc(self.umin(length, avail), I32), buf,
+                                  CHECKSUM_CHUNK + 4), I64)
+        start = b.block
+        head = self.new_block("csum.head")
+        body = self.new_block("csum.body")
+        done = self.new_block("csum.done")
+        b.branch(head)
+        b.position_at_end(head)
+        pos = b.phi(I64)
+        acc = b.phi(I64)
+        pos.add_incoming(ir.Constant(I64, 0), start)
+        acc.add_incoming(ir.Constant(I64, 0), start)
+        b.cbranch(b.icmp_unsigned("<", pos, n), body, done)
+        b.position_at_end(body)
+        # Opaque to LLVM, or loop strength reduction keeps `n - pos` in a register of its
+        # own, and the verifier no longer sees that the loop test made it at least 1.
+        here = self.barrier(pos)
+        take = self.umin(b.sub(n, here), chunk)
+        self.zero(buf, CHECKSUM_CHUNK + 8)
+        start_at = b.and_(b.add(off, here), ir.Constant(I64, 0xFFFFFFFF))
+        self.helper(XDP_LOAD_BYTES, I64, [self.ctx, start_at, buf, take])
+        # Whole words, the padding zeroed above: (take + 3) >> 2 << 2, kept as two shifts
+        # (LLVM would make them `& -4`, whose bounds the verifier widens past the buffer).
+        quads = self.barrier(b.lshr(b.add(take, ir.Constant(I64, 3)), ir.Constant(I64, 2)))
+        words = b.shl(quads, ir.Constant(I64, 2))
+        summed = self.helper(CSUM_DIFF, I64, [ir.Constant(PTR, None), ir.Constant(I64, 0), buf,
+                                              words, b.and_(acc, ir.Constant(I64, 0xFFFFFFFF))])
+        nxt = b.add(pos, chunk)
+        latch = b.block
+        pos.add_incoming(nxt, latch)
+        acc.add_incoming(summed, latch)
+        b.cbranch(b.icmp_unsigned("<", nxt, ir.Constant(I64, CHECKSUM_MAX_BYTES)), head, done)
+        b.position_at_end(done)
+        total = b.phi(I64)
+        total.add_incoming(acc, head)
+        total.add_incoming(summed, latch)
+        s = self.fold16(b.and_(total, ir.Constant(I64, 0xFFFFFFFF)))
+        swapped = b.or_(b.shl(b.and_(s, ir.Constant(I64, 0xFF)), ir.Constant(I64, 8)),
+                        b.lshr(s, ir.Constant(I64, 8)))
+        seed64 = b.zext(seed, I64)
+        s = self.fold16(b.add(b.add(swapped, b.and_(seed64, ir.Constant(I64, 0xFFFF))),
+                              b.lshr(seed64, ir.Constant(I64, 16))))
+        return b.trunc(s, I32)
+
+    def launder32(self, v: ir.Value, base: ir.Value, offset: int) -> ir.Value:
+        """`v` stored to and loaded back from `base + offset` (4 bytes, not 8-aligned), with
+        an empty inline asm that clobbers memory between them so LLVM keeps both."""
+        assert offset % 8 == 4
+        b = self.b
+        slot = b.gep(base, [ir.Constant(I64, offset)], source_etype=I8)
+        b.store(v, slot, align=4)
+        fence = ir.InlineAsm(ir.FunctionType(ir.VoidType(), [PTR]), "", "r,~{memory}",
+                             side_effect=True)
+        b.call(fence, [slot])
+        return b.load(slot, typ=I32, align=4)
+
+    def umin(self, a: ir.Value, c: ir.Value) -> ir.Value:
+        return self.b.select(self.b.icmp_unsigned("<", a, c), a, c)
+
+    def fold16(self, s: ir.Value) -> ir.Value:
+        """Two end-around-carry folds: any value below 2**33 ends at most 0xFFFF."""
+        b = self.b
+        mask = ir.Constant(I64, 0xFFFF)
+        for _ in range(2):
+            s = b.add(b.and_(s, mask), b.lshr(s, ir.Constant(I64, 16)))
+        return s
 
     def zero_new_head(self, ok: ir.Value, n: int) -> None:
         """Headroom holds stale bytes; the language defines new head bytes as zero."""

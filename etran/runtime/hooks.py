@@ -78,6 +78,7 @@ class Egress:
         self.returned = 0  # ... went back to the application (XDP_REDIRECT)
         self._lock = threading.Lock()
         self._back: collections.deque[bytes] = collections.deque()
+        self._last: bytes | None = None  # the frame the last run returned, as it left it
         self._port = HostPort(interface, queue)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
 
@@ -88,27 +89,41 @@ class Egress:
         one path, as frames share one transmit queue), so the program sees one frame at a
         time and its per-flow state is never updated by two sends at once."""
         frames = list(frames)
-        port = self._port
-        with self._lock, port.entered():
+        with self._lock, self._port.entered():
             for frame in frames:
-                result = port.run(self.program, frame)
-                self.frames += 1
-                if result.retval == XDP_TX:
-                    port.transmit(result.data)
-                    self.sent += 1
-                elif result.retval in (XDP_DROP, XDP_ABORTED):
-                    self.dropped += 1
-                elif result.retval == XDP_REDIRECT:
-                    self._back.append(result.data)
-                    self.returned += 1
+                if self._run(frame) == XDP_REDIRECT:
+                    self._back.append(frame if self._last is None else self._last)
                     if len(self._back) == 1:
                         os.write(self._wake_w, b"\0")
-                else:
-                    raise _unhonoured("egress", self.program, result.retval,
-                                      "a frame the application sends can only be sent "
-                                      "(XDP_TX), dropped (XDP_DROP) or returned to the "
-                                      "application (XDP_REDIRECT to its socket)")
         return len(frames)
+
+    def send_one(self, frame: bytes) -> int:
+        """Run the program on one frame and do what its verdict says, except that a frame
+        it returns (XDP_REDIRECT) is not queued for :meth:`take_returned`: the caller, which
+        is the application, learns it from the verdict returned here and still has the
+        frame (a library that must resend in order, as TCP's does, needs exactly this)."""
+        with self._lock, self._port.entered():
+            return self._run(frame)
+
+    def _run(self, frame: bytes) -> int:
+        port = self._port
+        result = port.run(self.program, frame)
+        self._last = None
+        self.frames += 1
+        if result.retval == XDP_TX:
+            port.transmit(result.data)
+            self.sent += 1
+        elif result.retval in (XDP_DROP, XDP_ABORTED):
+            self.dropped += 1
+        elif result.retval == XDP_REDIRECT:
+            self._last = result.data
+            self.returned += 1
+        else:
+            raise _unhonoured("egress", self.program, result.retval,
+                              "a frame the application sends can only be sent (XDP_TX), "
+                              "dropped (XDP_DROP) or returned to the application "
+                              "(XDP_REDIRECT to its socket)")
+        return result.retval
 
     def take_returned(self, max_frames: int) -> list[bytes]:
         """Up to ``max_frames`` frames the program redirected back, oldest first."""

@@ -74,7 +74,7 @@ FEATURES = frozenset({
     "structs", "arrays", "constants", "maps", "lru", "percpu", "queue", "ringbuf", "packets",
     "headers", "arith", "division", "shifts", "unary", "casts", "minmax", "compare", "seq",
     "branches", "loops", "functions", "locks", "none_checks", "atomics", "resize", "actions",
-    "helpers",
+    "helpers", "checksum",
 })
 
 

@@ -297,6 +297,7 @@ def lit_text(v: int) -> E:
 INTERESTING = (0, 1, 2, 3, 4, 7, 8, 15, 16, 31, 32, 63, 64, 100, 127, 128, 255, 256, 1000,
                1448, 32767, 32768, 65535, 65536, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 2**63 - 1,
                2**63, 2**64 - 1, -1, -2, -7, -128, -129, -32768, -2**31, -2**63)
+CHECKSUM_STACK = 72  # `pkt.checksum`'s buffer, as the checker counts it
 STACK_LIMIT = 360     # of the 512 bytes a hook may use: a margin for what is not counted here
 ARITH = ("+", "-", "*", "&", "|", "^")
 SHIFT_COUNTS = (0, 1, 2, 3, 7, 8, 15, 16, 31, 32, 33, 63, 64, 65, 127, 200)
@@ -449,7 +450,8 @@ class ExprGen:
             (1 * d if self.on("branches") and few else 0, "cond"), (2 if calls else 0, "call"),
             (2 if methods else 0, "method"),
             (1 if d and not pure and self.on("helpers") and t.holds(U32) else 0, "helper"),
-            (1 if atomics else 0, "atomic")])
+            (1 if atomics else 0, "atomic"),
+            (1 if d and not pure and self.checksum_ok(t) else 0, "checksum")])
         if kind == "lit":
             return self.literal(lit)  # type: ignore[arg-type]
         if kind in ("atom", "call", "method", "atomic"):
@@ -534,6 +536,20 @@ class ExprGen:
         self.ctx.helpers = True
         h = self.pick(["random_u32()", "cpu_id()"] + (["now_ns()"] if t == U64 else []))
         return E(h, PREC["atom"], U64 if h == "now_ns()" else U32)
+
+    def checksum_ok(self, t: Int) -> bool:
+        """`pkt.checksum` where its ~12,000 instructions of verifier work are paid once: not
+        in a loop, with the packet at hand and room for its 72-byte buffer."""
+        c = self.ctx
+        return (self.on("checksum") and c.has_pkt and not c.loops and t.holds(U32) and self.chance(35)
+                and self.room(CHECKSUM_STACK))
+
+    def _i_checksum(self, t: Int, depth: int, pure: bool) -> E:
+        self.use("checksum")
+        self.ctx.helpers = True
+        self.ctx.stack += CHECKSUM_STACK
+        args = [self.int_expr(U32, depth, U32).text for _ in range(2 if self.chance(50) else 3)]
+        return E(f"pkt.checksum({', '.join(args)})", PREC["atom"], U32)
 
     # ---------------------------------------------------------------- atomics
     def atomic_places(self, t: Int | None) -> list[tuple[str, Any, Var]]:

@@ -1,0 +1,114 @@
+"""TCP segments as the control plane builds and reads them: Ethernet + IPv4 + TCP, checksums
+included (the peer's kernel verifies them), options limited to what the handshake offers."""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+
+FIN, SYN, RST, PSH, ACK = 0x01, 0x02, 0x04, 0x08, 0x10
+ETH_P_IP = 0x0800
+IPPROTO_TCP = 6
+MSS = 1460                 # what we offer and the most we send: 1500-byte MTU, no options
+WINDOW = 65535             # what the data path advertises (no window scaling yet)
+HEADERS = 14 + 20 + 20     # Ethernet, IPv4, TCP without options
+
+_TCP = struct.Struct("!HHIIBBHHH")
+_IP = struct.Struct("!BBHHHBBH4s4s")
+
+
+def ip_int(addr: str) -> int:
+    """An IPv4 address as the data path keeps it: the big-endian value, as an integer."""
+    return int(ipaddress.IPv4Address(addr))
+
+
+def _fold(s: int) -> int:
+    while s > 0xFFFF:
+        s = (s & 0xFFFF) + (s >> 16)
+    return s
+
+
+def checksum(data: bytes, start: int = 0) -> int:
+    """The Internet checksum (RFC 1071) of `data`, starting from the sum `start`."""
+    if len(data) % 2:
+        data += b"\0"
+    return ~_fold(start + sum(struct.unpack(f"!{len(data) // 2}H", data))) & 0xFFFF
+
+
+@dataclass(frozen=True)
+class Segment:
+    """What the control plane reads from a received frame."""
+
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    seq: int
+    ack: int
+    flags: int
+    window: int
+    mss: int | None        # the MSS option, when present
+    payload: bytes
+    src_mac: bytes
+
+    def has(self, flags: int) -> bool:
+        return self.flags & flags == flags
+
+
+def parse(frame: bytes) -> Segment | None:
+    """The TCP segment in an Ethernet/IPv4 frame, or None when it is not one."""
+    if len(frame) < HEADERS or struct.unpack_from("!H", frame, 12)[0] != ETH_P_IP:
+        return None
+    ver_ihl, _tos, total, _id, _frag, _ttl, proto, _check, src, dst = _IP.unpack_from(frame, 14)
+    ihl = (ver_ihl & 0x0F) * 4
+    if ver_ihl >> 4 != 4 or proto != IPPROTO_TCP or ihl < 20 or 14 + total > len(frame):
+        return None
+    at = 14 + ihl
+    sport, dport, seq, ack, doff, flags, window, _sum, _urg = _TCP.unpack_from(frame, at)
+    hlen = (doff >> 4) * 4
+    if hlen < 20 or at + hlen > 14 + total:
+        return None
+    return Segment(str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst)), sport,
+                   dport, seq, ack, flags, window, _mss(frame[at + 20:at + hlen]),
+                   bytes(frame[at + hlen:14 + total]), bytes(frame[6:12]))
+
+
+def _mss(options: bytes) -> int | None:
+    i = 0
+    while i < len(options):
+        kind = options[i]
+        if kind == 0:
+            break
+        if kind == 1:
+            i += 1
+            continue
+        if i + 1 >= len(options) or options[i + 1] < 2:
+            break
+        size = options[i + 1]
+        if kind == 2 and size == 4 and i + 4 <= len(options):
+            return int(struct.unpack_from("!H", options, i + 2)[0])
+        i += size
+    return None
+
+
+def build(*, src_mac: bytes, dst_mac: bytes, src: str, dst: str, sport: int, dport: int,
+          seq: int = 0, ack: int = 0, flags: int = 0, window: int = WINDOW,
+          options: bytes = b"", payload: bytes = b"") -> bytes:
+    """A whole frame with correct IPv4 and TCP checksums."""
+    if len(options) % 4:
+        options += b"\0" * (4 - len(options) % 4)
+    tcp_len = 20 + len(options) + len(payload)
+    saddr, daddr = ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed
+    ip = bytearray(_IP.pack(0x45, 0, 20 + tcp_len, 0, 0x4000, 64, IPPROTO_TCP, 0, saddr, daddr))
+    struct.pack_into("!H", ip, 10, checksum(bytes(ip)))
+    tcp = bytearray(_TCP.pack(sport, dport, seq & 0xFFFFFFFF, ack & 0xFFFFFFFF,
+                              (5 + len(options) // 4) << 4, flags, window, 0, 0))
+    tcp += options + payload
+    pseudo = sum(struct.unpack("!4H", saddr + daddr)) + IPPROTO_TCP + tcp_len
+    struct.pack_into("!H", tcp, 16, checksum(bytes(tcp), pseudo))
+    return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + bytes(ip) + bytes(tcp)
+
+
+def mss_option(mss: int = MSS) -> bytes:
+    return struct.pack("!BBH", 2, 4, mss)
