@@ -224,8 +224,8 @@ def tcp_ack(pkt: Packet) -> int:
         return XDP_DROP
     c.ack_queued = False
     c.acks_sent += 1
-    if pkt.len > ACK_LEN:
-        pkt.resize_tail(i32(ACK_LEN) - i32(pkt.len))
+    if pkt.len != ACK_LEN:
+        pkt.resize_tail(i32(ACK_LEN) - i32(pkt.len))   # whatever template the runtime gave
     eth = pkt.header(Eth, 0)
     addrs = pkt.header(EthAddrs, 0)
     ip = pkt.header(IPv4, Eth.size)
