@@ -97,13 +97,14 @@ class Egress:
                         os.write(self._wake_w, b"\0")
         return len(frames)
 
-    def send_one(self, frame: bytes) -> int:
+    def send_one(self, frame: bytes) -> tuple[int, bytes | None]:
         """Run the program on one frame and do what its verdict says, except that a frame
-        it returns (XDP_REDIRECT) is not queued for :meth:`take_returned`: the caller, which
-        is the application, learns it from the verdict returned here and still has the
-        frame (a library that must resend in order, as TCP's does, needs exactly this)."""
+        it returns (XDP_REDIRECT) is not queued for :meth:`take_returned` but returned here,
+        as the program left it, with the verdict: a library that must resend in order, as
+        TCP's does, needs exactly this."""
         with self._lock, self._port.entered():
-            return self._run(frame)
+            verdict = self._run(frame)
+            return verdict, self._last
 
     def _run(self, frame: bytes) -> int:
         port = self._port
@@ -291,7 +292,9 @@ class GenPump(_Pump):
         super().__init__("gen pump", ring=ring, flag=flag, interval=interval)
 
     def _serve(self) -> None:
-        self.gen.run()
+        # A round that stopped at max_frames left work behind: go on at once.
+        while self.gen.run() >= self.gen.max_frames and not self._stop.is_set():
+            pass
 
 
 class EgressPump(_Pump):

@@ -17,13 +17,17 @@ so the runtime could not count, route or explain what happened. A test run plus 
 from __future__ import annotations
 
 import contextlib
+import errno
 import socket
+import time
 
 from etran.runtime import netns
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.loader import Program, TestRunResult, XdpContext
 from etran.runtime.netns import Interface
 
+_FULL_RETRIES = 8          # a full device queue (ENOBUFS) is retried, backing off ...
+_FULL_WAIT = 0.00005       # ... from 50 us; veth drains its ring in NAPI within that
 _SOL_PACKET = 263
 _PACKET_QDISC_BYPASS = 20
 
@@ -47,6 +51,8 @@ class HostPort:
         self.ctx = context_for(interface, queue)
         self._entry = netns.Entry(interface.netns) if interface.netns else None
         self._sock: socket.socket | None = None
+        self.dropped = 0  # frames the device had no room for (see transmit)
+        self.retries = 0  # sends that found the device's queue full and were tried again
         try:
             with self.entered():
                 self._sock = _packet_socket(interface)
@@ -63,16 +69,26 @@ class HostPort:
         :meth:`entered`); the verdict and the finished frame."""
         return program.test_run(frame, ctx=self.ctx)
 
-    def transmit(self, frame: bytes) -> None:
-        """Send ``frame`` (a whole Ethernet frame) out of the interface."""
+    def transmit(self, frame: bytes) -> bool:
+        """Send ``frame`` (a whole Ethernet frame) out of the interface; False when the
+        device's queue stayed full (the frame is dropped, as a NIC drops on a full ring:
+        counted in ``dropped``, for the transport to recover like any loss)."""
         if self._sock is None:
             raise EtranRuntimeError(f"send a frame out of {self.interface}", "the port is closed")
-        try:
-            self._sock.send(frame)
-        except OSError as exc:
-            raise EtranRuntimeError(f"send a {len(frame)}-byte frame out of {self.interface}",
-                                    f"{exc.strerror or exc}; is the interface up and the "
-                                    "frame no longer than its MTU plus 14?") from exc
+        for attempt in range(_FULL_RETRIES):
+            try:
+                self._sock.send(frame)
+                return True
+            except OSError as exc:
+                if exc.errno not in (errno.ENOBUFS, errno.EAGAIN):
+                    raise EtranRuntimeError(
+                        f"send a {len(frame)}-byte frame out of {self.interface}",
+                        f"{exc.strerror or exc}; is the interface up and the frame no longer "
+                        "than its MTU plus 14?") from exc
+                self.retries += 1
+                time.sleep(_FULL_WAIT * (attempt + 1))
+        self.dropped += 1
+        return False
 
     def close(self) -> None:
         if self._sock is not None:

@@ -56,6 +56,35 @@ class Segment:
         return self.flags & flags == flags
 
 
+TIMEOUT_PROTO = 0x88B5     # the runtime's TIMEOUT frames, and egress's notices made of them
+NOTICE_WINDOW, NOTICE_RESUME = 1, 2
+
+
+def timeout_frame() -> bytes:
+    """What the egress pump pushes when a timer asks: room for the notice egress makes."""
+    return bytes(12) + struct.pack("!H", TIMEOUT_PROTO) + bytes(HEADERS - 14)
+
+
+@dataclass(frozen=True)
+class Notice:
+    """A segment (or TIMEOUT frame) egress handed back: for which connection, and why."""
+
+    peer: str
+    peer_port: int
+    local_port: int
+    why: int               # NOTICE_WINDOW or NOTICE_RESUME
+    resume: int            # the connection's snd_nxt when egress looked
+
+
+def parse_notice(frame: bytes) -> Notice | None:
+    if len(frame) < HEADERS:
+        return None
+    dst = str(ipaddress.IPv4Address(frame[30:34]))
+    sport, dport, _seq, ack = struct.unpack_from("!HHII", frame, 34)
+    why = struct.unpack_from("!H", frame, 52)[0]
+    return Notice(dst, dport, sport, why, ack)
+
+
 def parse(frame: bytes) -> Segment | None:
     """The TCP segment in an Ethernet/IPv4 frame, or None when it is not one."""
     if len(frame) < HEADERS or struct.unpack_from("!H", frame, 12)[0] != ETH_P_IP:

@@ -9,16 +9,22 @@ timestamps or SACK, which the peer then does not use either), entering and remov
 connections in the data path's maps, RST in both directions, and the close.
 
 `TcpSocket` has the shape of a socket: `send`/`sendall`/`recv`/`shutdown`/`close`, timeouts,
-context manager, OSError subclasses with errno. Data segments go through the egress program,
-which stamps them; a segment it returns (the peer's window is full) is sent again, in order,
-once ACKs open the window.
+context manager, OSError subclasses with errno. It keeps what it sent until the data path's
+`snd_una` passes it, and sends segments through the egress program one at a time, each with
+the sequence number it means: egress sends it only at `snd_nxt` and within the peer's window,
+and otherwise hands it back with a notice (wait for the window; or resume from a sequence
+number, after the data path went back N on a timeout or three duplicate ACKs). Go-backs the
+timer starts while the application is not sending reach the socket as notices through the
+egress pump, and a worker thread resends.
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import queue
 import random
+import select
 import socket as _socket
 import threading
 import time
@@ -30,13 +36,13 @@ from typing import Any
 from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.errors import EtranRuntimeError
-from etran.runtime.hooks import Egress, Gen, GenPump
+from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import load_object
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap, typed_maps
 from etran.tcp import segments as sg
-from etran.tcp.segments import ACK, FIN, PSH, RST, SYN, Segment
+from etran.tcp.segments import ACK, FIN, NOTICE_RESUME, PSH, RST, SYN, Segment
 
 TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "tcp.py"
 ESTABLISHED, PEER_CLOSED = 1, 2          # Conn.state in the data path
@@ -44,6 +50,7 @@ SYN_RETRIES = 5
 SYN_TIMEOUT = 0.2                        # first SYN retransmission; doubles
 WINDOW_POLL = 0.0002                     # how often a sender looks at a full window again
 TIME_WAIT = 0.05                         # how long a closed connection's entry lingers
+WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a window update
 
 
 def TcpError(code: int, what: str) -> OSError:
@@ -88,6 +95,9 @@ class TcpStack:
             self._closers.append(self.port)
             self.pump = GenPump(self.gen, flag=(self.loaded.maps["wake"], bytes(4)))
             self._closers.insert(0, _Stopper(self.pump))
+            self.egress_pump = EgressPump(self.egress, sg.timeout_frame(),
+                                          flag=(self.loaded.maps["wake_tx"], bytes(4)))
+            self._closers.insert(0, _Stopper(self.egress_pump))
         except BaseException:
             self._close_parts()
             raise
@@ -96,9 +106,13 @@ class TcpStack:
         self._listeners: dict[int, TcpListener] = {}
         self._stop = threading.Event()
         self.error: BaseException | None = None
+        self._resends: queue.Queue[TcpSocket | None] = queue.Queue()
         self._thread = threading.Thread(target=self._dispatch, name=f"etran-tcp-{host}",
                                         daemon=True)
         self._thread.start()
+        self._resender = threading.Thread(target=self._resend, name=f"etran-tcp-tx-{host}",
+                                          daemon=True)
+        self._resender.start()
 
     # ---------------------------------------------------------------- applications
     def connect(self, address: tuple[str, int], timeout: float | None = 5.0) -> TcpSocket:
@@ -108,6 +122,7 @@ class TcpStack:
         local_port = self._free_port()
         sock = TcpSocket(self, (peer_ip, peer_port, local_port), timeout)
         sock._iss = random.getrandbits(32)
+        sock._base = (sock._iss + 1) & 0xFFFFFFFF
         with self._lock:
             self._conns[sock.key] = sock
         self.maps["ports"][local_port] = {"owned": 1}
@@ -157,8 +172,10 @@ class TcpStack:
         for sock in list(self._conns.values()):
             sock.abort()
         self._stop.set()
-        if self._thread.is_alive():
-            self._thread.join()
+        self._resends.put(None)
+        for thread in (self._thread, self._resender):
+            if thread.is_alive():
+                thread.join()
         self._close_parts()
 
     def _close_parts(self) -> None:
@@ -208,6 +225,7 @@ class TcpStack:
     def _install(self, sock: TcpSocket, *, snd_una: int, snd_nxt: int, rcv_nxt: int,
                  window: int, peer_mac: bytes) -> None:
         peer_ip, peer_port, local_port = sock.key
+        self.maps["reads"][self._map_key(sock.key)] = {"consumed": rcv_nxt & 0xFFFFFFFF}
         self.maps["conns"][self._map_key(sock.key)] = {
             "state": ESTABLISHED, "snd_una": snd_una & 0xFFFFFFFF,
             "snd_nxt": snd_nxt & 0xFFFFFFFF, "snd_wnd": window, "rcv_nxt": rcv_nxt & 0xFFFFFFFF,
@@ -221,28 +239,74 @@ class TcpStack:
             self._conns.pop(key, None)
             listening = key[2] in self._listeners
         self.maps["conns"].delete(self._map_key(key))
+        self.maps["reads"].delete(self._map_key(key))
         if not keep_port and not listening:
             self.maps["ports"].delete(key[2])
 
     def _dispatch(self) -> None:
+        poller = select.poll()
+        poller.register(self.xsk.fileno(), select.POLLIN)
+        poller.register(self.egress.wakeup_fd(), select.POLLIN)
         try:
             while not self._stop.is_set():
-                for frame in self.xsk.recv(64, timeout=0.02):
+                poller.poll(20)
+                took: set[TcpSocket] = set()
+                for frame in self.xsk.recv(64, timeout=0):
                     seg = sg.parse(frame)
                     if seg is not None and seg.dst == self.host.ip:
-                        self._deliver(seg)
+                        sock = self._deliver(seg)
+                        if sock is not None and seg.payload:
+                            took.add(sock)
+                for sock in took:
+                    self._consumed(sock)
+                for frame in self.egress.take_returned(64):
+                    note = sg.parse_notice(frame)
+                    if note is None or note.why != NOTICE_RESUME:
+                        continue
+                    with self._lock:
+                        sock = self._conns.get((note.peer, note.peer_port, note.local_port))
+                    if sock is not None:
+                        self._resends.put(sock)
         except BaseException as exc:  # surfaced to the sockets, which raise it
             self.error = exc
             for sock in list(self._conns.values()):
                 sock._fail(errno.EIO)
 
-    def _deliver(self, seg: Segment) -> None:
+    def _resend(self) -> None:
+        """Sockets the data path went back N for while they were not sending: resend from
+        `snd_una` (egress says where; the socket asks it)."""
+        while (sock := self._resends.get()) is not None:
+            try:
+                sock._rewind_and_pump()
+            except OSError:
+                pass          # the socket's own calls raise what went wrong
+
+    def _consumed(self, sock: TcpSocket) -> None:
+        """Tell the data path how far `sock`'s data is off the AF_XDP socket (it sizes the
+        window by it), and when that opened the window a good deal, send the peer an ACK
+        saying so: a peer facing a closed window would otherwise wait for its probe timer."""
+        read = sock._rcv_next
+        key = self._map_key(sock.key)
+        try:
+            self.maps["reads"][key] = {"consumed": read}
+        except EtranRuntimeError:
+            return                         # the connection was removed meanwhile
+        if not sock._eof and (read - sock._window_told) & 0xFFFFFFFF >= WINDOW_UPDATE:
+            sock._window_told = read
+            try:
+                self.maps["acks"].push({**key, "dup": 0})
+            except EtranRuntimeError:
+                pass                       # the queue is full: ACKs are on their way anyway
+            self.maps["wake"][0] = {"asked": 1}
+
+    def _deliver(self, seg: Segment) -> TcpSocket | None:
         key = (seg.src, seg.sport, seg.dport)
         with self._lock:
             sock = self._conns.get(key)
             listener = self._listeners.get(seg.dport)
         if sock is not None:
             sock._segment(seg)
+            return sock
         elif listener is not None and seg.flags & (SYN | ACK | RST) == SYN:
             listener._syn(seg)
         elif not seg.has(RST):
@@ -252,10 +316,11 @@ class TcpStack:
             else:
                 self._send_control(key, seq=0, ack=seg.seq + len(seg.payload)
                                    + (1 if seg.flags & (SYN | FIN) else 0), flags=RST | ACK)
+        return None
 
 
 class _Stopper:
-    def __init__(self, pump: GenPump) -> None:
+    def __init__(self, pump: GenPump | EgressPump) -> None:
         self.pump = pump
 
     def close(self) -> None:
@@ -282,6 +347,7 @@ class TcpListener:
         sock = TcpSocket(stack, key, None)
         iss = random.getrandbits(32)
         sock._mss = min(seg.mss or 536, sg.MSS)
+        sock._rcv_next = sock._window_told = (seg.seq + 1) & 0xFFFFFFFF
         with stack._lock:
             stack._conns[key] = sock
         # The entry goes in before the SYN-ACK leaves, so the final ACK and any data right
@@ -289,6 +355,7 @@ class TcpListener:
         stack._install(sock, snd_una=iss, snd_nxt=iss + 1, rcv_nxt=seg.seq + 1,
                        window=seg.window, peer_mac=seg.src_mac)
         sock._syn_ack = (iss, seg.seq + 1)
+        sock._base = (iss + 1) & 0xFFFFFFFF
         stack._send_control(key, seq=iss, ack=seg.seq + 1, flags=SYN | ACK,
                             options=sg.mss_option())
         sock._handshake.set()
@@ -334,10 +401,22 @@ class TcpSocket:
         self._handshake = threading.Event()
         self._cv = threading.Condition()
         self._buffer = bytearray()
+        self._rcv_next = 0                 # the sequence number of the next byte for recv
+        self._window_told = 0              # _rcv_next when we last pushed a window update
+        self._pending: dict[int, bytes] = {}   # segments ahead of it, by sequence number
         self._eof = False
         self._error: int | None = None
         self._wr_closed = False
         self._closed = False
+        # Sending: the bytes from `_base` (a sequence number) on, of which `_sent` went out;
+        # our FIN follows them once `_fin` is set. Guarded by `_send_lock`, which also keeps
+        # the application and the resend worker from interleaving segments.
+        self._send_lock = threading.Lock()
+        self._base = 0
+        self._sendbuf = bytearray()
+        self._sent = 0
+        self._fin = False
+        self._fin_sent = False
 
     # ---------------------------------------------------------------- from the dispatcher
     def _segment(self, seg: Segment) -> None:
@@ -348,6 +427,7 @@ class TcpSocket:
         if not self._handshake.is_set():
             if seg.has(SYN | ACK) and seg.ack == (self._iss + 1) & 0xFFFFFFFF:
                 self._mss = min(seg.mss or 536, sg.MSS)
+                self._rcv_next = self._window_told = (seg.seq + 1) & 0xFFFFFFFF
                 self.stack._install(self, snd_una=self._iss + 1, snd_nxt=self._iss + 1,
                                     rcv_nxt=seg.seq + 1, window=seg.window,
                                     peer_mac=seg.src_mac)
@@ -362,10 +442,28 @@ class TcpSocket:
                                          options=sg.mss_option())
             return
         with self._cv:
-            self._buffer += seg.payload
-            if seg.has(FIN):
-                self._eof = True
+            self._place(seg.seq, seg.payload, seg.has(FIN))
             self._cv.notify_all()
+
+    def _place(self, seq: int, payload: bytes, fin: bool) -> None:
+        """Put a delivered segment where its sequence number says: ingress delivers data in
+        order and one out-of-order interval ahead of it, which waits here for the hole."""
+        ahead = (seq - self._rcv_next) & 0xFFFFFFFF
+        if ahead >= 1 << 31:                       # starts before what we have: the new tail
+            behind = (1 << 32) - ahead
+            if behind >= len(payload):
+                return
+            payload, ahead = payload[behind:], 0
+        if ahead:
+            self._pending[seq] = payload
+            return
+        self._buffer += payload
+        self._rcv_next = (self._rcv_next + len(payload)) & 0xFFFFFFFF
+        while (more := self._pending.pop(self._rcv_next, None)) is not None:
+            self._buffer += more
+            self._rcv_next = (self._rcv_next + len(more)) & 0xFFFFFFFF
+        if fin:
+            self._eof = True
 
     def _fail(self, code: int) -> None:
         with self._cv:
@@ -383,10 +481,10 @@ class TcpSocket:
     def _check(self, what: str) -> None:
         if self._closed:
             raise TcpError(errno.EBADF, f"{what}: the socket is closed")
+        if self.stack.error is not None:
+            raise TcpError(errno.EIO, f"{what}: the stack stopped ({self.stack.error!r})")
         if self._error is not None:
             raise TcpError(self._error, what)
-        if self.stack.error is not None:
-            raise TcpError(errno.EIO, f"{what}: the stack stopped ({self.stack.error})")
 
     def send(self, data: bytes) -> int:
         """Send all of `data` (in segments of at most the peer's MSS); returns its length."""
@@ -397,27 +495,81 @@ class TcpSocket:
         self._check("send")
         if self._wr_closed:
             raise TcpError(errno.EPIPE, "send after shutdown")
-        view = memoryview(bytes(data))
-        for start in range(0, len(view), self._mss):
-            self._send_segment(PSH, bytes(view[start:start + self._mss]))
+        with self._send_lock:
+            self._sendbuf += data
+            self._pump("send")
 
-    def _send_segment(self, flags: int, payload: bytes) -> None:
+    def _pump(self, what: str) -> None:
+        """Send what is unsent, in order, until all is out (caller holds `_send_lock`)."""
+        deadline = None if self.timeout is None else time.monotonic() + self.timeout
+        since_trim = 0
+        while True:
+            self._check(what)
+            if since_trim >= 32:
+                self._trim()
+                since_trim = 0
+            seq = (self._base + self._sent) & 0xFFFFFFFF
+            if self._sent < len(self._sendbuf):
+                payload = bytes(self._sendbuf[self._sent:self._sent + self._mss])
+                flags = PSH
+            elif self._fin and not self._fin_sent:
+                payload, flags = b"", FIN
+            else:
+                return
+            verdict, back = self.stack.egress.send_one(self._segment_frame(seq, flags, payload))
+            if verdict == XDP_TX:
+                self._sent += len(payload)
+                self._fin_sent = self._fin_sent or flags == FIN
+                since_trim += 1
+                continue
+            note = sg.parse_notice(back) if verdict == XDP_REDIRECT and back else None
+            if note is None:
+                raise TcpError(self._error or errno.EPIPE, f"{what}: the connection is gone")
+            if note.why == NOTICE_RESUME:
+                self._resume_at(note.resume)
+                continue
+            # The peer's window is full: wait for ACKs to open it.
+            if deadline is not None and time.monotonic() > deadline:
+                raise TcpError(errno.ETIMEDOUT, f"{what}: the peer's window stayed full")
+            self._trim()
+            time.sleep(WINDOW_POLL)
+
+    def _resume_at(self, seq: int) -> None:
+        """Egress says the next byte to send is `seq` (after a go-back): send from there."""
+        self._trim()
+        offset = (seq - self._base) & 0xFFFFFFFF
+        if offset <= len(self._sendbuf):
+            self._sent = offset
+            self._fin_sent = False
+        elif offset == len(self._sendbuf) + 1 and self._fin_sent:
+            self._sent = len(self._sendbuf)    # only our FIN was out, and it is still out
+
+    def _rewind_and_pump(self) -> None:
+        with self._send_lock:
+            if self._closed or self._error is not None:
+                return
+            entry = self.stack.connection(self)
+            if entry is not None:
+                self._resume_at(entry["snd_nxt"])
+                self._pump("resend")
+
+    def _trim(self) -> None:
+        """Forget what the peer acknowledged (the data path's `snd_una`)."""
+        entry = self.stack.connection(self)
+        if entry is None:
+            return
+        done = (entry["snd_una"] - self._base) & 0xFFFFFFFF
+        if 0 < done <= len(self._sendbuf):
+            del self._sendbuf[:done]
+            self._base = entry["snd_una"]
+            self._sent = max(0, self._sent - done)
+
+    def _segment_frame(self, seq: int, flags: int, payload: bytes) -> bytes:
         peer_ip, peer_port, local_port = self.key
         stack = self.stack
-        frame = sg.build(src_mac=stack.host.mac_bytes, dst_mac=stack._mac(peer_ip),
-                         src=stack.host.ip, dst=peer_ip, sport=local_port, dport=peer_port,
-                         flags=flags, payload=payload)
-        deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        while True:
-            verdict = stack.egress.send_one(frame)
-            if verdict == XDP_TX:
-                return
-            if verdict != XDP_REDIRECT:
-                raise TcpError(self._error or errno.EPIPE, "send: the connection is gone")
-            self._check("send")      # the window is full: wait for ACKs to open it
-            if deadline is not None and time.monotonic() > deadline:
-                raise TcpError(errno.ETIMEDOUT, "send: the peer's window stayed full")
-            time.sleep(WINDOW_POLL)
+        return sg.build(src_mac=stack.host.mac_bytes, dst_mac=stack._mac(peer_ip),
+                        src=stack.host.ip, dst=peer_ip, sport=local_port, dport=peer_port,
+                        seq=seq, flags=flags, payload=payload)
 
     def recv(self, bufsize: int) -> bytes:
         """Up to `bufsize` bytes; b"" once the peer has closed and everything was read."""
@@ -441,7 +593,9 @@ class TcpSocket:
         peer's FIN."""
         self._check("shutdown")
         if how in (_socket.SHUT_WR, _socket.SHUT_RDWR) and not self._wr_closed:
-            self._send_segment(FIN, b"")
+            with self._send_lock:
+                self._fin = True
+                self._pump("shutdown")
             self._wr_closed = True
 
     def close(self) -> None:

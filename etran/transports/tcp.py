@@ -11,13 +11,20 @@ connection in `conns` once the handshake is done and removes it at the end.
   data, FINs, and segments of connections it does not know (SYN, SYN-ACK, RST) to the
   application's socket. Segments of other ports go to the host's own stack.
 * `tcp_tx` (@egress): each segment the application sends. The application writes addresses,
-  ports, flags and payload; this stamps the sequence and acknowledgement numbers, the window,
-  the IPv4 and TCP checksums, and keeps sending within the peer's window: a segment that does
-  not fit goes back to the application, which sends it again later.
+  ports, flags, payload and the sequence number it means to send; a segment leaves only if
+  that is `snd_nxt` and it fits the peer's window, stamped with the acknowledgement number,
+  the window and both checksums. Otherwise it goes back to the application as a notice
+  (`NOTICE_WINDOW`: wait for ACKs; `NOTICE_RESUME`: send again from the sequence number in
+  the notice's ACK field). A TIMEOUT frame from the runtime (EtherType `TIMEOUT_PROTO`,
+  pushed when `wake_tx` is raised) makes it go back N for the connection in `go_backs`:
+  `snd_nxt = snd_una`, and the frame becomes a RESUME notice for that connection.
 * `tcp_ack` (@gen): one pure ACK per connection that asked for one, until none is left.
+* `rto_fired` (@timer): no ACK progress for one RTO while data is outstanding: queue a go-back
+  and double the RTO (up to `RTO_MAX_NS`). Three duplicate ACKs queue a go-back at once (fast
+  retransmit).
 
-What it does not do yet: retransmission, congestion control (DCTCP), window scaling,
-timestamps, SACK, holding out-of-order data. docs/tcp.md has the plan.
+What it does not do yet: congestion control (DCTCP), window scaling, timestamps, SACK,
+holding out-of-order data. docs/tcp.md has the plan.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import (
@@ -30,6 +37,12 @@ PEER_CLOSED = 2     # the peer's FIN arrived: nothing more to receive
 RCV_WINDOW = 65535  # what we advertise (no window scaling yet)
 ACK_LEN = 54        # Ethernet + IPv4 + TCP without options
 TCP_AT = 34         # the TCP header, after Ethernet and a 20-byte IPv4 header
+TIMEOUT_PROTO = 0x88B5   # EtherType of the runtime's TIMEOUT frames and of our notices
+NOTICE_WINDOW = 1   # urg_ptr of a returned segment: the peer's window is full
+NOTICE_RESUME = 2   # ... send again from ack_seq
+RTO_MIN_NS = 10_000_000     # 10 ms: far above a datacenter RTT, far below Linux's 200 ms
+RTO_MAX_NS = 640_000_000
+DUP_ACKS = 3
 
 
 class Mac(Header):
@@ -48,13 +61,33 @@ class ConnKey(Struct):
     local_port: u16
 
 
+class AckReq(Struct):
+    """An ACK asked for: of which connection, and whether it is a duplicate ACK (sent even
+    when it says nothing new: the peer counts them) or may be skipped when the last ACK
+    sent already said the same."""
+    peer_ip: u32
+    peer_port: u16
+    local_port: u16
+    dup: u32
+
+
 class Conn(Struct):
     state: u32
     snd_una: u32          # oldest byte not yet acknowledged
     snd_nxt: u32          # next byte to send
     snd_wnd: u32          # the peer's window, in bytes
     rcv_nxt: u32          # next byte expected
+    ooo_start: u32        # the one out-of-order interval held (by the application)
+    ooo_end: u32
+    has_ooo: bool
     ack_queued: bool      # an ACK is waiting in `acks`
+    last_ack: u32         # the last ACK sent by tcp_ack: its number and window
+    last_wnd: u32
+    go_back_queued: bool  # a go-back is waiting in `go_backs`
+    rto_armed: bool
+    dup_acks: u32
+    rto_ns: u64           # the current RTO, doubled on each timeout
+    rto_una: u32          # snd_una when the timer was armed: progress since?
     local_ip: u32
     local_port: u16
     peer_port: u16
@@ -69,6 +102,18 @@ class Conn(Struct):
     dup_acks_sent: u64
     out_of_order: u64
     over_window: u64
+    timeouts: u64
+    fast_retransmits: u64
+    go_backs: u64
+    stale: u64            # segments refused because they were not at snd_nxt
+    rto: Timer
+
+
+class Read(Struct):
+    """How far the application has taken a connection's data off its socket: the receive
+    window is what is left of RCV_WINDOW beyond it, so the socket's rings never overflow
+    (ingress acknowledges data when it hands it over, before the application has it)."""
+    consumed: u32
 
 
 class Port(Struct):
@@ -86,10 +131,21 @@ class Wake(Struct):
     asked: u32
 
 
+class Pending(Struct):
+    """ACK requests pushed by the data path and not yet popped. A pop can fail while the
+    queue is not empty (its lock is busy: another CPU, or ingress interrupting gen on this
+    one), and gen must not take that for "nothing to send"."""
+    acks: u64
+
+
 conns = HashMap(ConnKey, Conn, max_entries=1024)
 ports = HashMap(u16, Port, max_entries=256)
-acks = Queue(ConnKey, max_entries=1024)
+acks = Queue(AckReq, max_entries=1024)
+go_backs = Queue(ConnKey, max_entries=1024)
+reads = HashMap(ConnKey, Read, max_entries=1024)
 wake = ArrayMap(Wake, max_entries=1)
+wake_tx = ArrayMap(Wake, max_entries=1)
+pending = ArrayMap(Pending, max_entries=1)
 counters = PerCpuArray(Counters, max_entries=1)
 sockets = XskMap(max_entries=4)
 
@@ -110,11 +166,75 @@ def tcp_sum(pkt: Packet, ip: IPv4, tcp_len: u32) -> u16:
 
 def ask_for_ack(key: ConnKey, c: Conn) -> None:
     if not c.ack_queued:
-        if acks.push(key):
+        if acks.push(AckReq(peer_ip=key.peer_ip, peer_port=key.peer_port,
+                            local_port=key.local_port, dup=0)):
             c.ack_queued = True
-            w = wake.get(0)
+            count_request()
+    w = wake.get(0)
+    if w is not None:
+        w.asked = 1                      # even when the queue is full: it must drain
+
+
+def ask_for_go_back(key: ConnKey, c: Conn) -> None:
+    if not c.go_back_queued:
+        if go_backs.push(key):
+            c.go_back_queued = True
+            w = wake_tx.get(0)
             if w is not None:
                 w.asked = 1
+
+
+def arm_rto(c: Conn) -> None:
+    """(Re)start the retransmission timer from now, remembering where snd_una was."""
+    if c.rto_ns < RTO_MIN_NS:
+        c.rto_ns = RTO_MIN_NS
+    c.rto_una = c.snd_una
+    c.rto_armed = c.rto.start(c.rto_ns)
+
+
+@timer(Conn.rto)
+def rto_fired(key: ConnKey, c: Conn) -> None:
+    c.rto_armed = False
+    if c.snd_una == c.snd_nxt:
+        return                           # everything was acknowledged meanwhile
+    if c.snd_una == c.rto_una:
+        c.timeouts += 1
+        c.rto_ns = min(c.rto_ns * 2, RTO_MAX_NS)
+        ask_for_go_back(key, c)
+    arm_rto(c)
+
+
+def count_request() -> None:
+    p = pending.get(0)
+    if p is not None:
+        atomic_add(p.acks, 1)
+
+
+def rcv_window(key: ConnKey, c: Conn) -> u32:
+    """What we advertise: RCV_WINDOW minus what was acknowledged but not yet consumed. Data
+    held out of order does not shrink it: duplicate ACKs must carry the same window, or a
+    Linux sender does not count them as duplicates and never fast-retransmits (it still may
+    not send past `rcv_nxt + window`, so the socket's rings hold at most RCV_WINDOW)."""
+    r = reads.get(key)
+    if r is None:
+        return RCV_WINDOW
+    held = c.rcv_nxt - r.consumed
+    if held >= RCV_WINDOW:
+        return 0
+    return RCV_WINDOW - held
+
+
+def dup_ack(key: ConnKey, c: Conn) -> int:
+    """One duplicate ACK for this segment, never coalesced (a sender without SACK
+    fast-retransmits on the third, and otherwise waits for its timeout); drops the segment."""
+    if acks.push(AckReq(peer_ip=key.peer_ip, peer_port=key.peer_port,
+                        local_port=key.local_port, dup=1)):
+        c.dup_acks_sent += 1
+        count_request()
+    w = wake.get(0)
+    if w is not None:
+        w.asked = 1                      # even when the queue is full: it must drain
+    return XDP_DROP
 
 
 @xdp
@@ -152,31 +272,105 @@ def tcp_rx(pkt: Packet) -> int:
         return sockets.redirect(pkt.rx_queue, XDP_DROP)   # the control plane's business
     c.segs_in += 1
     seq = tcp.seq
+    data_len = tcp_len - hlen
+    fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
     if tcp.flags & TCP_ACK != 0:
         ack = tcp.ack_seq
         if seq_after(ack, c.snd_una) and seq_before_eq(ack, c.snd_nxt):
-            c.snd_una = ack
+            c.snd_una = ack              # new data acknowledged
+            c.dup_acks = 0
+            c.rto_ns = RTO_MIN_NS
+            if c.snd_una != c.snd_nxt:
+                arm_rto(c)
+        elif ack == c.snd_una and c.snd_una != c.snd_nxt and data_len + fin == 0:
+            c.dup_acks += 1              # RFC 5681: the peer got something after a hole
+            if c.dup_acks == DUP_ACKS:
+                c.fast_retransmits += 1
+                ask_for_go_back(key, c)
         if seq_after_eq(ack, c.snd_una):
             c.snd_wnd = u32(tcp.window)
-    data_len = tcp_len - hlen
-    fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
     if data_len + fin == 0:
         return XDP_DROP                  # a pure ACK: taken
-    if seq != c.rcv_nxt or c.state != ESTABLISHED:
-        c.out_of_order += 1
-        c.dup_acks_sent += 1
-        ask_for_ack(key, c)              # a duplicate ACK says what we still expect
-        return XDP_DROP
-    c.rcv_nxt = seq + data_len + fin
+    if c.state != ESTABLISHED:
+        return dup_ack(key, c)           # nothing is accepted after the peer's FIN
+    if seq == c.rcv_nxt:
+        if data_len > rcv_window(key, c):
+            return dup_ack(key, c)       # the application's socket has no room for it
+        c.rcv_nxt = seq + data_len + fin
+        if c.has_ooo and seq_after_eq(c.rcv_nxt, c.ooo_start):
+            if fin == 0 and seq_after(c.ooo_end, c.rcv_nxt):
+                c.rcv_nxt = c.ooo_end    # the hole is filled: the interval joins
+            c.has_ooo = False
+        c.bytes_in += data_len
+        if fin == 1:
+            c.state = PEER_CLOSED
+        ask_for_ack(key, c)
+        return sockets.redirect(pkt.rx_queue, XDP_DROP)
+    end = seq + data_len
+    if fin == 1 or data_len == 0 or not seq_after(seq, c.rcv_nxt) or \
+            seq_after(end, c.rcv_nxt + rcv_window(key, c)):
+        return dup_ack(key, c)           # old, or beyond the window
+    held = False
+    if not c.has_ooo:
+        c.ooo_start = seq
+        c.ooo_end = end
+        c.has_ooo = True
+        held = True
+    elif seq == c.ooo_end:
+        c.ooo_end = end
+        held = True
+    elif end == c.ooo_start:
+        c.ooo_start = seq
+        held = True
+    if not held:
+        return dup_ack(key, c)           # a second interval is not held: the peer resends
+    c.out_of_order += 1
     c.bytes_in += data_len
-    if fin == 1:
-        c.state = PEER_CLOSED
-    ask_for_ack(key, c)
+    dup_ack(key, c)
+    return sockets.redirect(pkt.rx_queue, XDP_DROP)   # the application places it by seq
+
+
+def go_back(pkt: Packet) -> int:
+    """A TIMEOUT frame: go back N for the next connection in `go_backs`, and turn the frame
+    into a RESUME notice for it (its addresses, ports and the sequence number to resume at)."""
+    k = go_backs.pop()
+    if k is None:
+        return XDP_DROP                  # nothing to do: the pump waits for the next ask
+    w = wake_tx.get(0)
+    if w is not None:
+        w.asked = 1                      # more may be queued: come back
+    c = conns.get(ConnKey(peer_ip=k.peer_ip, peer_port=k.peer_port, local_port=k.local_port))
+    if c is None:
+        return XDP_DROP
+    c.go_back_queued = False
+    c.dup_acks = 0
+    c.go_backs += 1
+    c.snd_nxt = c.snd_una
+    ip = pkt.header(IPv4, Eth.size)
+    tcp = pkt.header(Tcp, TCP_AT)
+    if ip is None or tcp is None:
+        return XDP_DROP
+    ip.src = c.local_ip
+    ip.dst = c.peer_ip
+    tcp.src_port = c.local_port
+    tcp.dst_port = c.peer_port
+    tcp.ack_seq = c.snd_nxt
+    tcp.urg_ptr = NOTICE_RESUME
     return sockets.redirect(pkt.rx_queue, XDP_DROP)
+
+
+def notice(c: Conn, tcp: Tcp, why: u16) -> None:
+    tcp.ack_seq = c.snd_nxt
+    tcp.urg_ptr = why
 
 
 @egress
 def tcp_tx(pkt: Packet) -> int:
+    eth = pkt.header(Eth, 0)
+    if eth is None:
+        return XDP_DROP
+    if eth.proto == TIMEOUT_PROTO:
+        return go_back(pkt)
     ip = pkt.header(IPv4, Eth.size)
     tcp = pkt.header(Tcp, TCP_AT)
     if ip is None or tcp is None:
@@ -189,8 +383,13 @@ def tcp_tx(pkt: Packet) -> int:
         return XDP_DROP                  # no such connection: nothing leaves
     data_len = total - 40
     fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
+    if tcp.seq != c.snd_nxt:
+        c.stale += 1                     # sent before a go-back, or made up: not now
+        notice(c, tcp, NOTICE_RESUME)
+        return sockets.redirect(pkt.rx_queue, XDP_DROP)
     if seq_after(c.snd_nxt + data_len, c.snd_una + c.snd_wnd):
         c.over_window += 1
+        notice(c, tcp, NOTICE_WINDOW)
         return sockets.redirect(pkt.rx_queue, XDP_DROP)   # back to the application: later
     ip.ver_ihl = 0x45
     ip.total_len = u16(total)
@@ -204,25 +403,51 @@ def tcp_tx(pkt: Packet) -> int:
     tcp.ack_seq = c.rcv_nxt
     tcp.doff_res = 0x50
     tcp.flags = TCP_ACK | (tcp.flags & (TCP_PSH | TCP_FIN))
-    tcp.window = RCV_WINDOW
+    tcp.window = u16(rcv_window(ConnKey(peer_ip=ip.dst, peer_port=tcp.dst_port,
+                                        local_port=tcp.src_port), c))
     tcp.urg_ptr = 0
     tcp.check = 0
     tcp.check = tcp_sum(pkt, ip, total - 20)
     c.snd_nxt += data_len + fin
     c.segs_out += 1
     c.bytes_out += data_len
+    if not c.rto_armed:
+        arm_rto(c)
     return XDP_TX
+
+
+def come_back() -> int:
+    """End this gen round without a frame but with the pump asked again: for a request that
+    needed no ACK, while others may wait behind it."""
+    w = wake.get(0)
+    if w is not None:
+        w.asked = 1
+    return XDP_DROP
 
 
 @gen
 def tcp_ack(pkt: Packet) -> int:
     k = acks.pop()
+    p = pending.get(0)
     if k is None:
+        if p is not None and p.acks != 0:
+            return come_back()           # the queue was busy, not empty: try again
         return XDP_DROP                  # no ACK due: the round is over
-    c = conns.get(ConnKey(peer_ip=k.peer_ip, peer_port=k.peer_port, local_port=k.local_port))
+    if p is not None and p.acks != 0:
+        atomic_add(p.acks, u64(0xFFFFFFFFFFFFFFFF))   # one fewer (requests the control plane
+                                                       # pushes were never counted)
+    key = ConnKey(peer_ip=k.peer_ip, peer_port=k.peer_port, local_port=k.local_port)
+    c = conns.get(key)
     if c is None:
-        return XDP_DROP
+        return come_back()               # the connection is gone
     c.ack_queued = False
+    wnd = rcv_window(key, c)
+    # An ACK that would repeat the last one exactly is skipped unless it is meant as a
+    # duplicate: a peer that has closed answers a stray one with a RST.
+    if k.dup == 0 and c.last_ack == c.rcv_nxt and c.last_wnd == wnd:
+        return come_back()
+    c.last_ack = c.rcv_nxt
+    c.last_wnd = wnd
     c.acks_sent += 1
     if pkt.len != ACK_LEN:
         pkt.resize_tail(i32(ACK_LEN) - i32(pkt.len))   # whatever template the runtime gave
@@ -252,7 +477,7 @@ def tcp_ack(pkt: Packet) -> int:
     tcp.ack_seq = c.rcv_nxt
     tcp.doff_res = 0x50
     tcp.flags = TCP_ACK
-    tcp.window = RCV_WINDOW
+    tcp.window = u16(wnd)
     tcp.urg_ptr = 0
     tcp.check = 0
     tcp.check = tcp_sum(pkt, ip, 20)
