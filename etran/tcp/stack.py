@@ -34,18 +34,22 @@ from types import TracebackType
 from typing import Any
 
 from etran.abi import XDP_REDIRECT, XDP_TX
+from etran.ir import codec
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import load_object
+from etran.runtime.maps import RingBufferReader
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap, typed_maps
 from etran.tcp import segments as sg
-from etran.tcp.segments import ACK, FIN, NOTICE_RESUME, PSH, RST, SYN, Segment
+from etran.tcp.segments import ACK, CWR, ECE, FIN, NOTICE_RESUME, PSH, RST, SYN, Segment
 
 TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "tcp.py"
 ESTABLISHED, PEER_CLOSED = 1, 2          # Conn.state in the data path
+INIT_CWND = 10                           # segments (RFC 6928), as the data path expects
+DCTCP_INIT_ALPHA = 1024
 SYN_RETRIES = 5
 SYN_TIMEOUT = 0.2                        # first SYN retransmission; doubles
 WINDOW_POLL = 0.0002                     # how often a sender looks at a full window again
@@ -75,14 +79,17 @@ Key = tuple[str, int, int]               # (peer address, peer port, local port)
 class TcpStack:
     """etran's TCP on host `host` of `topology`; close it (or `with`) before the topology."""
 
-    def __init__(self, topology: Topology, host: str) -> None:
+    def __init__(self, topology: Topology, host: str, *, ecn: bool = True) -> None:
         self.host: Host = topology.host(host)
+        self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
         self.neighbours = {h.ip: h.mac_bytes for h in topology.hosts.values()}
         compiled = _transport()
         self._closers: list[Any] = []
         try:
             self.loaded = topology.own(load_object(compiled.elf, f"tcp_{host}"[:15]), host)
             self.maps: dict[str, TypedMap] = typed_maps(self.loaded, compiled.program)
+            self._program = compiled.program
+            self._trace_reader: RingBufferReader | None = None
             topology.attach(host, self.loaded.programs["tcp_rx"])
             self.xsk = XskSocket(self.host.interface)
             self._closers.append(self.xsk)
@@ -129,7 +136,9 @@ class TcpStack:
         try:
             wait = SYN_TIMEOUT
             for _ in range(SYN_RETRIES):
-                self._send_control(sock.key, seq=sock._iss, flags=SYN, options=sg.mss_option())
+                self._send_control(sock.key, seq=sock._iss,
+                                   flags=SYN | (ECE | CWR if self.ecn else 0),
+                                   options=sg.mss_option())
                 if sock._handshake.wait(wait):
                     break
                 wait *= 2
@@ -157,6 +166,17 @@ class TcpStack:
         """The data path's entry for `sock` (state, sequence numbers, counters)."""
         got = self.maps["conns"].get(self._map_key(sock.key))
         return got if isinstance(got, dict) else None
+
+    def trace(self) -> list[dict[str, int]]:
+        """The congestion-control records written since the last call, oldest first: one per
+        ACK that acknowledged new data (snd_una, snd_nxt, segments acked, ECE, and DCTCP's
+        alpha, cwnd and ssthresh after it). The ring holds 1 MiB; records past that are lost
+        until it is read."""
+        if self._trace_reader is None:
+            self._trace_reader = RingBufferReader(self.loaded.maps["trace"])
+            self._closers.append(self._trace_reader)
+        layout = self._program.map("trace").value
+        return [codec.decode(layout, raw) for raw in self._trace_reader.drain()]
 
     def counters(self) -> dict[str, int]:
         """Segments ingress refused (summed over CPUs)."""
@@ -223,8 +243,9 @@ class TcpStack:
             raise TcpError(errno.EHOSTUNREACH, f"{ip} is not a host of this topology") from None
 
     def _install(self, sock: TcpSocket, *, snd_una: int, snd_nxt: int, rcv_nxt: int,
-                 window: int, peer_mac: bytes) -> None:
+                 window: int, peer_mac: bytes, ecn: bool) -> None:
         peer_ip, peer_port, local_port = sock.key
+        sock.ecn = ecn
         self.maps["reads"][self._map_key(sock.key)] = {"consumed": rcv_nxt & 0xFFFFFFFF}
         self.maps["conns"][self._map_key(sock.key)] = {
             "state": ESTABLISHED, "snd_una": snd_una & 0xFFFFFFFF,
@@ -232,7 +253,10 @@ class TcpStack:
             "local_ip": sg.ip_int(self.host.ip), "local_port": local_port,
             "peer_port": peer_port, "peer_ip": sg.ip_int(peer_ip),
             "local_mac": {"octets": list(self.host.mac_bytes)},
-            "peer_mac": {"octets": list(peer_mac)}}
+            "peer_mac": {"octets": list(peer_mac)},
+            "mss": sock._mss, "ecn_ok": ecn, "cwnd": INIT_CWND, "ssthresh": 0xFFFF,
+            "alpha": DCTCP_INIT_ALPHA, "next_seq": snd_nxt & 0xFFFFFFFF,
+            "cwr_end": snd_nxt & 0xFFFFFFFF}
 
     def _forget(self, key: Key, *, keep_port: bool = False) -> None:
         with self._lock:
@@ -352,11 +376,12 @@ class TcpListener:
             stack._conns[key] = sock
         # The entry goes in before the SYN-ACK leaves, so the final ACK and any data right
         # behind it meet an established connection (snd_una = iss: the SYN is unacked).
+        ecn = stack.ecn and seg.has(ECE | CWR)      # RFC 3168: the SYN asks with both
         stack._install(sock, snd_una=iss, snd_nxt=iss + 1, rcv_nxt=seg.seq + 1,
-                       window=seg.window, peer_mac=seg.src_mac)
-        sock._syn_ack = (iss, seg.seq + 1)
+                       window=seg.window, peer_mac=seg.src_mac, ecn=ecn)
+        sock._syn_ack = (iss, seg.seq + 1, ecn)
         sock._base = (iss + 1) & 0xFFFFFFFF
-        stack._send_control(key, seq=iss, ack=seg.seq + 1, flags=SYN | ACK,
+        stack._send_control(key, seq=iss, ack=seg.seq + 1, flags=SYN | ACK | (ECE if ecn else 0),
                             options=sg.mss_option())
         sock._handshake.set()
         with self._cv:
@@ -397,7 +422,8 @@ class TcpSocket:
         self.timeout = timeout
         self._iss = 0
         self._mss = sg.MSS
-        self._syn_ack: tuple[int, int] | None = None   # (iss, ack) of our SYN-ACK
+        self._syn_ack: tuple[int, int, bool] | None = None   # (iss, ack, ecn) of our SYN-ACK
+        self.ecn = False                   # ECN negotiated
         self._handshake = threading.Event()
         self._cv = threading.Condition()
         self._buffer = bytearray()
@@ -428,17 +454,19 @@ class TcpSocket:
             if seg.has(SYN | ACK) and seg.ack == (self._iss + 1) & 0xFFFFFFFF:
                 self._mss = min(seg.mss or 536, sg.MSS)
                 self._rcv_next = self._window_told = (seg.seq + 1) & 0xFFFFFFFF
+                ecn = self.stack.ecn and seg.flags & (ECE | CWR) == ECE
                 self.stack._install(self, snd_una=self._iss + 1, snd_nxt=self._iss + 1,
                                     rcv_nxt=seg.seq + 1, window=seg.window,
-                                    peer_mac=seg.src_mac)
+                                    peer_mac=seg.src_mac, ecn=ecn)
                 self.stack._send_control(self.key, seq=self._iss + 1, ack=seg.seq + 1,
                                          flags=ACK)
                 self._handshake.set()
             return
         if seg.has(SYN):
             if self._syn_ack is not None:    # our SYN-ACK was lost: the peer asks again
-                iss, ack = self._syn_ack
-                self.stack._send_control(self.key, seq=iss, ack=ack, flags=SYN | ACK,
+                iss, ack, ecn = self._syn_ack
+                self.stack._send_control(self.key, seq=iss, ack=ack,
+                                         flags=SYN | ACK | (ECE if ecn else 0),
                                          options=sg.mss_option())
             return
         with self._cv:

@@ -23,8 +23,14 @@ connection in `conns` once the handshake is done and removes it at the end.
   and double the RTO (up to `RTO_MAX_NS`). Three duplicate ACKs queue a go-back at once (fast
   retransmit).
 
-What it does not do yet: congestion control (DCTCP), window scaling, timestamps, SACK,
-holding out-of-order data. docs/tcp.md has the plan.
+Congestion control is DCTCP (Linux's tcp_dctcp.c rule): `alpha` in units of 1/1024 from
+1024, gain 1/16, updated once per window of data from the segments delivered and delivered
+with ECE; on ECE the window drops once per window of data to max(cwnd - cwnd*alpha/2048, 2);
+slow start and congestion avoidance otherwise; each ACK that acknowledges new data writes a
+record to `trace`. With ECN negotiated, data segments carry ECT(0), the first one after a
+reduction carries CWR, and our ACKs echo CE as ECE segment by segment (DCTCP's receiver).
+
+What it does not do yet: window scaling, timestamps, SACK. docs/tcp.md has the plan.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import (
@@ -43,6 +49,14 @@ NOTICE_RESUME = 2   # ... send again from ack_seq
 RTO_MIN_NS = 10_000_000     # 10 ms: far above a datacenter RTT, far below Linux's 200 ms
 RTO_MAX_NS = 640_000_000
 DUP_ACKS = 3
+INIT_CWND = 10            # segments (RFC 6928)
+DCTCP_MAX_ALPHA = 1024
+DCTCP_SHIFT_G = 4         # g = 1/16
+ECT0 = 2
+ECN_MASK = 3
+CE = 3
+TCP_ECE_FLAG = 0x40
+TCP_CWR_FLAG = 0x80
 
 
 class Mac(Header):
@@ -106,6 +120,21 @@ class Conn(Struct):
     fast_retransmits: u64
     go_backs: u64
     stale: u64            # segments refused because they were not at snd_nxt
+    # congestion control (DCTCP); the control plane sets mss, cwnd, ssthresh, ecn_ok, alpha
+    mss: u32
+    ecn_ok: bool          # ECN negotiated at the handshake
+    ce_state: bool        # the last data segment received carried CE: our ACKs say ECE
+    cwr_pending: bool     # the next data segment we send carries CWR
+    cwnd: u32             # segments
+    ssthresh: u32
+    cwnd_cnt: u32         # segments acknowledged towards the next +1 in avoidance
+    alpha: u32            # DCTCP's estimate of the marked fraction, in 1/1024
+    next_seq: u32         # the end of the current window of data (alpha's update)
+    delivered: u32        # segments acknowledged, and of those with ECE
+    delivered_ce: u32
+    old_delivered: u32
+    old_delivered_ce: u32
+    cwr_end: u32          # no second reduction until snd_una passes this
     rto: Timer
 
 
@@ -114,6 +143,19 @@ class Read(Struct):
     window is what is left of RCV_WINDOW beyond it, so the socket's rings never overflow
     (ingress acknowledges data when it hands it over, before the application has it)."""
     consumed: u32
+
+
+class TraceRecord(Struct):
+    """One ACK that acknowledged new data, as DCTCP saw it (read by `etran.tcp` and tests)."""
+    snd_una: u32
+    snd_nxt: u32
+    acked: u32            # segments this ACK acknowledged
+    ece: u32
+    alpha: u32            # after the ACK
+    cwnd: u32
+    ssthresh: u32
+    peer_port: u16
+    local_port: u16
 
 
 class Port(Struct):
@@ -146,6 +188,7 @@ reads = HashMap(ConnKey, Read, max_entries=1024)
 wake = ArrayMap(Wake, max_entries=1)
 wake_tx = ArrayMap(Wake, max_entries=1)
 pending = ArrayMap(Pending, max_entries=1)
+trace = RingBuf(TraceRecord, max_entries=1 << 20)
 counters = PerCpuArray(Counters, max_entries=1)
 sockets = XskMap(max_entries=4)
 
@@ -192,6 +235,58 @@ def arm_rto(c: Conn) -> None:
     c.rto_armed = c.rto.start(c.rto_ns)
 
 
+def dctcp_ack(c: Conn, acked_bytes: u32, ece: bool, key: ConnKey) -> None:
+    """What tcp_dctcp.c and the congestion avoidance around it do with one ACK that
+    acknowledged `acked_bytes` of new data."""
+    mss = max(c.mss, 1)
+    segs = (acked_bytes + mss - 1) // mss
+    c.delivered += segs
+    if ece:
+        c.delivered_ce += segs
+    if not seq_before(c.snd_una, c.next_seq):
+        # A window of data is over: alpha = (1 - g) * alpha + g * F.
+        delivered = c.delivered - c.old_delivered
+        delivered_ce = c.delivered_ce - c.old_delivered_ce
+        alpha = c.alpha
+        if alpha >> DCTCP_SHIFT_G == 0:
+            alpha = 0                    # min_not_zero(alpha, alpha >> g) is alpha itself
+        else:
+            alpha -= alpha >> DCTCP_SHIFT_G
+        if delivered_ce != 0:
+            alpha = min(alpha + (delivered_ce << (10 - DCTCP_SHIFT_G)) // max(delivered, 1),
+                        DCTCP_MAX_ALPHA)
+        c.alpha = alpha
+        c.next_seq = c.snd_nxt
+        c.old_delivered = c.delivered
+        c.old_delivered_ce = c.delivered_ce
+    if ece and c.ecn_ok and seq_after_eq(c.snd_una, c.cwr_end):
+        # Once per window of data: cwnd = max(cwnd - cwnd * alpha / 2048, 2).
+        c.ssthresh = max(c.cwnd - ((c.cwnd * c.alpha) >> 11), 2)
+        c.cwnd = c.ssthresh
+        c.cwnd_cnt = 0
+        c.cwr_end = c.snd_nxt
+        c.cwr_pending = True
+    elif c.cwnd < c.ssthresh:
+        c.cwnd = min(c.cwnd + segs, c.ssthresh)     # slow start
+    else:
+        c.cwnd_cnt += segs                           # congestion avoidance
+        if c.cwnd_cnt >= c.cwnd:
+            c.cwnd_cnt -= c.cwnd
+            c.cwnd += 1
+    c.cwnd = min(c.cwnd, 65535)
+    trace.output(TraceRecord(snd_una=c.snd_una, snd_nxt=c.snd_nxt, acked=segs,
+                             ece=u32(1) if ece else u32(0), alpha=c.alpha, cwnd=c.cwnd,
+                             ssthresh=c.ssthresh, peer_port=key.peer_port,
+                             local_port=key.local_port))
+
+
+def on_loss(c: Conn, timeout: bool) -> None:
+    """A go-back: the window shrinks as DCTCP's ssthresh says (to 2 segments on a timeout)."""
+    c.ssthresh = max(c.cwnd - ((c.cwnd * c.alpha) >> 11), 2)
+    c.cwnd = 2 if timeout else c.ssthresh
+    c.cwnd_cnt = 0
+
+
 @timer(Conn.rto)
 def rto_fired(key: ConnKey, c: Conn) -> None:
     c.rto_armed = False
@@ -200,6 +295,7 @@ def rto_fired(key: ConnKey, c: Conn) -> None:
     if c.snd_una == c.rto_una:
         c.timeouts += 1
         c.rto_ns = min(c.rto_ns * 2, RTO_MAX_NS)
+        on_loss(c, True)
         ask_for_go_back(key, c)
     arm_rto(c)
 
@@ -277,15 +373,18 @@ def tcp_rx(pkt: Packet) -> int:
     if tcp.flags & TCP_ACK != 0:
         ack = tcp.ack_seq
         if seq_after(ack, c.snd_una) and seq_before_eq(ack, c.snd_nxt):
+            acked = ack - c.snd_una
             c.snd_una = ack              # new data acknowledged
             c.dup_acks = 0
             c.rto_ns = RTO_MIN_NS
             if c.snd_una != c.snd_nxt:
                 arm_rto(c)
+            dctcp_ack(c, acked, tcp.flags & TCP_ECE_FLAG != 0, key)
         elif ack == c.snd_una and c.snd_una != c.snd_nxt and data_len + fin == 0:
             c.dup_acks += 1              # RFC 5681: the peer got something after a hole
             if c.dup_acks == DUP_ACKS:
                 c.fast_retransmits += 1
+                on_loss(c, False)
                 ask_for_go_back(key, c)
         if seq_after_eq(ack, c.snd_una):
             c.snd_wnd = u32(tcp.window)
@@ -293,6 +392,8 @@ def tcp_rx(pkt: Packet) -> int:
         return XDP_DROP                  # a pure ACK: taken
     if c.state != ESTABLISHED:
         return dup_ack(key, c)           # nothing is accepted after the peer's FIN
+    if data_len != 0:
+        c.ce_state = ip.ecn() == CE      # echoed as ECE on the ACKs for this segment
     if seq == c.rcv_nxt:
         if data_len > rcv_window(key, c):
             return dup_ack(key, c)       # the application's socket has no room for it
@@ -387,11 +488,16 @@ def tcp_tx(pkt: Packet) -> int:
         c.stale += 1                     # sent before a go-back, or made up: not now
         notice(c, tcp, NOTICE_RESUME)
         return sockets.redirect(pkt.rx_queue, XDP_DROP)
-    if seq_after(c.snd_nxt + data_len, c.snd_una + c.snd_wnd):
+    in_flight = c.snd_nxt - c.snd_una
+    if seq_after(c.snd_nxt + data_len, c.snd_una + c.snd_wnd) or \
+            (data_len != 0 and in_flight + data_len > c.cwnd * c.mss):
         c.over_window += 1
         notice(c, tcp, NOTICE_WINDOW)
         return sockets.redirect(pkt.rx_queue, XDP_DROP)   # back to the application: later
     ip.ver_ihl = 0x45
+    ip.tos = ip.tos & 0xFC             # the ECN bits are ours to set
+    if c.ecn_ok and data_len != 0:
+        ip.tos = ip.tos | ECT0           # ECN-capable, so a switch marks instead of dropping
     ip.total_len = u16(total)
     ip.frag_off = 0x4000
     ip.ttl = 64
@@ -403,6 +509,12 @@ def tcp_tx(pkt: Packet) -> int:
     tcp.ack_seq = c.rcv_nxt
     tcp.doff_res = 0x50
     tcp.flags = TCP_ACK | (tcp.flags & (TCP_PSH | TCP_FIN))
+    if c.ecn_ok:
+        if c.ce_state:
+            tcp.flags = tcp.flags | TCP_ECE_FLAG
+        if data_len != 0 and c.cwr_pending:
+            tcp.flags = tcp.flags | TCP_CWR_FLAG
+            c.cwr_pending = False
     tcp.window = u16(rcv_window(ConnKey(peer_ip=ip.dst, peer_port=tcp.dst_port,
                                         local_port=tcp.src_port), c))
     tcp.urg_ptr = 0
@@ -477,6 +589,8 @@ def tcp_ack(pkt: Packet) -> int:
     tcp.ack_seq = c.rcv_nxt
     tcp.doff_res = 0x50
     tcp.flags = TCP_ACK
+    if c.ecn_ok and c.ce_state:
+        tcp.flags = TCP_ACK | TCP_ECE_FLAG
     tcp.window = u16(wnd)
     tcp.urg_ptr = 0
     tcp.check = 0

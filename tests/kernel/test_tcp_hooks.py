@@ -35,18 +35,27 @@ def runner(kernel: None) -> Any:
 
 
 def maps(runner: Any, snd_una: int, snd_nxt: int, wnd: int, rcv_nxt: int,
-         state: int, queued: bool) -> MapStore:
+         state: int, queued: bool, cc: dict[str, Any] | None = None) -> MapStore:
     store = MapStore(runner.program, runner.ncpu)
     store.set("ports", LOCAL, {"owned": 1})
     store.set("conns", {"peer_ip": sg.ip_int(B), "peer_port": PEER, "local_port": LOCAL}, {
         "state": state, "snd_una": snd_una, "snd_nxt": snd_nxt, "snd_wnd": wnd,
         "rcv_nxt": rcv_nxt, "ack_queued": queued, "local_ip": sg.ip_int(A),
         "local_port": LOCAL, "peer_port": PEER, "peer_ip": sg.ip_int(B),
-        "local_mac": {"octets": list(MAC_A)}, "peer_mac": {"octets": list(MAC_B)}})
+        "local_mac": {"octets": list(MAC_A)}, "peer_mac": {"octets": list(MAC_B)},
+        "mss": 1460, "cwnd": 10, "ssthresh": 0xFFFF, "alpha": 1024, "next_seq": snd_nxt,
+        "cwr_end": snd_nxt, **(cc or {})})
     return store
 
 
 u32 = st.integers(0, 0xFFFFFFFF)
+# congestion control state: ECN on or off, CE echo pending, windows and alpha at their edges
+cc_state = st.fixed_dictionaries({
+    "ecn_ok": st.booleans(), "ce_state": st.booleans(), "cwr_pending": st.booleans(),
+    "mss": st.sampled_from([0, 1, 536, 1460]), "cwnd": st.sampled_from([0, 1, 2, 10, 65535]),
+    "ssthresh": st.sampled_from([2, 10, 0xFFFF]), "alpha": st.sampled_from([0, 15, 16, 1024]),
+    "cwnd_cnt": st.integers(0, 20), "delivered": u32, "delivered_ce": u32,
+    "next_seq": u32, "cwr_end": u32})
 near = st.one_of(st.integers(-3000, 3000), st.sampled_from([0, 1, -1, 65535, 1 << 31]))
 flags = st.integers(0, 0x3F)
 payload = st.one_of(st.binary(max_size=40), st.integers(0, 1460).map(lambda n: bytes(n % 251
@@ -55,30 +64,36 @@ payload = st.one_of(st.binary(max_size=40), st.integers(0, 1460).map(lambda n: b
 
 @SETTINGS
 @given(base=u32, una_gap=st.integers(0, 70000), wnd=st.integers(0, 70000), rcv=u32,
-       dseq=near, dack=near, fl=flags, data=payload, damage=st.integers(-1, 80),
-       state=st.sampled_from([1, 2]), queued=st.booleans())
+       dseq=near, dack=near, fl=st.integers(0, 0xFF), data=payload,
+       damage=st.integers(-1, 80), state=st.sampled_from([1, 2]), queued=st.booleans(),
+       cc=cc_state, tos=st.integers(0, 3))
 def test_ingress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int, dseq: int,
                         dack: int, fl: int, data: bytes, damage: int, state: int,
-                        queued: bool) -> None:
+                        queued: bool, cc: dict[str, Any], tos: int) -> None:
     snd_nxt = (base + una_gap) & 0xFFFFFFFF
     frame = bytearray(sg.build(src_mac=MAC_B, dst_mac=MAC_A, src=B, dst=A, sport=PEER,
                                dport=LOCAL, seq=(rcv + dseq) & 0xFFFFFFFF,
                                ack=(snd_nxt + dack) & 0xFFFFFFFF, flags=fl, payload=data))
+    frame[15] = tos                        # ECN field (the IPv4 checksum ignores it here:
+    frame[24:26] = b"\0\0"                # recomputed below so the segment stays valid)
+    frame[24:26] = sg.checksum(bytes(frame[14:34])).to_bytes(2, "big")
     if 0 <= damage < len(frame):
         frame[damage] ^= 0x5A
-    store = maps(runner, base, snd_nxt, wnd, rcv, state, queued)
+    store = maps(runner, base, snd_nxt, wnd, rcv, state, queued, cc)
     _k, _i, diffs = run_both(runner, "tcp_rx", frame_input(bytes(frame), maps=store))
     assert not diffs, diffs
 
 
 @SETTINGS
 @given(base=u32, una_gap=st.integers(0, 70000), wnd=st.integers(0, 70000), rcv=u32,
-       fl=flags, data=payload, other_port=st.booleans())
+       fl=flags, data=payload, other_port=st.booleans(), cc=cc_state, at_nxt=st.booleans())
 def test_egress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int, fl: int,
-                       data: bytes, other_port: bool) -> None:
+                       data: bytes, other_port: bool, cc: dict[str, Any], at_nxt: bool) -> None:
+    snd_nxt = (base + una_gap) & 0xFFFFFFFF
     frame = sg.build(src_mac=MAC_A, dst_mac=MAC_B, src=A, dst=B, sport=LOCAL,
-                     dport=PEER + other_port, flags=fl, payload=data)
-    store = maps(runner, base, (base + una_gap) & 0xFFFFFFFF, wnd, rcv, 1, False)
+                     dport=PEER + other_port, flags=fl, payload=data,
+                     seq=snd_nxt if at_nxt else base)
+    store = maps(runner, base, snd_nxt, wnd, rcv, 1, False, cc)
     _k, _i, diffs = run_both(runner, "tcp_tx", frame_input(frame, maps=store))
     assert not diffs, diffs
 

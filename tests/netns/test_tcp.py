@@ -7,6 +7,7 @@ timeout on a clean link."""
 from __future__ import annotations
 
 import hashlib
+import itertools
 import os
 import socket
 import struct
@@ -286,20 +287,31 @@ def impair(topo: Topology, host: str, **config: int) -> dict[str, Any]:
     return maps
 
 
-def transfer_to_linux(topo: Topology, server: Linux, size: int) -> tuple[bytes, bytes, Any]:
-    """`size` random bytes from etran on a to the Linux server on b; returns (sent, received,
-    the connection's final entry)."""
+@dataclass
+class Transfer:
+    sent: bytes
+    received: bytes
+    first: dict[str, Any]          # the connection's entry right after the handshake
+    last: dict[str, Any]           # ... and when all was acknowledged
+    trace: list[dict[str, int]]    # the data path's congestion-control records
+
+
+def transfer_to_linux(topo: Topology, server: Linux, size: int) -> Transfer:
+    """`size` random bytes from etran on a to the Linux server on b."""
     b = topo.host("b")
     data = os.urandom(size)
     got: list[bytes] = []
     server.start(drain(got))
     with TcpStack(topo, "a") as stack, stack.connect((b.ip, PORT), timeout=30) as sock:
+        first = stack.connection(sock)
         sock.sendall(data)
         sock.shutdown(socket.SHUT_WR)
         server.join()
         assert sock.recv(10) == b""
-        entry = stack.connection(sock)
-    return data, b"".join(got), entry
+        last = stack.connection(sock)
+        trace = stack.trace()
+    assert first is not None and last is not None
+    return Transfer(data, b"".join(got), first, last, trace)
 
 
 def transfer_from_linux(topo: Topology, size: int) -> tuple[bytes, bytes]:
@@ -343,9 +355,10 @@ def test_etran_to_linux_over_a_lossy_link(topo: Topology, server: Linux,
     b = topo.host("b")
     link = impair(topo, "a", **loss)
     before = linux_counters(b)
-    data, got, entry = transfer_to_linux(topo, server, BULK)
-    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    t = transfer_to_linux(topo, server, BULK)
+    assert hashlib.sha256(t.received).digest() == hashlib.sha256(t.sent).digest()
     assert link["state"][0]["dropped"] >= BULK // 1460 // loss["drop_every"]
+    entry = t.last
     assert entry["fast_retransmits"] >= 1 and entry["go_backs"] >= entry["fast_retransmits"]
     moved = clean(before, linux_counters(b))
     assert "TcpInCsumErrors" not in moved and "TcpOutRsts" not in moved, moved
@@ -368,3 +381,61 @@ def test_linux_to_etran_over_a_lossy_link(topo: Topology, loss: dict[str, int]) 
     assert retransmitted >= link["state"][0]["dropped"]
     assert "TcpExtTCPTimeouts" not in moved, moved
     assert "TcpInCsumErrors" not in moved and "TcpOutRsts" not in moved, moved
+
+
+def dctcp_reference(first: dict[str, Any], trace: list[dict[str, int]]) -> list[tuple[int, ...]]:
+    """Linux's tcp_dctcp.c rule (alpha in 1/1024 from 1024, g = 1/16, updated once per window
+    of data from the delivered and CE-echoed segment counts; on ECE, once per window of data,
+    cwnd = max(cwnd - cwnd * alpha >> 11, 2)), with slow start and congestion avoidance
+    around it, replayed over the ACKs the data path saw: (alpha, cwnd, ssthresh) after each."""
+    alpha, cwnd, ssthresh, count = 1024, first["cwnd"], first["ssthresh"], 0
+    delivered = delivered_ce = old = old_ce = 0
+    next_seq = cwr_end = first["snd_nxt"]
+
+    def before(a: int, b: int) -> bool:
+        return (a - b) & 0xFFFFFFFF >= 1 << 31
+    out = []
+    for r in trace:
+        delivered += r["acked"]
+        delivered_ce += r["acked"] if r["ece"] else 0
+        if not before(r["snd_una"], next_seq):
+            d, d_ce = delivered - old, delivered_ce - old_ce
+            alpha -= alpha >> 4 if alpha >> 4 else alpha          # min_not_zero
+            if d_ce:
+                alpha = min(alpha + (d_ce << 6) // max(1, d), 1024)
+            next_seq, old, old_ce = r["snd_nxt"], delivered, delivered_ce
+        if r["ece"] and not before(r["snd_una"], cwr_end):
+            ssthresh = max(cwnd - ((cwnd * alpha) >> 11), 2)
+            cwnd, count, cwr_end = ssthresh, 0, r["snd_nxt"]
+        elif cwnd < ssthresh:
+            cwnd = min(cwnd + r["acked"], ssthresh)
+        else:
+            count += r["acked"]
+            if count >= cwnd:
+                count, cwnd = count - cwnd, cwnd + 1
+        cwnd = min(cwnd, 65535)
+        out.append((alpha, cwnd, ssthresh))
+    return out
+
+
+def test_dctcp_follows_linux_rule_under_ce_marks(topo: Topology, server: Linux) -> None:
+    """ECN negotiated with Linux; the link marks every 10th data segment CE; Linux echoes
+    ECE; after every ACK the data path's (alpha, cwnd, ssthresh) equal the reference."""
+    b = topo.host("b")
+    link = impair(topo, "a", mark_every=10)
+    before = linux_counters(b)
+    t = transfer_to_linux(topo, server, 4 << 20)
+    assert t.received == t.sent
+    assert t.first["ecn_ok"]
+    after = linux_counters(b)
+    assert after["IpExtInCEPkts"] - before["IpExtInCEPkts"] == link["state"][0]["marked"] > 0
+    assert after["IpExtInECT0Pkts"] > before["IpExtInECT0Pkts"]
+    assert len(t.trace) > 100
+    got = [(r["alpha"], r["cwnd"], r["ssthresh"]) for r in t.trace]
+    want = dctcp_reference(t.first, t.trace)
+    assert got == want
+    alphas = {a for a, _, _ in got}
+    assert min(alphas) < 1024 and len(alphas) > 5        # alpha moved, window by window
+    assert sum(1 for r in t.trace if r["ece"]) > 0
+    assert any(later[1] < earlier[1] for earlier, later in itertools.pairwise(got))  # cwnd cut
+    assert clean(before, after) == {}
