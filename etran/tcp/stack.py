@@ -597,7 +597,7 @@ class TcpSocket:
         stack = self.stack
         return sg.build(src_mac=stack.host.mac_bytes, dst_mac=stack._mac(peer_ip),
                         src=stack.host.ip, dst=peer_ip, sport=local_port, dport=peer_port,
-                        seq=seq, flags=flags, payload=payload)
+                        seq=seq, flags=flags, payload=payload, checksums=False)
 
     def recv(self, bufsize: int) -> bytes:
         """Up to `bufsize` bytes; b"" once the peer has closed and everything was read."""

@@ -1,0 +1,157 @@
+"""etran's TCP against Linux's TCP, same topology, same peer, same run.
+
+Host b runs a plain Linux echo server (one for each client). Host a runs the client twice:
+once with a Linux socket, once with `etran.tcp` (the data path of etran/transports/tcp.py,
+the control plane and sockets in Python, AF_XDP underneath). The peer is the kernel's TCP
+both times, so the difference is our end alone.
+
+* request/response: 64-byte request, 64-byte echo, one at a time, N round trips; p50, p99;
+* bulk: M MiB from a to b (the server drains), goodput until the server has it all;
+* the ceiling of the application path: raw 64-byte frames through an AF_XDP socket from
+  Python (frames/s), and what that makes at one MSS per frame.
+
+Run as root: ``.venv/bin/python bench/tcp_vs_linux.py [--rounds N] [--mib M]``.
+"""
+from __future__ import annotations
+
+import argparse
+import socket
+import statistics
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from etran.runtime.afxdp import XskSocket  # noqa: E402
+from etran.runtime.topology import Host, Topology  # noqa: E402
+from etran.tcp import TcpStack  # noqa: E402
+from etran.tcp.segments import MSS  # noqa: E402
+from etran.testing.packets import eth, ipv4, udp  # noqa: E402
+
+
+def serve(host: Host, port: int, echo: bool) -> tuple[socket.socket, threading.Thread]:
+    with host.entered():
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((host.ip, port))
+    listener.listen()
+
+    def run() -> None:
+        conn, _ = listener.accept()
+        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        with conn:
+            while data := conn.recv(1 << 16):
+                if echo:
+                    conn.sendall(data)
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return listener, thread
+
+
+def round_trips(send: Callable[[bytes], None], recv: Callable[[int], bytes],
+                rounds: int) -> list[float]:
+    message = bytes(64)
+    times = []
+    for _ in range(rounds):
+        start = time.perf_counter()
+        send(message)
+        got = 0
+        while got < len(message):
+            got += len(recv(len(message) - got))
+        times.append((time.perf_counter() - start) * 1e6)
+    return times
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def linux_client(a: Host, b: Host, port: int, rounds: int, size: int) -> tuple[list[float], float]:
+    listener, thread = serve(b, port, echo=True)
+    with a.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with sock, listener:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.connect((b.ip, port))
+        rtts = round_trips(sock.sendall, sock.recv, rounds)
+    thread.join(5)
+    listener, thread = serve(b, port + 1, echo=False)
+    with a.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with listener:
+        sock.connect((b.ip, port + 1))
+        data = bytes(size)
+        start = time.perf_counter()
+        sock.sendall(data)
+        sock.close()
+        thread.join(60)
+        seconds = time.perf_counter() - start
+    return rtts, size / seconds
+
+
+def etran_client(topo: Topology, a: Host, b: Host, port: int, rounds: int,
+                 size: int) -> tuple[list[float], float]:
+    listener, thread = serve(b, port, echo=True)
+    with listener, TcpStack(topo, a.name) as stack:
+        with stack.connect((b.ip, port), timeout=10) as sock:
+            rtts = round_trips(sock.sendall, sock.recv, rounds)
+        thread.join(5)
+        listener2, thread = serve(b, port + 1, echo=False)
+        with listener2:
+            sock = stack.connect((b.ip, port + 1), timeout=60)
+            data = bytes(size)
+            start = time.perf_counter()
+            sock.sendall(data)
+            sock.close()
+            thread.join(60)
+            seconds = time.perf_counter() - start
+    return rtts, size / seconds
+
+
+def afxdp_ceiling(a: Host, b: Host, frames: int) -> float:
+    frame = eth(ipv4(udp(bytes(22), sport=9, dport=9, src=a.ip, dst=b.ip), src=a.ip, dst=b.ip),
+                src=a.mac, dst=b.mac)
+    with XskSocket(a.interface) as xsk:
+        start = time.perf_counter()
+        sent = 0
+        while sent < frames:
+            sent += xsk.send([frame] * min(64, frames - sent))
+        xsk.flush()
+        return frames / (time.perf_counter() - start)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--rounds", type=int, default=2000, help="request/response round trips")
+    parser.add_argument("--mib", type=int, default=8, help="bulk transfer size in MiB")
+    parser.add_argument("--frames", type=int, default=50000, help="AF_XDP ceiling frames")
+    args = parser.parse_args()
+    size = args.mib << 20
+    with Topology("two-hosts") as topo:
+        a, b = topo.host("a"), topo.host("b")
+        linux_rtt, linux_rate = linux_client(a, b, 6001, args.rounds, size)
+        etran_rtt, etran_rate = etran_client(topo, a, b, 6101, args.rounds, size)
+        ceiling = afxdp_ceiling(a, b, args.frames)
+    print(f"etran TCP against Linux TCP, two hosts, Linux echo server on b; {args.rounds} "
+          f"64-byte round trips, {args.mib} MiB bulk\n")
+    print("| | etran TCP | Linux TCP | etran / Linux |")
+    print("| --- | --- | --- | --- |")
+    for name, p in (("request/response p50", 50), ("request/response p99", 99)):
+        e, lx = pct(etran_rtt, p), pct(linux_rtt, p)
+        print(f"| {name} | {e:.1f} us | {lx:.1f} us | {e / lx:.2f} |")
+    print(f"| bulk goodput | {etran_rate / 1e6:.1f} MB/s | {linux_rate / 1e6:.1f} MB/s "
+          f"| {etran_rate / linux_rate:.3f} |")
+    print(f"\nAF_XDP from Python, 64-byte frames: {ceiling:,.0f} frames/s; at one {MSS}-byte "
+          f"segment per frame that is {ceiling * MSS / 1e6:.1f} MB/s; etran's bulk goodput "
+          f"is {etran_rate / (ceiling * MSS):.2f} of it")
+    print(f"request/response medians: etran {statistics.median(etran_rtt):.1f} us, "
+          f"Linux {statistics.median(linux_rtt):.1f} us")
+
+
+if __name__ == "__main__":
+    main()
