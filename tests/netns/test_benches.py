@@ -56,3 +56,11 @@ def test_differential_throughput(kernel: None) -> None:
     for hook in ("rx", "tx", "rto_expired"):
         assert re.search(rf"^dctcp\s+{hook}\s+\w+\s+100\s+{NUMBER}\s+0$", out, re.M), out
     assert "DCTCP ingress:" in out
+
+
+def test_tcp_against_linux(kernel: None) -> None:
+    out = bench(kernel, "tcp_vs_linux.py", "--rounds", "50", "--mib", "1", "--frames", "2000")
+    assert set(ratio_rows(out)) == {"request/response p50", "request/response p99"}
+    assert re.search(rf"^\| bulk goodput \| {NUMBER} MB/s \| {NUMBER} MB/s \| {NUMBER} \|$",
+                     out, re.M), out
+    assert re.search(rf"AF_XDP from Python, 64-byte frames: {NUMBER} frames/s", out)
