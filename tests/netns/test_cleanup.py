@@ -69,3 +69,50 @@ def test_sigterm_tears_the_topology_down_in_the_process(kernel: None) -> None:
     assert child.returncode == 128 + signal.SIGTERM
     assert not runs.find_objects(run_id)
     assert run_id not in {r.run_id for r in runs.list_runs()}
+
+
+TCP_CHILD = """
+import socket, threading
+from etran.runtime.topology import Topology
+from etran.tcp import TcpStack
+topo = Topology("two-hosts")
+a, b = topo.host("a"), topo.host("b")
+with b.entered():
+    server = socket.socket()
+server.bind((b.ip, 5001))
+server.listen()
+def drain():
+    conn, _ = server.accept()
+    while conn.recv(1 << 16):
+        pass
+threading.Thread(target=drain, daemon=True).start()
+stack = TcpStack(topo, "a")
+sock = stack.connect((b.ip, 5001), timeout=10)
+sock.sendall(bytes(1 << 20))
+print(topo.run_id, flush=True)
+while True:
+    sock.sendall(bytes(1 << 16))
+"""
+
+
+@pytest.mark.parametrize("how", ["SIGKILL", "SIGTERM"])
+def test_a_tcp_transfer_killed_midway_leaves_nothing(kernel: None, how: str) -> None:
+    """A process moving data over etran's TCP, killed in the middle: SIGTERM tears its
+    topology down in the process; after SIGKILL, teardown_all finds and removes all of it
+    (namespaces, the attached program, the state file)."""
+    child = subprocess.Popen([sys.executable, "-c", TCP_CHILD], cwd=ROOT,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert child.stdout is not None
+    run_id = child.stdout.readline().strip()
+    if not run_id:
+        child.kill()
+        pytest.fail(f"the child failed: {child.communicate()[1]}")
+    assert runs.find_objects(run_id).namespaces
+    child.send_signal(getattr(signal, how))
+    child.communicate(timeout=20)
+    if how == "SIGKILL":
+        assert len(runs.find_objects(run_id).namespaces) == 3    # sw, a, b
+        runs.teardown_all(orphans_only=True)
+    assert not runs.find_objects(run_id)
+    assert run_id not in {r.run_id for r in runs.list_runs()}
