@@ -51,6 +51,10 @@ def add_runtime_commands(subparsers: Any) -> None:
     up.add_argument("--kernel-decides", action="store_true",
                     help="when the checker's (pessimistic) estimate of verifier work is over "
                     "the kernel's limit, warn and load anyway: the kernel verifier decides")
+    up.add_argument("--link", action="append", default=[], metavar="HOST=PROGRAM.py",
+                    help="run PROGRAM.py's @xdp hook on the switch port facing HOST, i.e. on "
+                    "what HOST sends (drops, marks; e.g. etran/transports/tcp_link.py); "
+                    "repeatable")
     up.set_defaults(func=cmd_up)
     status = subparsers.add_parser("status", help="show runs: hosts, programs, maps, counters")
     status.add_argument("--entries", type=int, default=3, metavar="N",
@@ -107,7 +111,16 @@ def _up(args: argparse.Namespace) -> int:
 
     if not os.path.isfile(args.file):
         return _fail(f"{args.file}: no such file", EXIT_USAGE)
-    parse_kind(args.topology)  # a bad kind is a usage error before anything is built
+    names = parse_kind(args.topology)  # a bad kind is a usage error before anything is built
+    links: list[tuple[str, str]] = []
+    for spec in args.link:
+        host, sep, path = spec.partition("=")
+        if not sep or host not in names:
+            return _fail(f"--link {spec}: write HOST=PROGRAM.py with HOST one of "
+                         f"{', '.join(names)}", EXIT_USAGE)
+        if not os.path.isfile(path):
+            return _fail(f"--link {spec}: {path}: no such file", EXIT_USAGE)
+        links.append((host, path))
     check_kernel_support()
     sink = DiagnosticSink()
     compiled = compile_file(args.file, budget_advisory=args.kernel_decides, sink=sink)
@@ -119,6 +132,14 @@ def _up(args: argparse.Namespace) -> int:
     if len(ingress) > 1:
         return _fail(f"{args.file} has {len(ingress)} @xdp programs ({', '.join(ingress)}); "
                      "an interface runs one", EXIT_PROGRAM)
+    link_objects = []
+    for host, path in links:
+        link_compiled = compile_file(path, budget_advisory=args.kernel_decides)
+        hooks_there = [p.name for p in link_compiled.programs if p.hook == "xdp"]
+        if len(hooks_there) != 1:
+            return _fail(f"--link {host}={path}: a link program has exactly one @xdp hook; "
+                         f"this one has {len(hooks_there)}", EXIT_PROGRAM)
+        link_objects.append((host, path, link_compiled, hooks_there[0]))
     stem = os.path.splitext(os.path.basename(args.file))[0]
     topo = Topology(args.topology, source=os.path.abspath(args.file))
     try:
@@ -128,6 +149,10 @@ def _up(args: argparse.Namespace) -> int:
             first = first or obj
             if ingress:
                 topo.attach(host, obj.programs[ingress[0]], args.mode)
+        for host, path, link_compiled, hook in link_objects:
+            link_stem = os.path.splitext(os.path.basename(path))[0]
+            link_obj = topo.own(load_object(link_compiled.elf, link_stem[:15]), f"link-{host}")
+            topo.set_link_program(host, link_obj.programs[hook], args.mode)
         hooks = {p.name: p.hook for p in compiled.programs}
         # every host loads the same object: the verifier's numbers are the first host's
         _print_up(topo, args.file, hooks,
@@ -158,6 +183,11 @@ def _print_up(topo: Any, file: str, hooks: dict[str, str], verdicts: list[str]) 
         where = f"@xdp {link.program} ({link.mode})" if link else "no @xdp program"
         print(f"  host {host.name:<4} netns {host.netns:<20} {host.ifname} {host.ip:<12} "
               f"{host.mac}  {where}")
+    for key, link in topo.links.items():
+        if key.startswith("link:") and link.program != "etran_pass":
+            host = key.removeprefix("link:")
+            print(f"  link to {host}: @xdp {link.program} on {topo.port(host).name} "
+                  f"(what {host} sends); its maps are pinned under link-{host}/maps")
     for line in verdicts:
         print(line)
     others = [f"@{hook} {name}" for name, hook in hooks.items() if hook != "xdp"]

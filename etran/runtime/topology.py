@@ -247,9 +247,10 @@ class Topology:
 
     def own(self, obj: LoadedObject, host: str | None = None) -> LoadedObject:
         """Close ``obj`` (a transport loaded for ``host``, say) when the topology closes;
-        :meth:`persist` pins its maps and programs under the host's pin directory."""
+        :meth:`persist` pins its maps and programs under the host's pin directory
+        (``link-<host>`` for a program on the link to ``host``)."""
         if host is not None:
-            self.host(host)
+            self.host(host.removeprefix("link-"))
         self._objects.append((host, obj))
         return obj
 

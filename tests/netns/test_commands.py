@@ -18,6 +18,7 @@ import pytest
 from etran.cli.runtime_commands import add_runtime_commands
 from etran.runtime import attach, runs
 from etran.runtime.maps import Map
+from etran.tcp import segments as sg
 
 from .conftest import HERE, u64s
 
@@ -246,3 +247,41 @@ def test_status_gives_a_ring_buffer_size_in_bytes(kernel: None,
         assert "    map lost (percpu_array, 1 entries)" in out
     finally:
         assert etran("down", "--run", run_id) == 0
+
+
+def test_up_puts_a_link_program_on_what_a_host_sends(
+        kernel: None, capsys: pytest.CaptureFixture[str]) -> None:
+    """`--link a=etran/transports/tcp_link.py`: the program runs on the switch port facing a,
+    its maps are pinned beside the hosts', and it sees (and here drops) a's TCP data."""
+    link_program = ROOT / "etran" / "transports" / "tcp_link.py"
+    before = {r.run_id for r in runs.list_runs()}
+    assert etran("up", str(HERE / "counter.py"), "--link", f"a={link_program}") == 0
+    (run_id,) = new_runs(before)
+    try:
+        out = capsys.readouterr().out
+        assert "link to a: @xdp tcp_link on etran-a (what a sends)" in out
+        (record,) = [r for r in runs.list_runs() if r.run_id == run_id]
+        maps = Path(record.pin_dir) / "link-a" / "maps"
+        with Map.from_pinned(str(maps / "config")) as config:
+            config.update(bytes(4), (1).to_bytes(4, "little") + bytes(12))  # drop every one
+        a, b = record.hosts["a"], record.hosts["b"]
+        segment = sg.build(src_mac=bytes.fromhex(a["mac"].replace(":", "")),
+                           dst_mac=bytes.fromhex(b["mac"].replace(":", "")), src=a["ip"],
+                           dst=b["ip"], sport=40000, dport=5001, flags=sg.ACK,
+                           payload=b"data")
+        subprocess.run(["ip", "netns", "exec", a["netns"], sys.executable, "-c",
+                        "import socket, sys; s = socket.socket(socket.AF_PACKET, "
+                        "socket.SOCK_RAW); s.bind(('etran-eth0', 0)); "
+                        "s.send(bytes.fromhex(sys.argv[1]))", segment.hex()], check=True)
+        with Map.from_pinned(str(maps / "state")) as state:
+            seen, dropped, marked = u64s(state.lookup(bytes(4)))[:3]
+        assert (seen, dropped, marked) == (1, 1, 0)
+    finally:
+        assert etran("down", "--run", run_id) == 0
+    assert not runs.find_objects(run_id)
+
+
+def test_up_refuses_a_bad_link_argument(capsys: pytest.CaptureFixture[str]) -> None:
+    assert etran("up", str(HERE / "counter.py"), "--link", "z=nothing.py") == 2
+    assert "--link z=nothing.py: write HOST=PROGRAM.py with HOST one of a, b" in \
+        capsys.readouterr().err
