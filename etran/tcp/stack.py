@@ -447,8 +447,13 @@ class TcpSocket:
     # ---------------------------------------------------------------- from the dispatcher
     def _segment(self, seg: Segment) -> None:
         if seg.has(RST):
-            self._fail(errno.ECONNREFUSED if not self._handshake.is_set() else errno.ECONNRESET)
-            self.stack._forget(self.key)
+            if not self._handshake.is_set():
+                # RFC 9293 3.10.7.3: in SYN-SENT a RST counts if it acknowledges our SYN.
+                if seg.has(ACK) and seg.ack == (self._iss + 1) & 0xFFFFFFFF:
+                    self._fail(errno.ECONNREFUSED)
+                    self.stack._forget(self.key)
+                return
+            self._rst(seg)
             return
         if not self._handshake.is_set():
             if seg.has(SYN | ACK) and seg.ack == (self._iss + 1) & 0xFFFFFFFF:
@@ -463,15 +468,38 @@ class TcpSocket:
                 self._handshake.set()
             return
         if seg.has(SYN):
-            if self._syn_ack is not None:    # our SYN-ACK was lost: the peer asks again
-                iss, ack, ecn = self._syn_ack
+            if self._syn_ack is not None and (seg.seq + 1) & 0xFFFFFFFF == self._syn_ack[1]:
+                iss, ack, ecn = self._syn_ack  # our SYN-ACK was lost: the peer asks again
                 self.stack._send_control(self.key, seq=iss, ack=ack,
                                          flags=SYN | ACK | (ECE if ecn else 0),
                                          options=sg.mss_option())
+            else:
+                self._challenge_ack()          # RFC 5961 section 4: a SYN is never trusted
             return
         with self._cv:
             self._place(seg.seq, seg.payload, seg.has(FIN))
             self._cv.notify_all()
+
+    def _rst(self, seg: Segment) -> None:
+        """RFC 5961 section 3 (RFC 9293 3.10.7.4): a RST resets the connection only when its
+        sequence number is exactly the next one we expect; one elsewhere in the window earns
+        a challenge ACK (a peer that really reset sends a RST with the right number); one
+        outside the window is ignored. Blind RSTs cannot tear a connection down."""
+        entry = self.stack.connection(self)
+        if entry is None:
+            return
+        offset = (seg.seq - entry["rcv_nxt"]) & 0xFFFFFFFF
+        if offset == 0:
+            self._fail(errno.ECONNRESET)
+            self.stack._forget(self.key)
+        elif offset < sg.WINDOW:
+            self._challenge_ack()
+
+    def _challenge_ack(self) -> None:
+        entry = self.stack.connection(self)
+        if entry is not None:
+            self.stack._send_control(self.key, seq=entry["snd_nxt"], ack=entry["rcv_nxt"],
+                                     flags=ACK)
 
     def _place(self, seq: int, payload: bytes, fin: bool) -> None:
         """Put a delivered segment where its sequence number says: ingress delivers data in

@@ -12,6 +12,7 @@ import os
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -439,3 +440,63 @@ def test_dctcp_follows_linux_rule_under_ce_marks(topo: Topology, server: Linux) 
     assert sum(1 for r in t.trace if r["ece"]) > 0
     assert any(later[1] < earlier[1] for earlier, later in itertools.pairwise(got))  # cwnd cut
     assert clean(before, after) == {}
+
+
+def test_blind_resets_and_syns_leave_the_connection_alone(topo: Topology,
+                                                          server: Linux) -> None:
+    """RFC 5961: a RST out of the window is ignored, one in the window but not at rcv_nxt
+    and a SYN each earn a challenge ACK, and the connection goes on; a RST exactly at
+    rcv_nxt resets it."""
+    a, b = topo.host("a"), topo.host("b")
+    server.start(echo)
+    with TcpStack(topo, "a") as stack, stack.connect((b.ip, PORT), timeout=5) as sock:
+        sock.sendall(b"before")
+        assert sock.recv(100) == b"before"
+        entry = stack.connection(sock)
+        assert entry is not None
+        local = sock.getsockname()[1]
+        with b.entered():
+            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        with raw:
+            raw.bind((b.ifname, 0x0800))
+            raw.settimeout(1)
+
+            def forge(seq: int, flags: int) -> None:
+                raw.send(sg.build(src_mac=b.mac_bytes, dst_mac=a.mac_bytes, src=b.ip,
+                                  dst=a.ip, sport=PORT, dport=local, seq=seq,
+                                  ack=entry["snd_nxt"], flags=flags))
+
+            def challenge_acks(wait: float = 0.3) -> int:
+                count, end = 0, time.monotonic() + wait
+                while time.monotonic() < end:
+                    try:
+                        seg = sg.parse(raw.recv(2048))
+                    except TimeoutError:
+                        break
+                    if seg is not None and seg.src == a.ip and seg.flags == sg.ACK and \
+                            seg.ack == entry["rcv_nxt"] and not seg.payload:
+                        count += 1
+                return count
+            forge((entry["rcv_nxt"] + 1_000_000) & 0xFFFFFFFF, sg.RST)    # out of window
+            assert challenge_acks() == 0
+            forge((entry["rcv_nxt"] + 1000) & 0xFFFFFFFF, sg.RST)         # in the window
+            assert challenge_acks() == 1
+            forge((entry["rcv_nxt"] + 5) & 0xFFFFFFFF, sg.SYN)            # a SYN
+            assert challenge_acks() == 1
+            sock.sendall(b"after")
+            assert sock.recv(100) == b"after"
+            assert stack.connection(sock) is not None
+            entry = stack.connection(sock)
+            forge(entry["rcv_nxt"], sg.RST)                               # exactly right
+            with pytest.raises(ConnectionResetError):
+                sock.recv(100)
+            assert stack.connection(sock) is None
+        # Linux's end still thinks the connection is open: reset it as we would have.
+        with a.entered():
+            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+        with raw:
+            raw.bind((a.ifname, 0))
+            raw.send(sg.build(src_mac=a.mac_bytes, dst_mac=b.mac_bytes, src=a.ip, dst=b.ip,
+                              sport=local, dport=PORT, seq=entry["snd_nxt"], flags=sg.RST))
+        with pytest.raises(ConnectionResetError):
+            server.join()
