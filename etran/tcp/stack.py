@@ -256,7 +256,7 @@ class TcpStack:
             "peer_mac": {"octets": list(peer_mac)},
             "mss": sock._mss, "ecn_ok": ecn, "cwnd": INIT_CWND, "ssthresh": 0xFFFF,
             "alpha": DCTCP_INIT_ALPHA, "next_seq": snd_nxt & 0xFFFFFFFF,
-            "cwr_end": snd_nxt & 0xFFFFFFFF}
+            "cwr_end": snd_nxt & 0xFFFFFFFF, "snd_max": snd_nxt & 0xFFFFFFFF}
 
     def _forget(self, key: Key, *, keep_port: bool = False) -> None:
         with self._lock:

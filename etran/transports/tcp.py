@@ -101,6 +101,12 @@ class Conn(Struct):
     rto_armed: bool
     dup_acks: u32
     rto_ns: u64           # the current RTO, doubled on each timeout
+    snd_max: u32          # the highest sequence number sent: below it, a resend
+    rtt_timing: bool      # one segment at a time is timed (never a resent one: Karn)
+    rtt_seq: u32          # ... the ACK that covers this ends the sample
+    rtt_start: u64
+    srtt_us: u32          # RFC 6298 smoothed RTT and its variation, microseconds
+    rttvar_us: u32
     rto_una: u32          # snd_una when the timer was armed: progress since?
     local_ip: u32
     local_port: u16
@@ -154,6 +160,7 @@ class TraceRecord(Struct):
     alpha: u32            # after the ACK
     cwnd: u32
     ssthresh: u32
+    srtt_us: u32
     peer_port: u16
     local_port: u16
 
@@ -235,6 +242,24 @@ def arm_rto(c: Conn) -> None:
     c.rto_armed = c.rto.start(c.rto_ns)
 
 
+def rtt_sample(c: Conn, rtt_us: u32) -> None:
+    """RFC 6298 section 2: the first sample sets srtt and rttvar, later ones smooth them."""
+    c.rtt_timing = False
+    if c.srtt_us == 0:
+        c.srtt_us = max(rtt_us, 1)
+        c.rttvar_us = rtt_us // 2
+    else:
+        diff = c.srtt_us - rtt_us if c.srtt_us > rtt_us else rtt_us - c.srtt_us
+        c.rttvar_us = (3 * c.rttvar_us + diff) // 4
+        c.srtt_us = max((7 * c.srtt_us + rtt_us) // 8, 1)
+
+
+def rto_from_rtt(c: Conn) -> u64:
+    """srtt + 4 * rttvar, kept between RTO_MIN_NS and RTO_MAX_NS."""
+    rto = (u64(c.srtt_us) + 4 * u64(c.rttvar_us)) * 1000
+    return min(max(rto, RTO_MIN_NS), RTO_MAX_NS)
+
+
 def dctcp_ack(c: Conn, acked_bytes: u32, ece: bool, key: ConnKey) -> None:
     """What tcp_dctcp.c and the congestion avoidance around it do with one ACK that
     acknowledged `acked_bytes` of new data."""
@@ -276,7 +301,7 @@ def dctcp_ack(c: Conn, acked_bytes: u32, ece: bool, key: ConnKey) -> None:
     c.cwnd = min(c.cwnd, 65535)
     trace.output(TraceRecord(snd_una=c.snd_una, snd_nxt=c.snd_nxt, acked=segs,
                              ece=u32(1) if ece else u32(0), alpha=c.alpha, cwnd=c.cwnd,
-                             ssthresh=c.ssthresh, peer_port=key.peer_port,
+                             ssthresh=c.ssthresh, srtt_us=c.srtt_us, peer_port=key.peer_port,
                              local_port=key.local_port))
 
 
@@ -376,7 +401,9 @@ def tcp_rx(pkt: Packet) -> int:
             acked = ack - c.snd_una
             c.snd_una = ack              # new data acknowledged
             c.dup_acks = 0
-            c.rto_ns = RTO_MIN_NS
+            if c.rtt_timing and seq_after_eq(ack, c.rtt_seq):
+                rtt_sample(c, u32((now_ns() - c.rtt_start) // 1000))
+            c.rto_ns = rto_from_rtt(c)
             if c.snd_una != c.snd_nxt:
                 arm_rto(c)
             dctcp_ack(c, acked, tcp.flags & TCP_ECE_FLAG != 0, key)
@@ -447,6 +474,7 @@ def go_back(pkt: Packet) -> int:
     c.dup_acks = 0
     c.go_backs += 1
     c.snd_nxt = c.snd_una
+    c.rtt_timing = False                 # what is resent now is never timed (Karn)
     ip = pkt.header(IPv4, Eth.size)
     tcp = pkt.header(Tcp, TCP_AT)
     if ip is None or tcp is None:
@@ -520,7 +548,13 @@ def tcp_tx(pkt: Packet) -> int:
     tcp.urg_ptr = 0
     tcp.check = 0
     tcp.check = tcp_sum(pkt, ip, total - 20)
+    if data_len != 0 and not c.rtt_timing and seq_after_eq(c.snd_nxt, c.snd_max):
+        c.rtt_timing = True              # time this one: new data, not a resend
+        c.rtt_seq = c.snd_nxt + data_len
+        c.rtt_start = now_ns()
     c.snd_nxt += data_len + fin
+    if seq_after(c.snd_nxt, c.snd_max):
+        c.snd_max = c.snd_nxt
     c.segs_out += 1
     c.bytes_out += data_len
     if not c.rto_armed:

@@ -440,6 +440,9 @@ def test_dctcp_follows_linux_rule_under_ce_marks(topo: Topology, server: Linux) 
     assert sum(1 for r in t.trace if r["ece"]) > 0
     assert any(later[1] < earlier[1] for earlier, later in itertools.pairwise(got))  # cwnd cut
     assert clean(before, after) == {}
+    # RFC 6298's smoothed RTT from timed segments: set, plausible, and in every record
+    assert 0 < t.last["srtt_us"] < 100_000 and t.last["rttvar_us"] < 100_000
+    assert all(r["srtt_us"] > 0 for r in t.trace[5:])
 
 
 def test_blind_resets_and_syns_leave_the_connection_alone(topo: Topology,
