@@ -454,6 +454,9 @@ def build_parser() -> argparse.ArgumentParser:
         pass
     else:
         add_runtime_commands(sub)
+        from etran.cli.nc import add_nc
+        from etran.cli.runtime_commands import _guarded
+        add_nc(sub, _guarded)
     return p
 
 

@@ -291,6 +291,23 @@ def remove_pins(directory: str) -> list[str]:
     return failures
 
 
+def reachable_pin_dir(record: RunRecord) -> str:
+    """Where this process can open the run's pins. `ip netns exec` gives the command a mount
+    namespace of its own with a fresh /sys, where /sys/fs/bpf is an empty mount point; the
+    pins are still reachable through the root of a process outside it (its parent, say)."""
+    if os.path.exists(record.pin_dir):
+        return record.pin_dir
+    pids = [os.getppid()] + sorted(int(p) for p in os.listdir("/proc") if p.isdigit())
+    for pid in pids:
+        candidate = f"/proc/{pid}/root{record.pin_dir}"
+        try:
+            if os.path.exists(candidate):
+                return candidate
+        except OSError:
+            continue
+    return record.pin_dir
+
+
 def list_runs() -> list[RunRecord]:
     """Every run with a state file, oldest first (unreadable state files are skipped)."""
     records = []

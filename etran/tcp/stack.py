@@ -33,16 +33,16 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from etran.abi import XDP_REDIRECT, XDP_TX
+from etran.abi import PROG_TYPE_XDP, XDP_REDIRECT, XDP_TX
 from etran.ir import codec
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
-from etran.runtime.loader import load_object
+from etran.runtime.loader import Program, load_object
 from etran.runtime.maps import RingBufferReader
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
-from etran.runtime.typed import TypedMap, typed_maps
+from etran.runtime.typed import TypedMap
 from etran.tcp import segments as sg
 from etran.tcp.segments import ACK, CWR, ECE, FIN, NOTICE_RESUME, PSH, RST, SYN, Segment
 
@@ -77,33 +77,82 @@ Key = tuple[str, int, int]               # (peer address, peer port, local port)
 
 
 class TcpStack:
-    """etran's TCP on host `host` of `topology`; close it (or `with`) before the topology."""
+    """etran's TCP on host `host` of `topology`; close it (or `with`) before the topology.
+
+    `TcpStack(topology, "a")` loads the data path and attaches its ingress itself;
+    `TcpStack.in_run(record, "a")` uses the one `etran up etran/transports/tcp.py` loaded
+    and pinned for host a (how `etran nc` runs inside a host's namespace). Either way one
+    stack per host: it takes the interface's AF_XDP queue.
+    """
 
     def __init__(self, topology: Topology, host: str, *, ecn: bool = True) -> None:
-        self.host: Host = topology.host(host)
-        self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
-        self.neighbours = {h.ip: h.mac_bytes for h in topology.hosts.values()}
         compiled = _transport()
-        self._closers: list[Any] = []
+        me = topology.host(host)
+        loaded = topology.own(load_object(compiled.elf, f"tcp_{host}"[:15]), host)
+        topology.attach(host, loaded.programs["tcp_rx"])
+        self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
+                    loaded.programs, compiled.program, ecn, owned=[])
+
+    @classmethod
+    def in_run(cls, record: Any, host: str, *, ecn: bool = True) -> TcpStack:
+        """The stack of host `host` of a run `etran up` started with the TCP transport:
+        its pinned maps and programs, its interface, its neighbours."""
+        from etran.runtime import netns
+        from etran.runtime.maps import Map
+        from etran.runtime.system import get_pinned
+        info = record.hosts[host]
+        me = Host(host, info["netns"], netns.interface(info["netns"], info["ifname"]),
+                  info["ip"], info["mac"])
+        neighbours = {h["ip"]: bytes.fromhex(h["mac"].replace(":", ""))
+                      for h in record.hosts.values()}
+        program = _transport().program
+        from etran.runtime.runs import reachable_pin_dir
+        base = os.path.join(reachable_pin_dir(record), host)
+        owned: list[Any] = []
         try:
-            self.loaded = topology.own(load_object(compiled.elf, f"tcp_{host}"[:15]), host)
-            self.maps: dict[str, TypedMap] = typed_maps(self.loaded, compiled.program)
-            self._program = compiled.program
+            maps = {}
+            for m in program.maps:
+                maps[m.name] = Map.from_pinned(os.path.join(base, "maps", m.name))
+                owned.append(maps[m.name])
+            programs = {}
+            for name in ("tcp_tx", "tcp_ack"):
+                fd = get_pinned(os.path.join(base, "progs", name))
+                owned.append(_Fd(fd))
+                programs[name] = Program(name, "xdp", PROG_TYPE_XDP, fd, "")
+        except BaseException:
+            for thing in owned:
+                thing.close()
+            raise
+        stack = cls.__new__(cls)
+        stack._start(me, neighbours, maps, programs, program, ecn, owned=owned)
+        return stack
+
+    def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
+               programs: dict[str, Program], program: Any, ecn: bool,
+               owned: list[Any]) -> None:
+        self.host = me
+        self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
+        self.neighbours = neighbours
+        self._closers: list[Any] = list(owned)
+        try:
+            self.raw_maps = maps
+            self.maps: dict[str, TypedMap] = {m.name: TypedMap(maps[m.name], m)
+                                              for m in program.maps if m.name in maps}
+            self._program = program
             self._trace_reader: RingBufferReader | None = None
-            topology.attach(host, self.loaded.programs["tcp_rx"])
             self.xsk = XskSocket(self.host.interface)
-            self._closers.append(self.xsk)
-            self.xsk.register(self.loaded.maps["sockets"])
-            self.egress = Egress(self.loaded.programs["tcp_tx"], self.host.interface)
-            self._closers.append(self.egress)
-            self.gen = Gen(self.loaded.programs["tcp_ack"], self.host.interface)
-            self._closers.append(self.gen)
+            self._closers.insert(0, self.xsk)
+            self.xsk.register(maps["sockets"])
+            self.egress = Egress(programs["tcp_tx"], self.host.interface)
+            self._closers.insert(0, self.egress)
+            self.gen = Gen(programs["tcp_ack"], self.host.interface)
+            self._closers.insert(0, self.gen)
             self.port = HostPort(self.host.interface)
-            self._closers.append(self.port)
-            self.pump = GenPump(self.gen, flag=(self.loaded.maps["wake"], bytes(4)))
+            self._closers.insert(0, self.port)
+            self.pump = GenPump(self.gen, flag=(maps["wake"], bytes(4)))
             self._closers.insert(0, _Stopper(self.pump))
             self.egress_pump = EgressPump(self.egress, sg.timeout_frame(),
-                                          flag=(self.loaded.maps["wake_tx"], bytes(4)))
+                                          flag=(maps["wake_tx"], bytes(4)))
             self._closers.insert(0, _Stopper(self.egress_pump))
         except BaseException:
             self._close_parts()
@@ -114,10 +163,10 @@ class TcpStack:
         self._stop = threading.Event()
         self.error: BaseException | None = None
         self._resends: queue.Queue[TcpSocket | None] = queue.Queue()
-        self._thread = threading.Thread(target=self._dispatch, name=f"etran-tcp-{host}",
+        self._thread = threading.Thread(target=self._dispatch, name=f"etran-tcp-{me.name}",
                                         daemon=True)
         self._thread.start()
-        self._resender = threading.Thread(target=self._resend, name=f"etran-tcp-tx-{host}",
+        self._resender = threading.Thread(target=self._resend, name=f"etran-tcp-tx-{me.name}",
                                           daemon=True)
         self._resender.start()
 
@@ -173,8 +222,8 @@ class TcpStack:
         alpha, cwnd and ssthresh after it). The ring holds 1 MiB; records past that are lost
         until it is read."""
         if self._trace_reader is None:
-            self._trace_reader = RingBufferReader(self.loaded.maps["trace"])
-            self._closers.append(self._trace_reader)
+            self._trace_reader = RingBufferReader(self.raw_maps["trace"])
+            self._closers.insert(0, self._trace_reader)
         layout = self._program.map("trace").value
         return [codec.decode(layout, raw) for raw in self._trace_reader.drain()]
 
@@ -341,6 +390,18 @@ class TcpStack:
                 self._send_control(key, seq=0, ack=seg.seq + len(seg.payload)
                                    + (1 if seg.flags & (SYN | FIN) else 0), flags=RST | ACK)
         return None
+
+
+class _Fd:
+    """A file descriptor to close with the stack (a pinned program's)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class _Stopper:

@@ -1,0 +1,133 @@
+"""`etran nc`: netcat over etran's TCP, from a shell inside a host of a run.
+
+    etran up etran/transports/tcp.py
+    ip netns exec etran-<id>-a etran nc 10.111.0.2 5001 < file      # to any TCP on b
+    ip netns exec etran-<id>-b etran nc -l 5001 > copy               # or an etran listener
+
+Standard input goes to the peer; what the peer sends goes to standard output. At the end of
+standard input our side is shut down for writing (FIN), and the command ends when the peer
+has closed too. The command finds its host by the namespace it runs in, and the data path by
+the run's pins: the run must have been started with etran's TCP transport.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from typing import Any
+
+from etran.runtime import netns, runs
+
+CHUNK = 1 << 16
+
+
+def add_nc(subparsers: Any, guarded: Any) -> None:
+    nc = subparsers.add_parser("nc", help="netcat over etran's TCP, inside a host of a run")
+    nc.add_argument("-l", "--listen", action="store_true",
+                    help="wait for one connection on PORT instead of connecting")
+    nc.add_argument("-w", "--timeout", type=float, default=10.0, metavar="SECONDS",
+                    help="give up connecting, or on a silent peer, after this (default 10)")
+    nc.add_argument("address", nargs="+", metavar="HOST PORT",
+                    help="HOST PORT to connect to; with -l, PORT (or HOST PORT: HOST ignored)")
+    nc.set_defaults(func=lambda args: guarded("nc", _nc, args))
+
+
+def _nc(args: argparse.Namespace) -> int:
+    from etran.runtime.errors import EtranRuntimeError
+    from etran.tcp.stack import TRANSPORT, TcpStack
+
+    target = _parse(args)
+    if isinstance(target, str):
+        print(f"etran nc: {target}", file=sys.stderr)
+        return 2
+    record, host = _this_host()
+    if record is None:
+        print("etran nc: this shell is not inside a host of a run; start one with `etran up "
+              f"{os.path.relpath(TRANSPORT)}` and use `ip netns exec etran-<id>-<host> "
+              "etran nc ...`", file=sys.stderr)
+        return 2
+    if not os.path.exists(os.path.join(runs.reachable_pin_dir(record), host, "maps", "conns")):
+        print(f"etran nc: run {record.run_id} is not running etran's TCP transport "
+              f"({record.source or 'unknown source'}); start it with `etran up "
+              f"{os.path.relpath(TRANSPORT)}`", file=sys.stderr)
+        return 2
+    with TcpStack.in_run(record, host) as stack:
+        try:
+            if args.listen:
+                with stack.listen(target[1]) as listener:
+                    listener.settimeout(None)
+                    sock, _peer = listener.accept()
+            else:
+                sock = stack.connect(target, timeout=args.timeout)
+        except OSError as exc:
+            print(f"etran nc: {target[0]}:{target[1]}: {exc.strerror or exc}", file=sys.stderr)
+            return 1
+        except EtranRuntimeError as exc:
+            print(f"etran nc: {str(exc).splitlines()[0]}", file=sys.stderr)
+            return 1
+        return _copy(sock, args.timeout)
+
+
+def _parse(args: argparse.Namespace) -> tuple[str, int] | str:
+    parts = args.address
+    if args.listen and len(parts) == 1:
+        parts = ["", parts[0]]
+    if len(parts) != 2:
+        return "give HOST PORT (with -l: PORT)"
+    try:
+        port = int(parts[1])
+    except ValueError:
+        return f"{parts[1]!r} is not a port number"
+    if not 0 < port < 65536:
+        return f"port {port} is out of range (1 to 65535)"
+    return parts[0], port
+
+
+def _this_host() -> tuple[Any, str]:
+    """The run and host whose namespace this process is in."""
+    mine = os.stat("/proc/self/ns/net").st_ino
+    for record in runs.list_runs():
+        for name, info in record.hosts.items():
+            try:
+                if os.stat(netns.path(info["netns"])).st_ino == mine:
+                    return record, name
+            except OSError:
+                continue
+    return None, ""
+
+
+def _copy(sock: Any, timeout: float) -> int:
+    """Standard input to the socket (then FIN), the socket to standard output, until the
+    peer closes; 1 if the connection failed on the way."""
+    failure: list[BaseException] = []
+
+    def send() -> None:
+        try:
+            while chunk := os.read(sys.stdin.fileno(), CHUNK):
+                sock.sendall(chunk)
+            sock.shutdown(1)
+        except OSError as exc:
+            failure.append(exc)
+    sender = threading.Thread(target=send, daemon=True)
+    sender.start()
+    out = sys.stdout.buffer
+    sock.settimeout(None)
+    try:
+        while data := sock.recv(CHUNK):
+            out.write(data)
+            out.flush()
+    except OSError as exc:
+        failure.append(exc)
+    sender.join(timeout)
+    sock.settimeout(timeout)
+    try:
+        sock.close()
+    except OSError as exc:
+        failure.append(exc)
+    if failure:
+        first = failure[0]
+        print(f"etran nc: {getattr(first, 'strerror', None) or first}", file=sys.stderr)
+        return 1
+    return 0

@@ -1,0 +1,117 @@
+"""`etran nc` from a shell inside a host of `etran up etran/transports/tcp.py`, against plain
+Linux sockets on the other host, both ways, and its one-line refusals."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etran.runtime import netns, runs
+
+pytestmark = pytest.mark.netns
+
+ROOT = Path(__file__).resolve().parents[2]
+TCP = ROOT / "etran" / "transports" / "tcp.py"
+
+
+def etran_cmd(*argv: str, netns_name: str | None = None, stdin: bytes = b"",
+              timeout: float = 60) -> subprocess.CompletedProcess[bytes]:
+    prefix = ["ip", "netns", "exec", netns_name] if netns_name else []
+    return subprocess.run([*prefix, sys.executable, "-m", "etran", *argv], cwd=ROOT,
+                          input=stdin, capture_output=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture
+def run(kernel: None) -> Iterator[runs.RunRecord]:
+    before = {r.run_id for r in runs.list_runs()}
+    up = etran_cmd("up", str(TCP))
+    assert up.returncode == 0, up.stderr.decode()
+    (record,) = [r for r in runs.list_runs() if r.run_id not in before]
+    try:
+        yield record
+    finally:
+        assert etran_cmd("down", "--run", record.run_id).returncode == 0
+        assert not runs.find_objects(record.run_id)
+
+
+def linux_listener(record: runs.RunRecord, host: str, port: int) -> socket.socket:
+    with netns.enter(record.hosts[host]["netns"]):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind((record.hosts[host]["ip"], port))
+    sock.listen()
+    sock.settimeout(30)
+    return sock
+
+
+def test_nc_sends_a_file_to_linux_and_prints_the_answer(run: runs.RunRecord) -> None:
+    data = os.urandom(1 << 20)
+    listener = linux_listener(run, "b", 5001)
+    got: list[bytes] = []
+
+    def serve() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            while chunk := conn.recv(1 << 16):
+                got.append(chunk)
+            conn.sendall(hashlib.sha256(b"".join(got)).hexdigest().encode())
+    thread = threading.Thread(target=serve)
+    thread.start()
+    with listener:
+        done = etran_cmd("nc", run.hosts["b"]["ip"], "5001", netns_name=run.hosts["a"]["netns"],
+                         stdin=data)
+        thread.join(30)
+    assert done.returncode == 0, done.stderr.decode()
+    assert b"".join(got) == data
+    assert done.stdout == hashlib.sha256(data).hexdigest().encode()
+
+
+def test_nc_listens_for_a_linux_client(run: runs.RunRecord) -> None:
+    b = run.hosts["b"]
+    nc = subprocess.Popen(["ip", "netns", "exec", b["netns"], sys.executable, "-m", "etran",
+                           "nc", "-l", "5002"], cwd=ROOT, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    client = None
+    for _ in range(100):   # until the listener is up: a refused socket cannot connect again
+        with netns.enter(run.hosts["a"]["netns"]):
+            attempt = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        attempt.settimeout(30)
+        try:
+            attempt.connect((b["ip"], 5002))
+            client = attempt
+            break
+        except ConnectionRefusedError:
+            attempt.close()
+            threading.Event().wait(0.1)
+    assert client is not None, "etran nc -l never listened"
+    with client:
+        client.sendall(b"from a Linux client\n")
+        client.shutdown(socket.SHUT_WR)
+        out, err = nc.communicate(b"answer from etran\n", timeout=30)
+        assert client.recv(100) == b"answer from etran\n"
+        assert client.recv(100) == b""
+    assert nc.returncode == 0, err.decode()
+    assert out == b"from a Linux client\n"
+
+
+def test_nc_refusals_are_one_line(run: runs.RunRecord, tmp_path: Path) -> None:
+    a = run.hosts["a"]
+    refused = etran_cmd("nc", run.hosts["b"]["ip"], "5999", netns_name=a["netns"])
+    assert refused.returncode == 1
+    assert refused.stderr.decode().strip() == f"etran nc: {run.hosts['b']['ip']}:5999: " \
+        "Connection refused: connect to 10.111.0.2:5999"
+    outside = etran_cmd("nc", "10.111.0.2", "5001")
+    assert outside.returncode == 2
+    assert "is not inside a host of a run" in outside.stderr.decode()
+    bad_port = etran_cmd("nc", "10.111.0.2", "http", netns_name=a["netns"])
+    assert bad_port.returncode == 2 and b"'http' is not a port number" in bad_port.stderr
+    assert b"Traceback" not in refused.stderr + outside.stderr + bad_port.stderr
