@@ -456,7 +456,9 @@ def build_parser() -> argparse.ArgumentParser:
         add_runtime_commands(sub)
         from etran.cli.nc import add_nc
         from etran.cli.runtime_commands import _guarded
+        from etran.cli.trace import add_trace
         add_nc(sub, _guarded)
+        add_trace(sub, _guarded)
     return p
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -115,3 +116,57 @@ def test_nc_refusals_are_one_line(run: runs.RunRecord, tmp_path: Path) -> None:
     bad_port = etran_cmd("nc", "10.111.0.2", "http", netns_name=a["netns"])
     assert bad_port.returncode == 2 and b"'http' is not a port number" in bad_port.stderr
     assert b"Traceback" not in refused.stderr + outside.stderr + bad_port.stderr
+
+
+def test_trace_records_a_transfer_and_plots_it(kernel: None, tmp_path: Path) -> None:
+    """`etran trace` over an `etran nc` transfer on a link marking every 10th segment: an SVG
+    with the four panels, a line per panel for the connection, alpha below 1 and some ACKs
+    echoing CE."""
+    link = ROOT / "etran" / "transports" / "tcp_link.py"
+    before = {r.run_id for r in runs.list_runs()}
+    up = etran_cmd("up", str(TCP), "--link", f"a={link}")
+    assert up.returncode == 0, up.stderr.decode()
+    (record,) = [r for r in runs.list_runs() if r.run_id not in before]
+    try:
+        from etran.runtime.maps import Map
+        with Map.from_pinned(os.path.join(record.pin_dir, "link-a", "maps", "config")) as cfg:
+            cfg.update(bytes(4), bytes(8) + (10).to_bytes(4, "little") + bytes(4))  # mark 1/10
+        out = tmp_path / "trace.svg"
+        tracer = subprocess.Popen([sys.executable, "-m", "etran", "trace", record.run_id,
+                                   "--host", "a", "--seconds", "4", "--out", str(out)],
+                                  cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  env={**os.environ, "PYTHONPATH": str(ROOT)}, text=True)
+        assert tracer.stdout is not None
+        assert "recording host a" in tracer.stdout.readline()
+        listener = linux_listener(record, "b", 5003)
+
+        def drain() -> None:
+            conn, _ = listener.accept()
+            with conn:
+                while conn.recv(1 << 16):
+                    pass
+        thread = threading.Thread(target=drain)
+        thread.start()
+        with listener:
+            sent = etran_cmd("nc", record.hosts["b"]["ip"], "5003",
+                             netns_name=record.hosts["a"]["netns"], stdin=bytes(2 << 20))
+            thread.join(30)
+        assert sent.returncode == 0, sent.stderr.decode()
+        rest, err = tracer.communicate(timeout=30)
+        assert tracer.returncode == 0, err
+        assert re.search(r"etran trace: (\d+) ACKs of 1 connection written to", rest), rest
+        import xml.etree.ElementTree as ET
+        root = ET.parse(out).getroot()
+        ns = {"s": "http://www.w3.org/2000/svg"}
+        lines = root.findall("s:polyline", ns)
+        assert len(lines) == 4                        # cwnd, alpha, srtt, marked fraction
+        counts = {len(line.get("points", "").split()) for line in lines}
+        assert len(counts) == 1 and counts.pop() > 100
+        texts = [t.text or "" for t in root.findall("s:text", ns)]
+        alpha_max = float(next(t for t in texts if t.startswith("DCTCP alpha")).split("max ")[1]
+                          .rstrip(")"))
+        marked_max = float(next(t for t in texts if t.startswith("CE-echoed")).split("max ")[1]
+                           .rstrip(")"))
+        assert alpha_max < 1 and 0 < marked_max <= 1
+    finally:
+        assert etran_cmd("down", "--run", record.run_id).returncode == 0
