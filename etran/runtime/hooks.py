@@ -106,6 +106,21 @@ class Egress:
             verdict = self._run(frame)
             return verdict, self._last
 
+    def send_until_refused(self, frames: list[bytes]) -> tuple[int, int, bytes | None]:
+        """Like :meth:`send_one` for each frame in order, in one entry into the namespace,
+        stopping at the first frame the program does not send (XDP_TX): returns how many
+        were sent, the verdict that stopped it (XDP_TX when all went) and that frame as the
+        program left it. Frames after a refused one are not run, so a library sending a
+        stream keeps its order exactly as with one call per frame."""
+        sent = 0
+        with self._lock, self._port.entered():
+            for frame in frames:
+                verdict = self._run(frame)
+                if verdict != XDP_TX:
+                    return sent, verdict, self._last
+                sent += 1
+        return sent, XDP_TX, None
+
     def _run(self, frame: bytes) -> int:
         port = self._port
         result = port.run(self.program, frame)

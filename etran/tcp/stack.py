@@ -55,6 +55,7 @@ SYN_TIMEOUT = 0.2                        # first SYN retransmission; doubles
 WINDOW_POLL = 0.0002                     # how often a sender looks at a full window again
 TIME_WAIT = 0.05                         # how long a closed connection's entry lingers
 WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a window update
+BATCH = 16                               # segments handed to egress per entry into it
 
 
 def TcpError(code: int, what: str) -> OSError:
@@ -617,7 +618,8 @@ class TcpSocket:
             self._pump("send")
 
     def _pump(self, what: str) -> None:
-        """Send what is unsent, in order, until all is out (caller holds `_send_lock`)."""
+        """Send what is unsent, in order, until all is out (caller holds `_send_lock`): up to
+        BATCH segments per call into egress, which stops at the first it does not send."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         since_trim = 0
         while True:
@@ -625,19 +627,28 @@ class TcpSocket:
             if since_trim >= 32:
                 self._trim()
                 since_trim = 0
-            seq = (self._base + self._sent) & 0xFFFFFFFF
-            if self._sent < len(self._sendbuf):
-                payload = bytes(self._sendbuf[self._sent:self._sent + self._mss])
-                flags = PSH
-            elif self._fin and not self._fin_sent:
-                payload, flags = b"", FIN
-            else:
+            frames: list[bytes] = []
+            sizes: list[int] = []
+            at = self._sent
+            while len(frames) < BATCH and at < len(self._sendbuf):
+                payload = bytes(self._sendbuf[at:at + self._mss])
+                frames.append(self._segment_frame((self._base + at) & 0xFFFFFFFF, PSH, payload))
+                sizes.append(len(payload))
+                at += len(payload)
+            fin_in_batch = False
+            if at == len(self._sendbuf) and self._fin and not self._fin_sent and \
+                    len(frames) < BATCH:
+                frames.append(self._segment_frame((self._base + at) & 0xFFFFFFFF, FIN, b""))
+                sizes.append(0)
+                fin_in_batch = True
+            if not frames:
                 return
-            verdict, back = self.stack.egress.send_one(self._segment_frame(seq, flags, payload))
+            sent, verdict, back = self.stack.egress.send_until_refused(frames)
+            self._sent += sum(sizes[:sent])
+            if fin_in_batch and sent == len(frames):
+                self._fin_sent = True
+            since_trim += sent
             if verdict == XDP_TX:
-                self._sent += len(payload)
-                self._fin_sent = self._fin_sent or flags == FIN
-                since_trim += 1
                 continue
             note = sg.parse_notice(back) if verdict == XDP_REDIRECT and back else None
             if note is None:
@@ -645,7 +656,7 @@ class TcpSocket:
             if note.why == NOTICE_RESUME:
                 self._resume_at(note.resume)
                 continue
-            # The peer's window is full: wait for ACKs to open it.
+            # The peer's window (or cwnd) is full: wait for ACKs to open it.
             if deadline is not None and time.monotonic() > deadline:
                 raise TcpError(errno.ETIMEDOUT, f"{what}: the peer's window stayed full")
             self._trim()
