@@ -144,3 +144,18 @@ def test_gen_runs_when_a_program_asks(seq_hosts: SeqHosts, asked_by: str) -> Non
         assert wait_for(lambda: h.state("a")[2] == 20)  # the last ACK carries seq 20
         assert len(xsk.recv(64, timeout=0)) == 20
         assert 1 <= gen.sent <= 20
+
+
+def test_send_until_refused_stops_at_the_first_frame_not_sent(kernel: None) -> None:
+    with Topology("two-hosts") as topo:
+        a, b = topo.host("a"), topo.host("b")
+        obj = topo.own(load_object(compiled("verdicts.py").elf, "verdicts"), "a")
+        with XskSocket(a.interface) as xsk, \
+                Egress(obj.programs["choose"], a.interface) as egress:
+            xsk.register(obj.maps["xsks"])
+            frames = [frame(a, b, 9005, 7000, bytes([v]) + b"x") for v in (0, 0, 2, 0)]
+            sent, verdict, back = egress.send_until_refused(frames)
+            assert (sent, verdict, back) == (2, 4, frames[2])       # XDP_REDIRECT
+            assert (egress.frames, egress.sent, egress.returned) == (3, 2, 1)
+            assert egress.take_returned(8) == []                    # the caller has it
+            assert egress.send_until_refused(frames[:2]) == (2, 3, None)
