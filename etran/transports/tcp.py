@@ -397,7 +397,7 @@ def tcp_rx(pkt: Packet) -> int:
     fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
     if tcp.flags & TCP_ACK != 0:
         ack = tcp.ack_seq
-        if seq_after(ack, c.snd_una) and seq_before_eq(ack, c.snd_nxt):
+        if seq_after(ack, c.snd_una) and seq_before_eq(ack, c.snd_max):
             acked = ack - c.snd_una
             c.snd_una = ack              # new data acknowledged
             c.dup_acks = 0
@@ -512,7 +512,14 @@ def tcp_tx(pkt: Packet) -> int:
         return XDP_DROP                  # no such connection: nothing leaves
     data_len = total - 40
     fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
-    if tcp.seq != c.snd_nxt:
+    if seq_after(c.snd_una, c.snd_nxt):
+        # After a go-back the peer acknowledged data sent before it (it had kept what
+        # followed the hole): skip ahead. Only egress writes snd_nxt (ingress, on another
+        # CPU, could otherwise move it between the check below and the stamping, and a
+        # segment would leave under another segment's sequence number).
+        c.snd_nxt = c.snd_una
+    seq = tcp.seq
+    if seq != c.snd_nxt:
         c.stale += 1                     # sent before a go-back, or made up: not now
         notice(c, tcp, NOTICE_RESUME)
         return sockets.redirect(pkt.rx_queue, XDP_DROP)
@@ -533,7 +540,6 @@ def tcp_tx(pkt: Packet) -> int:
     ip.src = c.local_ip
     ip.check = 0
     ip.check = ipv4_checksum(pkt, Eth.size)
-    tcp.seq = c.snd_nxt
     tcp.ack_seq = c.rcv_nxt
     tcp.doff_res = 0x50
     tcp.flags = TCP_ACK | (tcp.flags & (TCP_PSH | TCP_FIN))
@@ -548,11 +554,11 @@ def tcp_tx(pkt: Packet) -> int:
     tcp.urg_ptr = 0
     tcp.check = 0
     tcp.check = tcp_sum(pkt, ip, total - 20)
-    if data_len != 0 and not c.rtt_timing and seq_after_eq(c.snd_nxt, c.snd_max):
+    if data_len != 0 and not c.rtt_timing and seq_after_eq(seq, c.snd_max):
         c.rtt_timing = True              # time this one: new data, not a resend
-        c.rtt_seq = c.snd_nxt + data_len
+        c.rtt_seq = seq + data_len
         c.rtt_start = now_ns()
-    c.snd_nxt += data_len + fin
+    c.snd_nxt = seq + data_len + fin
     if seq_after(c.snd_nxt, c.snd_max):
         c.snd_max = c.snd_nxt
     c.segs_out += 1
