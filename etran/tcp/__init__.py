@@ -5,11 +5,14 @@
             sock.sendall(b"hello")
             print(sock.recv(100))
 
+Errors are the socket module's own OSError subclasses (ConnectionRefusedError,
+ConnectionResetError, TimeoutError, BrokenPipeError), with errno set.
+
 The data path is `etran/transports/tcp.py` (ingress, egress and ACK generation in the
 kernel); the control plane and the sockets are `etran.tcp.stack`; docs/tcp.md explains the
 split and what is not done yet.
 """
 
-from etran.tcp.stack import TcpError, TcpListener, TcpSocket, TcpStack
+from etran.tcp.stack import TcpListener, TcpSocket, TcpStack
 
-__all__ = ["TcpError", "TcpListener", "TcpSocket", "TcpStack"]
+__all__ = ["TcpListener", "TcpSocket", "TcpStack"]

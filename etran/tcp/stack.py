@@ -58,7 +58,7 @@ WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a w
 BATCH = 16                               # segments handed to egress per entry into it
 
 
-def TcpError(code: int, what: str) -> OSError:
+def _error(code: int, what: str) -> OSError:
     """The OSError the socket module would raise for `code`: ConnectionRefusedError for
     ECONNREFUSED, ConnectionResetError, TimeoutError, BrokenPipeError..., errno set."""
     return OSError(code, f"{os.strerror(code)}: {what}")
@@ -193,9 +193,9 @@ class TcpStack:
                     break
                 wait *= 2
             if sock._error is not None:
-                raise TcpError(sock._error, f"connect to {peer_ip}:{peer_port}")
+                raise _error(sock._error, f"connect to {peer_ip}:{peer_port}")
             if not sock._handshake.is_set():
-                raise TcpError(errno.ETIMEDOUT, f"connect to {peer_ip}:{peer_port}: no answer "
+                raise _error(errno.ETIMEDOUT, f"connect to {peer_ip}:{peer_port}: no answer "
                                f"to {SYN_RETRIES} SYNs")
         except BaseException:
             self._forget(sock.key)
@@ -206,7 +206,7 @@ class TcpStack:
         """Passive open on `port` of this host's address."""
         with self._lock:
             if port in self._listeners:
-                raise TcpError(errno.EADDRINUSE, f"listen on port {port}")
+                raise _error(errno.EADDRINUSE, f"listen on port {port}")
             listener = TcpListener(self, port, backlog)
             self._listeners[port] = listener
         self.maps["ports"][port] = {"owned": 1}
@@ -290,7 +290,7 @@ class TcpStack:
         try:
             return self.neighbours[ip]
         except KeyError:
-            raise TcpError(errno.EHOSTUNREACH, f"{ip} is not a host of this topology") from None
+            raise _error(errno.EHOSTUNREACH, f"{ip} is not a host of this topology") from None
 
     def _install(self, sock: TcpSocket, *, snd_una: int, snd_nxt: int, rcv_nxt: int,
                  window: int, peer_mac: bytes, ecn: bool) -> None:
@@ -453,7 +453,7 @@ class TcpListener:
     def accept(self) -> tuple[TcpSocket, tuple[str, int]]:
         with self._cv:
             if not self._cv.wait_for(lambda: self._ready, self.timeout):
-                raise TcpError(errno.ETIMEDOUT, f"accept on port {self.port}")
+                raise _error(errno.ETIMEDOUT, f"accept on port {self.port}")
             sock = self._ready.popleft()
         return sock, (sock.key[0], sock.key[1])
 
@@ -598,11 +598,11 @@ class TcpSocket:
 
     def _check(self, what: str) -> None:
         if self._closed:
-            raise TcpError(errno.EBADF, f"{what}: the socket is closed")
+            raise _error(errno.EBADF, f"{what}: the socket is closed")
         if self.stack.error is not None:
-            raise TcpError(errno.EIO, f"{what}: the stack stopped ({self.stack.error!r})")
+            raise _error(errno.EIO, f"{what}: the stack stopped ({self.stack.error!r})")
         if self._error is not None:
-            raise TcpError(self._error, what)
+            raise _error(self._error, what)
 
     def send(self, data: bytes) -> int:
         """Send all of `data` (in segments of at most the peer's MSS); returns its length."""
@@ -612,7 +612,7 @@ class TcpSocket:
     def sendall(self, data: bytes) -> None:
         self._check("send")
         if self._wr_closed:
-            raise TcpError(errno.EPIPE, "send after shutdown")
+            raise _error(errno.EPIPE, "send after shutdown")
         with self._send_lock:
             self._sendbuf += data
             self._pump("send")
@@ -652,13 +652,13 @@ class TcpSocket:
                 continue
             note = sg.parse_notice(back) if verdict == XDP_REDIRECT and back else None
             if note is None:
-                raise TcpError(self._error or errno.EPIPE, f"{what}: the connection is gone")
+                raise _error(self._error or errno.EPIPE, f"{what}: the connection is gone")
             if note.why == NOTICE_RESUME:
                 self._resume_at(note.resume)
                 continue
             # The peer's window (or cwnd) is full: wait for ACKs to open it.
             if deadline is not None and time.monotonic() > deadline:
-                raise TcpError(errno.ETIMEDOUT, f"{what}: the peer's window stayed full")
+                raise _error(errno.ETIMEDOUT, f"{what}: the peer's window stayed full")
             self._trim()
             time.sleep(WINDOW_POLL)
 
@@ -713,7 +713,7 @@ class TcpSocket:
         if self._eof:
             return b""
         if not ready:
-            raise TcpError(errno.ETIMEDOUT, "recv: nothing arrived")
+            raise _error(errno.ETIMEDOUT, "recv: nothing arrived")
         return b""
 
     def shutdown(self, how: int) -> None:
@@ -779,4 +779,4 @@ class TcpSocket:
         self.close()
 
 
-__all__ = ["EtranRuntimeError", "TcpError", "TcpListener", "TcpSocket", "TcpStack"]
+__all__ = ["EtranRuntimeError", "TcpListener", "TcpSocket", "TcpStack"]
