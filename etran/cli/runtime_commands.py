@@ -348,7 +348,7 @@ def cmd_down(args: argparse.Namespace) -> int:
 
 def _down(args: argparse.Namespace) -> int:
     if args.run:
-        record = next((r for r in runs.list_runs() if r.run_id == args.run), None)
+        record = runs.find_run(args.run)
         found = runs.find_objects(args.run)
         if record is None and not found:
             return _fail(f"no run {args.run}; `etran status` lists the runs", EXIT_USAGE)

@@ -41,7 +41,7 @@ def _trace(args: argparse.Namespace) -> int:
     from etran.runtime.maps import Map, RingBufferReader
     from etran.tcp.stack import _transport
 
-    record = next((r for r in runs.list_runs() if r.run_id == args.run), None)
+    record = runs.find_run(args.run)
     if record is None:
         print(f"etran trace: no run {args.run}; `etran status` lists the runs", file=sys.stderr)
         return 2

@@ -97,21 +97,13 @@ class Egress:
                         os.write(self._wake_w, b"\0")
         return len(frames)
 
-    def send_one(self, frame: bytes) -> tuple[int, bytes | None]:
-        """Run the program on one frame and do what its verdict says, except that a frame
-        it returns (XDP_REDIRECT) is not queued for :meth:`take_returned` but returned here,
-        as the program left it, with the verdict: a library that must resend in order, as
-        TCP's does, needs exactly this."""
-        with self._lock, self._port.entered():
-            verdict = self._run(frame)
-            return verdict, self._last
-
     def send_until_refused(self, frames: list[bytes]) -> tuple[int, int, bytes | None]:
-        """Like :meth:`send_one` for each frame in order, in one entry into the namespace,
-        stopping at the first frame the program does not send (XDP_TX): returns how many
-        were sent, the verdict that stopped it (XDP_TX when all went) and that frame as the
-        program left it. Frames after a refused one are not run, so a library sending a
-        stream keeps its order exactly as with one call per frame."""
+        """Run the program on each frame in order, in one entry into the namespace, doing
+        what each verdict says, and stop at the first frame it does not send (XDP_TX): that
+        frame is not queued for :meth:`take_returned` but returned here, as the program left
+        it, with how many were sent and the verdict (XDP_TX when all went). Frames after a
+        refused one are not run, so a library sending a stream (TCP's) keeps its order and
+        learns at once where the program stopped it."""
         sent = 0
         with self._lock, self._port.entered():
             for frame in frames:

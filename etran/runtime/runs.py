@@ -291,6 +291,11 @@ def remove_pins(directory: str) -> list[str]:
     return failures
 
 
+def find_run(run_id: str) -> RunRecord | None:
+    """The run with id ``run_id``, if its state file is there."""
+    return next((r for r in list_runs() if r.run_id == run_id), None)
+
+
 def reachable_pin_dir(record: RunRecord) -> str:
     """Where this process can open the run's pins. `ip netns exec` gives the command a mount
     namespace of its own with a fresh /sys, where /sys/fs/bpf is an empty mount point; the

@@ -52,7 +52,6 @@ class HostPort:
         self._entry = netns.Entry(interface.netns) if interface.netns else None
         self._sock: socket.socket | None = None
         self.dropped = 0  # frames the device had no room for (see transmit)
-        self.retries = 0  # sends that found the device's queue full and were tried again
         try:
             with self.entered():
                 self._sock = _packet_socket(interface)
@@ -85,7 +84,6 @@ class HostPort:
                         f"send a {len(frame)}-byte frame out of {self.interface}",
                         f"{exc.strerror or exc}; is the interface up and the frame no longer "
                         "than its MTU plus 14?") from exc
-                self.retries += 1
                 time.sleep(_FULL_WAIT * (attempt + 1))
         self.dropped += 1
         return False

@@ -8,6 +8,8 @@ import ipaddress
 import struct
 from dataclasses import dataclass
 
+from etran.testing.packets import checksum  # RFC 1071, with a starting sum
+
 FIN, SYN, RST, PSH, ACK, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x40, 0x80
 ETH_P_IP = 0x0800
 IPPROTO_TCP = 6
@@ -22,19 +24,6 @@ _IP = struct.Struct("!BBHHHBBH4s4s")
 def ip_int(addr: str) -> int:
     """An IPv4 address as the data path keeps it: the big-endian value, as an integer."""
     return int(ipaddress.IPv4Address(addr))
-
-
-def _fold(s: int) -> int:
-    while s > 0xFFFF:
-        s = (s & 0xFFFF) + (s >> 16)
-    return s
-
-
-def checksum(data: bytes, start: int = 0) -> int:
-    """The Internet checksum (RFC 1071) of `data`, starting from the sum `start`."""
-    if len(data) % 2:
-        data += b"\0"
-    return ~_fold(start + sum(struct.unpack(f"!{len(data) // 2}H", data))) & 0xFFFF
 
 
 @dataclass(frozen=True)

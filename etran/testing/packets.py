@@ -21,11 +21,12 @@ def ip4(addr: str | int) -> bytes:
     return int(ipaddress.IPv4Address(addr)).to_bytes(4, "big")
 
 
-def checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071) of `data`."""
+def checksum(data: bytes, start: int = 0) -> int:
+    """The Internet checksum (RFC 1071) of `data`, starting from the sum `start` (a
+    pseudo-header's words, say)."""
     if len(data) % 2:
         data += b"\0"
-    s: int = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    s: int = start + sum(struct.unpack(f"!{len(data) // 2}H", data))
     while s >> 16:
         s = (s & 0xFFFF) + (s >> 16)
     return ~s & 0xFFFF

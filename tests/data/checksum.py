@@ -2,7 +2,7 @@
 bytes, so generated packets reach offsets past the end, odd lengths, empty ranges and every
 chunk boundary."""
 from etran.dsl import *
-from etran.bpf_templates.headers import csum_replace16, csum_replace32
+from etran.bpf_templates.headers import IPv4, csum_replace16, csum_replace32
 
 
 class Ask(Header):
@@ -32,24 +32,11 @@ def sum_range(pkt: Packet) -> int:
     return XDP_PASS
 
 
-class Ip(Header):
-    ver_ihl: u8
-    tos: u8
-    total_len: be16
-    id: be16
-    frag_off: be16
-    ttl: u8
-    protocol: u8
-    check: be16
-    src: be32
-    dst: be32
-
-
 @xdp
 def rewrite(pkt: Packet) -> int:
     """Move the IPv4 header at offset 14 to another address and id, fixing its checksum
     incrementally (RFC 1624) instead of summing again."""
-    ip = pkt.header(Ip, 14)
+    ip = pkt.header(IPv4, 14)
     if ip is None:
         return XDP_ABORTED
     new_dst = ip.src ^ 0x5A5A00FF

@@ -167,38 +167,12 @@ def test_bulk_to_linux_and_back(topo: Topology, server: Linux) -> None:
 
 
 def test_a_linux_client_sends_to_an_etran_server(topo: Topology) -> None:
-    a, b = topo.host("a"), topo.host("b")
-    data = os.urandom(BULK)
+    """8 MiB from a Linux client; the etran server answers after the client's FIN, and the
+    client reads the answer and then the server's FIN."""
+    b = topo.host("b")
     before = linux_counters(b)
-    with TcpStack(topo, "a") as stack, stack.listen(PORT) as listener:
-        listener.settimeout(5)
-        client = linux_socket(b)
-        client.settimeout(20)
-        errors: list[BaseException] = []
-
-        def send() -> None:
-            try:
-                with client:
-                    client.connect((a.ip, PORT))
-                    client.sendall(data)
-                    client.shutdown(socket.SHUT_WR)
-                    assert client.recv(100) == b"done"
-                    assert client.recv(100) == b""
-            except BaseException as exc:
-                errors.append(exc)
-        sender = threading.Thread(target=send)
-        sender.start()
-        conn, peer = listener.accept()
-        assert peer[0] == b.ip
-        conn.settimeout(20)
-        got = hashlib.sha256()
-        while chunk := conn.recv(1 << 16):
-            got.update(chunk)
-        conn.sendall(b"done")
-        conn.close()
-        sender.join(30)
-        assert not errors, errors
-    assert got.digest() == hashlib.sha256(data).digest()
+    data, got = transfer_from_linux(topo, BULK, reply=b"done")
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     assert clean(before, linux_counters(b)) == {}
 
 
@@ -330,8 +304,9 @@ def transfer_to_linux(topo: Topology, server: Linux, size: int) -> Transfer:
     return Transfer(data, b"".join(got), first, last, trace)
 
 
-def transfer_from_linux(topo: Topology, size: int) -> tuple[bytes, bytes]:
-    """`size` random bytes from a Linux client on b to an etran server on a."""
+def transfer_from_linux(topo: Topology, size: int, reply: bytes = b"") -> tuple[bytes, bytes]:
+    """`size` random bytes from a Linux client on b to an etran server on a, which sends
+    `reply` back once the client's FIN came (the client checks it, then the server's FIN)."""
     a, b = topo.host("a"), topo.host("b")
     data = os.urandom(size)
     with TcpStack(topo, "a") as stack, stack.listen(PORT) as listener:
@@ -346,16 +321,21 @@ def transfer_from_linux(topo: Topology, size: int) -> tuple[bytes, bytes]:
                     client.connect((a.ip, PORT))
                     client.sendall(data)
                     client.shutdown(socket.SHUT_WR)
+                    if reply:
+                        assert client.recv(100) == reply
                     assert client.recv(10) == b""
             except BaseException as exc:
                 errors.append(exc)
         sender = threading.Thread(target=send)
         sender.start()
-        conn, _ = listener.accept()
+        conn, peer = listener.accept()
+        assert peer[0] == b.ip
         conn.settimeout(30)
         got = bytearray()
         while chunk := conn.recv(1 << 16):
             got += chunk
+        if reply:
+            conn.sendall(reply)
         conn.close()
         sender.join(30)
         assert not errors, errors
