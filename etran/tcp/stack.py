@@ -512,8 +512,8 @@ class TcpSocket:
             if not self._handshake.is_set():
                 # RFC 9293 3.10.7.3: in SYN-SENT a RST counts if it acknowledges our SYN.
                 if seg.has(ACK) and seg.ack == (self._iss + 1) & 0xFFFFFFFF:
+                    self.stack._forget(self.key)     # gone before the application wakes
                     self._fail(errno.ECONNREFUSED)
-                    self.stack._forget(self.key)
                 return
             self._rst(seg)
             return
@@ -552,8 +552,8 @@ class TcpSocket:
             return
         offset = (seg.seq - entry["rcv_nxt"]) & 0xFFFFFFFF
         if offset == 0:
+            self.stack._forget(self.key)        # gone before the application wakes
             self._fail(errno.ECONNRESET)
-            self.stack._forget(self.key)
         elif offset < sg.WINDOW:
             self._challenge_ack()
 
