@@ -103,6 +103,11 @@ XDP_ACTIONS: dict[str, int] = {"XDP_ABORTED": XDP_ABORTED, "XDP_DROP": XDP_DROP,
                                "XDP_REDIRECT": XDP_REDIRECT}
 XDP_ACTION_NAMES: dict[int, str] = {v: k for k, v in XDP_ACTIONS.items()}
 
+# attaching: enum bpf_attach_type's BPF_XDP and the XDP_FLAGS_* of if_link.h, by mode name
+BPF_XDP = 37
+XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE = 2, 4
+XDP_MODES: dict[str, int] = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
+
 # struct xdp_md: six u32 fields
 XDP_MD = struct.Struct("<6I")
 XDP_MD_DATA, XDP_MD_DATA_END, XDP_MD_DATA_META = 0, 4, 8

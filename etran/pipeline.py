@@ -22,19 +22,21 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from etran.abi import MAX_BPF_STACK
 from etran.analysis.budget import check_budget
 from etran.analysis.rules import check_rules
-from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
-from etran.backend.objfile import read_object
-from etran.backend.stack import stack_depth
 from etran.check.modules import check_program
 from etran.dsl.diagnostics import DiagnosticSink
 from etran.dsl.parser import parse
 from etran.ir import tir
-from etran.lower.module import lower
-from etran.lower.observe import FIRE_SUFFIX
+
+if TYPE_CHECKING:
+    from etran.backend.emit import CompiledObject
+
+# The code generator (llvmlite, pyelftools) is imported by compile_program only: `etran
+# check` never needs it, and it is most of a command's start-up time.
 
 
 def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] | None = None,
@@ -74,6 +76,8 @@ def compile_program(program: tir.Program, observe: bool = False,
                     defects: frozenset[str] = frozenset()) -> CompiledObject:
     """Lower and emit a checked program. `observe` adds the probes `etran run` reads;
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
+    from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
+    from etran.lower.module import lower
     t = timings if timings is not None else {}
     t0 = time.perf_counter()
     module = lower(program, observe=observe, defects=defects)
@@ -92,6 +96,9 @@ def compile_program(program: tir.Program, observe: bool = False,
 def _check_frames(program: tir.Program, elf: bytes) -> None:
     """The stack each compiled program uses, against the kernel's limit: how much LLVM
     spills is known only now (the checker's `stack` rule estimates it beforehand)."""
+    from etran.backend.objfile import read_object
+    from etran.backend.stack import stack_depth
+    from etran.lower.observe import FIRE_SUFFIX
     sink = DiagnosticSink()
     obj = read_object(elf)
     for code in obj.programs:

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -41,6 +42,31 @@ def test_build_writes_a_bpf_object(capsys: pytest.CaptureFixture[str], tmp_path:
     if sections.returncode == 0:
         for name in ("xdp", ".maps", "license", ".BTF", ".BTF.ext"):
             assert f" {name} " in sections.stdout, sections.stdout
+
+
+HEAVY = ("llvmlite", "elftools", "pyroute2", "etran.runtime.libbpf", "etran.runtime.loader")
+
+
+@pytest.mark.parametrize(("argv", "allowed"), [
+    (["check", DCTCP], ()),
+    (["build", DCTCP, "-o", "/dev/null"], ("llvmlite", "elftools")),
+    (["disasm", DCTCP], ("llvmlite", "elftools")),
+    (["--help"], ()),
+])
+def test_commands_import_only_what_they_use(argv: list[str], allowed: tuple[str, ...]) -> None:
+    """Start-up time is most of a command's time: `check` needs no code generator, and no
+    command that stays out of the kernel needs pyroute2 or libbpf (bench/compile.py times
+    the processes)."""
+    probe = ("import sys, runpy; sys.argv = ['etran', *sys.argv[1:]]\n"
+             "try:\n    runpy.run_module('etran', run_name='__main__')\n"
+             "except SystemExit:\n    pass\n"
+             "print(' '.join(sorted(m for m in sys.modules)), file=sys.stderr)")
+    done = subprocess.run([sys.executable, "-c", probe, *argv], capture_output=True,
+                          text=True, cwd=ROOT)
+    loaded = set(done.stderr.split()[-1000:]) if done.stderr else set()
+    assert "etran.cli.main" in loaded, done.stderr[-2000:]
+    heavy = {m for m in loaded if m.split(".")[0] in HEAVY or m in HEAVY}
+    assert {m for m in heavy if not (allowed and m.startswith(allowed))} == set()
 
 
 def test_disasm_interleaves_dsl_lines(capsys: pytest.CaptureFixture[str]) -> None:

@@ -29,11 +29,12 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from etran.abi import LISTABLE_MAP_TYPES, MAP_TYPE_NAMES, RINGBUF_MAP_TYPE
-from etran.runtime import attach, netns, runs
+from etran.abi import LISTABLE_MAP_TYPES, MAP_TYPE_NAMES, RINGBUF_MAP_TYPE, XDP_MODES
+from etran.runtime import netns, runs
 from etran.runtime.errors import EtranRuntimeError, VerifierError
-from etran.runtime.maps import Map
-from etran.runtime.system import check_kernel_support, require_admin
+
+# What loads programs (etran.runtime.attach, .maps, .system: libbpf) is imported by the
+# commands that use it, so that building this parser costs `etran check` nothing.
 
 EXIT_OK, EXIT_PROGRAM, EXIT_USAGE = 0, 1, 2
 
@@ -44,7 +45,7 @@ def add_runtime_commands(subparsers: Any) -> None:
     up.add_argument("file", help="the transport source (.py)")
     up.add_argument("--topology", default="two-hosts", metavar="KIND",
                     help="two-hosts (default) or incast:N")
-    up.add_argument("--mode", choices=sorted(attach.MODES), default="native",
+    up.add_argument("--mode", choices=sorted(XDP_MODES), default="native",
                     help="XDP attach mode (default: native)")
     up.add_argument("--hold", action="store_true",
                     help="stay in the foreground; tear down on Ctrl-C or SIGTERM")
@@ -76,6 +77,7 @@ def _guarded(verb: str, handler: Callable[[argparse.Namespace], int],
              args: argparse.Namespace) -> int:
     """Turn every expected failure into one line and an exit code."""
     from etran.dsl.diagnostics import DiagnosticError
+    from etran.runtime.system import require_admin
     try:
         require_admin(verb)
         return handler(args)
@@ -107,6 +109,7 @@ def _up(args: argparse.Namespace) -> int:
     from etran.dsl.diagnostics import DiagnosticSink, render
     from etran.pipeline import compile_file
     from etran.runtime.loader import LoadedObject, VerifierStats, load_object
+    from etran.runtime.system import check_kernel_support
     from etran.runtime.topology import Topology, parse_kind
 
     if not os.path.isfile(args.file):
@@ -297,6 +300,7 @@ def _counters(namespace: str, ifname: str) -> str:
 
 
 def _programs(namespace: str) -> dict[str, str]:
+    from etran.runtime import attach
     try:
         ids = attach.attached_program_ids(namespace)
     except Exception:
@@ -308,6 +312,7 @@ def _print_map(path: str, entries: int, declaration: Any = None) -> None:
     """One pinned map: kind and size, then its first ``entries`` entries (non-zero ones for
     arrays), decoded through ``declaration`` (the DSL's MapType) when it still fits the map."""
     from etran.ir.codec import format_value
+    from etran.runtime.maps import Map
     from etran.runtime.typed import TypedMap
     try:
         with Map.from_pinned(path) as map_:

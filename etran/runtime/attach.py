@@ -22,7 +22,7 @@ import struct
 import weakref
 from dataclasses import dataclass
 
-from etran.abi import PROG_TYPE_XDP
+from etran.abi import BPF_XDP, PROG_TYPE_XDP, XDP_MODES
 from etran.runtime import libbpf as lb
 from etran.runtime import netns
 from etran.runtime.errors import BpfError, EtranRuntimeError, NotSupported
@@ -30,9 +30,7 @@ from etran.runtime.loader import LoadedObject, Program, load_object
 from etran.runtime.netns import Interface
 from etran.runtime.system import doing, pin
 
-BPF_XDP = 37  # enum bpf_attach_type
-XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE = 2, 4
-MODES = {"native": XDP_FLAGS_DRV_MODE, "generic": XDP_FLAGS_SKB_MODE}
+MODES = XDP_MODES
 
 PASS_SOURCE = """from etran.dsl import *
 

@@ -17,19 +17,24 @@ threaded process without affecting it) and costs about 5 ms.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import errno
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import NoReturn
-
-from pyroute2 import IPRoute
-from pyroute2 import netns as pyroute2_netns
+from typing import TYPE_CHECKING, NoReturn
 
 from etran.runtime.errors import EtranRuntimeError, NotSupported
 
+if TYPE_CHECKING:
+    from pyroute2 import IPRoute
+
+# pyroute2 costs about 100 ms to import; commands that never touch a namespace (check,
+# build, disasm) must not pay it, so it is imported where a namespace is first used.
+
 NETNS_DIR = "/run/netns"
 _OWN_NAMESPACE = "/proc/thread-self/ns/net"
+CLONE_NEWNET = 0x40000000
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,6 +81,7 @@ def create(name: str) -> None:
     if exists(name):
         raise EtranRuntimeError(action, "it already exists; remove it with `etran down` or "
                                 f"`ip netns del {name}`")
+    from pyroute2 import netns as pyroute2_netns
     try:
         pyroute2_netns.create(name)
     except OSError as exc:
@@ -103,6 +109,7 @@ def remove(name: str) -> bool:
                         ipr.link("del", index=link["index"])
     except (OSError, EtranRuntimeError):
         pass  # the namespace may be half gone; unbinding it below is what matters
+    from pyroute2 import netns as pyroute2_netns
     try:
         pyroute2_netns.remove(name)
     except FileNotFoundError:
@@ -110,6 +117,19 @@ def remove(name: str) -> bool:
     except OSError as exc:
         _raise_for(f"remove network namespace {name}", exc)
     return True
+
+
+_libc: ctypes.CDLL | None = None
+
+
+def _setns(fd: int) -> None:
+    """setns(2) into the network namespace open at ``fd`` (os.setns is Python 3.12+)."""
+    global _libc
+    if _libc is None:
+        _libc = ctypes.CDLL(None, use_errno=True)
+    if _libc.setns(fd, CLONE_NEWNET) != 0:
+        err = ctypes.get_errno()
+        raise OSError(err, os.strerror(err))
 
 
 class Entry:
@@ -137,14 +157,14 @@ class Entry:
         home = os.open(_OWN_NAMESPACE, os.O_RDONLY | os.O_CLOEXEC)
         try:
             try:
-                pyroute2_netns.setns(self._fd)
+                _setns(self._fd)
             except OSError as exc:
                 _raise_for(f"enter network namespace {self.name}", exc)
             try:
                 yield
             finally:
                 try:
-                    pyroute2_netns.setns(home)
+                    _setns(home)
                 except OSError as exc:
                     raise EtranRuntimeError(f"leave network namespace {self.name}",
                                             f"setns back failed ({exc}); this thread is "
@@ -182,6 +202,7 @@ def netlink(name: str | None) -> IPRoute:
 
     The socket stays in that namespace whatever thread uses it later; close it (``with``).
     """
+    from pyroute2 import IPRoute
     if name is None:
         return IPRoute()
     with enter(name):
