@@ -1,0 +1,505 @@
+"""The Homa library of one host: the data path loaded and attached, and the applications'
+clients and servers.
+
+`HomaStack(topology, host)` compiles and loads `etran/transports/homa.py`, attaches its
+ingress to the host's interface, opens the AF_XDP socket ingress delivers to, and runs a gen
+pump (GRANTs and RESENDs, whenever the data path raises `wake`) and a dispatcher thread:
+DATA goes to the message it belongs to; a GRANT or RESEND makes the sender of that message
+send what it may now send; UNKNOWN makes a client send its request again; an abort event
+from the data path's timers fails the call.
+
+Sending: a message is cut into DATA packets once, and handed to the egress program in order.
+Egress sends what the receiver granted and hands the first packet past the grant back, so
+the library knows where it stopped and sends again from there when the next GRANT arrives
+(mainline XDP has no queue that holds frames for later: the library is that queue, and
+egress, which it cannot bypass, decides).
+"""
+
+from __future__ import annotations
+
+import errno
+import itertools
+import os
+import queue
+import random
+import select
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+from etran.abi import XDP_REDIRECT, XDP_TX
+from etran.homa import wire
+from etran.homa.wire import ACK, DATA, GRANT, RESEND, UNKNOWN, Packet
+from etran.ir import codec
+from etran.runtime.afxdp import XskSocket
+from etran.runtime.hooks import Egress, Gen, GenPump
+from etran.runtime.loader import load_object
+from etran.runtime.maps import RingBufferReader
+from etran.runtime.topology import Host, Topology
+from etran.runtime.transmit import HostPort
+from etran.runtime.typed import TypedMap
+
+TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "homa.py"
+RTT_BYTES = 60_000
+GRANT_WINDOW = 100_000
+MAX_INCOMING = 480_000
+PRUNE_INTERVAL = 0.1              # seconds between looks for RPCs the data path removed
+CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4 up to these
+
+Key = tuple[int, str, int, int]    # (id as this host names it, peer address, peer port, local port)
+
+_compiled: dict[str, Any] = {}
+
+
+def _transport() -> Any:
+    """The compiled data path, once per process. The kernel verifier has the last word on
+    its budget: the checker's estimate refuses the grant scheduler's loops, which the
+    verifier accepts with a wide margin (docs/homa.md)."""
+    if "homa" not in _compiled:
+        from etran.pipeline import compile_file
+        _compiled["homa"] = compile_file(TRANSPORT, budget_advisory=True)
+    return _compiled["homa"]
+
+
+def _error(code: int, what: str) -> OSError:
+    return OSError(code, f"{os.strerror(code)}: {what}")
+
+
+@dataclass
+class _Outbound:
+    """A message being sent: its packets, and how far egress has let them go."""
+
+    frames: list[bytes]
+    next: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+@dataclass
+class _Inbound:
+    """A message being received: its bytes as they arrive (ingress drops duplicates)."""
+
+    length: int
+    buffer: bytearray = field(init=False)
+    received: int = 0
+
+    def __post_init__(self) -> None:
+        self.buffer = bytearray(self.length)
+
+    def place(self, p: Packet) -> bool:
+        """Put a DATA packet's bytes in place; True once the message is whole."""
+        if p.length != self.length or p.offset + len(p.payload) > self.length:
+            return False
+        self.buffer[p.offset:p.offset + len(p.payload)] = p.payload
+        self.received += len(p.payload)
+        return self.received >= self.length
+
+
+@dataclass
+class _Call:
+    key: Key
+    request: bytes
+    future: Future[bytes]
+    out: _Outbound
+    inbound: _Inbound | None = None
+    restarts: int = 0
+
+
+@dataclass(frozen=True)
+class Request:
+    """A request a server received: answer it with `Server.reply(request, response)`."""
+
+    peer: str
+    peer_port: int
+    port: int
+    id: int
+    payload: bytes
+
+    @property
+    def key(self) -> Key:
+        return (self.id | 1, self.peer, self.peer_port, self.port)
+
+
+class HomaStack:
+    """etran's Homa on host `host` of `topology`; close it (or `with`) before the topology.
+    One stack per host: it takes the interface's AF_XDP queue."""
+
+    def __init__(self, topology: Topology, host: str, *, rtt_bytes: int = RTT_BYTES,
+                 grant_window: int = GRANT_WINDOW, max_incoming: int = MAX_INCOMING,
+                 cutoffs: tuple[int, int, int, int] = CUTOFFS) -> None:
+        compiled = _transport()
+        me = topology.host(host)
+        loaded = topology.own(load_object(compiled.elf, f"homa_{host}"[:15]), host)
+        topology.attach(host, loaded.programs["homa_rx"])
+        self.host: Host = me
+        self.neighbours = {h.ip: h.mac_bytes for h in topology.hosts.values()}
+        self._program = compiled.program
+        self.raw_maps = loaded.maps
+        self.maps: dict[str, TypedMap] = {m.name: TypedMap(loaded.maps[m.name], m)
+                                          for m in compiled.program.maps}
+        self.maps["config"][0] = {"rtt_bytes": rtt_bytes, "grant_window": grant_window,
+                                  "max_incoming": max_incoming, "cutoffs": list(cutoffs)}
+        self.rtt_bytes = rtt_bytes
+        self._closers: list[Any] = []
+        try:
+            self.xsk = XskSocket(me.interface)
+            self._closers.insert(0, self.xsk)
+            self.xsk.register(loaded.maps["sockets"])
+            self.egress = Egress(loaded.programs["homa_tx"], me.interface)
+            self._closers.insert(0, self.egress)
+            self.gen = Gen(loaded.programs["homa_gen"], me.interface)
+            self._closers.insert(0, self.gen)
+            self.port = HostPort(me.interface)
+            self._closers.insert(0, self.port)
+            self.pump = GenPump(self.gen, flag=(loaded.maps["wake"], bytes(4)),
+                                interval=0.0002)
+            self._closers.insert(0, _Stopper(self.pump))
+            self._events = RingBufferReader(loaded.maps["events"])
+            self._closers.insert(0, self._events)
+        except BaseException:
+            self._close_parts()
+            raise
+        self._lock = threading.Lock()
+        self._calls: dict[Key, _Call] = {}
+        self._servers: dict[int, Server] = {}
+        self._serving: dict[Key, _Outbound] = {}        # responses being sent
+        self._requests: dict[Key, _Inbound] = {}        # requests being received
+        self._ids = itertools.count(random.getrandbits(40) * 2, 2)
+        self._stop = threading.Event()
+        self.error: BaseException | None = None
+        self._thread = threading.Thread(target=self._dispatch, name=f"etran-homa-{host}",
+                                        daemon=True)
+        self._thread.start()
+
+    # ---------------------------------------------------------------- applications
+    def client(self, port: int | None = None) -> Client:
+        return Client(self, port if port is not None else self._free_port())
+
+    def server(self, port: int) -> Server:
+        with self._lock:
+            if port in self._servers:
+                raise _error(errno.EADDRINUSE, f"serve port {port}")
+            server = Server(self, port)
+            self._servers[port] = server
+        self.maps["ports"][port] = {"owned": 1}
+        return server
+
+    def rpcs(self) -> list[dict[str, Any]]:
+        """The data path's RPCs: key, state, and bytes sent, granted and received."""
+        out = []
+        for key, value in self.maps["rpcs"].items():
+            if isinstance(value, dict):
+                out.append({**key, **{k: v for k, v in value.items()
+                                      if k not in ("bitmap", "local_mac", "peer_mac", "timer")}})
+        return out
+
+    def candidates(self) -> dict[str, Any]:
+        """The grant scheduler's slots, as the data path has them."""
+        got = self.maps["cands"].get(0)
+        return got if isinstance(got, dict) else {}
+
+    def counters(self) -> dict[str, int]:
+        """The data path's counters, summed over CPUs."""
+        out: dict[str, int] = {}
+        for entry in self.maps["counters"].get(0) or []:
+            for name, value in entry.items():
+                out[name] = out.get(name, 0) + value
+        return out
+
+    def close(self) -> None:
+        """Fail what is outstanding, stop the threads, release sockets and programs."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join()
+        with self._lock:
+            calls = list(self._calls.values())
+            self._calls.clear()
+        for call in calls:
+            if not call.future.done():
+                call.future.set_exception(_error(errno.ESHUTDOWN, "the Homa stack closed"))
+        self._close_parts()
+
+    def __enter__(self) -> HomaStack:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    # ---------------------------------------------------------------- internals
+    def _close_parts(self) -> None:
+        errors = []
+        for part in self._closers:
+            try:
+                part.close()
+            except Exception as exc:  # every part gets closed; the first failure is raised
+                errors.append(exc)
+        self._closers = []
+        if errors:
+            raise errors[0]
+
+    def _free_port(self) -> int:
+        while True:
+            port = random.randint(32768, 60999)
+            if port not in self._servers:
+                return port
+
+    def _map_key(self, key: Key) -> dict[str, int]:
+        return {"id": key[0], "peer": wire.ip_int(key[1]), "local_port": key[3],
+                "peer_port": key[2]}
+
+    def _frames(self, key: Key, message: bytes, from_client: bool) -> list[bytes]:
+        local_id, peer, peer_port, local_port = key
+        return wire.data_frames(src_mac=self.host.mac_bytes, dst_mac=self._mac(peer),
+                                src=self.host.ip, dst=peer, sport=local_port, dport=peer_port,
+                                rpc_id=local_id & ~1, from_client=from_client,
+                                message=message)
+
+    def _mac(self, ip: str) -> bytes:
+        try:
+            return self.neighbours[ip]
+        except KeyError:
+            raise _error(errno.EHOSTUNREACH, f"{ip} is not a host of this topology") from None
+
+    def _send(self, out: _Outbound, what: str) -> None:
+        """Hand the message's packets to egress from where it stopped, until it hands one
+        back (over the grant: sent again on the next GRANT) or all went."""
+        with out.lock:
+            if out.next >= len(out.frames):
+                return
+            sent, verdict, _frame = self.egress.send_until_refused(out.frames[out.next:])
+            out.next += sent
+        if verdict not in (XDP_TX, XDP_REDIRECT):
+            raise _error(errno.EPROTO, f"{what}: the data path refused packet {out.next} "
+                         "(no such RPC in a state that may send)")
+
+    def _resend(self, out: _Outbound, offset: int, length: int) -> None:
+        first = offset // wire.PAYLOAD
+        last = min(len(out.frames), -(-(offset + length) // wire.PAYLOAD))
+        with out.lock:
+            frames = out.frames[first:min(last, out.next)]
+        if frames:
+            self.egress.send_until_refused(frames)
+
+    def _control(self, kind: int, key: Key, from_client: bool) -> None:
+        local_id, peer, peer_port, local_port = key
+        self.port.transmit(wire.control(kind, src_mac=self.host.mac_bytes,
+                                        dst_mac=self._mac(peer), src=self.host.ip, dst=peer,
+                                        sport=local_port, dport=peer_port,
+                                        rpc_id=local_id & ~1, from_client=from_client))
+
+    def _dispatch(self) -> None:
+        poller = select.poll()
+        poller.register(self.xsk.fileno(), select.POLLIN)
+        poller.register(self.egress.wakeup_fd(), select.POLLIN)
+        pruned = time.monotonic()
+        try:
+            while not self._stop.is_set():
+                poller.poll(5)
+                for frame in self.xsk.recv(64, timeout=0):
+                    p = wire.parse(frame)
+                    if p is not None and p.dst == self.host.ip:
+                        self._packet(p)
+                self.egress.take_returned(256)     # over the grant: we know where we stopped
+                for raw in self._events.drain():
+                    self._event(codec.decode(self._program.map("events").value, raw))
+                now = time.monotonic()
+                if now - pruned > PRUNE_INTERVAL:
+                    pruned = now
+                    self._prune()
+        except BaseException as exc:  # surfaced to the callers
+            self.error = exc
+            with self._lock:
+                calls = list(self._calls.values())
+            for call in calls:
+                if not call.future.done():
+                    call.future.set_exception(exc)
+
+    def _packet(self, p: Packet) -> None:
+        key: Key = (p.local_id, p.src, p.sport, p.dport)
+        if p.kind == DATA:
+            if p.from_client:
+                self._request_data(key, p)
+            else:
+                self._response_data(key, p)
+            return
+        with self._lock:
+            call = self._calls.get(key)
+            out = call.out if call is not None else self._serving.get(key)
+        if p.kind == GRANT and out is not None:
+            self._send(out, "send after a GRANT")
+        elif p.kind == RESEND and out is not None:
+            self._resend(out, p.offset, p.ctrl_length)
+            self._send(out, "send after a RESEND")
+        elif p.kind == UNKNOWN and call is not None:
+            self._restart(call)
+
+    def _prune(self) -> None:
+        """Forget responses and half-received requests whose RPC the data path removed
+        (ACKed, reclaimed by its timer, aborted)."""
+        with self._lock:
+            keys = list(self._serving) + list(self._requests)
+        gone = [k for k in keys if self.maps["rpcs"].get(self._map_key(k)) is None]
+        with self._lock:
+            for k in gone:
+                self._serving.pop(k, None)
+                self._requests.pop(k, None)
+
+    def _request_data(self, key: Key, p: Packet) -> None:
+        with self._lock:
+            server = self._servers.get(p.dport)
+            inbound = self._requests.get(key)
+            if inbound is None and server is not None:
+                inbound = self._requests[key] = _Inbound(p.length)
+        if server is None or inbound is None:
+            return
+        if inbound.place(p):
+            with self._lock:
+                self._requests.pop(key, None)
+            server._queue.put(Request(p.src, p.sport, p.dport, p.rpc_id,
+                                      bytes(inbound.buffer)))
+
+    def _response_data(self, key: Key, p: Packet) -> None:
+        with self._lock:
+            call = self._calls.get(key)
+        if call is None:
+            return
+        if call.inbound is None:
+            call.inbound = _Inbound(p.length)
+        if call.inbound.place(p):
+            with self._lock:
+                self._calls.pop(key, None)
+            self.maps["rpcs"].delete(self._map_key(key))
+            self._control(ACK, key, from_client=True)
+            if not call.future.done():
+                call.future.set_result(bytes(call.inbound.buffer))
+
+    def _restart(self, call: _Call) -> None:
+        """The server does not know the RPC (it lost it, or restarted): send it again."""
+        call.restarts += 1
+        if call.restarts > 3:
+            self._fail(call, errno.ECONNABORTED, "the server keeps forgetting the RPC")
+            return
+        self.maps["rpcs"].delete(self._map_key(call.key))
+        call.inbound = None
+        with call.out.lock:
+            call.out.next = 0
+        self._send(call.out, "send a request again")
+
+    def _event(self, e: dict[str, Any]) -> None:
+        if e["what"] != wire.EVENT_ABORTED:
+            return
+        import ipaddress
+        key: Key = (e["id"], str(ipaddress.IPv4Address(e["peer"])), e["peer_port"],
+                    e["local_port"])
+        with self._lock:
+            call = self._calls.get(key)
+            self._requests.pop(key, None)
+            self._serving.pop(key, None)
+        if call is not None:
+            self._fail(call, errno.ECONNABORTED, f"no answer from {key[1]}:{key[2]} after "
+                       "the data path's RESENDs")
+
+    def _fail(self, call: _Call, code: int, why: str) -> None:
+        with self._lock:
+            self._calls.pop(call.key, None)
+        self.maps["rpcs"].delete(self._map_key(call.key))
+        if not call.future.done():
+            call.future.set_exception(_error(code, why))
+
+
+class Client:
+    """Sends requests and waits for responses, many at once."""
+
+    def __init__(self, stack: HomaStack, port: int) -> None:
+        self.stack = stack
+        self.port = port
+
+    def call_async(self, address: tuple[str, int], request: bytes) -> Future[bytes]:
+        """Send `request` to the server at `address`; the future resolves to the response
+        (or raises ConnectionAbortedError when the data path gave up on the server)."""
+        _check_size(request, "request")
+        if self.stack.error is not None:
+            raise _error(errno.EIO, f"the Homa stack failed: {self.stack.error}")
+        peer, peer_port = address
+        key: Key = (next(self.stack._ids), peer, peer_port, self.port)
+        out = _Outbound(self.stack._frames(key, request, from_client=True))
+        call = _Call(key, request, Future(), out)
+        with self.stack._lock:
+            self.stack._calls[key] = call
+        try:
+            self.stack._send(out, f"call {peer}:{peer_port}")
+        except BaseException:
+            self.stack._fail(call, errno.EPROTO, "the request could not be sent")
+            raise
+        return call.future
+
+    def call(self, address: tuple[str, int], request: bytes,
+             timeout: float | None = 5.0) -> bytes:
+        """Send `request` and wait for the response. TimeoutError after `timeout` seconds
+        (the RPC is abandoned); ConnectionAbortedError when the data path gave up."""
+        future = self.call_async(address, request)
+        try:
+            return future.result(timeout)
+        except TimeoutError:
+            with self.stack._lock:
+                call = next((c for c in self.stack._calls.values() if c.future is future), None)
+            if call is not None:
+                self.stack._fail(call, errno.ETIMEDOUT, "abandoned")
+            raise _error(errno.ETIMEDOUT, f"call {address[0]}:{address[1]}: no response "
+                         f"within {timeout} s") from None
+
+
+class Server:
+    """Receives requests on a port and answers them."""
+
+    def __init__(self, stack: HomaStack, port: int) -> None:
+        self.stack = stack
+        self.port = port
+        self._queue: queue.Queue[Request] = queue.Queue()
+
+    def receive(self, timeout: float | None = None) -> Request:
+        """The next whole request; TimeoutError when none came within `timeout`."""
+        try:
+            return self._queue.get(timeout=timeout)
+        except queue.Empty:
+            raise _error(errno.ETIMEDOUT, f"receive on port {self.port}") from None
+
+    def reply(self, request: Request, response: bytes) -> None:
+        """Send `response` to the client of `request`."""
+        _check_size(response, "response")
+        key = request.key
+        out = _Outbound(self.stack._frames(key, response, from_client=False))
+        with self.stack._lock:
+            self.stack._serving[key] = out
+        self.stack._send(out, f"reply to {request.peer}:{request.peer_port}")
+
+    def close(self) -> None:
+        with self.stack._lock:
+            self.stack._servers.pop(self.port, None)
+        self.stack.maps["ports"].delete(self.port)
+
+    def __enter__(self) -> Server:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _check_size(message: bytes, what: str) -> None:
+    if not 1 <= len(message) <= wire.MAX_MESSAGE:
+        raise ValueError(f"a {what} is 1 to {wire.MAX_MESSAGE:,} bytes, not {len(message):,}")
+
+
+class _Stopper:
+    def __init__(self, pump: GenPump) -> None:
+        self.pump = pump
+
+    def close(self) -> None:
+        self.pump.stop()
+
+
+__all__ = ["Client", "HomaStack", "Request", "Server"]

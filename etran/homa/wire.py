@@ -1,0 +1,123 @@
+"""Homa packets as the library builds and reads them: Ethernet + IPv4 + Homa.
+
+The layout is the data path's (`etran/transports/homa.py`): a 16-byte common header
+(ports, kind, flags, the client's RPC id), then for DATA the message length and the offset
+of the packet's bytes, for GRANT and RESEND an offset, a length and a priority.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import struct
+from dataclasses import dataclass
+from typing import Any
+
+from etran.testing.packets import checksum
+
+IPPROTO_HOMA = 0xFD
+ETH_P_IP = 0x0800
+DATA, GRANT, RESEND, UNKNOWN, BUSY, ACK = 0x10, 0x11, 0x12, 0x13, 0x14, 0x15
+KIND_NAMES = {DATA: "DATA", GRANT: "GRANT", RESEND: "RESEND", UNKNOWN: "UNKNOWN",
+              BUSY: "BUSY", ACK: "ACK"}
+FROM_CLIENT, RETRANSMIT = 1, 2
+PAYLOAD = 1400                     # message bytes per DATA packet
+MAX_MESSAGE = 12 * 64 * PAYLOAD    # the receive bitmap's reach: 1,075,200 bytes
+HEADERS = 14 + 20 + 16             # Ethernet, IPv4, the common header
+DATA_HEADERS = HEADERS + 8
+EVENT_ABORTED = 1
+
+_IP = struct.Struct("!BBHHHBBH4s4s")
+_COMMON = struct.Struct("!HHBBHQ")
+_DATA = struct.Struct("!II")
+_CTRL = struct.Struct("!IIB3x")
+
+
+def ip_int(addr: str) -> int:
+    """An IPv4 address as the data path keeps it: the big-endian value, as an integer."""
+    return int(ipaddress.IPv4Address(addr))
+
+
+@dataclass(frozen=True)
+class Packet:
+    """A received Homa packet, as far as the library needs it."""
+
+    kind: int
+    src: str
+    dst: str
+    sport: int
+    dport: int
+    rpc_id: int            # the client's id (even)
+    flags: int
+    tos: int
+    length: int = 0        # DATA: the message's length
+    offset: int = 0        # DATA: where the payload goes; GRANT, RESEND: the offset
+    ctrl_length: int = 0   # RESEND: how many bytes
+    priority: int = 0      # GRANT: for the scheduled bytes
+    payload: bytes = b""
+
+    @property
+    def from_client(self) -> bool:
+        return bool(self.flags & FROM_CLIENT)
+
+    @property
+    def local_id(self) -> int:
+        """The RPC's id as the receiving host names it (odd on the server)."""
+        return self.rpc_id | (1 if self.from_client else 0)
+
+
+def _frame(src_mac: bytes, dst_mac: bytes, src: str, dst: str, body: bytes,
+           tos: int = 0) -> bytes:
+    ip = _IP.pack(0x45, tos, 20 + len(body), 0, 0, 64, IPPROTO_HOMA, 0,
+                  ipaddress.IPv4Address(src).packed, ipaddress.IPv4Address(dst).packed)
+    ip = ip[:10] + struct.pack("!H", checksum(ip)) + ip[12:]
+    return dst_mac + src_mac + struct.pack("!H", ETH_P_IP) + ip + body
+
+
+def data_frames(*, src_mac: bytes, dst_mac: bytes, src: str, dst: str, sport: int,
+                dport: int, rpc_id: int, from_client: bool, message: bytes) -> list[bytes]:
+    """The DATA packets of `message`, in order (the data path sets their priority)."""
+    flags = FROM_CLIENT if from_client else 0
+    out = []
+    for offset in range(0, len(message), PAYLOAD):
+        body = _COMMON.pack(sport, dport, DATA, flags, 0, rpc_id) + \
+            _DATA.pack(len(message), offset) + message[offset:offset + PAYLOAD]
+        out.append(_frame(src_mac, dst_mac, src, dst, body))
+    return out
+
+
+def control(kind: int, *, src_mac: bytes, dst_mac: bytes, src: str, dst: str, sport: int,
+            dport: int, rpc_id: int, from_client: bool, offset: int = 0, length: int = 0,
+            priority: int = 0) -> bytes:
+    """A control packet: ACK, BUSY and UNKNOWN are the common header alone; GRANT and
+    RESEND carry an offset, a length and a priority."""
+    body = _COMMON.pack(sport, dport, kind, FROM_CLIENT if from_client else 0, 0, rpc_id)
+    if kind in (GRANT, RESEND):
+        body += _CTRL.pack(offset, length, priority)
+    return _frame(src_mac, dst_mac, src, dst, body, tos=7 << 5)
+
+
+def parse(frame: bytes) -> Packet | None:
+    """The Homa packet in an Ethernet/IPv4 frame, or None when it is not one."""
+    if len(frame) < HEADERS or struct.unpack_from("!H", frame, 12)[0] != ETH_P_IP:
+        return None
+    ver_ihl, tos, total, _id, _frag, _ttl, proto, _check, src, dst = _IP.unpack_from(frame, 14)
+    if ver_ihl != 0x45 or proto != IPPROTO_HOMA or total + 14 > len(frame):
+        return None
+    sport, dport, kind, flags, _r, rpc_id = _COMMON.unpack_from(frame, 34)
+    common: dict[str, Any] = {
+        "kind": kind, "src": str(ipaddress.IPv4Address(src)),
+        "dst": str(ipaddress.IPv4Address(dst)), "sport": sport, "dport": dport,
+        "rpc_id": rpc_id, "flags": flags, "tos": tos}
+    if kind == DATA:
+        if total + 14 < DATA_HEADERS:
+            return None
+        length, offset = _DATA.unpack_from(frame, HEADERS)
+        return Packet(**common, length=length, offset=offset,
+                      payload=bytes(frame[DATA_HEADERS:14 + total]))
+    if kind in (GRANT, RESEND):
+        if total + 14 < HEADERS + _CTRL.size:
+            return None
+        offset, length, priority = _CTRL.unpack_from(frame, HEADERS)
+        return Packet(**common, offset=offset, ctrl_length=length,
+                      priority=priority)
+    return Packet(**common)

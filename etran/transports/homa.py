@@ -1,0 +1,700 @@
+"""Homa, the data path: message RPCs with receiver-driven grants and SRPT.
+
+A client sends a request message and gets a response message back; each message is a run of
+DATA packets of PAYLOAD bytes (the last one shorter), each saying the message's length and
+its offset. The first `rtt_bytes` of a message leave at once (unscheduled); the receiver
+grants the rest, a window at a time, to the messages with the fewest bytes left first.
+The application library (`etran.homa`) builds the packets; what is per-packet work runs
+here, and nothing leaves without passing `homa_tx`.
+
+* `homa_tx` (@egress): each DATA packet the application sends. The first packet of a
+  request creates the RPC's state; a response must answer a request that arrived whole. A
+  packet leaves only below what the receiver granted, with its priority in the IP header's
+  DSCP bits (the top three: one-packet messages 7, unscheduled bytes 4-7 by message size
+  from `config.cutoffs`, scheduled bytes the priority of the last GRANT). Over the grant it
+  goes back to the application, which sends it again when a GRANT arrives.
+* `homa_rx` (@xdp): DATA is checked against the message (length, offset on a packet
+  boundary, exact packet size), recorded in a bitmap of received packets (duplicates are
+  dropped) and delivered to the application's AF_XDP socket; a message that needs grants
+  enters the candidate slots. GRANT and RESEND raise what the sender may send and go to the
+  application, which sends; RESEND for an RPC we do not know is answered in place with
+  UNKNOWN, one for a request still arriving or being served with BUSY. BUSY keeps a silent
+  RPC alive; UNKNOWN (the peer lost the RPC) goes to the application; ACK (the client has
+  the response) frees the server's state.
+* `homa_gen` (@gen): GRANTs and RESENDs queued in `ctrl`, one per run. When the queue is
+  empty it first runs the grant scheduler: under the slots' lock, up to OVERCOMMIT messages
+  in order of bytes remaining (SRPT) each get up to `grant_window` bytes past what arrived,
+  as long as the bytes granted and not yet received stay within `max_incoming`; the
+  shortest gets the highest scheduled priority (3).
+* `homa_tick` (@timer, every TICK_NS per RPC): a message arriving with no progress for
+  RESEND_TICKS ticks gets a RESEND for its first missing packet (it also re-grants, in
+  case a GRANT was lost); a client whose request went out whole and heard nothing asks the
+  server the same way. After MAX_RESENDS the RPC is aborted and the application told
+  (`events`). A server whose response went out and was never acknowledged forgets it after
+  RECLAIM_TICKS.
+"""
+from etran.dsl import *
+from etran.bpf_templates.headers import Eth, IPv4, ETH_P_IP, csum_replace16
+
+IPPROTO_HOMA = 0xFD       # RFC 3692's experimental protocol number
+
+DATA = 0x10
+GRANT = 0x11
+RESEND = 0x12
+UNKNOWN = 0x13
+BUSY = 0x14
+ACK = 0x15
+
+FROM_CLIENT = 1           # HomaHdr.flags: the client sent this packet
+RETRANSMIT = 2
+
+PAYLOAD = 1400            # bytes of message per DATA packet
+BITMAP_WORDS = 12
+MAX_MESSAGE = BITMAP_WORDS * 64 * PAYLOAD    # 1,075,200 bytes: one bit per packet
+SLOTS = 16                # messages that can wait for grants at once
+OVERCOMMIT = 8            # messages granted to at once (Homa's overcommitment)
+
+HDR_AT = 34               # Ethernet + a 20-byte IPv4 header
+DATA_AT = 50              # + HomaHdr
+PAYLOAD_AT = 58           # + HomaData
+CTRL_FRAME = 62           # a GRANT or RESEND: HomaHdr + 12 bytes
+
+TICK_NS = 2_000_000
+RESEND_TICKS = 2
+MAX_RESENDS = 10
+RECLAIM_TICKS = 50
+
+# RPC states, as this host sees them
+CLIENT_OUT = 1            # sending the request, then waiting for the response
+CLIENT_IN = 2             # receiving the response
+SERVER_IN = 3             # receiving the request
+SERVER_BUSY = 4           # the application has the request
+SERVER_OUT = 5            # sending the response, then waiting for the ACK
+
+EVENT_ABORTED = 1
+
+
+class HomaHdr(Header):
+    sport: be16
+    dport: be16
+    kind: u8
+    flags: u8
+    reserved: be16
+    rpc_id: be64          # the client's id for the RPC (even)
+
+
+class HomaData(Header):
+    message_length: be32
+    offset: be32
+
+
+class HomaCtrl(Header):
+    """GRANT: let the sender send below `offset`, at `priority`. RESEND: send again the
+    `length` bytes from `offset` (and take them as granted)."""
+    offset: be32
+    length: be32
+    priority: u8
+    reserved: Array[u8, 3]
+
+
+class Mac(Header):
+    octets: Array[u8, 6]
+
+
+class EthAddrs(Header):
+    dst: Mac
+    src: Mac
+
+
+class RpcKey(Struct):
+    """An RPC as this host names it: the client's id, odd on the server (so one host can be
+    client and server of the same id), the peer's address and both ports."""
+    id: u64
+    peer: u32
+    local_port: u16
+    peer_port: u16
+
+
+class Rpc(Struct):
+    state: u32
+    # the message we send
+    out_length: u32
+    granted: u32          # the receiver lets us send the bytes below this
+    sent: u32             # the end of the furthest packet sent
+    out_prio: u32         # priority of scheduled packets (from the last GRANT)
+    # the message we receive
+    in_length: u32        # 0 until its first packet
+    received: u32         # distinct bytes received
+    in_granted: u32       # bytes we let the sender send
+    bitmap: Array[u64, 12]
+    # timers
+    last_received: u32
+    silent: u32           # ticks without progress
+    resends: u32
+    local_ip: u32
+    local_mac: Mac
+    peer_mac: Mac
+    timer: Timer
+
+
+class Cands(Struct):
+    """The messages that need grants, slot by slot (an array per field: a loop indexes
+    arrays of integers, not arrays of structs): the RPC, and what the scheduler knows."""
+    lock: SpinLock
+    used: Array[u32, 16]
+    id: Array[u64, 16]
+    peer: Array[u32, 16]
+    local_port: Array[u16, 16]
+    peer_port: Array[u16, 16]
+    length: Array[u32, 16]
+    received: Array[u32, 16]
+    granted: Array[u32, 16]
+    rank: Array[u32, 16]      # the scheduler's SRPT order (255: unused)
+
+
+class CtrlReq(Struct):
+    """A GRANT or RESEND for gen to send."""
+    id: u64
+    peer: u32
+    local_port: u16
+    peer_port: u16
+    kind: u32
+    offset: u32
+    length: u32
+    priority: u32
+
+
+class Picks(Struct):
+    """What the grant scheduler chose under the lock, by SRPT rank, queued after it (no
+    helpers inside the lock)."""
+    granted: Array[u32, 8]
+    offset: Array[u32, 8]
+    id: Array[u64, 8]
+    peer: Array[u32, 8]
+    local_port: Array[u16, 8]
+    peer_port: Array[u16, 8]
+
+
+class Config(Struct):
+    rtt_bytes: u32        # unscheduled bytes per message (default 60,000)
+    grant_window: u32     # bytes granted past what arrived (default 100,000)
+    max_incoming: u32     # bytes granted and not received, all messages (default 480,000)
+    cutoffs: Array[u32, 4]   # unscheduled priority 7 - i for messages up to cutoffs[i]
+
+
+class Port(Struct):
+    owned: u32
+
+
+class Event(Struct):
+    """For the application: an RPC the data path gave up on."""
+    id: u64
+    peer: u32
+    local_port: u16
+    peer_port: u16
+    what: u32
+    state: u32
+
+
+class Counters(Struct):
+    data_in: u64
+    duplicates: u64
+    bad_data: u64         # wrong length, offset off a packet boundary, past the end
+    bad_header: u64
+    unknown_rpc: u64      # GRANT, ACK, a response: for no RPC we know
+    grants_sent: u64
+    resends_sent: u64
+    resends_in: u64
+    unknown_sent: u64
+    busy_sent: u64
+    aborted: u64
+    reclaimed: u64
+    over_grant: u64       # packets egress handed back: beyond the grant
+    no_slot: u64          # a message that needs grants found every slot taken
+
+
+class Wake(Struct):
+    asked: u32
+
+
+rpcs = HashMap(RpcKey, Rpc, max_entries=4096)
+cands = ArrayMap(Cands, max_entries=1)
+ctrl = Queue(CtrlReq, max_entries=1024)
+config = ArrayMap(Config, max_entries=1)
+ports = HashMap(u16, Port, max_entries=256)
+wake = ArrayMap(Wake, max_entries=1)
+events = RingBuf(Event, max_entries=1 << 16)
+counters = PerCpuArray(Counters, max_entries=1)
+sockets = XskMap(max_entries=4)
+
+
+def same(cs: Cands, i: u32, key: RpcKey) -> bool:
+    return cs.used[i] != 0 and cs.id[i] == key.id and cs.peer[i] == key.peer and \
+        cs.local_port[i] == key.local_port and cs.peer_port[i] == key.peer_port
+
+
+def ask_gen() -> None:
+    w = wake.get(0)
+    if w is not None:
+        w.asked = 1
+
+
+def first_grant(length: u32) -> u32:
+    cfg = config.get(0)
+    if cfg is None:
+        return min(length, 60000)
+    return min(length, cfg.rtt_bytes)
+
+
+def note_candidate(key: RpcKey, r: Rpc) -> None:
+    """Keep the scheduler's view of a message that needs grants: enter it in a free slot,
+    update what arrived, free its slot once it is whole."""
+    cs = cands.get(0)
+    if cs is None:
+        return
+    received = r.received
+    length = r.in_length
+    granted = r.in_granted
+    done = received >= length
+    needs = granted < length
+    placed = False
+    with cs.lock:
+        for i in range(SLOTS):
+            if same(cs, i, key):
+                placed = True
+                if done:
+                    cs.used[i] = 0
+                else:
+                    cs.received[i] = received
+        if not placed and needs and not done:
+            for i in range(SLOTS):
+                if not placed and cs.used[i] == 0:
+                    cs.id[i] = key.id
+                    cs.peer[i] = key.peer
+                    cs.local_port[i] = key.local_port
+                    cs.peer_port[i] = key.peer_port
+                    cs.length[i] = length
+                    cs.received[i] = received
+                    cs.granted[i] = granted
+                    cs.used[i] = 1
+                    placed = True
+    if needs and not done:
+        if placed:
+            ask_gen()
+        else:
+            ct = counters.get(0)
+            if ct is not None:
+                ct.no_slot += 1
+
+
+def forget_candidate(key: RpcKey) -> None:
+    cs = cands.get(0)
+    if cs is None:
+        return
+    with cs.lock:
+        for i in range(SLOTS):
+            if same(cs, i, key):
+                cs.used[i] = 0
+
+
+# --------------------------------------------------------------------------- egress
+@egress
+def homa_tx(pkt: Packet) -> int:
+    eth = pkt.header(Eth, 0)
+    if eth is None or eth.proto != ETH_P_IP:
+        return XDP_DROP
+    ip = pkt.header(IPv4, Eth.size)
+    if ip is None or ip.ver_ihl != 0x45 or ip.protocol != IPPROTO_HOMA:
+        return XDP_DROP
+    h = pkt.header(HomaHdr, HDR_AT)
+    d = pkt.header(HomaData, DATA_AT)
+    addrs = pkt.header(EthAddrs, 0)
+    if h is None or d is None or addrs is None or h.kind != DATA:
+        return XDP_DROP
+    length = d.message_length
+    offset = d.offset
+    size = u32(ip.total_len) - (PAYLOAD_AT - Eth.size)
+    if u32(ip.total_len) < PAYLOAD_AT - Eth.size + 1 or pkt.len != u32(ip.total_len) + Eth.size:
+        return XDP_DROP
+    if length == 0 or length > MAX_MESSAGE or offset % PAYLOAD != 0 or offset >= length or \
+            size != min(length - offset, PAYLOAD):
+        return XDP_DROP
+    from_client = h.flags & FROM_CLIENT != 0
+    key = RpcKey(id=h.rpc_id if from_client else h.rpc_id | 1, peer=ip.dst,
+                 local_port=h.sport, peer_port=h.dport)
+    r = rpcs.get(key)
+    if r is None:
+        if not from_client or offset != 0 or h.rpc_id & 1 != 0:
+            return XDP_DROP                  # a response to no request, or a request's middle
+        if not rpcs.insert(key, Rpc(state=CLIENT_OUT, out_length=length,
+                                    granted=first_grant(length), local_ip=ip.src)):
+            return XDP_DROP
+        r = rpcs.get(key)
+        if r is None:
+            return XDP_DROP
+        r.local_mac = addrs.src
+        r.peer_mac = addrs.dst
+        r.timer.start(TICK_NS)
+    elif r.state == SERVER_BUSY and not from_client and offset == 0:
+        r.state = SERVER_OUT                 # the response begins
+        r.out_length = length
+        r.granted = first_grant(length)
+        r.silent = 0
+    if not ((r.state == CLIENT_OUT and from_client) or (r.state == SERVER_OUT and
+            not from_client)) or length != r.out_length:
+        return XDP_DROP
+    end = offset + size
+    if end > r.granted:
+        ct = counters.get(0)
+        if ct is not None:
+            ct.over_grant += 1
+        return sockets.redirect(pkt.rx_queue, XDP_DROP)   # back: sent again on a GRANT
+    prio: u32 = r.out_prio
+    if length <= PAYLOAD:
+        prio = 7
+    elif offset < first_grant(length):
+        prio = 4
+        cfg = config.get(0)
+        if cfg is not None:
+            for i in range(4):
+                if prio == 4 and length <= cfg.cutoffs[3 - i]:
+                    prio = 4 + u32(3 - i)
+    tos = u8(prio << 5) | (ip.tos & 0x1F)
+    old = (u16(ip.ver_ihl) << 8) | u16(ip.tos)
+    ip.tos = tos
+    ip.check = csum_replace16(ip.check, old, (u16(ip.ver_ihl) << 8) | u16(tos))
+    if end > r.sent:
+        r.sent = end
+    return XDP_TX
+
+
+# --------------------------------------------------------------------------- ingress
+@xdp
+def homa_rx(pkt: Packet) -> int:
+    eth = pkt.header(Eth, 0)
+    if eth is None or eth.proto != ETH_P_IP:
+        return XDP_PASS
+    ip = pkt.header(IPv4, Eth.size)
+    if ip is None or ip.protocol != IPPROTO_HOMA:
+        return XDP_PASS
+    ct = counters.get(0)
+    if ct is None:
+        return XDP_ABORTED
+    h = pkt.header(HomaHdr, HDR_AT)
+    if h is None or ip.ver_ihl != 0x45 or u32(ip.total_len) + Eth.size > pkt.len:
+        ct.bad_header += 1
+        return XDP_DROP
+    from_client = h.flags & FROM_CLIENT != 0
+    key = RpcKey(id=h.rpc_id | 1 if from_client else h.rpc_id, peer=ip.src,
+                 local_port=h.dport, peer_port=h.sport)
+    if h.kind == DATA:
+        return data_in(pkt, ip, h, key, from_client, ct)
+    c = pkt.header(HomaCtrl, DATA_AT)
+    r = rpcs.get(key)
+    if h.kind == GRANT or h.kind == RESEND:
+        if c is None:
+            ct.bad_header += 1
+            return XDP_DROP
+        if h.kind == RESEND:
+            ct.resends_in += 1
+        if r is None:
+            if h.kind == GRANT:
+                ct.unknown_rpc += 1
+                return XDP_DROP
+            ct.unknown_sent += 1
+            return answer(pkt, ip, h, UNKNOWN)
+        if h.kind == RESEND and (r.state == SERVER_IN or r.state == SERVER_BUSY):
+            ct.busy_sent += 1
+            return answer(pkt, ip, h, BUSY)
+        r.silent = 0
+        if h.kind == RESEND and (r.state == CLIENT_IN):
+            return XDP_DROP                  # our request is whole: nothing to send again
+        allowed = c.offset if h.kind == GRANT else c.offset + min(c.length, MAX_MESSAGE)
+        if allowed > r.granted:
+            r.granted = min(allowed, r.out_length)
+        if h.kind == GRANT:
+            r.out_prio = u32(c.priority & 7)
+        return sockets.redirect(pkt.rx_queue, XDP_DROP)   # the library sends
+    if r is None:
+        ct.unknown_rpc += 1
+        return XDP_DROP
+    if h.kind == BUSY:
+        r.silent = 0
+        return XDP_DROP
+    if h.kind == ACK:
+        if r.state == SERVER_OUT or r.state == SERVER_BUSY:
+            forget_candidate(key)
+            rpcs.delete(key)
+        return XDP_DROP
+    if h.kind == UNKNOWN:
+        if from_client:                      # the client forgot the RPC: so do we
+            forget_candidate(key)
+            rpcs.delete(key)
+            return XDP_DROP
+        return sockets.redirect(pkt.rx_queue, XDP_DROP)   # the library sends again
+    ct.bad_header += 1
+    return XDP_DROP
+
+
+def data_in(pkt: Packet, ip: IPv4, h: HomaHdr, key: RpcKey, from_client: bool,
+            ct: Counters) -> int:
+    d = pkt.header(HomaData, DATA_AT)
+    addrs = pkt.header(EthAddrs, 0)
+    if d is None or addrs is None or u32(ip.total_len) < PAYLOAD_AT - Eth.size + 1:
+        ct.bad_header += 1
+        return XDP_DROP
+    length = d.message_length
+    offset = d.offset
+    size = u32(ip.total_len) - (PAYLOAD_AT - Eth.size)
+    if length == 0 or length > MAX_MESSAGE or offset % PAYLOAD != 0 or offset >= length or \
+            size != min(length - offset, PAYLOAD):
+        ct.bad_data += 1
+        return XDP_DROP
+    r = rpcs.get(key)
+    if r is None:
+        if not from_client or ports.get(h.dport) is None:
+            ct.unknown_rpc += 1
+            return XDP_DROP
+        if not rpcs.insert(key, Rpc(state=SERVER_IN, in_length=length,
+                                    in_granted=first_grant(length), local_ip=ip.dst)):
+            return XDP_DROP
+        r = rpcs.get(key)
+        if r is None:
+            return XDP_DROP
+        r.local_mac = addrs.dst
+        r.peer_mac = addrs.src
+        r.timer.start(TICK_NS)
+    elif r.state == CLIENT_OUT and not from_client:
+        r.state = CLIENT_IN                  # the response begins
+        r.in_length = length
+        r.in_granted = first_grant(length)
+    if not ((r.state == SERVER_IN and from_client) or (r.state == CLIENT_IN and
+            not from_client)):
+        ct.duplicates += 1                   # a request packet after the request was whole
+        return XDP_DROP
+    if length != r.in_length:
+        ct.bad_data += 1
+        return XDP_DROP
+    index = offset // PAYLOAD
+    word = index >> 6
+    bit = u64(1) << u64(index & 63)
+    if word >= BITMAP_WORDS:
+        ct.bad_data += 1
+        return XDP_DROP
+    if r.bitmap[word] & bit != 0:
+        ct.duplicates += 1
+        return XDP_DROP
+    r.bitmap[word] = r.bitmap[word] | bit
+    r.received += size
+    r.silent = 0
+    ct.data_in += 1
+    if r.received >= r.in_length and r.state == SERVER_IN:
+        r.state = SERVER_BUSY
+    if r.in_length > first_grant(r.in_length):
+        note_candidate(key, r)
+    return sockets.redirect(pkt.rx_queue, XDP_DROP)
+
+
+def answer(pkt: Packet, ip: IPv4, h: HomaHdr, kind: u8) -> int:
+    """Turn the packet around as a bare `kind` (BUSY, UNKNOWN) from us to its sender."""
+    addrs = pkt.header(EthAddrs, 0)
+    if addrs is None:
+        return XDP_DROP
+    mac = addrs.dst
+    addrs.dst = addrs.src
+    addrs.src = mac
+    src = ip.src
+    ip.src = ip.dst
+    ip.dst = src
+    sport = h.sport
+    h.sport = h.dport
+    h.dport = sport
+    h.kind = kind
+    h.flags = (h.flags & FROM_CLIENT) ^ FROM_CLIENT
+    return XDP_TX
+
+
+# --------------------------------------------------------------------------- gen
+@gen
+def homa_gen(pkt: Packet) -> int:
+    req = ctrl.pop()
+    if req is None:
+        schedule_grants()
+        req = ctrl.pop()
+        if req is None:
+            return XDP_DROP                  # nothing more to send
+    key = RpcKey(id=req.id, peer=req.peer, local_port=req.local_port, peer_port=req.peer_port)
+    r = rpcs.get(key)
+    if r is None:
+        return XDP_PASS                      # gone meanwhile: on to the next request
+    if not pkt.resize_tail(CTRL_FRAME - i32(pkt.len)):
+        return XDP_DROP
+    eth = pkt.header(Eth, 0)
+    addrs = pkt.header(EthAddrs, 0)
+    ip = pkt.header(IPv4, Eth.size)
+    h = pkt.header(HomaHdr, HDR_AT)
+    c = pkt.header(HomaCtrl, DATA_AT)
+    if eth is None or addrs is None or ip is None or h is None or c is None:
+        return XDP_DROP
+    addrs.dst = r.peer_mac
+    addrs.src = r.local_mac
+    eth.proto = ETH_P_IP
+    ip.ver_ihl = 0x45
+    ip.tos = u8(7 << 5)                      # control packets at the top priority
+    ip.total_len = CTRL_FRAME - Eth.size
+    ip.id = 0
+    ip.frag_off = 0
+    ip.ttl = 64
+    ip.protocol = IPPROTO_HOMA
+    ip.src = r.local_ip
+    ip.dst = key.peer
+    ip.check = 0
+    ip.check = header_checksum(pkt)
+    h.sport = key.local_port
+    h.dport = key.peer_port
+    h.kind = u8(req.kind)
+    h.flags = FROM_CLIENT if key.id & 1 == 0 else 0
+    h.reserved = 0
+    h.rpc_id = key.id & ~u64(1)
+    c.offset = req.offset
+    c.length = req.length
+    c.priority = u8(req.priority)
+    c.reserved[0] = 0
+    c.reserved[1] = 0
+    c.reserved[2] = 0
+    ct = counters.get(0)
+    if ct is not None:
+        if req.kind == GRANT:
+            ct.grants_sent += 1
+        else:
+            ct.resends_sent += 1
+    return XDP_TX
+
+
+class IPv4Words(Header):
+    w: Array[be16, 10]
+
+
+def header_checksum(pkt: Packet) -> u16:
+    words = pkt.header(IPv4Words, Eth.size)
+    if words is None:
+        return 0
+    s: u32 = 0
+    for i in range(10):
+        s += u32(words.w[i])
+    s = (s & 0xFFFF) + (s >> 16)
+    s = (s & 0xFFFF) + (s >> 16)
+    return u16(~s)
+
+
+def schedule_grants() -> None:
+    """SRPT: the OVERCOMMIT candidates with the fewest bytes left each get grant_window
+    bytes past what arrived, while the bytes granted and not received (all messages) stay
+    within max_incoming; rank 0 (the shortest) gets scheduled priority 3."""
+    cfg = config.get(0)
+    cs = cands.get(0)
+    if cfg is None or cs is None:
+        return
+    window = cfg.grant_window
+    limit = cfg.max_incoming
+    picks = Picks()
+    with cs.lock:
+        incoming: u32 = 0
+        for i in range(SLOTS):
+            if cs.used[i] != 0 and cs.granted[i] > cs.received[i]:
+                incoming += cs.granted[i] - cs.received[i]
+        # Each slot's place in SRPT order: the used slots with fewer bytes left (or as
+        # many, at a lower index) come first. Written to the map and read back below, so
+        # that the verifier does not follow every combination of ranks.
+        for i in range(SLOTS):
+            place: u32 = 0
+            left = cs.length[i] - cs.received[i]
+            for j in range(SLOTS):
+                other = cs.length[j] - cs.received[j]
+                if cs.used[j] != 0 and (other < left or (other == left and j < i)):
+                    place += 1
+            cs.rank[i] = place if cs.used[i] != 0 else 255
+        # In SRPT order (ranks are distinct), grant each of the first OVERCOMMIT up to
+        # grant_window past what arrived, within max_incoming.
+        for rank in range(OVERCOMMIT):
+            for i in range(SLOTS):
+                if cs.rank[i] == u32(rank):
+                    want = min(cs.received[i] + window, cs.length[i])
+                    if want > cs.granted[i] and incoming < limit:
+                        more = min(want - cs.granted[i], limit - incoming)
+                        if more >= PAYLOAD or cs.granted[i] + more == cs.length[i]:
+                            cs.granted[i] += more
+                            incoming += more
+                            picks.granted[rank] = 1
+                            picks.id[rank] = cs.id[i]
+                            picks.peer[rank] = cs.peer[i]
+                            picks.local_port[rank] = cs.local_port[i]
+                            picks.peer_port[rank] = cs.peer_port[i]
+                            picks.offset[rank] = cs.granted[i]
+    for j in range(OVERCOMMIT):
+        if picks.granted[j] != 0:
+            ctrl.push(CtrlReq(id=picks.id[j], peer=picks.peer[j],
+                              local_port=picks.local_port[j], peer_port=picks.peer_port[j],
+                              kind=GRANT, offset=picks.offset[j], length=0,
+                              priority=u32(3) - min(u32(j), 3)))
+            r = rpcs.get(RpcKey(id=picks.id[j], peer=picks.peer[j],
+                                local_port=picks.local_port[j], peer_port=picks.peer_port[j]))
+            if r is not None and picks.offset[j] > r.in_granted:
+                r.in_granted = picks.offset[j]
+
+
+# --------------------------------------------------------------------------- timers
+def first_missing(r: Rpc) -> u32:
+    """The offset of the first packet not received (the message's length if none)."""
+    for w in range(BITMAP_WORDS):
+        bits = r.bitmap[w]
+        if bits != 0xFFFFFFFFFFFFFFFF:
+            index = u32(w) * 64
+            low = ~bits & (bits + 1)         # the lowest clear bit, alone
+            for step in range(6):
+                shift = u32(32) >> u32(step)
+                if low >> u64(shift) != 0:
+                    low = low >> u64(shift)
+                    index += shift
+            return min(index * PAYLOAD, r.in_length)
+    return r.in_length
+
+
+@timer(Rpc.timer)
+def homa_tick(key: RpcKey, r: Rpc) -> None:
+    receiving = r.state == CLIENT_IN or r.state == SERVER_IN
+    waiting = r.state == CLIENT_OUT and r.sent >= r.out_length
+    if receiving and r.received != r.last_received:
+        r.last_received = r.received
+        r.silent = 0
+    else:
+        r.silent += 1
+    if r.state == SERVER_OUT and r.silent >= RECLAIM_TICKS:
+        ct = counters.get(0)
+        if ct is not None:
+            ct.reclaimed += 1
+        rpcs.delete(key)                     # the ACK never came: the client is gone
+        return
+    if (receiving or waiting) and r.silent >= RESEND_TICKS:
+        r.silent = 0
+        r.resends += 1
+        if r.resends > MAX_RESENDS:
+            ct = counters.get(0)
+            if ct is not None:
+                ct.aborted += 1
+            events.output(Event(id=key.id, peer=key.peer, local_port=key.local_port,
+                                peer_port=key.peer_port, what=EVENT_ABORTED, state=r.state))
+            forget_candidate(key)
+            rpcs.delete(key)
+            return
+        offset: u32 = 0
+        length: u32 = first_grant(r.out_length)
+        if receiving:
+            offset = first_missing(r)
+            end = max(r.in_granted, offset + PAYLOAD)
+            length = min(end, r.in_length) - min(offset, r.in_length)
+        if ctrl.push(CtrlReq(id=key.id, peer=key.peer, local_port=key.local_port,
+                             peer_port=key.peer_port, kind=RESEND, offset=offset,
+                             length=length, priority=7)):
+            ask_gen()
+    r.timer.start(TICK_NS)
