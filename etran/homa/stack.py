@@ -18,6 +18,7 @@ egress, which it cannot bypass, decides).
 from __future__ import annotations
 
 import errno
+import ipaddress
 import itertools
 import os
 import queue
@@ -47,6 +48,7 @@ TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "homa.py"
 RTT_BYTES = 60_000
 GRANT_WINDOW = 100_000
 MAX_INCOMING = 480_000
+MAX_RESEND_RUNS = 16              # RESENDs asked for at once for one stalled message
 PRUNE_INTERVAL = 0.1              # seconds between looks for RPCs the data path removed
 CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4 up to these
 
@@ -84,15 +86,34 @@ class _Inbound:
 
     length: int
     buffer: bytearray = field(init=False)
+    have: list[bool] = field(init=False)
     received: int = 0
 
     def __post_init__(self) -> None:
         self.buffer = bytearray(self.length)
+        self.have = [False] * -(-self.length // wire.PAYLOAD)
+
+    def missing(self, limit: int) -> list[tuple[int, int]]:
+        """(offset, bytes) of each run of packets not received below `limit`."""
+        runs: list[tuple[int, int]] = []
+        for index in range(-(-min(limit, self.length) // wire.PAYLOAD)):
+            if not self.have[index]:
+                offset = index * wire.PAYLOAD
+                size = min(wire.PAYLOAD, self.length - offset)
+                if runs and runs[-1][0] + runs[-1][1] == offset:
+                    runs[-1] = (runs[-1][0], runs[-1][1] + size)
+                else:
+                    runs.append((offset, size))
+        return runs
 
     def place(self, p: Packet) -> bool:
         """Put a DATA packet's bytes in place; True once the message is whole."""
         if p.length != self.length or p.offset + len(p.payload) > self.length:
             return False
+        index = p.offset // wire.PAYLOAD
+        if self.have[index]:
+            return False
+        self.have[index] = True
         self.buffer[p.offset:p.offset + len(p.payload)] = p.payload
         self.received += len(p.payload)
         return self.received >= self.length
@@ -273,8 +294,9 @@ class HomaStack:
             sent, verdict, _frame = self.egress.send_until_refused(out.frames[out.next:])
             out.next += sent
         if verdict not in (XDP_TX, XDP_REDIRECT):
-            raise _error(errno.EPROTO, f"{what}: the data path refused packet {out.next} "
-                         "(no such RPC in a state that may send)")
+            raise _error(errno.ECONNABORTED, f"{what}: the data path refused packet "
+                         f"{out.next}: the RPC is gone (the peer stopped answering and the "
+                         "data path's timers removed it) or not in a state that may send")
 
     def _resend(self, out: _Outbound, offset: int, length: int) -> None:
         first = offset // wire.PAYLOAD
@@ -390,11 +412,13 @@ class HomaStack:
         self._send(call.out, "send a request again")
 
     def _event(self, e: dict[str, Any]) -> None:
-        if e["what"] != wire.EVENT_ABORTED:
-            return
-        import ipaddress
         key: Key = (e["id"], str(ipaddress.IPv4Address(e["peer"])), e["peer_port"],
                     e["local_port"])
+        if e["what"] == wire.EVENT_STALLED:
+            self._ask_again(key, e["granted"], e["length"])
+            return
+        if e["what"] != wire.EVENT_ABORTED:
+            return
         with self._lock:
             call = self._calls.get(key)
             self._requests.pop(key, None)
@@ -402,6 +426,26 @@ class HomaStack:
         if call is not None:
             self._fail(call, errno.ECONNABORTED, f"no answer from {key[1]}:{key[2]} after "
                        "the data path's RESENDs")
+
+    def _ask_again(self, key: Key, granted: int, length: int) -> None:
+        """A message stopped arriving (the data path's timer says): RESEND for every run of
+        packets missing below what we granted, through the data path's gen (which counts
+        them), at most MAX_RESEND_RUNS at a time."""
+        with self._lock:
+            call = self._calls.get(key)
+            inbound = call.inbound if call is not None else self._requests.get(key)
+        limit = min(granted, length)
+        if inbound is None:
+            runs = [(0, max(limit, 1))]
+        else:
+            runs = inbound.missing(limit)[:MAX_RESEND_RUNS]
+        for offset, size in runs:
+            self.maps["ctrl"].push({"id": key[0], "peer": wire.ip_int(key[1]),
+                                    "local_port": key[3], "peer_port": key[2],
+                                    "kind": wire.RESEND, "offset": offset, "length": size,
+                                    "priority": 7})
+        if runs:
+            self.raw_maps["wake"].update(bytes(4), (1).to_bytes(4, "little"))
 
     def _fail(self, call: _Call, code: int, why: str) -> None:
         with self._lock:

@@ -24,7 +24,7 @@ PAYLOAD = 1400                     # message bytes per DATA packet
 MAX_MESSAGE = 12 * 64 * PAYLOAD    # the receive bitmap's reach: 1,075,200 bytes
 HEADERS = 14 + 20 + 16             # Ethernet, IPv4, the common header
 DATA_HEADERS = HEADERS + 8
-EVENT_ABORTED = 1
+EVENT_ABORTED, EVENT_STALLED = 1, 2   # the data path's `events` ring
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
 _COMMON = struct.Struct("!HHBBHQ")

@@ -59,10 +59,10 @@ DATA_AT = 50              # + HomaHdr
 PAYLOAD_AT = 58           # + HomaData
 CTRL_FRAME = 62           # a GRANT or RESEND: HomaHdr + 12 bytes
 
-TICK_NS = 2_000_000
-RESEND_TICKS = 2
-MAX_RESENDS = 10
-RECLAIM_TICKS = 50
+TICK_NS = 5_000_000       # per-RPC timer: far above the RTT of a Python application
+RESEND_TICKS = 2          # silent ticks before a RESEND
+MAX_RESENDS = 8           # RESENDs without progress before the RPC is aborted
+RECLAIM_TICKS = 40        # silent ticks before a served RPC is forgotten
 
 # RPC states, as this host sees them
 CLIENT_OUT = 1            # sending the request, then waiting for the response
@@ -72,6 +72,7 @@ SERVER_BUSY = 4           # the application has the request
 SERVER_OUT = 5            # sending the response, then waiting for the ACK
 
 EVENT_ABORTED = 1
+EVENT_STALLED = 2         # a message stopped arriving: the library sends RESENDs
 
 
 class HomaHdr(Header):
@@ -194,6 +195,8 @@ class Event(Struct):
     peer_port: u16
     what: u32
     state: u32
+    granted: u32          # STALLED: the bytes we let the sender send
+    length: u32           # ... of a message this long
 
 
 class Counters(Struct):
@@ -278,7 +281,9 @@ def note_candidate(key: RpcKey, r: Rpc) -> None:
                     cs.granted[i] = granted
                     cs.used[i] = 1
                     placed = True
-    if needs and not done:
+    if done:
+        ask_gen()                            # room for the others' grants
+    elif needs:
         if placed:
             ask_gen()
         else:
@@ -353,12 +358,12 @@ def homa_tx(pkt: Packet) -> int:
     if length <= PAYLOAD:
         prio = 7
     elif offset < first_grant(length):
-        prio = 4
+        prio = 4                             # longer than every cutoff
         cfg = config.get(0)
         if cfg is not None:
             for i in range(4):
-                if prio == 4 and length <= cfg.cutoffs[3 - i]:
-                    prio = 4 + u32(3 - i)
+                if prio == 4 and length <= cfg.cutoffs[i]:
+                    prio = 7 - u32(i)            # the first cutoff the message fits
     tos = u8(prio << 5) | (ip.tos & 0x1F)
     old = (u16(ip.ver_ihl) << 8) | u16(ip.tos)
     ip.tos = tos
@@ -404,9 +409,11 @@ def homa_rx(pkt: Packet) -> int:
             ct.unknown_sent += 1
             return answer(pkt, ip, h, UNKNOWN)
         if h.kind == RESEND and (r.state == SERVER_IN or r.state == SERVER_BUSY):
+            r.silent = 0                     # the client is still there
             ct.busy_sent += 1
             return answer(pkt, ip, h, BUSY)
         r.silent = 0
+        r.resends = 0
         if h.kind == RESEND and (r.state == CLIENT_IN):
             return XDP_DROP                  # our request is whole: nothing to send again
         allowed = c.offset if h.kind == GRANT else c.offset + min(c.length, MAX_MESSAGE)
@@ -419,7 +426,8 @@ def homa_rx(pkt: Packet) -> int:
         ct.unknown_rpc += 1
         return XDP_DROP
     if h.kind == BUSY:
-        r.silent = 0
+        r.silent = 0                         # the peer is alive: it is working on it
+        r.resends = 0
         return XDP_DROP
     if h.kind == ACK:
         if r.state == SERVER_OUT or r.state == SERVER_BUSY:
@@ -500,9 +508,10 @@ def answer(pkt: Packet, ip: IPv4, h: HomaHdr, kind: u8) -> int:
     addrs = pkt.header(EthAddrs, 0)
     if addrs is None:
         return XDP_DROP
-    mac = addrs.dst
-    addrs.dst = addrs.src
-    addrs.src = mac
+    for i in range(6):                       # byte by byte: `addrs.dst` is a view, not a copy
+        octet = addrs.dst.octets[i]
+        addrs.dst.octets[i] = addrs.src.octets[i]
+        addrs.src.octets[i] = octet
     src = ip.src
     ip.src = ip.dst
     ip.dst = src
@@ -521,12 +530,19 @@ def homa_gen(pkt: Packet) -> int:
     if req is None:
         schedule_grants()
         req = ctrl.pop()
+    for _ in range(4):                       # skip requests of RPCs gone meanwhile
         if req is None:
             return XDP_DROP                  # nothing more to send
+        if rpcs.get(RpcKey(id=req.id, peer=req.peer, local_port=req.local_port,
+                           peer_port=req.peer_port)) is not None:
+            break
+        req = ctrl.pop()
+    if req is None:
+        return XDP_DROP
     key = RpcKey(id=req.id, peer=req.peer, local_port=req.local_port, peer_port=req.peer_port)
     r = rpcs.get(key)
     if r is None:
-        return XDP_PASS                      # gone meanwhile: on to the next request
+        return XDP_DROP                      # four in a row gone: the next round goes on
     if not pkt.resize_tail(CTRL_FRAME - i32(pkt.len)):
         return XDP_DROP
     eth = pkt.header(Eth, 0)
@@ -644,22 +660,6 @@ def schedule_grants() -> None:
 
 
 # --------------------------------------------------------------------------- timers
-def first_missing(r: Rpc) -> u32:
-    """The offset of the first packet not received (the message's length if none)."""
-    for w in range(BITMAP_WORDS):
-        bits = r.bitmap[w]
-        if bits != 0xFFFFFFFFFFFFFFFF:
-            index = u32(w) * 64
-            low = ~bits & (bits + 1)         # the lowest clear bit, alone
-            for step in range(6):
-                shift = u32(32) >> u32(step)
-                if low >> u64(shift) != 0:
-                    low = low >> u64(shift)
-                    index += shift
-            return min(index * PAYLOAD, r.in_length)
-    return r.in_length
-
-
 @timer(Rpc.timer)
 def homa_tick(key: RpcKey, r: Rpc) -> None:
     receiving = r.state == CLIENT_IN or r.state == SERVER_IN
@@ -667,13 +667,18 @@ def homa_tick(key: RpcKey, r: Rpc) -> None:
     if receiving and r.received != r.last_received:
         r.last_received = r.received
         r.silent = 0
+        r.resends = 0
+    elif receiving and r.received >= r.in_granted:
+        r.silent = 0                         # all we granted is here: waiting on our grants,
+        ask_gen()                            # which SRPT gives to shorter messages first
     else:
         r.silent += 1
-    if r.state == SERVER_OUT and r.silent >= RECLAIM_TICKS:
+    if (r.state == SERVER_OUT or r.state == SERVER_BUSY) and r.silent >= RECLAIM_TICKS:
         ct = counters.get(0)
         if ct is not None:
             ct.reclaimed += 1
-        rpcs.delete(key)                     # the ACK never came: the client is gone
+        forget_candidate(key)
+        rpcs.delete(key)                     # no ACK, no RESEND: the client is gone
         return
     if (receiving or waiting) and r.silent >= RESEND_TICKS:
         r.silent = 0
@@ -687,14 +692,13 @@ def homa_tick(key: RpcKey, r: Rpc) -> None:
             forget_candidate(key)
             rpcs.delete(key)
             return
-        offset: u32 = 0
-        length: u32 = first_grant(r.out_length)
         if receiving:
-            offset = first_missing(r)
-            end = max(r.in_granted, offset + PAYLOAD)
-            length = min(end, r.in_length) - min(offset, r.in_length)
-        if ctrl.push(CtrlReq(id=key.id, peer=key.peer, local_port=key.local_port,
-                             peer_port=key.peer_port, kind=RESEND, offset=offset,
-                             length=length, priority=7)):
-            ask_gen()
+            # The library knows which packets are missing: it asks for all of them.
+            events.output(Event(id=key.id, peer=key.peer, local_port=key.local_port,
+                                peer_port=key.peer_port, what=EVENT_STALLED, state=r.state,
+                                granted=r.in_granted, length=r.in_length))
+        elif ctrl.push(CtrlReq(id=key.id, peer=key.peer, local_port=key.local_port,
+                               peer_port=key.peer_port, kind=RESEND, offset=0,
+                               length=first_grant(r.out_length), priority=7)):
+            ask_gen()                        # a whole request and no response: ask for it
     r.timer.start(TICK_NS)

@@ -1,0 +1,370 @@
+"""Homa between network namespaces: RPCs of every size byte-exact, on clean and lossy links,
+incast, SRPT, grant discipline, malformed and forged packets, and dead peers' state
+reclaimed by the data path's timers."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from etran.homa import HomaStack, Server, wire
+from etran.pipeline import compile_file
+from etran.runtime.loader import load_object
+from etran.runtime.topology import Host, Topology
+from etran.runtime.typed import typed_maps
+from etran.testing.packets import checksum
+
+LINK = Path(__file__).resolve().parents[2] / "etran" / "transports" / "homa_link.py"
+PORT = 4000
+SIZES = (1, 100, wire.PAYLOAD, wire.PAYLOAD + 1, 4_000, 100_000, 1_000_000)
+
+
+@pytest.fixture
+def topo(kernel: None) -> Iterator[Topology]:
+    with Topology("two-hosts") as t:
+        yield t
+
+
+class Echo:
+    """A server thread answering each request with `answer(request payload)`."""
+
+    def __init__(self, server: Server, answer: Callable[[bytes], bytes] = lambda b: b[::-1],
+                 delay: float = 0.0) -> None:
+        self.server = server
+        self.answer = answer
+        self.delay = delay
+        self.served = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                request = self.server.receive(timeout=0.05)
+            except TimeoutError:
+                continue
+            if self.delay:
+                time.sleep(self.delay)
+            self.server.reply(request, self.answer(request.payload))
+            self.served += 1
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+def payload(size: int, seed: int = 0) -> bytes:
+    return bytes((i * 7 + seed) % 251 for i in range(size))
+
+
+def settle(*stacks: HomaStack, timeout: float = 2.0) -> None:
+    """Wait until no RPC is left in the data paths (ACKs arrive after the responses)."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end and any(s.rpcs() for s in stacks):
+        time.sleep(0.01)
+
+
+def lossy(topo: Topology, host: str, drop_every: int, kinds: int = 0) -> dict[str, Any]:
+    """Drop every `drop_every`-th Homa packet (of `kinds`, bit 0 DATA, bit 1 GRANT...) that
+    `host` sends."""
+    compiled = compile_file(LINK)
+    loaded = topo.own(load_object(compiled.elf, f"hlink_{host}"), None)
+    maps = typed_maps(loaded, compiled.program)
+    maps["config"][0] = {"drop_every": drop_every, "kinds": kinds}
+    topo.set_link_program(host, loaded.programs["homa_link"])
+    return maps
+
+
+def test_rpcs_of_every_size_complete_byte_exact(topo: Topology) -> None:
+    """One at a time and all at once, from one packet to 1 MB; then nothing is left in
+    either data path (the client's ACK frees the server's state)."""
+    b = topo.host("b")
+    with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
+        echo = Echo(server_stack.server(PORT))
+        client = client_stack.client()
+        for size in SIZES:
+            request = payload(size, size)
+            assert client.call((b.ip, PORT), request, timeout=10) == request[::-1], size
+        futures = [(client.call_async((b.ip, PORT), payload(s, i)), payload(s, i))
+                   for i, s in enumerate(SIZES * 3)]
+        for future, request in futures:
+            assert future.result(timeout=20) == request[::-1]
+        echo.stop()
+        settle(client_stack, server_stack)
+        assert client_stack.rpcs() == [] and server_stack.rpcs() == []
+        for stack in (client_stack, server_stack):
+            c = stack.counters()
+            assert c["bad_data"] == c["bad_header"] == c["aborted"] == 0, c
+        assert server_stack.counters()["grants_sent"] > 0       # the 1 MB request
+        assert client_stack.counters()["grants_sent"] > 0       # ... and its response
+
+
+def test_packets_carry_their_priority(topo: Topology) -> None:
+    """One-packet messages at 7, unscheduled bytes by size from the cutoffs, scheduled
+    bytes at the priority of the GRANT (3 for the only message being granted)."""
+    a, b = topo.host("a"), topo.host("b")
+    with b.entered():
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    with raw, HomaStack(topo, "a") as stack:
+        raw.bind((b.ifname, 0x0800))
+        raw.settimeout(0.2)
+        client = stack.client()
+        seen: dict[tuple[int, int], int] = {}
+        for size in (100, 5_000, 200_000):
+            client.call_async((b.ip, PORT), payload(size))
+        end = time.monotonic() + 1.0
+        while time.monotonic() < end:
+            try:
+                p = wire.parse(raw.recv(2048))
+            except TimeoutError:
+                continue
+            if p is not None and p.kind == wire.DATA and p.src == a.ip:
+                seen[(p.length, p.offset)] = p.tos >> 5
+                if p.length == 200_000 and p.offset == 0:
+                    # grant the rest, as a receiver would, at priority 3
+                    raw.send(wire.control(wire.GRANT, src_mac=b.mac_bytes, dst_mac=a.mac_bytes,
+                                          src=b.ip, dst=a.ip, sport=PORT, dport=p.sport,
+                                          rpc_id=p.rpc_id, from_client=False, offset=200_000,
+                                          priority=3))
+    assert seen[(100, 0)] == 7
+    assert seen[(5_000, 0)] == 6 and seen[(5_000, 1_400)] == 6      # up to cutoffs[1]
+    assert seen[(200_000, 0)] == 4                                   # past cutoffs[2]
+    unscheduled = [o for (n, o) in seen if n == 200_000 and o < 60_000]
+    assert len(unscheduled) == -(-60_000 // wire.PAYLOAD)
+    scheduled = {p for (n, o), p in seen.items() if n == 200_000 and o >= 60_000}
+    assert scheduled == {3}
+
+
+def test_unscheduled_bytes_stop_at_rtt_bytes_without_grants(topo: Topology) -> None:
+    """A receiver that never grants: the sender's egress sends the packets that fit in the
+    first rtt_bytes and hands the rest back."""
+    a, b = topo.host("a"), topo.host("b")
+    with b.entered():
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    with raw, HomaStack(topo, "a", rtt_bytes=20_000) as stack:
+        raw.bind((b.ifname, 0x0800))
+        raw.settimeout(0.2)
+        stack.client().call_async((b.ip, PORT), payload(500_000))
+        got = 0
+        end = time.monotonic() + 0.5
+        while time.monotonic() < end:
+            try:
+                p = wire.parse(raw.recv(2048))
+            except TimeoutError:
+                continue
+            if p is not None and p.kind == wire.DATA and p.src == a.ip and \
+                    not p.flags & wire.RETRANSMIT:
+                got = max(got, p.offset + len(p.payload))
+        whole_packets = 20_000 // wire.PAYLOAD * wire.PAYLOAD      # 19,600
+        assert got == whole_packets
+        (rpc,) = stack.rpcs()
+        assert rpc["sent"] == whole_packets and rpc["granted"] == 20_000
+        assert stack.counters()["over_grant"] >= 1
+
+
+def test_drops_are_recovered_by_resends(topo: Topology) -> None:
+    """Every 9th DATA packet each way, and every 3rd GRANT, lost: every RPC completes,
+    through the receivers' RESENDs."""
+    b = topo.host("b")
+    links = [lossy(topo, "a", 9, kinds=0b11), lossy(topo, "b", 9, kinds=0b11)]
+    with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
+        echo = Echo(server_stack.server(PORT))
+        client = client_stack.client()
+        futures = [(client.call_async((b.ip, PORT), payload(s, i)), payload(s, i))
+                   for i, s in enumerate((1, 4_000, 100_000, 300_000, 1_000_000))]
+        for future, request in futures:
+            assert future.result(timeout=30) == request[::-1]
+        echo.stop()
+        dropped = sum(sum(link["state"][0]["dropped"]) for link in links)
+        assert dropped >= 20
+        resends = client_stack.counters()["resends_sent"] + \
+            server_stack.counters()["resends_sent"]
+        assert resends >= 1
+        assert client_stack.counters()["aborted"] == server_stack.counters()["aborted"] == 0
+
+
+def test_incast_of_eight_senders(kernel: None) -> None:
+    """Eight clients call one server at once, short and long messages mixed; all complete
+    byte-exact, and the receiver's grants stay within the window and max_incoming."""
+    window, limit = 50_000, 200_000
+    with Topology("incast:8") as topo:
+        r = topo.host("r")
+        stacks = [HomaStack(topo, f"s{i}") for i in range(8)]
+        try:
+            with HomaStack(topo, "r", grant_window=window, max_incoming=limit) as receiver:
+                echo = Echo(receiver.server(PORT), answer=lambda b: b[:16])
+                futures = []
+                for i, stack in enumerate(stacks):
+                    client = stack.client()
+                    for size in (300_000 if i % 2 else 1_000_000, 2_000, 10, 50_000):
+                        request = payload(size, i)
+                        futures.append((client.call_async((r.ip, PORT), request), request))
+                worst = 0
+                while not all(f.done() for f, _ in futures):
+                    c = receiver.candidates()
+                    used = [i for i, u in enumerate(c.get("used", [])) if u]
+                    scheduled = [i for i in used if c["granted"][i] > 60_000]
+                    for i in scheduled:
+                        assert c["granted"][i] - c["received"][i] <= window + wire.PAYLOAD
+                    worst = max(worst, sum(max(0, c["granted"][i] - max(c["received"][i],
+                                                                          60_000))
+                                           for i in scheduled))
+                    time.sleep(0.002)
+                for future, request in futures:
+                    assert future.result(timeout=30) == request[:16]
+                echo.stop()
+                assert worst <= limit
+                assert receiver.counters()["grants_sent"] > 0
+        finally:
+            for stack in stacks:
+                stack.close()
+
+
+def test_srpt_short_messages_finish_first_and_long_ones_finish(topo: Topology) -> None:
+    """While a 1 MB request is being received, shorter ones sent after it complete first;
+    under a steady stream of short requests the long one still completes. The receiver keeps
+    little incoming (max_incoming 30 KB), so short messages do not queue behind the long
+    one's bytes in the receiving application's socket."""
+    b = topo.host("b")
+    with HomaStack(topo, "a") as client_stack, \
+            HomaStack(topo, "b", grant_window=15_000, max_incoming=30_000) as server_stack:
+        done: dict[str, float] = {}
+        echo = Echo(server_stack.server(PORT), answer=lambda b: b[:8])
+        client = client_stack.client()
+
+        def when(name: str) -> Callable[[Future[bytes]], None]:
+            return lambda _f: done.setdefault(name, time.monotonic())
+        long = client.call_async((b.ip, PORT), payload(1_000_000))
+        long.add_done_callback(when("long"))
+        time.sleep(0.005)
+        medium = client.call_async((b.ip, PORT), payload(200_000))
+        medium.add_done_callback(when("medium"))
+        first = []
+        for i in range(10):                       # sent while the long one is arriving
+            f = client.call_async((b.ip, PORT), payload(5_000, i))
+            f.add_done_callback(when(f"short{i}"))
+            first.append(f)
+        while not long.done():                    # and a steady load until it is whole
+            client.call((b.ip, PORT), payload(5_000), timeout=10)
+        assert long.result(timeout=30) == payload(1_000_000)[:8]
+        assert medium.result(timeout=30) == payload(200_000)[:8]
+        for i, f in enumerate(first):
+            assert f.result(timeout=10) == payload(5_000, i)[:8]
+        echo.stop()
+        assert done["medium"] < done["long"]
+        assert all(done[f"short{i}"] < done["long"] for i in range(10)), done
+
+
+def forger(host: Host) -> socket.socket:
+    with host.entered():
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    raw.bind((host.ifname, 0x0800))
+    raw.settimeout(0.2)
+    return raw
+
+
+def replies(raw: socket.socket, src: str, wait: float = 0.3) -> list[wire.Packet]:
+    out, end = [], time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            p = wire.parse(raw.recv(2048))
+        except TimeoutError:
+            break
+        if p is not None and p.src == src:
+            out.append(p)
+    return out
+
+
+def truncated(frame: bytes, homa_bytes: int) -> bytes:
+    """`frame` cut `homa_bytes` into its Homa header, its IPv4 header made to match (a
+    bridge drops IPv4 packets shorter than their header says)."""
+    ip = bytearray(frame[14:34])
+    ip[2:4] = (20 + homa_bytes).to_bytes(2, "big")
+    ip[10:12] = b"\0\0"
+    ip[10:12] = checksum(bytes(ip)).to_bytes(2, "big")
+    return frame[:14] + bytes(ip) + frame[34:34 + homa_bytes]
+
+
+def test_forged_and_malformed_packets_leave_other_rpcs_intact(kernel: None) -> None:
+    """Forged to the server from a host without Homa: a GRANT and a RESEND for an RPC it
+    does not know (the RESEND is answered UNKNOWN), DATA past the message's end, an offset
+    not on a packet boundary, a wrong packet size, a duplicate, a truncated header. Each is
+    counted and dropped, and an RPC in flight from another host completes."""
+    with Topology("incast:2") as topo:
+        _a, f, r = topo.host("s0"), topo.host("s1"), topo.host("r")
+        with HomaStack(topo, "r") as server_stack, HomaStack(topo, "s0") as client_stack:
+            echo = Echo(server_stack.server(PORT), delay=0.2)
+            big = payload(300_000)
+            future = client_stack.client().call_async((r.ip, PORT), big)
+            with forger(f) as raw:
+                addr = {"src_mac": f.mac_bytes, "dst_mac": r.mac_bytes, "src": f.ip, "dst": r.ip,
+                            "sport": 50000, "dport": PORT}
+                before = server_stack.counters()
+                raw.send(wire.control(wire.GRANT, **addr, rpc_id=1000, from_client=True,
+                                      offset=9000))
+                raw.send(wire.control(wire.RESEND, **addr, rpc_id=1002, from_client=True,
+                                      offset=0, length=1400))
+                answers = replies(raw, r.ip)
+                assert [p.kind for p in answers if p.rpc_id == 1002] == [wire.UNKNOWN]
+                assert not [p for p in answers if p.rpc_id == 1000]
+
+                def data(rpc_id: int, length: int, offset: int, size: int) -> bytes:
+                    (frame,) = wire.data_frames(**addr, rpc_id=rpc_id, from_client=True,
+                                                message=bytes(size))
+                    frame = bytearray(frame)
+                    frame[50:58] = length.to_bytes(4, "big") + offset.to_bytes(4, "big")
+                    return bytes(frame)
+                raw.send(data(1004, 3_000, 4_200, 1_400))          # past the end
+                raw.send(data(1006, 3_000, 700, 1_400))            # off a packet boundary
+                raw.send(data(1008, 3_000, 1_400, 1_000))          # wrong size for its offset
+                frame = data(1010, 3_000, 0, 1_400)
+                raw.send(frame)
+                raw.send(frame)                                    # a duplicate
+                raw.send(truncated(frame, 10))                     # 10 bytes of header
+                time.sleep(0.1)
+                after = server_stack.counters()
+            assert after["unknown_rpc"] - before["unknown_rpc"] == 1
+            assert after["unknown_sent"] - before["unknown_sent"] == 1
+            assert after["bad_data"] - before["bad_data"] == 3
+            assert after["duplicates"] - before["duplicates"] == 1
+            assert after["bad_header"] - before["bad_header"] == 1
+            assert future.result(timeout=10) == big[::-1]
+            echo.stop()
+
+
+def test_dead_clients_state_is_reclaimed_by_the_timers(topo: Topology) -> None:
+    """A client that sent part of a request and died: the server's RESENDs go unanswered
+    and it aborts the RPC. A client that died before acknowledging a response: the server
+    forgets the RPC after RECLAIM_TICKS."""
+    a, b = topo.host("a"), topo.host("b")
+    with HomaStack(topo, "b") as server_stack:
+        echo = Echo(server_stack.server(PORT))
+        raw = forger(a)
+        with raw:
+            addr = {"src_mac": a.mac_bytes, "dst_mac": b.mac_bytes, "src": a.ip, "dst": b.ip,
+                        "sport": 50001, "dport": PORT, "from_client": True}
+            partial = wire.data_frames(**addr, rpc_id=2000, message=payload(100_000))
+            for frame in partial[:5]:
+                raw.send(frame)
+            (whole,) = wire.data_frames(**addr, rpc_id=2002, message=b"ping")
+            raw.send(whole)
+            time.sleep(0.002)
+            assert len(server_stack.rpcs()) == 2
+            resends = [p for p in replies(raw, b.ip, wait=1.0) if p.kind == wire.RESEND]
+            assert resends and all(p.rpc_id == 2000 and p.offset == 5 * wire.PAYLOAD
+                                   for p in resends)
+        end = time.monotonic() + 3
+        while server_stack.rpcs() and time.monotonic() < end:
+            time.sleep(0.02)
+        echo.stop()
+        assert server_stack.rpcs() == []
+        c = server_stack.counters()
+        assert c["aborted"] == 1 and c["reclaimed"] == 1
