@@ -1,0 +1,200 @@
+"""The Homa data path's hooks, kernel against interpreter, on packets that reach them deep: an
+RPC installed in `rpcs` in each state, a server port owned, candidate slots for the grant
+scheduler, and DATA/GRANT/RESEND/BUSY/UNKNOWN/ACK packets whose lengths and offsets fall on
+and around the message's packet boundaries, plus damaged bytes. Random frames alone would
+almost never name an RPC, so they would test little."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from etran.differential.harness import KernelHarness, run_both
+from etran.homa import wire
+from etran.homa.stack import CUTOFFS, GRANT_WINDOW, MAX_INCOMING, RTT_BYTES, TRANSPORT
+from etran.interp.state import MapStore, frame_input
+from etran.ir import codec
+from etran.pipeline import compile_file
+
+pytestmark = pytest.mark.kernel
+
+A, B = "10.112.0.1", "10.112.0.2"
+MAC_A, MAC_B = bytes.fromhex("02e800000001"), bytes.fromhex("02e800000002")
+LOCAL, PEER = 4000, 40000
+ID = 0x1234_5678_9A00
+SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None,
+                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@pytest.fixture(scope="module")
+def runner(kernel: None) -> Any:
+    compiled = compile_file(TRANSPORT, observe=True, budget_advisory=True)
+    with KernelHarness(compiled) as r:
+        yield r
+
+
+def key(server: bool) -> dict[str, int]:
+    """The RPC as host A names it: A serves it (odd id), or A is its client."""
+    return {"id": ID | 1 if server else ID, "peer": wire.ip_int(B), "local_port": LOCAL,
+            "peer_port": PEER}
+
+
+states = st.sampled_from([0, 1, 2, 3, 4, 5])        # 0: no RPC
+lengths = st.sampled_from([1, 1399, 1400, 1401, 2800, 60_000, 60_001, 200_000,
+                           wire.MAX_MESSAGE, wire.MAX_MESSAGE + 1])
+edge_u32 = st.one_of(st.sampled_from([0, 1, 1399, 1400, 60_000, 0xFFFFFFFF]),
+                     st.integers(0, 2_000_000))
+bitmaps = st.lists(st.sampled_from([0, 1, 0xFFFFFFFFFFFFFFFF, 0x8000000000000001]),
+                   min_size=12, max_size=12)
+
+
+def store_with(runner: Any, state: int, server: bool, length: int, granted: int, sent: int,
+               received: int, bitmap: list[int], slots: list[dict[str, int]],
+               owned: bool) -> MapStore:
+    store = MapStore(runner.program, runner.ncpu)
+    store.set("config", 0, {"rtt_bytes": RTT_BYTES, "grant_window": GRANT_WINDOW,
+                            "max_incoming": MAX_INCOMING, "cutoffs": list(CUTOFFS)})
+    if owned:
+        store.set("ports", LOCAL, {"owned": 1})
+    if state:
+        store.set("rpcs", key(server), {
+            "state": state, "out_length": length, "granted": granted, "sent": sent,
+            "in_length": length, "received": received, "in_granted": granted,
+            "bitmap": bitmap, "local_ip": wire.ip_int(A),
+            "local_mac": {"octets": list(MAC_A)}, "peer_mac": {"octets": list(MAC_B)}})
+    cands: dict[str, list[int]] = {f: [0] * 16 for f in (
+        "used", "id", "peer", "local_port", "peer_port", "length", "received", "granted",
+        "rank")}
+    for i, slot in enumerate(slots):
+        for field, value in slot.items():
+            cands[field][i] = value
+    store.set("cands", 0, cands)
+    return store
+
+
+slot = st.fixed_dictionaries({
+    "used": st.sampled_from([0, 1, 1]), "id": st.sampled_from([ID, ID | 1, 7]),
+    "peer": st.just(wire.ip_int(B)), "local_port": st.sampled_from([LOCAL, 1]),
+    "peer_port": st.just(PEER), "length": edge_u32, "received": edge_u32,
+    "granted": edge_u32})
+
+
+@SETTINGS
+@given(state=states, server=st.booleans(), length=lengths, granted=edge_u32, sent=edge_u32,
+       received=edge_u32, bitmap=bitmaps, slots=st.lists(slot, max_size=16),
+       kind=st.sampled_from([wire.DATA] * 4 + [wire.GRANT, wire.RESEND, wire.UNKNOWN,
+                                                wire.BUSY, wire.ACK, 0x77]),
+       from_client=st.booleans(), msg_length=lengths,
+       offset=st.one_of(st.integers(0, 800).map(lambda i: i * 1400),
+                        st.sampled_from([1, 700, 0xFFFFFFFF])),
+       size=st.sampled_from([1, 100, 1399, 1400]), ctrl=edge_u32, owned=st.booleans(),
+       damage=st.integers(-1, 70), cut=st.integers(-1, 70), consistent=st.booleans())
+def test_ingress_agrees(runner: Any, state: int, server: bool, length: int, granted: int,
+                        sent: int, received: int, bitmap: list[int],
+                        slots: list[dict[str, int]], kind: int, from_client: bool,
+                        msg_length: int, offset: int, size: int, ctrl: int, owned: bool,
+                        damage: int, cut: int, consistent: bool) -> None:
+    if consistent:           # a packet of the RPC, well formed, in or out of its bitmap
+        server = state in (0, 3, 4, 5)
+        from_client = server
+        msg_length = length = min(length, wire.MAX_MESSAGE)
+        offset = min(offset, (length - 1) // 1400 * 1400)
+        size = min(1400, length - offset)
+        damage = cut = -1
+    addr = {"src_mac": MAC_B, "dst_mac": MAC_A, "src": B, "dst": A, "sport": PEER,
+            "dport": LOCAL}
+    if kind == wire.DATA:
+        (frame_bytes,) = wire.data_frames(**addr, rpc_id=ID, from_client=from_client,
+                                          message=bytes(size))
+        frame = bytearray(frame_bytes)
+        frame[50:58] = msg_length.to_bytes(4, "big") + offset.to_bytes(4, "big")
+    else:
+        frame = bytearray(wire.control(kind if kind != 0x77 else wire.GRANT, **addr,
+                                       rpc_id=ID, from_client=from_client, offset=ctrl,
+                                       length=ctrl // 3, priority=ctrl & 0xFF))
+        frame[38] = kind
+    if 0 <= damage < len(frame):
+        frame[damage] ^= 0x5A
+    if 14 < cut < len(frame):
+        frame = frame[:cut]
+    store = store_with(runner, state, server, length, granted, sent, received, bitmap,
+                       slots, owned)
+    _k, _i, diffs = run_both(runner, "homa_rx", frame_input(bytes(frame), maps=store))
+    assert not diffs, diffs
+
+
+@SETTINGS
+@given(state=states, server=st.booleans(), length=lengths, granted=edge_u32, sent=edge_u32,
+       from_client=st.booleans(), msg_length=lengths,
+       offset=st.one_of(st.integers(0, 800).map(lambda i: i * 1400), st.just(700)),
+       size=st.sampled_from([1, 1399, 1400]), damage=st.integers(-1, 70),
+       consistent=st.booleans())
+def test_egress_agrees(runner: Any, state: int, server: bool, length: int, granted: int,
+                       sent: int, from_client: bool, msg_length: int, offset: int, size: int,
+                       damage: int, consistent: bool) -> None:
+    if consistent:           # a packet the RPC may send, or one just past its grant
+        server = state in (4, 5)
+        from_client = not server
+        msg_length = length = min(length, wire.MAX_MESSAGE)
+        offset = min(offset, (length - 1) // 1400 * 1400)
+        size = min(1400, length - offset)
+        damage = -1
+    (frame_bytes,) = wire.data_frames(src_mac=MAC_A, dst_mac=MAC_B, src=A, dst=B, sport=LOCAL,
+                                      dport=PEER, rpc_id=ID, from_client=from_client,
+                                      message=bytes(size))
+    frame = bytearray(frame_bytes)
+    frame[50:58] = msg_length.to_bytes(4, "big") + offset.to_bytes(4, "big")
+    if 0 <= damage < len(frame):
+        frame[damage] ^= 0x5A
+    store = store_with(runner, state, server, length, granted, sent, 0, [0] * 12, [], True)
+    _k, _i, diffs = run_both(runner, "homa_tx", frame_input(bytes(frame), maps=store))
+    assert not diffs, diffs
+
+
+@SETTINGS
+@given(state=states, server=st.booleans(), slots=st.lists(slot, max_size=16),
+       queued=st.lists(st.tuples(st.sampled_from([wire.GRANT, wire.RESEND]), st.booleans(),
+                                 edge_u32), max_size=3),
+       size=st.integers(14, 200))
+def test_generation_agrees(runner: Any, state: int, server: bool,
+                           slots: list[dict[str, int]], queued: list[tuple[int, bool, int]],
+                           size: int) -> None:
+    """GRANTs and RESENDs queued (for the RPC or for one gone), or the SRPT scheduler's
+    choice among the slots when the queue is empty."""
+    store = store_with(runner, state, server, 300_000, 60_000, 0, 0, [0] * 12, slots, True)
+    layout = runner.program.map("ctrl").value
+    for kind, mine, offset in queued:
+        store.push_raw("ctrl", codec.encode(layout, {
+            "id": ID | int(server) if mine else 99, "peer": wire.ip_int(B),
+            "local_port": LOCAL, "peer_port": PEER, "kind": kind, "offset": offset,
+            "length": offset // 2, "priority": 3}, "ctrl value"))
+    _k, _i, diffs = run_both(runner, "homa_gen", frame_input(bytes(size), maps=store))
+    assert not diffs, diffs
+
+
+@SETTINGS
+@given(state=st.sampled_from([1, 2, 3, 4, 5]), server=st.booleans(), length=lengths,
+       granted=edge_u32, sent=edge_u32, received=edge_u32,
+       last=edge_u32, silent=st.sampled_from([0, 1, 2, 39, 40]),
+       resends=st.sampled_from([0, 7, 8, 9]), slots=st.lists(slot, max_size=4))
+def test_timer_agrees(runner: Any, state: int, server: bool, length: int, granted: int,
+                      sent: int, received: int, last: int, silent: int, resends: int,
+                      slots: list[dict[str, int]]) -> None:
+    store = store_with(runner, state, server, length, granted, sent, received, [0] * 12,
+                       slots, True)
+    k = key(server)
+    rpcs = runner.program.map("rpcs")
+    raw_key = codec.encode(rpcs.key, k, "key")
+    value = codec.decode(rpcs.value, store.maps["rpcs"].entries[raw_key])
+    store.set("rpcs", k, {**value, "last_received": last, "silent": silent,
+                          "resends": resends})
+    inp = frame_input(bytes(64), maps=store)
+    kernel_result = runner.run_timer("homa_tick", raw_key, inp)
+    from etran.interp.interpreter import Interpreter
+    from etran.differential.harness import compare
+    interp_result = Interpreter(runner.program).run_timer("homa_tick", raw_key, inp)
+    diffs = compare(kernel_result, interp_result)
+    assert not diffs, diffs
