@@ -12,9 +12,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etran.differential.harness import KernelHarness, run_both
+from etran.differential.harness import KernelHarness, compare, run_both
 from etran.homa import wire
 from etran.homa.stack import CUTOFFS, GRANT_WINDOW, MAX_INCOMING, RTT_BYTES, TRANSPORT
+from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore, frame_input
 from etran.ir import codec
 from etran.pipeline import compile_file
@@ -193,8 +194,6 @@ def test_timer_agrees(runner: Any, state: int, server: bool, length: int, grante
                           "resends": resends})
     inp = frame_input(bytes(64), maps=store)
     kernel_result = runner.run_timer("homa_tick", raw_key, inp)
-    from etran.interp.interpreter import Interpreter
-    from etran.differential.harness import compare
     interp_result = Interpreter(runner.program).run_timer("homa_tick", raw_key, inp)
     diffs = compare(kernel_result, interp_result)
     assert not diffs, diffs
