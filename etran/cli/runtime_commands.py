@@ -265,9 +265,12 @@ def _print_run(record: runs.RunRecord, entries: int) -> None:
         if os.path.isdir(map_dir):
             if declarations is None:
                 declarations = _declarations(record.source)
-            for map_name in sorted(os.listdir(map_dir)):
+            names = sorted(os.listdir(map_dir))
+            for map_name in names:
                 _print_map(os.path.join(map_dir, map_name), entries,
                            declarations.get(map_name))
+            if {"rpcs", "cands"} <= set(names) and "rpcs" in declarations:
+                _print_homa_rpcs(os.path.join(map_dir, "rpcs"), declarations["rpcs"])
 
 
 def _declarations(source: str) -> dict[str, Any]:
@@ -343,6 +346,22 @@ def _print_map(path: str, entries: int, declaration: Any = None) -> None:
                   + "".join(f"\n      {line}" for line in shown))
     except EtranRuntimeError as exc:
         print(f"    map {os.path.basename(path)}: {exc}")
+
+
+def _print_homa_rpcs(path: str, declaration: Any) -> None:
+    """A host running Homa: every RPC in its data path, one line each."""
+    from etran.homa.status import rpc_line
+    from etran.runtime.maps import Map
+    from etran.runtime.typed import TypedMap
+    try:
+        with Map.from_pinned(path) as map_:
+            rpcs = list(TypedMap(map_, declaration).items())
+    except EtranRuntimeError as exc:
+        print(f"    Homa RPCs: {exc}")
+        return
+    print(f"    Homa RPCs: {len(rpcs)} active"
+          + "".join(f"\n      {rpc_line(k, v)}" for k, v in rpcs
+                    if isinstance(k, dict) and isinstance(v, dict)))
 
 
 # --------------------------------------------------------------------------- down

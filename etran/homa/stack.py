@@ -155,30 +155,78 @@ class HomaStack:
         me = topology.host(host)
         loaded = topology.own(load_object(compiled.elf, f"homa_{host}"[:15]), host)
         topology.attach(host, loaded.programs["homa_rx"])
-        self.host: Host = me
-        self.neighbours = {h.ip: h.mac_bytes for h in topology.hosts.values()}
-        self._program = compiled.program
-        self.raw_maps = loaded.maps
-        self.maps: dict[str, TypedMap] = {m.name: TypedMap(loaded.maps[m.name], m)
-                                          for m in compiled.program.maps}
-        self.maps["config"][0] = {"rtt_bytes": rtt_bytes, "grant_window": grant_window,
-                                  "max_incoming": max_incoming, "cutoffs": list(cutoffs)}
-        self.rtt_bytes = rtt_bytes
-        self._closers: list[Any] = []
+        self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
+                    loaded.programs, compiled.program, [],
+                    {"rtt_bytes": rtt_bytes, "grant_window": grant_window,
+                     "max_incoming": max_incoming, "cutoffs": list(cutoffs)})
+
+    @classmethod
+    def in_run(cls, record: Any, host: str) -> HomaStack:
+        """The stack of host `host` of a run `etran up etran/transports/homa.py` started: its
+        pinned maps and programs, its interface, its neighbours (how `etran rpc` runs inside
+        a host's namespace). The configuration is the defaults unless one is set."""
+        from etran.abi import PROG_TYPE_XDP
+        from etran.runtime import netns
+        from etran.runtime.loader import Program
+        from etran.runtime.maps import Map
+        from etran.runtime.runs import reachable_pin_dir
+        from etran.runtime.system import get_pinned
+        info = record.hosts[host]
+        me = Host(host, info["netns"], netns.interface(info["netns"], info["ifname"]),
+                  info["ip"], info["mac"])
+        neighbours = {h["ip"]: bytes.fromhex(h["mac"].replace(":", ""))
+                      for h in record.hosts.values()}
+        from etran.runtime.typed import program_of
+        program = program_of(TRANSPORT)       # the declarations: the run has the code
+        base = os.path.join(reachable_pin_dir(record), host)
+        owned: list[Any] = []
+        try:
+            maps = {}
+            for m in program.maps:
+                maps[m.name] = Map.from_pinned(os.path.join(base, "maps", m.name))
+                owned.append(maps[m.name])
+            programs = {}
+            for name in ("homa_tx", "homa_gen"):
+                fd = get_pinned(os.path.join(base, "progs", name))
+                owned.append(_Fd(fd))
+                programs[name] = Program(name, "xdp", PROG_TYPE_XDP, fd, "")
+        except BaseException:
+            for thing in owned:
+                thing.close()
+            raise
+        stack = cls.__new__(cls)
+        stack._start(me, neighbours, maps, programs, program, owned, None)
+        return stack
+
+    def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
+               programs: dict[str, Any], program: Any, owned: list[Any],
+               config: dict[str, Any] | None) -> None:
+        self.host = me
+        self.neighbours = neighbours
+        self._program = program
+        self.raw_maps = maps
+        self.maps: dict[str, TypedMap] = {m.name: TypedMap(maps[m.name], m)
+                                          for m in program.maps}
+        current = self.maps["config"].get(0)
+        if config is not None or not isinstance(current, dict) or not current["rtt_bytes"]:
+            self.maps["config"][0] = config or {
+                "rtt_bytes": RTT_BYTES, "grant_window": GRANT_WINDOW,
+                "max_incoming": MAX_INCOMING, "cutoffs": list(CUTOFFS)}
+        self.rtt_bytes = self.maps["config"][0]["rtt_bytes"]
+        self._closers: list[Any] = list(owned)
         try:
             self.xsk = XskSocket(me.interface)
             self._closers.insert(0, self.xsk)
-            self.xsk.register(loaded.maps["sockets"])
-            self.egress = Egress(loaded.programs["homa_tx"], me.interface)
+            self.xsk.register(maps["sockets"])
+            self.egress = Egress(programs["homa_tx"], me.interface)
             self._closers.insert(0, self.egress)
-            self.gen = Gen(loaded.programs["homa_gen"], me.interface)
+            self.gen = Gen(programs["homa_gen"], me.interface)
             self._closers.insert(0, self.gen)
             self.port = HostPort(me.interface)
             self._closers.insert(0, self.port)
-            self.pump = GenPump(self.gen, flag=(loaded.maps["wake"], bytes(4)),
-                                interval=0.0002)
+            self.pump = GenPump(self.gen, flag=(maps["wake"], bytes(4)), interval=0.0002)
             self._closers.insert(0, _Stopper(self.pump))
-            self._events = RingBufferReader(loaded.maps["events"])
+            self._events = RingBufferReader(maps["events"])
             self._closers.insert(0, self._events)
         except BaseException:
             self._close_parts()
@@ -191,7 +239,7 @@ class HomaStack:
         self._ids = itertools.count(random.getrandbits(40) * 2, 2)
         self._stop = threading.Event()
         self.error: BaseException | None = None
-        self._thread = threading.Thread(target=self._dispatch, name=f"etran-homa-{host}",
+        self._thread = threading.Thread(target=self._dispatch, name=f"etran-homa-{me.name}",
                                         daemon=True)
         self._thread.start()
 
@@ -536,6 +584,18 @@ class Server:
 def _check_size(message: bytes, what: str) -> None:
     if not 1 <= len(message) <= wire.MAX_MESSAGE:
         raise ValueError(f"a {what} is 1 to {wire.MAX_MESSAGE:,} bytes, not {len(message):,}")
+
+
+class _Fd:
+    """A file descriptor to close with the stack (a pinned program's)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
 
 
 class _Stopper:

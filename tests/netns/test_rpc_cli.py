@@ -1,0 +1,114 @@
+"""`etran rpc` and `etran status` on a run of `etran up etran/transports/homa.py`: a server
+and a client in two hosts' namespaces, latency percentiles per size, the RPCs in flight
+listed by `etran status`, and one-line refusals."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from etran.runtime import runs
+
+pytestmark = pytest.mark.netns
+
+ROOT = Path(__file__).resolve().parents[2]
+HOMA = ROOT / "etran" / "transports" / "homa.py"
+
+
+def etran_cmd(*argv: str, netns_name: str | None = None,
+              timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    prefix = ["ip", "netns", "exec", netns_name] if netns_name else []
+    return subprocess.run([*prefix, sys.executable, "-m", "etran", *argv], cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def background(*argv: str, netns_name: str) -> subprocess.Popen[str]:
+    return subprocess.Popen(["ip", "netns", "exec", netns_name, sys.executable, "-m", "etran",
+                             *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+@pytest.fixture
+def run(kernel: None) -> Iterator[runs.RunRecord]:
+    before = {r.run_id for r in runs.list_runs()}
+    up = etran_cmd("up", str(HOMA))
+    assert up.returncode == 0, up.stderr
+    assert "homa_gen: accepted by the kernel verifier" in up.stdout
+    (record,) = [r for r in runs.list_runs() if r.run_id not in before]
+    try:
+        yield record
+    finally:
+        assert etran_cmd("down", "--run", record.run_id).returncode == 0
+        assert not runs.find_objects(record.run_id)
+
+
+def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord) -> None:
+    """A server that takes 3 s to answer: `etran status` shows the RPC at both ends. Then
+    requests of three sizes, with their percentiles. (One server at a time: a host's stack
+    owns the interface's AF_XDP queue.)"""
+    a, b = run.hosts["a"], run.hosts["b"]
+    processes = [background("rpc", "-l", "4001", "--count", "1", "--delay", "3",
+                            netns_name=b["netns"])]
+    try:
+        time.sleep(1.5)
+        processes.append(background("rpc", b["ip"], "4001", "--sizes", "300000", "--count",
+                                    "1", netns_name=a["netns"]))
+        for _ in range(40):                  # until the request is whole at the server
+            status = etran_cmd("status")
+            assert status.returncode == 0, status.stderr
+            if "server working" in status.stdout:
+                break
+            time.sleep(0.1)
+        lines = status.stdout.splitlines()
+        assert lines.count("    Homa RPCs: 1 active") == 2, status.stdout
+        assert any("client sending; out 300,000/300,000 sent, 300,000 granted" in line
+                   for line in lines), status.stdout
+        assert any("port 4001: server working; in 300,000/300,000 received, 300,000 granted,"
+                   " 0 remaining" in line for line in lines), status.stdout
+        out, err = processes[1].communicate(timeout=60)
+        assert processes[1].returncode == 0, err
+        assert out.splitlines()[1].split()[:3] == ["300000", "1", "0"], out
+        processes[0].communicate(timeout=30)
+        processes.append(background("rpc", "-l", "4000", "--count", "6",
+                                    netns_name=b["netns"]))
+        time.sleep(1.5)
+        done = etran_cmd("rpc", b["ip"], "4000", "--sizes", "100,5000,200000", "--count", "2",
+                         netns_name=a["netns"])
+        assert done.returncode == 0, done.stderr
+        lines = done.stdout.splitlines()
+        assert lines[0].split() == ["size", "done", "failed", "p50", "ms", "p90", "ms", "p99",
+                                    "ms", "max", "ms"]
+        rows = {int(line.split()[0]): line.split() for line in lines[1:]}
+        assert sorted(rows) == [100, 5000, 200000]
+        assert all(row[1:3] == ["2", "0"] and float(row[3]) > 0 for row in rows.values())
+        served, _ = processes[2].communicate(timeout=60)
+        assert processes[2].returncode == 0 and "answered 6 requests" in served
+    finally:
+        for process in processes:
+            if process.poll() is None:
+                process.kill()
+            process.communicate()
+    status = etran_cmd("status")
+    assert status.stdout.splitlines().count("    Homa RPCs: 0 active") == 2, status.stdout
+
+
+def test_rpc_refuses_bad_arguments_in_one_line(run: runs.RunRecord) -> None:
+    a = run.hosts["a"]
+    for argv, expected in (
+            (["10.111.0.2"], "give HOST PORT"),
+            (["10.111.0.2", "http"], "'http' is not a port number"),
+            (["10.111.0.2", "4000", "--sizes", "0"], "Homa messages are 1 to 1,075,200 bytes"),
+            (["10.111.0.2", "4000", "--sizes", "a,b"], "give sizes in bytes"),
+            (["10.111.0.2", "4000", "--count", "0"], "--count must be at least 1")):
+        done = etran_cmd("rpc", *argv, netns_name=a["netns"])
+        assert done.returncode == 2, (argv, done.stderr)
+        assert done.stderr.count("\n") == 1 and expected in done.stderr, done.stderr
+    outside = etran_cmd("rpc", "10.111.0.2", "4000")
+    assert outside.returncode == 2 and "not inside a host of a run" in outside.stderr
