@@ -8,6 +8,10 @@ data (etran/transports/tcp.py): cwnd, DCTCP's alpha, srtt, and whether the ACK e
 mark. This reads the ring of one host for a while and writes an SVG a browser opens: four
 panels over the ACK number (cwnd in segments, alpha as a fraction, srtt in microseconds, the
 fraction of the last 32 ACKs that echoed CE), one line per connection.
+
+With Homa (`etran up etran/transports/homa.py`) the ring holds a record per GRANT the
+receiver's scheduler decided, and the plot shows, over time, each message's granted offset
+and the bytes it had received when granted (its SRPT rank in each point's title).
 """
 
 from __future__ import annotations
@@ -27,7 +31,8 @@ COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b")
 
 def add_trace(subparsers: Any, guarded: Any) -> None:
     tr = subparsers.add_parser("trace", help="record TCP's cwnd, alpha, srtt and CE marks per "
-                               "ACK from a run and write a plot (SVG)")
+                               "ACK (or Homa's grants per message) from a run and write a "
+                               "plot (SVG)")
     tr.add_argument("run", help="the run id (see `etran status`)")
     tr.add_argument("--host", default="a", help="whose connections (default a)")
     tr.add_argument("--seconds", type=float, default=10.0,
@@ -51,10 +56,16 @@ def _trace(args: argparse.Namespace) -> int:
         return 2
     ring_path = os.path.join(runs.reachable_pin_dir(record), args.host, "maps", "trace")
     if not os.path.exists(ring_path):
-        print(f"etran trace: run {args.run} is not running etran's TCP transport (no trace "
-              f"ring on host {args.host})", file=sys.stderr)
+        print(f"etran trace: run {args.run} is not running etran's TCP or Homa transport (no "
+              f"trace ring on host {args.host})", file=sys.stderr)
         return 2
-    layout = _transport().program.map("trace").value
+    homa = os.path.exists(os.path.join(os.path.dirname(ring_path), "cands"))
+    if homa:
+        from etran.homa.stack import TRANSPORT as HOMA
+        from etran.runtime.typed import program_of
+        layout = program_of(HOMA).map("trace").value
+    else:
+        layout = _transport().program.map("trace").value
     rows: list[dict[str, int]] = []
     with Map.from_pinned(ring_path) as ring, RingBufferReader(ring) as reader:
         reader.drain()      # what was written before we started
@@ -68,6 +79,13 @@ def _trace(args: argparse.Namespace) -> int:
         except KeyboardInterrupt:
             pass
         rows += [codec.decode(layout, raw) for raw in reader.drain()]
+    if homa:
+        with open(args.out, "w") as f:
+            f.write(grants_svg(rows, f"run {args.run}, host {args.host}"))
+        messages = {(r["id"], r["peer"], r["peer_port"]) for r in rows}
+        print(f"etran trace: {len(rows)} GRANTs to {len(messages)} message"
+              f"{'s' if len(messages) != 1 else ''} written to {args.out}")
+        return 0
     with open(args.out, "w") as f:
         f.write(svg(rows, f"run {args.run}, host {args.host}"))
     flows = {(r["peer_port"], r["local_port"]) for r in rows}
@@ -110,6 +128,46 @@ def svg(rows: list[dict[str, int]], title: str) -> str:
                        f'fill="none" stroke="{colour}" stroke-width="1.2" points="{points}"/>')
         out.append(f'<text x="{WIDTH - MARGIN}" y="{top + PANEL + 16}" text-anchor="end">'
                    f'ACK number (0 to {max(longest - 1, 0)})</text>')
+    out.append("</svg>\n")
+    return "\n".join(out)
+
+
+def grants_svg(rows: list[dict[str, int]], title: str) -> str:
+    """Homa's grants over time: for each message, the offset granted (solid) and the bytes
+    it had received when granted (dotted), one colour per message; the SRPT rank of each
+    grant is in its point's title."""
+    messages: dict[tuple[int, int, int], list[dict[str, int]]] = {}
+    for r in rows:
+        messages.setdefault((r["id"], r["peer"], r["peer_port"]), []).append(r)
+    height = 2 * MARGIN + 2 * PANEL
+    start = min((r["now_ns"] for r in rows), default=0)
+    span = max((r["now_ns"] - start for r in rows), default=1) or 1
+    high = max((r["offset"] for r in rows), default=1) or 1
+    out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{height}" '
+           'font-family="sans-serif" font-size="12">',
+           f'<rect width="{WIDTH}" height="{height}" fill="white"/>',
+           f'<text x="{MARGIN}" y="24" font-size="15">etran Homa: {title}, {len(rows)} GRANTs '
+           f'to {len(messages)} messages</text>',
+           f'<rect x="{MARGIN}" y="{MARGIN}" width="{WIDTH - 2 * MARGIN}" height="{2 * PANEL}" '
+           'fill="none" stroke="#999"/>',
+           f'<text x="{MARGIN}" y="{MARGIN - 8}">bytes granted (solid) and received when '
+           f'granted (dotted), max {high:,}</text>']
+
+    def xy(r: dict[str, int], field: str) -> str:
+        x = MARGIN + (r["now_ns"] - start) / span * (WIDTH - 2 * MARGIN)
+        y = MARGIN + 2 * PANEL - r[field] / high * 2 * PANEL
+        return f"{x:.1f},{y:.1f}"
+    for i, (msg, rs) in enumerate(messages.items()):
+        colour = COLOURS[i % len(COLOURS)]
+        for field, dash in (("offset", ""), ("received", ' stroke-dasharray="3,3"')):
+            out.append(f'<polyline class="message" data-message="{msg[0]:#x}" fill="none" '
+                       f'stroke="{colour}"{dash} points="{" ".join(xy(r, field) for r in rs)}"/>')
+        for r in rs:
+            out.append(f'<circle cx="{xy(r, "offset").split(",")[0]}" '
+                       f'cy="{xy(r, "offset").split(",")[1]}" r="2" fill="{colour}">'
+                       f'<title>rank {r["rank"]}</title></circle>')
+    out.append(f'<text x="{WIDTH - MARGIN}" y="{height - MARGIN + 16}" text-anchor="end">'
+               f'time (0 to {span / 1e6:.1f} ms)</text>')
     out.append("</svg>\n")
     return "\n".join(out)
 

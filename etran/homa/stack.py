@@ -48,8 +48,11 @@ TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "homa.py"
 RTT_BYTES = 60_000
 GRANT_WINDOW = 100_000
 MAX_INCOMING = 480_000
+MAX_RESTARTS = 5                  # times a request is sent again after UNKNOWN
+RESTART_GUARD = 0.05              # seconds after a restart in which UNKNOWNs are stale
 MAX_RESEND_RUNS = 16              # RESENDs asked for at once for one stalled message
 PRUNE_INTERVAL = 0.1              # seconds between looks for RPCs the data path removed
+PRUNE_IDLE = 2.0                  # ... which saw no packet for this long
 CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4 up to these
 
 Key = tuple[int, str, int, int]    # (id as this host names it, peer address, peer port, local port)
@@ -78,6 +81,7 @@ class _Outbound:
     frames: list[bytes]
     next: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
+    touched: float = field(default_factory=time.monotonic)
 
 
 @dataclass
@@ -88,28 +92,17 @@ class _Inbound:
     buffer: bytearray = field(init=False)
     have: list[bool] = field(init=False)
     received: int = 0
+    touched: float = field(default_factory=time.monotonic)
 
     def __post_init__(self) -> None:
         self.buffer = bytearray(self.length)
         self.have = [False] * -(-self.length // wire.PAYLOAD)
 
-    def missing(self, limit: int) -> list[tuple[int, int]]:
-        """(offset, bytes) of each run of packets not received below `limit`."""
-        runs: list[tuple[int, int]] = []
-        for index in range(-(-min(limit, self.length) // wire.PAYLOAD)):
-            if not self.have[index]:
-                offset = index * wire.PAYLOAD
-                size = min(wire.PAYLOAD, self.length - offset)
-                if runs and runs[-1][0] + runs[-1][1] == offset:
-                    runs[-1] = (runs[-1][0], runs[-1][1] + size)
-                else:
-                    runs.append((offset, size))
-        return runs
-
     def place(self, p: Packet) -> bool:
         """Put a DATA packet's bytes in place; True once the message is whole."""
         if p.length != self.length or p.offset + len(p.payload) > self.length:
             return False
+        self.touched = time.monotonic()
         index = p.offset // wire.PAYLOAD
         if self.have[index]:
             return False
@@ -127,6 +120,7 @@ class _Call:
     out: _Outbound
     inbound: _Inbound | None = None
     restarts: int = 0
+    restarted: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -213,6 +207,7 @@ class HomaStack:
                 "rtt_bytes": RTT_BYTES, "grant_window": GRANT_WINDOW,
                 "max_incoming": MAX_INCOMING, "cutoffs": list(CUTOFFS)}
         self.rtt_bytes = self.maps["config"][0]["rtt_bytes"]
+        self._trace_reader: RingBufferReader | None = None
         self._closers: list[Any] = list(owned)
         try:
             self.xsk = XskSocket(me.interface)
@@ -269,6 +264,16 @@ class HomaStack:
         """The grant scheduler's slots, as the data path has them."""
         got = self.maps["cands"].get(0)
         return got if isinstance(got, dict) else {}
+
+    def grants(self) -> list[dict[str, int]]:
+        """The GRANTs the scheduler decided since the last call, oldest first: message (id,
+        peer, ports), offset granted, bytes received then, SRPT rank, time. The ring holds
+        1 MiB; records past that are lost until it is read."""
+        if self._trace_reader is None:
+            self._trace_reader = RingBufferReader(self.raw_maps["trace"])
+            self._closers.insert(0, self._trace_reader)
+        layout = self._program.map("trace").value
+        return [codec.decode(layout, raw) for raw in self._trace_reader.drain()]
 
     def counters(self) -> dict[str, int]:
         """The data path's counters, summed over CPUs."""
@@ -402,6 +407,7 @@ class HomaStack:
         if p.kind == GRANT and out is not None:
             self._send(out, "send after a GRANT")
         elif p.kind == RESEND and out is not None:
+            out.touched = time.monotonic()
             self._resend(out, p.offset, p.ctrl_length)
             self._send(out, "send after a RESEND")
         elif p.kind == UNKNOWN and call is not None:
@@ -409,9 +415,14 @@ class HomaStack:
 
     def _prune(self) -> None:
         """Forget responses and half-received requests whose RPC the data path removed
-        (ACKed, reclaimed by its timer, aborted)."""
+        (ACKed, reclaimed by its timer, aborted) and that saw no packet for PRUNE_IDLE:
+        packets of the same key may still come, and then the data path has a new RPC for
+        them (forgetting their earlier bytes here would leave the two disagreeing)."""
+        now = time.monotonic()
         with self._lock:
-            keys = list(self._serving) + list(self._requests)
+            keys = [k for k, out in self._serving.items() if now - out.touched > PRUNE_IDLE]
+            keys += [k for k, inbound in self._requests.items()
+                     if now - inbound.touched > PRUNE_IDLE]
         gone = [k for k in keys if self.maps["rpcs"].get(self._map_key(k)) is None]
         with self._lock:
             for k in gone:
@@ -448,9 +459,14 @@ class HomaStack:
                 call.future.set_result(bytes(call.inbound.buffer))
 
     def _restart(self, call: _Call) -> None:
-        """The server does not know the RPC (it lost it, or restarted): send it again."""
+        """The server does not know the RPC (it lost it, or restarted): send it again. The
+        UNKNOWNs that answer RESENDs sent before the restart are ignored."""
+        now = time.monotonic()
+        if now - call.restarted < RESTART_GUARD:
+            return
+        call.restarted = now
         call.restarts += 1
-        if call.restarts > 3:
+        if call.restarts > MAX_RESTARTS:
             self._fail(call, errno.ECONNABORTED, "the server keeps forgetting the RPC")
             return
         self.maps["rpcs"].delete(self._map_key(call.key))
@@ -469,8 +485,8 @@ class HomaStack:
             return
         with self._lock:
             call = self._calls.get(key)
-            self._requests.pop(key, None)
-            self._serving.pop(key, None)
+        # A server's half-received request keeps its bytes: a client that is still there
+        # sends again, and the data path takes the packets as a new RPC of the same key.
         if call is not None:
             self._fail(call, errno.ECONNABORTED, f"no answer from {key[1]}:{key[2]} after "
                        "the data path's RESENDs")
@@ -479,14 +495,13 @@ class HomaStack:
         """A message stopped arriving (the data path's timer says): RESEND for every run of
         packets missing below what we granted, through the data path's gen (which counts
         them), at most MAX_RESEND_RUNS at a time."""
-        with self._lock:
-            call = self._calls.get(key)
-            inbound = call.inbound if call is not None else self._requests.get(key)
         limit = min(granted, length)
-        if inbound is None:
-            runs = [(0, max(limit, 1))]
-        else:
-            runs = inbound.missing(limit)[:MAX_RESEND_RUNS]
+        rpc = self.maps["rpcs"].get(self._map_key(key))
+        if not isinstance(rpc, dict):
+            return                           # gone meanwhile
+        # The data path's bitmap says what it still takes: after an abort a new RPC of the
+        # same key starts with an empty one, whatever the library kept.
+        runs = missing_runs(rpc["bitmap"], limit, length)[:MAX_RESEND_RUNS]
         for offset, size in runs:
             self.maps["ctrl"].push({"id": key[0], "peer": wire.ip_int(key[1]),
                                     "local_port": key[3], "peer_port": key[2],
@@ -579,6 +594,21 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def missing_runs(bitmap: list[int], limit: int, length: int) -> list[tuple[int, int]]:
+    """(offset, bytes) of each run of packets below `limit` whose bit is clear in the data
+    path's receive bitmap (one bit per packet, 64 to a word)."""
+    runs: list[tuple[int, int]] = []
+    for index in range(-(-min(limit, length) // wire.PAYLOAD)):
+        if not bitmap[index >> 6] >> (index & 63) & 1:
+            offset = index * wire.PAYLOAD
+            size = min(wire.PAYLOAD, length - offset)
+            if runs and runs[-1][0] + runs[-1][1] == offset:
+                runs[-1] = (runs[-1][0], runs[-1][1] + size)
+            else:
+                runs.append((offset, size))
+    return runs
 
 
 def _check_size(message: bytes, what: str) -> None:

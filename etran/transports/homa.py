@@ -27,11 +27,11 @@ here, and nothing leaves without passing `homa_tx`.
   as long as the bytes granted and not yet received stay within `max_incoming`; the
   shortest gets the highest scheduled priority (3).
 * `homa_tick` (@timer, every TICK_NS per RPC): a message arriving with no progress for
-  RESEND_TICKS ticks gets a RESEND for its first missing packet (it also re-grants, in
-  case a GRANT was lost); a client whose request went out whole and heard nothing asks the
-  server the same way. After MAX_RESENDS the RPC is aborted and the application told
-  (`events`). A server whose response went out and was never acknowledged forgets it after
-  RECLAIM_TICKS.
+  RESEND_TICKS ticks makes the library ask for every missing run below what we granted
+  (`events`, STALLED; a RESEND also re-grants, in case a GRANT was lost); a client that
+  heard nothing from the server asks it with a RESEND (BUSY or UNKNOWN come back). After
+  MAX_RESENDS without progress the RPC is aborted and the application told (`events`). A
+  served RPC with neither an ACK nor a client RESEND is forgotten after RECLAIM_TICKS.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth, IPv4, ETH_P_IP, csum_replace16
@@ -60,8 +60,9 @@ PAYLOAD_AT = 58           # + HomaData
 CTRL_FRAME = 62           # a GRANT or RESEND: HomaHdr + 12 bytes
 
 TICK_NS = 5_000_000       # per-RPC timer: far above the RTT of a Python application
-RESEND_TICKS = 2          # silent ticks before a RESEND
-MAX_RESENDS = 8           # RESENDs without progress before the RPC is aborted
+RESEND_TICKS = 3          # silent ticks before a RESEND
+MAX_RESENDS = 20          # RESENDs without progress before the RPC is aborted (300 ms:
+                          # the library in Python can be that slow under load)
 RECLAIM_TICKS = 40        # silent ticks before a served RPC is forgotten
 
 # RPC states, as this host sees them
@@ -168,8 +169,8 @@ class CtrlReq(Struct):
 class Picks(Struct):
     """What the grant scheduler chose under the lock, by SRPT rank, queued after it (no
     helpers inside the lock)."""
-    granted: Array[u32, 8]
-    offset: Array[u32, 8]
+    offset: Array[u32, 8]     # 0: no grant at this rank
+    received: Array[u32, 8]
     id: Array[u64, 8]
     peer: Array[u32, 8]
     local_port: Array[u16, 8]
@@ -220,6 +221,19 @@ class Wake(Struct):
     asked: u32
 
 
+class GrantRecord(Struct):
+    """One GRANT the scheduler decided (`etran trace`, tests): for which message, up to
+    where, with what had arrived, at which SRPT rank, when."""
+    id: u64
+    peer: u32
+    local_port: u16
+    peer_port: u16
+    offset: u32
+    received: u32
+    rank: u32
+    now_ns: u64
+
+
 rpcs = HashMap(RpcKey, Rpc, max_entries=4096)
 cands = ArrayMap(Cands, max_entries=1)
 ctrl = Queue(CtrlReq, max_entries=1024)
@@ -227,6 +241,7 @@ config = ArrayMap(Config, max_entries=1)
 ports = HashMap(u16, Port, max_entries=256)
 wake = ArrayMap(Wake, max_entries=1)
 events = RingBuf(Event, max_entries=1 << 16)
+trace = RingBuf(GrantRecord, max_entries=1 << 20)
 counters = PerCpuArray(Counters, max_entries=1)
 sockets = XskMap(max_entries=4)
 
@@ -641,14 +656,19 @@ def schedule_grants() -> None:
                         if more >= PAYLOAD or cs.granted[i] + more == cs.length[i]:
                             cs.granted[i] += more
                             incoming += more
-                            picks.granted[rank] = 1
                             picks.id[rank] = cs.id[i]
                             picks.peer[rank] = cs.peer[i]
                             picks.local_port[rank] = cs.local_port[i]
                             picks.peer_port[rank] = cs.peer_port[i]
                             picks.offset[rank] = cs.granted[i]
+                            picks.received[rank] = cs.received[i]
+    now = now_ns()
     for j in range(OVERCOMMIT):
-        if picks.granted[j] != 0:
+        if picks.offset[j] != 0:
+            trace.output(GrantRecord(id=picks.id[j], peer=picks.peer[j],
+                                     local_port=picks.local_port[j],
+                                     peer_port=picks.peer_port[j], offset=picks.offset[j],
+                                     received=picks.received[j], rank=u32(j), now_ns=now))
             ctrl.push(CtrlReq(id=picks.id[j], peer=picks.peer[j],
                               local_port=picks.local_port[j], peer_port=picks.peer_port[j],
                               kind=GRANT, offset=picks.offset[j], length=0,
@@ -663,7 +683,9 @@ def schedule_grants() -> None:
 @timer(Rpc.timer)
 def homa_tick(key: RpcKey, r: Rpc) -> None:
     receiving = r.state == CLIENT_IN or r.state == SERVER_IN
-    waiting = r.state == CLIENT_OUT and r.sent >= r.out_length
+    # A client hears nothing from the server, whether its request is whole (no response
+    # yet) or not (no grants): it asks, and learns BUSY, or UNKNOWN if the server lost it.
+    waiting = r.state == CLIENT_OUT
     if receiving and r.received != r.last_received:
         r.last_received = r.received
         r.silent = 0
@@ -700,5 +722,5 @@ def homa_tick(key: RpcKey, r: Rpc) -> None:
         elif ctrl.push(CtrlReq(id=key.id, peer=key.peer, local_port=key.local_port,
                                peer_port=key.peer_port, kind=RESEND, offset=0,
                                length=first_grant(r.out_length), priority=7)):
-            ask_gen()                        # a whole request and no response: ask for it
+            ask_gen()                        # the server is silent: ask it
     r.timer.start(TICK_NS)

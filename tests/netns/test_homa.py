@@ -144,8 +144,8 @@ def test_packets_carry_their_priority(topo: Topology) -> None:
 
 
 def test_unscheduled_bytes_stop_at_rtt_bytes_without_grants(topo: Topology) -> None:
-    """A receiver that never grants: the sender's egress sends the packets that fit in the
-    first rtt_bytes and hands the rest back."""
+    """A receiver that never grants (but answers BUSY when asked): the sender's egress sends
+    the packets that fit in the first rtt_bytes and hands the rest back."""
     a, b = topo.host("a"), topo.host("b")
     with b.entered():
         raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
@@ -163,6 +163,11 @@ def test_unscheduled_bytes_stop_at_rtt_bytes_without_grants(topo: Topology) -> N
             if p is not None and p.kind == wire.DATA and p.src == a.ip and \
                     not p.flags & wire.RETRANSMIT:
                 got = max(got, p.offset + len(p.payload))
+            elif p is not None and p.kind == wire.RESEND and p.src == a.ip:
+                # the client asks whether we are there: yes, busy (so it does not give up)
+                raw.send(wire.control(wire.BUSY, src_mac=b.mac_bytes, dst_mac=a.mac_bytes,
+                                      src=b.ip, dst=a.ip, sport=PORT, dport=p.sport,
+                                      rpc_id=p.rpc_id, from_client=False))
         whole_packets = 20_000 // wire.PAYLOAD * wire.PAYLOAD      # 19,600
         assert got == whole_packets
         (rpc,) = stack.rpcs()
@@ -223,6 +228,19 @@ def test_incast_of_eight_senders(kernel: None) -> None:
                 echo.stop()
                 assert worst <= limit
                 assert receiver.counters()["grants_sent"] > 0
+                # every grant the scheduler decided: at most a window past what had arrived,
+                # each message's grants rising to its end
+                grants = receiver.grants()
+                assert len(grants) >= receiver.counters()["grants_sent"] > 0
+                assert all(g["offset"] - g["received"] <= window for g in grants)
+                by_message: dict[tuple[int, int, int], list[int]] = {}
+                for g in grants:
+                    by_message.setdefault((g["id"], g["peer"], g["peer_port"]),
+                                          []).append(g["offset"])
+                assert len(by_message) == 8            # the eight long requests
+                assert all(o == sorted(set(o)) for o in by_message.values())
+                assert sorted(max(o) for o in by_message.values()) == \
+                    [300_000] * 4 + [1_000_000] * 4      # each granted to its end
         finally:
             for stack in stacks:
                 stack.close()

@@ -5,6 +5,7 @@ listed by `etran status`, and one-line refusals."""
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -29,10 +30,11 @@ def etran_cmd(*argv: str, netns_name: str | None = None,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-def background(*argv: str, netns_name: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(["ip", "netns", "exec", netns_name, sys.executable, "-m", "etran",
-                             *argv], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                            text=True, env={**os.environ, "PYTHONPATH": str(ROOT)})
+def background(*argv: str, netns_name: str | None) -> subprocess.Popen[str]:
+    prefix = ["ip", "netns", "exec", netns_name] if netns_name else []
+    return subprocess.Popen([*prefix, sys.executable, "-m", "etran", *argv], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
 @pytest.fixture
@@ -49,10 +51,12 @@ def run(kernel: None) -> Iterator[runs.RunRecord]:
         assert not runs.find_objects(record.run_id)
 
 
-def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord) -> None:
+def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord,
+                                                       tmp_path: Path) -> None:
     """A server that takes 3 s to answer: `etran status` shows the RPC at both ends. Then
-    requests of three sizes, with their percentiles. (One server at a time: a host's stack
-    owns the interface's AF_XDP queue.)"""
+    requests of three sizes, with their percentiles, while `etran trace` records the
+    server's grants. (One server at a time: a host's stack owns the interface's AF_XDP
+    queue.)"""
     a, b = run.hosts["a"], run.hosts["b"]
     processes = [background("rpc", "-l", "4001", "--count", "1", "--delay", "3",
                             netns_name=b["netns"])]
@@ -78,6 +82,9 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord) -> N
         processes[0].communicate(timeout=30)
         processes.append(background("rpc", "-l", "4000", "--count", "6",
                                     netns_name=b["netns"]))
+        svg = tmp_path / "grants.svg"
+        processes.append(background("trace", run.run_id, "--host", "b", "--seconds", "6",
+                                    "--out", str(svg), netns_name=None))
         time.sleep(1.5)
         done = etran_cmd("rpc", b["ip"], "4000", "--sizes", "100,5000,200000", "--count", "2",
                          netns_name=a["netns"])
@@ -90,6 +97,10 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord) -> N
         assert all(row[1:3] == ["2", "0"] and float(row[3]) > 0 for row in rows.values())
         served, _ = processes[2].communicate(timeout=60)
         assert processes[2].returncode == 0 and "answered 6 requests" in served
+        traced, err = processes[3].communicate(timeout=60)
+        assert processes[3].returncode == 0, err
+        assert re.search(r"\d+ GRANTs to 2 messages written to", traced), traced
+        assert svg.read_text().count('class="message"') == 4      # granted and received
     finally:
         for process in processes:
             if process.poll() is None:
