@@ -13,7 +13,10 @@ Why this order:
 * everything that refuses a program runs before lowering, so LLVM only ever
   sees programs the checker accepted (or, with `enforce_rules=False`, programs
   whose rule violations were recorded on purpose); the one check after it is the
-  compiled frames' size, which only register allocation decides.
+  compiled frames' size, which only register allocation decides. One exception:
+  a hook the budget's source-level estimate refuses, in a program the checker
+  accepted otherwise, is compiled for a second opinion (the verifier replayed
+  over the compiled instructions, `etran.analysis.replay`).
 Each step raises `DiagnosticError` for problems in the user's program; only
 bugs in the compiler surface as other exceptions. Nothing else runs a pass:
 every caller goes through `check_source`/`compile_program` here.
@@ -28,7 +31,7 @@ from etran.abi import MAX_BPF_STACK
 from etran.analysis.budget import check_budget
 from etran.analysis.rules import check_rules
 from etran.check.modules import check_program
-from etran.dsl.diagnostics import DiagnosticSink
+from etran.dsl.diagnostics import DiagnosticError, DiagnosticSink
 from etran.dsl.parser import parse
 from etran.ir import tir
 
@@ -48,8 +51,11 @@ def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] |
 
     `budget_advisory` turns the verifier-work estimate into a warning left in `sink`:
     the kernel verifier has the last word (`--kernel-decides` on the command line).
-    `enforce_rules=False` records the whole-program rules' violations (and the budget's)
-    in `program.rule_violations` instead of raising (precision measurements)."""
+    A hook the source-level estimate refuses gets a second opinion: the program is
+    compiled and the verifier replayed over its instructions (`check_budget`).
+    `enforce_rules=False` records the whole-program rules' violations (and the budget's,
+    from the source-level estimate alone: no second opinion) in `program.rule_violations`
+    instead of raising (precision measurements)."""
     t = timings if timings is not None else {}
     sink = sink or DiagnosticSink()
     t0 = time.perf_counter()
@@ -58,12 +64,24 @@ def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] |
     program = check_program(tree, text, filename, search_dirs, sink, t)
     rules_sink = sink if enforce_rules else DiagnosticSink()
     if check_rules(program, rules_sink):
-        check_budget(program, rules_sink, advisory=budget_advisory)
+        # the replay compiles the program: only one the checker accepted so far
+        replay = enforce_rules and not sink.has_errors
+        check_budget(program, rules_sink, advisory=budget_advisory,
+                     compiled=(lambda: _compiled_for_replay(program)) if replay else None)
     if not enforce_rules:
         program.rule_violations = list(rules_sink.items)
     t["check"] = time.perf_counter() - t0 - t["parse"]
     sink.raise_if_errors()
     return program
+
+
+def _compiled_for_replay(program: tir.Program) -> bytes | str:
+    """The ELF the budget's second opinion replays, or why there is none (the compiled
+    frames' check refuses it)."""
+    try:
+        return compile_program(program).elf
+    except DiagnosticError as e:
+        return "; ".join(d.message for d in e.diagnostics)
 
 
 def check_file(path: str | Path, timings: dict[str, float] | None = None) -> tir.Program:

@@ -1,13 +1,16 @@
 """Compare two estimates of the kernel verifier's work with the kernel's own count.
 
-    .venv/bin/python bench/estimate_models.py                       # examples, shapes, regressions
-    .venv/bin/python bench/estimate_models.py --generated 300 --seed 9101 [--jobs 2]
+    .venv/bin/python research/estimate_models.py                    # examples, shapes, regressions
+    .venv/bin/python research/estimate_models.py --generated 300 --seed 9101 [--jobs 2]
 
 For each program (hook): the kernel's `processed` count (loaded with the budget rules
-lifted), the source model's estimate (`program.budgets[hook].processed`,
-etran/analysis/budget.py) and the instruction-level replay's (research/insn_budget.py),
-with the ratios estimate/kernel. A ratio below 1 is a soundness miss (printed with `MISS`).
-The summary gives, per model, median / p95 / max of estimate/kernel and the miss count.
+lifted), the source model's estimate (`program.budgets[hook].processed` from
+`check_source(enforce_rules=False)`, which never asks the replay; etran/analysis/budget.py)
+and the instruction-level replay's (etran/analysis/replay.py, run here to 1,000,000), with
+the ratios estimate/kernel. A ratio below 1 is a soundness miss (printed with `MISS`).
+The summary gives, per model, median / p95 / max of estimate/kernel and the miss count;
+`checker` is what `etran check` decides: the source estimate, or the replay's where the
+source estimate is over the limit.
 """
 from __future__ import annotations
 
@@ -22,12 +25,11 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 
 def measure(name: str, source: str) -> list[dict[str, Any]]:
     """One row per hook of the program: kernel count and both estimates."""
-    import insn_budget  # research/insn_budget.py, beside this script
+    from etran.analysis import replay
     from etran.dsl.diagnostics import DiagnosticError
     from etran.pipeline import check_source, compile_program
     from etran.runtime.errors import VerifierError
@@ -50,26 +52,24 @@ def measure(name: str, source: str) -> list[dict[str, Any]]:
                                "source": program.budgets[hook].processed if hook in program.budgets else None}
         t0 = time.perf_counter()
         try:
-            res = insn_budget.explore(obj.elf, hook, max_processed=insn_budget.LIMIT,
-                                      maps=map_info(program))
+            res = replay.explore(obj.elf, hook, max_processed=replay.LIMIT,
+                                 maps=replay.map_shapes(program))
             row["insn"] = res.estimate
             row["raw"] = res.processed
             row["complete"] = res.complete
             row["states"] = res.total_states
-        except insn_budget.Unsupported as e:
+        except replay.Unsupported as e:
             row["insn"] = None
             row["unsupported"] = str(e)
         except Exception:
             row["insn"] = None
             row["error"] = traceback.format_exc(limit=-2)
         row["secs"] = round(time.perf_counter() - t0, 2)
+        s, m = row["source"], row["insn"]
+        if s is not None:
+            row["checker"] = s if s <= replay.LIMIT or m is None or m > replay.LIMIT else m
         rows.append(row)
     return rows
-
-
-def map_info(program: Any) -> dict[str, tuple[int, int, int]]:
-    maps = program.maps.values() if isinstance(program.maps, dict) else program.maps
-    return {m.name: (m.kernel_type, m.max_entries, m.value_size) for m in maps}
 
 
 def _ratio(e: int | None, k: int) -> str:
@@ -97,7 +97,7 @@ def print_rows(rows: list[dict[str, Any]]) -> None:
 
 def summary(rows: list[dict[str, Any]]) -> None:
     measured = [r for r in rows if "skip" not in r]
-    for key in ("source", "insn"):
+    for key in ("source", "insn", "checker"):
         vals = sorted(r[key] / max(r["kernel"], 1) for r in measured if r.get(key) is not None)
         if not vals:
             continue
@@ -109,6 +109,7 @@ def summary(rows: list[dict[str, Any]]) -> None:
               f"over 1M (refused): {refused}")
         for r in misses[:10]:
             print(f"        miss: {r['name']} {r['hook']}: kernel {r['kernel']} {key} {r[key]}")
+    raw_summary(measured)
     unsup = [r for r in measured if r.get("insn") is None]
     if unsup:
         print(f"insn model could not run on {len(unsup)} hooks: "
@@ -116,6 +117,25 @@ def summary(rows: list[dict[str, Any]]) -> None:
     skipped = [r for r in rows if "skip" in r]
     if skipped:
         print(f"skipped programs: {len(skipped)}")
+
+
+def raw_summary(measured: list[dict[str, Any]]) -> None:
+    """The replay's raw count (no MARGIN) against the kernel, and its time per hook."""
+    rows = [r for r in measured if r.get("raw") is not None]
+    if not rows:
+        return
+    vals = sorted((r["raw"] if r["complete"] else 1_000_001) / max(r["kernel"], 1) for r in rows)
+    q = lambda f: vals[min(int(f * len(vals)), len(vals) - 1)]  # noqa: E731
+    below = [r for r in rows if r["complete"] and r["raw"] < r["kernel"]]
+    over = sum(1 for r in rows if not r["complete"])
+    secs = sorted(r["secs"] for r in rows)
+    print(f"raw   : {len(vals)} hooks, replay/kernel median {q(0.5):.2f}, p95 {q(0.95):.2f}, "
+          f"max {vals[-1]:.2f}; below the kernel: {len(below)}; over 1M: {over}; "
+          f"seconds per hook median {secs[len(secs) // 2]:.2f}, max {secs[-1]:.2f}, "
+          f"total {sum(secs):.0f}")
+    for r in below:
+        print(f"        below: {r['name']} {r['hook']}: kernel {r['kernel']} raw {r['raw']} "
+              f"({r['raw'] / r['kernel']:.3f})")
 
 
 def corpus() -> list[tuple[str, str]]:

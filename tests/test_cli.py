@@ -192,15 +192,33 @@ def test_run_rejects_bad_input_with_one_line(kernel: None, capsys: pytest.Captur
 
 
 def test_kernel_decides_loads_past_a_pessimistic_budget_estimate(
-        kernel: None, capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
-    """The option walk of tcp_options with 80 steps: the checker estimates over 1,000,000
-    processed instructions (its estimate is pessimistic), the kernel needs about 47,000."""
+        kernel: None, capsys: pytest.CaptureFixture[str], tmp_path: Path,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The option walk of tcp_options with 80 steps: the source-level estimate is over
+    1,000,000 processed instructions (it is pessimistic), the kernel needs about 47,000.
+    The checker's second opinion, the replay over the compiled instructions, accepts it;
+    with the replay given no time (as when it cannot tell), the checker refuses it and
+    `--kernel-decides` lets the kernel decide."""
     source = (ROOT / "examples" / "tcp_options.py").read_text()
     assert "MAX_OPTIONS = 10\n" in source
     walk80 = tmp_path / "walk80.py"
     walk80.write_text(source.replace("MAX_OPTIONS = 10\n", "MAX_OPTIONS = 80\n"))
     code, out, err = run(capsys, "check", str(walk80))
+    assert code == 0, err
+    replayed = int(out.split("verifier ~")[1].split(" of 1,000,000 processed")[0].replace(",", ""))
+    assert "processed (replayed over the compiled instructions)" in out
+    code, out, err = run(capsys, "verify", str(walk80))
+    assert code == 0, err
+    kernel_count = int(out.split("accepted by the kernel verifier, ")[1].split(" instructions")[0]
+                       .replace(",", ""))
+    assert kernel_count <= replayed <= 3 * kernel_count
+    assert f"(checker estimate {replayed:,})" in out
+    from etran.analysis import replay
+    monkeypatch.setattr(replay, "REPLAY_SECONDS", 0.0)
+    code, out, err = run(capsys, "check", str(walk80))
     assert code == 1 and "error[budget]: `parse_options` may make the verifier process" in err
+    assert "; replayed over the compiled instructions, more than 1,000,000 (or more than 0 s " \
+        "to tell);" in err
     assert "`--kernel-decides` (on check, verify, build, run, fuzz and up)" in err
     assert run(capsys, "verify", str(walk80))[0] == 1
     code, out, err = run(capsys, "verify", str(walk80), "--kernel-decides")

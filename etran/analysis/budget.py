@@ -23,7 +23,8 @@ the checker accepts.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 from etran.analysis.stack import stack_bytes
 from etran.dsl.diagnostics import DiagnosticSink
@@ -31,6 +32,9 @@ from etran.ir import tir
 from etran.ir.semantics import CHECKSUM_CHUNK, CHECKSUM_MAX_BYTES
 from etran.ir.tir import Estimate
 from etran.ir.types import OptionalType, StructType
+
+if TYPE_CHECKING:
+    from etran.analysis.replay import Opinion
 
 MAX_PROCESSED = 1_000_000
 MAX_INSNS = 1_000_000
@@ -218,8 +222,14 @@ def _assigned(body: tuple[tir.Stmt, ...], out: dict[tir.Var, bool]) -> None:
 
 
 class _Walker:
-    def __init__(self, hook: tir.Function) -> None:
+    def __init__(self, hook: tir.Function, started: tuple[tir.Function, ...] = ()) -> None:
         precise = _Precise(hook)
+        # The timer handlers being walked (this hook's included): the kernel verifies a
+        # handler as a callback of every program that starts its timer, so a start charges
+        # the handler's walk (once per path; not again inside itself: the kernel prunes the
+        # same callback pushed from its own body).
+        self.started = started + (hook,)
+        self.handlers: dict[tir.Function, _Walker] = {}
         self.branching = precise.branching
         self.bounding = precise.bounding
         self.insns = 0.0
@@ -532,6 +542,13 @@ class _Walker:
         if isinstance(e, tir.Builtin):
             self.charge(_BUILTIN.get(e.name, 2), m, e.span)
             return m
+        if isinstance(e, tir.TimerStart) and e.handler is not None \
+                and e.handler not in self.started:
+            inner = self.handlers.get(e.handler)
+            if inner is None:
+                inner = self.handlers[e.handler] = _walk(e.handler, self.started)
+            # its code is counted once (estimate_hook); its walk on every path starting it
+            self.charge(0, m, e.span, walked=inner.processed)
         # Every other node: its operands, then its own cost.
         for slot in e.__slots__:
             v = getattr(e, slot)
@@ -854,9 +871,27 @@ def _distinct_returns(f: tir.Function) -> bool:
     return len(values) > 1 and (None in values or len(set(values)) > 1)
 
 
-def estimate_hook(hook: tir.Function) -> Estimate:
-    w = _Walker(hook)
+def _walk(hook: tir.Function, started: tuple[tir.Function, ...] = ()) -> _Walker:
+    w = _Walker(hook, started)
     w.block(hook.body, 1.0, _Paths())
+    return w
+
+
+def _handlers_code(w: _Walker) -> float:
+    """The instructions of the timer handlers a walk started, each once, and of theirs."""
+    seen: dict[tir.Function, float] = {}
+    todo = list(w.handlers.items())
+    while todo:
+        f, inner = todo.pop()
+        if f not in seen:
+            seen[f] = inner.insns
+            todo += inner.handlers.items()
+    return sum(seen.values())
+
+
+def estimate_hook(hook: tir.Function) -> Estimate:
+    w = _walk(hook)
+    w.insns += _handlers_code(w)
     hottest = ""
     if w.by_line:
         (_file, line), amount = max(w.by_line.items(), key=lambda kv: kv[1])
@@ -866,23 +901,57 @@ def estimate_hook(hook: tir.Function) -> Estimate:
                     stack=stack_bytes(hook), hottest=hottest)
 
 
-def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = False) -> None:
+def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = False,
+                 compiled: Callable[[], bytes | str] | None = None) -> None:
     """Estimate every hook (kept in `program.budgets`) and report those over the kernel's
     limits. With `advisory`, an estimate over a limit is a warning and the kernel verifier
-    decides (`--kernel-decides`: the estimate is pessimistic)."""
+    decides (`--kernel-decides`: the estimate is pessimistic).
+
+    A hook whose estimate is over the limit of processed instructions gets a second opinion
+    when `compiled` is given: it compiles the program (the ELF, or a message saying why it
+    could not) and `etran.analysis.replay` replays the verifier over the compiled
+    instructions; if the replay's estimate is within the limit, it becomes the hook's
+    estimate (`Estimate.replayed`) and the hook is accepted. Programs within the limit are
+    never compiled here, so checking them costs what it always did."""
+    over = []
     for hook in program.hooks:
         est = estimate_hook(hook)
         program.budgets[hook.name] = est
+        if est.processed > MAX_PROCESSED:
+            over.append(hook.name)
+    opinions = _second_opinions(program, over, compiled) if over and compiled else {}
+    for hook in program.hooks:
+        est = program.budgets[hook.name]
         error = sink.warning if advisory else sink.error
         if est.processed > MAX_PROCESSED:
-            error(hook.name_span or hook.span, "budget",
-                  f"`{hook.name}` may make the verifier process about {est.processed:,} "
-                  f"instructions; the kernel stops at {MAX_PROCESSED:,}",
-                  f"the largest part: {est.hottest}",
-                  "lower loop bounds, or split the work across hooks or runs; the "
-                  "estimate is pessimistic: `--kernel-decides` (on check, verify, build, "
-                  "run, fuzz and up) lets the kernel verifier decide")
-        elif est.insns > MAX_INSNS:
+            opinion = opinions.get(hook.name)
+            replayed = opinion.estimate if opinion is not None else None
+            if replayed is None or replayed > MAX_PROCESSED:
+                second = ""
+                if opinion is not None:
+                    second = "; replayed over the compiled instructions, " + (
+                        f"about {replayed:,}" if replayed is not None else opinion.why)
+                error(hook.name_span or hook.span, "budget",
+                      f"`{hook.name}` may make the verifier process about {est.processed:,} "
+                      f"instructions{second}; the kernel stops at {MAX_PROCESSED:,}",
+                      f"the largest part: {est.hottest}",
+                      "lower loop bounds, or split the work across hooks or runs; the "
+                      "estimate is pessimistic: `--kernel-decides` (on check, verify, build, "
+                      "run, fuzz and up) lets the kernel verifier decide")
+                continue
+            est = program.budgets[hook.name] = replace(est, processed=replayed, replayed=True)
+        if est.insns > MAX_INSNS:
             error(hook.name_span or hook.span, "budget",
                   f"`{hook.name}` compiles to about {est.insns:,} "
                   f"instructions; the kernel accepts at most {MAX_INSNS:,}")
+
+
+def _second_opinions(program: tir.Program, hooks: list[str],
+                     compiled: Callable[[], bytes | str]) -> dict[str, Opinion]:
+    """The replay's estimate of each hook (times its margin), or None and why there is none."""
+    # imported here: `etran check` on a program within the limits never needs it
+    from etran.analysis.replay import Opinion, second_opinion
+    elf = compiled()
+    if isinstance(elf, str):
+        return {h: Opinion(None, f"cannot tell (it does not compile: {elf})") for h in hooks}
+    return second_opinion(program, elf, hooks)

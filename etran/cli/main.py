@@ -100,8 +100,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         if est is None:
             print(f"  {kind:<24} {h.name}")
             continue
+        how = " (replayed over the compiled instructions)" if est.replayed else ""
         print(f"  {kind:<24} {h.name}: ~{est.insns:,} instructions, verifier ~{est.processed:,} "
-              f"of {MAX_PROCESSED:,} processed, stack {est.stack} of 512 bytes")
+              f"of {MAX_PROCESSED:,} processed{how}, stack {est.stack} of 512 bytes")
     for line in verdicts:
         print(line)
     for m in program.maps:

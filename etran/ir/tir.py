@@ -462,6 +462,9 @@ class Estimate:
     processed: int
     stack: int
     hottest: str   # the statement contributing most to `processed`, for messages
+    # `processed` is the instruction-level replay's (etran.analysis.replay): the source
+    # model's estimate was over the kernel's limit, the replay's is within it
+    replayed: bool = False
 
 
 @dataclass(eq=False, slots=True)

@@ -39,6 +39,9 @@ llvm_ir_types.ir_layer_typed_pointers_enabled = False
 # Deliberate miscompilations, for tests that prove the differential checks and the
 # verifier report catch a wrong compiler. Never set outside tests.
 DEFECTS = frozenset({"no-packet-bounds", "unsigned-compare", "no-sign-extend"})
+# A @timer handler's callback, `<handler>_timer_cb`, a static function of `.text`: the
+# programs that start the timer carry it among their subprograms (etran.analysis.replay).
+TIMER_CALLBACK_SUFFIX = "_timer_cb"
 
 TRIPLE = "bpfel"
 DATALAYOUT = "e-m:e-p:64:64-i64:64-i128:128-n32:64-S128"
@@ -215,7 +218,8 @@ class ModuleContext:
         """The static `.text` callback the kernel calls: (map, key, value) -> 0."""
         if handler in self.callbacks:
             return self.callbacks[handler]
-        cb = ir.Function(self.m, ir.FunctionType(I32, [PTR, PTR, PTR]), f"{handler.name}_timer_cb")
+        cb = ir.Function(self.m, ir.FunctionType(I32, [PTR, PTR, PTR]),
+                         handler.name + TIMER_CALLBACK_SUFFIX)
         cb.linkage = "internal"
         cb.attributes.add("nounwind")
         cb.attributes.add("noinline")
