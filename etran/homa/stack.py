@@ -61,12 +61,11 @@ _compiled: dict[str, Any] = {}
 
 
 def _transport() -> Any:
-    """The compiled data path, once per process. The kernel verifier has the last word on
-    its budget: the checker's estimate refuses the grant scheduler's loops, which the
-    verifier accepts with a wide margin (docs/homa.md)."""
+    """The compiled data path, once per process (the checker replays the verifier over the
+    grant scheduler's loops, which takes a second or two)."""
     if "homa" not in _compiled:
         from etran.pipeline import compile_file
-        _compiled["homa"] = compile_file(TRANSPORT, budget_advisory=True)
+        _compiled["homa"] = compile_file(TRANSPORT)
     return _compiled["homa"]
 
 

@@ -32,7 +32,7 @@ SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=
 
 @pytest.fixture(scope="module")
 def runner(kernel: None) -> Any:
-    compiled = compile_file(TRANSPORT, observe=True, budget_advisory=True)
+    compiled = compile_file(TRANSPORT, observe=True)
     with KernelHarness(compiled) as r:
         yield r
 
