@@ -201,6 +201,9 @@ class RunResult:
     redirect: tuple[str, int] | None = None
     ringbuf: dict[str, list[bytes]] = field(default_factory=dict)
     timers: list[TimerStarted] = field(default_factory=list)
+    # how many timer starts in all, when more were made than `timers` holds (a kernel run
+    # records only the first etran.lower.observe.MAX_TIMERS)
+    timer_count: int | None = None
 
 
 def frame_input(packet: bytes, **kw: Any) -> RunInput:

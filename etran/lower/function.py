@@ -165,6 +165,8 @@ class FunctionBase:
         p, _, done = self.obs_slot()
         count_ptr = self.field_ptr(p, obs.OFF_TIMER_COUNT)
         count = self.b.load(count_ptr, typ=I32, align=4)
+        # every start is counted; the first MAX_TIMERS are recorded
+        self.b.store(self.b.add(count, ir.Constant(I32, 1)), count_ptr, align=4)
         room = self.new_block("obs.room")
         self.b.cbranch(self.b.icmp_unsigned("<", count, ir.Constant(I32, obs.MAX_TIMERS)), room, done)
         self.b.position_at_end(room)
@@ -175,7 +177,6 @@ class FunctionBase:
         self.b.store(ir.Constant(I32, self.lw.map_index[e.map.name] + 1), entry, align=4)
         self.b.store(ir.Constant(I32, e.timer.field.offset), self.field_ptr(entry, 4), align=4)
         self.b.store(delay, self.field_ptr(entry, 8), align=8)
-        self.b.store(self.b.add(count, ir.Constant(I32, 1)), count_ptr, align=4)
         self.b.branch(done)
         self.b.position_at_end(done)
 

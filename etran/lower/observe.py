@@ -52,6 +52,7 @@ def encode_inputs(now_ns: int, random_u32: int, key: bytes = b"") -> bytes:
 class Observation:
     redirect: tuple[int, int] | None                 # (map index, key)
     timers: tuple[tuple[int, int, int], ...]         # (map index, field offset, delay_ns)
+    timer_count: int = 0                             # starts in all (the first MAX_TIMERS kept)
 
 
 def decode(raw: bytes) -> Observation:
@@ -60,4 +61,4 @@ def decode(raw: bytes) -> Observation:
     for i in range(min(count, MAX_TIMERS)):
         m, off, delay = TIMER.unpack_from(raw, OFF_TIMERS + i * TIMER.size)
         timers.append((m - 1, off, delay))
-    return Observation((rmap - 1, rkey) if rmap else None, tuple(timers))
+    return Observation((rmap - 1, rkey) if rmap else None, tuple(timers), count)
