@@ -215,6 +215,7 @@ class Counters(Struct):
     reclaimed: u64
     over_grant: u64       # packets egress handed back: beyond the grant
     no_slot: u64          # a message that needs grants found every slot taken
+    peer_forgot: u64      # RPCs removed because the client answered UNKNOWN
 
 
 class Wake(Struct):
@@ -451,6 +452,7 @@ def homa_rx(pkt: Packet) -> int:
         return XDP_DROP
     if h.kind == UNKNOWN:
         if from_client:                      # the client forgot the RPC: so do we
+            ct.peer_forgot += 1
             forget_candidate(key)
             rpcs.delete(key)
             return XDP_DROP

@@ -206,14 +206,19 @@ def test_sigterm_of_a_holding_up_tears_it_down(kernel: None) -> None:
 
 
 def test_up_kernel_decides_loads_past_a_pessimistic_estimate(
-        kernel: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """tcp_options with 80 option steps: the checker's estimate is over the limit, the
-    kernel takes it; `up --kernel-decides` brings it up and shows both numbers."""
+        kernel: None, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """tcp_options with 80 option steps: the source-level estimate is over the limit, the
+    kernel takes it. With the checker's second opinion given no time (as when the replay
+    cannot tell in time), `up` refuses it and `up --kernel-decides` brings it up and shows
+    both numbers."""
+    from etran.analysis import replay
     source = (ROOT / "examples" / "tcp_options.py").read_text()
     assert "MAX_OPTIONS = 10\n" in source
     walk80 = tmp_path / "walk80.py"
     walk80.write_text(source.replace("MAX_OPTIONS = 10\n", "MAX_OPTIONS = 80\n"))
     before = {r.run_id for r in runs.list_runs()}
+    monkeypatch.setattr(replay, "REPLAY_SECONDS", 0.0)
     assert etran("up", str(walk80)) == 1
     assert "error[budget]: `parse_options`" in capsys.readouterr().err
     assert new_runs(before) == set()

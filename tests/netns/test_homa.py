@@ -246,6 +246,55 @@ def test_incast_of_eight_senders(kernel: None) -> None:
                 stack.close()
 
 
+def test_incast_over_lossy_links(kernel: None) -> None:
+    """incast:8 with every 11th DATA and GRANT lost on what the receiver and two senders
+    send: one packet, a few packets, 100 KB and 1 MB from each sender, all byte-exact."""
+    with Topology("incast:8") as topo:
+        r = topo.host("r")
+        links = [lossy(topo, name, 11, kinds=0b11) for name in ("r", "s0", "s5")]
+        stacks = [HomaStack(topo, f"s{i}") for i in range(8)]
+        try:
+            with HomaStack(topo, "r") as receiver:
+                echo = Echo(receiver.server(PORT), answer=lambda b: b[-32:])
+                futures = []
+                for i, stack in enumerate(stacks):
+                    client = stack.client()
+                    for size in (1, 4_000, 100_000, 1_000_000):
+                        request = payload(size, i)
+                        futures.append((client.call_async((r.ip, PORT), request), request))
+                for future, request in futures:
+                    assert future.result(timeout=60) == request[-32:]
+                echo.stop()
+                assert sum(sum(link["state"][0]["dropped"]) for link in links) >= 50
+        finally:
+            for stack in stacks:
+                stack.close()
+
+
+def test_a_client_closed_mid_request_is_reclaimed(topo: Topology) -> None:
+    """A client stack closed while its 1 MB request is half sent (its data path stays
+    attached but no application answers): the server's RPC goes, aborted by its timers (or
+    answered UNKNOWN by the client's data path, whose own timers gave up first), and nothing
+    of it is left."""
+    b = topo.host("b")
+    with HomaStack(topo, "b", grant_window=5_000, max_incoming=5_000) as server_stack:
+        echo = Echo(server_stack.server(PORT))           # grants trickle: a slow request
+        client_stack = HomaStack(topo, "a", rtt_bytes=20_000)
+        client_stack.client().call_async((b.ip, PORT), payload(1_000_000))
+        end = time.monotonic() + 2
+        while not server_stack.rpcs() and time.monotonic() < end:
+            time.sleep(0.002)
+        assert server_stack.rpcs()                      # the request is arriving
+        client_stack.close()
+        end = time.monotonic() + 5
+        while server_stack.rpcs() and time.monotonic() < end:
+            time.sleep(0.05)
+        echo.stop()
+        assert server_stack.rpcs() == [] and server_stack.candidates()["used"] == [0] * 16
+        c = server_stack.counters()       # its own timers gave up, or the client's did first
+        assert c["aborted"] + c["peer_forgot"] == 1 and c["data_in"] < 715, c
+
+
 def test_srpt_short_messages_finish_first_and_long_ones_finish(topo: Topology) -> None:
     """While a 1 MB request is being received, shorter ones sent after it complete first;
     under a steady stream of short requests the long one still completes. The receiver keeps
