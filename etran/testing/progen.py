@@ -23,6 +23,17 @@ budget rule. Values come from packet fields, map contents and `pkt.len`, so
 inputs steer the paths; map keys stay in small ranges (`x & 3`, `S(f=y & 1)`)
 so that the contents a test puts in the maps get hit.
 
+Miscompiled corners (issue 11) show only when an operator runs on values no
+compiler can fold, at the values where implementations differ, and its result
+reaches what a test compares. So a hook starts by taking `out`, the one entry
+of the `traces` map (a field of every integer type, which tests fill with edge
+values), and *probes* store into it: each is one operator, builtin or method
+(dealt from `PROBE_OPS` so that all come up) on runtime values, with a second
+operand that is a runtime value or an edge constant (`edge_values`: 0, 1, -1,
+the extremes, shift counts at and past the width, divisors 0 and -1, MIN...).
+Timers (start, cancel, their results), redirects and the checksum helpers are
+drawn too. `coverage` says which corners (`CORNERS`) a checked program reaches.
+
 Every choice is a hypothesis draw whose first option is the simplest, and sizes
 shrink to zero, so failing programs shrink to short readable ones
 (`sample_programs` drives the same generator from a seeded random, for rates and
@@ -45,11 +56,14 @@ from etran.testing.progen_exprs import (
     BE32,
     BE64,
     BOOL,
+    CHECKSUM_STACK,
+    I8,
     I16,
     I32,
     I64,
     INTS,
     LOCK,
+    PREC,
     U8,
     U16,
     U32,
@@ -64,17 +78,20 @@ from etran.testing.progen_exprs import (
     Int,
     MapDef,
     MethodDef,
+    Plain,
     StructDef,
     Var,
     binop,
     lit_text,
+    wider,
+    wrap,
 )
 
 FEATURES = frozenset({
     "structs", "arrays", "constants", "maps", "lru", "percpu", "queue", "ringbuf", "packets",
     "headers", "arith", "division", "shifts", "unary", "casts", "minmax", "compare", "seq",
     "branches", "loops", "functions", "locks", "none_checks", "atomics", "resize", "actions",
-    "helpers", "checksum",
+    "helpers", "checksum", "trace", "timers", "redirect", "csum",
 })
 
 
@@ -152,9 +169,52 @@ INT_NAMES = "n x size total delta acc off diff val limit".split()
 BOOL_NAMES = "ok flag hit seen full".split()
 ACTIONS = ["XDP_PASS", "XDP_DROP", "XDP_TX", "XDP_ABORTED", "XDP_REDIRECT"]
 CONST_NAMES = ["LIMIT", "MASK"]
+CSUM_HELPERS = ("csum_fold", "csum_replace16", "csum_replace32", "ipv4_checksum")
 RESERVED = set(keyword.kwlist) | {"min", "max", "range", "bool", "int", "pkt", "self", "atomic_add",
                                   "now_ns", "cpu_id", "random_u32", "ETH_P_IP", "IPPROTO_UDP",
-                                  "IPPROTO_TCP"} | set(ACTIONS)
+                                  "IPPROTO_TCP", "Trace", "traces", "Deadline", "deadlines",
+                                  "ports", "xsks", "on_deadline", "timer", "Timer",
+                                  "Header", "Struct", "Packet"} | set(ACTIONS) | set(CSUM_HELPERS)
+
+# The trace: one map value with a field of every integer type (and a sequence number and a
+# flag), looked up at the top of every hook. Its fields are inputs the test fills with edge
+# values, and the probes (`ProgramGen.s_trace`) store operator results back into it, so what
+# an operator computes on runtime data reaches the map contents the test compares.
+TRACE_FIELDS = (("wide", U64), ("swide", I64), ("word", U32), ("sword", I32), ("half", U16),
+                ("shalf", I16), ("byte", U8), ("sbyte", I8), ("seq", BE32), ("flag", BOOL))
+TIMER = Plain("Timer", 16, 8)
+# Operators a probe draws uniformly (each needs the feature after it), so that every one is
+# compiled on runtime values in most programs.
+PROBE_OPS = (("+", "arith"), ("-", "arith"), ("*", "arith"), ("&", "arith"), ("|", "arith"),
+             ("^", "arith"), ("//", "division"), ("%", "division"), ("<<", "shifts"),
+             (">>", "shifts"), ("neg", "unary"), ("inv", "unary"), ("min", "minmax"),
+             ("max", "minmax"), ("cast", "casts"), ("cond", "branches"), ("atomic", "atomics"),
+             ("csum", "csum"), ("checksum", "checksum"), ("call", "functions"),
+             ("test", "compare"))
+PROBE_TESTS = (("cmp", "compare"), ("cmp", "compare"), ("seq", "seq"), ("bcast", "casts"),
+               ("timer", "timers"), ("effect", "maps"))
+
+
+def edge_values(t: Int) -> list[int]:
+    """The values of `t` where implementations diverge: 0, 1, -1, the extremes and their
+    neighbours, the width and its neighbours (shift counts), the sign bit, 2**32 - 1..."""
+    w = t.bits
+    vals = [0, 1, -1, 2, t.lo, t.hi, t.lo + 1, t.hi - 1, w - 1, w, w + 1, 2 * w, -2,
+            1 << (w - 1), (1 << (w // 2)) - 1, 2**31 - 1, 2**31, 2**32 - 1, 2**32, 3, 7]
+    return [v for v in dict.fromkeys(vals) if t.fits(v)]
+
+
+class MapOnlyStruct(StructDef):
+    """A struct holding a `Timer`: like one holding a SpinLock, it lives only in its map
+    (passed by reference, built only as the value of a map update)."""
+
+    @property
+    def has_lock(self) -> bool:
+        return True
+
+    @property
+    def timer(self) -> str:
+        return next(n for n, t in self.fields if t is TIMER)
 
 
 T = TypeVar("T")
@@ -177,12 +237,20 @@ class ProgramGen(ExprGen):
         self.hooks: list[str] = []
         self.reserved = RESERVED | set(self.std)
         self.ctx = FnCtx("<module>", False, False, None)
+        self.trace: MapDef | None = None             # the map probes store into
+        self.timed: MapDef | None = None             # the map whose values hold a Timer
+        self.redirects: list[tuple[str, str]] = []   # (name, kind) of DevMaps and XskMaps
+        self.decks: dict[str, list[str]] = {}         # see `deal`
+        self.starts = 0                               # Timer starts in the current hook
 
     # ---------------------------------------------------------------- the module
     def generate(self) -> GeneratedProgram:
         self.declare_constants()
         self.declare_structs()
         self.declare_maps()
+        self.declare_timers()
+        self.declare_trace()
+        self.declare_redirects()
         self.declare_methods()
         if self.on("functions"):
             share = self.budget * 2 // 5            # most statements go to the hooks
@@ -194,6 +262,8 @@ class ProgramGen(ExprGen):
         n = self.num(1, 2)
         for i in range(n):
             self.define_hook(HOOK_NAMES[i], last=(i == n - 1))
+        if self.timed is not None:
+            self.define_timer_handler(self.timed)
         return GeneratedProgram(self.render(), tuple(self.hooks), frozenset(self.used & FEATURES))
 
     def declare_constants(self) -> None:
@@ -202,6 +272,8 @@ class ProgramGen(ExprGen):
         for name in CONST_NAMES[:self.num(0, 2)]:
             t = self.pick([None, U32, U16, I32])
             v = self.num(0, 5000) if t is None or not t.signed else self.num(-100, 100)
+            if t is not None and self.chance(40):
+                v = self.pick(edge_values(t))
             self.consts.append(ConstDef(name, t, v))
             self.reserved.add(name)
 
@@ -271,6 +343,39 @@ class ProgramGen(ExprGen):
             self.reserved.add(name)
             self.maps.append(MapDef(name, kind, key, value, entries))
 
+    def declare_timers(self) -> None:
+        """Sometimes a map whose values hold a `Timer`, with its `@timer` handler."""
+        if not (self.on("timers") and self.on("maps") and self.chance(45)):
+            return
+        fields: list[tuple[str, Any]] = [("rto", TIMER)]
+        names = iter(["count", "due", "sent", "acked"])
+        for _ in range(self.num(1, 3)):
+            fields.append((next(names), self.pick([U32, U64, I32, I64, U16])))
+        if self.chance(40):
+            fields.append(fields.pop(0))        # the timer need not come first
+        value = MapOnlyStruct("Deadline", False, fields)
+        self.structs.append(value)
+        kind = self.choose([(3, "ArrayMap"), (2, "HashMap"), (1, "LruHashMap")])
+        key = None if kind == "ArrayMap" else self.pick([U32, U16])
+        entries = self.num(1, 4) if kind == "ArrayMap" else 64
+        self.timed = MapDef("deadlines", kind, key, value, entries)
+        self.maps.append(self.timed)
+
+    def declare_trace(self) -> None:
+        """The trace map probes store into (see TRACE_FIELDS)."""
+        if not (self.on("trace") and self.on("maps") and self.on("structs")):
+            return
+        value = StructDef("Trace", False, list(TRACE_FIELDS))
+        self.structs.append(value)
+        self.trace = MapDef("traces", "ArrayMap", None, value, 1)
+        self.maps.append(self.trace)
+
+    def declare_redirects(self) -> None:
+        if not (self.on("redirect") and self.on("actions") and self.chance(25)):
+            return
+        for name, kind in [("ports", "DevMap"), ("xsks", "XskMap")][:self.num(1, 2)]:
+            self.redirects.append((name, kind))
+
     def declare_methods(self) -> None:
         if not self.on("functions"):
             return
@@ -321,10 +426,86 @@ class ProgramGen(ExprGen):
     def define_hook(self, name: str, last: bool) -> None:
         self.ctx = FnCtx(name, True, True, U32)
         self.hooks.append(name)
+        self.starts = 0
+        head = self.trace_prologue()
+        if head and self.on("checksum") and self.chance(30):
+            sums = [p for p in self.trace_targets() if isinstance(self.value_type(p[1]), Int)
+                    and self.value_type(p[1]).holds(U32)]
+            e = self.checksum_probe() if sums else None
+            if e is not None:       # here, before paths multiply: its walk is paid once
+                head.append(f"{self.pick(sums)[0]} ^= {e.text}")
+                self.budget -= 1
+        if self.timer_refs() and self.chance(60):       # a Timer used on every run
+            head += self.timer_use(self.pick(self.timer_refs()))
+            self.budget -= 1
+        for _ in range(self.num(3, 7) if head else 0):    # probes on the inputs first
+            head += self.s_trace() or []
+            self.budget -= 1
         body, done = self.block(self.budget if last else max(1, self.budget * 2 // 3), frame=False)
         if not done:
+            body += self.trace_flush()
             body.append(self.return_line())
-        self.func_text.append(f"@xdp\ndef {name}(pkt: Packet) -> int:\n" + _indent(body))
+        self.func_text.append(f"@xdp\ndef {name}(pkt: Packet) -> int:\n" + _indent(head + body))
+
+    def trace_prologue(self) -> list[str]:
+        """`out = traces.get(0)`, checked: the trace is in scope for the whole hook."""
+        m = self.trace
+        if m is None or self.chance(8):     # the plainest draw keeps it
+            return []
+        c = self.ctx
+        v = self.declare(Var(self.fresh("out"), m.value, optional=True, origin="map", map=m))
+        c.frames[-1].narrowed.add(id(v))
+        c.stack += 8
+        c.helpers = True
+        self.use("trace", "maps")
+        lines = [f"{v.name} = {m.name}.get(0)", f"if {v.name} is None:",
+                 f"    return {self.pick(['XDP_PASS', 'XDP_DROP'])}"]
+        t = self.timed
+        if t is not None and not self.chance(25):       # an entry whose Timer probes use
+            d = self.declare(Var(self.fresh("deadline"), t.value, optional=True, origin="map", map=t))
+            c.frames[-1].narrowed.add(id(d))
+            c.stack += 8 if t.is_array else 24
+            k = self.num(0, t.max_entries - 1 if t.is_array else 3)
+            exit = f"return {self.pick(['XDP_PASS', 'XDP_DROP'])}"
+            lines += [f"{d.name} = {t.name}.get({k})"]
+            if not t.is_array:              # a hash map's entry is made if missing
+                c.updated(t)
+                d.into = c.into([t])
+                lines += [f"if {d.name} is None:", f"    {t.name}.set({k}, {t.value.name}())",
+                          f"    {d.name} = {t.name}.get({k})"]
+                exit = "    " + exit
+            lines += [f"{'    ' if not t.is_array else ''}if {d.name} is None:", f"    {exit}"]
+        return lines
+
+    def trace_flush(self) -> list[str]:
+        """Before the hook's last return, a few of its integer variables folded into the
+        trace (`out.word ^= acc`): values computed along the way are observed, not dropped."""
+        if self.trace is None:
+            return []
+        fields = [p for p in self.places(lambda t: isinstance(t, Int))
+                  if p[2].type is self.trace.value and p[2].origin == "map"]
+        local = [v for v in self.scalar_vars(lambda t: isinstance(t, Int)) if v.origin == "local"]
+        lines = []
+        for _ in range(min(len(local), 3) if fields else 0):
+            v = self.pick(local)
+            text, t, _ = self.pick(fields)
+            value = v.name if t.holds(v.type) else f"{t.name}({v.name})"
+            lines.append(f"{text} ^= {value}")
+        if lines:
+            self.use("trace")
+        return lines
+
+    def define_timer_handler(self, m: MapDef) -> None:
+        """`@timer(Deadline.rto) def on_deadline(key, value) -> None` (never run by the
+        differential tests, which fire no timers: a small body)."""
+        s = m.value
+        assert isinstance(s, MapOnlyStruct)
+        key = "u32" if m.key is None else m.key.name
+        ints = [f for f, t in s.fields if isinstance(t, Int)]
+        body = f"value.{ints[0]} += 1" if ints else "pass"
+        self.func_text.insert(0, f"@timer({s.name}.{s.timer})\n"
+                                 f"def on_deadline(key: {key}, value: {s.name}) -> None:\n"
+                                 f"    {body}\n")
 
     def return_line(self) -> str:
         r = self.ctx.returns
@@ -337,6 +518,15 @@ class ProgramGen(ExprGen):
         return f"return {self.int_expr(r, 2, r).text}"  # type: ignore[arg-type]
 
     def action(self) -> str:
+        if self.redirects and self.chance(25):
+            name, _ = self.pick(self.redirects)
+            self.use("redirect", "actions")
+            self.ctx.helpers = True
+            kind = self.choose([(2, "lit"), (3, "mask"), (1, "raw")])
+            key = lit_text(self.num(0, 4)) if kind == "lit" else self.runtime(U32)
+            if kind == "mask":
+                key = binop("&", key, lit_text(3), key.type)
+            return f"{name}.redirect({key.text}, {self.pick(ACTIONS[:2])})"
         acts = ACTIONS if self.on("actions") else ACTIONS[:2]
         self.use("actions")
         if self.on("branches") and self.chance(20):
@@ -442,6 +632,8 @@ class ProgramGen(ExprGen):
             (1 if self.on("atomics") else 0, "atomic"),
             ((6 if len(self.called) < len(self.funcs) else 2) if self.funcs else 0, "call"),
             (2 if self.on("structs") else 0, "struct"), (1 if self.on("structs") else 0, "copy"),
+            ((2 if c.loops else 8) if self.on("trace") else 0, "trace"),
+            (4 if self.timed is not None and self.on("timers") and free else 0, "timer"),
         ]
 
     # ---------------------------------------------------------------- simple statements
@@ -472,8 +664,10 @@ class ProgramGen(ExprGen):
         return [f"{v.name} = {e.text}"]
 
     def aug_op(self) -> str:
+        # In a loop, division's hidden branches multiply the verifier's paths per iteration.
+        div = self.on("division") and not (self.ctx.loops and self.chance(75))
         ops = (["+", "-", "*", "&", "|", "^"] if self.on("arith") else ["+"]) + \
-            (["//", "%"] if self.on("division") else []) + (["<<", ">>"] if self.on("shifts") else [])
+            (["//", "%"] if div else []) + (["<<", ">>"] if self.on("shifts") else [])
         op: str = self.pick(ops)
         return op
 
@@ -744,7 +938,8 @@ class ProgramGen(ExprGen):
         return lines
 
     def lockable(self) -> list[Var]:
-        return [v for v in self.refs() if v.type.has_lock and not v.view]  # type: ignore[union-attr]
+        return [v for v in self.refs() if not v.view and isinstance(v.type, StructDef)
+                and any(t is LOCK for _, t in v.type.fields)]
 
     def s_lock(self) -> list[str]:
         """`with v.lock:` around field updates only (no helpers, no exits: the verifier's rules)."""
@@ -818,6 +1013,371 @@ class ProgramGen(ExprGen):
                 lines += self.s_view(reuse=v)
         return lines
 
+    # ---------------------------------------------------------------- probes
+    # A probe stores one operator's result on runtime values (fields the test fills with
+    # edge values, packet fields, variables) into the trace, or another place the test
+    # compares: the operators are drawn uniformly (PROBE_OPS), their second operands are
+    # runtime values or edge constants (`edge_values`), so every operator is compiled on
+    # values the checker cannot fold, at the corners of its type, and its result observed.
+    def places(self, want: Callable[[Any], bool], whole: bool = False) -> list[tuple[str, Any, Var]]:
+        return super().places(lambda t: t is not TIMER and want(t), whole)
+
+    def trace_targets(self) -> list[tuple[str, Any, Var]]:
+        ps = self.places(lambda t: isinstance(self.value_type(t), Int) or t is BOOL)
+        mine = [p for p in ps if self.trace is not None and p[2].type is self.trace.value]
+        return mine or [p for p in ps if p[2].view or p[2].origin in ("map", "param")]
+
+    @_value_first
+    def s_trace(self) -> list[str] | None:
+        targets = self.trace_targets()
+        if not targets:
+            return None
+        if self.trace is not None and targets[0][2].type is self.trace.value:
+            name = "." + self.deal("fields", [n for n, _ in TRACE_FIELDS])    # all types in turn
+            targets = [p for p in targets if p[0].endswith(name)] or targets
+        text, t, _ = self.element(self.pick(targets))
+        vt = self.value_type(t)
+        self.use("trace")
+        if vt is BOOL:
+            return [f"{text} = {self.probe_bool().text}"]
+        e = self.probe_int(vt) if self.chance(80) else self.int_expr(vt, 2, vt)
+        # Folded in, mostly, not stored: a later probe of the field keeps this one's result.
+        return [f"{text} {self.choose([(5, '^='), (3, '+='), (2, '=')])} {e.text}"]
+
+    def runtime(self, t: Int, other: E | None = None) -> E:
+        """A value assignable to `t` the checker cannot fold: a variable, a field, `pkt.len`...
+        (preferably not the same as `other`, the operator's other operand)."""
+        atoms = self.int_atoms(t)
+        exact = [a for a in atoms if self._atom_type(a) == t]
+        if exact and self.chance(50):   # the operator at `t`'s width, not a narrower one widened
+            atoms = exact
+        for _ in range(2 if atoms else 0):
+            e: E = self.pick(atoms)()
+            if not e.const and (other is None or e.text != other.text or len(atoms) == 1):
+                return e
+        return self.int_expr(t, 1)
+
+    def _atom_type(self, atom: Callable[[], E]) -> Any:
+        """The type an atom of `int_atoms` has, without drawing it."""
+        if isinstance(atom, functools.partial):
+            if atom.func is E:
+                return atom.args[2]
+            if atom.args and isinstance(atom.args[0], tuple):      # a place
+                t = atom.args[0][1]
+                return self.value_type(t.elem if isinstance(t, Arr) else t)
+        return U32                      # pkt.len and friends
+
+    def edge(self, t: Int) -> E:
+        """An edge constant of `t`: half the time 0, 1, -1 or an extreme."""
+        core = [v for v in (0, 1, -1, t.lo, t.hi) if t.fits(v)]
+        return lit_text(self.pick(core if self.chance(50) else edge_values(t)))
+
+    def deal(self, deck: str, cards: list[str]) -> str:
+        """The next of `cards` from a shuffled deck, dealt again when used up: over a
+        program's probes every operator comes up, not only the likeliest ones."""
+        left = self.decks.get(deck)
+        if not left:
+            left = self.decks[deck] = list(cards)
+        return left.pop(self.num(0, len(left) - 1))
+
+    def probe_int(self, t: Int) -> E:
+        pure = self.ctx.lock is not None
+        ops = [op for op, f in PROBE_OPS if self.on(f)]
+        for _ in range(3 if ops else 0):
+            op = self.deal("ops", ops)
+            e = self._probe(op, t, pure)
+            if e is not None:
+                return e
+            self.decks["ops"].append(op)    # not possible here: for a later probe
+        return self.int_expr(t, 2, t, pure)
+
+    def _probe(self, op: str, t: Int, pure: bool) -> E | None:
+        c = self.ctx
+        if c.loops and op not in ("+", "-", "*", "&", "|", "^", "neg", "inv", "cast", "atomic"):
+            return None     # branches hidden in an operator multiply the paths per iteration
+        if op in ("+", "-", "*", "&", "|", "^", "//", "%"):
+            self.use("division" if op in ("//", "%") else "arith")
+            a = self.runtime(t)
+            at: Int = a.type  # type: ignore[assignment]
+            div = op in ("//", "%")
+            kind = self.choose([(4, "runtime"), (4, "edge"), (2 if div else 0, "min"),
+                                (2 if div else 0, "masked")])
+            if kind == "min":       # MIN // x, x % MIN...: the divisor at run time
+                b = a
+                a = lit_text(at.lo if at.signed else at.hi)
+                c.forks += 2 if at.signed else 1
+                return binop(op, a, b, at) if self.chance(70) else binop(op, b, a, at)
+            if kind == "runtime":
+                b = self.runtime(t, a)
+            elif kind == "masked":      # a runtime divisor that is often 0
+                b = self.runtime(t, a)
+                b = E(f"({binop('&', b, lit_text(self.pick([1, 3, 7])), b.type).text})",
+                      PREC["atom"], b.type)
+            elif div:                   # x // 0 == 0, x % 0 == x, MIN // -1 == MIN...
+                b = lit_text(self.pick([v for v in (0, 0, -1, -1, 1, 2, 3, 7, -2, at.lo, at.hi)
+                                        if at.fits(v)]))
+            else:
+                b = self.edge(at)
+            typ = wider(at, b.type)  # type: ignore[arg-type]
+            if div:                 # the lowering's fix-ups are branches: paths for the verifier
+                c.forks += (2 if typ.signed else 1) if b.type is not None else typ.signed
+            if b.type is None and not div and self.chance(30):
+                a, b = b, a
+            return binop(op, a, b, typ)
+        if op in ("<<", ">>"):
+            self.use("shifts")
+            a = self.runtime(t)
+            w = a.type.bits  # type: ignore[union-attr]
+            n = self.runtime(self.some_type()) if self.chance(50) else \
+                lit_text(self.pick([w - 1, w, w + 1, 2 * w, 0, 1, 63, 64, 65, 255]))
+            c.forks += n.type is not None       # the count's test against the width
+            return binop(op, a, n, a.type)
+        if op in ("neg", "inv"):
+            self.use("unary")
+            a = self.runtime(t)
+            inner = f"({a.text})" if a.prec <= PREC["unary"] else a.text
+            return E(f"{'-' if op == 'neg' else '~'}{inner}", PREC["unary"], a.type)
+        if op in ("min", "max"):
+            if c.forks >= 10:
+                return None
+            self.use("minmax")
+            c.forks += 1
+            args = [self.runtime(t)]
+            args += [self.runtime(t, args[-1]) for _ in range(self.num(1, 2))]
+            types: list[Int] = [x.type for x in args]  # type: ignore[misc]
+            if self.chance(30):
+                args.insert(self.num(1, len(args)), self.edge(min(types, key=lambda x: x.bits)))
+            return E(f"{op}({', '.join(x.text for x in args)})", PREC["atom"],
+                     max(types, key=lambda x: x.bits))
+        if op == "cast":            # narrowing, widening, sign changes
+            self.use("casts")
+            u = self.pick([x for x in INTS if t.holds(x)])
+            x = self.runtime(self.pick(INTS))
+            return E(f"{u.name}({x.text})", PREC["atom"], u)
+        if op == "cond":
+            if c.forks >= 10:
+                return None
+            self.use("branches")
+            c.forks += 1
+            test = self.probe_test(pure)
+            a = self.runtime(t)
+            b = self.runtime(t, a) if self.chance(50) else self.edge(a.type)  # type: ignore[arg-type]
+            return E(f"{wrap(a, 1, True)} if {wrap(test, 1, True)} else {wrap(b, 1, True)}", 0,
+                     wider(a.type, b.type))  # type: ignore[arg-type]
+        if op == "test":            # a comparison kept as a number: `u8(x <= y)`
+            if c.forks >= 10:
+                return None
+            c.forks += 1
+            u = self.pick([x for x in INTS if t.holds(x)])
+            return E(f"{u.name}({self.probe_test(pure).text})", PREC["atom"], u)
+        if op == "atomic":
+            ps = self.atomic_places(t) if not pure else []
+            return self.atomic_expr(self.pick(ps)) if ps else None
+        if op == "csum":
+            return self.csum_expr(1, pure) if t.holds(U16) else None
+        if op == "checksum":
+            return self.checksum_probe() if not pure and t.holds(U32) else None
+        fs = self.callable_funcs(lambda r: isinstance(r, Int) and t.holds(r), pure)
+        return self.call_expr(self.pick(fs), pure) if fs else None
+
+    def checksum_probe(self) -> E | None:
+        """`pkt.checksum` over a range that is mostly inside the frame, with a runtime seed
+        (the sum carries in each of its folds)."""
+        c = self.ctx
+        if not (self.on("checksum") and c.has_pkt and not c.loops and c.forks < 4
+                and self.room(CHECKSUM_STACK)):
+            return None
+        self.use("checksum")
+        c.helpers = True
+        c.stack += CHECKSUM_STACK
+        # The IPv4 header (a valid one sums to 0xFFFF: with a seed whose halves add up to
+        # 0x10000, the sum is 0x1FFFF, the one value whose first fold carries), the frame,
+        # the payload, a range at a runtime offset or of a runtime length.
+        off, length = self.pick([("Eth.size", "IPv4.size"), ("Eth.size", "IPv4.size"), ("0", "pkt.len"),
+                                 ("Eth.size + IPv4.size + Udp.size", "pkt.len"), ("&", "64"),
+                                 ("14", "&")])
+        if off == "&":
+            off = binop("&", self.runtime(U32), lit_text(63), U32).text
+        if length == "&":
+            n = self.runtime(U32)
+            n = n if n.type == U32 else E(f"u32({n.text})", PREC["atom"], U32)
+            length = binop("&", n, lit_text(0xFFF), U32).text
+        self.imports.update(n for n in ("Eth", "IPv4", "Udp") if n + "." in off + length)
+        args = [off, length]
+        if self.chance(75):
+            args.append(self.runtime(U32).text if self.chance(40) else lit_text(self.pick(
+                [0x1FFFF, 0xFFFF0001, 0x80008000, 0x1FFFF, 0xFFFF, 0xFFFFFFFF, 1])).text)
+        return E(f"pkt.checksum({', '.join(args)})", PREC["atom"], U32)
+
+    def probe_test(self, pure: bool) -> E:
+        """A comparison (or sequence comparison) of runtime values, or with an edge value."""
+        if self.on("seq") and self.chance(20):
+            self.use("seq")
+            a = self.runtime(U32)
+            b = self.runtime(U32, a) if self.chance(50) else \
+                lit_text(self.pick([0, 1, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 1]))
+            name = self.pick(["seq_after", "seq_before", "seq_after_eq", "seq_before_eq"])
+            return E(f"{name}({a.text}, {b.text})", PREC["atom"], BOOL)
+        self.use("compare")
+        s = self.pick(INTS) if self.chance(30) else self.some_type()
+        a = self.runtime(s)
+        kind = self.choose([(4, "runtime"), (4, "edge"), (2, "same")])
+        if kind == "same":          # equal operands: `<=` and `>=` at equality
+            b = a
+        elif kind == "runtime":
+            b = self.runtime(self.pick([x for x in INTS if x.signed == s.signed]), a)
+        else:
+            b = self.edge(a.type)  # type: ignore[arg-type]
+        if self.chance(25):
+            a, b = b, a
+        op = self.pick(["==", "!=", "<", "<=", ">", ">="])
+        return E(f"{wrap(a, 5)} {op} {wrap(b, 5)}", PREC["cmp"], BOOL)
+
+    def probe_bool(self) -> E:
+        """A bool kept as a value (see `bool_value` on why few): a probe's test, a Timer
+        result, a map operation's success, `bool(x)`."""
+        c = self.ctx
+        pure = c.lock is not None
+        if c.forks >= 8 or (c.loops and not self.chance(10)):
+            return self.bool_value(2)
+        tests = [k for k, f in PROBE_TESTS if self.on(f)]
+        kind = self.deal("tests", tests) if tests else "cmp"
+        if kind == "timer" and not pure and self.timer_refs():
+            return self.timer_call(self.pick(self.timer_refs()))
+        if kind == "effect" and not pure and (effects := self.bool_effects()):
+            e: E = self.pick(effects)()
+            return e
+        c.forks += 1
+        if kind == "bcast":
+            self.use("casts")
+            return E(f"bool({self.runtime(self.pick(INTS)).text})", PREC["atom"], BOOL)
+        return self.probe_test(pure)
+
+    # ---------------------------------------------------------------- timers, checksums
+    def timer_refs(self) -> list[Var]:
+        return [v for v in self.refs() if isinstance(v.type, MapOnlyStruct) and not v.view]
+
+    def timer_call(self, v: Var) -> E:
+        """`v.rto.start(delay)` or `v.rto.cancel()`: True on success / if it was armed."""
+        assert isinstance(v.type, MapOnlyStruct)
+        self.use("timers")
+        self.ctx.helpers = True
+        timer = f"{v.name}.{v.type.timer}"
+        # A run records at most 8 starts (etran.lower.observe.MAX_TIMERS; the interpreter
+        # records all): a few per hook, none in loops or functions, which may run often.
+        c = self.ctx
+        if self.chance(60) and c.hook and not c.loops and self.starts < 4:
+            self.starts += 1
+            wide: list[Callable[[], E]] = [functools.partial(E, v.name, PREC["atom"], U64)
+                                           for v in self.scalar_vars(lambda t: t == U64)]
+            wide += [functools.partial(self._place_atom, p)
+                     for p in self.places(lambda ft: self.value_type(ft) == U64)]
+            d = self.pick(wide)() if wide and self.chance(60) else self.runtime(U64)
+            return E(f"{timer}.start({d.text})", PREC["atom"], BOOL)
+        return E(f"{timer}.cancel()", PREC["atom"], BOOL)
+
+    def bool_effects(self) -> list[Callable[[], E]]:
+        out = super().bool_effects()
+        if self.on("timers") and self.ctx.lock is None:
+            out += [functools.partial(self.timer_call, v) for v in self.timer_refs()]
+        return out
+
+    def s_timer(self) -> list[str] | None:
+        """A Timer started or cancelled, its result used; the entry looked up if need be."""
+        refs = self.timer_refs()
+        if refs and self.chance(70):
+            return self.timer_use(self.pick(refs))
+        m = self.timed
+        if m is None or not self.room(3 * self.map_stack(m)):
+            return None
+        self.use("maps", *self.map_features(m))
+        self.ctx.helpers = True
+        k = self.key_expr(m)
+        v = self.declare(Var(self.fresh("deadline"), m.value, optional=True, origin="map", map=m,
+                             into=self.ctx.into([m])))
+        self.ctx.forks += 1
+        self.ctx.frames.append(Frame(narrowed={id(v)}))
+        try:
+            use = self.timer_use(v)
+        finally:
+            self.ctx.frames.pop()
+        return [f"{v.name} = {m.name}.get({k.text})", f"if {v.name} is not None:"] + _indent_lines(use)
+
+    def timer_use(self, v: Var) -> list[str]:
+        e = self.timer_call(v)
+        flags = [p for p in self.trace_targets() if self.value_type(p[1]) is BOOL]
+        kind = self.choose([(2, "stmt"), (3 if flags else 0, "store"), (3, "if")])
+        if kind == "store":
+            return [f"{self.element(self.pick(flags))[0]} = {e.text}"]
+        if kind == "if":
+            self.ctx.forks += 1
+            body = (self.s_trace() if self.on("trace") else None) or \
+                ([self.exit_line()] if self.exits() else ["pass"])
+            return [f"if {'not ' if self.chance(30) else ''}{e.text}:"] + _indent_lines(body)
+        return [e.text]
+
+    def element(self, place: tuple[str, Any, Var], runtime_pct: int = 25) -> tuple[str, Any, Var]:
+        """As `ExprGen.element`, with a runtime index computed with resizes and map updates
+        off: it is evaluated after its base, which either would make stale."""
+        text, t, base = place
+        if not isinstance(t, Arr):
+            return place
+        self.use("arrays")
+        idx = str(self.num(0, t.n - 1))
+        # A Header parameter may be a view or a stack value: its arrays take constant indexes.
+        if self.chance(runtime_pct // 3 if base.view else runtime_pct) and \
+                not (base.view and base.origin == "param"):
+            e = self.no_resize(lambda: self.int_expr(self.some_type(), 1, lit=None))
+            if not e.const:         # a constant index must be in range (`bounds`)
+                idx = e.text
+        return f"{text}[{idx}]", t.elem, base
+
+    def _i_div(self, t: Int, depth: int, pure: bool) -> E:
+        if self.ctx.loops and self.chance(75):      # see `aug_op`
+            return self._i_arith(t, depth, pure)
+        return super()._i_div(t, depth, pure)
+
+    def atomic_expr(self, place: tuple[str, Any, Var]) -> E:
+        """`atomic_add(v.f, amount)`: the amount is computed before the add, so with map
+        updates off (a call updating `v`'s map would leave `v` stale at the add)."""
+        self.use("atomics")
+        text, t, _ = self.element(place, runtime_pct=0)    # the element must provably exist
+        amount = self.no_resize(lambda: self.int_expr(t, 1, t))
+        return E(f"atomic_add({text}, {amount.text})", PREC["atom"], t)
+
+    def int_expr(self, t: Int, depth: int, lit: Int | None = None, pure: bool = False) -> E:
+        if depth > 0 and self.on("csum") and t.holds(U16) and self.chance(3):
+            e = self.csum_expr(depth - 1, pure)
+            if e is not None:
+                return e
+        return super().int_expr(t, depth, lit, pure)
+
+    def csum_expr(self, depth: int, pure: bool) -> E | None:
+        """The checksum helpers of etran.bpf_templates.headers (a `u16`)."""
+        c = self.ctx
+        pure = pure or c.lock is not None
+        ip_ok = not pure and c.has_pkt and not c.loops and self.room(32)
+        kind = self.choose([(3, "csum_fold"), (3, "csum_replace16"), (3, "csum_replace32"),
+                            (1 if ip_ok else 0, "ipv4_checksum")])
+
+        def arg(t: Int) -> str:
+            return (self.runtime(t) if self.chance(50) else self.int_expr(t, depth, t, pure)).text
+        if kind == "csum_fold":
+            args = [arg(U32)]
+        elif kind == "csum_replace16":
+            args = [arg(U16), arg(U16), arg(U16)]
+        elif kind == "csum_replace32":
+            args = [arg(U16), arg(U32), arg(U32)]
+        else:
+            self.imports.add("Eth")
+            off = "Eth.size" if self.chance(60) else binop("&", self.runtime(U32), lit_text(63), U32).text
+            args = ["pkt", off]
+            c.stack += 16
+        self.imports.add(kind)
+        self.use("csum")
+        c.depth = max(c.depth, 3)
+        return E(f"{kind}({', '.join(args)})", PREC["atom"], U16)
+
     # ---------------------------------------------------------------- rendering
     def render(self) -> str:
         out = ['"""A transport drawn by etran.testing.progen."""', "from etran.dsl import *"]
@@ -837,12 +1397,14 @@ class ProgramGen(ExprGen):
             out += [f"    {n}: {t.name}" for n, t in s.fields]
             for m in s.methods:
                 out += ["", f"    def {m.name}(self) -> {m.returns.name}:", f"        {m.text}"]
-        if self.maps:
+        if self.maps or self.redirects:
             out.append("")
             out.append("")
             for mp in self.maps:
                 args = ([mp.key.name] if mp.keyed and not mp.is_array else []) + [mp.value.name]  # type: ignore[union-attr]
                 out.append(f"{mp.name} = {mp.kind}({', '.join(args)}, max_entries={mp.max_entries})")
+            for name, kind in self.redirects:
+                out.append(f"{name} = {kind}(max_entries=4)")
         for text in self.func_text:
             out += ["", "", text.rstrip("\n")]
         return "\n".join(out) + "\n"
@@ -854,3 +1416,167 @@ def _indent_lines(lines: list[str]) -> list[str]:
 
 def _indent(lines: list[str]) -> str:
     return "".join("    " + line + "\n" for line in lines)
+
+
+# ---------------------------------------------------------------- what programs reach
+def _corners() -> frozenset[str]:
+    su = ("signed", "unsigned")
+    out = {f"{op} {s}" for op in ("+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>") for s in su}
+    out |= {f"{op} {s} runtime divisor" for op in ("//", "%") for s in su}
+    out |= {f"{op} {s} runtime count" for op in ("<<", ">>") for s in su}
+    out |= {f"unary {op} {s}" for op in ("-", "~") for s in su}
+    out |= {f"{op} {s}" for op in ("==", "!=", "<", "<=", ">", ">=") for s in su}
+    out |= {f"{op} {s}" for op in ("min", "max") for s in su} | {"min/max of 3"}
+    out |= {f"seq {op}" for op in ("<", "<=", ">", ">=")}
+    out |= {f"convert {k}" for k in ("sign-extend", "zero-extend", "truncate", "sign change",
+                                     "from bool")}     # `bool(x)` is `x != 0`
+    out |= {"and", "or", "not", "x if c else y"}
+    out |= {f"atomic_add {b} result" for b in (32, 64)}
+    out |= {f"Timer.{m} result" for m in ("start", "cancel")}
+    out |= {f"{m} runtime key" for m in ("get", "set", "insert", "replace", "delete")}
+    out |= {"push", "pop", "output", "redirect DevMap", "redirect XskMap"}
+    out |= {"pkt.checksum runtime seed", "pkt.checksum runtime range", "resize_head",
+            "resize_tail", "pkt.header runtime offset"}
+    out |= {f"call {f}" for f in CSUM_HELPERS}
+    out |= {f"builtin {b}" for b in ("now_ns", "cpu_id", "random_u32", "pkt_len", "rx_queue",
+                                     "ifindex")}
+    out |= {f"const {t.name} {k}" for t in INTS for k in ("0", "1", "max")}
+    out |= {f"const {t.name} {k}" for t in INTS if t.signed for k in ("min", "-1")}
+    out |= {f"shift by {k} width" for k in ("the", "more than the")}
+    out |= {"divisor 0", "divisor -1", "MIN // -1", "seq near 2**32", "runtime array index"}
+    return frozenset(out)
+
+
+# What `coverage` reports on programs of the generator: every operator, builtin and map
+# method of the language on values read at run time (tests/property/test_progen.py
+# checks that a fixed sample reaches all of them), and edge constants.
+CORNERS = _corners()
+
+
+def _fed(e: object) -> bool:
+    """Whether `e` reads the inputs (packet, maps, helpers), so no compiler can fold it."""
+    from etran.ir import tir
+    stack = [e]
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (tir.Load, tir.Builtin, tir.Call, tir.AtomicAdd, tir.PacketChecksum,
+                          tir.MapSet, tir.MapDelete, tir.QueuePush, tir.RingOutput,
+                          tir.TimerStart, tir.TimerCancel, tir.Redirect)):
+            return True
+        if not isinstance(n, tir.Const):
+            stack.extend(tir.children(n))
+    return False
+
+
+def coverage(program: Any) -> set[str]:
+    """The corners (names from CORNERS) a checked program (`etran.ir.tir.Program`) reaches
+    in its hooks and the functions they call: an operator counts when its operand reads
+    the inputs (not when the checker folded it, nor on literals only), a call's result
+    when it is used."""
+    from etran.ir import tir
+    from etran.ir.types import BoolType, IntType
+    seen: set[str] = set()
+    todo = list(program.hooks)
+    done: set[int] = set()
+
+    def sign(t: Any) -> str:
+        return "signed" if getattr(t, "signed", False) else "unsigned"
+
+    def binary(op: str, t: Any, left_fed: bool, right: Any) -> None:
+        if left_fed or _fed(right):
+            seen.add(f"{op} {sign(t)}")
+        if op in ("//", "%", "<<", ">>") and _fed(right):
+            seen.add(f"{op} {sign(t)} runtime {'divisor' if op in ('//', '%') else 'count'}")
+        if isinstance(right, tir.Const) and isinstance(t, IntType):
+            v = right.value
+            if op in ("<<", ">>") and v >= t.bits:
+                seen.add(f"shift by {'the' if v == t.bits else 'more than the'} width")
+            if op in ("//", "%") and v in (0, -1):
+                seen.add(f"divisor {v}")
+                if v == -1 and op == "//" and t.signed:
+                    seen.add("MIN // -1")
+
+    def expr(n: object, used: bool) -> None:
+        if isinstance(n, tir.Binary):
+            binary(n.op, n.type, _fed(n.left), n.right)
+            if isinstance(n.left, tir.Const) and n.op == "//" and n.left.value == n.type.min \
+                    and n.type.signed and _fed(n.right):
+                seen.add("MIN // -1")
+        elif isinstance(n, tir.Unary) and _fed(n.operand):
+            seen.add(f"unary {n.op} {sign(n.type)}")
+        elif isinstance(n, tir.Compare) and (_fed(n.left) or _fed(n.right)):
+            left = n.left
+            if isinstance(left, tir.Convert) and isinstance(left.operand, tir.Binary) and \
+                    left.operand.op == "-" and left.span == n.span:
+                seen.add(f"seq {n.op}")
+                if any(isinstance(x, tir.Const) and x.value in (2**31 - 1, 2**31, 2**32 - 1)
+                       for x in (left.operand.left, left.operand.right)):
+                    seen.add("seq near 2**32")
+            elif isinstance(left.type, IntType):
+                seen.add(f"{n.op} {sign(left.type)}")
+        elif isinstance(n, tir.Convert) and _fed(n.operand):
+            src, dst = n.operand.type, n.type
+            if isinstance(src, BoolType):
+                seen.add("convert from bool")
+            elif isinstance(src, IntType) and isinstance(dst, IntType):
+                seen.add("convert " + ("truncate" if src.bits > dst.bits else "sign change"
+                                       if src.bits == dst.bits and src.signed != dst.signed
+                                       else "sign-extend" if src.bits < dst.bits and src.signed
+                                       else "zero-extend" if src.bits < dst.bits else "same"))
+        elif isinstance(n, tir.MinMax) and any(_fed(a) for a in n.args):
+            seen.add(f"{n.op} {sign(n.type)}")
+            if len(n.args) > 2:
+                seen.add("min/max of 3")
+        elif isinstance(n, tir.Logic):
+            seen.add(n.op)
+        elif isinstance(n, tir.Not):
+            seen.add("not")
+        elif isinstance(n, tir.Cond):
+            seen.add("x if c else y")
+        elif isinstance(n, tir.AtomicAdd) and used:
+            seen.add(f"atomic_add {n.type.bits} result")
+        elif isinstance(n, (tir.TimerStart, tir.TimerCancel)) and used:
+            seen.add(f"Timer.{'start' if isinstance(n, tir.TimerStart) else 'cancel'} result")
+        elif isinstance(n, (tir.MapGet, tir.MapSet, tir.MapDelete)) and _fed(n.key):
+            name = {tir.MapGet: "get", tir.MapDelete: "delete"}.get(type(n)) or \
+                ("set", "insert", "replace")[n.flags]  # type: ignore[union-attr]
+            seen.add(f"{name} runtime key")
+        elif isinstance(n, (tir.QueuePush, tir.QueuePop, tir.RingOutput)):
+            seen.add({tir.QueuePush: "push", tir.QueuePop: "pop", tir.RingOutput: "output"}[type(n)])
+        elif isinstance(n, tir.Redirect):
+            seen.add(f"redirect {n.map.kind}")
+        elif isinstance(n, tir.PacketChecksum):
+            if _fed(n.seed):
+                seen.add("pkt.checksum runtime seed")
+            if _fed(n.offset) or _fed(n.length):
+                seen.add("pkt.checksum runtime range")
+        elif isinstance(n, tir.PacketResize):
+            seen.add(f"resize_{n.where}")
+        elif isinstance(n, tir.PacketHeader) and _fed(n.offset):
+            seen.add("pkt.header runtime offset")
+        elif isinstance(n, tir.Builtin):
+            seen.add(f"builtin {n.name}")
+        elif isinstance(n, tir.Call):
+            seen.add(f"call {n.func.name}")
+            if id(n.func) not in done and n.func.module == program.name:
+                todo.append(n.func)
+        elif isinstance(n, tir.IndexPlace) and _fed(n.index):
+            seen.add("runtime array index")
+        elif isinstance(n, tir.Const) and isinstance(n.type, IntType):
+            t = n.type
+            for k, v in (("0", 0), ("1", 1), ("max", t.max), ("min", t.min), ("-1", -1)):
+                if n.value == v:
+                    seen.add(f"const {t.name} {k}")
+        for child in tir.children(n):
+            expr(child, not isinstance(n, tir.ExprStmt))
+
+    while todo:
+        fn = todo.pop()
+        if id(fn) in done:
+            continue
+        done.add(id(fn))
+        for s in fn.body:
+            if isinstance(s, tir.Store) and s.op is not None:
+                binary(s.op, s.place.type, True, s.value)
+            expr(s, True)
+    return seen

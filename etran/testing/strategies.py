@@ -18,8 +18,10 @@ Map contents are derived from the transport's own struct declarations.
 from __future__ import annotations
 
 import os
+import random
 import struct
 import weakref
+import zlib
 from typing import Any
 
 from hypothesis import strategies as st
@@ -277,22 +279,39 @@ def run_inputs(draw: st.DrawFn, program: tir.Program, ncpu: int = 1, family: str
 
 
 # ---------------------------------------------------------------- fast, byte-driven inputs
+# Edge values of any width (`ByteSource.int_for`) and 32-bit words put in payloads
+# (`_payload`): shift counts at and past the widths, sign bits and their neighbours,
+# all-ones, sequence numbers around 2**31 and 2**32.
+EDGE_INTS = (0, 1, -1, -2, 3, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 255, 256, 0x7FFF,
+             0x8000, 0xFFFF, 0x10000, 2**31 - 1, 2**31, 2**31 + 1, 2**32 - 2, 2**32 - 1, 2**32,
+             2**63 - 1, 2**63, 2**64 - 1, -2**31, -2**63)
+EDGE_WORDS = tuple(bytes.fromhex(w) for w in (
+    "00000000 ffffffff 80000000 7fffffff 00000001 01000000 00000080 7f000000 fffffffe feffffff "
+    "0000ffff ffff0000 00008000 00800000 0000001f 1f000000 00000020 20000000 00000021 00000040 "
+    "80808080 7f7f7f7f 00010000 00000100").split())
+
+
 class ByteSource:
     """Decisions read from a byte string (like libFuzzer's FuzzedDataProvider).
 
     Hypothesis draws one byte string per input and shrinks it toward zeros;
     every choice below reads from it, with zero bytes meaning the plainest
     choice. One draw per input instead of dozens makes fuzzing about ten times
-    faster, and shrinking still yields small, plain inputs.
+    faster, and shrinking still yields small, plain inputs. Half the integers
+    are edge values (`int_for`), and `inputs_from_bytes` reads an all-zero
+    string, hypothesis's favourite, as a seeded random one (`_source`).
     """
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes, seed: int | None = None) -> None:
         self.data = data
         self.pos = 0
+        self.extra: tuple[int, ...] = ()    # more edge values: the program's map and array bounds
+        # Past the end: zeros, or with a seed, bytes of a seeded random (see `_source`).
+        self.rng = random.Random(seed) if seed is not None else None
 
     def byte(self) -> int:
         if self.pos >= len(self.data):
-            return 0
+            return self.rng.randrange(256) if self.rng is not None else 0
         b = self.data[self.pos]
         self.pos += 1
         return b
@@ -307,11 +326,14 @@ class ByteSource:
         return options[self.byte() % len(options)]
 
     def int_for(self, bits: int, signed: bool) -> int:
-        """An integer of a width: half the time an edge value, else uniform."""
+        """An integer of a width: half the time an edge value (of the width: 0, 1, -1, the
+        extremes, the width as a shift count; or of any width: shift counts, sign bits,
+        sequence numbers around 2**32, the program's bounds in `extra`), else uniform."""
         lo, hi = (-(1 << (bits - 1)), (1 << (bits - 1)) - 1) if signed else (0, (1 << bits) - 1)
         mode = self.byte()
         if mode < 128:
-            edges = (0, 1, hi, lo, hi - 1, lo + 1, 2, bits, bits - 1, bits + 1, 7, -1, 255, 1000)
+            edges = (0, 1, hi, lo, hi - 1, lo + 1, 2, bits, bits - 1, bits + 1, 7, -1, 255, 1000) \
+                if mode < 80 else EDGE_INTS + self.extra
             v = edges[mode % len(edges)]
             if lo <= v <= hi:
                 return v
@@ -322,7 +344,19 @@ class ByteSource:
         n = min(self.byte() * 2, limit)
         out = self.data[self.pos:self.pos + n]
         self.pos += n
+        if self.rng is not None and len(out) < n:
+            out += self.rng.randbytes(n - len(out))
         return out
+
+
+def _payload(src: ByteSource, limit: int) -> bytes:
+    """Payload bytes; a 32-bit word whose first byte is below 0x40 is replaced by an edge
+    word (EDGE_WORDS), so the fields a transport reads past the headers reach the corners."""
+    data = bytearray(src.rest(limit))
+    for i in range(0, len(data) - 3, 4):
+        if data[i] < 0x40:
+            data[i:i + 4] = EDGE_WORDS[data[i] % len(EDGE_WORDS)]
+    return bytes(data)
 
 
 def frame_from_bytes(src: ByteSource) -> bytes:
@@ -332,14 +366,14 @@ def frame_from_bytes(src: ByteSource) -> bytes:
     macs = (src.choice(MACS), src.choice(MACS))
     tos, ttl = src.choice((0, 0, 1, 2, 3, 4, 0xB8, src.byte())), src.choice((64, 0, 1, 255))
     if fam == "eth":
-        frame = P.eth(src.rest(200), src=macs[0], dst=macs[1],
+        frame = P.eth(_payload(src, 200), src=macs[0], dst=macs[1],
                       proto=src.choice((0x0806, 0x86DD, 0x8100, src.bits(16))))
     elif fam == "ipv4":
-        frame = P.eth(P.ipv4(src.rest(200), src=a, dst=b, proto=src.choice((1, 0xFD, src.byte())),
+        frame = P.eth(P.ipv4(_payload(src, 200), src=a, dst=b, proto=src.choice((1, 0xFD, src.byte())),
                              tos=tos, ttl=ttl, options=src.choice((b"", bytes(4), b"\1\1\1\0"))),
                       src=macs[0], dst=macs[1])
     elif fam == "udp":
-        udp = P.udp(src.rest(200), sport=src.choice(PORTS), dport=src.choice(PORTS), src=a, dst=b)
+        udp = P.udp(_payload(src, 200), sport=src.choice(PORTS), dport=src.choice(PORTS), src=a, dst=b)
         frame = P.eth(P.ipv4(udp, src=a, dst=b, proto=17, tos=tos, ttl=ttl), src=macs[0], dst=macs[1])
     else:
         opts = b""
@@ -350,7 +384,7 @@ def frame_from_bytes(src: ByteSource) -> bytes:
                      "ws": bytes([3, 3, src.byte() % 20]),
                      "ts": bytes([8, 10]) + src.bits(64).to_bytes(8, "big"),
                      "bad": bytes([9 + src.byte() % 200, src.byte() % 60])}[kind]
-        seg = P.tcp(src.rest(200), sport=src.choice(PORTS), dport=src.choice(PORTS),
+        seg = P.tcp(_payload(src, 200), sport=src.choice(PORTS), dport=src.choice(PORTS),
                     seq=src.choice((0, 1000, 2448, 2**31, 2**32 - 1, src.bits(32))),
                     ack=src.choice((0, 1000, 2448, 22000, 2**32 - 1, src.bits(32))),
                     flags=src.choice((0x10, 0x02, 0x12, 0x11, 0x18, 0x04, src.byte())),
@@ -403,7 +437,8 @@ _PLANS: weakref.WeakKeyDictionary[StructType, _Plan] = weakref.WeakKeyDictionary
 def _plan(t: Any, name: str = "", off: int = 0, out: _Plan | None = None) -> _Plan:
     out = [] if out is None else out
     if isinstance(t, BeType):
-        kind = "addr" if t.bits == 32 else ("port" if t.bits == 16 and "port" in name else "int")
+        addr = t.bits == 32 and not any(w in name for w in ("seq", "ack", "id"))
+        kind = "addr" if addr else ("port" if t.bits == 16 and "port" in name else "int")
         out.append((off, t.size, t.bits, False, True, kind))
     elif isinstance(t, IntType):
         kind = "port" if "port" in name and not t.signed and t.bits >= 16 else "int"
@@ -429,21 +464,28 @@ def _plan_for(t: Any, name: str) -> _Plan:
     return _plan(t, name)
 
 
-def _raw_from_bytes(src: ByteSource, t: Any, name: str = "", hints: Hints | None = None) -> bytes:
+def _raw_from_bytes(src: ByteSource, t: Any, name: str = "", hints: Hints | None = None,
+                    small: int = 0) -> bytes:
     """A value of storage type `t` chosen by the bytes.
 
     With `hints` (from the frame under test), keys often take the frame's own
-    addresses and ports, so lookups find entries and the deep paths run.
+    addresses and ports, so lookups find entries and the deep paths run. With `small`,
+    a key's scalars are often below `small` instead: the keys a program computes as
+    `x & 3` or `S(f=y & 1)` (etran.testing.progen) then find entries too.
     """
     buf = bytearray(t.size)
     # Keys built from the frame: take its addresses and ports in one orientation per width
     # (src then dst, or dst then src), so a key describes the frame's flow from either side.
-    use = bool(hints) and src.byte() < 192
+    mode = src.byte() if hints or small else 255
+    use = bool(hints) and mode < (96 if small else 192)
+    tiny = bool(small) and not use and mode < 224
     flip = src.byte() if use else 0
     seen: dict[int, int] = {}
     for off, size, bits, signed, big, kind in _plan_for(t, name):
         hint = hints.get(bits) if (use and hints) else None
-        if hint:
+        if tiny:
+            v = src.byte() % small
+        elif hint:
             i = seen.get(bits, 0)
             seen[bits] = i + 1
             v = hint[(i ^ (flip >> (bits // 8))) % len(hint)]
@@ -463,8 +505,10 @@ def _raw_from_bytes(src: ByteSource, t: Any, name: str = "", hints: Hints | None
 
 def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entries: int = 6,
                      hints: Hints | list[Hints] | None = None) -> MapStore:
-    """Map contents chosen by the bytes, with the rules of `map_contents`."""
+    """Map contents chosen by the bytes, with the rules of `map_contents`; an array map's
+    slots are mostly all set (a slot drawn twice keeps the second value)."""
     store = MapStore(program, ncpu)
+    src.extra = program_bounds(program)
     for m in program.maps:
         if m.kind == "DevMap":
             slots = min(m.max_entries, 64)
@@ -476,6 +520,8 @@ def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entri
             continue
         limit = min(max_entries, m.max_entries - (1 if m.kind == "LruHashMap" else 0))
         n = src.byte() % (max(limit, 0) + 1)
+        if m.is_array and src.byte() < 208:
+            n = max(limit, 0)
         for _ in range(n):
             if m.kind == "Queue":
                 store.push_raw(m.name, _raw_from_bytes(src, m.value))
@@ -485,12 +531,32 @@ def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entri
                 key = (src.byte() % min(m.max_entries, 64)).to_bytes(4, "little")
             else:
                 h = src.choice(hints) if isinstance(hints, list) and hints else hints
-                key = _raw_from_bytes(src, m.key, "key", h)  # type: ignore[arg-type]
+                small = 2 if isinstance(m.key, StructType) else 4
+                key = _raw_from_bytes(src, m.key, "key", h, small)  # type: ignore[arg-type]
             if m.is_percpu:
                 store.set_raw(m.name, key, [_raw_from_bytes(src, m.value) for _ in range(ncpu)])
             else:
                 store.set_raw(m.name, key, _raw_from_bytes(src, m.value))
     return store
+
+
+def program_bounds(program: tir.Program) -> tuple[int, ...]:
+    """Sizes in `program` and their neighbours: map sizes and array lengths, where an
+    index or a key is last valid or first invalid."""
+    sizes: set[int] = set()
+
+    def walk(t: Any) -> None:
+        if isinstance(t, ArrayType):
+            sizes.add(t.length)
+            walk(t.elem)
+        elif isinstance(t, StructType):
+            for f in t.fields:
+                walk(f.type)
+    for m in program.maps:
+        sizes.add(m.max_entries)
+        walk(m.value)
+        walk(m.key)
+    return tuple(sorted({v for n in sizes for v in (n - 1, n, n + 1)}))
 
 
 def usable_cpus(ncpu: int) -> list[int]:
@@ -507,7 +573,7 @@ def fast_run_inputs(program: tir.Program, ncpu: int = 1) -> st.SearchStrategy[Ru
         frame = frame_from_bytes(ByteSource(blobs[0]))
         src = ByteSource(blobs[1])
         store = store_from_bytes(src, program, ncpu, hints=frame_hints(frame))
-        now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64)))
+        now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64), 2**32 - 1, 2**63, 2**64 - 1))
         cpu, random = src.choice(usable), src.bits(32)
         return frame_input(frame, maps=store, now_ns=now, cpu=cpu, random_u32=random)
 
@@ -516,9 +582,9 @@ def fast_run_inputs(program: tir.Program, ncpu: int = 1) -> st.SearchStrategy[Ru
 
 def fast_input_batches(program: tir.Program, ncpu: int = 1,
                        per_example: int = 4) -> st.SearchStrategy[list[RunInput]]:
-    """Several inputs per hypothesis example: frames from one byte string, each run from the
-    same map contents. Generation costs are shared, so a campaign runs more cases per
-    second; a failing batch shrinks to its failing frame like any list."""
+    """Several inputs per hypothesis example, decided by one draw (`inputs_from_bytes`).
+    Generation costs are shared, so a campaign runs more cases per second; a failing
+    batch shrinks to its failing frame like any list."""
     usable = usable_cpus(ncpu)
 
     def build(blobs: tuple[list[bytes], bytes]) -> list[RunInput]:
@@ -527,24 +593,54 @@ def fast_input_batches(program: tir.Program, ncpu: int = 1,
     return input_blobs(per_example).map(build)
 
 
+def _blob(min_size: int, max_size: int) -> st.SearchStrategy[bytes]:
+    """Bytes drawn by hypothesis, or (as often) seeded random bytes: hypothesis draws many
+    all-zero strings, its simplest, and repeats a program with few different inputs; a
+    drawn seed varies on every example. Shrinking goes to the drawn bytes, then zeros."""
+    return st.one_of(st.binary(min_size=min_size, max_size=max_size),
+                     st.integers(0, 2**32 - 1).map(
+                         lambda seed: random.Random(seed).randbytes(max_size)))
+
+
+_FRAME_BLOB = _blob(48, 300)
+_REST_BLOB = _blob(160, 600)
+
+
 def input_blobs(per_example: int) -> st.SearchStrategy[tuple[list[bytes], bytes]]:
     """The bytes `inputs_from_bytes` turns into inputs: one string per frame, one for the rest."""
-    return st.tuples(st.lists(st.binary(max_size=300), min_size=per_example,
-                              max_size=per_example),
-                     st.binary(min_size=16, max_size=400))
+    # Long enough that most frames carry a payload and most map values are drawn from
+    # bytes (past its end a ByteSource reads zeros); shrinking still goes to zero bytes.
+    return st.tuples(st.lists(_FRAME_BLOB, min_size=per_example, max_size=per_example),
+                     _REST_BLOB)
+
+
+def _source(blob: bytes, seed: int) -> ByteSource:
+    """The bytes of one input; an all-zero string (which hypothesis draws often: it is its
+    simplest) reads a seeded random instead, different per program and per frame, so that
+    those draws test something besides all-zero frames and map values. Other strings read
+    zeros past their end, the plainest choices, as shrinking wants."""
+    return ByteSource(blob) if any(blob) else ByteSource(b"", seed)
 
 
 def inputs_from_bytes(program: tir.Program, ncpu: int, frame_blobs: list[bytes], rest: bytes,
                       cpus: list[int] | None = None) -> list[RunInput]:
     """Inputs decided by bytes: a frame per blob, and map contents (keyed, often, by those
-    frames' addresses and ports), clocks and CPUs decided by `rest`."""
-    frames = [frame_from_bytes(ByteSource(b)) for b in frame_blobs]
-    src = ByteSource(rest)
-    store = store_from_bytes(src, program, ncpu, hints=[frame_hints(f) for f in frames])
+    frames' addresses and ports), clocks and CPUs decided by `rest`. Each input has map
+    contents of its own (the first input's from `rest`, the others' from `rest` rotated), so
+    that the values a program reads from its maps differ between the runs of one example."""
+    salt = zlib.crc32(program.source.encode())
+    frames = [frame_from_bytes(_source(b, salt + i)) for i, b in enumerate(frame_blobs)]
+    hints = [frame_hints(f) for f in frames]
+    src = _source(rest, salt - 1)
+    stores = [store_from_bytes(src, program, ncpu, hints=hints)]
+    for i in range(1, len(frames)):
+        cut = i * len(rest) // len(frames)
+        stores.append(store_from_bytes(_source(rest[cut:] + rest[:cut], salt - 1 - i), program,
+                                       ncpu, hints=hints))
     usable = cpus or [0]
     out = []
-    for frame in frames:
-        now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64)))
+    for frame, store in zip(frames, stores):
+        now = src.choice((0, 1, 1_000_000, 10**12, src.bits(64), 2**32 - 1, 2**63, 2**64 - 1))
         out.append(frame_input(frame, maps=store, now_ns=now, cpu=src.choice(usable),
                                random_u32=src.bits(32)))
     return out
