@@ -40,6 +40,7 @@ from etran.runtime.afxdp import XskSocket
 from etran.runtime.hooks import Egress, Gen, GenPump
 from etran.runtime.loader import load_object
 from etran.runtime.maps import RingBufferReader
+from etran.runtime.pinned import Stopper, close_all, open_pinned_host
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -158,37 +159,12 @@ class HomaStack:
         """The stack of host `host` of a run `etran up etran/transports/homa.py` started: its
         pinned maps and programs, its interface, its neighbours (how `etran rpc` runs inside
         a host's namespace). The configuration is the defaults unless one is set."""
-        from etran.abi import PROG_TYPE_XDP
-        from etran.runtime import netns
-        from etran.runtime.loader import Program
-        from etran.runtime.maps import Map
-        from etran.runtime.runs import reachable_pin_dir
-        from etran.runtime.system import get_pinned
-        info = record.hosts[host]
-        me = Host(host, info["netns"], netns.interface(info["netns"], info["ifname"]),
-                  info["ip"], info["mac"])
-        neighbours = {h["ip"]: bytes.fromhex(h["mac"].replace(":", ""))
-                      for h in record.hosts.values()}
         from etran.runtime.typed import program_of
         program = program_of(TRANSPORT)       # the declarations: the run has the code
-        base = os.path.join(reachable_pin_dir(record), host)
-        owned: list[Any] = []
-        try:
-            maps = {}
-            for m in program.maps:
-                maps[m.name] = Map.from_pinned(os.path.join(base, "maps", m.name))
-                owned.append(maps[m.name])
-            programs = {}
-            for name in ("homa_tx", "homa_gen"):
-                fd = get_pinned(os.path.join(base, "progs", name))
-                owned.append(_Fd(fd))
-                programs[name] = Program(name, "xdp", PROG_TYPE_XDP, fd, "")
-        except BaseException:
-            for thing in owned:
-                thing.close()
-            raise
+        pinned = open_pinned_host(record, host, program, ("homa_tx", "homa_gen"))
         stack = cls.__new__(cls)
-        stack._start(me, neighbours, maps, programs, program, owned, None)
+        stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs, program,
+                     pinned.owned, None)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
@@ -219,7 +195,7 @@ class HomaStack:
             self.port = HostPort(me.interface)
             self._closers.insert(0, self.port)
             self.pump = GenPump(self.gen, flag=(maps["wake"], bytes(4)), interval=0.0002)
-            self._closers.insert(0, _Stopper(self.pump))
+            self._closers.insert(0, Stopper(self.pump))
             self._events = RingBufferReader(maps["events"])
             self._closers.insert(0, self._events)
         except BaseException:
@@ -304,15 +280,8 @@ class HomaStack:
 
     # ---------------------------------------------------------------- internals
     def _close_parts(self) -> None:
-        errors = []
-        for part in self._closers:
-            try:
-                part.close()
-            except Exception as exc:  # every part gets closed; the first failure is raised
-                errors.append(exc)
-        self._closers = []
-        if errors:
-            raise errors[0]
+        parts, self._closers = self._closers, []
+        close_all(parts)
 
     def _free_port(self) -> int:
         while True:
@@ -613,26 +582,6 @@ def missing_runs(bitmap: list[int], limit: int, length: int) -> list[tuple[int, 
 def _check_size(message: bytes, what: str) -> None:
     if not 1 <= len(message) <= wire.MAX_MESSAGE:
         raise ValueError(f"a {what} is 1 to {wire.MAX_MESSAGE:,} bytes, not {len(message):,}")
-
-
-class _Fd:
-    """A file descriptor to close with the stack (a pinned program's)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-class _Stopper:
-    def __init__(self, pump: GenPump) -> None:
-        self.pump = pump
-
-    def close(self) -> None:
-        self.pump.stop()
 
 
 __all__ = ["Client", "HomaStack", "Request", "Server"]

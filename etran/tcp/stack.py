@@ -33,13 +33,14 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from etran.abi import PROG_TYPE_XDP, XDP_REDIRECT, XDP_TX
+from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.ir import codec
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import Program, load_object
 from etran.runtime.maps import RingBufferReader
+from etran.runtime.pinned import Stopper, close_all, open_pinned_host
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -98,34 +99,10 @@ class TcpStack:
     def in_run(cls, record: Any, host: str, *, ecn: bool = True) -> TcpStack:
         """The stack of host `host` of a run `etran up` started with the TCP transport:
         its pinned maps and programs, its interface, its neighbours."""
-        from etran.runtime import netns
-        from etran.runtime.maps import Map
-        from etran.runtime.system import get_pinned
-        info = record.hosts[host]
-        me = Host(host, info["netns"], netns.interface(info["netns"], info["ifname"]),
-                  info["ip"], info["mac"])
-        neighbours = {h["ip"]: bytes.fromhex(h["mac"].replace(":", ""))
-                      for h in record.hosts.values()}
-        program = _transport().program
-        from etran.runtime.runs import reachable_pin_dir
-        base = os.path.join(reachable_pin_dir(record), host)
-        owned: list[Any] = []
-        try:
-            maps = {}
-            for m in program.maps:
-                maps[m.name] = Map.from_pinned(os.path.join(base, "maps", m.name))
-                owned.append(maps[m.name])
-            programs = {}
-            for name in ("tcp_tx", "tcp_ack"):
-                fd = get_pinned(os.path.join(base, "progs", name))
-                owned.append(_Fd(fd))
-                programs[name] = Program(name, "xdp", PROG_TYPE_XDP, fd, "")
-        except BaseException:
-            for thing in owned:
-                thing.close()
-            raise
+        pinned = open_pinned_host(record, host, _transport().program, ("tcp_tx", "tcp_ack"))
         stack = cls.__new__(cls)
-        stack._start(me, neighbours, maps, programs, program, ecn, owned=owned)
+        stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
+                     _transport().program, ecn, owned=pinned.owned)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
@@ -151,10 +128,10 @@ class TcpStack:
             self.port = HostPort(self.host.interface)
             self._closers.insert(0, self.port)
             self.pump = GenPump(self.gen, flag=(maps["wake"], bytes(4)))
-            self._closers.insert(0, _Stopper(self.pump))
+            self._closers.insert(0, Stopper(self.pump))
             self.egress_pump = EgressPump(self.egress, sg.timeout_frame(),
                                           flag=(maps["wake_tx"], bytes(4)))
-            self._closers.insert(0, _Stopper(self.egress_pump))
+            self._closers.insert(0, Stopper(self.egress_pump))
         except BaseException:
             self._close_parts()
             raise
@@ -249,15 +226,8 @@ class TcpStack:
         self._close_parts()
 
     def _close_parts(self) -> None:
-        errors = []
-        for part in self._closers:
-            try:
-                part.close()
-            except Exception as exc:  # every part gets closed; the first failure is raised
-                errors.append(exc)
-        self._closers = []
-        if errors:
-            raise errors[0]
+        parts, self._closers = self._closers, []
+        close_all(parts)
 
     def __enter__(self) -> TcpStack:
         return self
@@ -391,26 +361,6 @@ class TcpStack:
                 self._send_control(key, seq=0, ack=seg.seq + len(seg.payload)
                                    + (1 if seg.flags & (SYN | FIN) else 0), flags=RST | ACK)
         return None
-
-
-class _Fd:
-    """A file descriptor to close with the stack (a pinned program's)."""
-
-    def __init__(self, fd: int) -> None:
-        self.fd = fd
-
-    def close(self) -> None:
-        if self.fd >= 0:
-            os.close(self.fd)
-            self.fd = -1
-
-
-class _Stopper:
-    def __init__(self, pump: GenPump | EgressPump) -> None:
-        self.pump = pump
-
-    def close(self) -> None:
-        self.pump.stop()
 
 
 class TcpListener:

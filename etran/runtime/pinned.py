@@ -1,0 +1,88 @@
+"""A host of a run `etran up` started, opened by a transport's library from another process
+(`etran nc`, `etran rpc`): the host's interface and neighbours from the run's record, the
+transport's maps and the programs the runtime runs on demand from the run's pins, and
+the pieces a library owns and closes in order."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from etran.abi import PROG_TYPE_XDP
+from etran.runtime.loader import Program
+from etran.runtime.topology import Host
+
+
+@dataclass
+class PinnedHost:
+    host: Host
+    neighbours: dict[str, bytes]               # address -> MAC of every host of the run
+    maps: dict[str, Any]                       # name -> etran.runtime.maps.Map
+    programs: dict[str, Program]
+    owned: list[Any] = field(default_factory=list)   # what to close with the library
+
+
+def open_pinned_host(record: Any, host: str, program: Any,
+                     program_names: tuple[str, ...]) -> PinnedHost:
+    """Host `host` of run `record`: every map `program` (the transport's checked program)
+    declares, and the pinned programs `program_names`. Nothing stays open on failure."""
+    from etran.runtime import netns
+    from etran.runtime.maps import Map
+    from etran.runtime.runs import reachable_pin_dir
+    from etran.runtime.system import get_pinned
+    info = record.hosts[host]
+    me = Host(host, info["netns"], netns.interface(info["netns"], info["ifname"]),
+              info["ip"], info["mac"])
+    neighbours = {h["ip"]: bytes.fromhex(h["mac"].replace(":", ""))
+                  for h in record.hosts.values()}
+    base = os.path.join(reachable_pin_dir(record), host)
+    owned: list[Any] = []
+    try:
+        maps = {}
+        for m in program.maps:
+            maps[m.name] = Map.from_pinned(os.path.join(base, "maps", m.name))
+            owned.append(maps[m.name])
+        programs = {}
+        for name in program_names:
+            fd = get_pinned(os.path.join(base, "progs", name))
+            owned.append(PinnedFd(fd))
+            programs[name] = Program(name, "xdp", PROG_TYPE_XDP, fd, "")
+    except BaseException:
+        close_all(owned)
+        raise
+    return PinnedHost(me, neighbours, maps, programs, owned)
+
+
+class PinnedFd:
+    """A file descriptor to close with the library (a pinned program's)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def close(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+class Stopper:
+    """A pump (etran.runtime.hooks) among the parts a library closes: closing stops it."""
+
+    def __init__(self, pump: Any) -> None:
+        self.pump = pump
+
+    def close(self) -> None:
+        self.pump.stop()
+
+
+def close_all(parts: list[Any]) -> None:
+    """Close every part in order; the first failure is raised once all were closed."""
+    errors = []
+    for part in parts:
+        try:
+            part.close()
+        except Exception as exc:
+            errors.append(exc)
+    if errors:
+        raise errors[0]
