@@ -5,10 +5,19 @@ Rules that keep the kernel and the interpreter in agreement:
   guard their divisor, shifts guard their count, signed division is built
   from unsigned division (cpu v3 has no sdiv) with Python's floor rules;
 * no `nsw`/`nuw`/`exact` flags: integer arithmetic wraps;
-* every pointer the verifier must bound is computed *after* its check and
-  passed through an empty inline-asm barrier (`barrier_var` in libbpf), so
-  LLVM cannot hoist the arithmetic above the check or re-associate it into a
-  form whose packet range the verifier cannot follow.
+* a value whose range the verifier must see checked (a variable packet offset, an
+  index, a loop's runtime stop) passes through an empty inline-asm `barrier`
+  (`barrier_var` in libbpf) before its check, so that no part of LLVM, the back
+  end included, drops a check it can prove and the verifier cannot, nor
+  re-associates the arithmetic into a form whose packet range the verifier
+  cannot follow;
+* a reference used after the null test that proved it, and the pointer a null
+  test tests, are `anchor`ed (a barrier with a number of its own): no
+  arithmetic hoisted above the test, no two null tests folded into a test of
+  `a | b`, no two loads merged into one at a variable offset;
+* a variable only ever assigned packet views keeps the address and whether it
+  fits apart (`header_parts`): its null test is the range check and its uses
+  the address, as C code writes them.
 """
 from __future__ import annotations
 
@@ -64,6 +73,11 @@ class ExprLowering(FunctionBase):
             return self.ctx
         slot = self.slots[var]
         value = self.b.load(slot, typ=llvm_type(var.type))
+        if var in self.views:
+            if isinstance(e.type, OptionalType):
+                fits = self.b.load(self.views[var], typ=I1)
+                return self.b.select(fits, value, ir.Constant(PTR, None))
+            return value  # a use the checker proved non-None: the address
         if isinstance(var.type, OptionalType) and not isinstance(e.type, OptionalType):
             # A use the checker proved non-None: anchored here, after the test, so LLVM
             # cannot hoist address arithmetic on it above the test (the verifier refuses
@@ -166,12 +180,6 @@ class ExprLowering(FunctionBase):
         if isinstance(t, IntType) and t.signed and "unsigned-compare" not in self.lw.defects:
             return self.b.icmp_signed(e.op, a, c)
         return self.b.icmp_unsigned(e.op, a, c)
-
-    def opaque_bool(self, v: ir.Value) -> ir.Value:
-        """An i1 LLVM cannot combine with another: two null tests joined by `or` would
-        otherwise become one test of `a | b`, arithmetic on pointers the verifier forbids."""
-        wide = self.barrier(self.b.zext(v, I64))
-        return self.b.icmp_unsigned("!=", wide, ir.Constant(I64, 0))
 
     def x_Logic(self, e: tir.Logic) -> ir.Value:
         left = self.expr(e.left)
@@ -368,11 +376,14 @@ class ExprLowering(FunctionBase):
         return self.address(e.place)
 
     def x_IsNone(self, e: tir.IsNone) -> ir.Value:
-        p = self.expr(e.operand)
-        test = self.b.icmp_unsigned("!=" if e.negate else "==", p, ir.Constant(PTR, None))
-        # Opaque, so LLVM cannot fold two null tests (even in nested ifs) into one test of
-        # `a | b`: arithmetic on pointers, which the verifier refuses.
-        return self.opaque_bool(test)
+        # The pointer is anchored, so LLVM cannot fold two null tests (even in nested ifs)
+        # into one test of `a | b`, arithmetic on pointers the verifier refuses; the test
+        # itself stays a plain branch on the pointer's register, as the verifier needs.
+        if isinstance(e.operand, tir.VarRef) and e.operand.var in self.views:
+            fits = self.b.load(self.views[e.operand.var], typ=I1)
+            return self.b.not_(fits) if not e.negate else fits
+        p = self.anchor(self.expr(e.operand))
+        return self.b.icmp_unsigned("!=" if e.negate else "==", p, ir.Constant(PTR, None))
 
     def x_NewStruct(self, e: tir.NewStruct) -> ir.Value:
         slot = self.temp(e.struct.size, e.struct.align)
@@ -413,7 +424,12 @@ class ExprLowering(FunctionBase):
             length = self.b.sub(self.b.ptrtoint(end, I64), self.b.ptrtoint(data, I64))
             # A plain number from here on: without the barrier LLVM folds later arithmetic
             # into the packet pointers ("32-bit pointer arithmetic prohibited").
-            return self.b.trunc(self.barrier(length), I32)
+            length = self.barrier(length)
+            # ...which is below 2**32 (a frame is at most 64 KiB): LLVM can then use it as
+            # a u64 without zero-extending the u32.
+            assume = self.lw.intrinsic("llvm.assume", ir.VoidType(), [I1])
+            self.b.call(assume, [self.b.icmp_unsigned("<", length, ir.Constant(I64, 1 << 32))])
+            return self.b.trunc(length, I32)
         if e.name == "rx_queue":
             return self.ctx_scalar(XDP_MD_RX_QUEUE_INDEX)
         if e.name == "ifindex":
@@ -422,13 +438,27 @@ class ExprLowering(FunctionBase):
 
     def x_PacketHeader(self, e: tir.PacketHeader) -> ir.Value:
         """A view of `header` at `offset`, or null; the verifier sees the range check."""
+        view, fits = self.header_parts(e)
+        return self.b.select(fits, view, ir.Constant(PTR, None))
+
+    def header_parts(self, e: tir.PacketHeader) -> tuple[ir.Value, ir.Value]:
+        """The view's address and whether the header fits in the packet. A variable only
+        ever assigned views keeps the two apart (`FunctionBase.views`): its null test is
+        the range check itself and its uses are the address, as C code writes them, so
+        LLVM never makes a `fits ? view : NULL` the verifier would follow in one register
+        and see tested in another."""
         b = self.b
+        if isinstance(e.offset, tir.Const) and e.offset.value + e.header.size <= MAX_PACKET_OFFSET:
+            # A constant offset: `data + C`, no barrier and no separate offset check (the
+            # verifier follows a constant offset from the packet's start without help).
+            data, end = self.packet_bounds()
+            view = b.gep(data, [ir.Constant(I64, e.offset.value)], source_etype=I8)
+            return view, self.fits(view, end, e.header.size)
         # Opaque before the limit check: LLVM must not drop the check on a range it can
         # prove (`(7 % n) & 63`) and the verifier cannot.
         off = self.barrier(self.expr(e.offset))
         start = b.block
         in_range = self.new_block("view.offset_ok")
-        check = self.new_block("view.check")
         done = self.new_block("view.end")
         # The verifier derives a packet range only when offset + size stays within
         # MAX_PACKET_OFF (0xFFFF): bound the offset by that, not by 0xFFFF alone.
@@ -438,19 +468,28 @@ class ExprLowering(FunctionBase):
         data, end = self.packet_bounds()
         off64 = self.barrier(b.zext(off, I64))
         view = self.barrier(b.gep(data, [off64], source_etype=I8))
-        limit = b.gep(view, [ir.Constant(I64, e.header.size)], source_etype=I8)
-        fits = b.icmp_unsigned("<=", b.ptrtoint(limit, I64), b.ptrtoint(end, I64))
-        if "no-packet-bounds" in self.lw.defects:
-            fits = ir.Constant(I1, 1)
-        b.branch(check)
-        b.position_at_end(check)
-        result_ok = b.select(fits, view, ir.Constant(PTR, None))
+        fits = self.fits(view, end, e.header.size)
+        checked = b.block
         b.branch(done)
         b.position_at_end(done)
-        phi = b.phi(PTR)
-        phi.add_incoming(ir.Constant(PTR, None), start)
-        phi.add_incoming(result_ok, check)
-        return phi
+        view_phi = b.phi(PTR)
+        view_phi.add_incoming(ir.Constant(PTR, None), start)
+        view_phi.add_incoming(view, checked)
+        fits_phi = b.phi(I1)
+        fits_phi.add_incoming(ir.Constant(I1, 0), start)
+        fits_phi.add_incoming(fits, checked)
+        return view_phi, fits_phi
+
+    def fits(self, view: ir.Value, end: ir.Value, size: int) -> ir.Value:
+        """`view + size <= end`. A packet address is never null: told so, LLVM turns the
+        null test of `fits ? view : NULL` into this test."""
+        b = self.b
+        assume = self.lw.intrinsic("llvm.assume", ir.VoidType(), [I1])
+        b.call(assume, [b.icmp_unsigned("!=", view, ir.Constant(PTR, None))])
+        if "no-packet-bounds" in self.lw.defects:
+            return ir.Constant(I1, 1)
+        limit = b.gep(view, [ir.Constant(I64, size)], source_etype=I8)
+        return b.icmp_unsigned("<=", b.ptrtoint(limit, I64), b.ptrtoint(end, I64))
 
     def x_PacketResize(self, e: tir.PacketResize) -> ir.Value:
         delta = self.expr(e.delta)

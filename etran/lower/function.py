@@ -33,6 +33,8 @@ class FunctionBase:
         self.ctx: ir.Value = ir.Constant(PTR, None)
         self.pkt_info: ir.Value = ir.Constant(PTR, None)
         self.loops: list[tuple[ir.Block, ir.Block]] = []
+        # variables only ever assigned packet views: the flag that says the view fits
+        self.views: dict[tir.Var, ir.Value] = {}
 
     # ---------------------------------------------------------------- memory helpers
     def temp(self, size: int, align: int) -> ir.Value:
@@ -106,8 +108,17 @@ class FunctionBase:
     def map_ptr(self, m: Any) -> ir.Value:
         return self.lw.map_globals[m.name]
 
-    def ctx_field(self, offset: int) -> ir.Value:
+    def ctx_field(self, offset: int, pointer: bool = False) -> ir.Value:
+        """A u32 of the context. A `pointer` field (the packet's bounds) is loaded where it
+        is used, every time (volatile): merged with an earlier load, or carried around a
+        loop, the u32 is kept in a register and copied with a 32-bit move, which makes
+        the pointer a number for the verifier."""
         addr = self.b.gep(self.ctx, [ir.Constant(I64, offset)], source_etype=I8) if offset else self.ctx
+        if pointer:
+            ld = VolatileLoad(self.b.block, addr, typ=I32)
+            ld.align = 4
+            self.b._insert(ld)
+            return ld
         return self.b.load(addr, typ=I32, align=4)
 
     def info_field(self, index: int) -> ir.Value:
@@ -119,8 +130,8 @@ class FunctionBase:
         return self.b.load(self.info_field(PKT_INFO_FIELDS.index(offset)), typ=I32, align=4)
 
     def packet_bounds(self) -> tuple[ir.Value, ir.Value]:
-        data = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_MD_DATA), I64), PTR)
-        end = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_MD_DATA_END), I64), PTR)
+        data = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_MD_DATA, True), I64), PTR)
+        end = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_MD_DATA_END, True), I64), PTR)
         return data, end
 
     # ---------------------------------------------------------------- observation probes
@@ -180,3 +191,25 @@ class FunctionBase:
         self.b.branch(done)
         self.b.position_at_end(done)
 
+
+def view_vars(fn: tir.Function) -> list[tir.Var]:
+    """The local variables only ever assigned a packet view (`ExprLowering.header_parts`)."""
+    assigned: dict[tir.Var, bool] = {}
+    todo: list[object] = list(fn.body)
+    while todo:
+        n = todo.pop()
+        if isinstance(n, tir.Assign):
+            v = n.value
+            ok = isinstance(v, tir.PacketHeader)
+            assigned[n.var] = assigned.get(n.var, True) and ok
+        todo.extend(tir.children(n))
+    return [v for v, ok in assigned.items() if ok and v not in fn.params]
+
+
+class VolatileLoad(ir.LoadInstr):  # type: ignore[misc]
+    """`load volatile`, which llvmlite's builder does not write."""
+
+    def descr(self, buf: list[str]) -> None:
+        text: list[str] = []
+        super().descr(text)
+        buf.append(text[0].replace("load ", "load volatile ", 1))

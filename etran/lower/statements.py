@@ -12,8 +12,9 @@ import llvmlite.ir as ir
 from etran.abi import SPIN_LOCK, SPIN_UNLOCK
 from etran.ir import tir
 from etran.ir.types import BeType, IntType, PacketType, Type, VoidType
-from etran.lower.context import I32, I64, PKT_INFO_FIELDS, llvm_type
+from etran.lower.context import I1, I32, I64, PKT_INFO_FIELDS, llvm_type
 from etran.lower.expressions import ExprLowering
+from etran.lower.function import view_vars
 
 
 class FunctionLowering(ExprLowering):
@@ -44,6 +45,11 @@ class FunctionLowering(ExprLowering):
         for v in self.fn.locals:
             if v not in self.slots and not isinstance(v.type, PacketType):
                 self.slots[v] = self.var_slot(v)
+        for v in view_vars(self.fn):
+            # the view's address in the variable's slot, whether it fits here (not None
+            # until assigned: a use before is refused by the checker)
+            self.views[v] = self._alloca(I1, 1)
+            self.alloca_builder.store(ir.Constant(I1, 0), self.views[v])
         self.block(self.fn.body)
         if not self.b.block.is_terminated:
             if isinstance(self.fn.returns, VoidType):
@@ -60,6 +66,12 @@ class FunctionLowering(ExprLowering):
             getattr(self, "s_" + type(s).__name__)(s)
 
     def s_Assign(self, s: tir.Assign) -> None:
+        if s.var in self.views:
+            assert isinstance(s.value, tir.PacketHeader)
+            view, fits = self.header_parts(s.value)
+            self.b.store(view, self.slots[s.var])
+            self.b.store(fits, self.views[s.var])
+            return
         v = self.expr(s.value)
         self.b.store(v, self.slots[s.var])
 

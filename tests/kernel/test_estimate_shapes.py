@@ -7,7 +7,7 @@ early returns, a 1,460-byte payload checksum, a Homa slot lookup followed by a 1
 rank, a timer handler ranking 16 slots, and examples/tcp_options.py walking 20 options.
 When the estimate was a path count per statement, they were refused with estimates of 23
 to 2,800 times the kernel's count. The source-level estimate still refuses two of them
-(the 20-step option walk: 1.4M for the kernel's 13,362; the timer's handler: 59M, which
+(the 20-step option walk: 1.4M for the kernel's 5,708; the timer's handler: 59M, which
 the kernel verifies inside `arm` in 30,209): the checker accepts them on the replay's
 estimate over the compiled instructions (`etran.analysis.replay`), which is what
 `program.budgets` then holds (`replayed`).
@@ -36,9 +36,11 @@ def source_of(name: str) -> str:
 # Largest estimate / kernel count accepted for each shape today (measured, rounded up).
 LOOSENESS: dict[str, int] = {
     "srpt_rank": 3,
-    "match_early_return": 5,
-    "payload_checksum": 3,
-    "tcp_options_20": 3,      # the replay's estimate: 33,405 (2.5x: its margin)
+    # 7.2 and 4.2 since views at constant offsets lost their barriers: the kernel's count
+    # fell (222 -> 125, 19,081 -> 11,725), the source-level estimate did not
+    "match_early_return": 8,
+    "payload_checksum": 5,
+    "tcp_options_20": 3,      # the replay's estimate: 14,270 (2.5x: its margin)
     "homa_slot_rank": 45,
     "timer_rank": 4,          # the replay's, handler included: 113,223 (3.75x)
 }
