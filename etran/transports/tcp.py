@@ -154,7 +154,7 @@ class Read(Struct):
 class TraceRecord(Struct):
     """One ACK that acknowledged new data, as DCTCP saw it (read by `etran.tcp` and tests)."""
     snd_una: u32
-    snd_nxt: u32
+    snd_nxt: u32          # as DCTCP read it: where a window it starts here ends
     acked: u32            # segments this ACK acknowledged
     ece: u32
     alpha: u32            # after the ACK
@@ -265,6 +265,9 @@ def dctcp_ack(c: Conn, acked_bytes: u32, ece: bool, key: ConnKey) -> None:
     acknowledged `acked_bytes` of new data."""
     mss = max(c.mss, 1)
     segs = (acked_bytes + mss - 1) // mss
+    # Read once: egress moves snd_nxt on another CPU meanwhile, and the window ends below
+    # and the trace record must be the one value the decisions used.
+    nxt = c.snd_nxt
     c.delivered += segs
     if ece:
         c.delivered_ce += segs
@@ -281,7 +284,7 @@ def dctcp_ack(c: Conn, acked_bytes: u32, ece: bool, key: ConnKey) -> None:
             alpha = min(alpha + (delivered_ce << (10 - DCTCP_SHIFT_G)) // max(delivered, 1),
                         DCTCP_MAX_ALPHA)
         c.alpha = alpha
-        c.next_seq = c.snd_nxt
+        c.next_seq = nxt
         c.old_delivered = c.delivered
         c.old_delivered_ce = c.delivered_ce
     if ece and c.ecn_ok and seq_after_eq(c.snd_una, c.cwr_end):
@@ -289,7 +292,7 @@ def dctcp_ack(c: Conn, acked_bytes: u32, ece: bool, key: ConnKey) -> None:
         c.ssthresh = max(c.cwnd - ((c.cwnd * c.alpha) >> 11), 2)
         c.cwnd = c.ssthresh
         c.cwnd_cnt = 0
-        c.cwr_end = c.snd_nxt
+        c.cwr_end = nxt
         c.cwr_pending = True
     elif c.cwnd < c.ssthresh:
         c.cwnd = min(c.cwnd + segs, c.ssthresh)     # slow start
@@ -299,7 +302,7 @@ def dctcp_ack(c: Conn, acked_bytes: u32, ece: bool, key: ConnKey) -> None:
             c.cwnd_cnt -= c.cwnd
             c.cwnd += 1
     c.cwnd = min(c.cwnd, 65535)
-    trace.output(TraceRecord(snd_una=c.snd_una, snd_nxt=c.snd_nxt, acked=segs,
+    trace.output(TraceRecord(snd_una=c.snd_una, snd_nxt=nxt, acked=segs,
                              ece=u32(1) if ece else u32(0), alpha=c.alpha, cwnd=c.cwnd,
                              ssthresh=c.ssthresh, srtt_us=c.srtt_us, peer_port=key.peer_port,
                              local_port=key.local_port))
