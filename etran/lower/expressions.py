@@ -12,7 +12,8 @@ Rules that keep the kernel and the interpreter in agreement:
   re-associates the arithmetic into a form whose packet range the verifier
   cannot follow;
 * a reference used after the null test that proved it, and the pointer a null
-  test tests, are `anchor`ed (a barrier with a number of its own): no
+  test tests, are `anchor`ed (opaque to LLVM's IR passes, with a number of its
+  own, and removed by the BPF back end before it selects instructions): no
   arithmetic hoisted above the test, no two null tests folded into a test of
   `a | b`, no two loads merged into one at a variable offset;
 * a variable only ever assigned packet views keeps the address and whether it

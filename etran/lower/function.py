@@ -89,15 +89,23 @@ class FunctionBase:
         return self.b.call(asm, [v])
 
     def anchor(self, v: ir.Value) -> ir.Value:
-        """`barrier`, made unlike every other: the use's own number is an operand, so two
-        anchors of one reference in the two sides of a branch are never merged into one
-        before the branch, nor sunk into one after it. Merged, the loads through them
-        become one load at a variable offset (`view + (c ? 1 : 0)` for `ip.tos if c
-        else ip.ver_ihl`), and a packet view moved by a variable amount loses its
-        checked range in the verifier."""
+        """`v`, opaque to LLVM's optimisations and free in the object: a call of
+        `llvm.bpf.passthrough`, which the BPF back end removes before it selects
+        instructions (the inline-asm `barrier` stays to the end and costs a register
+        copy). Each anchor has a number of its own, so two anchors of one reference in the
+        two sides of a branch are never merged into one before the branch, nor sunk into
+        one after it. Merged, the loads through them become one load at a variable offset
+        (`view + (c ? 1 : 0)` for `ip.tos if c else ip.ver_ihl`), and a packet view moved
+        by a variable amount loses its checked range in the verifier.
+
+        What it keeps from LLVM's IR passes: address arithmetic hoisted above the null
+        test that proved the reference, two null tests folded into one test of `a | b`,
+        two reads merged into one at a variable offset. It cannot keep a range check or a
+        loop's shape from the back end: that is the `barrier`'s job."""
         self.lw.anchors += 1
-        asm = ir.InlineAsm(ir.FunctionType(v.type, [v.type, I64]), "", "=r,0,i", side_effect=True)
-        return self.b.call(asm, [v, ir.Constant(I64, self.lw.anchors)])
+        tn = "p0" if v.type == PTR else f"i{v.type.width}"
+        fn = self.lw.intrinsic(f"llvm.bpf.passthrough.{tn}.{tn}", v.type, [I32, v.type])
+        return self.b.call(fn, [ir.Constant(I32, self.lw.anchors), v])
 
     def new_block(self, name: str) -> ir.Block:
         return self.irfn.append_basic_block(name)
