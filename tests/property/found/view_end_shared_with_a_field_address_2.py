@@ -88,7 +88,7 @@ def classify(a: bool) -> u32:
         entr = EntryKey(total=u16(63) | 63)
         flows.replace(entr, Stats())
         atomic_add(entr.count, u32(61) if a else entr.total)
-        size: u32 = -(-entr.total)
+        size: u32 = -(-entr.total)  # noqa: B002 (as generated: `-(-x)` is negation twice)
     per_cpu.insert(-i8(0x100000000) & 3, Stats(total=random_u32(), last=u16(7) ^ 220))
     return u8(0x7FFF)
 
