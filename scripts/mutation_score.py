@@ -1,0 +1,563 @@
+#!/usr/bin/env python3
+"""Mutation score of the test suite (issue 11): how many seeded bugs do the tests catch?
+
+cosmic-ray (`pip install cosmic-ray coverage` into .venv; neither is a dependency of etran)
+enumerates every mutant of the modules below: each is the source with one operator,
+comparison, constant, boolean, `and`/`or`, `break`/`continue`, decorator or loop changed.
+This script draws a uniform sample of N of them with a fixed seed, applies each to a
+temporary copy of the repository (`git archive` of a commit into /tmp: the checkout is
+never mutated) and runs two commands on the copy:
+
+(b) the differential fuzzers alone, at their CI budget (FUZZERS below): generated inputs on
+    every hook of the 14 examples (300 cases per hook, `test_examples_fuzz.py`); generated
+    programs (`test_progen.py`: (c) 1,400 programs x 3 inputs, kernel against interpreter,
+    (b) 600 programs, verifier and estimate, and the checker-only (a) tests); `etran fuzz`
+    as a user runs it (`tests/kernel/test_fuzz.py`: a clean program, and the seeded
+    defects it must report). No hand-written unit test, no saved regression or counterexample.
+(a) the whole suite (`pytest` with no arguments), run in three stages, each only on the
+    mutants the stages before left alive: (b); REST, every other test under tests/compiler,
+    tests/kernel, tests/property, tests/runtime, tests/structure, tests/test_cli.py and
+    tests/test_readme.py (about a minute); tests/netns (topologies, TCP and Homa transfers:
+    about two minutes, some timing-dependent, so a failure there counts only when the failed
+    test fails again on the mutant and passes on the unmutated copy). `--no-netns` skips
+    the last stage: (a) is then a lower bound of the whole suite's score.
+
+A mutant is killed by (b) when the fuzzers' pytest run fails (a failed test, an import or
+collection error) or exceeds its timeout; REST runs only on mutants (b) leaves alive (a
+mutant (b) kills is killed by the whole suite too). Both use `-x -q -p no:cacheprovider`
+and ETRAN_REQUIRE_KERNEL=1 (a kernel test cannot pass by skipping). In the copy, hypothesis
+does not shrink failures (the verdict is the same, only found faster). Before the
+mutants, (b) runs once on the unmutated copy under coverage.py: a mutant none of whose
+lines (b) executes cannot change what (b) sees (its tests are derandomized and in one
+process), so it is recorded as surviving (b) without running it ("not reached").
+
+Mutants whose survival is explained as equivalent (no program can tell them apart from
+the original) are listed in EQUIVALENT below, with the reason, and left out of the scores'
+denominators; every other survivor is reported with the test that would kill it.
+
+Usage (as root, the kernel tests need it; about 4 to 6 minutes per mutant (b) leaves
+alive, under a minute for most others; one process, one core):
+
+    .venv/bin/python scripts/mutation_score.py --sample 60 --seed 11
+    .venv/bin/python scripts/mutation_score.py --list             # count the mutants only
+    .venv/bin/python scripts/mutation_score.py --report-only      # rewrite the report
+
+Results are appended to --results (one JSON line per mutant; a rerun on the same
+commit reuses the unmutated runs and every mutant already tested) and the report written to --report
+(docs/mutation-report.md).
+"""
+from __future__ import annotations
+
+import argparse
+import datetime
+import difflib
+import json
+import math
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+PYTHON = ROOT / ".venv" / "bin" / "python"
+
+# What is mutated, by group. The lowering's debug info (debuginfo.py) and the observation
+# probes the differential harness adds (observe.py) are not part of issue 11's list.
+GROUPS = {
+    "lowering": ["etran/lower/expressions.py", "etran/lower/statements.py",
+                 "etran/lower/function.py", "etran/lower/context.py", "etran/lower/module.py"],
+    "interpreter": ["etran/interp/interpreter.py", "etran/interp/state.py"],
+    "semantics": ["etran/ir/semantics.py"],
+    "codec": ["etran/ir/codec.py"],
+}
+
+# (b): the differential fuzzers at their CI budget, in the order they run (fastest first,
+# so a mutant they kill is usually killed within seconds).
+FUZZERS = [
+    "tests/property/test_examples_fuzz.py::test_example_hooks_agree_on_generated_inputs",
+    "tests/kernel/test_fuzz.py::test_fuzz_without_a_defect_finds_nothing",
+    "tests/kernel/test_fuzz.py::test_fuzz_catches_a_seeded_compiler_defect",
+    "tests/kernel/test_fuzz.py::test_fuzz_shows_a_timer_counterexample_as_the_entry_it_fired_for",
+    "tests/property/test_progen.py::test_kernel_and_interpreter_agree",
+    "tests/property/test_progen.py::test_accepted_programs_pass_the_verifier_within_the_estimate",
+    "tests/property/test_progen.py::test_generated_programs_parse_and_check",
+    "tests/property/test_progen.py::test_generated_programs_reach_every_corner_at_run_time",
+]
+# (a) = (b) + REST.
+REST = ["tests/compiler", "tests/kernel", "tests/property", "tests/runtime", "tests/structure",
+        "tests/test_cli.py", "tests/test_readme.py"]
+NETNS = ["tests/netns"]
+PYTEST = ["-m", "pytest", "-x", "-q", "-p", "no:cacheprovider"]
+
+# Survivors judged equivalent: (file, the original line, the mutated line), both stripped,
+# -> why no program, input or map content can tell the mutant from the original.
+EQUIVALENT: dict[tuple[str, str, str], str] = {}
+
+# Survivors that are not equivalent: the same key -> what would kill it (and, when one was
+# written, the test in tests/property/test_mutants_killed.py that does).
+MISSING: dict[tuple[str, str, str], str] = {}
+
+
+# ------------------------------------------------------------------------------ the copy
+def make_copy(commit: str, dest: Path) -> None:
+    """The tracked files of `commit`, in `dest`; hypothesis told not to shrink there."""
+    dest.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(ROOT), "archive", commit], check=True,
+                             capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=archive, check=True)
+    conftest = dest / "tests" / "conftest.py"
+    text = conftest.read_text()
+    old_import, old_profile = ("from hypothesis import settings\n",
+                               'settings.register_profile("etran", database=None)\n')
+    if old_import in text and old_profile in text:
+        text = text.replace(old_import, "from hypothesis import Phase, settings\n").replace(
+            old_profile, 'settings.register_profile("etran", database=None, phases=[Phase.explicit, '
+                         'Phase.reuse, Phase.generate])\n')
+        conftest.write_text(text)
+    else:
+        print("note: tests/conftest.py changed; hypothesis will shrink failures (slower)",
+              file=sys.stderr)
+
+
+def env_for(copy: Path) -> dict[str, str]:
+    return {**os.environ, "PYTHONPATH": str(copy), "ETRAN_REQUIRE_KERNEL": "1",
+            "PYTHONHASHSEED": "0"}
+
+
+def run(cmd: list[str], cwd: Path, timeout: float) -> tuple[str, float, str]:
+    """('passed' | 'failed' | 'timeout', seconds, the last lines of output). The command
+    runs in a session of its own, killed whole (by its group id) at the timeout."""
+    start = time.monotonic()
+    with tempfile.TemporaryFile() as out:
+        proc = subprocess.Popen(cmd, cwd=cwd, env=env_for(cwd), stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+        try:
+            code = proc.wait(timeout=timeout)
+            verdict = "passed" if code == 0 else "failed"
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+            verdict = "timeout"
+        out.seek(0)
+        tail = out.read().decode(errors="replace")[-6000:]
+    return verdict, time.monotonic() - start, tail
+
+
+def failed_test(output: str) -> str | None:
+    """The node id of the first test a `pytest -q` run reports failed or in error."""
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line.split()[1]
+    return None
+
+
+def first_failure(output: str) -> str:
+    for line in output.splitlines():
+        if line.startswith(("FAILED ", "ERROR ")):
+            return line[:200]
+    for line in output.splitlines():
+        if "Error" in line or "error" in line:
+            return line.strip()[:200]
+    return output.strip().splitlines()[-1][:200] if output.strip() else ""
+
+
+# ------------------------------------------------------------------------------ mutants
+def enumerate_mutants(copy: Path) -> list[dict[str, Any]]:
+    """Every mutant cosmic-ray makes of the modules in GROUPS, in a stable order."""
+    from cosmic_ray.commands import init
+    from cosmic_ray.work_db import WorkDB, use_db
+
+    paths = [Path(p) for files in GROUPS.values() for p in files]
+    cwd = os.getcwd()
+    os.chdir(copy)
+    try:
+        with tempfile.TemporaryDirectory() as tmp, use_db(Path(tmp) / "session.sqlite",
+                                                          WorkDB.Mode.create) as db:
+            init(paths, db, {})
+            items = list(db.work_items)
+    finally:
+        os.chdir(cwd)
+    mutants = []
+    for item in items:
+        (m,) = item.mutations
+        mutants.append({"path": str(m.module_path), "operator": m.operator_name,
+                        "occurrence": m.occurrence, "start": list(m.start_pos),
+                        "end": list(m.end_pos)})
+    mutants.sort(key=lambda m: (m["path"], m["operator"], m["occurrence"]))
+    return mutants
+
+
+def mutant_id(m: dict[str, Any]) -> str:
+    return f"{m['path']}:{m['operator'].split('/')[-1]}:{m['occurrence']}"
+
+
+def group_of(path: str) -> str:
+    return next(g for g, files in GROUPS.items() if path in files)
+
+
+def mutate(copy: Path, m: dict[str, Any]) -> tuple[str, str]:
+    """The mutated source of m's module, and the changed line before and after."""
+    import cosmic_ray.plugins
+    from cosmic_ray.mutating import mutate_code
+
+    source = (copy / m["path"]).read_text()
+    operator = cosmic_ray.plugins.get_operator(m["operator"])()
+    mutated = mutate_code(source, operator, m["occurrence"])
+    if mutated is None:
+        raise RuntimeError(f"cosmic-ray made no mutant for {mutant_id(m)}")
+    before, after = source.splitlines(), mutated.splitlines()
+    removed, added = [], []
+    for op, i1, i2, j1, j2 in difflib.SequenceMatcher(a=before, b=after).get_opcodes():
+        if op != "equal":
+            removed += before[i1:i2]
+            added += after[j1:j2]
+    m["before"] = " / ".join(s.strip() for s in removed)
+    m["after"] = " / ".join(s.strip() for s in added)
+    return mutated, m["before"]
+
+
+def annotation_spans(source: str) -> list[tuple[tuple[int, int], tuple[int, int]]]:
+    """Where the annotations of a module are, if `from __future__ import annotations` makes
+    them strings nobody evaluates (nothing in the mutated modules calls get_type_hints):
+    a mutant inside one is equivalent at run time (mypy, in scripts/test.sh, sees it)."""
+    import ast
+    tree = ast.parse(source)
+    if not any(isinstance(n, ast.ImportFrom) and n.module == "__future__"
+               and any(a.name == "annotations" for a in n.names) for n in tree.body):
+        return []
+    nodes: list[ast.expr] = []
+    for n in ast.walk(tree):
+        if isinstance(n, (ast.FunctionDef, ast.AsyncFunctionDef)) and n.returns is not None:
+            nodes.append(n.returns)
+        elif (isinstance(n, ast.arg) and n.annotation is not None) or isinstance(n, ast.AnnAssign):
+            nodes.append(n.annotation)
+    return [((a.lineno, a.col_offset), (a.end_lineno or a.lineno, a.end_col_offset or 0))
+            for a in nodes]
+
+
+def in_annotation(copy: Path, m: dict[str, Any]) -> bool:
+    start, end = tuple(m["start"]), tuple(m["end"])
+    return any(lo <= start and end <= hi
+               for lo, hi in annotation_spans((copy / m["path"]).read_text()))
+
+
+def key_of(r: dict[str, Any]) -> tuple[str, str, str]:
+    return (r["path"], r["before"], r["after"])
+
+
+# ------------------------------------------------------------------------------ coverage
+def fuzzer_lines(copy: Path, timeout: float) -> tuple[dict[str, set[int]], float]:
+    """Run (b) once on the unmutated copy under coverage.py: the lines of each mutated
+    module it executes, and how long it took. (b) must pass there."""
+    data_file = copy / ".coverage.fuzzers"
+    include = ",".join(str(copy / p) for files in GROUPS.values() for p in files)
+    cmd = [str(PYTHON), "-m", "coverage", "run", f"--data-file={data_file}",
+           f"--include={include}", *PYTEST, *FUZZERS]
+    verdict, seconds, tail = run(cmd, copy, timeout)
+    if verdict != "passed":
+        sys.exit(f"(b) does not pass on the unmutated copy ({verdict}):\n{tail}")
+    from coverage import CoverageData
+    data = CoverageData(basename=str(data_file))
+    data.read()
+    lines = {p: set(data.lines(str(copy / p)) or ()) for files in GROUPS.values() for p in files}
+    return lines, seconds
+
+
+def reached(m: dict[str, Any], lines: dict[str, set[int]]) -> bool:
+    executed = lines.get(m["path"], set())
+    return any(n in executed for n in range(m["start"][0], m["end"][0] + 1))
+
+
+# ------------------------------------------------------------------------------ one mutant
+def mutated_copy(base: Path, work: Path, m: dict[str, Any]) -> Path:
+    shutil.copytree(base, work / "repo", symlinks=True)
+    copy = work / "repo"
+    mutated, _ = mutate(copy, m)
+    target = copy / m["path"]
+    target.write_text(mutated)
+    for pyc in (target.parent / "__pycache__").glob(target.stem + ".*.pyc"):
+        pyc.unlink()
+    return copy
+
+
+def netns_stage(base: Path, r: dict[str, Any], timeout: float) -> None:
+    """tests/netns on a mutant the stages before left alive; a failure is confirmed (the
+    failed test fails again on the mutant, passes on the unmutated copy) or ignored."""
+    work = Path(tempfile.mkdtemp(prefix="etran-mutant-", dir="/tmp"))
+    try:
+        copy = mutated_copy(base, work, r)
+        verdict, seconds, tail = run([str(PYTHON), *PYTEST, *NETNS], copy, timeout)
+        r["netns_by"] = ""
+        if verdict == "failed":
+            test = failed_test(tail)
+            again = run([str(PYTHON), *PYTEST, test], copy, timeout)[0] if test else "passed"
+            clean = run([str(PYTHON), *PYTEST, test], base, timeout)[0] if test else "failed"
+            if again == "failed" and clean == "passed":
+                r["netns_by"] = first_failure(tail)
+            else:
+                verdict = "passed"
+                r["netns_by"] = f"(not confirmed: {test} {again} again, {clean} unmutated)"
+        r["netns"], r["netns_seconds"] = verdict, seconds
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def test_mutant(base: Path, m: dict[str, Any], lines: dict[str, set[int]],
+                timeouts: tuple[float, float]) -> dict[str, Any]:
+    work = Path(tempfile.mkdtemp(prefix="etran-mutant-", dir="/tmp"))
+    try:
+        copy = mutated_copy(base, work, m)
+        r = dict(m, group=group_of(m["path"]))
+        if in_annotation(base, m):
+            r.update(b="equivalent", a="equivalent", b_seconds=0.0, a_seconds=0.0, b_by="", a_by="",
+                     equivalent="in an annotation, which `from __future__ import annotations` "
+                                "leaves a string nothing evaluates")
+            return r
+        if reached(m, lines):
+            r["b"], r["b_seconds"], tail = run([str(PYTHON), *PYTEST, *FUZZERS], copy, timeouts[0])
+            r["b_by"] = first_failure(tail) if r["b"] == "failed" else ""
+        else:
+            r["b"], r["b_seconds"], r["b_by"] = "not reached", 0.0, ""
+        if r["b"] in ("failed", "timeout"):
+            r["a"], r["a_seconds"], r["a_by"] = r["b"], 0.0, "(b)"
+        else:
+            deselect = [arg for t in FUZZERS for arg in ("--deselect", t)]
+            r["a"], r["a_seconds"], tail = run([str(PYTHON), *PYTEST, *deselect, *REST], copy,
+                                               timeouts[1])
+            r["a_by"] = first_failure(tail) if r["a"] == "failed" else ""
+        return r
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+# ------------------------------------------------------------------------------ the report
+def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 1.0
+    p = k / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def killed(r: dict[str, Any], which: str) -> bool:
+    if which == "a" and r.get("netns") in ("failed", "timeout"):
+        return True
+    return r[which] in ("failed", "timeout")
+
+
+def equivalent(r: dict[str, Any]) -> str | None:
+    return r.get("equivalent") or EQUIVALENT.get(key_of(r))
+
+
+def score_line(rows: list[dict[str, Any]], which: str) -> str:
+    scored = [r for r in rows if not equivalent(r)]
+    k, n = sum(killed(r, which) for r in scored), len(scored)
+    if n == 0:
+        return "no mutant"
+    lo, hi = wilson(k, n)
+    return f"**{100 * k / n:.1f}%** ({k} of {n}; 95% interval {100 * lo:.0f}-{100 * hi:.0f}%)"
+
+
+def write_report(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -> None:
+    eq = [r for r in rows if equivalent(r)]
+    auto = [r for r in eq if r.get("equivalent")]
+    sections = [("all sampled mutants", rows),
+                ("lowering and interpreter", [r for r in rows if r["group"] in ("lowering", "interpreter")])]
+    sections += [(g, [r for r in rows if r["group"] == g]) for g in GROUPS]
+    out = [
+        "# Mutation score of the test suite",
+        "",
+        "Written by `scripts/mutation_score.py` (its docstring says how it works); do not edit by hand.",
+        "",
+        f"* commit `{meta['commit'][:12]}`, {meta['date']}, cosmic-ray {meta['tool']}",
+        f"* mutants of the modules: {meta['population']} "
+        + "(" + ", ".join(f"{g} {n}" for g, n in meta["by_group"].items()) + ")",
+        f"* sample: **{len(rows)}** mutants drawn uniformly (the first {len(rows)} of the "
+        f"population shuffled with seed {meta['seed']}; {meta['sample']} asked)",
+        f"* (b) the differential fuzzers alone: `pytest -x {' '.join(FUZZERS)}`",
+        f"* (a) the whole suite: (b), then `pytest -x {' '.join(REST)}` without (b)'s tests, "
+        f"then `pytest -x {' '.join(NETNS)}`"
+        + ("" if meta.get("netns") else " (**not run**: (a) is a lower bound)"),
+        f"* unmutated: (b) {meta['baseline_b']:.0f} s under coverage, the rest "
+        f"{meta['baseline_rest']:.0f} s, tests/netns {meta.get('baseline_netns', 0):.0f} s; "
+        f"timeouts (b) {meta['timeouts'][0]:.0f} s, the rest {meta['timeouts'][1]:.0f} s, "
+        f"tests/netns {meta['timeouts'][2]:.0f} s",
+        f"* time spent testing the mutants: "
+        f"{sum(r['b_seconds'] + r['a_seconds'] + r.get('netns_seconds', 0) for r in rows) / 60:.0f} min",
+        f"* equivalent mutants in the sample (left out of the scores): {len(eq)}, of which "
+        f"{len(auto)} inside annotations (recognised by the script, not run)",
+        "",
+        "## Scores",
+        "",
+        "Killed share of the non-equivalent sampled mutants, with a 95% Wilson interval "
+        "for the share among all the population's mutants of that kind.",
+        "",
+        "| mutants | sampled | (b) the fuzzers alone | (a) the whole suite |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, rs in sections:
+        out.append(f"| {name} | {len(rs)} | {score_line(rs, 'b')} | {score_line(rs, 'a')} |")
+    timeouts = [r for r in rows if "timeout" in (r["b"], r["a"])]
+    not_reached = [r for r in rows if r["b"] == "not reached"]
+    out += ["", f"Killed by a timeout: {len(timeouts)}. Not reached by (b) (none of the "
+            f"mutant's lines runs under the fuzzers): {len(not_reached)}.", ""]
+
+    def describe(r: dict[str, Any]) -> str:
+        line = r["start"][0]
+        return (f"`{r['path']}:{line}` | {r['operator'].split('/')[-1]} | "
+                f"`{r['before'][:90]}` | `{r['after'][:90]}`")
+
+    survivors_b = [r for r in rows if not killed(r, "b") and not r.get("equivalent")]
+    out += ["## Survivors of (b)", "",
+            "Each survivor of the fuzzers: equivalent (and why), or the test that would kill it. "
+            "`(a) killed` names the hand-written test that kills it.", "",
+            "| file:line | operator | before | after | (a) | classification |",
+            "| --- | --- | --- | --- | --- | --- |"]
+    for r in sorted(survivors_b, key=lambda r: (r["path"], r["start"])):
+        k = key_of(r)
+        why = (f"equivalent: {equivalent(r)}" if equivalent(r) else
+               f"missing: {MISSING[k]}" if k in MISSING else "not classified")
+        a = (f"killed: {r['a_by'] or r.get('netns_by', '')}" if killed(r, "a") else
+             "survived" + (f" {r['netns_by']}" if r.get("netns_by") else ""))
+        out.append(f"| {describe(r)} | {a.replace('|', '/')} | {why} |")
+    out += ["", "## Every sampled mutant", "",
+            "| # | file:line | operator | before | after | (b) | s | rest | s | netns | s | killed by |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+    for i, r in enumerate(rows, 1):
+        by = r["b_by"] if killed(r, "b") else r["a_by"] or r.get("netns_by", "")
+        out.append(f"| {i} | {describe(r)} | {r['b']} | {r['b_seconds']:.0f} | {r['a']} | "
+                   f"{r['a_seconds']:.0f} | {r.get('netns', '')} | {r.get('netns_seconds', 0):.0f} | "
+                   f"{by.replace('|', '/')[:120]} |")
+    path.write_text("\n".join(out) + "\n")
+
+
+# ------------------------------------------------------------------------------ main
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--sample", type=int, default=60, help="mutants to draw (default 60)")
+    ap.add_argument("--seed", type=int, default=11, help="seed of the draw (default 11)")
+    ap.add_argument("--commit", default="HEAD", help="the commit mutated (default HEAD)")
+    ap.add_argument("--results", type=Path, default=Path("/tmp/etran-mutation-results.jsonl"),
+                    help="one JSON line per mutant tested; resumed from")
+    ap.add_argument("--report", type=Path, default=ROOT / "docs" / "mutation-report.md")
+    ap.add_argument("--list", action="store_true", help="count the mutants, test none")
+    ap.add_argument("--report-only", action="store_true", help="rewrite the report from --results")
+    ap.add_argument("--no-netns", action="store_true",
+                    help="leave tests/netns out of (a), which is then a lower bound")
+    ap.add_argument("--timeout-factor", type=float, default=1.0,
+                    help="(b)'s timeout: this times the unmutated (b) under coverage (itself about "
+                         "1.5 times slower than without), plus 60 s; the rest's: twice this")
+    args = ap.parse_args()
+
+    commit = subprocess.run(["git", "-C", str(ROOT), "rev-parse", args.commit], check=True,
+                            capture_output=True, text=True).stdout.strip()
+    meta_path = args.results.with_suffix(".meta.json")
+    if args.report_only:
+        meta = json.loads(meta_path.read_text())
+        rows_by_id = {r["id"]: r for r in map(json.loads, args.results.read_text().splitlines())}
+        rows = [rows_by_id[i] for i in meta["sample_ids"]]
+        write_report(args.report, meta, rows)
+        return 0
+
+    base = Path(tempfile.mkdtemp(prefix="etran-mutation-base-", dir="/tmp"))
+    started = time.monotonic()
+    try:
+        make_copy(commit, base / "repo")
+        copy = base / "repo"
+        mutants = enumerate_mutants(copy)
+        by_group = {g: sum(m["path"] in files for m in mutants) for g, files in GROUPS.items()}
+        print(f"{len(mutants)} mutants: {by_group}", flush=True)
+        if args.list:
+            return 0
+        order = list(mutants)
+        random.Random(args.seed).shuffle(order)
+        sample = order[:args.sample]       # so a run stopped early is a smaller uniform sample
+
+        done: dict[str, dict[str, Any]] = {}
+        meta: dict[str, Any] = {}
+        if args.results.exists() and meta_path.exists():
+            meta = json.loads(meta_path.read_text())
+            if meta["commit"] == commit:       # a mutant's verdict depends on the commit only
+                done = {r["id"]: r for r in map(json.loads, args.results.read_text().splitlines())}
+            else:
+                meta = {}
+        if not meta:
+            args.results.write_text("")
+            print("(b) on the unmutated copy, under coverage ...", flush=True)
+            lines, seconds = fuzzer_lines(copy, 3600)
+            rest_verdict, rest_seconds, tail = run(
+                [str(PYTHON), *PYTEST, *[a for t in FUZZERS for a in ("--deselect", t)], *REST],
+                copy, 3600)
+            if rest_verdict != "passed":
+                sys.exit(f"the rest of the suite fails on the unmutated copy:\n{tail}")
+            print(f"  (b) {seconds:.0f} s under coverage, the rest {rest_seconds:.0f} s", flush=True)
+            import cosmic_ray
+            meta = {"commit": commit, "date": datetime.date.today().isoformat(), "population": len(mutants),
+                    "by_group": by_group,
+                    "tool": getattr(cosmic_ray, "__version__", None) or _version("cosmic-ray"),
+                    "baseline_b": seconds, "baseline_rest": rest_seconds,
+                    "lines": {p: sorted(v) for p, v in lines.items()}}
+            meta_path.write_text(json.dumps(meta))
+        if not args.no_netns and "baseline_netns" not in meta:
+            verdict, meta["baseline_netns"], tail = run([str(PYTHON), *PYTEST, *NETNS], copy, 3600)
+            if verdict != "passed":
+                sys.exit(f"tests/netns fails on the unmutated copy:\n{tail}")
+            print(f"  tests/netns {meta['baseline_netns']:.0f} s", flush=True)
+        meta.update(seed=args.seed, sample=args.sample, netns=not args.no_netns,
+                    timeouts=[args.timeout_factor * meta["baseline_b"] + 60,
+                              2 * args.timeout_factor * meta["baseline_rest"] + 60,
+                              2 * args.timeout_factor * meta.get("baseline_netns", 0) + 60])
+        lines = {p: set(v) for p, v in meta["lines"].items()}
+        timeouts = (meta["timeouts"][0], meta["timeouts"][1])
+        if meta["netns"]:
+            print("tests/netns runs on the mutants the rest leaves alive", flush=True)
+
+        rows = []
+        for i, m in enumerate(sample, 1):
+            mid = mutant_id(m)
+            if mid in done:
+                r = done[mid]
+                if meta["netns"] and r["a"] == "passed" and "netns" not in r:
+                    netns_stage(copy, r, meta["timeouts"][2])
+                    with args.results.open("a") as f:      # the later line wins on reading
+                        f.write(json.dumps(r) + "\n")
+                    print(f"[{i}/{len(sample)}] {mid}: tests/netns {r['netns']} "
+                          f"{r['netns_seconds']:.0f}s {r['netns_by'][:80]}", flush=True)
+                rows.append(r)
+                continue
+            r = test_mutant(copy, m, lines, timeouts)
+            r["id"] = mid
+            if meta["netns"] and r["a"] == "passed":
+                netns_stage(copy, r, meta["timeouts"][2])
+            with args.results.open("a") as f:
+                f.write(json.dumps(r) + "\n")
+            rows.append(r)
+            print(f"[{i}/{len(sample)}] {mid} line {m['start'][0]}: (b) {r['b']} "
+                  f"{r['b_seconds']:.0f}s, (a) {r['a']} {r['a_seconds']:.0f}s "
+                  f"{(r['b_by'] or r['a_by'])[:80]}", flush=True)
+            meta["sample_ids"] = [r["id"] for r in rows]   # the report so far, after each mutant
+            meta_path.write_text(json.dumps(meta))
+            write_report(args.report, meta, rows)
+        meta["sample_ids"] = [r["id"] for r in rows]
+        meta_path.write_text(json.dumps(meta))
+        write_report(args.report, meta, rows)
+        print(f"done in {(time.monotonic() - started) / 60:.0f} min; report in {args.report}")
+        return 0
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def _version(dist: str) -> str:
+    from importlib.metadata import version
+    return version(dist)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
