@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import pytest
 
-from etran.abi import MAX_TEST_FRAME
+from etran.abi import MAX_TEST_FRAME, TEST_RUN_HEADROOM, XDP_FRAME_SIZE
 from etran.differential.harness import KernelHarness, run_both
 from etran.interp.state import MapStore, frame_input
 from etran.ir import tir
@@ -22,27 +22,35 @@ RESIZE = """from etran.dsl import *
 
 
 @xdp
-def tail(pkt: Packet) -> int:
-    if pkt.resize_tail(DELTA):
+def resize(pkt: Packet) -> int:
+    if pkt.resize_WHERE(DELTA):
         return XDP_DROP
     return XDP_PASS
 """
+HEADROOM = TEST_RUN_HEADROOM - XDP_FRAME_SIZE      # what a test run leaves before the frame
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("delta", [-50, -51, MAX_TEST_FRAME - 64, MAX_TEST_FRAME - 63])
+@pytest.mark.parametrize("where,delta,fits", [
+    ("tail", -50, True), ("tail", -51, False),
+    ("tail", MAX_TEST_FRAME - 64, True), ("tail", MAX_TEST_FRAME - 63, False),
+    ("head", -50, True), ("head", -51, False),
+    ("head", HEADROOM, True), ("head", HEADROOM + 1, False),
+])
 def test_a_resize_to_under_an_ethernet_header_or_past_the_test_frame_fails_in_both(
-        kernel: None, delta: int) -> None:
-    """A 64-byte frame shrunk to 14 bytes (an Ethernet header) or grown to MAX_TEST_FRAME
-    succeeds, one byte further it fails, in the kernel and in the interpreter. Kills
-    interpreter.py `e_PacketResize`'s `return 0` -> `return 1` (a resize under ETH_HLEN) and
-    state.py `frame_input`'s `MAX_TEST_FRAME - len(packet)` -> `+` (a test frame's tailroom):
-    the generated programs resize by small amounts only."""
-    compiled = compile_source(RESIZE.replace("DELTA", str(delta)), "resize.py", observe=True)
+        kernel: None, where: str, delta: int, fits: bool) -> None:
+    """A 64-byte frame shrunk to 14 bytes (an Ethernet header), grown at the end to
+    MAX_TEST_FRAME or at the front by all the headroom succeeds; one byte further it fails,
+    in the kernel and in the interpreter. The generated programs resize by small amounts
+    only, so the fuzzers let these survive: interpreter.py `e_PacketResize`'s `return 0`
+    (growth past the headroom) mutated to `return 1`, and state.py `frame_input`'s
+    `MAX_TEST_FRAME - len(packet)` mutated to `+` (a test frame's tailroom)."""
+    source = RESIZE.replace("WHERE", where).replace("DELTA", str(delta))
+    compiled = compile_source(source, "resize.py", observe=True)
     with KernelHarness(compiled) as runner:
-        k, _, diffs = run_both(runner, "tail", frame_input(bytes(64)))
+        k, _, diffs = run_both(runner, "resize", frame_input(bytes(64)))
         assert not diffs, diffs
-        assert k.action == (1 if delta in (-50, MAX_TEST_FRAME - 64) else 2)  # DROP: resized
+        assert k.action == (1 if fits else 2)              # XDP_DROP when resized
 
 
 FLOOD = """from etran.dsl import *
@@ -108,11 +116,12 @@ def _program() -> tir.Program:
 def test_codec_pads_a_short_array_of_structs_and_zeroes_a_spin_lock() -> None:
     """codec.py: `[{}] * (t.length - len(value))` mutated to `<<` (too many structs
     padded, the value too long) and the SpinLock's `buf[offset:offset + t.size]` mutated to
-    `>>` (zero bytes inserted instead of written)."""
+    `>>` (zero bytes inserted instead of written: a lock named in the value)."""
     t = _program().map("table").value
     assert t is not None
     raw = encode(t, {"slots": [{"id": 7, "size": 9}], "total": 5})
     assert len(raw) == t.size
+    assert encode(t, {"lock": 1, "slots": [{"id": 7, "size": 9}], "total": 5}) == raw
     assert decode(t, raw) == {"slots": [{"id": 7, "size": 9}, {"id": 0, "size": 0},
                                         {"id": 0, "size": 0}], "total": 5}
 
@@ -148,3 +157,18 @@ def test_a_snapshot_reads_spin_lock_bytes_as_zero() -> None:
     lock = next(f for f in t.fields if f.name == "lock")
     assert value[lock.offset:lock.offset + lock.type.size] == bytes(lock.type.size)
     assert value[lock.offset + lock.type.size:] == b"\xff" * (t.size - lock.type.size)
+
+
+OPS = ["+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>"]
+
+
+def test_untyped_constants_fold_as_python_integers() -> None:
+    """Named constants computed from two literals are exact Python integers (semantics.py
+    `exact_binary`: `a - b` mutated to `a | b` survived: no test subtracts two literals
+    whose difference differs from their bitwise or)."""
+    source = ("from etran.dsl import *\n\n"
+              + "".join(f"C{i} = 20 {op} 6\n" for i, op in enumerate(OPS))
+              + "\n\n@xdp\ndef f(pkt: Packet) -> int:\n    return XDP_PASS\n")
+    constants = check_source(source, "constants.py").constants
+    expected = [20 + 6, 20 - 6, 20 * 6, 20 // 6, 20 % 6, 20 & 6, 20 | 6, 20 ^ 6, 20 << 6, 20 >> 6]
+    assert [constants[f"C{i}"] for i in range(len(OPS))] == expected
