@@ -14,13 +14,16 @@ archive` of a commit into /tmp: the checkout is never mutated) and measures two 
     (b) 600 programs, verifier and estimate, and the checker-only (a) tests); `etran fuzz`
     as a user runs it (`tests/kernel/test_fuzz.py`: a clean program, and the seeded
     defects it must report). No hand-written unit test, no saved regression or counterexample.
-(a) the whole suite (`pytest` with no arguments), run in three stages, each only on the
-    mutants the stages before left alive: (b); REST, every other test under tests/compiler,
-    tests/kernel, tests/property, tests/runtime, tests/structure, tests/test_cli.py and
-    tests/test_readme.py (about a minute); tests/netns (topologies, TCP and Homa transfers:
-    about two minutes, some timing-dependent, so a failure there counts only when the failed
-    test fails again on the mutant and passes on the unmutated copy). `--no-netns` skips
-    the last stage: (a) is then a lower bound of the whole suite's score.
+(a) the whole suite, in stages, each only on the mutants the stages before left alive:
+    (b); then REST, every other test under tests/compiler, tests/kernel, tests/property,
+    tests/runtime, tests/structure, tests/test_cli.py and tests/test_readme.py (about a
+    minute). That is the whole suite less tests/netns (topologies, TCP and Homa transfers),
+    so (a) is a lower bound of the whole suite's score. `--netns` adds tests/netns as a
+    third stage (about 85 s a mutant; a failure there counts only when the failed test fails
+    again on the mutant and passes on the unmutated copy, as some are timing-dependent).
+    Run it only on an otherwise idle machine: next to another session's netns tests, tests
+    failed on the unmutated copy too, and a failed test can leave an `etran up --hold`
+    process behind (stop it by its pid with SIGTERM, which tears its topology down).
 
 A mutant is killed by (b) when the fuzzers' pytest run fails (a failed test, an import or
 collection error) or exceeds its timeout; REST runs only on mutants (b) leaves alive (a
@@ -38,11 +41,13 @@ reason, the rest in MISSING with what kills them; equivalent mutants are left ou
 scores' denominators. Intervals are 95% Wilson intervals of the sample's proportion.
 
 Usage (as root, the kernel tests need it; one process, one core; a mutant (b) kills takes
-seconds, one it leaves alive about 4 minutes of (b), 1 of REST and 2 of tests/netns):
+seconds, one it leaves alive about 4 minutes of (b) and 1 of REST):
 
     .venv/bin/python scripts/mutation_score.py --sample 70 --seed 11    # docs/mutation-report.md
     .venv/bin/python scripts/mutation_score.py --list             # count the mutants only
     .venv/bin/python scripts/mutation_score.py --report-only      # rewrite the report
+    .venv/bin/python scripts/mutation_score.py --sample 70 --seed 11 \
+        --extra-tests tests/property/test_mutants_killed.py  # new tests on what (a) left alive
     .venv/bin/python scripts/mutation_score.py --commit 3421d0d ...   # mutate another commit
 
 Results are appended to --results (one JSON line per mutant; a rerun on the same commit
@@ -110,8 +115,9 @@ EQUIVALENT: dict[tuple[str, str, str, str], str] = {
         "2**(w-1) >= 128 either way, past every width, so the shift gives the same 0 or sign fill",
     ("etran/interp/interpreter.py", "_update", "if not ranges:", "if  ranges:"):
         "a map update then copies the new value's SpinLock/Timer bytes instead of keeping the "
-        "slot's: no program can read those bytes, none can output a struct holding them, and "
-        "snapshot() zeroes them (as the kernel shows them), so nothing observes them",
+        "slot's: such a value is always a fresh, zeroed struct (the checker refuses copying one "
+        "out of a map), no program reads those bytes, and snapshot() zeroes them (as the kernel "
+        "shows them), so nothing observes them",
     ("etran/interp/state.py", "__repr__", "return f\"Ref({self.map or 'mem'}+{self.off})\"",
      "return f\"Ref({self.map and 'mem'}+{self.off})\""):
         "a debugging repr; no code formats a Ref",
@@ -418,6 +424,20 @@ def netns_stage(base: Path, r: dict[str, Any], timeout: float) -> None:
         shutil.rmtree(work, ignore_errors=True)
 
 
+def extra_stage(base: Path, r: dict[str, Any], tests: list[str], timeout: float) -> None:
+    """Test files of the checkout (new ones, not yet in the commit mutated) on a mutant the
+    suite left alive: do they kill it?"""
+    work = Path(tempfile.mkdtemp(prefix="etran-mutant-", dir="/tmp"))
+    try:
+        copy = mutated_copy(base, work, r)
+        for t in tests:
+            shutil.copy2(ROOT / t, copy / t)
+        r["extra"], r["extra_seconds"], tail = run([str(PYTHON), *PYTEST, *tests], copy, timeout)
+        r["extra_by"] = first_failure(tail) if r["extra"] == "failed" else ""
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
 def test_mutant(base: Path, m: dict[str, Any], lines: dict[str, set[int]],
                 timeouts: tuple[float, float]) -> dict[str, Any]:
     work = Path(tempfile.mkdtemp(prefix="etran-mutant-", dir="/tmp"))
@@ -457,6 +477,8 @@ def wilson(k: int, n: int, z: float = 1.96) -> tuple[float, float]:
 
 
 def killed(r: dict[str, Any], which: str) -> bool:
+    if which == "extra":
+        return killed(r, "a") or r.get("extra") in ("failed", "timeout")
     if which == "a" and r.get("netns") in ("failed", "timeout"):
         return True
     return r[which] in ("failed", "timeout")
@@ -496,9 +518,9 @@ def write_report(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -
         f"then `pytest -x {' '.join(NETNS)}`"
         + ("" if meta.get("netns") else " (**not run**: (a) is a lower bound)"),
         f"* unmutated: (b) {meta['baseline_b']:.0f} s under coverage, the rest "
-        f"{meta['baseline_rest']:.0f} s, tests/netns {meta.get('baseline_netns', 0):.0f} s; "
-        f"timeouts (b) {meta['timeouts'][0]:.0f} s, the rest {meta['timeouts'][1]:.0f} s, "
-        f"tests/netns {meta['timeouts'][2]:.0f} s",
+        f"{meta['baseline_rest']:.0f} s; timeouts (b) {meta['timeouts'][0]:.0f} s, the rest "
+        f"{meta['timeouts'][1]:.0f} s"
+        + (f", tests/netns {meta['timeouts'][2]:.0f} s" if meta.get("netns") else ""),
         f"* time spent testing the mutants: "
         f"{sum(r['b_seconds'] + r['a_seconds'] + r.get('netns_seconds', 0) for r in rows) / 60:.0f} min",
         f"* equivalent mutants in the sample (left out of the scores): {len(eq)}, of which "
@@ -509,11 +531,17 @@ def write_report(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -
         "Killed share of the non-equivalent sampled mutants, with a 95% Wilson interval "
         "for the share among all the population's mutants of that kind.",
         "",
-        "| mutants | sampled | (b) the fuzzers alone | (a) the whole suite |",
-        "| --- | --- | --- | --- |",
+        "| mutants | sampled | (b) the fuzzers alone | (a) the whole suite"
+        + ("" if meta.get("netns") else " less tests/netns") + " |"
+        + (" (a) with the new tests |" if meta.get("extra") else ""),
+        "| --- | --- | --- | --- |" + (" --- |" if meta.get("extra") else ""),
     ]
     for name, rs in sections:
-        out.append(f"| {name} | {len(rs)} | {score_line(rs, 'b')} | {score_line(rs, 'a')} |")
+        out.append(f"| {name} | {len(rs)} | {score_line(rs, 'b')} | {score_line(rs, 'a')} |"
+                   + (f" {score_line(rs, 'extra')} |" if meta.get("extra") else ""))
+    if meta.get("extra"):
+        out += ["", f"The new tests: {', '.join(f'`{t}`' for t in meta['extra'])}, run from the "
+                "checkout on every mutant (a) left alive (they are not in the commit mutated)."]
     timeouts = [r for r in rows if "timeout" in (r["b"], r["a"])]
     not_reached = [r for r in rows if r["b"] == "not reached"]
     out += ["", f"Killed by a timeout: {len(timeouts)}. Not reached by (b) (none of the "
@@ -529,25 +557,29 @@ def write_report(path: Path, meta: dict[str, Any], rows: list[dict[str, Any]]) -
 
     survivors_b = [r for r in rows if not killed(r, "b") and not r.get("equivalent")]
     out += ["## Survivors of (b)", "",
-            "Each survivor of the fuzzers: equivalent (and why), or the test that would kill it. "
-            "`(a) killed` names the hand-written test that kills it.", "",
+            "Each survivor of the fuzzers: equivalent (and why), or not, and what kills it. "
+            "The (a) column names the first test of the rest of the suite that failed on it.", "",
             "| file:line | operator | before | after | (a) | classification |",
             "| --- | --- | --- | --- | --- | --- |"]
     for r in sorted(survivors_b, key=lambda r: (r["path"], r["start"])):
         k = key_of(r)
         why = (f"equivalent: {equivalent(r)}" if equivalent(r) else
-               f"missing: {MISSING[k]}" if k in MISSING else "not classified")
+               f"not equivalent: {MISSING[k]}" if k in MISSING else "not classified")
+        new = ("; killed by the new tests" if killed(r, "extra") else "; the new tests pass") \
+            if r.get("extra") else ""
         a = (f"killed: {r['a_by'] or r.get('netns_by', '')}" if killed(r, "a") else
-             "survived" + (f" {r['netns_by']}" if r.get("netns_by") else ""))
+             "survived" + (f" {r['netns_by']}" if r.get("netns_by") else "") + new)
         out.append(f"| {describe(r)} | {a.replace('|', '/')} | {why} |")
     out += ["", "## Every sampled mutant", "",
-            "| # | file:line | operator | before | after | (b) | s | rest | s | netns | s | killed by |",
-            "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"]
+            "| # | file:line | operator | before | after | (b) | s | rest | s |"
+            + (" netns | s |" if meta.get("netns") else "") + " killed by |",
+            "| --- | --- | --- | --- | --- | --- | --- | --- | --- |"
+            + (" --- | --- |" if meta.get("netns") else "") + " --- |"]
     for i, r in enumerate(rows, 1):
         by = r["b_by"] if killed(r, "b") else r["a_by"] or r.get("netns_by", "")
+        netns = f" {r.get('netns', '')} | {r.get('netns_seconds', 0):.0f} |" if meta.get("netns") else ""
         out.append(f"| {i} | {describe(r)} | {r['b']} | {r['b_seconds']:.0f} | {r['a']} | "
-                   f"{r['a_seconds']:.0f} | {r.get('netns', '')} | {r.get('netns_seconds', 0):.0f} | "
-                   f"{by.replace('|', '/')[:120]} |")
+                   f"{r['a_seconds']:.0f} |{netns} {cell(by)[:120]} |")
     path.write_text("\n".join(out) + "\n")
 
 
@@ -562,8 +594,10 @@ def main() -> int:
     ap.add_argument("--report", type=Path, default=ROOT / "docs" / "mutation-report.md")
     ap.add_argument("--list", action="store_true", help="count the mutants, test none")
     ap.add_argument("--report-only", action="store_true", help="rewrite the report from --results")
-    ap.add_argument("--no-netns", action="store_true",
-                    help="leave tests/netns out of (a), which is then a lower bound")
+    ap.add_argument("--extra-tests", nargs="*", default=[], metavar="FILE",
+                    help="test files of the checkout to run on every mutant (a) leaves alive")
+    ap.add_argument("--netns", action="store_true",
+                    help="add tests/netns to (a) as a last stage (on an idle machine only)")
     ap.add_argument("--timeout-factor", type=float, default=1.0,
                     help="(b)'s timeout: this times the unmutated (b) under coverage (itself about "
                          "1.5 times slower than without), plus 60 s; the rest's: twice this")
@@ -618,12 +652,12 @@ def main() -> int:
                     "baseline_b": seconds, "baseline_rest": rest_seconds,
                     "lines": {p: sorted(v) for p, v in lines.items()}}
             meta_path.write_text(json.dumps(meta))
-        if not args.no_netns and "baseline_netns" not in meta:
+        if args.netns and "baseline_netns" not in meta:
             verdict, meta["baseline_netns"], tail = run([str(PYTHON), *PYTEST, *NETNS], copy, 3600)
             if verdict != "passed":
                 sys.exit(f"tests/netns fails on the unmutated copy:\n{tail}")
             print(f"  tests/netns {meta['baseline_netns']:.0f} s", flush=True)
-        meta.update(seed=args.seed, sample=args.sample, netns=not args.no_netns,
+        meta.update(seed=args.seed, sample=args.sample, netns=args.netns, extra=args.extra_tests,
                     timeouts=[args.timeout_factor * meta["baseline_b"] + 60,
                               2 * args.timeout_factor * meta["baseline_rest"] + 60,
                               2 * args.timeout_factor * meta.get("baseline_netns", 0) + 60])
@@ -645,6 +679,9 @@ def main() -> int:
                     changed = True
                     print(f"[{i}/{len(sample)}] {mid}: tests/netns {r['netns']} "
                           f"{r['netns_seconds']:.0f}s {r['netns_by'][:80]}", flush=True)
+                if args.extra_tests and not killed(r, "a") and not equivalent(r) and "extra" not in r:
+                    extra_stage(copy, r, args.extra_tests, meta["timeouts"][1])
+                    changed = True
                 if changed:
                     with args.results.open("a") as f:      # the later line wins on reading
                         f.write(json.dumps(r) + "\n")
@@ -654,6 +691,8 @@ def main() -> int:
             r["id"] = mid
             if meta["netns"] and r["a"] == "passed":
                 netns_stage(copy, r, meta["timeouts"][2])
+            if args.extra_tests and not killed(r, "a") and not equivalent(r):
+                extra_stage(copy, r, args.extra_tests, meta["timeouts"][1])
             with args.results.open("a") as f:
                 f.write(json.dumps(r) + "\n")
             rows.append(r)
