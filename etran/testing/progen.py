@@ -1316,21 +1316,10 @@ class ProgramGen(ExprGen):
             return [f"if {'not ' if self.chance(30) else ''}{e.text}:"] + _indent_lines(body)
         return [e.text]
 
-    def element(self, place: tuple[str, Any, Var], runtime_pct: int = 25) -> tuple[str, Any, Var]:
-        """As `ExprGen.element`, with a runtime index computed with resizes and map updates
-        off: it is evaluated after its base, which either would make stale."""
-        text, t, base = place
-        if not isinstance(t, Arr):
-            return place
-        self.use("arrays")
-        idx = str(self.num(0, t.n - 1))
-        # A Header parameter may be a view or a stack value: its arrays take constant indexes.
-        if self.chance(runtime_pct // 3 if base.view else runtime_pct) and \
-                not (base.view and base.origin == "param"):
-            e = self.no_resize(lambda: self.int_expr(self.some_type(), 1, lit=None))
-            if not e.const:         # a constant index must be in range (`bounds`)
-                idx = e.text
-        return f"{text}[{idx}]", t.elem, base
+    def index_expr(self) -> E:
+        """As `ExprGen.index_expr`, with resizes and map updates off: the index is evaluated
+        after its base, which either would make stale."""
+        return self.no_resize(super().index_expr)
 
     def _i_div(self, t: Int, depth: int, pure: bool) -> E:
         if self.ctx.loops and self.chance(75):      # see `aug_op`

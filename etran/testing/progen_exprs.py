@@ -378,10 +378,14 @@ class ExprGen:
         # A Header parameter may be a view or a stack value: its arrays take constant indexes.
         if self.chance(runtime_pct // 3 if base.view else runtime_pct) and \
                 not (base.view and base.origin == "param"):
-            e = self.int_expr(self.some_type(), 1, lit=None)
+            e = self.index_expr()
             if not e.const:         # a constant index must be in range (`bounds`)
                 idx = e.text
         return f"{text}[{idx}]", t.elem, base
+
+    def index_expr(self) -> E:
+        """A runtime index for `element`."""
+        return self.int_expr(self.some_type(), 1, lit=None)
 
     @staticmethod
     def value_type(t: Any) -> Any:
