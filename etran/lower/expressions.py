@@ -377,12 +377,13 @@ class ExprLowering(FunctionBase):
         return self.address(e.place)
 
     def x_IsNone(self, e: tir.IsNone) -> ir.Value:
-        # The pointer is anchored, so LLVM cannot fold two null tests (even in nested ifs)
-        # into one test of `a | b`, arithmetic on pointers the verifier refuses; the test
-        # itself stays a plain branch on the pointer's register, as the verifier needs.
+        # A variable of views: its null test is whether the view fits (`header_parts`).
         if isinstance(e.operand, tir.VarRef) and e.operand.var in self.views:
             fits = self.b.load(self.views[e.operand.var], typ=I1)
             return self.b.not_(fits) if not e.negate else fits
+        # Otherwise the pointer is anchored, so LLVM cannot fold two null tests (even in
+        # nested ifs) into one test of `a | b`, arithmetic on pointers the verifier
+        # refuses; the test itself stays a plain branch on the pointer's register.
         p = self.anchor(self.expr(e.operand))
         return self.b.icmp_unsigned("!=" if e.negate else "==", p, ir.Constant(PTR, None))
 
@@ -428,8 +429,7 @@ class ExprLowering(FunctionBase):
             length = self.barrier(length)
             # ...which is below 2**32 (a frame is at most 64 KiB): LLVM can then use it as
             # a u64 without zero-extending the u32.
-            assume = self.lw.intrinsic("llvm.assume", ir.VoidType(), [I1])
-            self.b.call(assume, [self.b.icmp_unsigned("<", length, ir.Constant(I64, 1 << 32))])
+            self.assume(self.b.icmp_unsigned("<", length, ir.Constant(I64, 1 << 32)))
             return self.b.trunc(length, I32)
         if e.name == "rx_queue":
             return self.ctx_scalar(XDP_MD_RX_QUEUE_INDEX)
@@ -485,8 +485,7 @@ class ExprLowering(FunctionBase):
         """`view + size <= end`. A packet address is never null: told so, LLVM turns the
         null test of `fits ? view : NULL` into this test."""
         b = self.b
-        assume = self.lw.intrinsic("llvm.assume", ir.VoidType(), [I1])
-        b.call(assume, [b.icmp_unsigned("!=", view, ir.Constant(PTR, None))])
+        self.assume(b.icmp_unsigned("!=", view, ir.Constant(PTR, None)))
         if "no-packet-bounds" in self.lw.defects:
             return ir.Constant(I1, 1)
         limit = b.gep(view, [ir.Constant(I64, size)], source_etype=I8)

@@ -107,6 +107,10 @@ class FunctionBase:
         fn = self.lw.intrinsic(f"llvm.bpf.passthrough.{tn}.{tn}", v.type, [I32, v.type])
         return self.b.call(fn, [ir.Constant(I32, self.lw.anchors), v])
 
+    def assume(self, fact: ir.Value) -> None:
+        """Tell LLVM `fact` holds here (`llvm.assume`): no instruction in the object."""
+        self.b.call(self.lw.intrinsic("llvm.assume", ir.VoidType(), [I1]), [fact])
+
     def new_block(self, name: str) -> ir.Block:
         return self.irfn.append_basic_block(name)
 
