@@ -98,7 +98,7 @@ def compile_program(program: tir.Program, observe: bool = False,
     from etran.lower.module import lower
     t = timings if timings is not None else {}
     t0 = time.perf_counter()
-    module = lower(program, observe=observe, defects=defects)
+    module, probes = lower(program, observe=observe, defects=defects)
     text = str(module)
     t1 = time.perf_counter()
     elf = emit_object(text)
@@ -108,7 +108,7 @@ def compile_program(program: tir.Program, observe: bool = False,
     _check_frames(program, elf)
     programs = [ProgramInfo(h.name, h.hook or "", "xdp") for h in program.hooks if h.hook != "timer"]
     return CompiledObject(elf, program, programs, list(program.maps), observe, dict(t),
-                          text if keep_ir else "")
+                          text if keep_ir else "", probes)
 
 
 def _check_frames(program: tir.Program, elf: bytes) -> None:

@@ -53,6 +53,9 @@ class CompiledObject:
     observe: bool = False
     timings: dict[str, float] = field(default_factory=dict)
     llvm_ir: str = ""
+    # observation probes in an `observe` build; 0: its programs are the plain build's, so
+    # one load gives both the verifier's counts and the test runs (campaigns use this)
+    probes: int = 0
 
 
 def emit_object(ir_text: str) -> bytes:

@@ -108,6 +108,9 @@ class ModuleContext:
         self.used: list[ir.GlobalValue] = []
         self.obs_map: MapType | None = None
         self.anchors = 0  # uses of checked references anchored so far (FunctionBase.anchor)
+        # observation probes compiled in (record look-ups and `__fire` programs): with none,
+        # an observed build's programs are the plain build's, instruction for instruction
+        self.probes = 0
 
     def declare_map(self, m: MapType) -> None:
         span = m.span
@@ -176,6 +179,7 @@ class ModuleContext:
 
     def fire_program(self, handler: tir.Function) -> None:
         """`<handler>__fire`: an XDP program that runs a timer handler on demand (tests)."""
+        self.probes += 1
         m = fire_map(self.program, handler)
         assert m is not None and m.key is not None
         irfn = ir.Function(self.m, ir.FunctionType(I32, [PTR]), handler.name + obs.FIRE_SUFFIX)

@@ -150,6 +150,7 @@ class FunctionBase:
     def obs_slot(self) -> tuple[ir.Value, ir.Block, ir.Block]:
         """Look up the observation record; returns (pointer, block to fill it, block after)."""
         assert self.lw.obs_map is not None
+        self.lw.probes += 1
         key = self.temp(4, 4)
         self.b.store(ir.Constant(I32, 0), key)
         p = self.helper(MAP_LOOKUP_ELEM, PTR, [self.lw.map_globals[obs.MAP_NAME], key])
@@ -205,16 +206,20 @@ class FunctionBase:
 
 
 def view_vars(fn: tir.Function) -> list[tir.Var]:
-    """The local variables only ever assigned a packet view (`ExprLowering.header_parts`)."""
+    """The local variables only ever assigned a packet view (`ExprLowering.header_parts`).
+    Assignments are statements, so only statement bodies are walked, not expressions."""
     assigned: dict[tir.Var, bool] = {}
-    todo: list[object] = list(fn.body)
+    todo: list[tir.Stmt] = list(fn.body)
     while todo:
         n = todo.pop()
         if isinstance(n, tir.Assign):
-            v = n.value
-            ok = isinstance(v, tir.PacketHeader)
+            ok = isinstance(n.value, tir.PacketHeader)
             assigned[n.var] = assigned.get(n.var, True) and ok
-        todo.extend(tir.children(n))
+        elif isinstance(n, tir.If):
+            todo.extend(n.body)
+            todo.extend(n.orelse)
+        elif isinstance(n, (tir.Loop, tir.Locked)):
+            todo.extend(n.body)
     return [v for v, ok in assigned.items() if ok and v not in fn.params]
 
 

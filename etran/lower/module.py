@@ -25,8 +25,9 @@ from etran.lower.statements import FunctionLowering
 
 
 def lower(program: tir.Program, observe: bool = False,
-          defects: frozenset[str] = frozenset()) -> ir.Module:
-    """The LLVM module of a checked program: maps, license, functions, hooks, probes."""
+          defects: frozenset[str] = frozenset()) -> tuple[ir.Module, int]:
+    """The LLVM module of a checked program (maps, license, functions, hooks, probes) and
+    how many observation probes it holds (`ModuleContext.probes`)."""
     lw = ModuleContext(program, observe, defects)
     for m in lw.program.maps:
         lw.declare_map(m)
@@ -56,5 +57,5 @@ def lower(program: tir.Program, observe: bool = False,
     used.linkage = "appending"
     used.section = "llvm.metadata"
     lw.di.finish()
-    return lw.m
+    return lw.m, lw.probes
 

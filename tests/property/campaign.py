@@ -29,12 +29,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from etran.differential.harness import KernelHarness, compare
 from etran.dsl.diagnostics import DiagnosticError
 from etran.interp.interpreter import Interpreter
+from etran.ir import tir
 from etran.pipeline import (
     check_source,
     compile_program,
 )
 from etran.runtime.errors import VerifierError
-from etran.runtime.loader import load_object
+from etran.runtime.loader import LoadedObject, load_object
 from etran.testing.progen import sample_programs
 from etran.testing.strategies import inputs_from_bytes, usable_cpus
 
@@ -55,22 +56,32 @@ def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
         out["detail"] = traceback.format_exc(limit=-3)
         return out
     try:
-        obj = compile_program(program)
+        observed = compile_program(program, observe=True)
+        # without probes the observed build is the plain one: its load gives the counts
+        plain = compile_program(program) if observed.probes else None
     except Exception as e:
         out["failure"] = f"compile crash: {type(e).__name__}"
         out["detail"] = traceback.format_exc(limit=-3)
         return out
-    try:
-        with load_object(obj.elf) as loaded:
-            out["budget"] = {n: (p.stats.processed_insns, program.budgets[n].processed)
-                             for n, p in loaded.programs.items()}
-    except VerifierError as e:
-        out["failure"] = "verifier"
-        out["detail"] = str(e)[:2000]
-        return out
+    if plain is not None:
+        try:
+            with load_object(plain.elf) as loaded:
+                out["budget"] = _counts(program, loaded)
+        except VerifierError as e:
+            out["failure"] = "verifier"
+            out["detail"] = str(e)[:2000]
+            return out
     interp = Interpreter(program)
     try:
-        with KernelHarness(compile_program(program, observe=True)) as runner:
+        try:
+            runner = KernelHarness(observed)
+        except VerifierError as e:
+            out["failure"] = "verifier"
+            out["detail"] = str(e)[:2000]
+            return out
+        with runner:
+            if plain is None:
+                out["budget"] = _counts(program, runner.loaded)
             rng = random.Random(idx)
             frames = [rng.randbytes(rng.randint(0, 300)) for _ in range(n_inputs)]
             inputs = inputs_from_bytes(program, runner.ncpu, frames, rng.randbytes(400),
@@ -97,6 +108,12 @@ def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
         out["failure"] = f"runner: {type(e).__name__}"
         out["detail"] = traceback.format_exc(limit=-3)
     return out
+
+
+def _counts(program: tir.Program, loaded: LoadedObject) -> dict[str, tuple[int, int]]:
+    """Each hook's (kernel count, checker estimate)."""
+    return {n: (p.stats.processed_insns, program.budgets[n].processed)
+            for n, p in loaded.programs.items()}
 
 
 def _lifted(source: str) -> dict[str, Any]:
