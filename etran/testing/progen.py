@@ -129,9 +129,15 @@ def sample_programs(n: int, max_statements: int = 40, features: frozenset[str] |
     by mutating earlier examples, so its programs come in families of near-duplicates, which
     would skew rates measured over them.
     """
+    return [sample_program(i, max_statements, features, seed) for i in range(n)]
+
+
+def sample_program(i: int, max_statements: int = 40, features: frozenset[str] | None = None,
+                   seed: int = 0) -> GeneratedProgram:
+    """The `i`th of `sample_programs(n, ..., seed=seed)` for any n > i, drawn on its own (a
+    campaign's worker draws the programs it runs)."""
     feats = _features(features)
-    return [ProgramGen(random.Random(seed * 1_000_003 + i).randint, max_statements, feats).generate()
-            for i in range(n)]
+    return ProgramGen(random.Random(seed * 1_000_003 + i).randint, max_statements, feats).generate()
 
 
 @st.composite

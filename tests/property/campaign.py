@@ -3,12 +3,14 @@
     .venv/bin/python tests/property/campaign.py 2000 --inputs 5 --jobs 2 --out /tmp/campaign
 
 For each of N generated programs (the same ones for the same `--seed`, drawn
-independently by `etran.testing.progen.sample_programs`): does the checker
+independently by `etran.testing.progen.sample_program` in the workers; `--start K` runs
+programs K to K+N-1, so a long campaign can run in parts): does the checker
 accept it (rules tallied otherwise); does the kernel verifier load it, within
 the checker's estimate (worst ratios kept); do the kernel and the interpreter
 agree on `--inputs` random inputs. Programs refused only by the budget/stack
 rules are loaded anyway, with the limits lifted, to count false refusals.
-Every failing program is written to `--out` with what went wrong.
+Every failing program is written to `--out` with what went wrong, and every result, as
+it arrives, to `--out`/results.jsonl (a campaign stopped early keeps what it ran).
 """
 from __future__ import annotations
 
@@ -36,13 +38,25 @@ from etran.pipeline import (
 )
 from etran.runtime.errors import VerifierError
 from etran.runtime.loader import LoadedObject, load_object
-from etran.testing.progen import sample_programs
+from etran.testing.progen import sample_program
 from etran.testing.strategies import inputs_from_bytes, usable_cpus
 
 
-def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
-    idx, source, hooks, n_inputs = job
-    out: dict[str, Any] = {"idx": idx}
+def one(job: tuple[int, int, int, int]) -> dict[str, Any]:
+    idx, seed, statements, n_inputs = job
+    gen = sample_program(idx, statements, seed=seed)
+    out: dict[str, Any] = {"idx": idx, "features": sorted(gen.features)}
+    try:
+        _run(gen.source, gen.hooks, idx, n_inputs, out)
+    finally:
+        if "failure" in out or "rejected" in out or any(
+                k > e for k, e, _ in out.get("budget", {}).values()):
+            out["source"] = gen.source
+    return out
+
+
+def _run(source: str, hooks: tuple[str, ...], idx: int, n_inputs: int,
+         out: dict[str, Any]) -> dict[str, Any]:
     try:
         program = check_source(source, "generated.py")
     except DiagnosticError as e:
@@ -91,6 +105,7 @@ def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
                 inp = replace(first, maps=store)
                 hook = rng.choice(hooks)
                 k = runner.run(hook, inp)
+                out["cases"] = step + 1
                 try:
                     mine = interp.run(hook, inp)
                 except Exception:
@@ -111,9 +126,9 @@ def one(job: tuple[int, str, tuple[str, ...], int]) -> dict[str, Any]:
 
 
 def _counts(program: tir.Program, loaded: LoadedObject) -> dict[str, tuple[int, int]]:
-    """Each hook's (kernel count, checker estimate)."""
-    return {n: (p.stats.processed_insns, program.budgets[n].processed)
-            for n, p in loaded.programs.items()}
+    """Each hook's (kernel count, checker estimate, whether the estimate is the replay's)."""
+    return {n: (p.stats.processed_insns, program.budgets[n].processed,
+                program.budgets[n].replayed) for n, p in loaded.programs.items()}
 
 
 def _lifted(source: str) -> dict[str, Any]:
@@ -145,43 +160,65 @@ def main() -> None:
     ap.add_argument("--statements", type=int, default=40)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", default="/tmp/progen-campaign")
+    ap.add_argument("--start", type=int, default=0)
+    ap.add_argument("--report", action="store_true",
+                    help="run nothing: summarize --out's results.jsonl (the parts run so far)")
     a = ap.parse_args()
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
-    t0 = time.time()
-    progs = sample_programs(a.n, a.statements, seed=a.seed)
+    if a.report:
+        by_idx = {}
+        for line in (out / "results.jsonl").read_text().splitlines():
+            r = json.loads(line)
+            by_idx[r["idx"]] = r
+        summarize(list(by_idx.values()), out, a.jobs, a.inputs, 0.0)
+        return
     t1 = time.time()
-    jobs = [(i, p.source, p.hooks, a.inputs) for i, p in enumerate(progs)]
+    jobs = [(i, a.seed, a.statements, a.inputs) for i in range(a.start, a.start + a.n)]
     results = []
     # spawn, not fork: a forked worker can inherit a held lock and hang; a stuck job is skipped
-    with multiprocessing.get_context("spawn").Pool(a.jobs, maxtasksperchild=50) as pool:
+    with multiprocessing.get_context("spawn").Pool(a.jobs, maxtasksperchild=200) as pool, \
+            (out / "results.jsonl").open("a") as log:
         pending = [(j, pool.apply_async(one, (j,))) for j in jobs]
         for j, res in pending:
             try:
                 results.append(res.get(timeout=300))
             except multiprocessing.TimeoutError:
                 results.append({"idx": j[0], "failure": "timeout", "detail": "no result in 300 s"})
-            if len(results) % 100 == 0:
+            log.write(json.dumps(results[-1]) + "\n")
+            if len(results) % 500 == 0:
+                log.flush()
                 print(f"  {len(results)} programs done, {time.time() - t1:.0f}s", flush=True)
     t2 = time.time()
+    summarize(results, out, a.jobs, a.inputs, t2 - t1)
+
+
+def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
+              seconds: float) -> None:
+    """Print the campaign's statistics and write each failing program to `out`."""
     rejected = Counter(",".join(r["rejected"]) for r in results if "rejected" in r)
     failures = Counter(r["failure"] for r in results if "failure" in r)
     verifier = Counter(_gist(r["detail"]) for r in results if r.get("failure") == "verifier")
     lifted = Counter(r["lifted"].split(":")[0] for r in results if "lifted" in r)
     ratios = sorted(((k / max(e, 1), k, e, r["idx"], h) for r in results if "budget" in r
-                     for h, (k, e) in r["budget"].items()), reverse=True)
+                     for h, (k, e, _) in r["budget"].items()), reverse=True)
+    replayed = sorted(r["idx"] for r in results if any(x[2] for x in r.get("budget", {}).values()))
     over = [x for x in ratios if x[0] > 1]
     for r in results:
-        if "failure" in r or "rejected" in r or any(k > e for k, e in r.get("budget", {}).values()):
+        if "failure" in r or "rejected" in r or any(k > e for k, e, _ in r.get("budget", {}).values()):
             tag = r.get("failure") or ("budget" if "budget" in r else ",".join(r["rejected"]))
             name = f"{r['idx']:05d}_{tag.replace(' ', '_').replace(':', '').replace(',', '_')}.py"
-            text = progs[r["idx"]].source + "\n# " + json.dumps({k: v for k, v in r.items()
-                                                                if k != "detail"}) + "\n# " + \
+            text = r.get("source", "") + "\n# " + json.dumps(
+                {k: v for k, v in r.items() if k not in ("detail", "source")}) + "\n# " + \
                 str(r.get("detail", "")).replace("\n", "\n# ") + "\n"
             (out / name).write_text(text)
     n = len(results)
-    print(f"programs: {n} distinct; generated in {t1 - t0:.1f}s, checked/loaded/run in {t2 - t1:.1f}s "
-          f"({n / (t2 - t0):.1f} programs/s overall, {a.jobs} jobs, {a.inputs} inputs each)")
+    if seconds:
+        print(f"programs: {n} distinct; generated, checked, loaded and run in {seconds:.1f}s "
+              f"({n / seconds:.1f} programs/s overall, {jobs} jobs, {inputs} inputs each)")
+    else:
+        print(f"programs: {n} distinct (indexes {min(r['idx'] for r in results)} to "
+              f"{max(r['idx'] for r in results)})")
     print(f"accepted: {n - sum(rejected.values())} ({100 * (n - sum(rejected.values())) / n:.1f}%); "
           f"rejected by rule: {dict(rejected)}")
     print(f"budget/stack refusals loaded with limits lifted: {dict(lifted)}")
@@ -190,20 +227,24 @@ def main() -> None:
         print(f"  {k:4d}  verifier: {msg}")
     if ratios:
         looseness = sorted(e / max(k, 1) for r in results if "budget" in r
-                           for k, e in r["budget"].values())
+                           for k, e, _ in r["budget"].values())
         q = lambda f: looseness[min(int(f * len(looseness)), len(looseness) - 1)]  # noqa: E731
         print(f"estimate/kernel over {len(looseness)} accepted hooks: min {looseness[0]:.2f}, "
-              f"p10 {q(0.1):.2f}, median {q(0.5):.2f}, p90 {q(0.9):.1f}")
+              f"p10 {q(0.1):.2f}, median {q(0.5):.2f}, p90 {q(0.9):.1f}, p95 {q(0.95):.1f}")
+    cases = sum(r.get("cases", 0) for r in results)
+    print(f"differential cases run: {cases:,}")
     refused_counts = sorted(max(k for k, _ in r["lifted_budget"].values())
                             for r in results if "lifted_budget" in r)
     if refused_counts:
         print(f"false refusals: the kernel processed {refused_counts[0]:,} to "
               f"{refused_counts[-1]:,} instructions (median "
               f"{refused_counts[len(refused_counts) // 2]:,}) on the programs refused for budget")
+    print(f"accepted on the replay's estimate (a hook the source estimate refuses): "
+          f"{len(replayed)} programs {replayed[:50]}")
     print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
     for ratio, k, e, idx, h in ratios[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
-    feats = Counter(f for p in progs for f in p.features)
+    feats = Counter(f for r in results for f in r.get("features", ()))
     print("feature use:", dict(sorted(feats.items(), key=lambda x: -x[1])))
     print(f"details in {out}")
 
