@@ -425,7 +425,9 @@ class Interpreter:
         size = e.map.value.size
         st = m.maps[e.map.name]
         need = RINGBUF_HEADER + (size + 7) // 8 * 8
-        if st.ring_used + need > e.map.max_entries:
+        # The kernel keeps its producer less than a whole ring ahead of the consumer (one
+        # byte short of it): a ring of N bytes never holds N bytes of records
+        if st.ring_used + need >= e.map.max_entries:
             return 0
         st.ring_used += need
         m.ringbuf.setdefault(e.map.name, []).append(bytes(v.buf[v.off:v.off + size]))

@@ -176,6 +176,7 @@ BOOL_NAMES = "ok flag hit seen full".split()
 ACTIONS = ["XDP_PASS", "XDP_DROP", "XDP_TX", "XDP_ABORTED", "XDP_REDIRECT"]
 CONST_NAMES = ["LIMIT", "MASK"]
 CSUM_HELPERS = ("csum_fold", "csum_replace16", "csum_replace32", "ipv4_checksum")
+RINGBUF_BYTES = 4096    # the ring buffers the generator declares: one page, the smallest
 RESERVED = set(keyword.kwlist) | {"min", "max", "range", "bool", "int", "pkt", "self", "atomic_add",
                                   "now_ns", "cpu_id", "random_u32", "ETH_P_IP", "IPPROTO_UDP",
                                   "IPPROTO_TCP", "Trace", "traces", "Deadline", "deadlines",
@@ -342,7 +343,7 @@ class ProgramGen(ExprGen):
                 key = self.new_struct(key=True) if self.chance(35) else self.pick([U32, U16, U8, U64, I32])
             entries = {"HashMap": self.pick([64, 8, 4]), "LruHashMap": 4096, "PerCpuHashMap": 64,
                        "ArrayMap": self.num(1, 8), "PerCpuArray": self.num(1, 4),
-                       "Queue": self.pick([8, 2]), "RingBuf": 4096}[kind]
+                       "Queue": self.pick([8, 2]), "RingBuf": RINGBUF_BYTES}[kind]
             name = MAP_NAMES[kind]
             while name in self.reserved:
                 name = name + "2" if not name[-1].isdigit() else name[:-1] + str(int(name[-1]) + 1)
@@ -930,7 +931,26 @@ class ProgramGen(ExprGen):
         return [e.text]
 
     def s_output(self) -> list[str]:
-        return self.s_push("RingBuf")
+        c = self.ctx
+        if c.loops or not self.chance(25):
+            return self.s_push("RingBuf")
+        # A flood: records until the ring is full and a few more, so its last free bytes and
+        # the refusals that follow are compared within one run (a ring holds RINGBUF_BYTES;
+        # a record takes an 8-byte header and its value rounded up to 8).
+        m = self.pick([m for m in self.maps if m.kind == "RingBuf" and self.room(3 * self.map_stack(m))])
+        record = 8 + (m.value.size + 7) // 8 * 8
+        n = min(RINGBUF_BYTES // record + self.pick([1, 2, 3]), 400)
+        name = self.fresh("r")
+        c.loops.append(False)
+        c.frames.append(Frame({name: Var(name, U32, origin="counter")}))
+        try:
+            e = self._value_call(m, "output")
+        finally:
+            c.frames.pop()
+            c.loops.pop()
+        if self.chance(50):
+            return [f"for {name} in range({n}):", f"    {e.text}"]
+        return [f"for {name} in range({n}):", f"    if not {e.text}:", "        break"]
 
     def s_pop(self) -> list[str]:
         m = self.pick([m for m in self.maps if m.kind == "Queue" and self.room(3 * self.map_stack(m))])
@@ -1001,6 +1021,11 @@ class ProgramGen(ExprGen):
         self.use("resize")
         where = self.pick(["tail", "head"])         # the head moves by constants only
         d = str(self.pick([4, -4, 8, 2, -14, 16, -8] if where == "head" else [-4, 4, 16, -20, 64, -1]))
+        if self.chance(15):
+            # at and past the limits: the head room of a test run (216), a shrink under an
+            # Ethernet header, a tail grown by kilobytes (the frame's room is 3,520 bytes)
+            d = str(self.pick([216, 217, -40, 200] if where == "head"
+                              else [3520, 3000, 4000, -60, -1500]))
         if where == "tail" and self.chance(40):
             d = self.int_expr(self.pick([I16, I32]), 1, I32).text
         call = f"pkt.resize_{where}({d})"

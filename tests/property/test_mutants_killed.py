@@ -85,6 +85,39 @@ def test_a_ring_buffer_filled_in_one_run_holds_the_same_records(kernel: None, re
         assert len(k.ringbuf["events"]) == min(records, 4096 // 24)
 
 
+EXACT = """from etran.dsl import *
+
+
+class Ev(Struct):
+    seq: u64
+
+
+events = RingBuf(Ev, max_entries=4096)
+
+
+@xdp
+def flood(pkt: Packet) -> int:
+    for i in range(300):
+        if not events.output(Ev(seq=u64(i))):
+            return XDP_DROP
+    return XDP_PASS
+"""
+
+
+@pytest.mark.kernel
+def test_a_ring_buffer_never_holds_its_whole_size(kernel: None) -> None:
+    """Found by the generated ring-buffer floods: 16-byte records (8 bytes of value, 8 of
+    header) would fill a 4,096-byte ring exactly at 256, but the kernel refuses the 256th
+    (its producer stays less than a whole ring ahead of the consumer); the interpreter
+    accepted it. Both now keep 255 records and drop the frame at the 256th output."""
+    compiled = compile_source(EXACT, "exact.py", observe=True)
+    with KernelHarness(compiled) as runner:
+        k, _, diffs = run_both(runner, "flood", frame_input(bytes(64)))
+        assert not diffs, diffs
+        assert len(k.ringbuf["events"]) == 255
+        assert k.action == 1                                # XDP_DROP
+
+
 STRUCTS = """from etran.dsl import *
 
 
