@@ -2,6 +2,12 @@
 
     .venv/bin/python research/estimate_models.py                    # examples, shapes, regressions
     .venv/bin/python research/estimate_models.py --generated 300 --seed 9101 [--jobs 2]
+    .venv/bin/python research/estimate_models.py --generated 2000 --seed 0 --refused --quiet
+
+`--sources F.json` measures the programs of a JSON list of sources instead (e.g. drawn by an
+earlier `etran.testing.progen`, the generator of an earlier measurement).
+`--refused` keeps only the hooks the source estimate refuses (over 1,000,000; the ones
+`etran check` replays): the other programs are neither compiled nor loaded.
 
 For each program (hook): the kernel's `processed` count (loaded with the budget rules
 lifted), the source model's estimate (`program.budgets[hook].processed` from
@@ -27,8 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 
-def measure(name: str, source: str) -> list[dict[str, Any]]:
-    """One row per hook of the program: kernel count and both estimates."""
+def measure(name: str, source: str, refused_only: bool = False) -> list[dict[str, Any]]:
+    """One row per hook of the program: kernel count and both estimates (only the hooks the
+    source estimate refuses with `refused_only`)."""
     from etran.analysis import replay
     from etran.dsl.diagnostics import DiagnosticError
     from etran.pipeline import check_source, compile_program
@@ -36,6 +43,9 @@ def measure(name: str, source: str) -> list[dict[str, Any]]:
     from etran.runtime.loader import load_object
     try:
         program = check_source(source, f"{name}.py", enforce_rules=False)
+        refused = {h for h, b in program.budgets.items() if b.processed > 1_000_000}
+        if refused_only and not refused:
+            return [{"name": name, "skip": "accepted", "accepted": True}]
         obj = compile_program(program)
     except DiagnosticError as e:
         return [{"name": name, "skip": "checker: " + ",".join(sorted({d.rule for d in e.diagnostics}))}]
@@ -48,6 +58,8 @@ def measure(name: str, source: str) -> list[dict[str, Any]]:
         return [{"name": name, "skip": "kernel rejects: " + str(e).splitlines()[0][:80]}]
     rows = []
     for hook, k in kernel.items():
+        if refused_only and hook not in refused:
+            continue
         row: dict[str, Any] = {"name": name, "hook": hook, "kernel": k,
                                "source": program.budgets[hook].processed if hook in program.budgets else None}
         t0 = time.perf_counter()
@@ -101,7 +113,7 @@ def summary(rows: list[dict[str, Any]]) -> None:
         vals = sorted(r[key] / max(r["kernel"], 1) for r in measured if r.get(key) is not None)
         if not vals:
             continue
-        q = lambda f: vals[min(int(f * len(vals)), len(vals) - 1)]  # noqa: E731
+        q = lambda f, vals=vals: vals[min(int(f * len(vals)), len(vals) - 1)]  # noqa: E731
         misses = [r for r in measured if r.get(key) is not None and r[key] < r["kernel"]]
         refused = sum(1 for r in measured if r.get(key) is not None and r[key] > 1_000_000)
         print(f"{key:6s}: {len(vals)} hooks, estimate/kernel median {q(0.5):.2f}, p95 {q(0.95):.2f}, "
@@ -114,7 +126,10 @@ def summary(rows: list[dict[str, Any]]) -> None:
     if unsup:
         print(f"insn model could not run on {len(unsup)} hooks: "
               f"{sorted({r.get('unsupported', 'error') for r in unsup})}")
-    skipped = [r for r in rows if "skip" in r]
+    accepted = sum(1 for r in rows if r.get("accepted"))
+    if accepted:
+        print(f"programs whose hooks the source estimate all accepts (not measured): {accepted}")
+    skipped = [r for r in rows if "skip" in r and not r.get("accepted")]
     if skipped:
         print(f"skipped programs: {len(skipped)}")
 
@@ -149,7 +164,7 @@ def corpus() -> list[tuple[str, str]]:
     return out
 
 
-def _job(item: tuple[str, str]) -> list[dict[str, Any]]:
+def _job(item: tuple[str, str, bool]) -> list[dict[str, Any]]:
     return measure(*item)
 
 
@@ -160,14 +175,21 @@ def main() -> None:
     ap.add_argument("--statements", type=int, default=40)
     ap.add_argument("--jobs", type=int, default=1)
     ap.add_argument("--json", help="write the rows here")
+    ap.add_argument("--sources", help="a JSON list of program sources to measure instead")
+    ap.add_argument("--refused", action="store_true",
+                    help="only the hooks the source estimate refuses (over 1,000,000)")
     ap.add_argument("--quiet", action="store_true", help="summary and misses only")
     a = ap.parse_args()
-    if a.generated:
+    if a.sources:
+        stem = Path(a.sources).stem
+        named = [(f"{stem}_{i:04d}", src) for i, src in enumerate(json.loads(Path(a.sources).read_text()))]
+    elif a.generated:
         from etran.testing.progen import sample_programs
-        items = [(f"gen{a.seed}_{i:04d}", p.source)
+        named = [(f"gen{a.seed}_{i:04d}", p.source)
                  for i, p in enumerate(sample_programs(a.generated, a.statements, seed=a.seed))]
     else:
-        items = corpus()
+        named = corpus()
+    items = [(n, s, a.refused) for n, s in named]
     t0 = time.time()
     rows: list[dict[str, Any]] = []
     if a.jobs > 1:
