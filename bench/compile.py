@@ -11,7 +11,7 @@ wall time, bytecode cached as on a user's machine), next to a bare `python -c pa
 
 Targets: DCTCP from source to loaded under 100 ms median (40 ms is the next one); the
 exponent at most about 1; `etran check` at most 150 ms and `etran build` at most 200 ms
-as processes. Run as root: `.venv/bin/python bench/compile.py [--runs N]`.
+as processes. Run as root: `.venv/bin/python bench/compile.py [--runs N] [--startup-only]`.
 """
 from __future__ import annotations
 
@@ -118,7 +118,12 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15)
     ap.add_argument("--sizes", default="10,100,500,1000,2000,5000")
+    ap.add_argument("--startup-only", action="store_true",
+                    help="only the start-up table (no kernel needed)")
     args = ap.parse_args()
+    if args.startup_only:
+        startup(args.runs)
+        return 0
 
     print(f"{'example':<16}" + "".join(f"{s:>9}" for s in STAGES) + f"{'total':>9}   "
           "hook: loaded insns / verifier processed / checker estimate")

@@ -111,6 +111,17 @@ def compile_program(program: tir.Program, observe: bool = False,
                           text if keep_ir else "", probes)
 
 
+def refine_budgets(obj: CompiledObject) -> None:
+    """Tighten `obj.program`'s estimates with the replay over `obj`'s instructions
+    (`etran.analysis.budget.refine_estimates`), for the commands that show them next to the
+    kernel's count. Only a build whose programs are the plain build's (no observation
+    probes): the estimates are of those. `etran build` does not call it (it shows none)."""
+    if obj.observe and obj.probes:
+        return
+    from etran.analysis.budget import refine_estimates
+    refine_estimates(obj.program, obj.elf)
+
+
 def _check_frames(program: tir.Program, elf: bytes) -> None:
     """The stack each compiled program uses, against the kernel's limit: how much LLVM
     spills is known only now (the checker's `stack` rule estimates it beforehand)."""

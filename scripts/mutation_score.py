@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Mutation score of the test suite (issue 11): how many seeded bugs do the tests catch?
 
-cosmic-ray (`pip install cosmic-ray coverage` into .venv; neither is a dependency of etran)
+cosmic-ray (`.venv/bin/pip install -e '.[mutation]'`: cosmic-ray and coverage, not needed otherwise)
 enumerates every mutant of the modules below: each is the source with one operator,
 comparison, constant, boolean, `and`/`or`, `break`/`continue`, decorator or loop changed.
 This script shuffles them with a fixed seed and takes the first N (a uniform sample; a run

@@ -4,7 +4,8 @@ The compiler hands the kernel a standard BPF ELF object (programs in sections su
 static subprograms in ``.text``, BTF-defined maps in ``.maps``, ``.BTF`` and ``.BTF.ext`` carrying
 func_info and line_info whose line text is the DSL source).  Humans read that object through
 :mod:`etran.backend.disasm`; this module is the half that understands ELF and BTF and nothing about
-instruction syntax, so the disassembler works on frozen dataclasses instead of pyelftools objects.
+instruction syntax, so the disassembler works on frozen dataclasses.  It reads ELF with :mod:`struct`
+(pyelftools, which it used before, cost 15 ms to import on every `etran build`).
 
 What "a program" means follows libbpf: every global function symbol in an executable section other
 than ``.text`` is a program; functions in ``.text`` are subprograms, appended to each program that
@@ -28,15 +29,8 @@ are byte offsets within the ELF section, as in the object file (libbpf divides t
 
 from __future__ import annotations
 
-import io
 import struct
 from dataclasses import dataclass, field
-from typing import Any
-
-from elftools.common.exceptions import ELFError
-from elftools.elf.elffile import ELFFile
-from elftools.elf.relocation import RelocationSection
-from elftools.elf.sections import Section, SymbolTableSection
 
 __all__ = [
     "FuncInfo",
@@ -175,41 +169,205 @@ def split_instructions(code: bytes) -> list[bytes]:
 def read_object(data: bytes) -> ObjectFile:
     """Parse a BPF ELF object; raise :class:`ObjectFileError` if it is not one."""
     try:
-        elf = ELFFile(io.BytesIO(data))
-        if elf["e_machine"] != "EM_BPF":
-            raise ObjectFileError(f"read object: machine is {elf['e_machine']}, not EM_BPF")
+        elf = _Elf(bytes(data))
+        if elf.machine != _EM_BPF:
+            machine = _MACHINES.get(elf.machine, str(elf.machine))
+            raise ObjectFileError(f"read object: machine is {machine}, not EM_BPF")
         return _Reader(elf).read()
-    except (ELFError, struct.error) as err:
+    except (_ElfError, struct.error, IndexError) as err:
         raise ObjectFileError(f"read object: {err}") from err
 
 
-@dataclass(frozen=True, slots=True)
+# ---- ELF -------------------------------------------------------------------------------------------
+# What pyelftools did for this module, as ELFFile reads it: sections and their names, symbol tables,
+# REL and RELA relocations, for ELF32 and ELF64 in either byte order.
+
+_EM_BPF = 247
+_MACHINES = {0: "EM_NONE", 3: "EM_386", 8: "EM_MIPS", 20: "EM_PPC", 21: "EM_PPC64", 22: "EM_S390",
+             40: "EM_ARM", 43: "EM_SPARCV9", 62: "EM_X86_64", 183: "EM_AARCH64", 243: "EM_RISCV",
+             258: "EM_LOONGARCH"}
+_SHT_PROGBITS, _SHT_SYMTAB, _SHT_STRTAB, _SHT_RELA, _SHT_NOBITS, _SHT_REL, _SHT_DYNSYM = 1, 2, 3, 4, 8, 9, 11
+_SHT_SUNW_LDYNSYM = 0x6FFFFFF3
+_SYMBOL_TABLES = (_SHT_SYMTAB, _SHT_DYNSYM, _SHT_SUNW_LDYNSYM)
+_SHN_UNDEF, _SHN_ABS, _SHN_COMMON, _SHN_XINDEX = 0, 0xFFF1, 0xFFF2, 0xFFFF
+_SHF_COMPRESSED = 0x800
+_ELFCOMPRESS_ZLIB = 1
+_COMPRESSION_NAMES = {0x60000000: "ELFCOMPRESS_LOOS", 0x6FFFFFFF: "ELFCOMPRESS_HIOS",
+                      0x70000000: "ELFCOMPRESS_LOPROC", 0x7FFFFFFF: "ELFCOMPRESS_HIPROC"}
+_STT_FUNC, _STT_SECTION = 2, 3
+_STB_GLOBAL, _STB_WEAK = 1, 2
+
+
+class _ElfError(Exception):
+    """The bytes are not an ELF file as the format describes it."""
+
+
+class _Section:
+    """One section header, its name, and its contents on demand."""
+
+    __slots__ = ("elf", "entsize", "flags", "index", "info", "link", "name", "offset", "size", "type")
+
+    def __init__(self, elf: _Elf, index: int, name: str, fields: tuple[int, ...]) -> None:
+        self.elf = elf
+        self.index = index
+        self.name = name
+        _name, self.type, self.flags, _addr, self.offset, self.size, self.link, self.info, _align, \
+            self.entsize = fields
+
+    def data(self) -> bytes:
+        if not self.flags & _SHF_COMPRESSED:
+            if self.type == _SHT_NOBITS:
+                return self._zeros(self.size)
+            return self.elf.data[self.offset : self.offset + self.size]
+        kind, size = self.elf.compression(self)
+        if self.type == _SHT_NOBITS:
+            return self._zeros(size)
+        if kind != _ELFCOMPRESS_ZLIB:
+            name = _COMPRESSION_NAMES.get(kind)
+            raise _ElfError(f"Unknown compression type: {kind:#0x}" if name is None
+                            else f"Unknown compression type: {name!r}")
+        import zlib
+        start = self.offset + (24 if self.elf.is64 else 12)
+        try:
+            out = zlib.decompressobj().decompress(self.elf.data[start : self.offset + self.size], size)
+        except zlib.error as err:
+            raise _ElfError(f"section {self.name!r}: {err}") from None
+        if len(out) != size:
+            raise _ElfError(f"Decompressed data is {len(out)} bytes long, should be {size} bytes long")
+        return out
+
+    def _zeros(self, size: int) -> bytes:
+        # No section this module reads is NOBITS in an object; a damaged size must not allocate
+        # gigabytes (pyelftools did).
+        if size > len(self.elf.data):
+            raise _ElfError(f"section {self.name!r}: {size} bytes of NOBITS, larger than the file")
+        return b"\0" * size
+
+
+class _Elf:
+    """The header and section table of an ELF file (the parts pyelftools' ELFFile gave us)."""
+
+    def __init__(self, data: bytes) -> None:
+        if data[:4] != b"\x7fELF":
+            raise _ElfError("Magic number does not match")
+        if len(data) < 6 or data[4] not in (1, 2):
+            raise _ElfError(f"Invalid EI_CLASS {data[4] if len(data) > 4 else None}")
+        if data[5] not in (1, 2):
+            raise _ElfError(f"Invalid EI_DATA {data[5]}")
+        self.data = data
+        self.is64 = data[4] == 2
+        self.little_endian = data[5] == 1
+        end = "<" if self.little_endian else ">"
+        self.end = end
+        header = struct.unpack_from(end + ("HHIQQQIHHHHHH" if self.is64 else "HHIIIIIHHHHHH"), data, 16)
+        self.machine = header[1]
+        shoff, shentsize, shnum, shstrndx = header[5], header[10], header[11], header[12]
+        self._section_header = struct.Struct(end + ("IIQQQQIIQQ" if self.is64 else "IIIIIIIIII"))
+        self._symbol = struct.Struct(end + ("IBBHQQ" if self.is64 else "IIIBBH"))
+        self._rel = struct.Struct(end + ("QQ" if self.is64 else "II"))
+        self._rela = struct.Struct(end + ("QQq" if self.is64 else "IIi"))
+        headers: list[tuple[int, ...]] = []
+        if shoff:
+            first = self._section_header.unpack_from(data, shoff)
+            count = first[5] if shnum == 0 else shnum  # extended numbering: sh_size of section 0
+            headers = [first] + [self._section_header.unpack_from(data, shoff + i * shentsize)
+                                 for i in range(1, count)]
+            if shstrndx == _SHN_XINDEX:
+                shstrndx = first[6]  # sh_link of section 0
+        names_at = headers[shstrndx][4] if headers else 0
+        self.sections = [_Section(self, i, self.string(names_at, h[0]), h) for i, h in enumerate(headers)]
+        self._by_name = {s.name: s for s in self.sections}  # the last of a name, as pyelftools
+        for section in self.sections:  # what pyelftools checks of every section it lists
+            if section.flags & _SHF_COMPRESSED:
+                self.compression(section)
+            if section.type in (_SHT_REL, _SHT_RELA):
+                size = (self._rela if section.type == _SHT_RELA else self._rel).size
+                if section.entsize != size:
+                    kind = "SHT_RELA" if section.type == _SHT_RELA else "SHT_REL"
+                    raise _ElfError(f"Expected sh_entsize of {kind} section to be {size}")
+            elif section.type in _SYMBOL_TABLES:
+                if section.entsize <= 0:
+                    raise _ElfError(f"Expected entry size of section {section.name!r} to be > 0")
+                if section.size % section.entsize:
+                    raise _ElfError("Expected section size to be a multiple of entry size in "
+                                    f"section {section.name!r}")
+                if not 0 <= section.link < len(self.sections) \
+                        or self.sections[section.link].type != _SHT_STRTAB:
+                    raise _ElfError(f"Section {section.name!r} does not link to a string table")
+
+    def compression(self, section: _Section) -> tuple[int, int]:
+        """(ch_type, ch_size) of a compressed section's header."""
+        if self.is64:
+            kind, _reserved, size, _align = struct.unpack_from(self.end + "IIQQ", self.data, section.offset)
+        else:
+            kind, size, _align = struct.unpack_from(self.end + "III", self.data, section.offset)
+        return kind, size
+
+    def string(self, table_offset: int, offset: int) -> str:
+        """A NUL-terminated string at `offset` in the string table that starts at `table_offset`."""
+        start = table_offset + offset
+        stop = self.data.find(b"\0", start)
+        raw = self.data[start : stop if stop >= 0 else len(self.data)]
+        return raw.decode("utf-8", errors="replace") if raw else ""
+
+    def section_by_name(self, name: str) -> _Section | None:
+        return self._by_name.get(name)
+
+    def symbol(self, table: _Section, n: int) -> tuple[str, int, int, int, int, int]:
+        """(name, st_info type, st_info bind, st_shndx, st_value, st_size) of symbol `n` of `table`."""
+        at = table.offset + n * table.entsize
+        if self.is64:
+            name, info, _other, shndx, value, size = self._symbol.unpack_from(self.data, at)
+        else:
+            name, value, size, info, _other, shndx = self._symbol.unpack_from(self.data, at)
+        return self.string(self.sections[table.link].offset, name), info & 0xF, info >> 4, shndx, value, size
+
+    def symbols(self, table: _Section) -> list[tuple[str, int, int, int, int, int]]:
+        return [self.symbol(table, n) for n in range(table.size // table.entsize)]
+
+    def relocations(self, section: _Section) -> list[tuple[int, int]]:
+        """(r_offset, symbol index) of every entry of a REL or RELA section."""
+        entry = self._rela if section.type == _SHT_RELA else self._rel
+        shift = 32 if self.is64 else 8
+        return [(fields[0], fields[1] >> shift)
+                for fields in (entry.unpack_from(self.data, section.offset + i * entry.size)
+                               for i in range(section.size // entry.size))]
+
+
 class _Symbol:
-    name: str
-    section: str | None  # None when undefined (an extern)
-    value: int
-    size: int
-    kind: str  # STT_FUNC, STT_SECTION, STT_OBJECT, ...
-    binding: str  # STB_GLOBAL, STB_LOCAL, STB_WEAK
+    """One symbol table entry (a plain class: a dataclass costs 0.3 ms to create at import)."""
+
+    __slots__ = ("binding", "kind", "name", "section", "size", "value")
+
+    def __init__(self, name: str, section: str | None, value: int, size: int, kind: int,
+                 binding: int) -> None:
+        self.name = name
+        self.section = section  # None when undefined (an extern)
+        self.value = value
+        self.size = size
+        self.kind = kind  # st_info type: _STT_FUNC, _STT_SECTION, ...
+        self.binding = binding  # st_info bind: _STB_GLOBAL, _STB_WEAK, local
 
 
-@dataclass(slots=True)
 class _Function:
     """A function symbol's extent while the reader resolves references between functions."""
 
-    symbol: _Symbol
-    code: bytes
-    calls: dict[int, str]
+    __slots__ = ("calls", "code", "symbol")
+
+    def __init__(self, symbol: _Symbol, code: bytes, calls: dict[int, str]) -> None:
+        self.symbol = symbol
+        self.code = code
+        self.calls = calls
 
 
 class _Reader:
-    """One pass over an ELFFile; the public result is built by :meth:`read`."""
+    """One pass over an ELF file; the public result is built by :meth:`read`."""
 
-    def __init__(self, elf: ELFFile) -> None:
+    def __init__(self, elf: _Elf) -> None:
         self.elf = elf
-        self.little = bool(elf.little_endian)
+        self.little = elf.little_endian
         self.end = "<" if self.little else ">"
-        self.sections: list[Section] = list(elf.iter_sections())
+        self.sections: list[_Section] = elf.sections
         self.symbols: list[_Symbol] = self._symbols()
         self.relocs: dict[str, dict[int, _Symbol]] = self._relocations()
 
@@ -219,13 +377,13 @@ class _Reader:
         programs = []
         for fn in functions:
             sym = fn.symbol
-            if sym.section == ".text" or sym.binding not in ("STB_GLOBAL", "STB_WEAK"):
+            if sym.section == ".text" or sym.binding not in (_STB_GLOBAL, _STB_WEAK):
                 continue
             reached = self._reach(fn, by_start)
             programs.append(ProgramCode(sym.name, sym.section or "", sym.value, split_instructions(fn.code),
                                         dict(fn.calls), [self._code(sub) for sub in reached]))
         maps = [s.name for s in sorted(self.symbols, key=lambda s: s.value) if s.section == ".maps"
-                and s.kind != "STT_SECTION"]
+                and s.kind != _STT_SECTION]
         relocations = {sec: {off: s.name for off, s in sorted(rel.items())} for sec, rel in self.relocs.items()}
         externs = sorted({s.name for rel in self.relocs.values() for s in rel.values() if s.section is None})
         func_info, line_info = self._btf_ext()
@@ -236,40 +394,41 @@ class _Reader:
     def _symbols(self) -> list[_Symbol]:
         out: list[_Symbol] = []
         for table in self.sections:
-            if isinstance(table, SymbolTableSection):
-                out.extend(self._symbol(sym) for sym in table.iter_symbols())
+            if table.type in _SYMBOL_TABLES:
+                out.extend(self._symbol(sym) for sym in self.elf.symbols(table))
         return out
 
-    def _symbol(self, sym: Any) -> _Symbol:
-        shndx = sym["st_shndx"]
-        section = self.sections[shndx].name if isinstance(shndx, int) and shndx < len(self.sections) else None
-        kind = str(sym["st_info"]["type"])
-        name = str(sym.name) or (section if kind == "STT_SECTION" and section else "")
-        return _Symbol(name, section, int(sym["st_value"]), int(sym["st_size"]), kind, str(sym["st_info"]["bind"]))
+    def _symbol(self, sym: tuple[str, int, int, int, int, int]) -> _Symbol:
+        name, kind, binding, shndx, value, size = sym
+        section = None if shndx in (_SHN_UNDEF, _SHN_ABS, _SHN_COMMON) or shndx >= len(self.sections) \
+            else self.sections[shndx].name
+        name = name or (section if kind == _STT_SECTION and section else "")
+        return _Symbol(name, section, value, size, kind, binding)
 
     def _relocations(self) -> dict[str, dict[int, _Symbol]]:
         out: dict[str, dict[int, _Symbol]] = {}
         for rel in self.sections:
-            if not isinstance(rel, RelocationSection):
+            if rel.type not in (_SHT_REL, _SHT_RELA):
                 continue
-            target = self.sections[rel["sh_info"]]
-            if not target["sh_flags"] & _SHF_EXECINSTR:
+            target = self.sections[rel.info]
+            if not target.flags & _SHF_EXECINSTR:
                 continue  # .rel.BTF, .rel.debug_*: nothing a reader of code needs
-            table = self.sections[rel["sh_link"]]
-            assert isinstance(table, SymbolTableSection)
+            if not 0 <= rel.link < len(self.sections) or self.sections[rel.link].type not in _SYMBOL_TABLES:
+                raise _ElfError(f"Section {rel.name!r} does not link to a symbol table")
+            table = self.sections[rel.link]
             entries = out.setdefault(target.name, {})
-            for entry in rel.iter_relocations():
-                entries[int(entry["r_offset"])] = self._symbol(table.get_symbol(entry["r_info_sym"]))
+            for offset, index in self.elf.relocations(rel):
+                entries[offset] = self._symbol(self.elf.symbol(table, index))
         return out
 
     def _functions(self) -> list[_Function]:
         """Function symbols of executable sections, in section order; size 0 extends to the next one."""
         out: list[_Function] = []
         for section in self.sections:
-            if not section["sh_flags"] & _SHF_EXECINSTR or section["sh_type"] != "SHT_PROGBITS":
+            if not section.flags & _SHF_EXECINSTR or section.type != _SHT_PROGBITS:
                 continue
             data = section.data()
-            syms = sorted((s for s in self.symbols if s.kind == "STT_FUNC" and s.section == section.name),
+            syms = sorted((s for s in self.symbols if s.kind == _STT_FUNC and s.section == section.name),
                           key=lambda s: s.value)
             for i, sym in enumerate(syms):
                 end = sym.value + sym.size if sym.size else (syms[i + 1].value if i + 1 < len(syms) else len(data))
@@ -315,20 +474,20 @@ class _Reader:
                 return fn.symbol.section, where + (imm + 1) * INSN_SIZE
             return sym.section, sym.value + (imm + 1) * INSN_SIZE
         if code == LD_IMM64:
-            if sym is not None and sym.kind in ("STT_FUNC", "STT_SECTION") and self._executable(sym.section):
+            if sym is not None and sym.kind in (_STT_FUNC, _STT_SECTION) and self._executable(sym.section):
                 return sym.section, sym.value + imm
             if sym is None and src == _PSEUDO_FUNC:
                 return fn.symbol.section, where + (imm + 1) * INSN_SIZE
         return None
 
     def _executable(self, name: str | None) -> bool:
-        return any(s.name == name and s["sh_flags"] & _SHF_EXECINSTR for s in self.sections)
+        return any(s.name == name and s.flags & _SHF_EXECINSTR for s in self.sections)
 
     # ---- BTF -------------------------------------------------------------------------------------
 
     def _btf_ext(self) -> tuple[dict[str, list[FuncInfo]], dict[str, list[LineInfo]]]:
-        btf_sec = self.elf.get_section_by_name(".BTF")
-        ext_sec = self.elf.get_section_by_name(".BTF.ext")
+        btf_sec = self.elf.section_by_name(".BTF")
+        ext_sec = self.elf.section_by_name(".BTF.ext")
         if btf_sec is None or ext_sec is None:
             return {}, {}
         btf = _Btf(btf_sec.data(), self.end)

@@ -14,7 +14,7 @@ from etran.cli.verifier_report import verdict_lines
 from etran.differential.harness import KernelHarness, compare
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore, frame_input
-from etran.pipeline import check_source, compile_program
+from etran.pipeline import check_source, compile_program, refine_budgets
 from etran.runtime.loader import check_kernel_support, load_object
 from etran.testing.packets import tcp_frame
 
@@ -38,6 +38,7 @@ def demo() -> int:
 
     _title("build")
     obj = compile_program(program)
+    refine_budgets(obj)
     print(f"  {len(obj.elf)} bytes of BPF ELF: programs "
           + ", ".join(f"{p.name} (@{p.hook})" for p in obj.programs)
           + "; maps " + ", ".join(m.name for m in obj.maps))

@@ -24,11 +24,8 @@ input never produces a traceback; set ETRAN_DEBUG=1 to see one for a bug.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import socket
 import sys
-import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -85,11 +82,12 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.kernel_decides:
         # Load every hook into the kernel verifier, for its verdict next to the estimate.
         from etran.cli.verifier_report import verdict_lines
-        from etran.pipeline import compile_program
+        from etran.pipeline import compile_program, refine_budgets
         from etran.runtime.loader import load_object
         if program.hooks:
             _SOURCES.update(program.sources)
             obj = compile_program(program)
+            refine_budgets(obj)
             with load_object(obj.elf, name=program.name[:15] or "etran") as loaded:
                 verdicts = verdict_lines(program, loaded)
     print(f"{args.file}: ok")
@@ -163,9 +161,11 @@ def _kernel() -> None:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     from etran.cli.verifier_report import verdict_lines
+    from etran.pipeline import refine_budgets
     from etran.runtime.loader import load_object
     obj = _compile(args.file)
     _kernel()
+    refine_budgets(obj)
     with load_object(obj.elf, name=obj.program.name[:15] or "etran") as loaded:
         print(f"{args.file}: accepted by the kernel verifier")
         for hook, line in zip(obj.program.hooks, verdict_lines(obj.program, loaded, details=True)):
@@ -190,6 +190,8 @@ def _parse_packet(text: str) -> bytes:
 
 
 def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
+    import json
+
     from etran.interp.state import MapStore
     from etran.ir.codec import CodecError
     store = MapStore(program, ncpu)
@@ -232,6 +234,8 @@ def _parse_maps(program: Any, text: str | None, ncpu: int) -> Any:
 
 def _interface(m: Any, key: Any, value: Any) -> int:
     """A DevMap slot's interface, given by name or index."""
+    import json
+    import socket
     if isinstance(value, str):
         try:
             return int(value, 0)
@@ -263,6 +267,8 @@ def _key_example(m: Any) -> str:
 def _parse_key(program: Any, handler: str, text: str | None, store: Any) -> bytes:
     """The raw key of the entry a @timer handler fires for: JSON with the key's own field
     names for a struct key, an integer for an integer key."""
+    import json
+
     from etran.cli.show import timer_map
     from etran.ir import codec
     m = timer_map(program, handler)
@@ -300,9 +306,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     from etran.differential.harness import KernelHarness, RunError, compare
     from etran.interp.interpreter import Interpreter
     from etran.interp.state import frame_input
+    from etran.pipeline import refine_budgets
     from etran.runtime.loader import possible_cpus
     packet = _parse_packet(args.packet) if args.packet is not None else None
     obj = _compile(args.file, observe=True)
+    refine_budgets(obj)     # the estimates shown: refined when this build is the plain one
     hooks = [h.name for h in obj.program.hooks]
     if args.hook not in hooks:
         raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(hooks) or 'none'}")
@@ -356,7 +364,9 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from etran.cli.verifier_report import verdict_lines
     from etran.differential.harness import KernelHarness
     from etran.differential.inputs import describe, fuzz_hook, save_counterexample
+    from etran.pipeline import refine_budgets
     obj = _compile(args.file, observe=True)
+    refine_budgets(obj)     # the estimates shown: refined when this build is the plain one
     hooks = [h.name for h in obj.program.hooks]
     if args.hook is not None and args.hook not in hooks:
         raise UsageError(f"no hook named {args.hook!r} in {args.file}; hooks: {', '.join(hooks)}")
@@ -398,33 +408,72 @@ def _add_kernel_decides(p: argparse.ArgumentParser) -> None:
                    "the kernel's limit, warn and load anyway: the kernel verifier decides")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="etran", description="Kernel transports in restricted "
-                                "Python, compiled to eBPF and checked against an interpreter.")
-    sub = p.add_subparsers(dest="command", metavar="COMMAND")
-    c = sub.add_parser("check", help="check a transport and report each hook's budget")
+class _HelpFormatter(argparse.HelpFormatter):
+    """argparse's formatter, with the terminal's width found as `shutil.get_terminal_size`
+    finds it but without importing shutil (and with it bz2 and lzma: 1.6 ms of `check`)."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24,
+                 width: int | None = None, **kwargs: Any) -> None:
+        if width is None:
+            width = _terminal_columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width, **kwargs)
+
+
+def _terminal_columns() -> int:
+    try:
+        columns = int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        columns = 0
+    if columns > 0:
+        return columns
+    try:
+        size = os.get_terminal_size(sys.__stdout__.fileno())  # type: ignore[union-attr]
+    except (AttributeError, ValueError, OSError):
+        return 80
+    return size.columns or 80
+
+
+def _add_check(sub: Any) -> None:
+    c = sub.add_parser("check", help="check a transport and report each hook's budget",
+                       formatter_class=_HelpFormatter)
     c.add_argument("file")
     c.add_argument("--kernel-decides", action="store_true",
                    help="when the checker's (pessimistic) estimate of verifier work is over "
                    "the kernel's limit, warn instead; then load every hook into the kernel "
                    "verifier and show its verdict next to the estimate (needs a kernel)")
     c.set_defaults(func=cmd_check)
-    b = sub.add_parser("build", help="compile a transport to a BPF ELF object")
+
+
+def _add_build(sub: Any) -> None:
+    b = sub.add_parser("build", help="compile a transport to a BPF ELF object",
+                       formatter_class=_HelpFormatter)
     b.add_argument("file")
     b.add_argument("-o", "--output", help="output object (default: FILE's stem + .o)")
     _add_kernel_decides(b)
     b.set_defaults(func=cmd_build)
-    d = sub.add_parser("disasm", help="show BPF instructions with DSL source lines")
+
+
+def _add_disasm(sub: Any) -> None:
+    d = sub.add_parser("disasm", help="show BPF instructions with DSL source lines",
+                       formatter_class=_HelpFormatter)
     d.add_argument("file")
     d.add_argument("--hook", help="only this hook")
     _add_kernel_decides(d)
     d.set_defaults(func=cmd_disasm)
-    v = sub.add_parser("verify", help="load into the kernel verifier and report statistics")
+
+
+def _add_verify(sub: Any) -> None:
+    v = sub.add_parser("verify", help="load into the kernel verifier and report statistics",
+                       formatter_class=_HelpFormatter)
     v.add_argument("file")
     v.add_argument("--log", action="store_true", help="print the full verifier log")
     _add_kernel_decides(v)
     v.set_defaults(func=cmd_verify)
-    r = sub.add_parser("run", help="run a hook in the kernel and in the interpreter, compare")
+
+
+def _add_run(sub: Any) -> None:
+    r = sub.add_parser("run", help="run a hook in the kernel and in the interpreter, compare",
+                       formatter_class=_HelpFormatter)
     r.add_argument("file")
     r.add_argument("hook", help="a packet hook, or a @timer handler")
     r.add_argument("--packet", help="the frame, as hex bytes (packet hooks)")
@@ -435,8 +484,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--cpu", type=int, default=0, help="run on this CPU")
     _add_kernel_decides(r)
     r.set_defaults(func=cmd_run)
+
+
+def _add_fuzz(sub: Any) -> None:
     fz = sub.add_parser("fuzz", help="compare kernel and interpreter on generated inputs, "
-                        "or on generated programs with --programs N")
+                        "or on generated programs with --programs N", formatter_class=_HelpFormatter)
     fz.add_argument("file", nargs="?")
     fz.add_argument("--hook", help="only this hook (default: every hook, timers included)")
     fz.add_argument("--examples", type=int, default=1000, help="inputs per hook (default 1000)")
@@ -447,8 +499,37 @@ def build_parser() -> argparse.ArgumentParser:
                     help="where counterexamples are saved (default .etran/counterexamples)")
     _add_kernel_decides(fz)
     fz.set_defaults(func=cmd_fuzz)
-    dm = sub.add_parser("demo", help="check, build, verify and run the DCTCP example")
+
+
+def _add_demo(sub: Any) -> None:
+    dm = sub.add_parser("demo", help="check, build, verify and run the DCTCP example",
+                        formatter_class=_HelpFormatter)
     dm.set_defaults(func=cmd_demo)
+
+
+# The compiler's own commands, in the order `--help` lists them. They run without the
+# runtime's (netns, nc, rpc, trace): a parser for one of them has only that one, and does
+# not import the others' modules (bench/compile.py times `check` and `build` as processes).
+_OWN_COMMANDS: dict[str, Callable[[Any], None]] = {
+    "check": _add_check, "build": _add_build, "disasm": _add_disasm, "verify": _add_verify,
+    "run": _add_run, "fuzz": _add_fuzz, "demo": _add_demo,
+}
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The command line's parser; given the arguments, only as much of it as they need: for
+    one of `_OWN_COMMANDS`, that command alone (its usage errors and help are the same, and
+    `--help` or an unknown command lists every command)."""
+    p = argparse.ArgumentParser(prog="etran", description="Kernel transports in restricted "
+                                "Python, compiled to eBPF and checked against an interpreter.",
+                                formatter_class=_HelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+    command = next((a for a in argv if not a.startswith("-")), None) if argv is not None else None
+    if command in _OWN_COMMANDS:
+        _OWN_COMMANDS[command](sub)
+        return p
+    for add in _OWN_COMMANDS.values():
+        add(sub)
     try:
         from etran.cli.runtime_commands import add_runtime_commands
     except ImportError:
@@ -496,7 +577,9 @@ _KERNEL_DECIDES = False
 
 def main(argv: Sequence[str] | None = None) -> int:
     global _WANT_LOG, _KERNEL_DECIDES, _PROGRAM
-    parser = build_parser()
+    if argv is None:
+        argv = sys.argv[1:]
+    parser = build_parser(argv)
     try:
         args = parser.parse_args(argv)
     except SystemExit as e:  # argparse printed the usage error
@@ -524,6 +607,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(text, file=sys.stderr)
                 return code
         if os.environ.get("ETRAN_DEBUG"):
+            import traceback
             traceback.print_exc()
         else:
             print(f"etran: internal error: {type(e).__name__}: {e}\n"

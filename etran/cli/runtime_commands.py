@@ -107,7 +107,7 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from etran.cli.verifier_report import counts, estimate_of, verdict_lines
     from etran.dsl.diagnostics import DiagnosticSink, render
-    from etran.pipeline import compile_file
+    from etran.pipeline import compile_file, refine_budgets
     from etran.runtime.loader import LoadedObject, VerifierStats, load_object
     from etran.runtime.system import check_kernel_support
     from etran.runtime.topology import Topology, parse_kind
@@ -127,6 +127,7 @@ def _up(args: argparse.Namespace) -> int:
     check_kernel_support()
     sink = DiagnosticSink()
     compiled = compile_file(args.file, budget_advisory=args.kernel_decides, sink=sink)
+    refine_budgets(compiled)    # the estimates shown next to the kernel's counts
     warnings = [d for d in sink.sorted() if d.severity == "warning"]
     if warnings:
         print(render(warnings) + "\n  (--kernel-decides: loading anyway; the kernel "

@@ -5,7 +5,8 @@ For every program the generator (`etran.testing.progen`) draws:
   whole-program rule (budget, stack) is compiled past the checker on purpose
   and loaded: if the kernel accepts it, the checker was imprecise;
 * soundness: an accepted program must load in the kernel verifier;
-* budget: the verifier's processed count must not exceed the checker's estimate;
+* budget: the verifier's processed count must not exceed the estimate, as reported once
+  compiled (`refine_estimates`: the replay's where lower than the checker's);
 * equivalence: on generated inputs, the kernel and the interpreter agree.
 Soundness failures and mismatches stop the campaign and are shrunk by
 hypothesis to a small program and input; budget misses are counted.
@@ -22,6 +23,7 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hyp_seed
 
+from etran.analysis.budget import refine_estimates
 from etran.differential.harness import KernelHarness, compare
 from etran.differential.inputs import Counterexample
 from etran.dsl.diagnostics import DiagnosticError
@@ -87,6 +89,7 @@ def run_campaign(n: int, inputs_per_program: int = 3, seed: int | None = None,
         # without probes the observed build's programs are the plain build's: one load
         # gives the verifier's verdict and counts and then runs the inputs
         plain = compile_program(program) if observed.probes else None
+        refine_estimates(program, (plain or observed).elf)
         try:
             if plain is not None:
                 with load_object(plain.elf, name="gen") as loaded:

@@ -462,8 +462,9 @@ class Estimate:
     processed: int
     stack: int
     hottest: str   # the statement contributing most to `processed`, for messages
-    # `processed` is the instruction-level replay's (etran.analysis.replay): the source
-    # model's estimate was over the kernel's limit, the replay's is within it
+    # `processed` is the instruction-level replay's (etran.analysis.replay): at the check,
+    # the source model's estimate was over the kernel's limit and the replay's within it;
+    # once compiled, the replay's was lower (etran.analysis.budget.refine_estimates)
     replayed: bool = False
 
 

@@ -27,7 +27,7 @@ from typing import Any
 from hypothesis import strategies as st
 
 from etran.abi import LOOPBACK_IFINDEX
-from etran.interp.state import MapStore, RunInput, frame_input, special_ranges
+from etran.interp.state import MapStore, RunInput, frame_input
 from etran.ir import tir
 from etran.ir.types import ArrayType, BeType, BoolType, IntType, MapType, SpinLockType, StructType, TimerType
 from etran.testing import packets as P
@@ -535,26 +535,12 @@ def store_from_bytes(src: ByteSource, program: tir.Program, ncpu: int, max_entri
                 key = _raw_from_bytes(src, m.key, "key", h, small)  # type: ignore[arg-type]
             if m.is_percpu and src.byte() < 32:
                 # one value for every CPU, as a user sets a per-CPU map from the command line
-                store.set_raw(m.name, key, _with_kernel_bytes(src, m.value))
+                store.set_raw(m.name, key, _raw_from_bytes(src, m.value))
             elif m.is_percpu:
-                store.set_raw(m.name, key, [_with_kernel_bytes(src, m.value) for _ in range(ncpu)])
+                store.set_raw(m.name, key, [_raw_from_bytes(src, m.value) for _ in range(ncpu)])
             else:
-                store.set_raw(m.name, key, _with_kernel_bytes(src, m.value))
+                store.set_raw(m.name, key, _raw_from_bytes(src, m.value))
     return store
-
-
-def _with_kernel_bytes(src: ByteSource, t: StructType) -> bytes:
-    """A value for a map slot whose SpinLock/Timer bytes are sometimes not zero: the kernel
-    ignores them when the slot is written and shows them as zero when it is read, and the
-    interpreter must do the same."""
-    raw = _raw_from_bytes(src, t)
-    ranges = special_ranges(t)
-    if not ranges or src.byte() >= 64:
-        return raw
-    buf = bytearray(raw)
-    for lo, hi in ranges:
-        buf[lo:hi] = bytes(src.byte() | 1 for _ in range(hi - lo))
-    return bytes(buf)
 
 
 def program_bounds(program: tir.Program) -> tuple[int, ...]:

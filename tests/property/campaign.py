@@ -28,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
+from etran.analysis.budget import MAX_PROCESSED, refine_estimates
 from etran.differential.harness import KernelHarness, compare
 from etran.dsl.diagnostics import DiagnosticError
 from etran.interp.interpreter import Interpreter
@@ -50,7 +51,7 @@ def one(job: tuple[int, int, int, int]) -> dict[str, Any]:
         _run(gen.source, gen.hooks, idx, n_inputs, out)
     finally:
         if "failure" in out or "rejected" in out or any(
-                k > e for k, e, _ in out.get("budget", {}).values()):
+                k > e for k, e, *_ in out.get("budget", {}).values()):
             out["source"] = gen.source
     return out
 
@@ -69,10 +70,12 @@ def _run(source: str, hooks: tuple[str, ...], idx: int, n_inputs: int,
         out["rejected"] = [f"crash:{type(e).__name__}"]
         out["detail"] = traceback.format_exc(limit=-3)
         return out
+    source_estimates = {n: e.processed for n, e in program.budgets.items()}
     try:
         observed = compile_program(program, observe=True)
         # without probes the observed build is the plain one: its load gives the counts
         plain = compile_program(program) if observed.probes else None
+        refine_estimates(program, (plain or observed).elf)
     except Exception as e:
         out["failure"] = f"compile crash: {type(e).__name__}"
         out["detail"] = traceback.format_exc(limit=-3)
@@ -80,7 +83,7 @@ def _run(source: str, hooks: tuple[str, ...], idx: int, n_inputs: int,
     if plain is not None:
         try:
             with load_object(plain.elf) as loaded:
-                out["budget"] = _counts(program, loaded)
+                out["budget"] = _counts(program, loaded, source_estimates)
         except VerifierError as e:
             out["failure"] = "verifier"
             out["detail"] = str(e)[:2000]
@@ -95,7 +98,7 @@ def _run(source: str, hooks: tuple[str, ...], idx: int, n_inputs: int,
             return out
         with runner:
             if plain is None:
-                out["budget"] = _counts(program, runner.loaded)
+                out["budget"] = _counts(program, runner.loaded, source_estimates)
             rng = random.Random(idx)
             frames = [rng.randbytes(rng.randint(0, 300)) for _ in range(n_inputs)]
             inputs = inputs_from_bytes(program, runner.ncpu, frames, rng.randbytes(400),
@@ -125,10 +128,12 @@ def _run(source: str, hooks: tuple[str, ...], idx: int, n_inputs: int,
     return out
 
 
-def _counts(program: tir.Program, loaded: LoadedObject) -> dict[str, tuple[int, int]]:
-    """Each hook's (kernel count, checker estimate, whether the estimate is the replay's)."""
+def _counts(program: tir.Program, loaded: LoadedObject,
+            source: dict[str, int]) -> dict[str, tuple[int, int, bool, int]]:
+    """Each hook's kernel count, estimate once compiled (`refine_estimates`), whether that
+    is the replay's, and the estimate `etran check` gave."""
     return {n: (p.stats.processed_insns, program.budgets[n].processed,
-                program.budgets[n].replayed) for n, p in loaded.programs.items()}
+                program.budgets[n].replayed, source[n]) for n, p in loaded.programs.items()}
 
 
 def _lifted(source: str) -> dict[str, Any]:
@@ -201,11 +206,12 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
     verifier = Counter(_gist(r["detail"]) for r in results if r.get("failure") == "verifier")
     lifted = Counter(r["lifted"].split(":")[0] for r in results if "lifted" in r)
     ratios = sorted(((k / max(e, 1), k, e, r["idx"], h) for r in results if "budget" in r
-                     for h, (k, e, _) in r["budget"].items()), reverse=True)
-    replayed = sorted(r["idx"] for r in results if any(x[2] for x in r.get("budget", {}).values()))
+                     for h, (k, e, *_) in r["budget"].items()), reverse=True)
+    replayed = sorted(r["idx"] for r in results
+                      if any(x[3] > MAX_PROCESSED for x in r.get("budget", {}).values()))
     over = [x for x in ratios if x[0] > 1]
     for r in results:
-        if "failure" in r or "rejected" in r or any(k > e for k, e, _ in r.get("budget", {}).values()):
+        if "failure" in r or "rejected" in r or any(k > e for k, e, *_ in r.get("budget", {}).values()):
             tag = r.get("failure") or ("budget" if "budget" in r else ",".join(r["rejected"]))
             name = f"{r['idx']:05d}_{tag.replace(' ', '_').replace(':', '').replace(',', '_')}.py"
             text = r.get("source", "") + "\n# " + json.dumps(
@@ -226,11 +232,13 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
     for msg, k in verifier.most_common():
         print(f"  {k:4d}  verifier: {msg}")
     if ratios:
-        looseness = sorted(e / max(k, 1) for r in results if "budget" in r
-                           for k, e, _ in r["budget"].values())
-        q = lambda f: looseness[min(int(f * len(looseness)), len(looseness) - 1)]  # noqa: E731
-        print(f"estimate/kernel over {len(looseness)} accepted hooks: min {looseness[0]:.2f}, "
-              f"p10 {q(0.1):.2f}, median {q(0.5):.2f}, p90 {q(0.9):.1f}, p95 {q(0.95):.1f}")
+        for label, pick in (("once compiled (refine_estimates)", 1), ("at the check", 3)):
+            loose = sorted(x[pick] / max(x[0], 1) for r in results if "budget" in r
+                           for x in r["budget"].values())
+            q = lambda f: loose[min(int(f * len(loose)), len(loose) - 1)]  # noqa: E731,B023
+            print(f"estimate/kernel {label}, over {len(loose)} accepted hooks: min "
+                  f"{loose[0]:.2f}, p10 {q(0.1):.2f}, median {q(0.5):.2f}, p90 {q(0.9):.1f}, "
+                  f"p95 {q(0.95):.1f}")
     cases = sum(r.get("cases", 0) for r in results)
     print(f"differential cases run: {cases:,}")
     refused_counts = sorted(max(k for k, _ in r["lifted_budget"].values())
@@ -239,7 +247,7 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
         print(f"false refusals: the kernel processed {refused_counts[0]:,} to "
               f"{refused_counts[-1]:,} instructions (median "
               f"{refused_counts[len(refused_counts) // 2]:,}) on the programs refused for budget")
-    print(f"accepted on the replay's estimate (a hook the source estimate refuses): "
+    print(f"accepted on the replay's estimate (the source estimate refused a hook): "
           f"{len(replayed)} programs {replayed[:50]}")
     print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
     for ratio, k, e, idx, h in ratios[:8]:
