@@ -211,7 +211,8 @@ def test_up_kernel_decides_loads_past_a_pessimistic_estimate(
     """tcp_options with 80 option steps: the source-level estimate is over the limit, the
     kernel takes it. With the checker's second opinion given no time (as when the replay
     cannot tell in time), `up` refuses it and `up --kernel-decides` brings it up and shows
-    both numbers."""
+    both numbers: the kernel's count and the estimate once compiled (`refine_budgets`: the
+    replay's, bounded by its own time, not by REPLAY_SECONDS)."""
     from etran.analysis import replay
     source = (ROOT / "examples" / "tcp_options.py").read_text()
     assert "MAX_OPTIONS = 10\n" in source
@@ -231,7 +232,7 @@ def test_up_kernel_decides_loads_past_a_pessimistic_estimate(
         processed, estimate = (int(part.replace(",", "")) for part in re.fullmatch(
             r"  parse_options: accepted by the kernel verifier, ([\d,]+) instructions processed "
             r"\(checker estimate ([\d,]+)\)", verdict).groups())  # type: ignore[union-attr]
-        assert processed < 1_000_000 < estimate
+        assert processed <= estimate <= 3 * processed < 1_000_000
         assert "@xdp parse_options (native)" in out
     finally:
         assert etran("down", "--run", run_id) == 0
