@@ -19,7 +19,8 @@ It walks the instructions the kernel walks, the way it walks them (kernel/bpf/ve
   call, callback-calling calls; at a prune point the state is compared with the checkpoints
   stored there whose exploration is finished (`branches == 0`); a checkpoint is stored only
   under the kernel's heuristic (>= 2 jumps and >= 8 instructions since the last one, or a
-  history longer than 40 entries), is evicted after `miss > 3 * hit + 3`, and loop states
+  history longer than 40 entries: at most one per instruction, for a jump target, a spill or
+  fill, a jump's linked scalars), is evicted after `miss > 3 * hit + 3`, and loop states
   still being explored only suppress new checkpoints (< 20 jumps and < 100 insns);
 * abstract values follow the kernel's kinds (scalar with tnum + unsigned/signed 64-bit and
   32-bit ranges, pointers to ctx/packet/packet end/map value (or null)/stack/map/ringbuf memory),
@@ -42,7 +43,10 @@ Precision and liveness follow the kernel instead of a static over-approximation:
 * liveness: registers by compute_live_registers (helper argument counts), stack slots by a
   static may-read analysis (6.18's liveness.c computes the same from the accesses it sees);
 * linked scalars with constant offsets (BPF_ADD_CONST, sync_linked_regs) and the 6.18
-  stable regsafe rules for them; division/modulo/variable shifts give unknown 64-bit values.
+  stable regsafe rules for them; at a conditional jump only the registers live before it
+  are collected with the operands (6.18's collect_linked_regs), so a dead copy is neither
+  refined nor made precise with them; division/modulo/variable shifts give unknown 64-bit
+  values.
 
 Scalars carry what the kernel's bpf_reg_state carries, and are computed the way it computes
 them (`sync_bounds`, `alu_scalar`, `branch_taken`, `refine`):
@@ -1343,6 +1347,7 @@ class Explorer:
         self.paths = 0
         self.work: list[tuple[int, State]] = []
         self.tmp_id = 0
+        self.hist_ent = False       # the insn being processed has its jump history entry
 
     def new_id(self) -> int:
         self.id_gen += 1
@@ -1377,7 +1382,11 @@ class Explorer:
             if idx in self.prune and self.visited(idx, st):
                 self.end(st)
                 return True
-            if idx in self.jmp:
+            # push_jmp_history(): one entry per instruction visited, a jump point's entry
+            # taking the flags of a spill/fill or the linked scalars of the same insn
+            # (env->cur_hist_ent)
+            self.hist_ent = idx in self.jmp
+            if self.hist_ent:
                 st.hist += 1
             ins = lay.insns.get(idx)
             if ins is None:
@@ -1391,6 +1400,12 @@ class Explorer:
                 self.end(st)
                 return True
             idx = nxt
+
+    def push_hist(self, st: State) -> None:
+        """A jump history entry for the instruction being processed, unless it has one."""
+        if not self.hist_ent:
+            st.hist += 1
+            self.hist_ent = True
 
     def end(self, st: State) -> None:
         self.paths += 1
@@ -1945,13 +1960,13 @@ class Explorer:
                     break
                 spill_size += 1
             if size == 8 and spill_size == 8:
-                st.hist += 1
+                self.push_hist(st)
                 self.extra = k          # INSN_F_STACK_ACCESS: a fill
                 return spilled
             if spilled.t != "scalar":
                 return sized_unknown(size)
             if size <= spill_size and lo == 0:
-                st.hist += 1
+                self.push_hist(st)
                 self.extra = k
                 r = spilled
                 if size < 8 and r.umax >> (8 * size):
@@ -1960,7 +1975,7 @@ class Explorer:
                 return r
             types = slot.types[lo:lo + size]
             if all(t == "s" for t in types) and spilled.const and spilled.tv == 0:
-                st.hist += 1
+                self.push_hist(st)
                 self.extra = k          # "this IS register fill, so keep insn_flags"
                 return known(0)
             if all(t == "z" for t in types):
@@ -2029,17 +2044,17 @@ class Explorer:
             else:
                 r = _linked(r, 0, 0, 0)
             self._spill(st, k, r, size, types)
-            st.hist += 1
+            self.push_hist(st)
             self.extra = k              # INSN_F_STACK_ACCESS: a spill
             return
         if val is None and is_st and aligned:
             self._spill(st, k, known(imm), size, types)
-            st.hist += 1
+            self.push_hist(st)
             self.extra = k
             return
         if val is not None and val.t != "scalar" and val.t != "none" and size == 8 and aligned:
             st.stack[k] = Slot(("s",) * 8, val)
-            st.hist += 1
+            self.push_hist(st)
             self.extra = k
             return
             # the kernel refuses a narrow spill of a pointer
@@ -2183,39 +2198,43 @@ class Explorer:
         want = (1 << d if a.approx else 0) | (1 << ins.src if x and b.approx else 0)
         if want:
             self.mark_precise(st, want, 0, True)
-        # linked scalars (collect_linked_regs) go to the jump history
+        # linked scalars (collect_linked_regs) go to the jump history: in 6.18 only the
+        # registers live before the jump (compute_live_registers), the spilled ones all; a
+        # dead copy is neither refined (sync_linked_regs) nor made precise with the others
+        live = self.live[i]
         lr = ls = 0
         for q in ((ins.src, d) if x else (d,)):
             rid = regs[q].id
             if regs[q].t != "scalar" or not rid:
                 continue
             for j in range(10):
-                if regs[j].t == "scalar" and regs[j].id == rid:
+                if live >> j & 1 and regs[j].t == "scalar" and regs[j].id == rid:
                     lr |= 1 << j
             for k, sl in st.stack.items():
                 if sl.types[0] == "s" and sl.spilled.t == "scalar" and sl.spilled.id == rid:
                     ls |= 1 << k
         if bin(lr).count("1") + bin(ls).count("1") > 1:
             self.extra = (lr, ls)
-            st.hist += 1
+            self.push_hist(st)
         # both: push the taken branch, continue with the fall-through
         other = st.copy()
         same = bool(x) and ins.src == d
         ta, tb = refine(a, b, op, w32, same)
         fa, fb = refine(a, b, _NEG[op], w32, same) if op in _NEG else (a, b)
-        self._set_linked(other, d, ta)
+        self._set_linked(other, d, ta, live)
         if x and not same:
-            self._set_linked(other, ins.src, tb)
-        self._set_linked(st, d, fa)
+            self._set_linked(other, ins.src, tb, live)
+        self._set_linked(st, d, fa, live)
         if x and not same:
-            self._set_linked(st, ins.src, fb)
+            self._set_linked(st, ins.src, fb, live)
         self.push(taken_idx, other)
         return fall_idx
 
     @staticmethod
-    def _set_linked(st: State, r: int, new: Reg) -> None:
+    def _set_linked(st: State, r: int, new: Reg, live: int) -> None:
         """The refined register, and sync_linked_regs(): the scalars sharing its id get its
-        range (shifted by the difference of their BPF_ADD_CONST offsets)."""
+        range (shifted by the difference of their BPF_ADD_CONST offsets), the registers among
+        them only where `live` (collect_linked_regs)."""
         old = st.regs[r]
         if old is new:
             return
@@ -2239,9 +2258,9 @@ class Explorer:
         # a link made by a 32-bit addition does not carry to one made by a 64-bit addition,
         # nor the other way round (the running 6.18's log)
         mixed = 96 - new.ac if new.ac else -1
-        for j in range(11):
+        for j in range(10):
             q = st.regs[j]
-            if j != r and q.t == "scalar" and q.id == old.id and q.ac != mixed:
+            if j != r and live >> j & 1 and q.t == "scalar" and q.id == old.id and q.ac != mixed:
                 st.regs[j] = linked(q)
         for k, sl in list(st.stack.items()):
             q = sl.spilled
