@@ -1047,14 +1047,16 @@ def refine_estimates(program: tir.Program, elf: bytes) -> None:
     change (a lower estimate refuses nothing more); what the tool reports next to the
     kernel's count once it has compiled (`verify`, `run`, `up`, `check --kernel-decides`,
     the campaigns) is then within 1.5x of it on most hooks instead of 7x (docs/verification.md).
-    A replay that would not end below the source estimate stops there; all of them stop
-    after REFINE_SECONDS (the source estimate stays: a slow machine reports looser, never
-    lower, estimates). @timer handlers keep theirs: the kernel counts them inside each
-    hook that starts their timer, whose estimate is refined."""
+    Where the replay counts more than the source estimate, that estimate was too low (the
+    source model has missed, rarely, by a few percent): the replay's, above it, replaces
+    it too. The replays stop after REFINE_SECONDS in all (the source estimate stays: a
+    slow machine reports looser estimates, never lower ones). @timer handlers keep
+    theirs: the kernel counts them inside each hook that starts their timer, whose
+    estimate is refined."""
     import math
     import time
 
-    from etran.analysis.replay import MARGIN, Unsupported, explore, map_shapes
+    from etran.analysis.replay import MARGIN, MAX_REPLAYED, Unsupported, explore, map_shapes
     maps = map_shapes(program)
     deadline = time.monotonic() + REFINE_SECONDS
     for hook in program.hooks:
@@ -1062,11 +1064,11 @@ def refine_estimates(program: tir.Program, elf: bytes) -> None:
         if hook.hook == "timer" or est is None or est.replayed:
             continue
         try:
-            res = explore(elf, hook.name, int(est.processed / MARGIN), maps, deadline)
+            res = explore(elf, hook.name, MAX_REPLAYED, maps, deadline)
         except Unsupported:
             continue
         tight = math.ceil(res.processed * MARGIN)
-        if res.complete and tight < est.processed:
+        if res.complete and (tight < est.processed or res.processed > est.processed):
             program.budgets[hook.name] = replace(est, processed=tight, replayed=True)
 
 

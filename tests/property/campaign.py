@@ -51,7 +51,7 @@ def one(job: tuple[int, int, int, int]) -> dict[str, Any]:
         _run(gen.source, gen.hooks, idx, n_inputs, out)
     finally:
         if "failure" in out or "rejected" in out or any(
-                k > e for k, e, *_ in out.get("budget", {}).values()):
+                k > min(e, s) for k, e, _, s in out.get("budget", {}).values()):
             out["source"] = gen.source
     return out
 
@@ -210,8 +210,11 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
     replayed = sorted(r["idx"] for r in results
                       if any(x[3] > MAX_PROCESSED for x in r.get("budget", {}).values()))
     over = [x for x in ratios if x[0] > 1]
+    over_check = sorted(((k / max(s, 1), k, s, r["idx"], h) for r in results if "budget" in r
+                         for h, (k, _, _, s) in r["budget"].items() if k > s), reverse=True)
     for r in results:
-        if "failure" in r or "rejected" in r or any(k > e for k, e, *_ in r.get("budget", {}).values()):
+        if "failure" in r or "rejected" in r or any(
+                k > min(e, s) for k, e, _, s in r.get("budget", {}).values()):
             tag = r.get("failure") or ("budget" if "budget" in r else ",".join(r["rejected"]))
             name = f"{r['idx']:05d}_{tag.replace(' ', '_').replace(':', '').replace(',', '_')}.py"
             text = r.get("source", "") + "\n# " + json.dumps(
@@ -251,6 +254,10 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
           f"{len(replayed)} programs {replayed[:50]}")
     print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
     for ratio, k, e, idx, h in ratios[:8]:
+        print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
+    print(f"the check's estimate (the source model, or the replay where it refused): "
+          f"{len(over_check)} hooks below the kernel's count")
+    for ratio, k, e, idx, h in over_check[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
     feats = Counter(f for r in results for f in r.get("features", ()))
     print("feature use:", dict(sorted(feats.items(), key=lambda x: -x[1])))

