@@ -262,7 +262,7 @@ def test_kernel_decides_loads_past_a_pessimistic_budget_estimate(
     assert processed < 1_000_000
     # `check --kernel-decides` loads it too, and shows the kernel's count next to the
     # estimate, which, once compiled, is the replay's (refine_budgets: it is not bounded by
-    # REPLAY_SECONDS, the check's own replay, but by its own 2 s)
+    # REPLAY_SECONDS, the check's own replay, but by its own REFINE_SECONDS)
     code, out, err = run(capsys, "check", str(walk80), "--kernel-decides")
     assert code == 0, err
     assert "warning[budget]: `parse_options`" in err and "the kernel verifier decides" in err

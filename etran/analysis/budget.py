@@ -1037,7 +1037,7 @@ def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = Fa
                   f"instructions; the kernel accepts at most {MAX_INSNS:,}")
 
 
-REFINE_SECONDS = 2.0
+REFINE_SECONDS = 10.0  # as long as the check's replay may take (replay.REPLAY_SECONDS)
 
 
 def refine_estimates(program: tir.Program, elf: bytes) -> None:
