@@ -87,6 +87,50 @@ def _refs(e: object, out: set[tir.Var]) -> None:
             _refs(v, out)
 
 
+def _reads(e: object, var: tir.Var) -> int:
+    """How many times `e` (an expression, statement or block) reads `var`."""
+    if isinstance(e, tir.VarRef):
+        return int(e.var is var)
+    n = 0
+    for x in (e if isinstance(e, tuple) else
+              (getattr(e, name, None) for name in getattr(e, "__slots__", ()))):
+        if isinstance(x, tuple) or (x is not None and hasattr(x, "__slots__")
+                                    and not isinstance(x, (tir.Var, tir.Function))):
+            n += _reads(x, var)
+    return n
+
+
+def _counter_copies(body: tuple[tir.Stmt, ...], counter: tir.Var) -> set[tir.Var]:
+    """Variables assigned in `body` a value computed from the loop counter alone."""
+    out: set[tir.Var] = set()
+    for s in body:
+        if isinstance(s, tir.Assign):
+            read: set[tir.Var] = set()
+            _refs(s.value, read)
+            if read == {counter} and not _calls_in(s.value):
+                out.add(s.var)
+        elif isinstance(s, tir.If):
+            out |= _counter_copies(s.body, counter) | _counter_copies(s.orelse, counter)
+        elif isinstance(s, tir.Locked):
+            out |= _counter_copies(s.body, counter)
+    return out
+
+
+def _checksums_in(e: object) -> list[tir.PacketChecksum]:
+    """The `pkt.checksum`s an expression computes."""
+    if isinstance(e, tir.PacketChecksum):
+        return [e]
+    out: list[tir.PacketChecksum] = []
+    for name in getattr(e, "__slots__", ()):
+        v = getattr(e, name, None)
+        for x in (v if isinstance(v, tuple) else (v,)):
+            for y in (x if isinstance(x, tuple) else (x,)):
+                if y is not None and hasattr(y, "__slots__") \
+                        and not isinstance(y, (tir.Var, tir.Function)):
+                    out += _checksums_in(y)
+    return out
+
+
 def _calls_in(e: object) -> list[tir.Call]:
     """The calls inside an expression."""
     out: list[tir.Call] = []
@@ -144,7 +188,14 @@ class _Precise:
         self.feeds: list[tuple[tir.Call, set[tir.Var]]] = []   # calls in precise places
         self._followed: dict[int, set[int]] = {}
         self._seen: set[int] = set()
+        # Checksum seeds in a divisor, by the assignment computing the quotient.
+        self.divided: list[tir.Expr] = []
+        self.dividing: list[tuple[tir.Stmt, tir.Var, list[tir.Expr]]] = []
         self._fn(hook)
+        for stmt, var, seeds in self.dividing:
+            if _reads(hook.body, var) > _reads(stmt, var):   # the quotient is read
+                for seed in seeds:
+                    self._mark(seed, self.branching)
         for target in (self.branching, self.bounding):
             self._through_calls(target)
             changed = True
@@ -185,9 +236,13 @@ class _Precise:
 
     def _block(self, body: tuple[tir.Stmt, ...]) -> None:
         for s in body:
+            self.divided = []
             if isinstance(s, tir.Assign):
                 self.assigns.append((s.var, s.value))
                 self._expr(s.value)
+                if self.divided:
+                    self.dividing.append((s, s.var, self.divided))
+                    self.divided = []
             elif isinstance(s, tir.If):
                 self._mark(s.test, self.branching)
                 self._expr(s.test)
@@ -219,6 +274,11 @@ class _Precise:
                 self.assigns.append((param, arg))
         if isinstance(e, (tir.Cond, tir.Logic)):
             self._mark(e.test if isinstance(e, tir.Cond) else e, self.branching)
+        if isinstance(e, tir.Binary) and e.op in ("//", "%") \
+                and not isinstance(e.right, tir.Const):
+            # A checksum's value divides: its zero test makes the sum precise, and the
+            # kernel follows the precision back through the folding into the seed.
+            self.divided += [c.seed for c in _checksums_in(e.right)]
         if isinstance(e, tir.PacketHeader):
             self._mark(e.offset, self.bounding)
         if isinstance(e, tir.PacketResize):
@@ -530,6 +590,14 @@ class _Walker:
             paths.return_values.append(object())
         kind = self.difference(s.body, skip=s.var)
         runtime_stop = not isinstance(s.stop, tir.Const)
+        if kind == "none" and (runtime_stop or exits) \
+                and any(v in self.later and v in self.branching
+                        for v in _counter_copies(s.body, s.var)):
+            # A precise variable given the counter's value (`size = k`) leaves each
+            # iteration with its own constant: the exits stay apart after the loop, one
+            # state per iteration count (measured: `size = k` in a loop of up to 16, size
+            # the seed of a checksum whose value divides: 17 walks of the checksum).
+            return min(max(m, cur, m * (iterations + 1)) + exits, _CAP)
         if kind == "none":
             ends = [cur > 0, exits > 0, runtime_stop]
             return m if any(ends) else 0.0
