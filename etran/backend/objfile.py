@@ -519,6 +519,10 @@ class _Reader:
         while pos < end:
             name_off, count = struct.unpack_from(self.end + "II", ext, pos)
             pos += 8
+            if count and (rec_size == 0 or pos + count * rec_size > end):
+                # a damaged count would otherwise make millions of empty records
+                raise ObjectFileError(f"read .BTF.ext: {count} records of {rec_size} bytes run "
+                                      "past their block")
             section = btf.string(name_off)
             for _ in range(count):
                 out.append((section, ext[pos : pos + rec_size]))
