@@ -122,6 +122,18 @@ def refine_budgets(obj: CompiledObject) -> None:
     refine_estimates(obj.program, obj.elf)
 
 
+def compile_for_testing(program: tir.Program) -> tuple[CompiledObject, CompiledObject | None]:
+    """The observed build a differential run needs, and the plain build whose verifier counts
+    the estimates are of, with the estimates refined (`refine_budgets`). Without probes the
+    observed build's programs are the plain build's instruction for instruction
+    (tests/property/test_observed_builds.py): the plain build is then not compiled (None),
+    and the observed build's load gives the counts (campaigns and `etran fuzz --programs`)."""
+    observed = compile_program(program, observe=True)
+    plain = compile_program(program) if observed.probes else None
+    refine_budgets(plain or observed)
+    return observed, plain
+
+
 def _check_frames(program: tir.Program, elf: bytes) -> None:
     """The stack each compiled program uses, against the kernel's limit: how much LLVM
     spills is known only now (the checker's `stack` rule estimates it beforehand)."""

@@ -23,13 +23,12 @@ from typing import Any
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import seed as hyp_seed
 
-from etran.analysis.budget import refine_estimates
 from etran.differential.harness import KernelHarness, compare
 from etran.differential.inputs import Counterexample
 from etran.dsl.diagnostics import DiagnosticError
 from etran.interp.interpreter import Interpreter
 from etran.ir import tir
-from etran.pipeline import check_source, compile_program
+from etran.pipeline import check_source, compile_for_testing, compile_program
 from etran.runtime.errors import VerifierError
 from etran.runtime.loader import LoadedObject, load_object
 from etran.testing.progen import GeneratedProgram, programs
@@ -85,11 +84,9 @@ def run_campaign(n: int, inputs_per_program: int = 3, seed: int | None = None,
             _try_past_checker(gen, err, camp)
             return
         camp.accepted += 1
-        observed = compile_program(program, observe=True)
-        # without probes the observed build's programs are the plain build's: one load
-        # gives the verifier's verdict and counts and then runs the inputs
-        plain = compile_program(program) if observed.probes else None
-        refine_estimates(program, (plain or observed).elf)
+        # without probes there is no plain build: the observed build's one load gives the
+        # verifier's verdict and counts and then runs the inputs
+        observed, plain = compile_for_testing(program)
         try:
             if plain is not None:
                 with load_object(plain.elf, name="gen") as loaded:

@@ -28,13 +28,14 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etran.analysis.budget import MAX_PROCESSED, refine_estimates
+from etran.analysis.budget import MAX_PROCESSED
 from etran.differential.harness import KernelHarness, compare
 from etran.dsl.diagnostics import DiagnosticError
 from etran.interp.interpreter import Interpreter
 from etran.ir import tir
 from etran.pipeline import (
     check_source,
+    compile_for_testing,
     compile_program,
 )
 from etran.runtime.errors import VerifierError
@@ -72,10 +73,7 @@ def _run(source: str, hooks: tuple[str, ...], idx: int, n_inputs: int,
         return out
     source_estimates = {n: e.processed for n, e in program.budgets.items()}
     try:
-        observed = compile_program(program, observe=True)
-        # without probes the observed build is the plain one: its load gives the counts
-        plain = compile_program(program) if observed.probes else None
-        refine_estimates(program, (plain or observed).elf)
+        observed, plain = compile_for_testing(program)
     except Exception as e:
         out["failure"] = f"compile crash: {type(e).__name__}"
         out["detail"] = traceback.format_exc(limit=-3)

@@ -43,14 +43,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etran.analysis.budget import refine_estimates
 from etran.differential.harness import KernelHarness, compare
 from etran.differential.inputs import Counterexample, save_counterexample
 from etran.dsl.diagnostics import DiagnosticError
 from etran.dsl.parser import parse
 from etran.interp.interpreter import Interpreter
 from etran.ir import tir
-from etran.pipeline import check_source, compile_program
+from etran.pipeline import check_source, compile_program, refine_budgets
 from etran.runtime.errors import VerifierError
 from etran.runtime.loader import load_object
 from etran.testing.progen import CORNERS, FEATURES, GeneratedProgram, coverage, programs, sample_programs
@@ -172,7 +171,7 @@ def test_accepted_programs_pass_the_verifier_within_the_estimate(kernel: None,
     # once compiled, estimates are the replay's where lower (refine_estimates): the kernel's
     # count must stay within those and within the check's
     source = {n: e.processed for n, e in program.budgets.items()}
-    refine_estimates(program, obj.elf)
+    refine_budgets(obj)
     try:
         loading = load_object(obj.elf)
     except VerifierError as e:                     # a soundness bug
