@@ -19,12 +19,21 @@ from etran.ir.types import MapType
 # (etran.backend.stack) and reports an overflow as a diagnostic at the hook.
 LLVM_STACK_LIMIT = 1 << 20
 
+# IndVarSimplify's loop predication turns a loop without stores whose exits depend on the
+# counter (find the first `j` with a property) into exit tests computed before the loop
+# and a loop left with no exit at all, reached only when LLVM's unsigned-min reasoning
+# says it cannot be. The verifier cannot follow that reasoning: it walks into the loop
+# and refuses the program as an infinite loop
+# (tests/property/found/loop_exits_predicated_before_the_loop.py).
+LLVM_OPTIONS = (f"-bpf-stack-size={LLVM_STACK_LIMIT}", "-indvars-predicate-loops=false")
+
 
 @functools.cache
 def target_machine() -> llvm.TargetMachine:
     llvm.initialize_all_targets()
     llvm.initialize_all_asmprinters()
-    llvm.set_option("", f"-bpf-stack-size={LLVM_STACK_LIMIT}")
+    for option in LLVM_OPTIONS:
+        llvm.set_option("", option)
     target = llvm.Target.from_triple("bpfel")
     return target.create_target_machine(cpu="v3", opt=2, reloc="static", codemodel="small")
 

@@ -64,6 +64,7 @@ class Rejection:
 def _is_error_line(line: str) -> bool:
     return bool(line) and not line.startswith(";") and not _INSN.match(line) \
         and not re.match(r"^\d+: R\d|^R\d+|^from \d+ to|^processed |^verification time|"
+                         r"^(?:cur|old) state:|"
                          r"^stack depth|^mark_precise|^last_idx|^regs=|^\d+: \(|^\s", line)
 
 

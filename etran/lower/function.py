@@ -120,18 +120,26 @@ class FunctionBase:
     def map_ptr(self, m: Any) -> ir.Value:
         return self.lw.map_globals[m.name]
 
-    def ctx_field(self, offset: int, pointer: bool = False) -> ir.Value:
-        """A u32 of the context. A `pointer` field (the packet's bounds) is loaded where it
-        is used, every time (volatile): merged with an earlier load, or carried around a
-        loop, the u32 is kept in a register and copied with a 32-bit move, which makes
-        the pointer a number for the verifier."""
+    def ctx_field(self, offset: int) -> ir.Value:
+        """A u32 of the context."""
         addr = self.b.gep(self.ctx, [ir.Constant(I64, offset)], source_etype=I8) if offset else self.ctx
-        if pointer:
-            ld = VolatileLoad(self.b.block, addr, typ=I32)
-            ld.align = 4
-            self.b._insert(ld)
-            return ld
         return self.b.load(addr, typ=I32, align=4)
+
+    def ctx_pointer(self, offset: int) -> ir.Value:
+        """One of the packet's bounds, loaded from the context where it is used, every
+        time (volatile), through a context pointer of its own (an `anchor`). Two equal
+        loads at the head of both sides of a branch are otherwise hoisted above it, and
+        the u32 they leave reaches its zero extension through a phi: widened by a 32-bit
+        move, the pointer becomes a number for the verifier
+        (tests/property/found/packet_bound_hoisted_out_of_both_branches.py). Merged with
+        an earlier load or carried around a loop, the u32 fails in the same way, which
+        `volatile` prevents."""
+        base = self.anchor(self.ctx)
+        addr = self.b.gep(base, [ir.Constant(I64, offset)], source_etype=I8) if offset else base
+        ld = VolatileLoad(self.b.block, addr, typ=I32)
+        ld.align = 4
+        self.b._insert(ld)
+        return self.b.inttoptr(self.b.zext(ld, I64), PTR)
 
     def info_field(self, index: int) -> ir.Value:
         return self.b.gep(self.pkt_info, [ir.Constant(I64, 4 * index)], source_etype=I8) \
@@ -142,9 +150,7 @@ class FunctionBase:
         return self.b.load(self.info_field(PKT_INFO_FIELDS.index(offset)), typ=I32, align=4)
 
     def packet_bounds(self) -> tuple[ir.Value, ir.Value]:
-        data = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_MD_DATA, True), I64), PTR)
-        end = self.b.inttoptr(self.b.zext(self.ctx_field(XDP_MD_DATA_END, True), I64), PTR)
-        return data, end
+        return self.ctx_pointer(XDP_MD_DATA), self.ctx_pointer(XDP_MD_DATA_END)
 
     # ---------------------------------------------------------------- observation probes
     def obs_slot(self) -> tuple[ir.Value, ir.Block, ir.Block]:

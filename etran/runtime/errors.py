@@ -119,13 +119,15 @@ class BpfError(EtranRuntimeError):
 _STATS = re.compile(r"^(processed \d+ insns|verification time|stack depth|max_states_per_insn)")
 _INSN = re.compile(r"^\d+: ")  # "12: (69) r1 = ..." or "12: R1=..." (a state line)
 _HINT = re.compile(r"^R\d+ ")  # "R1 offset is outside of the packet" explains the line above
+# "infinite loop detected at insn 7" is followed by the two states found equal
+_STATES = re.compile(r"^(cur|old) state: ")
 
 
 def _error_lines(log: str) -> tuple[str, str]:
     """(the verifier's error line, an explanatory follow-up line or "")."""
     lines = [line.rstrip() for line in log.splitlines()]
     lines = [line for line in lines if line.strip()]
-    while lines and _STATS.match(lines[-1]):
+    while lines and (_STATS.match(lines[-1]) or _STATES.match(lines[-1])):
         lines.pop()
     if not lines:
         return "", ""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from etran.cli.verifier_report import parse_rejection
 from etran.runtime.errors import BpfError, NotSupported, VerifierError
 
 PACKET_LOG = """\
@@ -41,6 +42,25 @@ def test_register_line_after_an_instruction_is_the_error_itself() -> None:
     assert err.error_line == "R0 invalid mem access 'map_value_or_null'" and err.hint == ""
     assert err.summary().endswith("rejected by the verifier: R0 invalid mem access "
                                   "'map_value_or_null'")
+
+LOOP_LOG = """\
+123: (1d) if r2 == r1 goto pc+19      ; R1=scalar(id=9) R2=3
+124: (05) goto pc-1
+124: (05) goto pc-1
+infinite loop detected at insn 124
+cur state: R0=scalar() R1=scalar(id=9) R2=3 R10=fp0
+old state: R0=scalar() R1=scalar(id=9) R2=3 R10=fp0
+verification time 120 usec
+processed 145 insns (limit 1000000) max_states_per_insn 1 total_states 9 peak_states 9 mark_read 2
+"""
+
+
+def test_infinite_loop_is_the_error_not_the_states_shown_after_it() -> None:
+    err = VerifierError("rx", LOOP_LOG, 22)
+    assert err.error_line == "infinite loop detected at insn 124" and err.hint == ""
+    r = parse_rejection("rx", LOOP_LOG)
+    assert r.message == "infinite loop detected at insn 124"
+    assert r.hint is not None and "loop the verifier cannot bound" in r.hint
 
 
 def test_tail() -> None:
