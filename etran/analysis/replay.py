@@ -16,8 +16,9 @@ It walks the instructions the kernel walks, the way it walks them (kernel/bpf/ve
   recently pushed branch is popped;
 * every instruction visited counts one (`insn_processed`), including the visit that is pruned;
 * prune points are the kernel's: conditional jumps, jump targets, the instruction after a
-  call, callback-calling calls; at a prune point the state is compared with the checkpoints
-  stored there whose exploration is finished (`branches == 0`); a checkpoint is stored only
+  call, callback-calling calls, a callback's first instruction; at a prune point the state
+  is compared with the checkpoints stored there whose exploration is finished
+  (`branches == 0`); a checkpoint is stored only
   under the kernel's heuristic (>= 2 jumps and >= 8 instructions since the last one, or a
   history longer than 40 entries: at most one per instruction, for a jump target, a spill or
   fill, a jump's linked scalars), is evicted after `miss > 3 * hit + 3`, and loop states
@@ -1011,10 +1012,16 @@ def static_analyses(lay: Layout, maps: dict[str, MapShape] | None = None
                     sk = u  # pointer arithmetic: the scalar operand becomes precise
         elif cls == 0:
             df = 1 << d
-            if (code == LD_IMM64 and ins.src == 4) or lay.ref.get(i, ("",))[0] == "func":
+            ref = lay.ref.get(i, ("", ""))
+            if (code == LD_IMM64 and ins.src == 4) or ref[0] == "func":
                 prune.add(i)
                 prune.add(nxt)
                 jmp.add(nxt)
+                # visit_func_call_insn(): the callee's first instruction is a branch target,
+                # so a prune point; an async callback's path is checked there when it starts
+                t = lay.func_start[ref[1]] if ref[0] == "func" else i + ins.imm + 1
+                prune.add(t)
+                jmp.add(t)
         elif cls == 1:
             u, df = 1 << s, 1 << d
         elif cls == 2:
