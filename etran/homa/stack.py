@@ -322,10 +322,13 @@ class HomaStack:
     def _resend(self, out: _Outbound, offset: int, length: int) -> None:
         first = offset // wire.PAYLOAD
         last = min(len(out.frames), -(-(offset + length) // wire.PAYLOAD))
+        # Under the message's lock, as `_send`: egress keeps the highest byte sent
+        # (`Rpc.sent`, shown by `etran status`) with a compare and a store, so two runs of
+        # it for one RPC at once could lose the higher end.
         with out.lock:
             frames = out.frames[first:min(last, out.next)]
-        if frames:
-            self.egress.send_until_refused(frames)
+            if frames:
+                self.egress.send_until_refused(frames)
 
     def _control(self, kind: int, key: Key, from_client: bool) -> None:
         local_id, peer, peer_port, local_port = key

@@ -384,7 +384,7 @@ def homa_tx(pkt: Packet) -> int:
     old = (u16(ip.ver_ihl) << 8) | u16(ip.tos)
     ip.tos = tos
     ip.check = csum_replace16(ip.check, old, (u16(ip.ver_ihl) << 8) | u16(tos))
-    if end > r.sent:
+    if end > r.sent:                         # one sender per RPC at a time (etran.homa)
         r.sent = end
     return XDP_TX
 
