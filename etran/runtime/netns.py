@@ -20,6 +20,8 @@ import contextlib
 import ctypes
 import errno
 import os
+import threading
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, NoReturn
@@ -132,9 +134,43 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+class _Handle:
+    """An open namespace file, closed when the last reference goes (a thread's home)."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        _homes.add(self)
+
+    def __del__(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.fd)
+
+
+class _Where(threading.local):
+    """Per thread: the namespace it started in, opened once, and the namespaces it is in
+    now through `Entry.entered`, innermost last. Every namespace switch of the process
+    goes through `Entry.entered`, so with nothing entered the thread is at home, and
+    leaving a namespace goes back to the one entered before it, or home."""
+
+    def __init__(self) -> None:
+        self.home: _Handle | None = None
+        self.entered: list[int] = []
+
+
+_where = _Where()
+_homes: weakref.WeakSet[_Handle] = weakref.WeakSet()
+
+
+def thread_homes() -> set[int]:
+    """The file descriptors held open as threads' own namespaces (one per thread that
+    entered a namespace, until the thread ends): kept on purpose, not leaked."""
+    return {h.fd for h in list(_homes)}
+
+
 class Entry:
     """An open handle on namespace ``name`` for entering it often: each enter and leave then
-    costs two setns(2) calls and no path lookup (about 7 us instead of 14 us here).
+    costs two setns(2) calls and no path lookup (about 7 us instead of 14 us here; the
+    thread's own namespace is opened once per thread, not on every entry: 11 us).
 
     While the handle is open it keeps the namespace alive (its devices too), so close it
     (``close()`` or ``with``) before the namespace is torn down.
@@ -154,23 +190,28 @@ class Entry:
         if self._fd < 0:
             raise EtranRuntimeError(f"enter network namespace {self.name}",
                                     "its handle is closed")
-        home = os.open(_OWN_NAMESPACE, os.O_RDONLY | os.O_CLOEXEC)
+        where = _where
+        if where.entered:
+            back = where.entered[-1]
+        else:
+            if where.home is None:
+                where.home = _Handle(os.open(_OWN_NAMESPACE, os.O_RDONLY | os.O_CLOEXEC))
+            back = where.home.fd
         try:
-            try:
-                _setns(self._fd)
-            except OSError as exc:
-                _raise_for(f"enter network namespace {self.name}", exc)
-            try:
-                yield
-            finally:
-                try:
-                    _setns(home)
-                except OSError as exc:
-                    raise EtranRuntimeError(f"leave network namespace {self.name}",
-                                            f"setns back failed ({exc}); this thread is "
-                                            "stranded in the wrong namespace") from exc
+            _setns(self._fd)
+        except OSError as exc:
+            _raise_for(f"enter network namespace {self.name}", exc)
+        where.entered.append(self._fd)
+        try:
+            yield
         finally:
-            os.close(home)
+            where.entered.pop()
+            try:
+                _setns(back)
+            except OSError as exc:
+                raise EtranRuntimeError(f"leave network namespace {self.name}",
+                                        f"setns back failed ({exc}); this thread is "
+                                        "stranded in the wrong namespace") from exc
 
     def close(self) -> None:
         if self._fd >= 0:

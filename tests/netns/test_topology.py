@@ -97,6 +97,42 @@ def test_enter_switches_only_this_thread_and_always_comes_back(kernel: None) -> 
         assert inode() == home
 
 
+def test_nested_entries_come_back_one_level_at_a_time(kernel: None) -> None:
+    """A thread's own namespace is opened once and kept: leaving an inner entry goes back
+    to the outer one, leaving the outer one goes home, and a thread started inside an
+    entry has that namespace as its home."""
+    def inode() -> int:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+
+    home = inode()
+    with Topology("two-hosts", switch_xdp=False) as topo:
+        a, b = netns.Entry(topo.host("a").netns), netns.Entry(topo.host("b").netns)
+        with a, b:
+            seen: dict[str, int] = {}
+
+            def started_inside() -> None:
+                seen["start"] = inode()
+                with b.entered():
+                    seen["b"] = inode()
+                seen["back"] = inode()
+
+            for _ in range(2):
+                with a.entered():
+                    in_a = inode()
+                    with b.entered():
+                        in_b = inode()
+                        t = threading.Thread(target=started_inside)
+                        t.start()
+                        t.join()
+                    assert inode() == in_a
+                    with pytest.raises(ZeroDivisionError), b.entered():
+                        _ = 1 // 0
+                    assert inode() == in_a
+                assert inode() == home
+            assert len({home, in_a, in_b}) == 3
+            assert seen == {"start": in_b, "b": in_b, "back": in_b}
+
+
 def test_unknown_topology_is_a_clear_error() -> None:
     with pytest.raises(EtranRuntimeError, match="unknown topology; use two-hosts or incast:N"):
         Topology("ring:4")
