@@ -188,6 +188,7 @@ class _Precise:
         self.feeds: list[tuple[tir.Call, set[tir.Var]]] = []   # calls in precise places
         self._followed: dict[int, set[int]] = {}
         self._seen: set[int] = set()
+        self._reads_cache: dict[int, tuple[frozenset[tir.Var], tir.Expr]] = {}
         # Checksum seeds in a divisor, by the assignment computing the quotient.
         self.divided: list[tir.Expr] = []
         self.dividing: list[tuple[tir.Stmt, tir.Var, list[tir.Expr]]] = []
@@ -196,31 +197,46 @@ class _Precise:
             if _reads(hook.body, var) > _reads(stmt, var):   # the quotient is read
                 for seed in seeds:
                     self._mark(seed, self.branching)
+        # What each assignment's value reads and calls, found once: the fixpoint below
+        # visits every assignment on each round.
+        facts = [(var, self._read_by(value), _calls_in(value)) for var, value in self.assigns]
         for target in (self.branching, self.bounding):
             self._through_calls(target)
             changed = True
             while changed:
                 changed = False
-                for var, value in self.assigns:
+                for var, reads, calls in facts:
                     if var in target:
                         before = len(target)
-                        _refs(value, target)
-                        self._through_calls(target, value)
+                        target |= reads
+                        self._through_calls(target, calls=calls)
                         changed |= len(target) != before
         self.branching |= self.bounding
 
-    def _through_calls(self, target: set[tir.Var], e: object = None) -> None:
+    def _read_by(self, e: tir.Expr) -> frozenset[tir.Var]:
+        """The variables `e` reads (`_refs`), found once per expression."""
+        found = self._reads_cache.get(id(e))
+        if found is None:
+            out: set[tir.Var] = set()
+            _refs(e, out)
+            found = self._reads_cache[id(e)] = (frozenset(out), e)   # `e` kept: its id stays its own
+        return found[0]
+
+    def _through_calls(self, target: set[tir.Var], e: object = None,
+                       calls: list[tir.Call] | None = None) -> None:
         """A call's value is what its function returns: when the call feeds a precise
         value, so do the variables its `return`s read (the kernel's precision tracking
-        follows the value into the callee). With no expression: every call recorded as
-        feeding `target` (`self.feeds`)."""
-        calls = [c for c, t in self.feeds if t is target] if e is None else _calls_in(e)
+        follows the value into the callee). The calls in `e`, or `calls`; with neither:
+        every call recorded as feeding `target` (`self.feeds`)."""
+        if calls is None:
+            calls = [c for c, t in self.feeds if t is target] if e is None else _calls_in(e)
+        followed = self._followed.setdefault(id(target), set())
         for call in calls:
-            if id(call) in self._followed.setdefault(id(target), set()):
+            if id(call) in followed:
                 continue
-            self._followed[id(target)].add(id(call))
+            followed.add(id(call))
             for value in _returned(call.func):
-                _refs(value, target)
+                target |= self._read_by(value)
                 self._through_calls(target, value)
 
     def _fn(self, f: tir.Function) -> None:
