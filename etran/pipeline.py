@@ -95,11 +95,12 @@ def compile_program(program: tir.Program, observe: bool = False,
     """Lower and emit a checked program. `observe` adds the probes `etran run` reads;
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
+    from etran.lower.irtext import module_text
     from etran.lower.module import lower
     t = timings if timings is not None else {}
     t0 = time.perf_counter()
     module, probes = lower(program, observe=observe, defects=defects)
-    text = str(module)
+    text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
     t1 = time.perf_counter()
     elf = emit_object(text)
     t2 = time.perf_counter()
