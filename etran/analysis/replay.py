@@ -85,13 +85,14 @@ passes `deadline` (`Result.complete` is then false, `Result.stopped` says why).
 from __future__ import annotations
 
 import functools
+import gc
 import math
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from etran.backend.disasm import Insn, decode_one
-from etran.backend.objfile import LD_IMM64, read_object
+from etran.backend.objfile import LD_IMM64, ObjectFile, read_object
 from etran.ir import tir
 
 # The raw count times MARGIN bounds the kernel's count on every hook measured: an
@@ -144,8 +145,13 @@ def _s32(x: int) -> int:
     return ((x & U32) ^ SIGN32) - SIGN32
 
 
-@dataclass(frozen=True, slots=True)
-class Reg:
+class Reg(NamedTuple):
+    """A register's abstract value (the kernel's bpf_reg_state). Immutable: states and
+    checkpoints share Reg objects. A NamedTuple rather than a frozen dataclass for speed
+    alone: the replay builds a register on most instructions, and a frozen dataclass's
+    __init__ (one object.__setattr__ per field) costs ten times a tuple's construction;
+    fields, equality and hashing are the same."""
+
     t: str                      # "none", "scalar", "ctx", "pkt", "pkt_meta", "pkt_end", "map_ptr",
                                 # "map_value", "map_value_or_null", "stack", "mem", "mem_or_null",
                                 # "func", "map_key"
@@ -188,10 +194,17 @@ NOT_INIT = Reg("none")
 
 
 def _linked(r: Reg, id: int, ac: int, off: int) -> Reg:
-    """`r` with another scalar id, BPF_ADD_CONST flag and offset (dataclasses.replace, without
-    its cost: the replay does this on most register copies)."""
+    """`r` with another scalar id, BPF_ADD_CONST flag and offset (Reg._replace, without its
+    cost: the replay does this on most register copies)."""
     return Reg(r.t, r.umin, r.umax, r.smin, r.smax, r.tv, r.tm, off, r.rng, id, r.mp, r.approx, ac,
                r.wumin, r.wumax, r.wsmin, r.wsmax)
+
+
+def _moved(p: Reg, off: int) -> Reg:
+    """`p` at another fixed offset (Reg._replace, without its cost: every constant added to
+    a pointer)."""
+    return Reg(p.t, p.umin, p.umax, p.smin, p.smax, p.tv, p.tm, off, p.rng, p.id, p.mp, p.approx,
+               p.ac, p.wumin, p.wumax, p.wsmin, p.wsmax)
 
 
 def _reg(t: str, b: Bounds, approx: bool = False, id: int = 0) -> Reg:
@@ -214,8 +227,13 @@ def _known_bounds(v: int) -> Bounds:
     return (v, v, _s64(v), _s64(v), w, w, _s32(w), _s32(w), v, 0)
 
 
+@functools.lru_cache(maxsize=1 << 12)
 def known(v: int, approx: bool = False) -> Reg:
-    """__mark_reg_known()"""
+    """__mark_reg_known(). Memoised: every immediate operand is one. Sharing one object
+    between registers changes nothing the replay decides: `regsafe` answers for two
+    registers that are one object what it answers for two equal constants (their ids,
+    zero, mapped), and the other identity tests (`_set_linked`, `_mark_null`) only skip
+    making an equal copy of a register without an id."""
     return _reg("scalar", _known_bounds(v), approx)
 
 
@@ -850,27 +868,65 @@ _HELPER_ARGS = {
 
 # ---------------------------------------------------------------- states
 
-@dataclass(slots=True)
+_SIZES = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}     # BPF_W, BPF_H, BPF_B, BPF_DW
+
+# What `stacksafe` needs of a slot's bytes, computed once per Slot (`Slot.kind`)
+SPILL, MISC, MIXED = 0, 1, 2        # all STACK_SPILL; all INVALID or MISC; anything else
+_SLOT_KINDS: dict[tuple[str, ...], int] = {}
+
+
+def _slot_kind(types: tuple[str, ...]) -> int:
+    kind = _SLOT_KINDS.get(types)
+    if kind is None:
+        kind = SPILL if all(t == "s" for t in types) else \
+            MISC if all(t in "mi" for t in types) else MIXED
+        _SLOT_KINDS[types] = kind
+    return kind
+
+
+@dataclass(slots=True, init=False)
 class Slot:
+    """A stack slot. Never changed once made (a write makes a new Slot): states and
+    checkpoints share them."""
+
     types: tuple[str, ...]      # 8 bytes, index = byte offset within the slot (0 = lowest address)
     spilled: Reg                # the spilled register (STACK_SPILL bytes)
+    # SPILL, MISC or MIXED: `stacksafe` compares every live slot of a checkpoint at every
+    # prune point, and classifying the bytes there was a fifth of the replay's time
+    kind: int = field(repr=False, compare=False)
+
+    def __init__(self, types: tuple[str, ...], spilled: Reg) -> None:
+        self.types = types
+        self.spilled = spilled
+        kind = _SLOT_KINDS.get(types)
+        self.kind = _slot_kind(types) if kind is None else kind
+
+
+_INVALID_SLOT = Slot(("i",) * 8, NOT_INIT)      # a slot never written
+_SPILLED8 = ("s",) * 8                          # the bytes of a full spill
 
 
 # What an instruction leaves in the jump history: the stack slot of a spill/fill
 # (INSN_F_STACK_ACCESS), or at a conditional jump the linked scalars (regs, slots bitmasks).
 Extra = int | tuple[int, int] | None
+# What mark_precise needs of an instruction to walk back through it (_backtrack_regs)
+Backtrack = tuple[int, int, int, int]
 
 
 class Step:
     """One processed instruction on the path since the last checkpoint, linked to the one
     before it (a persistent list: a pushed branch shares its prefix)."""
 
-    __slots__ = ("extra", "insn", "prev")
+    __slots__ = ("bt", "extra", "insn", "mask", "prev")
 
-    def __init__(self, insn: int, prev: Step | None) -> None:
+    def __init__(self, insn: int, prev: Step | None, bt: Backtrack) -> None:
         self.insn = insn
         self.extra: Extra = None
         self.prev = prev
+        # _backtrack_regs() of the instruction, and its mask alone: mark_precise walks back
+        # through most of the steps it visits on the mask alone
+        self.bt = bt
+        self.mask = bt[0]
 
 
 @dataclass(slots=True)
@@ -930,8 +986,15 @@ class Layout:
     rodata: set[str] = field(default_factory=set)
 
 
+@functools.lru_cache(maxsize=4)
+def _read_object(elf: bytes) -> ObjectFile:
+    """read_object(), once for the hooks of one object (each is replayed on its own); only
+    read here."""
+    return read_object(elf)
+
+
 def layout(elf: bytes, program_name: str) -> Layout:
-    obj = read_object(elf)
+    obj = _read_object(elf) if type(elf) is bytes else read_object(elf)
     prog = obj.program(program_name)
     fns = [prog, *prog.subprograms]
     starts: dict[str, int] = {}
@@ -1317,18 +1380,44 @@ def _stack_live(lay: Layout, order: list[int], succ: dict[int, list[int]],
 
 # ---------------------------------------------------------------- the explorer
 
-def _backtrack_regs(ins: Insn) -> int:
-    """The registers that make `Explorer.backtrack` change what it is looking for at `ins`
-    when the instruction recorded nothing else (no spill, fill or linked scalars)."""
+# How `Explorer.mark_precise` walks back through an instruction (`_backtrack_regs`)
+_BT_PLAIN, _BT_LOAD, _BT_STORE, _BT_OTHER = 0, 1, 2, 3
+
+
+def _backtrack_regs(ins: Insn) -> tuple[int, int, int, int]:
+    """What `Explorer.backtrack` does at `ins`, as (mask, kill, gen, kind), so that
+    mark_precise does it without the call on most of the instructions it walks back
+    through. When the instruction recorded nothing else (no spill, fill or linked scalars),
+    backtrack() changes the registers looked for only when they meet `mask`; it then turns
+    them into `(regs & ~kill) | gen` for _BT_PLAIN and _BT_LOAD, and gives up for
+    _BT_STORE. A fill (_BT_LOAD with a slot) also looks for its slot; a spill (_BT_STORE
+    with a slot) looks for `gen` instead of its slot. Anything else: _BT_OTHER, the call."""
     code, cls = ins.code, ins.code & 7
-    if cls in (0, 1, 2, 3, 4, 7):
-        return 1 << ins.dst
+    d, sr = ins.dst, ins.src
+    if cls in (4, 7):
+        gen = 1 << sr if code & 8 and sr != 10 else 0
+        op = code & 0xF0
+        if op in (0x80, 0xD0):
+            return 1 << d, 0, 0, _BT_PLAIN
+        return 1 << d, 1 << d if op == 0xB0 else 0, gen, _BT_PLAIN
+    if cls == 0:                        # ld_imm64
+        return 1 << d, 1 << d, 0, _BT_PLAIN
+    if cls == 1:
+        return 1 << d, 1 << d, 0, _BT_LOAD
+    if cls in (2, 3):
+        if cls == 3 and code & 0xE0 == 0xC0:    # atomics
+            return 1 << d, 0, 0, _BT_OTHER
+        return 1 << d, 0, 1 << sr if cls == 3 else 0, _BT_STORE
     op = code & 0xF0
     if op == 0x80:
-        return 0b111111
-    if op in (0x00, 0x90) or not code & 8:
-        return 0
-    return (1 << ins.dst) | (1 << ins.src)
+        return 0b111111, 0b111111, 0, _BT_PLAIN
+    if op in (0x00, 0x90):
+        return 0, 0, 0, _BT_PLAIN
+    both = (1 << d) | (1 << sr) if code & 8 else 0
+    return both, 0, both, _BT_PLAIN
+
+
+_SLOTS64 = (1 << 64) - 1
 
 
 class Explorer:
@@ -1337,7 +1426,11 @@ class Explorer:
         self.lay = lay
         self.maps = maps or {}
         self.live, self.slive, self.prune, self.jmp = static_analyses(lay, self.maps)
-        self.bt_regs = {i: _backtrack_regs(ins) for i, ins in lay.insns.items()}
+        # the registers r0..r9 live at each prune point, in order (states_equal)
+        self.live_regs = {i: tuple(r for r in range(10) if self.live.get(i, 0) >> r & 1)
+                          for i in self.prune}
+        # each instruction with what backtracking needs of it (_backtrack_regs)
+        self.code = {i: (ins, _backtrack_regs(ins)) for i, ins in lay.insns.items()}
         self.extra: Extra = None
         self.max_processed = max_processed
         self.deadline = deadline
@@ -1367,41 +1460,57 @@ class Explorer:
         regs[10] = ptr("stack")
         self.work.append((entry, State(regs, {})))
         complete = True
-        while self.work:
-            idx, st = self.work.pop()
-            if not self.path(idx, st):
-                complete = False
-                break
+        # The replay makes no reference cycles (states, checkpoints and the steps of their
+        # paths are trees, reference counting frees them), but it allocates millions of
+        # objects while keeping many alive, and the cyclic collector's passes over them took
+        # up to half of a long replay's time: it is off while the replay runs.
+        collect = gc.isenabled()
+        gc.disable()
+        try:
+            while self.work:
+                idx, st = self.work.pop()
+                if not self.path(idx, st):
+                    complete = False
+                    break
+        finally:
+            if collect:
+                gc.enable()
         return Result(self.insn_processed, self.total_states, self.peak_states, complete, self.paths,
                       self.stopped)
 
     def path(self, idx: int, st: State) -> bool:
-        lay = self.lay
+        # the loop runs once per instruction replayed: what it reads is in locals
+        code = self.code
+        prune = self.prune
+        jmp = self.jmp
+        max_processed = self.max_processed
+        deadline = self.deadline
+        visited = self.visited
+        step = self.step
         while True:
-            self.insn_processed += 1
-            if self.insn_processed > self.max_processed:
+            n = self.insn_processed = self.insn_processed + 1
+            if n > max_processed:
                 self.stopped = "limit"
                 return False
-            if not self.insn_processed & 0xFFF and self.deadline is not None and \
-                    time.monotonic() > self.deadline:
+            if deadline is not None and not n & 0xFFF and time.monotonic() > deadline:
                 self.stopped = "time"
                 return False
-            if idx in self.prune and self.visited(idx, st):
+            if idx in prune and visited(idx, st):
                 self.end(st)
                 return True
             # push_jmp_history(): one entry per instruction visited, a jump point's entry
             # taking the flags of a spill/fill or the linked scalars of the same insn
             # (env->cur_hist_ent)
-            self.hist_ent = idx in self.jmp
-            if self.hist_ent:
+            hist_ent = self.hist_ent = idx in jmp
+            if hist_ent:
                 st.hist += 1
-            ins = lay.insns.get(idx)
-            if ins is None:
+            c = code.get(idx)
+            if c is None:
                 raise Unsupported(f"a jump out of the program (to {idx})")
-            entry = Step(idx, st.trail)
-            st.trail = entry
+            ins, bt = c
+            entry = st.trail = Step(idx, st.trail, bt)
             self.extra = None
-            nxt = self.step(idx, ins, st)
+            nxt = step(idx, ins, st)
             entry.extra = self.extra
             if nxt is None:
                 self.end(st)
@@ -1443,13 +1552,38 @@ class Explorer:
             node = node.prev
         parent = st.parent
         insns = self.lay.insns
-        bt_regs = self.bt_regs
         while True:
             while node is not None:
-                if node.extra is None and not regs & bt_regs[node.insn]:
-                    node = node.prev    # backtrack() would change nothing
+                extra = node.extra
+                # what backtrack() would do, without the call where _backtrack_regs says
+                if extra is None:
+                    if not regs & node.mask:
+                        node = node.prev    # the commonest case: nothing changes
+                        continue
+                    mask, kill, gen, kind = node.bt
+                    if kind <= _BT_LOAD:
+                        regs = (regs & ~kill) | gen
+                        node = node.prev
+                        if not regs and not slots:
+                            return
+                        continue
+                else:
+                    mask, kill, gen, kind = node.bt
+                if type(extra) is int and (kind == _BT_LOAD or
+                                           (kind == _BT_STORE and not regs & mask)):
+                    if kind == _BT_LOAD:        # a fill: the slot's spilled scalar
+                        if regs & mask:
+                            regs &= ~kill
+                            slots |= 1 << extra
+                    elif slots >> extra & 1:    # a spill of what is looked for
+                        slots &= ~(1 << extra)
+                        regs |= gen
+                        if not regs and not slots:
+                            node = node.prev
+                            return
+                    node = node.prev
                     continue
-                r = self.backtrack(insns[node.insn], node.extra, regs, slots)
+                r = self.backtrack(insns[node.insn], extra, regs, slots)
                 node = node.prev
                 if r is None:       # -ENOTSUPP: mark_all_scalars_precise from the parent on
                     self.mark_all_precise(parent)
@@ -1459,21 +1593,25 @@ class Explorer:
                     return
             if parent is None:
                 return
-            for q in range(10):
-                if regs >> q & 1:
-                    if parent.regs[q].t != "scalar" or parent.preg >> q & 1:
-                        regs &= ~(1 << q)
-                    else:
-                        parent.preg |= 1 << q
-            if slots:
-                for k in range(64):
-                    if slots >> k & 1:
-                        sl = parent.stack.get(k)
-                        if sl is None or sl.types[0] != "s" or sl.spilled.t != "scalar" or \
-                                parent.pslot >> k & 1:
-                            slots &= ~(1 << k)
-                        else:
-                            parent.pslot |= 1 << k
+            pregs = parent.regs
+            m = regs & 0x3FF        # r0..r9 (a wanted r10, the frame pointer, stays wanted)
+            while m:
+                bit = m & -m
+                m ^= bit
+                if pregs[bit.bit_length() - 1].t != "scalar" or parent.preg & bit:
+                    regs &= ~bit
+                else:
+                    parent.preg |= bit
+            m = slots & _SLOTS64
+            while m:
+                bit = m & -m
+                m ^= bit
+                sl = parent.stack.get(bit.bit_length() - 1)
+                if sl is None or sl.types[0] != "s" or sl.spilled.t != "scalar" or \
+                        parent.pslot & bit:
+                    slots &= ~bit
+                else:
+                    parent.pslot |= bit
             if not regs and not slots:
                 return
             node = parent.trail
@@ -1568,13 +1706,15 @@ class Explorer:
         if lst:
             keep = []
             pruned = False
+            # a loop state still being explored suppresses a new one this near the last one
+            near = not force and self.jmps_processed - self.prev_jmps < 20 and \
+                self.insn_processed - self.prev_insn < 100
             for c in lst:
                 if pruned:
                     keep.append(c)
                     continue
                 if c.branches:
-                    if not force and self.jmps_processed - self.prev_jmps < 20 and \
-                            self.insn_processed - self.prev_insn < 100:
+                    if near:
                         add = False
                 elif self.states_equal(c, cur, idx):
                     c.hit += 1
@@ -1610,14 +1750,20 @@ class Explorer:
     def states_equal(self, old: Checkpoint, cur: State, idx: int) -> bool:
         if old.callsite != cur.callsite:
             return False
-        live = self.live[idx]
         preg = old.preg
+        oregs, cregs = old.regs, cur.regs
         idmap: dict[int, int] = {}
         rev: dict[int, int] = {}
-        for r in range(10):
-            if not live >> r & 1:
-                continue
-            if not self.regsafe(old.regs[r], cur.regs[r], bool(preg >> r & 1), idmap, rev):
+        for r in self.live_regs[idx]:
+            o = oregs[r]
+            c = cregs[r]
+            if o is c:      # what regsafe() says of one value, without the call
+                if o.t == "scalar":
+                    if not preg >> r & 1 or not (o.id or o.ac):
+                        continue
+                elif not o.id:
+                    continue
+            if not self.regsafe(o, c, bool(preg >> r & 1), idmap, rev):
                 return False
         return self.stacksafe(old, cur.stack, idmap, rev, self.slive[idx])
 
@@ -1708,37 +1854,41 @@ class Explorer:
         for k, os_ in old_cp.stack.items():
             if not slive >> k & 1:
                 continue
-            ot = os_.types
-            if all(t in "im" for t in ot):      # INVALID, or MISC with allow_uninit_stack
+            kind = os_.kind
+            if kind == MISC:        # INVALID, or MISC with allow_uninit_stack
                 continue
             cs = cur.get(k)
-            if cs is None:
-                cs = Slot(("i",) * 8, NOT_INIT)
-            ct = cs.types
-            oreg = self._scalar_for_stack(os_)
-            creg = self._scalar_for_stack(cs)
-            precise = bool(pslot >> k & 1)
-            if oreg is not None and creg is not None:
-                if not self.regsafe(oreg, creg, precise, idmap, rev):
+            if cs is os_:
+                # one slot shared since a common path: the bytes are equal, only the ids of
+                # a spilled register remain to map (what the comparison below comes to)
+                if os_.types[0] == "s" and not self.regsafe(os_.spilled, os_.spilled,
+                                                            bool(pslot >> k & 1), idmap, rev):
                     return False
                 continue
-            for b in range(8):
-                a, c = ot[b], ct[b]
+            if cs is None:
+                cs = _INVALID_SLOT
+            precise = bool(pslot >> k & 1)
+            # scalar_reg_for_stack() of both: a spilled scalar, an unknown one for INVALID or
+            # MISC bytes (not the old slot's: skipped above); regsafe() when both have one
+            if kind == SPILL and os_.spilled.t == "scalar":
+                ckind = cs.kind
+                if ckind == SPILL and cs.spilled.t == "scalar":
+                    if not self.regsafe(os_.spilled, cs.spilled, precise, idmap, rev):
+                        return False
+                    continue
+                if ckind == MISC:
+                    if not self.regsafe(os_.spilled, UNKNOWN, precise, idmap, rev):
+                        return False
+                    continue
+            ct = cs.types
+            for a, c in zip(os_.types, ct):
                 if a in "im":    # INVALID / MISC (allow_uninit_stack): anything goes
                     continue
                 if a != c:
                     return False
-            if ot[0] == "s" and not self.regsafe(os_.spilled, cs.spilled, precise, idmap, rev):
+            if os_.types[0] == "s" and not self.regsafe(os_.spilled, cs.spilled, precise, idmap, rev):
                 return False
         return True
-
-    @staticmethod
-    def _scalar_for_stack(s: Slot) -> Reg | None:
-        if all(t == "s" for t in s.types) and s.spilled.t == "scalar":
-            return s.spilled
-        if all(t in "mi" for t in s.types):
-            return UNKNOWN
-        return None
 
     # -- one instruction; returns the next index or None when the path ends
     def step(self, i: int, ins: Insn, st: State) -> int | None:
@@ -1761,7 +1911,7 @@ class Explorer:
             elif ref[0] == "map":
                 regs[d] = ptr("map_ptr", mp=ref[1])
             elif ref[0] == "data":
-                regs[d] = replace(ptr("map_value", mp=ref[1]), off=ins.imm)
+                regs[d] = ptr("map_value", mp=ref[1])._replace(off=ins.imm)
             else:
                 regs[d] = ptr("func", mp=ref[1])
             return i + 2
@@ -1792,6 +1942,9 @@ class Explorer:
         op = code & 0xF0
         d = ins.dst
         x = code & 8
+        if op == 0xB0 and not x:    # mov of an immediate (the commonest instruction)
+            regs[d] = known(ins.imm & U32) if w32 else known(ins.imm)
+            return
         a = regs[d]
         b = regs[ins.src] if x else known(ins.imm if not w32 else ins.imm & U32)
         if op == 0xB0:  # mov
@@ -1806,9 +1959,6 @@ class Explorer:
                     regs[d] = _linked(r, b.id, 0, 0) if not r.const else r
                     return
                 regs[d] = sign_extended32(b, ins.off // 8) if w32 else sign_extended(b, ins.off // 8)
-                return
-            if not x:
-                regs[d] = known(ins.imm & U32) if w32 else known(ins.imm)
                 return
             if b.t != "scalar":
                 regs[d] = b if not w32 else scalar(0, U32, approx=True)
@@ -1912,7 +2062,7 @@ class Explorer:
             return scalar(approx=True)  # the kernel refuses it
         if k.const:
             v = _s64(k.tv)
-            return replace(p, off=p.off - v if sub else p.off + v)
+            return _moved(p, p.off - v if sub else p.off + v)
         var = _with(UNKNOWN, p.bounds)
         if p.const and p.tv == 0:
             var = known(0)
@@ -1927,7 +2077,7 @@ class Explorer:
     def load(self, ins: Insn, st: State) -> None:
         regs = st.regs
         code = ins.code
-        size = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}[code & 0x18]
+        size = _SIZES[code & 0x18]
         sx = code & 0xE0 == 0x80
         base = regs[ins.src]
         d = ins.dst
@@ -1996,7 +2146,7 @@ class Explorer:
     def store(self, ins: Insn, st: State) -> None:
         code = ins.code
         regs = st.regs
-        size = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}[code & 0x18]
+        size = _SIZES[code & 0x18]
         base = regs[ins.dst]
         is_st = code & 7 == 2
         if code & 0xE0 == 0xC0:  # atomics
@@ -2041,7 +2191,7 @@ class Explorer:
         k = (-off - 1) // 8
         lo = off + 8 * (k + 1)
         old = st.stack.get(k)
-        types = list(old.types) if old is not None else ["i"] * 8
+        types = old.types if old is not None else _INVALID_SLOT.types
         aligned = off % 8 == 0
         if val is not None and aligned and val.t == "scalar":
             r = val
@@ -2060,7 +2210,7 @@ class Explorer:
             self.extra = k
             return
         if val is not None and val.t != "scalar" and val.t != "none" and size == 8 and aligned:
-            st.stack[k] = Slot(("s",) * 8, val)
+            st.stack[k] = Slot(_SPILLED8, val)
             self.push_hist(st)
             self.extra = k
             return
@@ -2070,16 +2220,15 @@ class Explorer:
         if zero and src >= 0:
             # STACK_ZERO from a register: "force originating register to be precise"
             self.mark_precise(st, 1 << src, 0, True)
-        if old is not None and any(t == "s" for t in types):
-            types = [("m" if t == "s" else t) for t in types]
+        new = [("m" if t == "s" else t) for t in types]
         for b in range(lo, lo + size):
-            types[b] = "z" if zero else "m"
-        st.stack[k] = Slot(tuple(types), NOT_INIT)
+            new[b] = "z" if zero else "m"
+        st.stack[k] = Slot(tuple(new), NOT_INIT)
 
     @staticmethod
-    def _spill(st: State, k: int, r: Reg, size: int, types: list[str]) -> None:
+    def _spill(st: State, k: int, r: Reg, size: int, types: tuple[str, ...]) -> None:
         if size == 8:
-            st.stack[k] = Slot(("s",) * 8, r)
+            st.stack[k] = Slot(_SPILLED8, r)
             return
         nt = []
         for b in range(8):
@@ -2376,17 +2525,17 @@ class Explorer:
         for j in range(11):
             q = st.regs[j]
             if q.t == p.t and q.id == p.id and q.rng < new:
-                st.regs[j] = replace(q, rng=new)
+                st.regs[j] = q._replace(rng=new)
         for k, sl in list(st.stack.items()):
             q = sl.spilled
             if sl.types[0] == "s" and q.t == p.t and q.id == p.id and q.rng < new:
-                st.stack[k] = Slot(sl.types, replace(q, rng=new))
+                st.stack[k] = Slot(sl.types, q._replace(rng=new))
 
     @staticmethod
     def _mark_end(st: State, r: int, beyond: bool) -> None:
         q = st.regs[r]
         if q.t in ("pkt", "pkt_meta"):
-            st.regs[r] = replace(q, rng=BEYOND_PKT_END if beyond else AT_PKT_END)
+            st.regs[r] = q._replace(rng=BEYOND_PKT_END if beyond else AT_PKT_END)
 
     @staticmethod
     def _mark_null(st: State, pid: int, is_null: bool) -> None:
@@ -2395,8 +2544,8 @@ class Explorer:
                 return q
             if is_null:
                 return known(0)
-            return replace(q, t=q.t[: -len("_or_null")],
-                           id=0 if q.t == "map_value_or_null" else q.id)
+            return q._replace(t=q.t[: -len("_or_null")],
+                              id=0 if q.t == "map_value_or_null" else q.id)
         for j in range(11):
             st.regs[j] = fix(st.regs[j])
         for k, sl in list(st.stack.items()):
