@@ -96,11 +96,13 @@ def compile_program(program: tir.Program, observe: bool = False,
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
     from etran.lower.irtext import module_text
-    from etran.lower.module import lower
+    from etran.lower.module import gc_paused, lower
     t = timings if timings is not None else {}
     t0 = time.perf_counter()
-    module, probes = lower(program, observe=observe, defects=defects)
-    text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
+    with gc_paused():   # the module dropped before the collector ever sees it (gc_paused)
+        module, probes = lower(program, observe=observe, defects=defects)
+        text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
+        del module
     t1 = time.perf_counter()
     elf = emit_object(text)
     t2 = time.perf_counter()

@@ -11,6 +11,7 @@ from typing import Any
 
 import llvmlite.ir as ir
 import llvmlite.ir.types as llvm_ir_types
+from llvmlite.ir import _utils as llvm_utils
 
 from etran.abi import MAP_LOOKUP_ELEM, XDP_MD_INGRESS_IFINDEX, XDP_MD_RX_QUEUE_INDEX
 from etran.ir import tir
@@ -68,6 +69,46 @@ def llvm_type(t: Type) -> ir.Type:
     return PTR
 
 
+class NameScope(llvm_utils.NameScope):  # type: ignore[misc]
+    """llvmlite's scope of value names, registering a name in one call instead of three.
+
+    Every value llvmlite makes registers its name in a scope (an instruction's in its
+    function's, a metadata node's in the module's): `register` calls `deduplicate`, which
+    calls `is_used` once a round, and the unnamed values (most instructions) are renamed
+    `.1`, `.2`, ... that way. The same algorithm inlined, so the names, and the text, are
+    the ones llvmlite gives."""
+
+    def register(self, name: str, deduplicate: bool = False) -> str:
+        used = self._useset
+        if name in used:
+            if not deduplicate:
+                raise llvm_utils.DuplicatedNameError(name)
+            counters = self._basenamemap
+            basename = name
+            while name in used:
+                ident = counters[basename] + 1
+                counters[basename] = ident
+                name = f"{basename}.{ident}"
+        used.add(name)
+        return name
+
+
+def fast_names(scope: Any) -> NameScope:
+    """`scope`, its names and counters kept, registering through `NameScope.register`."""
+    fast = NameScope()
+    fast._useset = scope._useset
+    fast._basenamemap = scope._basenamemap
+    return fast
+
+
+def new_function(module: ir.Module, fnty: ir.FunctionType, name: str) -> ir.Function:
+    """`ir.Function(module, fnty, name)` whose values are named through `NameScope` (its
+    arguments, named `.1`, `.2`, ... when made, keep those names and counters)."""
+    fn = ir.Function(module, fnty, name)
+    fn.scope = fast_names(fn.scope)
+    return fn
+
+
 class Callee:
     """A call target of a given function type (helpers are called through an integer address)."""
 
@@ -96,6 +137,7 @@ class ModuleContext:
         self.observe = observe
         self.defects = defects
         self.m = ir.Module(name=program.name)
+        self.m.scope = fast_names(self.m.scope)
         self.m.triple = TRIPLE
         self.m.data_layout = DATALAYOUT
         self.di = DebugInfo(self.m, program.filename, program.sources)
@@ -126,7 +168,7 @@ class ModuleContext:
 
     def intrinsic(self, name: str, ret: ir.Type, args: list[ir.Type]) -> ir.Function:
         if name not in self._intrinsics:
-            self._intrinsics[name] = ir.Function(self.m, ir.FunctionType(ret, args), name)
+            self._intrinsics[name] = new_function(self.m, ir.FunctionType(ret, args), name)
         return self._intrinsics[name]
 
     def di_param(self, t: Type) -> Any:
@@ -151,7 +193,7 @@ class ModuleContext:
         while name in self.m.globals:  # a function's copies (checked per call: see `specialize`)
             copies += 1
             name = f"__etran_{fn.name.replace('.', '_')}_{copies}"
-        irfn = ir.Function(self.m, ir.FunctionType(ret, params), name)
+        irfn = new_function(self.m, ir.FunctionType(ret, params), name)
         irfn.linkage = "internal"
         irfn.attributes.add("alwaysinline")
         irfn.attributes.add("nounwind")
@@ -167,7 +209,7 @@ class ModuleContext:
         self.subprograms[fn] = sp
 
     def declare_hook(self, fn: tir.Function) -> None:
-        irfn = ir.Function(self.m, ir.FunctionType(I32, [PTR]), fn.name)
+        irfn = new_function(self.m, ir.FunctionType(I32, [PTR]), fn.name)
         irfn.section = "xdp"
         irfn.attributes.add("nounwind")
         irfn.args[0].name = "ctx"
@@ -182,7 +224,7 @@ class ModuleContext:
         self.probes += 1
         m = fire_map(self.program, handler)
         assert m is not None and m.key is not None
-        irfn = ir.Function(self.m, ir.FunctionType(I32, [PTR]), handler.name + obs.FIRE_SUFFIX)
+        irfn = new_function(self.m, ir.FunctionType(I32, [PTR]), handler.name + obs.FIRE_SUFFIX)
         irfn.section = "xdp"
         irfn.attributes.add("nounwind")
         irfn.args[0].name = "ctx"
@@ -222,8 +264,8 @@ class ModuleContext:
         """The static `.text` callback the kernel calls: (map, key, value) -> 0."""
         if handler in self.callbacks:
             return self.callbacks[handler]
-        cb = ir.Function(self.m, ir.FunctionType(I32, [PTR, PTR, PTR]),
-                         handler.name + TIMER_CALLBACK_SUFFIX)
+        cb = new_function(self.m, ir.FunctionType(I32, [PTR, PTR, PTR]),
+                          handler.name + TIMER_CALLBACK_SUFFIX)
         cb.linkage = "internal"
         cb.attributes.add("nounwind")
         cb.attributes.add("noinline")

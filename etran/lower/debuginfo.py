@@ -48,6 +48,12 @@ llvm_values.DIValue.__hash__ = _di_hash
 llvm_values.DIValue.__eq__ = _di_eq
 
 T = ir.DIToken
+DIValue = llvm_values.DIValue
+MDValue = llvm_values.MDValue
+_METADATA = ir.MetaDataType()
+# marks a cache key's entry for a node operand, which counts by identity (`add_debug_info`)
+_BY_IDENTITY = object()
+_NODES = (DIValue, MDValue)  # by exact class: a subclass would be keyed as llvmlite keys it
 _C_NAMES = {"u8": ("unsigned char", "DW_ATE_unsigned_char"), "u16": ("unsigned short", "DW_ATE_unsigned"),
             "u32": ("unsigned int", "DW_ATE_unsigned"), "u64": ("unsigned long long", "DW_ATE_unsigned"),
             "i8": ("signed char", "DW_ATE_signed_char"), "i16": ("short", "DW_ATE_signed"),
@@ -62,8 +68,11 @@ class DebugInfo:
         self.sources = sources
         self.files: dict[str, Any] = {}
         self.types: dict[int, Any] = {}
+        self._nodes: dict[tuple[Any, ...], Any] = {}       # add_debug_info's
+        self._tuples: dict[tuple[Any, ...], Any] = {}      # add_metadata's
+        self._locations: dict[tuple[int, int, int], Any] = {}
         main = self.file(main_file)
-        self.cu = module.add_debug_info("DICompileUnit", {
+        self.cu = self.add_debug_info("DICompileUnit", {
             "language": T("DW_LANG_C99"), "file": main, "producer": "etran",
             "isOptimized": True, "runtimeVersion": 0, "emissionKind": T("FullDebug"),
         }, is_distinct=True)
@@ -74,7 +83,7 @@ class DebugInfo:
     def finish(self) -> None:
         """Attach the compile unit (with its map globals) once everything is declared."""
         ops = list(self.cu.operands)
-        ops.append(("globals", self.m.add_metadata(self.globals)))
+        ops.append(("globals", self.add_metadata(self.globals)))
         self.cu.operands = tuple(ops)
         self.m.add_named_metadata("llvm.dbg.cu", self.cu)
 
@@ -84,24 +93,77 @@ class DebugInfo:
             ops: dict[str, Any] = {"filename": p.name, "directory": str(p.parent) if str(p.parent) != "." else ""}
             if name in self.sources:
                 ops["source"] = self.sources[name]
-            self.files[name] = self.m.add_debug_info("DIFile", ops)
+            self.files[name] = self.add_debug_info("DIFile", ops)
         return self.files[name]
+
+    # ---------------------------------------------------------------- nodes
+    def add_debug_info(self, kind: str, operands: dict[str, Any], is_distinct: bool = False) -> Any:
+        """`Module.add_debug_info`, made the same way (same operands, order and name), and
+        deduplicated the same way, but looked up by the identity of its metadata operands.
+
+        Why: llvmlite's cache key holds the operand nodes themselves, and a non-distinct
+        DIValue hashes and compares structurally, recursively through its operands: each
+        node made hashed its nested types over again (with llvmlite's key building, about a
+        sixth of the time of building a module).
+
+        Why identity is exact: every node of the module goes through this method or
+        `add_metadata` (llvmlite's own cache, `Module._metadatacache`, sees only the module
+        flags, which share no node with these), and only distinct nodes, which count by
+        identity anyway, are changed after they are made. By induction, if no two live
+        nodes are equal without being one object, llvmlite's lookup (operand by operand
+        `==`) and this one (identity for nodes, `==` for the rest) find the same node, and
+        a node made because none was found equals no earlier one. Like llvmlite, an
+        `encoding` token counts by its text and any other DIToken by identity."""
+        fixed = []
+        for name, op in operands.items():       # lists are made nodes in the given order
+            if isinstance(op, (list, tuple)):
+                op = self.add_metadata(op)
+            fixed.append((name, op))
+        ops = tuple(sorted(fixed))              # names are unique: sorted by name only
+        key = (kind, is_distinct, tuple([
+            (name, _BY_IDENTITY, id(op)) if type(op) in _NODES
+            else (name, op.value) if name == "encoding" and isinstance(op, ir.DIToken)
+            else (name, op)
+            for name, op in ops]))
+        node = self._nodes.get(key)
+        if node is None:
+            node = self._nodes[key] = DIValue(self.m, is_distinct, kind, ops,
+                                              name=str(len(self.m.metadata)))
+        return node
+
+    def add_metadata(self, operands: list[Any] | tuple[Any, ...]) -> Any:
+        """`Module.add_metadata` (an MDValue tuple), deduplicated by the identity of its node
+        operands, for the reasons of `add_debug_info`."""
+        fixed = []
+        for op in operands:
+            if op is None:
+                op = _METADATA(None)
+            elif isinstance(op, str):
+                op = llvm_values.MetaDataString(self.m, op)
+            elif isinstance(op, (list, tuple)):
+                op = self.add_metadata(op)
+            fixed.append(op)
+        key = tuple([(_BY_IDENTITY, id(op)) if type(op) in _NODES else op for op in fixed])
+        node = self._tuples.get(key)
+        if node is None:
+            node = self._tuples[key] = MDValue(self.m, fixed, name=str(len(self.m.metadata)))
+        return node
 
     # ---------------------------------------------------------------- types
     def basic(self, name: str, bits: int, encoding: str) -> Any:
-        return self.m.add_debug_info("DIBasicType", {"name": name, "size": bits, "encoding": T(encoding)})
+        return self.add_debug_info("DIBasicType", {"name": name, "size": bits, "encoding": T(encoding)})
 
     def int_type(self) -> Any:
         return self.basic("int", 32, "DW_ATE_signed")
 
     def pointer(self, base: Any) -> Any:
-        return self.m.add_debug_info("DIDerivedType", {"tag": T("DW_TAG_pointer_type"), "baseType": base, "size": 64})
+        return self.add_debug_info("DIDerivedType", {"tag": T("DW_TAG_pointer_type"), "baseType": base, "size": 64})
 
     def array(self, elem: Any, elem_bits: int, n: int) -> Any:
-        sub = self.m.add_debug_info("DISubrange", {"count": n})
-        return self.m.add_debug_info("DICompositeType", {
+        sub = self.add_debug_info("DISubrange", {"count": n})
+        return self.add_debug_info("DICompositeType", {
             "tag": T("DW_TAG_array_type"), "baseType": elem, "size": elem_bits * n,
-            "elements": self.m.add_metadata([sub])})
+            "elements": self.add_metadata([sub])})
 
     def struct_md(self, name: str | None, bits: int, members: list[tuple[str, Any, int, int]],
                   file: Any, align: int = 0) -> Any:
@@ -110,11 +172,11 @@ class DebugInfo:
             ops["name"] = name
         if align:
             ops["align"] = align
-        st = self.m.add_debug_info("DICompositeType", ops, is_distinct=True)
-        elems = [self.m.add_debug_info("DIDerivedType", {
+        st = self.add_debug_info("DICompositeType", ops, is_distinct=True)
+        elems = [self.add_debug_info("DIDerivedType", {
             "tag": T("DW_TAG_member"), "name": mname, "scope": st, "file": file, "baseType": mt,
             "size": msize, "offset": moff}) for mname, mt, msize, moff in members]
-        st.operands = tuple(list(st.operands) + [("elements", self.m.add_metadata(elems))])
+        st.operands = tuple(list(st.operands) + [("elements", self.add_metadata(elems))])
         return st
 
     def type(self, t: Type) -> Any:
@@ -128,7 +190,7 @@ class DebugInfo:
         elif isinstance(t, BoolType):
             out = self.basic("_Bool", 8, "DW_ATE_boolean")
         elif isinstance(t, BeType):
-            out = self.m.add_debug_info("DIDerivedType", {
+            out = self.add_debug_info("DIDerivedType", {
                 "tag": T("DW_TAG_typedef"), "name": f"__be{t.bits}",
                 "baseType": self.type(t.value_type)})
         elif isinstance(t, ArrayType):
@@ -172,11 +234,11 @@ class DebugInfo:
             if m.value is not None:
                 members.append(("value", self.pointer(self.type(m.value)), 64, 64 * len(members)))
         st = self.struct_md(None, 64 * len(members), members, self.file(file))
-        gv = self.m.add_debug_info("DIGlobalVariable", {
+        gv = self.add_debug_info("DIGlobalVariable", {
             "name": m.name, "scope": self.cu, "file": self.file(file), "line": line, "type": st,
             "isLocal": False, "isDefinition": True}, is_distinct=True)
-        gve = self.m.add_debug_info("DIGlobalVariableExpression", {
-            "var": gv, "expr": self.m.add_debug_info("DIExpression", {})})
+        gve = self.add_debug_info("DIGlobalVariableExpression", {
+            "var": gv, "expr": self.add_debug_info("DIExpression", {})})
         self.globals.append(gve)
         return gve, len(members)
 
@@ -184,32 +246,46 @@ class DebugInfo:
     def subprogram(self, name: str, file: str, line: int, ret: Any,
                    params: list[tuple[str, Any]], local: bool) -> Any:
         f = self.file(file)
-        sty = self.m.add_debug_info("DISubroutineType", {
-            "types": self.m.add_metadata([ret] + [t for _, t in params])})
+        sty = self.add_debug_info("DISubroutineType", {
+            "types": self.add_metadata([ret] + [t for _, t in params])})
         flags = "DISPFlagDefinition | DISPFlagOptimized" + (" | DISPFlagLocalToUnit" if local else "")
-        sp = self.m.add_debug_info("DISubprogram", {
+        sp = self.add_debug_info("DISubprogram", {
             "name": name, "scope": f, "file": f, "line": line, "type": sty,
             "spFlags": T(flags), "unit": self.cu}, is_distinct=True)
-        args = [self.m.add_debug_info("DILocalVariable", {
+        args = [self.add_debug_info("DILocalVariable", {
             "name": pname, "arg": i + 1, "scope": sp, "file": f, "line": line, "type": pt})
             for i, (pname, pt) in enumerate(params)]
-        sp.operands = tuple(list(sp.operands) + [("retainedNodes", self.m.add_metadata(args))])
+        sp.operands = tuple(list(sp.operands) + [("retainedNodes", self.add_metadata(args))])
         return sp
 
     def location(self, sp: Any, line: int, col: int) -> Any:
-        return self.m.add_debug_info("DILocation", {"line": line, "column": col, "scope": sp})
+        """The DILocation of `line:col` in `sp`, from a cache by (subprogram, line, column):
+        every statement asks for one, and most of them were made before in the function."""
+        key = (id(sp), line, col)  # sp is distinct (compared by identity) and lives in the module
+        loc = self._locations.get(key)
+        if loc is None:
+            # add_debug_info("DILocation", {"line": line, "column": col, "scope": sp}), its
+            # operands sorted and its cache key written out (one is made per statement)
+            ops = (("column", col), ("line", line), ("scope", sp))
+            node_key = ("DILocation", False, (ops[0], ops[1], ("scope", _BY_IDENTITY, id(sp))))
+            loc = self._nodes.get(node_key)
+            if loc is None:
+                loc = self._nodes[node_key] = DIValue(self.m, False, "DILocation", ops,
+                                                      name=str(len(self.m.metadata)))
+            self._locations[key] = loc
+        return loc
 
     def ctx_pointer(self) -> Any:
         """`struct xdp_md *`, complete (24 bytes) so the verifier does not warn about it."""
         key = hash("xdp_md*")
         if key not in self.types:
-            md = self.m.add_debug_info("DICompositeType", {
+            md = self.add_debug_info("DICompositeType", {
                 "tag": T("DW_TAG_structure_type"), "name": "xdp_md",
                 "file": self.file(next(iter(self.files))), "size": 192,
-                "elements": self.m.add_metadata([])})
+                "elements": self.add_metadata([])})
             self.types[key] = self.pointer(md)
         return self.types[key]
 
     def void_pointer(self) -> Any:
-        return self.m.add_debug_info("DIDerivedType", {"tag": T("DW_TAG_pointer_type"),
+        return self.add_debug_info("DIDerivedType", {"tag": T("DW_TAG_pointer_type"),
                                                        "baseType": None, "size": 64})
