@@ -22,9 +22,10 @@ the checker accepts.
 """
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from etran.analysis.stack import stack_bytes
 from etran.dsl.diagnostics import DiagnosticSink
@@ -69,34 +70,84 @@ class _Paths:
     continues: list[float] = field(default_factory=list)
 
 
+# Facts about a node (the variables it reads, the calls inside it...) are found once per
+# check: a hook's walk asks for them at every statement, every loop is walked several
+# times (twice to learn its growth, and again inside each enclosing loop and at each call
+# of its function), and hooks share their callees. Each memo is keyed by the node's id and
+# keeps the node, so that the id stays its own while the entry lives; `_remembering`
+# forgets them all when the check's estimates are done.
+_READ_VARS: dict[int, tuple[object, frozenset[tir.Var]]] = {}
+_CALLS_IN: dict[int, tuple[object, tuple[tir.Call, ...]]] = {}
+_EXPOSED: dict[int, tuple[object, tuple[frozenset[tir.Var], frozenset[tir.Var]]]] = {}
+_TAILS: dict[int, tuple[object, list[frozenset[tir.Var]]]] = {}
+_LOOP_FACTS: dict[int, tuple[object, _LoopFacts]] = {}
+_RETURNED: dict[int, tuple[tir.Function, list[tir.Expr]]] = {}
+_OWN_FACTS: dict[int, tuple[tir.Function, _OwnFacts]] = {}
+_MEMOS: tuple[dict[int, Any], ...] = (_READ_VARS, _CALLS_IN, _EXPOSED, _TAILS, _LOOP_FACTS,
+                                      _RETURNED, _OWN_FACTS)
+_remembering_depth = 0
+
+
+@contextmanager
+def _remembering() -> Iterator[None]:
+    """Keep the memoised facts while the block runs (nested blocks share them), and forget
+    them when the outermost one ends: the memos hold the nodes, which must not outlive the
+    check (a fuzzing run checks thousands of programs in one process)."""
+    global _remembering_depth
+    _remembering_depth += 1
+    try:
+        yield
+    finally:
+        _remembering_depth -= 1
+        if not _remembering_depth:
+            for memo in _MEMOS:
+                memo.clear()
+
+
+# The statements holding blocks: their facts are memoised on their own, so that a question
+# about an enclosing block reuses what was found for the nested ones.
+_COMPOUND = (tir.If, tir.Loop, tir.Locked)
+
+
+def _read_vars(n: object) -> frozenset[tir.Var]:
+    """Every variable read by `n`, an expression, place or statement (through places, call
+    arguments and nested blocks too; not inside called functions). Memoised for `n` and
+    for the compound statements inside it."""
+    hit = _READ_VARS.get(id(n))
+    if hit is not None:
+        return hit[1]
+    out: set[tir.Var] = set()
+    stack: list[object] = tir.children(n)
+    while stack:
+        x = stack.pop()
+        if type(x) is tir.VarRef:
+            out.add(x.var)
+        elif isinstance(x, _COMPOUND):
+            out |= _read_vars(x)
+        else:
+            stack.extend(tir.children(x))
+    if type(n) is tir.VarRef:
+        out.add(n.var)
+    found = frozenset(out)
+    _READ_VARS[id(n)] = (n, found)
+    return found
+
+
 def _refs(e: object, out: set[tir.Var]) -> None:
-    """Every variable read by an expression (through places and call arguments too)."""
-    if isinstance(e, tir.VarRef):
-        out.add(e.var)
-        return
-    for name in getattr(e, "__slots__", ()):
-        v = getattr(e, name, None)
-        if isinstance(v, tuple):
-            for x in v:
-                if isinstance(x, tuple):
-                    for y in x:
-                        _refs(y, out)
-                else:
-                    _refs(x, out)
-        elif v is not None and hasattr(v, "__slots__") and not isinstance(v, (tir.Var, tir.Function)):
-            _refs(v, out)
+    """Add to `out` every variable read by an expression or statement (`_read_vars`)."""
+    out |= _read_vars(e)
 
 
 def _reads(e: object, var: tir.Var) -> int:
     """How many times `e` (an expression, statement or block) reads `var`."""
-    if isinstance(e, tir.VarRef):
-        return int(e.var is var)
     n = 0
-    for x in (e if isinstance(e, tuple) else
-              (getattr(e, name, None) for name in getattr(e, "__slots__", ()))):
-        if isinstance(x, tuple) or (x is not None and hasattr(x, "__slots__")
-                                    and not isinstance(x, (tir.Var, tir.Function))):
-            n += _reads(x, var)
+    stack: list[object] = list(e) if isinstance(e, tuple) else [e]
+    while stack:
+        x = stack.pop()
+        if type(x) is tir.VarRef:
+            n += x.var is var
+        else:
+            stack.extend(tir.children(x))
     return n
 
 
@@ -105,9 +156,7 @@ def _counter_copies(body: tuple[tir.Stmt, ...], counter: tir.Var) -> set[tir.Var
     out: set[tir.Var] = set()
     for s in body:
         if isinstance(s, tir.Assign):
-            read: set[tir.Var] = set()
-            _refs(s.value, read)
-            if read == {counter} and not _calls_in(s.value):
+            if _read_vars(s.value) == {counter} and not _calls_in(s.value):
                 out.add(s.var)
         elif isinstance(s, tir.If):
             out |= _counter_copies(s.body, counter) | _counter_copies(s.orelse, counter)
@@ -117,22 +166,20 @@ def _counter_copies(body: tuple[tir.Stmt, ...], counter: tir.Var) -> set[tir.Var
 
 
 def _checksums_in(e: object) -> list[tir.PacketChecksum]:
-    """The `pkt.checksum`s an expression computes."""
+    """The `pkt.checksum`s an expression computes (not those inside their operands)."""
     if isinstance(e, tir.PacketChecksum):
         return [e]
     out: list[tir.PacketChecksum] = []
-    for name in getattr(e, "__slots__", ()):
-        v = getattr(e, name, None)
-        for x in (v if isinstance(v, tuple) else (v,)):
-            for y in (x if isinstance(x, tuple) else (x,)):
-                if y is not None and hasattr(y, "__slots__") \
-                        and not isinstance(y, (tir.Var, tir.Function)):
-                    out += _checksums_in(y)
+    for c in tir.children(e):
+        out += _checksums_in(c)
     return out
 
 
-def _calls_in(e: object) -> list[tir.Call]:
-    """The calls inside an expression."""
+def _calls_in(e: object) -> tuple[tir.Call, ...]:
+    """The calls inside an expression (memoised)."""
+    hit = _CALLS_IN.get(id(e))
+    if hit is not None:
+        return hit[1]
     out: list[tir.Call] = []
     stack: list[object] = [e]
     while stack:
@@ -140,14 +187,13 @@ def _calls_in(e: object) -> list[tir.Call]:
         if isinstance(n, tir.Call):
             out.append(n)
         stack.extend(tir.children(n))
-    return out
-
-
-_RETURNED: dict[int, tuple[tir.Function, list[tir.Expr]]] = {}
+    found = tuple(out)
+    _CALLS_IN[id(e)] = (e, found)
+    return found
 
 
 def _returned(f: tir.Function) -> list[tir.Expr]:
-    """The expressions `f` returns (cached per function)."""
+    """The expressions `f` returns (memoised per function)."""
     if id(f) not in _RETURNED:
         found: list[tir.Expr] = []
 
@@ -188,9 +234,7 @@ class _Precise:
         self.feeds: list[tuple[tir.Call, set[tir.Var]]] = []   # calls in precise places
         self._followed: dict[int, set[int]] = {}
         self._seen: set[int] = set()
-        self._reads_cache: dict[int, tuple[frozenset[tir.Var], tir.Expr]] = {}
         # Checksum seeds in a divisor, by the assignment computing the quotient.
-        self.divided: list[tir.Expr] = []
         self.dividing: list[tuple[tir.Stmt, tir.Var, list[tir.Expr]]] = []
         self._fn(hook)
         for stmt, var, seeds in self.dividing:
@@ -199,7 +243,7 @@ class _Precise:
                     self._mark(seed, self.branching)
         # What each assignment's value reads and calls, found once: the fixpoint below
         # visits every assignment on each round.
-        facts = [(var, self._read_by(value), _calls_in(value)) for var, value in self.assigns]
+        facts = [(var, _read_vars(value), _calls_in(value)) for var, value in self.assigns]
         for target in (self.branching, self.bounding):
             self._through_calls(target)
             changed = True
@@ -213,17 +257,8 @@ class _Precise:
                         changed |= len(target) != before
         self.branching |= self.bounding
 
-    def _read_by(self, e: tir.Expr) -> frozenset[tir.Var]:
-        """The variables `e` reads (`_refs`), found once per expression."""
-        found = self._reads_cache.get(id(e))
-        if found is None:
-            out: set[tir.Var] = set()
-            _refs(e, out)
-            found = self._reads_cache[id(e)] = (frozenset(out), e)   # `e` kept: its id stays its own
-        return found[0]
-
     def _through_calls(self, target: set[tir.Var], e: object = None,
-                       calls: list[tir.Call] | None = None) -> None:
+                       calls: Sequence[tir.Call] | None = None) -> None:
         """A call's value is what its function returns: when the call feeds a precise
         value, so do the variables its `return`s read (the kernel's precision tracking
         follows the value into the callee). The calls in `e`, or `calls`; with neither:
@@ -236,19 +271,46 @@ class _Precise:
                 continue
             followed.add(id(call))
             for value in _returned(call.func):
-                target |= self._read_by(value)
+                target |= _read_vars(value)
                 self._through_calls(target, value)
 
     def _fn(self, f: tir.Function) -> None:
+        """What `f` and the functions it calls tell (each function's own part found once
+        per check, `_own_facts`: hooks share their callees)."""
         if id(f) in self._seen:
             return
         self._seen.add(id(f))
-        for v in f.locals + f.params:
-            if isinstance(v.type, (StructType, OptionalType)):
-                self.bounding.add(v)
-        self._block(f.body)
+        own = _own_facts(f)
+        self.bounding |= own.bounding
+        self.branching |= own.branching
+        self.assigns += own.assigns
+        self.feeds += [(c, self.branching if t is own.branching else self.bounding)
+                       for c, t in own.feeds]
+        self.dividing += own.dividing
         for callee, _ in f.call_sites:
             self._fn(callee)
+
+    def _mark(self, e: object, target: set[tir.Var]) -> None:
+        _refs(e, target)
+        self.feeds += [(c, target) for c in _calls_in(e)]
+
+
+class _OwnFacts:
+    """What one function's own body tells `_Precise` (not its callees'): the variables its
+    branches, loop bounds, offsets, indexes and divisors read (`branching`, `bounding`,
+    with its references), the calls there (`feeds`), its assignments (arguments to
+    parameters included) and its quotients of checksums (`dividing`). The same for every
+    hook calling the function: found once per check (`_own_facts`)."""
+
+    def __init__(self, f: tir.Function) -> None:
+        self.branching: set[tir.Var] = set()
+        self.bounding: set[tir.Var] = {
+            v for v in f.locals + f.params if isinstance(v.type, (StructType, OptionalType))}
+        self.assigns: list[tuple[tir.Var, tir.Expr]] = []
+        self.feeds: list[tuple[tir.Call, set[tir.Var]]] = []   # calls in precise places
+        self.divided: list[tir.Expr] = []
+        self.dividing: list[tuple[tir.Stmt, tir.Var, list[tir.Expr]]] = []
+        self._block(f.body)
 
     def _block(self, body: tuple[tir.Stmt, ...]) -> None:
         for s in body:
@@ -307,18 +369,24 @@ class _Precise:
             self._mark(e.delta, self.bounding)
         if isinstance(e, (tir.Load, tir.AddrOf)):
             self._place(e.place)
-        for name in getattr(e, "__slots__", ()):
-            v = getattr(e, name, None)
-            if isinstance(v, tuple):
-                for x in v:
-                    self._expr(x[1] if isinstance(x, tuple) else x)
-            elif v is not None and hasattr(v, "__slots__") and not isinstance(v, (tir.Var, tir.Function)):
-                self._expr(v)
+        for c in tir.children(e):
+            self._expr(c)
+
+
+def _own_facts(f: tir.Function) -> _OwnFacts:
+    hit = _OWN_FACTS.get(id(f))
+    if hit is None:
+        hit = _OWN_FACTS[id(f)] = (f, _OwnFacts(f))
+    return hit[1]
 
 
 def _exposed(body: tuple[tir.Stmt, ...]) -> tuple[frozenset[tir.Var], frozenset[tir.Var]]:
     """(variables read before being written on some path through `body`, variables written
-    on every path): a small liveness analysis for what a loop carries between iterations."""
+    on every path): a small liveness analysis for what a loop carries between iterations.
+    Memoised per block."""
+    hit = _EXPOSED.get(id(body))
+    if hit is not None:
+        return hit[1]
     exposed: set[tir.Var] = set()
     killed: set[tir.Var] = set()
     for s in body:
@@ -341,7 +409,9 @@ def _exposed(body: tuple[tir.Stmt, ...]) -> tuple[frozenset[tir.Var], frozenset[
             _refs(s, reads)
         exposed |= reads - killed
         killed |= kills
-    return frozenset(exposed), frozenset(killed)
+    found = frozenset(exposed), frozenset(killed)
+    _EXPOSED[id(body)] = (body, found)
+    return found
 
 
 def _assigned(body: tuple[tir.Stmt, ...], out: dict[tir.Var, bool]) -> None:
@@ -357,6 +427,44 @@ def _assigned(body: tuple[tir.Stmt, ...], out: dict[tir.Var, bool]) -> None:
             _assigned(s.body, out)
         elif isinstance(s, tir.Locked):
             _assigned(s.body, out)
+
+
+def _tails(body: tuple[tir.Stmt, ...]) -> list[frozenset[tir.Var]]:
+    """For each statement of `body`, the variables the statements after it read
+    (memoised per block)."""
+    hit = _TAILS.get(id(body))
+    if hit is None:
+        acc: frozenset[tir.Var] = frozenset()
+        out: list[frozenset[tir.Var]] = []
+        for s in reversed(body):
+            out.append(acc)
+            acc = acc | _read_vars(s)
+        hit = _TAILS[id(body)] = (body, out[::-1])
+    return hit[1]
+
+
+@dataclass(frozen=True)
+class _LoopFacts:
+    """What `_Walker.loop` needs of a loop's body that depends on the body alone (found
+    once per loop: a loop is walked again at every walk of the code around it)."""
+
+    exposed: frozenset[tir.Var]          # `_exposed`: live across the back edge
+    staying: list[int]                   # `_staying_paths`
+    select_accumulators: set[tir.Var]    # `_select_accumulators`
+    element_accumulators: set[tir.Var]   # `_packet_element_accumulators`
+    counter_copies: set[tir.Var]         # `_counter_copies`
+
+
+def _loop_facts(s: tir.Loop) -> _LoopFacts:
+    hit = _LOOP_FACTS.get(id(s))
+    if hit is None:
+        varying: dict[tir.Var, bool] = {s.var: False}
+        _assigned(s.body, varying)
+        hit = _LOOP_FACTS[id(s)] = (s, _LoopFacts(
+            _exposed(s.body)[0], _staying_paths(s.body, set(varying)),
+            _select_accumulators(s.body), _packet_element_accumulators(s.body),
+            _counter_copies(s.body, s.var)))
+    return hit[1]
 
 
 class _Walker:
@@ -376,7 +484,6 @@ class _Walker:
         self._unroll = 1.0       # static copies of the current code (loops unrolled)
         self.later: frozenset[tir.Var] = frozenset()
         self.untested: set[tir.Var] = set()
-        self._tail_cache: dict[int, tuple[object, list[frozenset[tir.Var]]]] = {}
         # How the two sides of each `if` (by id) met when last walked: `difference`'s kind.
         self.if_joins: dict[int, str] = {}
         # For each call (by id) last walked whose returns are constants: the states that
@@ -386,7 +493,7 @@ class _Walker:
     # ---------------------------------------------------------------- statements
     def block(self, body: tuple[tir.Stmt, ...], m: float, paths: _Paths) -> float:
         outer = self.later
-        tails = self._tails(body)
+        tails = _tails(body)
         for s, tail in zip(body, tails):
             if m <= 0:
                 break
@@ -395,23 +502,12 @@ class _Walker:
         self.later = outer
         return m
 
-    def _tails(self, body: tuple[tir.Stmt, ...]) -> list[frozenset[tir.Var]]:
-        """For each statement, the variables the statements after it read (cached)."""
-        key = id(body)
-        if key not in self._tail_cache:
-            acc: set[tir.Var] = set()
-            out: list[frozenset[tir.Var]] = []
-            for s in reversed(body):
-                out.append(frozenset(acc))
-                _refs(s, acc)
-            self._tail_cache[key] = (body, list(reversed(out)))
-        return self._tail_cache[key][1]
-
     def charge(self, n: float, m: float, span: object, walked: float | None = None) -> None:
         """`n` instructions on each of `m` paths; `walked`: what the verifier processes
         per path when that is more than `n` (a loop inside one operation)."""
         # Lookups not yet tested for None each split the paths in two until their test.
-        m = m * (2 ** min(len(self.untested & self.later), 16))
+        if self.untested:
+            m = m * (2 ** min(len(self.untested & self.later), 16))
         per_path = n if walked is None else walked
         self.insns += n * self._unroll
         self.processed = min(self.processed + per_path * m, _CAP)
@@ -528,7 +624,8 @@ class _Walker:
         saved = (self.insns, self.processed, dict(self.by_line), self._unroll)
         outer_later = self.later
         # What the next iteration reads before writing it stays live across the back edge.
-        self.later = outer_later | _exposed(s.body)[0]
+        facts = _loop_facts(s)
+        self.later = outer_later | facts.exposed
         walks = []
         for start in (1.0, 2.0):
             self.insns, self.processed, self.by_line = saved[0], 0.0, {}
@@ -558,9 +655,7 @@ class _Walker:
         # iterations of a compare counting into a rank that bounds nothing, 91
         # instructions processed per step). The walks above recorded how each `if` joined.
         base += _branch_points(s.body, lambda node: self.if_joins.get(id(node)) == "none")
-        varying: dict[tir.Var, bool] = {s.var: False}
-        _assigned(s.body, varying)
-        staying = _staying_paths(s.body, set(varying))
+        staying = facts.staying
         # A branch that leaves the loop on an `and`/`or` of comparisons, one of which
         # compares a value that changes every iteration (`if x != i and y != 224 and y < -2:
         # break`), stays in the loop on several paths (one per comparison that can fail),
@@ -575,14 +670,14 @@ class _Walker:
         base += sum(n - 1 for n in staying)
         if any(n >= 3 for n in staying):
             slope = max(slope, 2.0)
-        if _select_accumulators(s.body) & self.branching:
+        if facts.select_accumulators & self.branching:
             # A precisely tracked value accumulating what a select chose (`t += min(x,
             # C)`): each iteration's choices give new ranges the verifier keeps apart.
             # Measured: 16 iterations of `flow.total += min(u8 field, 182)`, with
             # flow.total a packet index afterwards: 47,815 instructions processed,
             # growing about 1.5 times per iteration.
             slope = max(slope, 2.0)
-        if _packet_element_accumulators(s.body) & self.branching:
+        if facts.element_accumulators & self.branching:
             # A precise sum of packet elements read at a runtime index (`s += h.w[i]`, then
             # `s` an offset): each iteration leaves states for element-or-0 that the
             # verifier keeps apart. Measured: ipv4_checksum's 10 words, its result a view's
@@ -614,7 +709,7 @@ class _Walker:
         runtime_stop = not isinstance(s.stop, tir.Const)
         if kind == "none" and (runtime_stop or exits) \
                 and any(v in self.later and v in self.branching
-                        for v in _counter_copies(s.body, s.var)):
+                        for v in facts.counter_copies):
             # A precise variable given the counter's value (`size = k`) leaves each
             # iteration with its own constant: the exits stay apart after the loop, one
             # state per iteration count (measured: `size = k` in a loop of up to 16, size
@@ -1159,7 +1254,8 @@ def _handlers_code(w: _Walker) -> float:
 
 
 def estimate_hook(hook: tir.Function) -> Estimate:
-    w = _walk(hook)
+    with _remembering():
+        w = _walk(hook)
     w.insns += _handlers_code(w)
     hottest = ""
     if w.by_line:
@@ -1183,11 +1279,12 @@ def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = Fa
     estimate (`Estimate.replayed`) and the hook is accepted. Programs within the limit are
     never compiled here, so checking them costs what it always did."""
     over = []
-    for hook in program.hooks:
-        est = estimate_hook(hook)
-        program.budgets[hook.name] = est
-        if est.processed > MAX_PROCESSED:
-            over.append(hook.name)
+    with _remembering():     # the hooks share their callees: their facts are found once
+        for hook in program.hooks:
+            est = estimate_hook(hook)
+            program.budgets[hook.name] = est
+            if est.processed > MAX_PROCESSED:
+                over.append(hook.name)
     opinions = _second_opinions(program, over, compiled) if over and compiled else {}
     for hook in program.hooks:
         est = program.budgets[hook.name]

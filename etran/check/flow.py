@@ -39,14 +39,20 @@ class Flow:
     stale: frozenset[tuple[Var, Staleness]] = frozenset()
     reachable: bool = True
 
-    def _forget(self, var: Var) -> Flow:
-        return replace(self, views=self.views - {var}, mixed=self.mixed - {var},
-                       map_refs=frozenset(r for r in self.map_refs if r[0] is not var),
-                       stale=frozenset(s for s in self.stale if s[0] is not var))
+    def _forget(self, var: Var, assigned: frozenset[Var]) -> Flow:
+        """These facts with `assigned`, `var` not narrowed, and nothing known of what it
+        held. Built directly rather than by `dataclasses.replace` (the checker assigns at
+        almost every statement), and the sets of references rebuilt only when `var` is in
+        them."""
+        return Flow(assigned, self.nonnull - {var}, self.views - {var}, self.mixed - {var},
+                    frozenset(r for r in self.map_refs if r[0] is not var)
+                    if any(r[0] is var for r in self.map_refs) else self.map_refs,
+                    frozenset(s for s in self.stale if s[0] is not var)
+                    if any(s[0] is var for s in self.stale) else self.stale,
+                    self.reachable)
 
     def assign(self, var: Var) -> Flow:
-        f = self._forget(var)
-        return replace(f, assigned=f.assigned | {var}, nonnull=f.nonnull - {var})
+        return self._forget(var, self.assigned | {var})
 
     def narrow(self, var: Var) -> Flow:
         return replace(self, nonnull=self.nonnull | {var})
@@ -93,8 +99,7 @@ class Flow:
 
     def without(self, var: Var) -> Flow:
         """`var` unassigned again (a loop counter at the top of each iteration)."""
-        f = self._forget(var)
-        return replace(f, assigned=f.assigned - {var}, nonnull=f.nonnull - {var})
+        return self._forget(var, self.assigned - {var})
 
 
 def join(a: Flow, b: Flow) -> Flow:

@@ -20,6 +20,7 @@ import difflib
 import functools
 import importlib.util
 import time
+from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
@@ -31,7 +32,6 @@ from etran.check.statements import BodyChecker
 from etran.dsl import ast
 from etran.dsl.diagnostics import DiagnosticSink, Source, Span
 from etran.dsl.parser import parse
-from etran.dsl.walk import iter_nodes
 from etran.ir import tir
 from etran.ir.types import (
     MAP_KINDS,
@@ -639,36 +639,40 @@ def _program_maps(main: ModuleScope, every: list[MapType],
     """
     used: set[int] = {id(m) for m in main.maps}
     seen: set[int] = set()
-
-    def walk(node: object) -> None:
-        if id(node) in seen:
-            return
-        seen.add(id(node))
-        if isinstance(node, MapType):
-            used.add(id(node))
-            return
+    # Maps are named by the `map` field of the nodes that use them; the functions the
+    # code calls (and the timer handlers it starts) use theirs too.
+    stack: list[object] = [fn for fn in functions if fn.module == main.name]
+    while stack:
+        node = stack.pop()
         if isinstance(node, tir.Function):
-            for s in node.body:
-                walk(s)
-            return
-        if isinstance(node, (list, tuple)):
-            for x in node:
-                walk(x)
-            return
-        for name in getattr(node, "__slots__", ()):
-            if name in ("span", "type", "var", "field"):
-                continue
-            walk(getattr(node, name, None))
-
-    for fn in functions:
-        if fn.module == main.name:
-            walk(fn)
+            if id(node) not in seen:
+                seen.add(id(node))
+                stack.extend(node.body)
+            continue
+        used_map = getattr(node, "map", None)
+        if isinstance(used_map, MapType):
+            used.add(id(used_map))
+        if isinstance(node, tir.Call):
+            stack.append(node.func)
+        elif isinstance(node, tir.TimerStart) and node.handler is not None:
+            stack.append(node.handler)
+        stack.extend(tir.children(node))
     return [m for m in every if id(m) in used]
 
 
 @functools.lru_cache(maxsize=64)
 def _parse_cached(text: str, filename: str) -> ast.Module:
     return parse(text, filename)
+
+
+def _statements(body: tuple[ast.Stmt, ...]) -> Iterator[ast.Stmt]:
+    """Every statement of `body`, nested blocks included (`if`, `for`, `with`): the only
+    nodes that bind names (expressions hold no statements), without a walk through every
+    expression node."""
+    for stmt in body:
+        yield stmt
+        yield from _statements(getattr(stmt, "body", ()))
+        yield from _statements(getattr(stmt, "orelse", ()))
 
 
 def _single_bindings(body: tuple[ast.Stmt, ...]) -> frozenset[str]:
@@ -678,7 +682,7 @@ def _single_bindings(body: tuple[ast.Stmt, ...]) -> frozenset[str]:
     assignment runs before any use on every path.
     """
     counts: dict[str, int] = {}
-    for node in (n for stmt in body for n in iter_nodes(stmt)):
+    for node in _statements(body):
         target = None
         # one arm per node type, so the type checker knows `target` in each
         if isinstance(node, (ast.Assign, ast.AugAssign)) and isinstance(node.target, ast.Name):  # noqa: SIM114

@@ -14,6 +14,8 @@ memory to read (`Load`), write (`Store`) or take a reference to (`AddrOf`).
 """
 from __future__ import annotations
 
+import dataclasses
+import re
 from dataclasses import dataclass, field
 
 from etran.dsl.diagnostics import Diagnostic, Span
@@ -499,16 +501,37 @@ class Program:
         raise KeyError(name)
 
 
+# A field holds typed-program nodes when its annotation names one of these (`Expr | None`,
+# `tuple[Stmt, ...]`, `tuple[tuple[Field, Expr], ...]`...); the others hold types, spans,
+# maps, variables, functions, names and numbers.
+_NODE_ANNOTATION = re.compile(r"\b(Expr|Place|Stmt|Const)\b")
+_CHILD_FIELDS: dict[type, tuple[str, ...]] = {}
+
+
+def _child_fields(cls: type) -> tuple[str, ...]:
+    """The fields of `cls` that hold typed-program nodes, found once per class."""
+    names = _CHILD_FIELDS.get(cls)
+    if names is None:
+        names = _CHILD_FIELDS[cls] = tuple(
+            f.name for f in dataclasses.fields(cls) if _NODE_ANNOTATION.search(str(f.type))
+        ) if dataclasses.is_dataclass(cls) else ()
+    return names
+
+
 def children(n: object) -> list[object]:
     """The typed-program nodes directly inside `n`: expressions, places and statements (the
-    values of `(field, value)` pairs too), not variables, functions or struct types."""
+    values of `(field, value)` pairs too), not variables, functions, types or spans.
+
+    Only the fields that can hold nodes are read (`_child_fields`, by class): the analyses
+    (etran.analysis.budget) walk every node of every hook several times, and a walk that
+    also went through each node's type and span took most of their time."""
     out: list[object] = []
-    for name in getattr(n, "__slots__", ()):
-        v = getattr(n, name, None)
-        if isinstance(v, tuple):
-            out.extend(x[1] if isinstance(x, tuple) else x for x in v)
-        elif v is not None and hasattr(v, "__slots__") and not isinstance(
-                v, (Var, Function, StructType)):
+    names = _CHILD_FIELDS.get(type(n))
+    for name in _child_fields(type(n)) if names is None else names:
+        v = getattr(n, name)
+        if type(v) is tuple:
+            out.extend(x[1] if type(x) is tuple else x for x in v)
+        elif v is not None:
             out.append(v)
     return out
 
