@@ -37,6 +37,17 @@ def background(*argv: str, netns_name: str | None) -> subprocess.Popen[str]:
                             env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
+def gone(processes: list[subprocess.Popen[str]]) -> str:
+    """What the processes that already ended said (for a failure's message): a client
+    that is no longer in `etran status` may have exited."""
+    out = []
+    for p in processes:
+        if p.poll() is not None:
+            stdout, stderr = p.communicate()
+            out.append(f"\n{' '.join(map(str, p.args))} exited {p.returncode}:\n{stdout}{stderr}")
+    return "".join(out)
+
+
 @pytest.fixture
 def run(kernel: None) -> Iterator[runs.RunRecord]:
     before = {r.run_id for r in runs.list_runs()}
@@ -71,9 +82,9 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord,
                 break
             time.sleep(0.1)
         lines = status.stdout.splitlines()
-        assert lines.count("    Homa RPCs: 1 active") == 2, status.stdout
+        assert lines.count("    Homa RPCs: 1 active") == 2, status.stdout + gone(processes)
         assert any("client sending; out 300,000/300,000 sent, 300,000 granted" in line
-                   for line in lines), status.stdout
+                   for line in lines), status.stdout + gone(processes)
         assert any("port 4001: server working; in 300,000/300,000 received, 300,000 granted,"
                    " 0 remaining" in line for line in lines), status.stdout
         out, err = processes[1].communicate(timeout=60)
