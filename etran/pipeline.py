@@ -95,11 +95,12 @@ def compile_program(program: tir.Program, observe: bool = False,
     """Lower and emit a checked program. `observe` adds the probes `etran run` reads;
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
+    from etran.collector import gc_paused
     from etran.lower.irtext import module_text
-    from etran.lower.module import gc_paused, lower
+    from etran.lower.module import lower
     t = timings if timings is not None else {}
     t0 = time.perf_counter()
-    with gc_paused():   # the module dropped before the collector ever sees it (gc_paused)
+    with gc_paused():   # the module dropped before the collector ever sees it (lower)
         module, probes = lower(program, observe=observe, defects=defects)
         text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
         del module

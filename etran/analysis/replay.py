@@ -85,7 +85,6 @@ passes `deadline` (`Result.complete` is then false, `Result.stopped` says why).
 from __future__ import annotations
 
 import functools
-import gc
 import math
 import time
 from dataclasses import dataclass, field
@@ -93,6 +92,7 @@ from typing import NamedTuple
 
 from etran.backend.disasm import Insn, decode_one
 from etran.backend.objfile import LD_IMM64, ObjectFile, read_object
+from etran.collector import gc_paused
 from etran.ir import tir
 
 # The raw count times MARGIN bounds the kernel's count on every hook measured: an
@@ -1464,17 +1464,12 @@ class Explorer:
         # paths are trees, reference counting frees them), but it allocates millions of
         # objects while keeping many alive, and the cyclic collector's passes over them took
         # up to half of a long replay's time: it is off while the replay runs.
-        collect = gc.isenabled()
-        gc.disable()
-        try:
+        with gc_paused():
             while self.work:
                 idx, st = self.work.pop()
                 if not self.path(idx, st):
                     complete = False
                     break
-        finally:
-            if collect:
-                gc.enable()
         return Result(self.insn_processed, self.total_states, self.peak_states, complete, self.paths,
                       self.stopped)
 

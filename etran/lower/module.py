@@ -15,12 +15,9 @@ Layout of the module (what libbpf expects from a standard BPF object):
 """
 from __future__ import annotations
 
-import gc
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import llvmlite.ir as ir
 
+from etran.collector import gc_paused
 from etran.ir import tir
 from etran.ir.types import IntType, MapType
 from etran.lower import observe as obs
@@ -32,32 +29,12 @@ def lower(program: tir.Program, observe: bool = False,
           defects: frozenset[str] = frozenset()) -> tuple[ir.Module, int]:
     """The LLVM module of a checked program (maps, license, functions, hooks, probes) and
     how many observation probes it holds (`ModuleContext.probes`). Built with the cyclic
-    garbage collector paused (`gc_paused`)."""
+    garbage collector paused (`etran.collector`): a module is tens of thousands of
+    llvmlite objects, all alive until it is dropped. `compile_program` keeps it paused
+    until the module's text is written and the module dropped, so that the next pass frees
+    the module having seen it once."""
     with gc_paused():
         return _lower(program, observe, defects)
-
-
-@contextmanager
-def gc_paused() -> Iterator[None]:
-    """The cyclic garbage collector off inside (back on after, if it was on before).
-
-    Why: a module is a graph of tens of thousands of llvmlite objects (values,
-    instructions, metadata nodes, their operand lists and attribute sets), all alive until
-    the module is dropped, so a collector's pass during the build frees nothing. But the
-    allocations start a pass every few hundred objects, the module's objects survive them
-    into the oldest generation, and their number there starts full passes over the whole
-    process's heap (a campaign's checked programs included): in a process holding a
-    hundred checked programs, lowering and writing a module spent more time in the
-    collector than in building it. `compile_program` keeps it off until the module's text
-    is written and the module dropped: the next pass then frees the module, having seen
-    it once. Reference counting still frees the temporaries as they go."""
-    collect = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if collect:
-            gc.enable()
 
 
 def _lower(program: tir.Program, observe: bool,
