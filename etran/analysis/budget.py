@@ -211,6 +211,13 @@ def _returned(f: tir.Function) -> list[tir.Expr]:
     return _RETURNED[id(f)][1]
 
 
+def _mark(e: object, target: set[tir.Var], feeds: list[tuple[tir.Call, set[tir.Var]]]) -> None:
+    """`e` decides something the verifier must know precisely: the variables it reads go
+    into `target`, and the calls in it into `feeds` (their returns are followed later)."""
+    _refs(e, target)
+    feeds += [(c, target) for c in _calls_in(e)]
+
+
 class _Precise:
     """Which variables the verifier tracks precisely, and how.
 
@@ -240,7 +247,7 @@ class _Precise:
         for stmt, var, seeds in self.dividing:
             if _reads(hook.body, var) > _reads(stmt, var):   # the quotient is read
                 for seed in seeds:
-                    self._mark(seed, self.branching)
+                    _mark(seed, self.branching, self.feeds)
         # What each assignment's value reads and calls, found once: the fixpoint below
         # visits every assignment on each round.
         facts = [(var, _read_vars(value), _calls_in(value)) for var, value in self.assigns]
@@ -290,9 +297,6 @@ class _Precise:
         for callee, _ in f.call_sites:
             self._fn(callee)
 
-    def _mark(self, e: object, target: set[tir.Var]) -> None:
-        _refs(e, target)
-        self.feeds += [(c, target) for c in _calls_in(e)]
 
 
 class _OwnFacts:
@@ -322,12 +326,12 @@ class _OwnFacts:
                     self.dividing.append((s, s.var, self.divided))
                     self.divided = []
             elif isinstance(s, tir.If):
-                self._mark(s.test, self.branching)
+                _mark(s.test, self.branching, self.feeds)
                 self._expr(s.test)
                 self._block(s.body)
                 self._block(s.orelse)
             elif isinstance(s, tir.Loop):
-                self._mark(s.stop, self.bounding)
+                _mark(s.stop, self.bounding, self.feeds)
                 self._block(s.body)
             elif isinstance(s, tir.Locked):
                 self._block(s.body)
@@ -337,13 +341,10 @@ class _OwnFacts:
             elif isinstance(s, tir.ExprStmt) or (isinstance(s, tir.Return) and s.value is not None):
                 self._expr(s.value)
 
-    def _mark(self, e: object, target: set[tir.Var]) -> None:
-        _refs(e, target)
-        self.feeds += [(c, target) for c in _calls_in(e)]
 
     def _place(self, p: tir.Place) -> None:
         if isinstance(p, tir.IndexPlace):
-            self._mark(p.index, self.bounding)
+            _mark(p.index, self.bounding, self.feeds)
 
     def _expr(self, e: object) -> None:
         if isinstance(e, tir.Call):
@@ -351,7 +352,7 @@ class _OwnFacts:
             for param, arg in zip(e.func.params, e.args):
                 self.assigns.append((param, arg))
         if isinstance(e, (tir.Cond, tir.Logic)):
-            self._mark(e.test if isinstance(e, tir.Cond) else e, self.branching)
+            _mark(e.test if isinstance(e, tir.Cond) else e, self.branching, self.feeds)
         if isinstance(e, tir.Binary) and e.op in ("//", "%") \
                 and not isinstance(e.right, tir.Const):
             # A checksum's value divides: its zero test makes the sum precise, and the
@@ -362,11 +363,11 @@ class _OwnFacts:
             # back into a called function's loop (`x % ipv4_checksum(pkt, 14)`: the sum
             # of the header's words kept apart per iteration, 2,006 processed, 423
             # without the division).
-            self._mark(e.right, self.branching)
+            _mark(e.right, self.branching, self.feeds)
         if isinstance(e, tir.PacketHeader):
-            self._mark(e.offset, self.bounding)
+            _mark(e.offset, self.bounding, self.feeds)
         if isinstance(e, tir.PacketResize):
-            self._mark(e.delta, self.bounding)
+            _mark(e.delta, self.bounding, self.feeds)
         if isinstance(e, (tir.Load, tir.AddrOf)):
             self._place(e.place)
         for c in tir.children(e):
