@@ -70,7 +70,6 @@ class DebugInfo:
         self.types: dict[int, Any] = {}
         self._nodes: dict[tuple[Any, ...], Any] = {}       # add_debug_info's
         self._tuples: dict[tuple[Any, ...], Any] = {}      # add_metadata's
-        self._locations: dict[tuple[int, int, int], Any] = {}
         main = self.file(main_file)
         self.cu = self.add_debug_info("DICompileUnit", {
             "language": T("DW_LANG_C99"), "file": main, "producer": "etran",
@@ -119,7 +118,11 @@ class DebugInfo:
             if isinstance(op, (list, tuple)):
                 op = self.add_metadata(op)
             fixed.append((name, op))
-        ops = tuple(sorted(fixed))              # names are unique: sorted by name only
+        return self._node(kind, tuple(sorted(fixed)), is_distinct)   # names are unique
+
+    def _node(self, kind: str, ops: tuple[tuple[str, Any], ...], is_distinct: bool) -> Any:
+        """The node of `kind` with operands `ops` (sorted by name, lists already made
+        nodes): the one made before with the same operands, or a new one."""
         key = (kind, is_distinct, tuple([
             (name, _BY_IDENTITY, id(op)) if type(op) in _NODES
             else (name, op.value) if name == "encoding" and isinstance(op, ir.DIToken)
@@ -259,21 +262,9 @@ class DebugInfo:
         return sp
 
     def location(self, sp: Any, line: int, col: int) -> Any:
-        """The DILocation of `line:col` in `sp`, from a cache by (subprogram, line, column):
-        every statement asks for one, and most of them were made before in the function."""
-        key = (id(sp), line, col)  # sp is distinct (compared by identity) and lives in the module
-        loc = self._locations.get(key)
-        if loc is None:
-            # add_debug_info("DILocation", {"line": line, "column": col, "scope": sp}), its
-            # operands sorted and its cache key written out (one is made per statement)
-            ops = (("column", col), ("line", line), ("scope", sp))
-            node_key = ("DILocation", False, (ops[0], ops[1], ("scope", _BY_IDENTITY, id(sp))))
-            loc = self._nodes.get(node_key)
-            if loc is None:
-                loc = self._nodes[node_key] = DIValue(self.m, False, "DILocation", ops,
-                                                      name=str(len(self.m.metadata)))
-            self._locations[key] = loc
-        return loc
+        """The DILocation of `line:col` in `sp` (one per statement: its operands are given
+        sorted, skipping `add_debug_info`'s general path)."""
+        return self._node("DILocation", (("column", col), ("line", line), ("scope", sp)), False)
 
     def ctx_pointer(self) -> Any:
         """`struct xdp_md *`, complete (24 bytes) so the verifier does not warn about it."""
