@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING
 
 from etran.dsl.diagnostics import Diagnostic, Source, Span, render
 from etran.lower.observe import FIRE_SUFFIX
+from etran.runtime.errors import error_lines
 
 if TYPE_CHECKING:
     from etran.ir import tir
@@ -61,24 +62,13 @@ class Rejection:
     hint: str | None
 
 
-def _is_error_line(line: str) -> bool:
-    return bool(line) and not line.startswith(";") and not _INSN.match(line) \
-        and not re.match(r"^\d+: R\d|^R\d+|^from \d+ to|^processed |^verification time|"
-                         r"^(?:cur|old) state:|"
-                         r"^stack depth|^mark_precise|^last_idx|^regs=|^\d+: \(|^\s", line)
-
-
 def parse_rejection(program: str, log: str, error_line: str | None = None) -> Rejection:
     lines = [ln.rstrip() for ln in log.splitlines() if ln.strip()]
+    error_line = error_line or error_lines(log)[0]
     err_idx = None
     if error_line:
         for i in range(len(lines) - 1, -1, -1):
             if lines[i].strip() == error_line.strip():
-                err_idx = i
-                break
-    if err_idx is None:
-        for i in range(len(lines) - 1, -1, -1):
-            if _is_error_line(lines[i]):
                 err_idx = i
                 break
     err_idx = len(lines) - 1 if err_idx is None else err_idx

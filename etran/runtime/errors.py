@@ -123,8 +123,9 @@ _HINT = re.compile(r"^R\d+ ")  # "R1 offset is outside of the packet" explains t
 _STATES = re.compile(r"^(cur|old) state: ")
 
 
-def _error_lines(log: str) -> tuple[str, str]:
-    """(the verifier's error line, an explanatory follow-up line or "")."""
+def error_lines(log: str) -> tuple[str, str]:
+    """(the verifier's error line, an explanatory follow-up line or ""), read from the end
+    of its log (`VerifierError`, `etran.cli.verifier_report`)."""
     lines = [line.rstrip() for line in log.splitlines()]
     lines = [line for line in lines if line.strip()]
     while lines and (_STATS.match(lines[-1]) or _STATES.match(lines[-1])):
@@ -150,7 +151,7 @@ class VerifierError(EtranRuntimeError):
         self.log = log
         self.errno = errno
         self.truncated = truncated
-        self.error_line, self.hint = _error_lines(log)
+        self.error_line, self.hint = error_lines(log)
         super().__init__(f"load program {program!r}", self._reason())
 
     def _reason(self) -> str:
