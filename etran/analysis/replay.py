@@ -1194,6 +1194,10 @@ def _fp_offsets_pass(lay: Layout, order: list[int], succ: dict[int, list[int]],
             op = code & 0xF0
             if op == 0xB0 and code & 8 and cls == 7 and not ins.off:
                 st[d] = st[sr]
+            elif cls == 7 and op in (0x00, 0x10) and isinstance(st[d], str):
+                pass    # a pointer that may be anywhere in the frame stays so when moved
+            elif cls == 7 and op == 0x00 and code & 8 and st[sr] != NONE:
+                st[d] = TOP     # scalar += stack pointer: a stack pointer (commuted add)
             elif cls == 7 and op in (0x00, 0x10) and not isinstance(cur := st[d], str) \
                     and cur != NONE:
                 if code & 8:
@@ -1247,13 +1251,56 @@ def _slot_bits(v: Offsets, off: int, size: int) -> tuple[int, bool]:
 
 
 # helper id -> {argument register: how many bytes of memory it reads}: "key" / "value" the
-# map's (in r1) key or value size; an argument not listed reads nothing; a helper missing
-# here: every argument that may point to the stack reads up to the frame
-_HELPER_READS: dict[int, dict[int, str]] = {
+# map's (in r1) key or value size, a register number: the size that register holds when it
+# is a known constant (else up to the frame); an argument not listed reads nothing; a helper
+# missing here: every argument that may point to the stack reads up to the frame
+_HELPER_READS: dict[int, dict[int, str | int]] = {
     1: {2: "key"}, 2: {2: "key", 3: "value"}, 3: {2: "key"}, 195: {2: "key"},
     87: {2: "value"}, 88: {}, 89: {}, 5: {}, 7: {}, 8: {}, 44: {}, 51: {}, 65: {}, 93: {},
     94: {}, 131: {}, 132: {}, 133: {}, 169: {}, 170: {}, 171: {}, 172: {}, 189: {},
+    28: {1: 2, 3: 4},       # csum_diff(from, from_size, to, to_size, seed)
+    130: {2: 3},            # ringbuf_output(map, data, size, flags)
+    190: {3: 4},            # xdp_store_bytes(ctx, off, buf, len)
 }
+
+
+def _reg_consts(lay: Layout, order: list[int], succ: dict[int, list[int]]
+                ) -> dict[int, tuple[int | None, ...]]:
+    """Forward must-analysis: before each insn, the constant each of r0..r5 surely holds
+    (None: not known), from moves of immediates; what a helper's size argument is."""
+    unknown: tuple[int | None, ...] = (None,) * 6
+    before: dict[int, tuple[int | None, ...]] = {order[0]: unknown} if order else {}
+    for start in lay.func_start.values():
+        before.setdefault(start, unknown)
+    work = list(before)
+    while work:
+        i = work.pop()
+        st = list(before[i])
+        ins = lay.insns[i]
+        code, cls, d = ins.code, ins.code & 7, ins.dst
+        if cls in (5, 6) and code & 0xF0 == 0x80:
+            st = list(unknown)
+        elif cls in (0, 1, 4, 7) and d < 6:
+            st[d] = None
+            if cls in (4, 7) and code & 0xF8 == 0xB0 and not ins.off:   # mov imm
+                st[d] = ins.imm & 0xFFFFFFFF if cls == 4 else ins.imm
+            elif cls == 0 and i not in lay.ref:
+                st[d] = ins.imm64
+        elif cls == 3 and code & 0xE0 == 0xC0:
+            if ins.imm & 1 and ins.src < 6:
+                st[ins.src] = None
+            if ins.imm == 0xF1:
+                st[0] = None
+        new = tuple(st)
+        for t in succ[i]:
+            if t not in lay.insns:
+                continue
+            old = before.get(t)
+            merged = new if old is None else tuple(a if a == b else None for a, b in zip(old, new))
+            if merged != old:
+                before[t] = merged
+                work.append(t)
+    return before
 
 
 def _map_regs(lay: Layout, order: list[int], succ: dict[int, list[int]]
@@ -1305,6 +1352,7 @@ def _stack_live(lay: Layout, order: list[int], succ: dict[int, list[int]],
     compared than in the kernel."""
     fp = _fp_offsets(lay, order, succ)
     mregs = _map_regs(lay, order, succ)
+    consts: dict[int, tuple[int | None, ...]] | None = None
     ALL = (1 << 64) - 1
     NONE = NO_FP
     use: dict[int, int] = {}
@@ -1340,6 +1388,10 @@ def _stack_live(lay: Layout, order: list[int], succ: dict[int, list[int]],
                             size = m.key_size
                         elif what == "value" and m is not None:
                             size = m.value_size
+                        elif isinstance(what, int):
+                            if consts is None:
+                                consts = _reg_consts(lay, order, succ)
+                            size = (consts.get(i) or (None,) * 6)[what]
                         elif what is None:
                             continue
                     if isinstance(v, str):
