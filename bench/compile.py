@@ -6,8 +6,9 @@ each hook's instruction count next to the verifier's processed count.
 Then the scaling run: synthetic transports of 10 to 5,000 statements, the
 compile time per statement, and the exponent of a log-log fit (1.0 is linear).
 
-Then start-up: `etran check` and `etran build` on DCTCP as whole processes (median
-wall time, bytecode cached as on a user's machine), next to a bare `python -c pass`.
+Then start-up: `etran check` (which compiles and replays the hooks; `--source-only` does
+not) and `etran build` on DCTCP as whole processes (median wall time, bytecode cached as on
+a user's machine), next to a bare `python -c pass`.
 
 Targets: DCTCP from source to loaded under 100 ms median (40 ms is the next one); the
 exponent at most about 1; `etran check` at most 150 ms and `etran build` at most 200 ms
@@ -100,6 +101,8 @@ def startup(runs: int) -> None:
     out = Path("/tmp") / f"etran-bench-{os.getpid()}.o"
     try:
         rows = [("python -c pass", [py, "-c", "pass"], None),
+                ("etran check --source-only dctcp",
+                 [py, "-m", "etran", "check", "--source-only", "examples/dctcp.py"], None),
                 ("etran check examples/dctcp.py",
                  [py, "-m", "etran", "check", "examples/dctcp.py"], 150.0),
                 ("etran build examples/dctcp.py",

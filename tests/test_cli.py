@@ -31,6 +31,31 @@ def test_check_reports_each_hook_budget(capsys: pytest.CaptureFixture[str]) -> N
     assert "@timer(Conn.rto)" in out and "stack" in out
 
 
+def _processed(out: str, hook: str) -> tuple[int, bool]:
+    line = next(ln for ln in out.splitlines() if f" {hook}: " in ln)
+    return int(line.split("verifier ~")[1].split(" of")[0].replace(",", "")), \
+        "replayed over the compiled instructions" in line
+
+
+def test_check_shows_the_estimate_of_the_compiled_hooks(capsys: pytest.CaptureFixture[str]) -> None:
+    """`check` compiles and replays each XDP/egress/gen hook: DCTCP's estimates are the
+    replay's (within 1.5x of the kernel's count), far below the source model's, which
+    `--source-only` shows; a @timer handler keeps the source model's."""
+    code, out, _ = run(capsys, "check", DCTCP)
+    assert code == 0
+    code, fast, _ = run(capsys, "check", "--source-only", DCTCP)
+    assert code == 0
+    for hook in ("rx", "tx"):
+        (precise, replayed), (loose, source_replayed) = _processed(out, hook), _processed(fast, hook)
+        assert replayed and not source_replayed and precise < loose / 2, (out, fast)
+    assert _processed(out, "rto_expired") == _processed(fast, "rto_expired")
+
+
+def test_check_source_only_cannot_ask_the_kernel(capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, "check", "--source-only", "--kernel-decides", DCTCP)
+    assert code == 2 and "--source-only" in err and "one or the other" in err
+
+
 def test_build_writes_a_bpf_object(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     out_file = tmp_path / "dctcp.o"
     code, out, _ = run(capsys, "build", DCTCP, "-o", str(out_file))
@@ -51,13 +76,15 @@ RUNTIME = ("etran.runtime", "etran.cli.runtime_commands", "etran.cli.nc", "etran
 
 
 @pytest.mark.parametrize(("argv", "allowed"), [
-    (["check", DCTCP], ()),
+    (["check", "--source-only", DCTCP], ()),
+    (["check", DCTCP], ("llvmlite",)),
     (["build", DCTCP, "-o", "/dev/null"], ("llvmlite",)),
     (["disasm", DCTCP], ("llvmlite",)),
     (["--help"], ()),
 ])
 def test_commands_import_only_what_they_use(argv: list[str], allowed: tuple[str, ...]) -> None:
-    """Start-up time is most of a command's time: `check` needs no code generator, and no
+    """Start-up time is most of a command's time: `check --source-only` needs no code
+    generator (`check` compiles, to replay the compiled hooks), and no
     command that stays out of the kernel needs pyroute2 or libbpf (bench/compile.py times
     the processes). A program in the language is parsed without lark (lark parses what
     Python's parser cannot show to be in the language, and reports syntax errors), an
@@ -508,9 +535,10 @@ def test_a_frame_over_the_kernels_limit_after_register_allocation_is_a_diagnosti
                    "@xdp\ndef total(pkt: Packet) -> int:\n    b = pkt.header(Block, 14)\n"
                    "    if b is None:\n        return XDP_PASS\n    t: u32 = 0\n" + reads +
                    "    s = sums.get(0)\n    if s is not None:\n        s.last = t\n    return XDP_PASS\n")
-    code, out, _ = run(capsys, "check", str(src))
+    code, out, _ = run(capsys, "check", "--source-only", str(src))
     assert code == 0, out   # the checker's estimate (structs and 32 bytes of spills) passes it
-    code, _, err = run(capsys, "build", str(src), "-o", str(tmp_path / "sum96.o"))
-    assert code == 1
-    assert f"{src}:16:5: error[stack]: `total` needs 744 bytes of stack once compiled" in err
-    assert "the kernel allows 512" in err and "sum a long run of reads in a loop" in err
+    for argv in (["build", str(src), "-o", str(tmp_path / "sum96.o")], ["check", str(src)]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1, argv     # `check` compiles too: it finds what `build` finds
+        assert f"{src}:16:5: error[stack]: `total` needs 744 bytes of stack once compiled" in err
+        assert "the kernel allows 512" in err and "sum a long run of reads in a loop" in err
