@@ -233,7 +233,8 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
     for msg, k in verifier.most_common():
         print(f"  {k:4d}  verifier: {msg}")
     if ratios:
-        for label, pick in (("once compiled (refine_estimates)", 1), ("at the check", 3)):
+        for label, pick in (("once compiled (refine_estimates; what `etran check` shows)", 1),
+                            ("of the source model (`etran check --source-only`)", 3)):
             loose = sorted(x[pick] / max(x[0], 1) for r in results if "budget" in r
                            for x in r["budget"].values())
             q = lambda f: loose[min(int(f * len(loose)), len(loose) - 1)]  # noqa: E731,B023
@@ -253,7 +254,8 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
     print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
     for ratio, k, e, idx, h in ratios[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
-    print(f"the check's estimate (the source model, or the replay where it refused): "
+    print(f"the source model's estimate (or the replay's where it refused), which decides "
+          f"what the check accepts: "
           f"{len(over_check)} hooks below the kernel's count")
     for ratio, k, e, idx, h in over_check[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
