@@ -14,7 +14,7 @@ FIN, SYN, RST, PSH, ACK, ECE, CWR = 0x01, 0x02, 0x04, 0x08, 0x10, 0x40, 0x80
 ETH_P_IP = 0x0800
 IPPROTO_TCP = 6
 MSS = 1460                 # what we offer and the most we send: 1500-byte MTU, no options
-WINDOW = 65535             # what the data path advertises (no window scaling yet)
+WINDOW = 65535             # the window field of a SYN (never scaled, RFC 7323)
 HEADERS = 14 + 20 + 20     # Ethernet, IPv4, TCP without options
 
 _TCP = struct.Struct("!HHIIBBHHH")
@@ -39,6 +39,7 @@ class Segment:
     flags: int
     window: int
     mss: int | None        # the MSS option, when present
+    wscale: int | None     # the window-scale option's shift, when present (RFC 7323)
     payload: bytes
     src_mac: bytes
 
@@ -88,12 +89,16 @@ def parse(frame: bytes) -> Segment | None:
     hlen = (doff >> 4) * 4
     if hlen < 20 or at + hlen > 14 + total:
         return None
+    mss, wscale = _options(frame[at + 20:at + hlen])
     return Segment(str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst)), sport,
-                   dport, seq, ack, flags, window, _mss(frame[at + 20:at + hlen]),
+                   dport, seq, ack, flags, window, mss, wscale,
                    bytes(frame[at + hlen:14 + total]), bytes(frame[6:12]))
 
 
-def _mss(options: bytes) -> int | None:
+def _options(options: bytes) -> tuple[int | None, int | None]:
+    """The MSS and window-scale options of a header's option bytes (None when absent or
+    malformed); the walk stops at the end-of-list option or at a malformed length."""
+    mss = wscale = None
     i = 0
     while i < len(options):
         kind = options[i]
@@ -105,10 +110,14 @@ def _mss(options: bytes) -> int | None:
         if i + 1 >= len(options) or options[i + 1] < 2:
             break
         size = options[i + 1]
-        if kind == 2 and size == 4 and i + 4 <= len(options):
-            return int(struct.unpack_from("!H", options, i + 2)[0])
+        if i + size > len(options):
+            break
+        if kind == 2 and size == 4:
+            mss = int(struct.unpack_from("!H", options, i + 2)[0])
+        elif kind == 3 and size == 3:
+            wscale = options[i + 2]
         i += size
-    return None
+    return mss, wscale
 
 
 def build(*, src_mac: bytes, dst_mac: bytes, src: str, dst: str, sport: int, dport: int,
@@ -141,3 +150,10 @@ def _packed(addr: str) -> bytes:
 
 def mss_option(mss: int = MSS) -> bytes:
     return struct.pack("!BBH", 2, 4, mss)
+
+
+def syn_options(wscale: int | None, mss: int = MSS) -> bytes:
+    """The options of our SYN or SYN-ACK: the MSS, and the window-scale shift (after a NOP,
+    so that the list stays 4-byte aligned) unless `wscale` is None (a SYN-ACK to a SYN
+    that did not offer it must not carry it)."""
+    return mss_option(mss) + (b"" if wscale is None else struct.pack("!BBBB", 1, 3, 3, wscale))

@@ -4,7 +4,7 @@
 attaches its ingress, opens the AF_XDP socket its ingress delivers to, and runs two threads:
 the gen pump (ACKs whenever ingress asks) and the dispatcher (every frame the socket
 receives goes to the connection or listener it belongs to). It does what is not per-segment
-work: the handshake in both directions (MSS offered, nothing else: no window scaling,
+work: the handshake in both directions (MSS and window scaling offered and taken; no
 timestamps or SACK, which the peer then does not use either), entering and removing
 connections in the data path's maps, RST in both directions, and the close.
 
@@ -57,6 +57,23 @@ WINDOW_POLL = 0.0002                     # how often a sender looks at a full wi
 TIME_WAIT = 0.05                         # how long a closed connection's entry lingers
 WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a window update
 BATCH = 16                               # segments handed to egress per entry into it
+RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
+MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
+MAX_WSCALE = 14                          # RFC 7323
+
+
+def _wscale_for(buffer: int) -> int:
+    """The smallest window-scale shift that lets the window field say `buffer` bytes."""
+    shift = 0
+    while buffer >> shift > 0xFFFF:
+        shift += 1
+    return shift
+
+
+def _check_buffer(receive_buffer: int) -> None:
+    if not 1 <= receive_buffer <= MAX_RECEIVE_BUFFER:
+        raise ValueError(f"receive_buffer is {receive_buffer:,} bytes: give 1 to "
+                         f"{MAX_RECEIVE_BUFFER:,} (what the AF_XDP socket's frames hold)")
 
 
 def _error(code: int, what: str) -> OSError:
@@ -87,29 +104,40 @@ class TcpStack:
     stack per host: it takes the interface's AF_XDP queue.
     """
 
-    def __init__(self, topology: Topology, host: str, *, ecn: bool = True) -> None:
+    def __init__(self, topology: Topology, host: str, *, ecn: bool = True,
+                 receive_buffer: int = RECEIVE_BUFFER) -> None:
+        _check_buffer(receive_buffer)
         compiled = _transport()
         me = topology.host(host)
         loaded = topology.own(load_object(compiled.elf, f"tcp_{host}"[:15]), host)
         topology.attach(host, loaded.programs["tcp_rx"])
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
-                    loaded.programs, compiled.program, ecn, owned=[])
+                    loaded.programs, compiled.program, ecn, owned=[],
+                    receive_buffer=receive_buffer)
 
     @classmethod
-    def in_run(cls, record: Any, host: str, *, ecn: bool = True) -> TcpStack:
+    def in_run(cls, record: Any, host: str, *, ecn: bool = True,
+               receive_buffer: int = RECEIVE_BUFFER) -> TcpStack:
         """The stack of host `host` of a run `etran up` started with the TCP transport:
         its pinned maps and programs, its interface, its neighbours."""
+        _check_buffer(receive_buffer)
         pinned = open_pinned_host(record, host, _transport().program, ("tcp_tx", "tcp_ack"))
         stack = cls.__new__(cls)
         stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
-                     _transport().program, ecn, owned=pinned.owned)
+                     _transport().program, ecn, owned=pinned.owned,
+                     receive_buffer=receive_buffer)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Program], program: Any, ecn: bool,
-               owned: list[Any]) -> None:
+               owned: list[Any], receive_buffer: int) -> None:
         self.host = me
         self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
+        # What a connection may hold unread (the window it advertises), and the window-scale
+        # shift offered in every SYN and SYN-ACK (0 for a buffer of 64 KiB or less: "I scale
+        # the peer's windows, mine are not scaled")
+        self.receive_buffer = receive_buffer
+        self.wscale = _wscale_for(receive_buffer)
         self.neighbours = neighbours
         self._closers: list[Any] = list(owned)
         try:
@@ -165,7 +193,7 @@ class TcpStack:
             for _ in range(SYN_RETRIES):
                 self._send_control(sock.key, seq=sock._iss,
                                    flags=SYN | (ECE | CWR if self.ecn else 0),
-                                   options=sg.mss_option())
+                                   options=sg.syn_options(self.wscale))
                 if sock._handshake.wait(wait):
                     break
                 wait *= 2
@@ -249,18 +277,28 @@ class TcpStack:
         return {"peer_ip": sg.ip_int(key[0]), "peer_port": key[1], "local_port": key[2]}
 
     def _send_control(self, key: Key, *, seq: int, ack: int = 0, flags: int,
-                      options: bytes = b"") -> None:
+                      options: bytes = b"", window: int = sg.WINDOW) -> None:
         peer_ip, peer_port, local_port = key
         self.port.transmit(sg.build(
             src_mac=self.host.mac_bytes, dst_mac=self._mac(peer_ip), src=self.host.ip,
             dst=peer_ip, sport=local_port, dport=peer_port, seq=seq, ack=ack, flags=flags,
-            options=options))
+            window=window, options=options))
 
     def _mac(self, ip: str) -> bytes:
         try:
             return self.neighbours[ip]
         except KeyError:
             raise _error(errno.EHOSTUNREACH, f"{ip} is not a host of this topology") from None
+
+    def _negotiate(self, sock: TcpSocket, peer_wscale: int | None) -> None:
+        """Window scaling (RFC 7323): on when both SYNs carried the option, each side then
+        shifting the windows it sends by its own shift; off, a buffer over 64 KiB cannot be
+        advertised and the connection holds at most 65,535 bytes."""
+        if peer_wscale is None:
+            sock._wscale, sock._rcv_buf = (0, 0), min(self.receive_buffer, 0xFFFF)
+        else:
+            sock._wscale = (min(peer_wscale, MAX_WSCALE), self.wscale)
+            sock._rcv_buf = self.receive_buffer
 
     def _install(self, sock: TcpSocket, *, snd_una: int, snd_nxt: int, rcv_nxt: int,
                  window: int, peer_mac: bytes, ecn: bool) -> None:
@@ -274,6 +312,8 @@ class TcpStack:
             "peer_port": peer_port, "peer_ip": sg.ip_int(peer_ip),
             "local_mac": {"octets": list(self.host.mac_bytes)},
             "peer_mac": {"octets": list(peer_mac)},
+            "snd_wscale": sock._wscale[0], "rcv_wscale": sock._wscale[1],
+            "rcv_buf": sock._rcv_buf,
             "mss": sock._mss, "ecn_ok": ecn, "cwnd": INIT_CWND, "ssthresh": 0xFFFF,
             "alpha": DCTCP_INIT_ALPHA, "next_seq": snd_nxt & 0xFFFFFFFF,
             "cwr_end": snd_nxt & 0xFFFFFFFF, "snd_max": snd_nxt & 0xFFFFFFFF}
@@ -389,12 +429,15 @@ class TcpListener:
         # The entry goes in before the SYN-ACK leaves, so the final ACK and any data right
         # behind it meet an established connection (snd_una = iss: the SYN is unacked).
         ecn = stack.ecn and seg.has(ECE | CWR)      # RFC 3168: the SYN asks with both
+        stack._negotiate(sock, seg.wscale)
         stack._install(sock, snd_una=iss, snd_nxt=iss + 1, rcv_nxt=seg.seq + 1,
                        window=seg.window, peer_mac=seg.src_mac, ecn=ecn)
-        sock._syn_ack = (iss, seg.seq + 1, ecn)
+        # the SYN-ACK offers window scaling only to a SYN that did
+        options = sg.syn_options(stack.wscale if seg.wscale is not None else None)
+        sock._syn_ack = (iss, seg.seq + 1, ecn, options)
         sock._base = (iss + 1) & 0xFFFFFFFF
         stack._send_control(key, seq=iss, ack=seg.seq + 1, flags=SYN | ACK | (ECE if ecn else 0),
-                            options=sg.mss_option())
+                            options=options)
         sock._handshake.set()
         with self._cv:
             self._ready.append(sock)
@@ -434,7 +477,10 @@ class TcpSocket:
         self.timeout = timeout
         self._iss = 0
         self._mss = sg.MSS
-        self._syn_ack: tuple[int, int, bool] | None = None   # (iss, ack, ecn) of our SYN-ACK
+        # (iss, ack, ecn, options) of our SYN-ACK
+        self._syn_ack: tuple[int, int, bool, bytes] | None = None
+        self._wscale = (0, 0)              # window-scale shifts: the peer's windows, ours
+        self._rcv_buf = RECEIVE_BUFFER     # what we advertise at most
         self.ecn = False                   # ECN negotiated
         self._handshake = threading.Event()
         self._cv = threading.Condition()
@@ -472,19 +518,20 @@ class TcpSocket:
                 self._mss = min(seg.mss or 536, sg.MSS)
                 self._rcv_next = self._window_told = (seg.seq + 1) & 0xFFFFFFFF
                 ecn = self.stack.ecn and seg.flags & (ECE | CWR) == ECE
+                self.stack._negotiate(self, seg.wscale)
                 self.stack._install(self, snd_una=self._iss + 1, snd_nxt=self._iss + 1,
                                     rcv_nxt=seg.seq + 1, window=seg.window,
                                     peer_mac=seg.src_mac, ecn=ecn)
                 self.stack._send_control(self.key, seq=self._iss + 1, ack=seg.seq + 1,
-                                         flags=ACK)
+                                         flags=ACK, window=self._window_field(self._rcv_buf))
                 self._handshake.set()
             return
         if seg.has(SYN):
             if self._syn_ack is not None and (seg.seq + 1) & 0xFFFFFFFF == self._syn_ack[1]:
-                iss, ack, ecn = self._syn_ack  # our SYN-ACK was lost: the peer asks again
+                iss, ack, ecn, options = self._syn_ack   # our SYN-ACK was lost: asked again
                 self.stack._send_control(self.key, seq=iss, ack=ack,
                                          flags=SYN | ACK | (ECE if ecn else 0),
-                                         options=sg.mss_option())
+                                         options=options)
             else:
                 self._challenge_ack()          # RFC 5961 section 4: a SYN is never trusted
             return
@@ -504,14 +551,20 @@ class TcpSocket:
         if offset == 0:
             self.stack._forget(self.key)        # gone before the application wakes
             self._fail(errno.ECONNRESET)
-        elif offset < sg.WINDOW:
+        elif offset < self._rcv_buf:
             self._challenge_ack()
+
+    def _window_field(self, window: int) -> int:
+        """`window` bytes as our segments' window field says it (shifted by our scale)."""
+        return min(window >> self._wscale[1], 0xFFFF)
 
     def _challenge_ack(self) -> None:
         entry = self.stack.connection(self)
         if entry is not None:
+            # the window the data path advertised last (all of it before any ACK of its own)
+            window = entry["last_wnd"] if entry["last_ack"] else self._rcv_buf
             self.stack._send_control(self.key, seq=entry["snd_nxt"], ack=entry["rcv_nxt"],
-                                     flags=ACK)
+                                     flags=ACK, window=self._window_field(window))
 
     def _place(self, seq: int, payload: bytes, fin: bool) -> None:
         """Put a delivered segment where its sequence number says: ingress delivers data in

@@ -30,7 +30,7 @@ slow start and congestion avoidance otherwise; each ACK that acknowledges new da
 record to `trace`. With ECN negotiated, data segments carry ECT(0), the first one after a
 reduction carries CWR, and our ACKs echo CE as ECE segment by segment (DCTCP's receiver).
 
-What it does not do yet: window scaling, timestamps, SACK. docs/tcp.md has the plan.
+What it does not do yet: timestamps, SACK. docs/tcp.md has the plan.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import (
@@ -40,7 +40,8 @@ from etran.bpf_templates.headers import (
 
 ESTABLISHED = 1     # data both ways
 PEER_CLOSED = 2     # the peer's FIN arrived: nothing more to receive
-RCV_WINDOW = 65535  # what we advertise (no window scaling yet)
+RCV_WINDOW = 65535  # what we advertise when the control plane set no receive buffer
+MAX_WSCALE = 14     # RFC 7323: a larger window-scale shift counts as 14
 ACK_LEN = 54        # Ethernet + IPv4 + TCP without options
 TCP_AT = 34         # the TCP header, after Ethernet and a 20-byte IPv4 header
 TIMEOUT_PROTO = 0x88B5   # EtherType of the runtime's TIMEOUT frames and of our notices
@@ -126,6 +127,11 @@ class Conn(Struct):
     fast_retransmits: u64
     go_backs: u64
     stale: u64            # segments refused because they were not at snd_nxt
+    # window scaling (RFC 7323), from the handshake: the shift of the peer's windows and of
+    # ours (0 and 0 when either side did not offer it), and our receive buffer in bytes
+    snd_wscale: u32
+    rcv_wscale: u32
+    rcv_buf: u32
     # congestion control (DCTCP); the control plane sets mss, cwnd, ssthresh, ecn_ok, alpha
     mss: u32
     ecn_ok: bool          # ECN negotiated at the handshake
@@ -335,17 +341,27 @@ def count_request() -> None:
 
 
 def rcv_window(key: ConnKey, c: Conn) -> u32:
-    """What we advertise: RCV_WINDOW minus what was acknowledged but not yet consumed. Data
-    held out of order does not shrink it: duplicate ACKs must carry the same window, or a
-    Linux sender does not count them as duplicates and never fast-retransmits (it still may
-    not send past `rcv_nxt + window`, so the socket's rings hold at most RCV_WINDOW)."""
+    """What we advertise, in bytes: the receive buffer (`rcv_buf`, RCV_WINDOW when unset)
+    minus what was acknowledged but not yet consumed. Data held out of order does not
+    shrink it: duplicate ACKs must carry the same window, or a Linux sender does not count
+    them as duplicates and never fast-retransmits (it still may not send past `rcv_nxt +
+    window`, so the socket's rings hold at most the buffer)."""
+    limit: u32 = RCV_WINDOW
+    if c.rcv_buf != 0:
+        limit = c.rcv_buf
     r = reads.get(key)
     if r is None:
-        return RCV_WINDOW
+        return limit
     held = c.rcv_nxt - r.consumed
-    if held >= RCV_WINDOW:
+    if held >= limit:
         return 0
-    return RCV_WINDOW - held
+    return limit - held
+
+
+def window_field(c: Conn, wnd: u32) -> u16:
+    """A window as the TCP header carries it: shifted by our scale (RFC 7323; rounded down,
+    so the peer never sees more than there is), at most 65,535."""
+    return u16(min(wnd >> min(c.rcv_wscale, MAX_WSCALE), 65535))
 
 
 def dup_ack(key: ConnKey, c: Conn) -> int:
@@ -417,7 +433,7 @@ def tcp_rx(pkt: Packet) -> int:
                 on_loss(c, False)
                 ask_for_go_back(key, c)
         if seq_after_eq(ack, c.snd_una):
-            c.snd_wnd = u32(tcp.window)
+            c.snd_wnd = u32(tcp.window) << min(c.snd_wscale, MAX_WSCALE)
     if data_len + fin == 0:
         return XDP_DROP                  # a pure ACK: taken
     if c.state != ESTABLISHED:
@@ -552,8 +568,8 @@ def tcp_tx(pkt: Packet) -> int:
         if data_len != 0 and c.cwr_pending:
             tcp.flags = tcp.flags | TCP_CWR_FLAG
             c.cwr_pending = False
-    tcp.window = u16(rcv_window(ConnKey(peer_ip=ip.dst, peer_port=tcp.dst_port,
-                                        local_port=tcp.src_port), c))
+    tcp.window = window_field(c, rcv_window(ConnKey(peer_ip=ip.dst, peer_port=tcp.dst_port,
+                                                   local_port=tcp.src_port), c))
     tcp.urg_ptr = 0
     tcp.check = 0
     tcp.check = tcp_sum(pkt, ip, total - 20)
@@ -634,7 +650,7 @@ def tcp_ack(pkt: Packet) -> int:
     tcp.flags = TCP_ACK
     if c.ecn_ok and c.ce_state:
         tcp.flags = TCP_ACK | TCP_ECE_FLAG
-    tcp.window = u16(wnd)
+    tcp.window = window_field(c, wnd)
     tcp.urg_ptr = 0
     tcp.check = 0
     tcp.check = tcp_sum(pkt, ip, 20)

@@ -49,13 +49,18 @@ def maps(runner: Any, snd_una: int, snd_nxt: int, wnd: int, rcv_nxt: int,
 
 
 u32 = st.integers(0, 0xFFFFFFFF)
-# congestion control state: ECN on or off, CE echo pending, windows and alpha at their edges
+# congestion control and window-scaling state: ECN on or off, CE echo pending, windows,
+# shifts and alpha at their edges
 cc_state = st.fixed_dictionaries({
     "ecn_ok": st.booleans(), "ce_state": st.booleans(), "cwr_pending": st.booleans(),
     "mss": st.sampled_from([0, 1, 536, 1460]), "cwnd": st.sampled_from([0, 1, 2, 10, 65535]),
     "ssthresh": st.sampled_from([2, 10, 0xFFFF]), "alpha": st.sampled_from([0, 15, 16, 1024]),
     "cwnd_cnt": st.integers(0, 20), "delivered": u32, "delivered_ce": u32,
-    "next_seq": u32, "cwr_end": u32})
+    "next_seq": u32, "cwr_end": u32,
+    # window scaling: the shifts past RFC 7323's 14 too, the buffer at its edges
+    "snd_wscale": st.sampled_from([0, 3, 7, 14, 15, 0xFFFFFFFF]),
+    "rcv_wscale": st.sampled_from([0, 3, 14, 15, 0xFFFFFFFF]),
+    "rcv_buf": st.sampled_from([0, 1, 65535, 65536, 256 << 10, 0xFFFFFFFF])})
 near = st.one_of(st.integers(-3000, 3000), st.sampled_from([0, 1, -1, 65535, 1 << 31]))
 flags = st.integers(0, 0x3F)
 payload = st.one_of(st.binary(max_size=40), st.integers(0, 1460).map(lambda n: bytes(n % 251

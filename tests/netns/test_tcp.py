@@ -554,3 +554,92 @@ def test_malformed_segments_leave_the_connection_intact(topo: Topology,
             assert after["bad_checksum"] == before["bad_checksum"] == 0
         assert len(list(stack.maps["conns"].keys())) == 1
     server.join()
+
+
+
+def linux_tcp_info(sock: socket.socket) -> tuple[int, int, int]:
+    """Of a Linux TCP socket (struct tcp_info, linux/tcp.h): the window-scale shift it
+    applies to the peer's windows, the one it applies to its own, and its send window in
+    bytes (the peer's advertised window, scaled)."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 232)
+    assert len(info) == 232, "this kernel's tcp_info has no tcpi_snd_wnd"
+    return info[6] & 0x0F, info[6] >> 4, struct.unpack_from("I", info, 228)[0]
+
+
+@pytest.mark.parametrize("scaling", [True, False], ids=["linux-scales", "linux-does-not"])
+def test_window_scaling_with_a_linux_client(topo: Topology, scaling: bool) -> None:
+    """RFC 7323 against Linux: an etran server with a 256 KiB receive buffer offers the
+    window-scale shift that buffer needs (3) when the Linux client's SYN offers one, and
+    Linux then sees more than 64 KiB as its send window; a client with scaling off gets
+    neither, and the server holds at most 65,535 bytes (what an unscaled window says)."""
+    a, b = topo.host("a"), topo.host("b")
+    from etran.runtime import netns
+    netns.write_sysctl(b.netns, "net.ipv4.tcp_window_scaling", "1" if scaling else "0")
+    data = os.urandom(4 << 20)
+    seen: list[tuple[int, int, int]] = []
+    with TcpStack(topo, "a", receive_buffer=256 << 10) as stack, \
+            stack.listen(PORT) as listener:
+        listener.settimeout(5)
+        client = linux_socket(b)
+        client.settimeout(30)
+        errors: list[BaseException] = []
+
+        def send() -> None:
+            try:
+                client.connect((a.ip, PORT))
+                client.sendall(data)
+                client.shutdown(socket.SHUT_WR)
+                assert client.recv(10) == b""
+            except BaseException as exc:
+                errors.append(exc)
+        sender = threading.Thread(target=send)
+        sender.start()
+        with client:
+            conn, _ = listener.accept()
+            conn.settimeout(30)
+            entry = stack.connection(conn)
+            assert entry is not None
+            got = bytearray()
+            while chunk := conn.recv(1 << 16):
+                got += chunk
+                if len(seen) < 50:          # what Linux sees as its send window meanwhile
+                    seen.append(linux_tcp_info(client))
+            conn.close()
+            sender.join(30)
+        assert not errors, errors
+    assert bytes(got) == data
+    windows = [w for _, _, w in seen]
+    if scaling:
+        assert (entry["rcv_wscale"], entry["rcv_buf"]) == (3, 256 << 10)
+        assert entry["snd_wscale"] == seen[0][1] > 0      # Linux's own shift, taken
+        assert seen[0][0] == 3                             # Linux scales our windows by 3
+        assert max(windows) > 65535, windows               # and sees more than 64 KiB
+    else:
+        assert (entry["snd_wscale"], entry["rcv_wscale"], entry["rcv_buf"]) == (0, 0, 65535)
+        assert seen[0][:2] == (0, 0) and max(windows) <= 65535, seen
+
+
+def test_a_linux_server_scales_its_window_for_an_etran_client(topo: Topology,
+                                                               server: Linux) -> None:
+    """etran's SYN offers window scaling (shift 0: its 64 KiB buffer needs none), Linux's
+    SYN-ACK answers with its shift, and etran reads Linux's windows scaled: after 8 MiB the
+    peer's window in the data path is past what 16 bits say."""
+    b = topo.host("b")
+    data = os.urandom(BULK)
+    got: list[bytes] = []
+    seen: list[tuple[int, int, int]] = []
+
+    def serve(conn: socket.socket) -> None:
+        seen.append(linux_tcp_info(conn))
+        drain(got)(conn)
+    server.start(serve)
+    with TcpStack(topo, "a") as stack:
+        with stack.connect((b.ip, PORT), timeout=20) as sock:
+            sock.sendall(data)
+            entry = stack.connection(sock)
+        server.join()
+    assert b"".join(got) == data
+    assert entry is not None and entry["rcv_wscale"] == 0
+    assert seen[0][0] == 0                                 # Linux: etran's shift is 0
+    assert entry["snd_wscale"] == seen[0][1] > 0           # Linux's, taken
+    assert entry["snd_wnd"] > 65535, entry["snd_wnd"]

@@ -1,0 +1,53 @@
+"""`etran.tcp.segments`: the options the control plane reads from a SYN and writes into
+its own (RFC 9293 option lists, RFC 7323 window scaling)."""
+from __future__ import annotations
+
+import pytest
+
+from etran.tcp import segments as sg
+from etran.tcp.stack import MAX_RECEIVE_BUFFER, _check_buffer, _wscale_for
+
+MAC_A, MAC_B = bytes(range(6)), bytes(range(6, 12))
+
+
+def syn(options: bytes) -> sg.Segment:
+    frame = sg.build(src_mac=MAC_A, dst_mac=MAC_B, src="10.0.0.1", dst="10.0.0.2", sport=1,
+                     dport=2, seq=7, flags=sg.SYN, options=options)
+    seg = sg.parse(frame)
+    assert seg is not None
+    return seg
+
+
+@pytest.mark.parametrize(("options", "mss", "wscale"), [
+    (sg.syn_options(7), sg.MSS, 7),
+    (sg.syn_options(None), sg.MSS, None),
+    (sg.syn_options(0, mss=536), 536, 0),
+    # Linux's SYN: MSS, SACK-permitted, timestamps, NOP, window scale
+    (bytes.fromhex("020405b4") + bytes.fromhex("0402") + bytes.fromhex("080a") + bytes(8) +
+     bytes.fromhex("01030307"), 1460, 7),
+    (bytes.fromhex("01010103"), None, None),              # a window scale cut short
+    (bytes.fromhex("00") + sg.syn_options(5), None, None),  # after the end of the list
+    (bytes.fromhex("0400") + sg.syn_options(5), None, None),  # a length under 2 stops the walk
+])
+def test_options_are_read_as_the_list_says(options: bytes, mss: int | None,
+                                           wscale: int | None) -> None:
+    seg = syn(options)
+    assert (seg.mss, seg.wscale) == (mss, wscale)
+
+
+def test_our_syn_options_stay_aligned() -> None:
+    assert sg.syn_options(3) == bytes.fromhex("020405b4" "01030303")
+    assert sg.syn_options(None) == bytes.fromhex("020405b4")
+
+
+@pytest.mark.parametrize(("buffer", "shift"), [(1, 0), (65535, 0), (65536, 1),
+                                               (256 << 10, 3), (MAX_RECEIVE_BUFFER, 6)])
+def test_the_shift_is_the_least_that_says_the_buffer(buffer: int, shift: int) -> None:
+    assert _wscale_for(buffer) == shift
+    assert buffer >> shift <= 0xFFFF and (shift == 0 or buffer >> (shift - 1) > 0xFFFF)
+
+
+@pytest.mark.parametrize("buffer", [0, -1, MAX_RECEIVE_BUFFER + 1])
+def test_a_receive_buffer_out_of_range_is_refused(buffer: int) -> None:
+    with pytest.raises(ValueError, match=r"receive_buffer is .* give 1 to 2,097,152"):
+        _check_buffer(buffer)
