@@ -40,6 +40,7 @@ class Segment:
     window: int
     mss: int | None        # the MSS option, when present
     wscale: int | None     # the window-scale option's shift, when present (RFC 7323)
+    ts: tuple[int, int] | None   # the timestamps option's (TSval, TSecr), when present
     payload: bytes
     src_mac: bytes
 
@@ -89,16 +90,17 @@ def parse(frame: bytes) -> Segment | None:
     hlen = (doff >> 4) * 4
     if hlen < 20 or at + hlen > 14 + total:
         return None
-    mss, wscale = _options(frame[at + 20:at + hlen])
+    mss, wscale, ts = _options(frame[at + 20:at + hlen])
     return Segment(str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst)), sport,
-                   dport, seq, ack, flags, window, mss, wscale,
+                   dport, seq, ack, flags, window, mss, wscale, ts,
                    bytes(frame[at + hlen:14 + total]), bytes(frame[6:12]))
 
 
-def _options(options: bytes) -> tuple[int | None, int | None]:
-    """The MSS and window-scale options of a header's option bytes (None when absent or
-    malformed); the walk stops at the end-of-list option or at a malformed length."""
+def _options(options: bytes) -> tuple[int | None, int | None, tuple[int, int] | None]:
+    """The MSS, window-scale and timestamps options of a header's option bytes (None when
+    absent or malformed); the walk stops at the end-of-list option or a malformed length."""
     mss = wscale = None
+    ts: tuple[int, int] | None = None
     i = 0
     while i < len(options):
         kind = options[i]
@@ -116,8 +118,11 @@ def _options(options: bytes) -> tuple[int | None, int | None]:
             mss = int(struct.unpack_from("!H", options, i + 2)[0])
         elif kind == 3 and size == 3:
             wscale = options[i + 2]
+        elif kind == 8 and size == 10:
+            val, ecr = struct.unpack_from("!II", options, i + 2)
+            ts = (int(val), int(ecr))
         i += size
-    return mss, wscale
+    return mss, wscale, ts
 
 
 def build(*, src_mac: bytes, dst_mac: bytes, src: str, dst: str, sport: int, dport: int,
@@ -152,8 +157,19 @@ def mss_option(mss: int = MSS) -> bytes:
     return struct.pack("!BBH", 2, 4, mss)
 
 
-def syn_options(wscale: int | None, mss: int = MSS) -> bytes:
-    """The options of our SYN or SYN-ACK: the MSS, and the window-scale shift (after a NOP,
-    so that the list stays 4-byte aligned) unless `wscale` is None (a SYN-ACK to a SYN
-    that did not offer it must not carry it)."""
-    return mss_option(mss) + (b"" if wscale is None else struct.pack("!BBBB", 1, 3, 3, wscale))
+def ts_option(val: int, ecr: int) -> bytes:
+    """The timestamps option behind two NOPs (12 bytes), as RFC 7323's appendix lays it out
+    and the data path reads and writes it."""
+    return struct.pack("!BBBBII", 1, 1, 8, 10, val & 0xFFFFFFFF, ecr & 0xFFFFFFFF)
+
+
+TS_ROOM = ts_option(0, 0)   # what a data segment carries for egress to fill in
+TS_LEN = len(TS_ROOM)
+
+
+def syn_options(wscale: int | None, mss: int = MSS, ts: tuple[int, int] | None = None) -> bytes:
+    """The options of our SYN or SYN-ACK: the MSS, the timestamps (TSval, TSecr) unless `ts`
+    is None, and the window-scale shift (after a NOP, so that the list stays 4-byte
+    aligned) unless `wscale` is None (a SYN-ACK offers neither to a SYN that did not)."""
+    return mss_option(mss) + (b"" if ts is None else ts_option(*ts)) + \
+        (b"" if wscale is None else struct.pack("!BBBB", 1, 3, 3, wscale))

@@ -4,8 +4,8 @@
 attaches its ingress, opens the AF_XDP socket its ingress delivers to, and runs two threads:
 the gen pump (ACKs whenever ingress asks) and the dispatcher (every frame the socket
 receives goes to the connection or listener it belongs to). It does what is not per-segment
-work: the handshake in both directions (MSS and window scaling offered and taken; no
-timestamps or SACK, which the peer then does not use either), entering and removing
+work: the handshake in both directions (MSS, window scaling and timestamps offered and
+taken; no SACK, which the peer then does not use either), entering and removing
 connections in the data path's maps, RST in both directions, and the close.
 
 `TcpSocket` has the shape of a socket: `send`/`sendall`/`recv`/`shutdown`/`close`, timeouts,
@@ -62,6 +62,12 @@ MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048
 MAX_WSCALE = 14                          # RFC 7323
 
 
+def ts_clock() -> int:
+    """The timestamps' clock, the data path's (`ts_clock` in the transport): CLOCK_MONOTONIC
+    in units of 2**20 ns."""
+    return (time.monotonic_ns() >> 20) & 0xFFFFFFFF
+
+
 def _wscale_for(buffer: int) -> int:
     """The smallest window-scale shift that lets the window field say `buffer` bytes."""
     shift = 0
@@ -105,7 +111,7 @@ class TcpStack:
     """
 
     def __init__(self, topology: Topology, host: str, *, ecn: bool = True,
-                 receive_buffer: int = RECEIVE_BUFFER) -> None:
+                 receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True) -> None:
         _check_buffer(receive_buffer)
         compiled = _transport()
         me = topology.host(host)
@@ -113,11 +119,11 @@ class TcpStack:
         topology.attach(host, loaded.programs["tcp_rx"])
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
                     loaded.programs, compiled.program, ecn, owned=[],
-                    receive_buffer=receive_buffer)
+                    receive_buffer=receive_buffer, timestamps=timestamps)
 
     @classmethod
     def in_run(cls, record: Any, host: str, *, ecn: bool = True,
-               receive_buffer: int = RECEIVE_BUFFER) -> TcpStack:
+               receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True) -> TcpStack:
         """The stack of host `host` of a run `etran up` started with the TCP transport:
         its pinned maps and programs, its interface, its neighbours."""
         _check_buffer(receive_buffer)
@@ -125,12 +131,12 @@ class TcpStack:
         stack = cls.__new__(cls)
         stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
                      _transport().program, ecn, owned=pinned.owned,
-                     receive_buffer=receive_buffer)
+                     receive_buffer=receive_buffer, timestamps=timestamps)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Program], program: Any, ecn: bool,
-               owned: list[Any], receive_buffer: int) -> None:
+               owned: list[Any], receive_buffer: int, timestamps: bool) -> None:
         self.host = me
         self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
         # What a connection may hold unread (the window it advertises), and the window-scale
@@ -138,6 +144,7 @@ class TcpStack:
         # the peer's windows, mine are not scaled")
         self.receive_buffer = receive_buffer
         self.wscale = _wscale_for(receive_buffer)
+        self.timestamps = timestamps    # offer RFC 7323 timestamps, accept them
         self.neighbours = neighbours
         self._closers: list[Any] = list(owned)
         try:
@@ -191,9 +198,10 @@ class TcpStack:
         try:
             wait = SYN_TIMEOUT
             for _ in range(SYN_RETRIES):
+                ts = (ts_clock(), 0) if self.timestamps else None
                 self._send_control(sock.key, seq=sock._iss,
                                    flags=SYN | (ECE | CWR if self.ecn else 0),
-                                   options=sg.syn_options(self.wscale))
+                                   options=sg.syn_options(self.wscale, ts=ts))
                 if sock._handshake.wait(wait):
                     break
                 wait *= 2
@@ -290,15 +298,21 @@ class TcpStack:
         except KeyError:
             raise _error(errno.EHOSTUNREACH, f"{ip} is not a host of this topology") from None
 
-    def _negotiate(self, sock: TcpSocket, peer_wscale: int | None) -> None:
-        """Window scaling (RFC 7323): on when both SYNs carried the option, each side then
-        shifting the windows it sends by its own shift; off, a buffer over 64 KiB cannot be
-        advertised and the connection holds at most 65,535 bytes."""
-        if peer_wscale is None:
+    def _negotiate(self, sock: TcpSocket, seg: Segment) -> None:
+        """What the peer's SYN or SYN-ACK `seg` agreed to (RFC 7323), each on only when both
+        SYNs carried it. Window scaling: each side shifts the windows it sends by its own
+        shift; off, a buffer over 64 KiB cannot be advertised and the connection holds at
+        most 65,535 bytes. Timestamps: in every segment after, both ways (12 bytes of each
+        segment's room, taken from the payload as RFC 6691 says)."""
+        sock._mss = min(seg.mss or 536, sg.MSS)
+        if seg.wscale is None:
             sock._wscale, sock._rcv_buf = (0, 0), min(self.receive_buffer, 0xFFFF)
         else:
-            sock._wscale = (min(peer_wscale, MAX_WSCALE), self.wscale)
+            sock._wscale = (min(seg.wscale, MAX_WSCALE), self.wscale)
             sock._rcv_buf = self.receive_buffer
+        sock._ts_recent = seg.ts[0] if seg.ts is not None and self.timestamps else None
+        if sock._ts_recent is not None:
+            sock._mss -= sg.TS_LEN
 
     def _install(self, sock: TcpSocket, *, snd_una: int, snd_nxt: int, rcv_nxt: int,
                  window: int, peer_mac: bytes, ecn: bool) -> None:
@@ -313,7 +327,8 @@ class TcpStack:
             "local_mac": {"octets": list(self.host.mac_bytes)},
             "peer_mac": {"octets": list(peer_mac)},
             "snd_wscale": sock._wscale[0], "rcv_wscale": sock._wscale[1],
-            "rcv_buf": sock._rcv_buf,
+            "rcv_buf": sock._rcv_buf, "ts_ok": sock._ts_recent is not None,
+            "ts_recent": sock._ts_recent or 0,
             "mss": sock._mss, "ecn_ok": ecn, "cwnd": INIT_CWND, "ssthresh": 0xFFFF,
             "alpha": DCTCP_INIT_ALPHA, "next_seq": snd_nxt & 0xFFFFFFFF,
             "cwr_end": snd_nxt & 0xFFFFFFFF, "snd_max": snd_nxt & 0xFFFFFFFF}
@@ -422,18 +437,18 @@ class TcpListener:
                 return                   # dropped, as a full backlog does: the peer retries
         sock = TcpSocket(stack, key, None)
         iss = random.getrandbits(32)
-        sock._mss = min(seg.mss or 536, sg.MSS)
         sock._rcv_next = sock._window_told = (seg.seq + 1) & 0xFFFFFFFF
         with stack._lock:
             stack._conns[key] = sock
         # The entry goes in before the SYN-ACK leaves, so the final ACK and any data right
         # behind it meet an established connection (snd_una = iss: the SYN is unacked).
         ecn = stack.ecn and seg.has(ECE | CWR)      # RFC 3168: the SYN asks with both
-        stack._negotiate(sock, seg.wscale)
+        stack._negotiate(sock, seg)
         stack._install(sock, snd_una=iss, snd_nxt=iss + 1, rcv_nxt=seg.seq + 1,
                        window=seg.window, peer_mac=seg.src_mac, ecn=ecn)
-        # the SYN-ACK offers window scaling only to a SYN that did
-        options = sg.syn_options(stack.wscale if seg.wscale is not None else None)
+        # the SYN-ACK offers window scaling and timestamps only to a SYN that did
+        ts = None if sock._ts_recent is None else (ts_clock(), sock._ts_recent)
+        options = sg.syn_options(stack.wscale if seg.wscale is not None else None, ts=ts)
         sock._syn_ack = (iss, seg.seq + 1, ecn, options)
         sock._base = (iss + 1) & 0xFFFFFFFF
         stack._send_control(key, seq=iss, ack=seg.seq + 1, flags=SYN | ACK | (ECE if ecn else 0),
@@ -481,6 +496,7 @@ class TcpSocket:
         self._syn_ack: tuple[int, int, bool, bytes] | None = None
         self._wscale = (0, 0)              # window-scale shifts: the peer's windows, ours
         self._rcv_buf = RECEIVE_BUFFER     # what we advertise at most
+        self._ts_recent: int | None = None   # the peer's timestamp at the handshake, when on
         self.ecn = False                   # ECN negotiated
         self._handshake = threading.Event()
         self._cv = threading.Condition()
@@ -515,15 +531,15 @@ class TcpSocket:
             return
         if not self._handshake.is_set():
             if seg.has(SYN | ACK) and seg.ack == (self._iss + 1) & 0xFFFFFFFF:
-                self._mss = min(seg.mss or 536, sg.MSS)
                 self._rcv_next = self._window_told = (seg.seq + 1) & 0xFFFFFFFF
                 ecn = self.stack.ecn and seg.flags & (ECE | CWR) == ECE
-                self.stack._negotiate(self, seg.wscale)
+                self.stack._negotiate(self, seg)
                 self.stack._install(self, snd_una=self._iss + 1, snd_nxt=self._iss + 1,
                                     rcv_nxt=seg.seq + 1, window=seg.window,
                                     peer_mac=seg.src_mac, ecn=ecn)
                 self.stack._send_control(self.key, seq=self._iss + 1, ack=seg.seq + 1,
-                                         flags=ACK, window=self._window_field(self._rcv_buf))
+                                         flags=ACK, window=self._window_field(self._rcv_buf),
+                                         options=self._ts_options(self._ts_recent))
                 self._handshake.set()
             return
         if seg.has(SYN):
@@ -554,6 +570,10 @@ class TcpSocket:
         elif offset < self._rcv_buf:
             self._challenge_ack()
 
+    def _ts_options(self, ecr: int | None) -> bytes:
+        """The timestamps a control segment carries when they were negotiated."""
+        return b"" if self._ts_recent is None else sg.ts_option(ts_clock(), ecr or 0)
+
     def _window_field(self, window: int) -> int:
         """`window` bytes as our segments' window field says it (shifted by our scale)."""
         return min(window >> self._wscale[1], 0xFFFF)
@@ -564,7 +584,8 @@ class TcpSocket:
             # the window the data path advertised last (all of it before any ACK of its own)
             window = entry["last_wnd"] if entry["last_ack"] else self._rcv_buf
             self.stack._send_control(self.key, seq=entry["snd_nxt"], ack=entry["rcv_nxt"],
-                                     flags=ACK, window=self._window_field(window))
+                                     flags=ACK, window=self._window_field(window),
+                                     options=self._ts_options(entry["ts_recent"]))
 
     def _place(self, seq: int, payload: bytes, fin: bool) -> None:
         """Put a delivered segment where its sequence number says: ingress delivers data in
@@ -700,7 +721,8 @@ class TcpSocket:
         stack = self.stack
         return sg.build(src_mac=stack.host.mac_bytes, dst_mac=stack._mac(peer_ip),
                         src=stack.host.ip, dst=peer_ip, sport=local_port, dport=peer_port,
-                        seq=seq, flags=flags, payload=payload, checksums=False)
+                        seq=seq, flags=flags, payload=payload, checksums=False,
+                        options=b"" if self._ts_recent is None else sg.TS_ROOM)
 
     def recv(self, bufsize: int) -> bytes:
         """Up to `bufsize` bytes; b"" once the peer has closed and everything was read."""

@@ -30,7 +30,7 @@ slow start and congestion avoidance otherwise; each ACK that acknowledges new da
 record to `trace`. With ECN negotiated, data segments carry ECT(0), the first one after a
 reduction carries CWR, and our ACKs echo CE as ECE segment by segment (DCTCP's receiver).
 
-What it does not do yet: timestamps, SACK. docs/tcp.md has the plan.
+What it does not do yet: SACK, PAWS. docs/tcp.md has the plan.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import (
@@ -43,6 +43,10 @@ PEER_CLOSED = 2     # the peer's FIN arrived: nothing more to receive
 RCV_WINDOW = 65535  # what we advertise when the control plane set no receive buffer
 MAX_WSCALE = 14     # RFC 7323: a larger window-scale shift counts as 14
 ACK_LEN = 54        # Ethernet + IPv4 + TCP without options
+TS_LEN = 12         # the timestamps option as RFC 7323's appendix lays it out: NOP, NOP, TS
+TCPOPT_NOP = 1
+TCPOPT_TIMESTAMP = 8
+TCPOLEN_TIMESTAMP = 10
 TCP_AT = 34         # the TCP header, after Ethernet and a 20-byte IPv4 header
 TIMEOUT_PROTO = 0x88B5   # EtherType of the runtime's TIMEOUT frames and of our notices
 NOTICE_WINDOW = 1   # urg_ptr of a returned segment: the peer's window is full
@@ -67,6 +71,21 @@ class Mac(Header):
 class EthAddrs(Header):
     dst: Mac
     src: Mac
+
+
+class TsOpt(Header):
+    """The timestamps option (RFC 7323) first in a TCP header's options, behind two NOPs:
+    where Linux puts it in every segment after the handshake, and where ours go."""
+    nop1: u8
+    nop2: u8
+    kind: u8
+    size: u8
+    val: be32
+    ecr: be32
+
+    def laid_out(self) -> bool:
+        return self.nop1 == TCPOPT_NOP and self.nop2 == TCPOPT_NOP and \
+            self.kind == TCPOPT_TIMESTAMP and self.size == TCPOLEN_TIMESTAMP
 
 
 class ConnKey(Struct):
@@ -132,6 +151,10 @@ class Conn(Struct):
     snd_wscale: u32
     rcv_wscale: u32
     rcv_buf: u32
+    # timestamps (RFC 7323): negotiated at the handshake, then in every segment both ways;
+    # ts_recent is the peer's latest timestamp, echoed in ours
+    ts_ok: bool
+    ts_recent: u32
     # congestion control (DCTCP); the control plane sets mss, cwnd, ssthresh, ecn_ok, alpha
     mss: u32
     ecn_ok: bool          # ECN negotiated at the handshake
@@ -340,6 +363,12 @@ def count_request() -> None:
         atomic_add(p.acks, 1)
 
 
+def ts_clock() -> u32:
+    """Our timestamps' clock: CLOCK_MONOTONIC in units of 2**20 ns (about 1 ms, within
+    RFC 7323's 1 ms to 1 s per tick); the control plane's SYNs read the same clock."""
+    return u32(now_ns() >> 20)
+
+
 def rcv_window(key: ConnKey, c: Conn) -> u32:
     """What we advertise, in bytes: the receive buffer (`rcv_buf`, RCV_WINDOW when unset)
     minus what was acknowledged but not yet consumed. Data held out of order does not
@@ -413,6 +442,12 @@ def tcp_rx(pkt: Packet) -> int:
     c.segs_in += 1
     seq = tcp.seq
     data_len = tcp_len - hlen
+    if c.ts_ok and hlen >= 20 + TS_LEN and seq_before_eq(seq, c.rcv_nxt):
+        # RFC 7323 4.3: the timestamp to echo is that of the segment that starts at or
+        # before what we acknowledge next, and never goes back
+        ts = pkt.header(TsOpt, TCP_AT + 20)
+        if ts is not None and ts.laid_out() and seq_after_eq(ts.val, c.ts_recent):
+            c.ts_recent = ts.val
     fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
     if tcp.flags & TCP_ACK != 0:
         ack = tcp.ack_seq
@@ -529,7 +564,16 @@ def tcp_tx(pkt: Packet) -> int:
     c = conns.get(ConnKey(peer_ip=ip.dst, peer_port=tcp.dst_port, local_port=tcp.src_port))
     if c is None or c.state == 0:
         return XDP_DROP                  # no such connection: nothing leaves
-    data_len = total - 40
+    hdr_len: u32 = 40
+    if c.ts_ok:
+        # the application leaves room for the timestamps, laid out; we fill them in
+        ts = pkt.header(TsOpt, TCP_AT + 20)
+        if total < 40 + TS_LEN or ts is None or not ts.laid_out():
+            return XDP_DROP
+        ts.val = ts_clock()
+        ts.ecr = c.ts_recent
+        hdr_len = 40 + TS_LEN
+    data_len = total - hdr_len
     fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
     if seq_after(c.snd_una, c.snd_nxt):
         # After a go-back the peer acknowledged data sent before it (it had kept what
@@ -560,7 +604,7 @@ def tcp_tx(pkt: Packet) -> int:
     ip.check = 0
     ip.check = ipv4_checksum(pkt, Eth.size)
     tcp.ack_seq = c.rcv_nxt
-    tcp.doff_res = 0x50
+    tcp.doff_res = u8((hdr_len - 20) << 2)      # the data offset, in 32-bit words
     tcp.flags = TCP_ACK | (tcp.flags & (TCP_PSH | TCP_FIN))
     if c.ecn_ok:
         if c.ce_state:
@@ -620,8 +664,11 @@ def tcp_ack(pkt: Packet) -> int:
     c.last_ack = c.rcv_nxt
     c.last_wnd = wnd
     c.acks_sent += 1
-    if pkt.len != ACK_LEN:
-        pkt.resize_tail(i32(ACK_LEN) - i32(pkt.len))   # whatever template the runtime gave
+    ack_len: u32 = ACK_LEN
+    if c.ts_ok:
+        ack_len = ACK_LEN + TS_LEN
+    if pkt.len != ack_len:
+        pkt.resize_tail(i32(ack_len) - i32(pkt.len))   # whatever template the runtime gave
     eth = pkt.header(Eth, 0)
     addrs = pkt.header(EthAddrs, 0)
     ip = pkt.header(IPv4, Eth.size)
@@ -633,7 +680,7 @@ def tcp_ack(pkt: Packet) -> int:
     eth.proto = ETH_P_IP
     ip.ver_ihl = 0x45
     ip.tos = 0
-    ip.total_len = 40
+    ip.total_len = u16(ack_len - Eth.size)
     ip.id = 0
     ip.frag_off = 0x4000
     ip.ttl = 64
@@ -646,12 +693,22 @@ def tcp_ack(pkt: Packet) -> int:
     tcp.dst_port = c.peer_port
     tcp.seq = c.snd_nxt
     tcp.ack_seq = c.rcv_nxt
-    tcp.doff_res = 0x50
+    tcp.doff_res = u8((ack_len - TCP_AT) << 2)
     tcp.flags = TCP_ACK
+    if c.ts_ok:
+        ts = pkt.header(TsOpt, TCP_AT + 20)
+        if ts is None:
+            return XDP_DROP
+        ts.nop1 = TCPOPT_NOP
+        ts.nop2 = TCPOPT_NOP
+        ts.kind = TCPOPT_TIMESTAMP
+        ts.size = TCPOLEN_TIMESTAMP
+        ts.val = ts_clock()
+        ts.ecr = c.ts_recent
     if c.ecn_ok and c.ce_state:
         tcp.flags = TCP_ACK | TCP_ECE_FLAG
     tcp.window = window_field(c, wnd)
     tcp.urg_ptr = 0
     tcp.check = 0
-    tcp.check = tcp_sum(pkt, ip, 20)
+    tcp.check = tcp_sum(pkt, ip, ack_len - TCP_AT)
     return XDP_TX

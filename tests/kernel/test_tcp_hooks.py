@@ -60,7 +60,14 @@ cc_state = st.fixed_dictionaries({
     # window scaling: the shifts past RFC 7323's 14 too, the buffer at its edges
     "snd_wscale": st.sampled_from([0, 3, 7, 14, 15, 0xFFFFFFFF]),
     "rcv_wscale": st.sampled_from([0, 3, 14, 15, 0xFFFFFFFF]),
-    "rcv_buf": st.sampled_from([0, 1, 65535, 65536, 256 << 10, 0xFFFFFFFF])})
+    "rcv_buf": st.sampled_from([0, 1, 65535, 65536, 256 << 10, 0xFFFFFFFF]),
+    "ts_ok": st.booleans(), "ts_recent": u32})
+# a segment's options: none, the timestamps as Linux and our egress lay them out, or the
+# same bytes a little wrong (another kind, a short length, one NOP)
+options = st.one_of(st.just(b""), st.builds(sg.ts_option, u32, u32),
+                    st.sampled_from([bytes.fromhex("0101080b") + bytes(8),
+                                     bytes.fromhex("01010808") + bytes(8),
+                                     bytes.fromhex("01080a") + bytes(9)]))
 near = st.one_of(st.integers(-3000, 3000), st.sampled_from([0, 1, -1, 65535, 1 << 31]))
 flags = st.integers(0, 0x3F)
 payload = st.one_of(st.binary(max_size=40), st.integers(0, 1460).map(lambda n: bytes(n % 251
@@ -71,14 +78,15 @@ payload = st.one_of(st.binary(max_size=40), st.integers(0, 1460).map(lambda n: b
 @given(base=u32, una_gap=st.integers(0, 70000), wnd=st.integers(0, 70000), rcv=u32,
        dseq=near, dack=near, fl=st.integers(0, 0xFF), data=payload,
        damage=st.integers(-1, 80), state=st.sampled_from([1, 2]), queued=st.booleans(),
-       cc=cc_state, tos=st.integers(0, 3))
+       cc=cc_state, tos=st.integers(0, 3), opts=options)
 def test_ingress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int, dseq: int,
                         dack: int, fl: int, data: bytes, damage: int, state: int,
-                        queued: bool, cc: dict[str, Any], tos: int) -> None:
+                        queued: bool, cc: dict[str, Any], tos: int, opts: bytes) -> None:
     snd_nxt = (base + una_gap) & 0xFFFFFFFF
     frame = bytearray(sg.build(src_mac=MAC_B, dst_mac=MAC_A, src=B, dst=A, sport=PEER,
                                dport=LOCAL, seq=(rcv + dseq) & 0xFFFFFFFF,
-                               ack=(snd_nxt + dack) & 0xFFFFFFFF, flags=fl, payload=data))
+                               ack=(snd_nxt + dack) & 0xFFFFFFFF, flags=fl, payload=data,
+                               options=opts))
     frame[15] = tos                        # ECN field (the IPv4 checksum ignores it here:
     frame[24:26] = b"\0\0"                # recomputed below so the segment stays valid)
     frame[24:26] = sg.checksum(bytes(frame[14:34])).to_bytes(2, "big")
@@ -91,13 +99,15 @@ def test_ingress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int
 
 @SETTINGS
 @given(base=u32, una_gap=st.integers(0, 70000), wnd=st.integers(0, 70000), rcv=u32,
-       fl=flags, data=payload, other_port=st.booleans(), cc=cc_state, at_nxt=st.booleans())
+       fl=flags, data=payload, other_port=st.booleans(), cc=cc_state, at_nxt=st.booleans(),
+       opts=options)
 def test_egress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int, fl: int,
-                       data: bytes, other_port: bool, cc: dict[str, Any], at_nxt: bool) -> None:
+                       data: bytes, other_port: bool, cc: dict[str, Any], at_nxt: bool,
+                       opts: bytes) -> None:
     snd_nxt = (base + una_gap) & 0xFFFFFFFF
     frame = sg.build(src_mac=MAC_A, dst_mac=MAC_B, src=A, dst=B, sport=LOCAL,
                      dport=PEER + other_port, flags=fl, payload=data,
-                     seq=snd_nxt if at_nxt else base)
+                     seq=snd_nxt if at_nxt else base, options=opts)
     store = maps(runner, base, snd_nxt, wnd, rcv, 1, False, cc)
     _k, _i, diffs = run_both(runner, "tcp_tx", frame_input(frame, maps=store))
     assert not diffs, diffs
@@ -105,12 +115,14 @@ def test_egress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int,
 
 @SETTINGS
 @given(base=u32, rcv=u32, queued=st.booleans(), size=st.integers(14, 200), dup=st.booleans(),
-       repeat=st.booleans())
+       repeat=st.booleans(), ts=st.one_of(st.none(), u32))
 def test_ack_generation_agrees(runner: Any, base: int, rcv: int, queued: bool, size: int,
-                               dup: bool, repeat: bool) -> None:
+                               dup: bool, repeat: bool, ts: int | None) -> None:
     """An ACK per request; one that would repeat the last ACK exactly is skipped (the pump
-    is asked to come back) unless it was asked for as a duplicate."""
-    store = maps(runner, base, base, 1000, rcv, 1, queued)
+    is asked to come back) unless it was asked for as a duplicate. With timestamps on, the
+    ACK carries them, echoing the peer's latest."""
+    store = maps(runner, base, base, 1000, rcv, 1, queued,
+                 None if ts is None else {"ts_ok": True, "ts_recent": ts})
     if repeat:   # the last ACK sent said exactly this already
         key = {"peer_ip": sg.ip_int(B), "peer_port": PEER, "local_port": LOCAL}
         conn = codec.decode(runner.program.map("conns").value,
@@ -128,6 +140,8 @@ def test_ack_generation_agrees(runner: Any, base: int, rcv: int, queued: bool, s
         seg = sg.parse(k.packet)
         assert seg is not None and seg.has(sg.ACK) and (seg.seq, seg.ack) == (base, rcv)
         assert seg.window == 65535
+        assert (seg.ts is None) == (ts is None) and (ts is None or seg.ts[1] == ts)
+        assert len(k.packet) == sg.HEADERS + (0 if ts is None else sg.TS_LEN)
         assert sg.checksum(k.packet[14:34]) == 0
         assert k.action == 3                                   # XDP_TX
     else:

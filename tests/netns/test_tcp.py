@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 
 from etran.pipeline import compile_file
+from etran.runtime import netns
 from etran.runtime.loader import load_object
 from etran.runtime.topology import Host, Topology
 from etran.runtime.typed import typed_maps
@@ -304,12 +305,13 @@ def transfer_to_linux(topo: Topology, server: Linux, size: int) -> Transfer:
     return Transfer(data, b"".join(got), first, last, trace)
 
 
-def transfer_from_linux(topo: Topology, size: int, reply: bytes = b"") -> tuple[bytes, bytes]:
+def transfer_from_linux(topo: Topology, size: int, reply: bytes = b"",
+                        timestamps: bool = True) -> tuple[bytes, bytes]:
     """`size` random bytes from a Linux client on b to an etran server on a, which sends
     `reply` back once the client's FIN came (the client checks it, then the server's FIN)."""
     a, b = topo.host("a"), topo.host("b")
     data = os.urandom(size)
-    with TcpStack(topo, "a") as stack, stack.listen(PORT) as listener:
+    with TcpStack(topo, "a", timestamps=timestamps) as stack, stack.listen(PORT) as listener:
         listener.settimeout(5)
         client = linux_socket(b)
         client.settimeout(30)
@@ -566,6 +568,11 @@ def linux_tcp_info(sock: socket.socket) -> tuple[int, int, int]:
     return info[6] & 0x0F, info[6] >> 4, struct.unpack_from("I", info, 228)[0]
 
 
+def linux_uses_timestamps(sock: socket.socket) -> bool:
+    """tcpi_options & TCPI_OPT_TIMESTAMPS: the connection negotiated RFC 7323 timestamps."""
+    return bool(sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[5] & 1)
+
+
 @pytest.mark.parametrize("scaling", [True, False], ids=["linux-scales", "linux-does-not"])
 def test_window_scaling_with_a_linux_client(topo: Topology, scaling: bool) -> None:
     """RFC 7323 against Linux: an etran server with a 256 KiB receive buffer offers the
@@ -573,7 +580,6 @@ def test_window_scaling_with_a_linux_client(topo: Topology, scaling: bool) -> No
     Linux then sees more than 64 KiB as its send window; a client with scaling off gets
     neither, and the server holds at most 65,535 bytes (what an unscaled window says)."""
     a, b = topo.host("a"), topo.host("b")
-    from etran.runtime import netns
     netns.write_sysctl(b.netns, "net.ipv4.tcp_window_scaling", "1" if scaling else "0")
     data = os.urandom(4 << 20)
     seen: list[tuple[int, int, int]] = []
@@ -643,3 +649,55 @@ def test_a_linux_server_scales_its_window_for_an_etran_client(topo: Topology,
     assert seen[0][0] == 0                                 # Linux: etran's shift is 0
     assert entry["snd_wscale"] == seen[0][1] > 0           # Linux's, taken
     assert entry["snd_wnd"] > 65535, entry["snd_wnd"]
+
+
+@pytest.mark.parametrize(("ours", "linux"), [(True, True), (False, True), (True, False)],
+                         ids=["both", "etran-declines", "linux-declines"])
+def test_timestamps_with_linux_both_ways(topo: Topology, ours: bool, linux: bool) -> None:
+    """RFC 7323 timestamps, on when both SYNs offer them: Linux then sends them in every
+    segment and checks ours (PAWS), and etran echoes Linux's latest in every segment it
+    sends. 1 MiB each way with a Linux echo server, then 1 MiB from a Linux client: the
+    bytes equal, Linux's counters clean (no segment refused by PAWS), and each side agreeing
+    whether timestamps are on."""
+    b = topo.host("b")
+    netns.write_sysctl(b.netns, "net.ipv4.tcp_timestamps", "1" if linux else "0")
+    agreed = ours and linux
+    before = linux_counters(b)
+    data = os.urandom(1 << 20)
+    seen: list[bool] = []
+
+    def serve(conn: socket.socket) -> None:
+        seen.append(linux_uses_timestamps(conn))
+        echo(conn)
+    with TcpStack(topo, "a", timestamps=ours) as stack:
+        sock_b = linux_socket(b)
+        sock_b.bind((b.ip, PORT))
+        sock_b.listen()
+        sock_b.settimeout(20)
+        server = Linux(b, sock_b)
+        with sock_b:
+            server.start(serve)
+            received = bytearray()
+            with stack.connect((b.ip, PORT), timeout=20) as sock:
+                entry = stack.connection(sock)
+
+                def read() -> None:
+                    while len(received) < len(data) and (chunk := sock.recv(1 << 16)):
+                        received.extend(chunk)
+                reader = threading.Thread(target=read)
+                reader.start()
+                sock.sendall(data)
+                reader.join(30)
+                late = stack.connection(sock)
+            server.join()
+    assert bytes(received) == data
+    assert seen == [agreed]
+    assert entry is not None and late is not None and entry["ts_ok"] == agreed
+    if agreed:      # Linux's clock moved on, and we echo its latest
+        assert late["ts_recent"] != 0 and late["ts_recent"] != entry["ts_recent"]
+        assert entry["mss"] == sg.MSS - sg.TS_LEN
+    sent, got = transfer_from_linux(topo, 1 << 20, timestamps=ours)
+    assert got == sent
+    after = linux_counters(b)
+    assert clean(before, after) == {}
+    assert after.get("TcpExtPAWSEstab", 0) == before.get("TcpExtPAWSEstab", 0)
