@@ -858,6 +858,26 @@ _SIZE_ARGS = {
 }
 
 
+# helper id -> the argument registers the kernel checks as memory (map keys and values,
+# buffers): a stack pointer there allocates the stack down to it (_grow); a helper missing
+# here allocates nothing (the conservative side: fewer states pruned)
+_HELPER_MEM_ARGS: dict[int, tuple[int, ...]] = {
+    1: (2,), 2: (2, 3), 3: (2,), 195: (2,), 87: (2,), 88: (2,), 89: (2,), 130: (2,),
+    28: (1, 3), 189: (3,), 190: (3,),
+}
+
+
+def _grow(st: State, base: Reg, off: int) -> None:
+    """grow_stack_state() of check_stack_access_within_bounds, which every stack access
+    runs (loads, stores, atomics, helper memory): the state's stack is allocated down to
+    the lowest byte the access may touch."""
+    low = base.off + off + (base.tv if base.const else base.smin)
+    if low < 0:
+        n = min((7 - low) // 8, 64)
+        if n > st.alloc:
+            st.alloc = n
+
+
 # helper id -> number of arguments (get_call_summary(): the registers a call reads)
 _HELPER_ARGS = {
     1: 2, 2: 4, 3: 2, 5: 0, 7: 0, 8: 0, 28: 5, 44: 2, 51: 3, 65: 2, 87: 3, 88: 2, 89: 2,
@@ -939,10 +959,13 @@ class State:
     # the instructions processed since `parent` (the kernel's first_insn_idx..insn_idx with
     # its jmp_history), newest first
     trail: Step | None = None
+    # slots allocated (the kernel's allocated_stack / 8): down to the lowest byte any access
+    # on this path reached; `stacksafe` refuses an old ZERO or spilled slot past it
+    alloc: int = 0
 
     def copy(self) -> State:
         return State(list(self.regs), dict(self.stack), self.parent, self.hist, self.callsite,
-                     self.trail)
+                     self.trail, self.alloc)
 
 
 @dataclass(slots=True, eq=False)
@@ -1812,7 +1835,7 @@ class Explorer:
                     continue
             if not self.regsafe(o, c, bool(preg >> r & 1), idmap, rev):
                 return False
-        return self.stacksafe(old, cur.stack, idmap, rev, self.slive[idx])
+        return self.stacksafe(old, cur.stack, idmap, rev, self.slive[idx], cur.alloc)
 
     @staticmethod
     def check_ids(a: int, b: int, idmap: dict[int, int], rev: dict[int, int]) -> bool:
@@ -1894,7 +1917,7 @@ class Explorer:
                 and c.wsmax <= o.wsmax and (c.tv & ~o.tm) == o.tv and not (c.tm & ~o.tm))
 
     def stacksafe(self, old_cp: Checkpoint, cur: dict[int, Slot], idmap: dict[int, int], rev: dict[int, int],
-                  slive: int) -> bool:
+                  slive: int, alloc: int = 64) -> bool:
         """stacksafe() on the slots live at the checkpoint (clean_func_state() makes the
         others STACK_INVALID in the explored state)."""
         pslot = old_cp.pslot
@@ -1904,6 +1927,8 @@ class Explorer:
             kind = os_.kind
             if kind == MISC:        # INVALID, or MISC with allow_uninit_stack
                 continue
+            if k >= alloc:
+                return False        # "explored stack has more populated slots than current"
             cs = cur.get(k)
             if cs is os_:
                 # one slot shared since a common path: the bytes are equal, only the ids of
@@ -2137,6 +2162,7 @@ class Explorer:
                        8: ptr("pkt_meta")}.get(o) or sized_unknown(size)
             return
         if base.t == "stack":
+            _grow(st, base, ins.off)
             if not (base.const and base.tv == 0):
                 regs[d] = sized_unknown(size) if not sx else sign_extended(UNKNOWN, size)
                 return
@@ -2196,6 +2222,8 @@ class Explorer:
         size = _SIZES[code & 0x18]
         base = regs[ins.dst]
         is_st = code & 7 == 2
+        if base.t == "stack":
+            _grow(st, base, ins.off)
         if code & 0xE0 == 0xC0:  # atomics
             if ins.imm & 1:
                 regs[ins.src] = sized_unknown(size)
@@ -2225,7 +2253,7 @@ class Explorer:
                 if zero and sl is not None and sl.types[b] == "z":
                     zero_used = True
                     continue
-                self.stack_write(st, off, 1, None, False, 1, -1)
+                self.stack_write(st, off, 1, None, False, 1, -1, fixed=False)
             if zero_used and not is_st:
                 self.mark_precise(st, 1 << ins.src, 0, True)
             return
@@ -2234,7 +2262,7 @@ class Explorer:
         self.stack_write(st, off, size, val, is_st, ins.imm, -1 if is_st else ins.src)
 
     def stack_write(self, st: State, off: int, size: int, val: Reg | None, is_st: bool,
-                    imm: int, src: int) -> None:
+                    imm: int, src: int, fixed: bool = True) -> None:
         k = (-off - 1) // 8
         lo = off + 8 * (k + 1)
         old = st.stack.get(k)
@@ -2267,7 +2295,13 @@ class Explorer:
         if zero and src >= 0:
             # STACK_ZERO from a register: "force originating register to be precise"
             self.mark_precise(st, 1 << src, 0, True)
-        new = [("m" if t == "s" else t) for t in types]
+        if fixed and types[0] == "s":
+            # check_stack_write_fixed_off: data written into a slot holding a spilled
+            # register (is_stack_slot_special) scrubs the whole slot, its STACK_ZERO bytes
+            # too (scrub_spilled_slot: every byte not INVALID becomes MISC)
+            new = [("i" if t == "i" else "m") for t in types]
+        else:
+            new = [("m" if t == "s" else t) for t in types]
         for b in range(lo, lo + size):
             new[b] = "z" if zero else "m"
         st.stack[k] = Slot(tuple(new), NOT_INIT)
@@ -2290,6 +2324,9 @@ class Explorer:
         regs = st.regs
         h = ins.imm
         r1 = regs[1]
+        for q in _HELPER_MEM_ARGS.get(h, ()):
+            if regs[q].t == "stack":    # check_helper_mem_access grows the stack too
+                _grow(st, regs[q], 0)
         # arguments the kernel makes precise: sizes (check_mem_size_reg), ringbuf_reserve's
         # size; a helper not in the table: every scalar argument (over-marks)
         want = _SIZE_ARGS.get(h, 0b111110)
