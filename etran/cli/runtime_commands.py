@@ -272,6 +272,8 @@ def _print_run(record: runs.RunRecord, entries: int) -> None:
                            declarations.get(map_name))
             if {"rpcs", "cands"} <= set(names) and "rpcs" in declarations:
                 _print_homa_rpcs(os.path.join(map_dir, "rpcs"), declarations["rpcs"])
+            if {"conns", "reads"} <= set(names) and "conns" in declarations:
+                _print_tcp_connections(os.path.join(map_dir, "conns"), declarations["conns"])
 
 
 def _declarations(source: str) -> dict[str, Any]:
@@ -363,6 +365,23 @@ def _print_homa_rpcs(path: str, declaration: Any) -> None:
     print(f"    Homa RPCs: {len(rpcs)} active"
           + "".join(f"\n      {rpc_line(k, v)}" for k, v in rpcs
                     if isinstance(k, dict) and isinstance(v, dict)))
+
+
+def _print_tcp_connections(path: str, declaration: Any) -> None:
+    """A host running etran's TCP: every connection in its data path, one line each."""
+    from etran.runtime.maps import Map
+    from etran.runtime.typed import TypedMap
+    from etran.tcp.status import FIELDS, conn_line
+    if not {f.name for f in getattr(declaration.value, "fields", ())} >= FIELDS:
+        return      # a map of another transport that happens to have these names
+    try:
+        with Map.from_pinned(path) as map_:
+            conns = list(TypedMap(map_, declaration).items())
+    except EtranRuntimeError as exc:
+        print(f"    TCP connections: {exc}")
+        return
+    lines = [conn_line(k, v) for k, v in conns if isinstance(k, dict) and isinstance(v, dict)]
+    print(f"    TCP connections: {len(conns)}" + "".join(f"\n      {line}" for line in lines))
 
 
 # --------------------------------------------------------------------------- down

@@ -76,11 +76,26 @@ def test_nc_sends_a_file_to_linux_and_prints_the_answer(run: runs.RunRecord) -> 
 
 
 def test_nc_listens_for_a_linux_client(run: runs.RunRecord) -> None:
+    """`etran nc -l` answers a Linux client; meanwhile `etran status` lists the connection
+    at b (and none at a), with what the handshake agreed to."""
     b = run.hosts["b"]
     nc = subprocess.Popen(["ip", "netns", "exec", b["netns"], sys.executable, "-m", "etran",
                            "nc", "-l", "5002"], cwd=ROOT, stdin=subprocess.PIPE,
                           stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        _talk_to(nc, run)
+    finally:
+        if nc.poll() is None:
+            nc.kill()
+        for pipe in (nc.stdin, nc.stdout, nc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+        nc.wait()
+
+
+def _talk_to(nc: subprocess.Popen[bytes], run: runs.RunRecord) -> None:
+    b = run.hosts["b"]
     client = None
     for _ in range(100):   # until the listener is up: a refused socket cannot connect again
         with netns.enter(run.hosts["a"]["netns"]):
@@ -96,6 +111,20 @@ def test_nc_listens_for_a_linux_client(run: runs.RunRecord) -> None:
     assert client is not None, "etran nc -l never listened"
     with client:
         client.sendall(b"from a Linux client\n")
+        # `etran status` lists the connection at b, with what the handshake agreed to
+        a_port = client.getsockname()[1]
+        for _ in range(50):
+            status = etran_cmd("status")
+            assert status.returncode == 0, status.stderr.decode()
+            if b"20 B in" in status.stdout:
+                break
+            threading.Event().wait(0.1)
+        lines = status.stdout.decode().splitlines()
+        assert "    TCP connections: 1" in lines and "    TCP connections: 0" in lines, lines
+        (line,) = [ln for ln in lines if ln.startswith(f"      {run.hosts['a']['ip']}:{a_port} ")]
+        # Linux offers window scaling and timestamps, and asks for no ECN (tcp_ecn=2)
+        assert re.search(r"; window scale \d+/0, timestamps$", line), line
+        assert "port 5002: established; 0 B in flight" in line and "; 20 B in, 0 B out;" in line
         client.shutdown(socket.SHUT_WR)
         out, err = nc.communicate(b"answer from etran\n", timeout=30)
         assert client.recv(100) == b"answer from etran\n"
