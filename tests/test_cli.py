@@ -40,14 +40,22 @@ def _processed(out: str, hook: str) -> tuple[int, bool]:
 def test_check_shows_the_estimate_of_the_compiled_hooks(capsys: pytest.CaptureFixture[str]) -> None:
     """`check` compiles and replays each XDP/egress/gen hook: DCTCP's estimates are the
     replay's (within 1.5x of the kernel's count), far below the source model's, which
-    `--source-only` shows; a @timer handler keeps the source model's."""
+    `--source-only` shows; a @timer handler keeps the source model's. The instructions
+    shown are the compiled hook's."""
     code, out, _ = run(capsys, "check", DCTCP)
     assert code == 0
     code, fast, _ = run(capsys, "check", "--source-only", DCTCP)
     assert code == 0
+    from etran.backend.objfile import read_object
+    from etran.pipeline import compile_file
+    code = {p.name: p.slot_count + sum(f.slot_count for f in p.subprograms)
+            for p in read_object(compile_file(Path(DCTCP)).elf).programs}
     for hook in ("rx", "tx"):
         (precise, replayed), (loose, source_replayed) = _processed(out, hook), _processed(fast, hook)
         assert replayed and not source_replayed and precise < loose / 2, (out, fast)
+        # the compiled hook's instructions, exactly, where --source-only estimates them
+        assert f" {hook}: {code[hook]:,} instructions," in out
+        assert f" {hook}: ~" in fast
     assert _processed(out, "rto_expired") == _processed(fast, "rto_expired")
 
 

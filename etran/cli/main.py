@@ -82,6 +82,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     program = _check(args.file)
     from etran.analysis.budget import MAX_PROCESSED
     verdicts: list[str] = []
+    compiled: dict[str, int] = {}       # each compiled hook's instructions (insn_cnt)
     if program.hooks and not args.source_only:
         # The source-level estimate is the check's sound first pass; compiled, each hook's
         # instructions are replayed as the verifier walks them, which tightens the estimate
@@ -91,6 +92,9 @@ def cmd_check(args: argparse.Namespace) -> int:
         _SOURCES.update(program.sources)
         obj = compile_program(program)
         refine_budgets(obj)
+        from etran.backend.objfile import read_object
+        for code in read_object(obj.elf).programs:
+            compiled[code.name] = code.slot_count + sum(f.slot_count for f in code.subprograms)
         if args.kernel_decides:
             # Load every hook into the kernel verifier, for its verdict next to the estimate.
             from etran.cli.verifier_report import verdict_lines
@@ -106,7 +110,8 @@ def cmd_check(args: argparse.Namespace) -> int:
             print(f"  {kind:<24} {h.name}")
             continue
         how = " (replayed over the compiled instructions)" if est.replayed else ""
-        print(f"  {kind:<24} {h.name}: ~{est.insns:,} instructions, verifier ~{est.processed:,} "
+        insns = f"{compiled[h.name]:,}" if h.name in compiled else f"~{est.insns:,}"
+        print(f"  {kind:<24} {h.name}: {insns} instructions, verifier ~{est.processed:,} "
               f"of {MAX_PROCESSED:,} processed{how}, stack {est.stack} of 512 bytes")
     for line in verdicts:
         print(line)
