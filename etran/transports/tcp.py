@@ -30,7 +30,7 @@ slow start and congestion avoidance otherwise; each ACK that acknowledges new da
 record to `trace`. With ECN negotiated, data segments carry ECT(0), the first one after a
 reduction carries CWR, and our ACKs echo CE as ECE segment by segment (DCTCP's receiver).
 
-What it does not do yet: SACK, PAWS. docs/tcp.md has the plan.
+What it does not do yet: SACK. docs/tcp.md has the plan.
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import (
@@ -146,6 +146,7 @@ class Conn(Struct):
     fast_retransmits: u64
     go_backs: u64
     stale: u64            # segments refused because they were not at snd_nxt
+    paws_rejected: u64    # segments refused for a timestamp older than ts_recent (PAWS)
     # window scaling (RFC 7323), from the handshake: the shift of the peer's windows and of
     # ours (0 and 0 when either side did not offer it), and our receive buffer in bytes
     snd_wscale: u32
@@ -442,12 +443,18 @@ def tcp_rx(pkt: Packet) -> int:
     c.segs_in += 1
     seq = tcp.seq
     data_len = tcp_len - hlen
-    if c.ts_ok and hlen >= 20 + TS_LEN and seq_before_eq(seq, c.rcv_nxt):
-        # RFC 7323 4.3: the timestamp to echo is that of the segment that starts at or
-        # before what we acknowledge next, and never goes back
+    if c.ts_ok and hlen >= 20 + TS_LEN:
         ts = pkt.header(TsOpt, TCP_AT + 20)
-        if ts is not None and ts.laid_out() and seq_after_eq(ts.val, c.ts_recent):
-            c.ts_recent = ts.val
+        if ts is not None and ts.laid_out():
+            if seq_before(ts.val, c.ts_recent):
+                # RFC 7323 5.3 (PAWS): a timestamp older than the latest is an old duplicate
+                # (or forged): acknowledged and dropped
+                c.paws_rejected += 1
+                return dup_ack(key, c)
+            if seq_before_eq(seq, c.rcv_nxt):
+                # RFC 7323 4.3: the timestamp to echo is that of the segment that starts at
+                # or before what we acknowledge next
+                c.ts_recent = ts.val
     fin = u32(1) if tcp.flags & TCP_FIN != 0 else u32(0)
     if tcp.flags & TCP_ACK != 0:
         ack = tcp.ack_seq

@@ -511,8 +511,9 @@ def test_malformed_segments_leave_the_connection_intact(topo: Topology,
     """Forged from b's address to a live connection, with valid checksums: a data offset
     below 5, one past the segment, and a SYN flood at ports etran does not own (the host's
     own stack answers those). Each bad one is counted and dropped; the connection goes on.
-    (Options are never parsed: the data offset skips them, whatever they hold; the hooks'
-    fuzzing draws every offset and option byte.)"""
+    (Options are read only for the timestamps, where RFC 7323's appendix puts them; the
+    data offset skips the rest, whatever it holds; the hooks' fuzzing draws every offset
+    and option byte.)"""
     a, b = topo.host("a"), topo.host("b")
     server.start(echo)
     with TcpStack(topo, "a") as stack, stack.connect((b.ip, PORT), timeout=5) as sock:
@@ -701,3 +702,42 @@ def test_timestamps_with_linux_both_ways(topo: Topology, ours: bool, linux: bool
     after = linux_counters(b)
     assert clean(before, after) == {}
     assert after.get("TcpExtPAWSEstab", 0) == before.get("TcpExtPAWSEstab", 0)
+
+
+def test_a_segment_with_an_old_timestamp_is_refused(topo: Topology, server: Linux) -> None:
+    """PAWS (RFC 7323 5.3): with timestamps on, a segment at rcv_nxt whose timestamp is
+    older than the latest one taken is an old duplicate: counted, answered with a duplicate
+    ACK, its data not taken; the connection goes on."""
+    a, b = topo.host("a"), topo.host("b")
+    server.start(echo)
+    with TcpStack(topo, "a") as stack, stack.connect((b.ip, PORT), timeout=5) as sock:
+        sock.sendall(b"before")
+        assert sock.recv(100) == b"before"
+        entry = stack.connection(sock)
+        assert entry is not None and entry["ts_ok"] and entry["ts_recent"]
+        local = sock.getsockname()[1]
+        with b.entered():
+            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+        with raw:
+            raw.bind((b.ifname, 0x0800))
+            raw.settimeout(1)
+            raw.send(sg.build(src_mac=b.mac_bytes, dst_mac=a.mac_bytes, src=b.ip, dst=a.ip,
+                              sport=PORT, dport=local, seq=entry["rcv_nxt"],
+                              ack=entry["snd_nxt"], flags=sg.ACK | sg.PSH,
+                              options=sg.ts_option(entry["ts_recent"] - 1000, 0),
+                              payload=b"forged"))
+            acks = []
+            end = time.monotonic() + 0.5
+            while time.monotonic() < end:
+                try:
+                    seg = sg.parse(raw.recv(2048))
+                except TimeoutError:
+                    break
+                if seg is not None and seg.src == a.ip and seg.flags == sg.ACK:
+                    acks.append(seg)
+        after = stack.connection(sock)
+        assert after is not None and after["paws_rejected"] == 1
+        assert after["rcv_nxt"] == entry["rcv_nxt"]                # the data was not taken
+        assert any(s.ack == entry["rcv_nxt"] and s.ts is not None for s in acks), acks
+        sock.sendall(b"after")
+        assert sock.recv(100) == b"after"
