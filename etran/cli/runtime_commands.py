@@ -354,34 +354,31 @@ def _print_map(path: str, entries: int, declaration: Any = None) -> None:
 def _print_homa_rpcs(path: str, declaration: Any) -> None:
     """A host running Homa: every RPC in its data path, one line each."""
     from etran.homa.status import rpc_line
-    from etran.runtime.maps import Map
-    from etran.runtime.typed import TypedMap
-    try:
-        with Map.from_pinned(path) as map_:
-            rpcs = list(TypedMap(map_, declaration).items())
-    except EtranRuntimeError as exc:
-        print(f"    Homa RPCs: {exc}")
-        return
-    print(f"    Homa RPCs: {len(rpcs)} active"
-          + "".join(f"\n      {rpc_line(k, v)}" for k, v in rpcs
-                    if isinstance(k, dict) and isinstance(v, dict)))
+    _print_entries(path, declaration, "Homa RPCs", " active", rpc_line)
 
 
 def _print_tcp_connections(path: str, declaration: Any) -> None:
     """A host running etran's TCP: every connection in its data path, one line each."""
+    from etran.tcp.status import FIELDS, conn_line
+    if {f.name for f in getattr(declaration.value, "fields", ())} >= FIELDS:
+        _print_entries(path, declaration, "TCP connections", "", conn_line)
+    # else: a map of another transport that happens to have these names
+
+
+def _print_entries(path: str, declaration: Any, title: str, count_word: str,
+                   line: Callable[[dict[str, Any], dict[str, Any]], str]) -> None:
+    """`title`: how many entries the pinned map at `path` holds, then `line` of each."""
     from etran.runtime.maps import Map
     from etran.runtime.typed import TypedMap
-    from etran.tcp.status import FIELDS, conn_line
-    if not {f.name for f in getattr(declaration.value, "fields", ())} >= FIELDS:
-        return      # a map of another transport that happens to have these names
     try:
         with Map.from_pinned(path) as map_:
-            conns = list(TypedMap(map_, declaration).items())
+            entries = list(TypedMap(map_, declaration).items())
     except EtranRuntimeError as exc:
-        print(f"    TCP connections: {exc}")
+        print(f"    {title}: {exc}")
         return
-    lines = [conn_line(k, v) for k, v in conns if isinstance(k, dict) and isinstance(v, dict)]
-    print(f"    TCP connections: {len(conns)}" + "".join(f"\n      {line}" for line in lines))
+    print(f"    {title}: {len(entries)}{count_word}"
+          + "".join(f"\n      {line(k, v)}" for k, v in entries
+                    if isinstance(k, dict) and isinstance(v, dict)))
 
 
 # --------------------------------------------------------------------------- down

@@ -25,7 +25,7 @@ from etran.runtime import netns
 from etran.runtime.loader import load_object
 from etran.runtime.topology import Host, Topology
 from etran.runtime.typed import typed_maps
-from etran.tcp import TcpStack
+from etran.tcp import TcpSocket, TcpStack
 from etran.tcp import segments as sg
 
 pytestmark = pytest.mark.netns
@@ -306,12 +306,15 @@ def transfer_to_linux(topo: Topology, server: Linux, size: int) -> Transfer:
 
 
 def transfer_from_linux(topo: Topology, size: int, reply: bytes = b"",
-                        timestamps: bool = True) -> tuple[bytes, bytes]:
+                        during: Callable[[socket.socket, TcpSocket, TcpStack], None] | None = None,
+                        **stack_args: Any) -> tuple[bytes, bytes]:
     """`size` random bytes from a Linux client on b to an etran server on a, which sends
-    `reply` back once the client's FIN came (the client checks it, then the server's FIN)."""
+    `reply` back once the client's FIN came (the client checks it, then the server's FIN).
+    `during(client, conn, stack)` runs after each chunk the server receives; `stack_args`
+    go to the server's TcpStack."""
     a, b = topo.host("a"), topo.host("b")
     data = os.urandom(size)
-    with TcpStack(topo, "a", timestamps=timestamps) as stack, stack.listen(PORT) as listener:
+    with TcpStack(topo, "a", **stack_args) as stack, stack.listen(PORT) as listener:
         listener.settimeout(5)
         client = linux_socket(b)
         client.settimeout(30)
@@ -319,27 +322,29 @@ def transfer_from_linux(topo: Topology, size: int, reply: bytes = b"",
 
         def send() -> None:
             try:
-                with client:
-                    client.connect((a.ip, PORT))
-                    client.sendall(data)
-                    client.shutdown(socket.SHUT_WR)
-                    if reply:
-                        assert client.recv(100) == reply
-                    assert client.recv(10) == b""
+                client.connect((a.ip, PORT))
+                client.sendall(data)
+                client.shutdown(socket.SHUT_WR)
+                if reply:
+                    assert client.recv(100) == reply
+                assert client.recv(10) == b""
             except BaseException as exc:
                 errors.append(exc)
         sender = threading.Thread(target=send)
         sender.start()
-        conn, peer = listener.accept()
-        assert peer[0] == b.ip
-        conn.settimeout(30)
-        got = bytearray()
-        while chunk := conn.recv(1 << 16):
-            got += chunk
-        if reply:
-            conn.sendall(reply)
-        conn.close()
-        sender.join(30)
+        with client:
+            conn, peer = listener.accept()
+            assert peer[0] == b.ip
+            conn.settimeout(30)
+            got = bytearray()
+            while chunk := conn.recv(1 << 16):
+                got += chunk
+                if during is not None:
+                    during(client, conn, stack)
+            if reply:
+                conn.sendall(reply)
+            conn.close()
+            sender.join(30)
         assert not errors, errors
     return data, bytes(got)
 
@@ -580,41 +585,18 @@ def test_window_scaling_with_a_linux_client(topo: Topology, scaling: bool) -> No
     window-scale shift that buffer needs (3) when the Linux client's SYN offers one, and
     Linux then sees more than 64 KiB as its send window; a client with scaling off gets
     neither, and the server holds at most 65,535 bytes (what an unscaled window says)."""
-    a, b = topo.host("a"), topo.host("b")
+    b = topo.host("b")
     netns.write_sysctl(b.netns, "net.ipv4.tcp_window_scaling", "1" if scaling else "0")
-    data = os.urandom(4 << 20)
     seen: list[tuple[int, int, int]] = []
-    with TcpStack(topo, "a", receive_buffer=256 << 10) as stack, \
-            stack.listen(PORT) as listener:
-        listener.settimeout(5)
-        client = linux_socket(b)
-        client.settimeout(30)
-        errors: list[BaseException] = []
+    entries: list[dict[str, Any]] = []
 
-        def send() -> None:
-            try:
-                client.connect((a.ip, PORT))
-                client.sendall(data)
-                client.shutdown(socket.SHUT_WR)
-                assert client.recv(10) == b""
-            except BaseException as exc:
-                errors.append(exc)
-        sender = threading.Thread(target=send)
-        sender.start()
-        with client:
-            conn, _ = listener.accept()
-            conn.settimeout(30)
-            entry = stack.connection(conn)
-            assert entry is not None
-            got = bytearray()
-            while chunk := conn.recv(1 << 16):
-                got += chunk
-                if len(seen) < 50:          # what Linux sees as its send window meanwhile
-                    seen.append(linux_tcp_info(client))
-            conn.close()
-            sender.join(30)
-        assert not errors, errors
-    assert bytes(got) == data
+    def sample(client: socket.socket, conn: TcpSocket, stack: TcpStack) -> None:
+        if len(seen) < 50:                  # what Linux sees as its send window meanwhile
+            seen.append(linux_tcp_info(client))
+            entries.append(stack.connection(conn) or {})
+    data, got = transfer_from_linux(topo, 4 << 20, during=sample, receive_buffer=256 << 10)
+    assert got == data
+    entry = entries[0]
     windows = [w for _, _, w in seen]
     if scaling:
         assert (entry["rcv_wscale"], entry["rcv_buf"]) == (3, 256 << 10)
