@@ -589,7 +589,8 @@ class TcpSocket:
 
     def _place(self, seq: int, payload: bytes, fin: bool) -> None:
         """Put a delivered segment where its sequence number says: ingress delivers data in
-        order and one out-of-order interval ahead of it, which waits here for the hole."""
+        order and up to four out-of-order intervals ahead of it, which wait here for the
+        holes."""
         ahead = (seq - self._rcv_next) & 0xFFFFFFFF
         if ahead >= 1 << 31:                       # starts before what we have: the new tail
             behind = (1 << 32) - ahead

@@ -54,6 +54,7 @@ NOTICE_RESUME = 2   # ... send again from ack_seq
 RTO_MIN_NS = 10_000_000     # 10 ms: far above a datacenter RTT, far below Linux's 200 ms
 RTO_MAX_NS = 640_000_000
 DUP_ACKS = 3
+OOO_MAX = 4               # out-of-order intervals held at once
 INIT_CWND = 10            # segments (RFC 6928)
 DCTCP_MAX_ALPHA = 1024
 DCTCP_SHIFT_G = 4         # g = 1/16
@@ -111,9 +112,11 @@ class Conn(Struct):
     snd_nxt: u32          # next byte to send
     snd_wnd: u32          # the peer's window, in bytes
     rcv_nxt: u32          # next byte expected
-    ooo_start: u32        # the one out-of-order interval held (by the application)
-    ooo_end: u32
-    has_ooo: bool
+    # the out-of-order intervals held (by the application), the first ooo_count of them,
+    # in no order; each [start, end) ahead of rcv_nxt, none overlapping another
+    ooo_starts: Array[u32, 4]
+    ooo_ends: Array[u32, 4]
+    ooo_count: u32
     ack_queued: bool      # an ACK is waiting in `acks`
     last_ack: u32         # the last ACK sent by tcp_ack: its number and window
     last_wnd: u32
@@ -486,10 +489,10 @@ def tcp_rx(pkt: Packet) -> int:
         if data_len > rcv_window(key, c):
             return dup_ack(key, c)       # the application's socket has no room for it
         c.rcv_nxt = seq + data_len + fin
-        if c.has_ooo and seq_after_eq(c.rcv_nxt, c.ooo_start):
-            if fin == 0 and seq_after(c.ooo_end, c.rcv_nxt):
-                c.rcv_nxt = c.ooo_end    # the hole is filled: the interval joins
-            c.has_ooo = False
+        if fin == 1:
+            c.ooo_count = 0              # nothing held can follow the peer's FIN
+        else:
+            ooo_join(c)                  # the holes filled: the intervals they end join
         c.bytes_in += data_len
         if fin == 1:
             c.state = PEER_CLOSED
@@ -499,24 +502,56 @@ def tcp_rx(pkt: Packet) -> int:
     if fin == 1 or data_len == 0 or not seq_after(seq, c.rcv_nxt) or \
             seq_after(end, c.rcv_nxt + rcv_window(key, c)):
         return dup_ack(key, c)           # old, or beyond the window
-    held = False
-    if not c.has_ooo:
-        c.ooo_start = seq
-        c.ooo_end = end
-        c.has_ooo = True
-        held = True
-    elif seq == c.ooo_end:
-        c.ooo_end = end
-        held = True
-    elif end == c.ooo_start:
-        c.ooo_start = seq
-        held = True
-    if not held:
-        return dup_ack(key, c)           # a second interval is not held: the peer resends
+    if not ooo_hold(c, seq, end):
+        return dup_ack(key, c)           # overlapping what is held, or no room: resent later
     c.out_of_order += 1
     c.bytes_in += data_len
     dup_ack(key, c)
     return sockets.redirect(pkt.rx_queue, XDP_DROP)   # the application places it by seq
+
+
+def ooo_hold(c: Conn, seq: u32, end: u32) -> bool:
+    """Hold [seq, end), ahead of rcv_nxt: it extends an interval it touches, or starts a
+    new one while fewer than OOO_MAX are held. A segment overlapping what is held is not
+    taken (the application places segments by their first byte; the peer resends)."""
+    for i in range(OOO_MAX):
+        if i < c.ooo_count and seq_after(end, c.ooo_starts[i]) and \
+                seq_after(c.ooo_ends[i], seq):
+            return False
+    for i in range(OOO_MAX):
+        if i < c.ooo_count:
+            if seq == c.ooo_ends[i]:
+                c.ooo_ends[i] = end
+                return True
+            if end == c.ooo_starts[i]:
+                c.ooo_starts[i] = seq
+                return True
+    n = c.ooo_count
+    if n >= OOO_MAX:
+        return False
+    c.ooo_starts[n] = seq
+    c.ooo_ends[n] = end
+    c.ooo_count = n + 1
+    return True
+
+
+def ooo_join(c: Conn) -> None:
+    """rcv_nxt moved: each held interval it reached joins (rcv_nxt moves to its end, if
+    further) and leaves the list, the last entry taking its place; passes repeat while one
+    joins, since its end may reach another."""
+    for _ in range(OOO_MAX):
+        joined = False
+        for i in range(OOO_MAX):
+            if i < c.ooo_count and seq_after_eq(c.rcv_nxt, c.ooo_starts[i]):
+                if seq_after(c.ooo_ends[i], c.rcv_nxt):
+                    c.rcv_nxt = c.ooo_ends[i]
+                last = c.ooo_count - 1
+                c.ooo_starts[i] = c.ooo_starts[last]
+                c.ooo_ends[i] = c.ooo_ends[last]
+                c.ooo_count = last
+                joined = True
+        if not joined:
+            break
 
 
 def go_back(pkt: Packet) -> int:

@@ -78,10 +78,19 @@ payload = st.one_of(st.binary(max_size=40), st.integers(0, 1460).map(lambda n: b
 @given(base=u32, una_gap=st.integers(0, 70000), wnd=st.integers(0, 70000), rcv=u32,
        dseq=near, dack=near, fl=st.integers(0, 0xFF), data=payload,
        damage=st.integers(-1, 80), state=st.sampled_from([1, 2]), queued=st.booleans(),
-       cc=cc_state, tos=st.integers(0, 3), opts=options)
+       cc=cc_state, tos=st.integers(0, 3), opts=options,
+       held=st.lists(st.tuples(st.integers(0, 6000), st.integers(0, 3000)), min_size=4,
+                     max_size=4),
+       held_count=st.sampled_from([0, 1, 2, 3, 4, 5, 0xFFFFFFFF]))
 def test_ingress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int, dseq: int,
                         dack: int, fl: int, data: bytes, damage: int, state: int,
-                        queued: bool, cc: dict[str, Any], tos: int, opts: bytes) -> None:
+                        queued: bool, cc: dict[str, Any], tos: int, opts: bytes,
+                        held: list[tuple[int, int]], held_count: int) -> None:
+    """A segment against a connection in any state, with out-of-order intervals held a
+    little ahead of rcv_nxt (and a count of them past what the arrays hold)."""
+    cc = {**cc, "ooo_count": held_count,
+          "ooo_starts": [(rcv + ahead) & 0xFFFFFFFF for ahead, _ in held],
+          "ooo_ends": [(rcv + ahead + size) & 0xFFFFFFFF for ahead, size in held]}
     snd_nxt = (base + una_gap) & 0xFFFFFFFF
     frame = bytearray(sg.build(src_mac=MAC_B, dst_mac=MAC_A, src=B, dst=A, sport=PEER,
                                dport=LOCAL, seq=(rcv + dseq) & 0xFFFFFFFF,
