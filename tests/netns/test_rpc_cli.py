@@ -81,6 +81,10 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord,
             if "server working" in status.stdout:
                 break
             time.sleep(0.1)
+        # `status` reads host a, then host b: the client's line in the output that first
+        # shows the request whole at b was read before the last of it left a. Read again.
+        status = etran_cmd("status")
+        assert status.returncode == 0, status.stderr
         lines = status.stdout.splitlines()
         assert lines.count("    Homa RPCs: 1 active") == 2, status.stdout + gone(processes)
         assert any("client sending; out 300,000/300,000 sent, 300,000 granted" in line
