@@ -87,8 +87,9 @@ from __future__ import annotations
 import functools
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 from etran.backend.disasm import Insn, decode_one
 from etran.backend.objfile import LD_IMM64, ObjectFile, read_object
@@ -858,15 +859,6 @@ _SIZE_ARGS = {
 }
 
 
-# helper id -> the argument registers the kernel checks as memory (map keys and values,
-# buffers): a stack pointer there allocates the stack down to it (_grow); a helper missing
-# here allocates nothing (the conservative side: fewer states pruned)
-_HELPER_MEM_ARGS: dict[int, tuple[int, ...]] = {
-    1: (2,), 2: (2, 3), 3: (2,), 195: (2,), 87: (2,), 88: (2,), 89: (2,), 130: (2,),
-    28: (1, 3), 189: (3,), 190: (3,),
-}
-
-
 def _grow(st: State, base: Reg, off: int) -> None:
     """grow_stack_state() of check_stack_access_within_bounds, which every stack access
     runs (loads, stores, atomics, helper memory): the state's stack is allocated down to
@@ -1202,15 +1194,8 @@ def _fp_offsets_pass(lay: Layout, order: list[int], succ: dict[int, list[int]],
                 out.append(TOP if len(u) > 6 else u)
         return tuple(out)
     NONE = NO_FP
-    entry: Frame = tuple([NONE] * 10 + [frozenset([0])])
-    before: dict[int, Frame] = {order[0]: entry} if order else {}
-    for start in lay.func_start.values():   # callbacks start with nothing on the stack
-        before.setdefault(start, entry)
-    work = list(before)
-    while work:
-        i = work.pop()
-        st = list(before[i])
-        ins = lay.insns[i]
+
+    def step(i: int, ins: Insn, st: list[Offsets]) -> None:
         code, cls = ins.code, ins.code & 7
         d, sr = ins.dst, ins.src
         if cls in (4, 7):
@@ -1242,6 +1227,29 @@ def _fp_offsets_pass(lay: Layout, order: list[int], succ: dict[int, list[int]],
         elif cls in (5, 6) and code & 0xF0 == 0x80:
             for r in range(6):
                 st[r] = NONE
+    # callbacks start with nothing on the stack, as the program does
+    return _forward(lay, order, succ, tuple([NONE] * 10 + [frozenset([0])]), step, join)
+
+
+_V = TypeVar("_V")
+
+
+def _forward(lay: Layout, order: list[int], succ: dict[int, list[int]], entry: tuple[_V, ...],
+             step: Callable[[int, Insn, list[_V]], None],
+             join: Callable[[tuple[_V, ...], tuple[_V, ...]], tuple[_V, ...]]
+             ) -> dict[int, tuple[_V, ...]]:
+    """A forward dataflow pass to its fixpoint: before each insn, a value per register.
+    `entry` before the program's first insn and each function's (callbacks start afresh);
+    `step(i, insn, values)` turns a copy of the values before insn i into those after it;
+    `join` merges the values of two paths where they meet."""
+    before: dict[int, tuple[_V, ...]] = {order[0]: entry} if order else {}
+    for start in lay.func_start.values():
+        before.setdefault(start, entry)
+    work = list(before)
+    while work:
+        i = work.pop()
+        st = list(before[i])
+        step(i, lay.insns[i], st)
         new = tuple(st)
         for t in succ[i]:
             if t not in lay.insns:
@@ -1285,24 +1293,26 @@ _HELPER_READS: dict[int, dict[int, str | int]] = {
     130: {2: 3},            # ringbuf_output(map, data, size, flags)
     190: {3: 4},            # xdp_store_bytes(ctx, off, buf, len)
 }
+# helper id -> the argument registers it writes memory through (uninit mem): the value
+# map_pop/peek_elem pop, the bytes xdp_load_bytes copies
+_HELPER_WRITES: dict[int, tuple[int, ...]] = {88: (2,), 89: (2,), 189: (3,)}
+# helper id -> the argument registers the kernel checks as memory, read or written: a stack
+# pointer there allocates the stack down to it (_grow); a helper missing here allocates
+# nothing (the conservative side: fewer states pruned)
+_HELPER_MEM_ARGS: dict[int, tuple[int, ...]] = {
+    h: tuple(sorted({*_HELPER_READS.get(h, {}), *_HELPER_WRITES.get(h, ())}))
+    for h in {*_HELPER_READS, *_HELPER_WRITES}
+    if _HELPER_READS.get(h) or _HELPER_WRITES.get(h)}
 
 
 def _reg_consts(lay: Layout, order: list[int], succ: dict[int, list[int]]
                 ) -> dict[int, tuple[int | None, ...]]:
     """Forward must-analysis: before each insn, the constant each of r0..r5 surely holds
     (None: not known), from moves of immediates; what a helper's size argument is."""
-    unknown: tuple[int | None, ...] = (None,) * 6
-    before: dict[int, tuple[int | None, ...]] = {order[0]: unknown} if order else {}
-    for start in lay.func_start.values():
-        before.setdefault(start, unknown)
-    work = list(before)
-    while work:
-        i = work.pop()
-        st = list(before[i])
-        ins = lay.insns[i]
+    def step(i: int, ins: Insn, st: list[int | None]) -> None:
         code, cls, d = ins.code, ins.code & 7, ins.dst
         if cls in (5, 6) and code & 0xF0 == 0x80:
-            st = list(unknown)
+            st[:] = [None] * 6
         elif cls in (0, 1, 4, 7) and d < 6:
             st[d] = None
             if cls in (4, 7) and code & 0xF8 == 0xB0 and not ins.off:   # mov imm
@@ -1314,16 +1324,8 @@ def _reg_consts(lay: Layout, order: list[int], succ: dict[int, list[int]]
                 st[ins.src] = None
             if ins.imm == 0xF1:
                 st[0] = None
-        new = tuple(st)
-        for t in succ[i]:
-            if t not in lay.insns:
-                continue
-            old = before.get(t)
-            merged = new if old is None else tuple(a if a == b else None for a, b in zip(old, new))
-            if merged != old:
-                before[t] = merged
-                work.append(t)
-    return before
+    return _forward(lay, order, succ, (None,) * 6, step,
+                    lambda a, b: tuple(x if x == y else None for x, y in zip(a, b)))
 
 
 def _map_regs(lay: Layout, order: list[int], succ: dict[int, list[int]]
@@ -1331,14 +1333,8 @@ def _map_regs(lay: Layout, order: list[int], succ: dict[int, list[int]]
     """Forward analysis: before each insn, the map each register surely holds (None: none;
     "?": one of several)."""
     TOPM = "?"
-    before: dict[int, tuple[str | None, ...]] = {}
-    for start in [order[0], *lay.func_start.values()] if order else []:
-        before.setdefault(start, (None,) * 11)
-    work = list(before)
-    while work:
-        i = work.pop()
-        st = list(before[i])
-        ins = lay.insns[i]
+
+    def step(i: int, ins: Insn, st: list[str | None]) -> None:
         code, cls, d = ins.code, ins.code & 7, ins.dst
         if cls == 0:
             ref = lay.ref.get(i)
@@ -1353,16 +1349,8 @@ def _map_regs(lay: Layout, order: list[int], succ: dict[int, list[int]]
         elif cls in (5, 6) and code & 0xF0 == 0x80:
             for r in range(6):
                 st[r] = None
-        new = tuple(st)
-        for t in succ[i]:
-            if t not in lay.insns:
-                continue
-            old = before.get(t)
-            merged = new if old is None else tuple(a if a == b else TOPM for a, b in zip(old, new))
-            if merged != old:
-                before[t] = merged
-                work.append(t)
-    return before
+    return _forward(lay, order, succ, (None,) * 11, step,
+                    lambda a, b: tuple(x if x == y else TOPM for x, y in zip(a, b)))
 
 
 def _stack_live(lay: Layout, order: list[int], succ: dict[int, list[int]],
@@ -1917,7 +1905,7 @@ class Explorer:
                 and c.wsmax <= o.wsmax and (c.tv & ~o.tm) == o.tv and not (c.tm & ~o.tm))
 
     def stacksafe(self, old_cp: Checkpoint, cur: dict[int, Slot], idmap: dict[int, int], rev: dict[int, int],
-                  slive: int, alloc: int = 64) -> bool:
+                  slive: int, alloc: int) -> bool:
         """stacksafe() on the slots live at the checkpoint (clean_func_state() makes the
         others STACK_INVALID in the explored state)."""
         pslot = old_cp.pslot
