@@ -298,7 +298,6 @@ class _Precise:
             self._fn(callee)
 
 
-
 class _OwnFacts:
     """What one function's own body tells `_Precise` (not its callees'): the variables its
     branches, loop bounds, offsets, indexes and divisors read (`branching`, `bounding`,
@@ -370,7 +369,6 @@ class _OwnFacts:
                     self.stored.append((key, s.value))
             elif isinstance(s, tir.ExprStmt) or (isinstance(s, tir.Return) and s.value is not None):
                 self._expr(s.value)
-
 
     def _place(self, p: tir.Place) -> None:
         if isinstance(p, tir.IndexPlace):
@@ -1208,13 +1206,10 @@ def _branch_points(body: tuple[tir.Stmt, ...], quiet: Callable[[tir.If], bool]) 
     tested: set[int] = set()    # helper results a test or a discarded call uses as such
     while stack:
         n = stack.pop()
-        if isinstance(n, (tir.If, tir.ExprStmt, tir.Logic, tir.Not)):
-            for t in ((n.test,) if isinstance(n, tir.If) else (n.value,)
-                      if isinstance(n, tir.ExprStmt) else (n.operand,)
-                      if isinstance(n, tir.Not) else (n.left, n.right)):
-                while isinstance(t, tir.Not):
-                    t = t.operand
-                tested.add(id(t))
+        for t in _tested_operands(n):
+            while isinstance(t, tir.Not):
+                t = t.operand
+            tested.add(id(t))
         if id(n) in skip:
             pass
         elif isinstance(n, _HELPER_BOOLS) and id(n) not in tested:
@@ -1242,6 +1237,20 @@ def _branch_points(body: tuple[tir.Stmt, ...], quiet: Callable[[tir.If], bool]) 
             stack.extend(n.func.body)
         stack.extend(tir.children(n))
     return count
+
+
+def _tested_operands(n: object) -> tuple[object, ...]:
+    """What `n` uses as a truth value or discards: an `if`'s test, the operands of `and`,
+    `or` and `not`, a call statement's value."""
+    if isinstance(n, tir.If):
+        return (n.test,)
+    if isinstance(n, tir.ExprStmt):
+        return (n.value,)
+    if isinstance(n, tir.Not):
+        return (n.operand,)
+    if isinstance(n, tir.Logic):
+        return (n.left, n.right)
+    return ()
 
 
 def _operator(op: str, right: tir.Expr, signed: bool) -> tuple[int, int]:
