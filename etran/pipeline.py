@@ -109,8 +109,9 @@ def compile_program(program: tir.Program, observe: bool = False,
     t2 = time.perf_counter()
     t["lower"] = t1 - t0
     t["llvm"] = t2 - t1
-    _check_frames(program, elf)
-    programs = [ProgramInfo(h.name, h.hook or "", "xdp") for h in program.hooks if h.hook != "timer"]
+    insns = _check_frames(program, elf)
+    programs = [ProgramInfo(h.name, h.hook or "", "xdp", insns.get(h.name, 0))
+                for h in program.hooks if h.hook != "timer"]
     return CompiledObject(elf, program, programs, list(program.maps), observe, dict(t),
                           text if keep_ir else "", probes)
 
@@ -138,15 +139,18 @@ def compile_for_testing(program: tir.Program) -> tuple[CompiledObject, CompiledO
     return observed, plain
 
 
-def _check_frames(program: tir.Program, elf: bytes) -> None:
+def _check_frames(program: tir.Program, elf: bytes) -> dict[str, int]:
     """The stack each compiled program uses, against the kernel's limit: how much LLVM
-    spills is known only now (the checker's `stack` rule estimates it beforehand)."""
+    spills is known only now (the checker's `stack` rule estimates it beforehand). Returns
+    each program's instruction count (`ProgramInfo.insns`), read from the same parse."""
     from etran.backend.objfile import read_object
     from etran.backend.stack import stack_depth
     from etran.lower.observe import FIRE_SUFFIX
     sink = DiagnosticSink()
     obj = read_object(elf)
+    insns: dict[str, int] = {}
     for code in obj.programs:
+        insns[code.name] = code.slot_count + sum(f.slot_count for f in code.subprograms)
         depth = max(stack_depth(f, obj.little_endian) for f in [code, *code.subprograms])
         if depth <= MAX_BPF_STACK:
             continue
@@ -161,6 +165,7 @@ def _check_frames(program: tir.Program, elf: bytes) -> None:
                    "fewer values alive at once: sum a long run of reads in a loop, or keep "
                    "values in a map (a PerCpuArray used as scratch space)")
     sink.raise_if_errors()
+    return insns
 
 
 def compile_source(text: str, filename: str = "<input>", observe: bool = False,

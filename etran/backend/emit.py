@@ -49,6 +49,7 @@ class ProgramInfo:
     name: str
     hook: str          # "xdp" | "egress" | "gen"
     section: str
+    insns: int = 0     # instructions as the kernel counts them (insn_cnt), subprograms included
 
 
 @dataclass(slots=True)

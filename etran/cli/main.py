@@ -92,9 +92,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         _SOURCES.update(program.sources)
         obj = compile_program(program)
         refine_budgets(obj)
-        from etran.backend.objfile import read_object
-        for code in read_object(obj.elf).programs:
-            compiled[code.name] = code.slot_count + sum(f.slot_count for f in code.subprograms)
+        compiled = {p.name: p.insns for p in obj.programs}
         if args.kernel_decides:
             # Load every hook into the kernel verifier, for its verdict next to the estimate.
             from etran.cli.verifier_report import verdict_lines
