@@ -93,6 +93,35 @@ def linux_socket(host: Host) -> socket.socket:
         return socket.socket(socket.AF_INET, socket.SOCK_STREAM)
 
 
+def ipv4_socket(host: Host, timeout: float) -> socket.socket:
+    """An AF_PACKET socket on `host`'s interface: it sends frames as if from the host (to
+    forge segments) and reads the IPv4 frames the interface sends and receives."""
+    with host.entered():
+        raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
+    try:
+        raw.bind((host.ifname, 0x0800))
+    except BaseException:
+        raw.close()
+        raise
+    raw.settimeout(timeout)
+    return raw
+
+
+def segments_from(raw: socket.socket, src: str, wait: float) -> list[sg.Segment]:
+    """The TCP segments from address `src` that `raw` reads within `wait` seconds (or until
+    a read times out)."""
+    out: list[sg.Segment] = []
+    end = time.monotonic() + wait
+    while time.monotonic() < end:
+        try:
+            seg = sg.parse(raw.recv(2048))
+        except TimeoutError:
+            break
+        if seg is not None and seg.src == src:
+            out.append(seg)
+    return out
+
+
 @pytest.fixture
 def topo(kernel: None) -> Iterator[Topology]:
     with Topology("two-hosts") as t:
@@ -249,11 +278,7 @@ def test_segments_of_unknown_connections_get_a_reset(topo: Topology) -> None:
     with a RST, as RFC 9293 says, and nothing reaches the host's own stack."""
     a, b = topo.host("a"), topo.host("b")
     with TcpStack(topo, "a") as stack, stack.listen(PORT):
-        with b.entered():
-            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-        with raw:
-            raw.bind((b.ifname, 0x0800))
-            raw.settimeout(2)
+        with ipv4_socket(b, 2) as raw:
             raw.send(sg.build(src_mac=b.mac_bytes, dst_mac=a.mac_bytes, src=b.ip, dst=a.ip,
                               sport=40000, dport=PORT, seq=1000, ack=77, flags=sg.ACK,
                               payload=b"stray"))
@@ -464,11 +489,7 @@ def test_blind_resets_and_syns_leave_the_connection_alone(topo: Topology,
         entry = stack.connection(sock)
         assert entry is not None
         local = sock.getsockname()[1]
-        with b.entered():
-            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-        with raw:
-            raw.bind((b.ifname, 0x0800))
-            raw.settimeout(1)
+        with ipv4_socket(b, 1) as raw:
 
             def forge(seq: int, flags: int) -> None:
                 raw.send(sg.build(src_mac=b.mac_bytes, dst_mac=a.mac_bytes, src=b.ip,
@@ -476,16 +497,8 @@ def test_blind_resets_and_syns_leave_the_connection_alone(topo: Topology,
                                   ack=entry["snd_nxt"], flags=flags))
 
             def challenge_acks(wait: float = 0.3) -> int:
-                count, end = 0, time.monotonic() + wait
-                while time.monotonic() < end:
-                    try:
-                        seg = sg.parse(raw.recv(2048))
-                    except TimeoutError:
-                        break
-                    if seg is not None and seg.src == a.ip and seg.flags == sg.ACK and \
-                            seg.ack == entry["rcv_nxt"] and not seg.payload:
-                        count += 1
-                return count
+                return sum(seg.flags == sg.ACK and seg.ack == entry["rcv_nxt"] and
+                           not seg.payload for seg in segments_from(raw, a.ip, wait))
             forge((entry["rcv_nxt"] + 1_000_000) & 0xFFFFFFFF, sg.RST)    # out of window
             assert challenge_acks() == 0
             forge((entry["rcv_nxt"] + 1000) & 0xFFFFFFFF, sg.RST)         # in the window
@@ -698,25 +711,13 @@ def test_a_segment_with_an_old_timestamp_is_refused(topo: Topology, server: Linu
         entry = stack.connection(sock)
         assert entry is not None and entry["ts_ok"] and entry["ts_recent"]
         local = sock.getsockname()[1]
-        with b.entered():
-            raw = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x0800))
-        with raw:
-            raw.bind((b.ifname, 0x0800))
-            raw.settimeout(1)
+        with ipv4_socket(b, 1) as raw:
             raw.send(sg.build(src_mac=b.mac_bytes, dst_mac=a.mac_bytes, src=b.ip, dst=a.ip,
                               sport=PORT, dport=local, seq=entry["rcv_nxt"],
                               ack=entry["snd_nxt"], flags=sg.ACK | sg.PSH,
                               options=sg.ts_option(entry["ts_recent"] - 1000, 0),
                               payload=b"forged"))
-            acks = []
-            end = time.monotonic() + 0.5
-            while time.monotonic() < end:
-                try:
-                    seg = sg.parse(raw.recv(2048))
-                except TimeoutError:
-                    break
-                if seg is not None and seg.src == a.ip and seg.flags == sg.ACK:
-                    acks.append(seg)
+            acks = [seg for seg in segments_from(raw, a.ip, 0.5) if seg.flags == sg.ACK]
         after = stack.connection(sock)
         assert after is not None and after["paws_rejected"] == 1
         assert after["rcv_nxt"] == entry["rcv_nxt"]                # the data was not taken
