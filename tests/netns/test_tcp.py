@@ -727,14 +727,16 @@ def test_a_segment_with_an_old_timestamp_is_refused(topo: Topology, server: Linu
 
 
 def test_several_holes_at_once_are_each_repaired_once(topo: Topology) -> None:
-    """Every 20th new segment from a Linux client dropped: several holes are open in one
+    """Every 30th new segment from a Linux client dropped: several holes are open in one
     window at a time. etran holds up to four out-of-order intervals, so Linux resends the
     lost segments and (nearly) nothing else: what it retransmits stays within twice what
-    the link dropped, with at most one retransmission timeout. (Holding one interval, as
-    etran did before, the followers of a second hole were dropped and resent too: 146
-    segments dropped, 1,488 resent and 24 timeouts in one run.)"""
+    the link dropped, with at most one retransmission timeout (in 20 runs: 97 dropped,
+    97 to 104 resent, one timeout once). Holding one interval, as etran did before, the
+    followers of a second hole were dropped and resent too: 97 dropped, 633 to 987 resent
+    and 10 to 12 timeouts in 3 runs. (At every 20th, Linux itself times out twice in about
+    one run of fifteen, whatever etran holds: too flaky a bound for CI.)"""
     b = topo.host("b")
-    link = impair(topo, "b", drop_every=20)
+    link = impair(topo, "b", drop_every=30)
     before = linux_counters(b)
     seen: list[int] = []
 
@@ -747,7 +749,7 @@ def test_several_holes_at_once_are_each_repaired_once(topo: Topology) -> None:
     dropped = link["state"][0]["dropped"]
     after = linux_counters(b)
     retransmitted = after["TcpRetransSegs"] - before["TcpRetransSegs"]
-    assert dropped >= (4 << 20) // 1448 // 20 - 1
+    assert dropped >= (4 << 20) // 1448 // 30 - 1
     assert dropped <= retransmitted <= 2 * dropped, (dropped, retransmitted)
     # at most one timeout, as over the other lossy links (docs/tcp.md, "Not done yet")
     assert after.get("TcpExtTCPTimeouts", 0) - before.get("TcpExtTCPTimeouts", 0) <= 1
