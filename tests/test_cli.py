@@ -59,6 +59,31 @@ def test_check_shows_the_estimate_of_the_compiled_hooks(capsys: pytest.CaptureFi
     assert _processed(out, "rto_expired") == _processed(fast, "rto_expired")
 
 
+def test_check_refuses_what_the_replay_finds_over_the_limit(
+        capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once compiled, the check decides by the estimate it shows: a hook the source model
+    puts within the limit but the replay over it is refused (the source model can be below
+    the kernel's count, rarely). Here the source model is made to say 10 and the limit
+    lowered below DCTCP's replayed `rx`; `--source-only`, which does not compile, accepts."""
+    from dataclasses import replace
+
+    import etran.analysis.budget as budget
+    real = budget.estimate_hook
+    monkeypatch.setattr(budget, "estimate_hook", lambda hook: replace(real(hook), processed=10))
+    code, out, _ = run(capsys, "check", DCTCP)
+    assert code == 0
+    rx, replayed = _processed(out, "rx")
+    assert replayed and rx > 10
+    monkeypatch.setattr(budget, "MAX_PROCESSED", rx - 1)
+    code, out, err = run(capsys, "check", DCTCP)
+    assert code == 1 and "ok" not in out
+    assert f"`rx` may make the verifier process about {rx:,} instructions (replayed over " \
+        f"the compiled instructions); the kernel stops at {rx - 1:,}" in err
+    assert "the source estimate was about 10" in err and "`tx`" not in err
+    code, out, _ = run(capsys, "check", "--source-only", DCTCP)
+    assert code == 0
+
+
 def test_check_source_only_cannot_ask_the_kernel(capsys: pytest.CaptureFixture[str]) -> None:
     code, _, err = run(capsys, "check", "--source-only", "--kernel-decides", DCTCP)
     assert code == 2 and "--source-only" in err and "one or the other" in err

@@ -1431,7 +1431,29 @@ def refine_estimates(program: tir.Program, elf: bytes) -> None:
             continue
         tight = math.ceil(res.processed * MARGIN)
         if res.complete and (tight < est.processed or res.processed > est.processed):
-            program.budgets[hook.name] = replace(est, processed=tight, replayed=True)
+            program.budgets[hook.name] = replace(est, processed=tight, replayed=True,
+                                                 source=est.processed)
+
+
+def check_refined(program: tir.Program, sink: DiagnosticSink, advisory: bool = False) -> None:
+    """The check's verdict once compiled (`etran check` compiles every program): a hook whose
+    refined estimate (`refine_estimates`: the replay's count times its margin) is over the
+    kernel's limit is refused, as the source estimate's second opinion refuses one. The
+    source model alone can be below the kernel's count (rarely, by up to 1.25x measured);
+    once the replay has counted, the estimate the check shows is the one it decides by."""
+    error = sink.warning if advisory else sink.error
+    for hook in program.hooks:
+        est = program.budgets.get(hook.name)
+        if est is None or not est.replayed or est.processed <= MAX_PROCESSED:
+            continue
+        error(hook.name_span or hook.span, "budget",
+              f"`{hook.name}` may make the verifier process about {est.processed:,} "
+              f"instructions (replayed over the compiled instructions); the kernel stops at "
+              f"{MAX_PROCESSED:,}",
+              f"the source estimate was about {est.source:,}; the largest part: {est.hottest}"
+              if est.source else f"the largest part: {est.hottest}",
+              "lower loop bounds, or split the work across hooks or runs; `--kernel-decides` "
+              "lets the kernel verifier decide")
 
 
 def _second_opinions(program: tir.Program, hooks: list[str],

@@ -656,8 +656,11 @@ def alu_scalar(op: int, a: Reg, b: Reg, w32: bool) -> Reg:
                 tv, tm = (_s32(v32) >> k) & U32, (_s32(m32) >> k) & U32
             wsmin, wsmax, wumin, wumax = _update32(wsmin, wsmax, wumin, wumax, tv, tm)
         elif op == 0x60:        # scalar_min_max_lsh
-            smax = wsmax << 32 if k == 32 and wsmax >= 0 else S64MAX
-            smin = wsmin << 32 if k == 32 and wsmin >= 0 else S64MIN
+            # `<< 32` keeps the 32-bit signed range, negative too (the sign extension
+            # `<<32 s>>32`; 6.18 stable has "Fix sign extension of negative values": before
+            # it only a non-negative range was kept)
+            smax = wsmax << 32 if k == 32 else S64MAX
+            smin = wsmin << 32 if k == 32 else S64MIN
             if umax > 1 << (63 - k):
                 umin, umax = 0, U64
             else:

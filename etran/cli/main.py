@@ -92,6 +92,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         _SOURCES.update(program.sources)
         obj = compile_program(program)
         refine_budgets(obj)
+        # once replayed, the estimate shown is the one the check decides by
+        from etran.analysis.budget import check_refined
+        from etran.dsl.diagnostics import DiagnosticSink
+        sink = DiagnosticSink()
+        check_refined(program, sink, advisory=_KERNEL_DECIDES)
+        _warn(sink)
+        sink.raise_if_errors()
         compiled = {p.name: p.insns for p in obj.programs}
         if args.kernel_decides:
             # Load every hook into the kernel verifier, for its verdict next to the estimate.

@@ -468,6 +468,7 @@ class Estimate:
     # the source model's estimate was over the kernel's limit and the replay's within it;
     # once compiled, the replay's was lower (etran.analysis.budget.refine_estimates)
     replayed: bool = False
+    source: int = 0     # the source model's `processed`, when the replay's replaced it
 
 
 @dataclass(eq=False, slots=True)

@@ -216,6 +216,12 @@ RAW = {
     "sign_mask_or": [replay_bounds.insn(0xC7, 7, imm=63), replay_bounds.insn(0x44, 7, imm=-8),
                      replay_bounds.insn(0x16, 7, off=1, imm=-8), replay_bounds.insn(0xB7, 1, imm=0),
                      replay_bounds.insn(0xBF, 1, 7)],
+    # `w9 s>>= 31` (-1 or 0), then the sign extension `<<32 s>>32`: 6.18 keeps a negative
+    # 32-bit range through `<< 32` (earlier kernels only a non-negative one), so the branch
+    # `if r9 s< -2` is decided; the replay once lost the range and explored both sides
+    "sext_negative": [replay_bounds.insn(0xC4, 9, imm=31), replay_bounds.insn(0x67, 9, imm=32),
+                      replay_bounds.insn(0xC7, 9, imm=32),
+                      replay_bounds.insn(0xC5, 9, off=1, imm=-2), replay_bounds.insn(0xBF, 1, 9)],
     # sign extensions and byte swaps of partly known values
     "sext_bswap": [replay_bounds.insn(0xBF, 3, 9), replay_bounds.insn(0x57, 3, imm=0xF0),
                    replay_bounds.insn(0xBF, 4, 3, 8), replay_bounds.insn(0xDC, 3, imm=16),

@@ -28,9 +28,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from etran.analysis.budget import MAX_PROCESSED
+from etran.analysis.budget import MAX_PROCESSED, check_refined
 from etran.differential.harness import KernelHarness, compare
-from etran.dsl.diagnostics import DiagnosticError
+from etran.dsl.diagnostics import DiagnosticError, DiagnosticSink
 from etran.interp.interpreter import Interpreter
 from etran.ir import tir
 from etran.pipeline import (
@@ -77,6 +77,14 @@ def _run(source: str, hooks: tuple[str, ...], idx: int, n_inputs: int,
     except Exception as e:
         out["failure"] = f"compile crash: {type(e).__name__}"
         out["detail"] = traceback.format_exc(limit=-3)
+        return out
+    # `etran check` decides by the estimate once compiled (check_refined) as well
+    refined = DiagnosticSink()
+    check_refined(program, refined)
+    if refined.has_errors:
+        out["rejected"] = ["budget"]
+        out["detail"] = "\n".join(map(str, refined.items[:3]))
+        out.update(_lifted(source))
         return out
     if plain is not None:
         try:
@@ -254,8 +262,8 @@ def summarize(results: list[dict[str, Any]], out: Path, jobs: int, inputs: int,
     print(f"budget: {len(over)} hooks above the estimate; worst ratios (kernel/estimate):")
     for ratio, k, e, idx, h in ratios[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
-    print(f"the source model's estimate (or the replay's where it refused), which decides "
-          f"what the check accepts: "
+    print(f"the source model's estimate (or the replay's where it refused; what `etran check "
+          f"--source-only` decides by, before compiling): "
           f"{len(over_check)} hooks below the kernel's count")
     for ratio, k, e, idx, h in over_check[:8]:
         print(f"  {ratio:.2f}  kernel {k} estimate {e}  program {idx} hook {h}")
