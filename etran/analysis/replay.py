@@ -89,6 +89,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import NamedTuple, TypeVar
 
 from etran.backend.disasm import Insn, decode_one
@@ -206,6 +207,17 @@ def _moved(p: Reg, off: int) -> Reg:
     a pointer)."""
     return Reg(p.t, p.umin, p.umax, p.smin, p.smax, p.tv, p.tm, off, p.rng, p.id, p.mp, p.approx,
                p.ac, p.wumin, p.wumax, p.wsmin, p.wsmax)
+
+
+@functools.cache
+def nr_cpu_ids() -> int:
+    """The kernel's nr_cpu_ids: one more than the highest possible CPU's number (0 when
+    /sys does not say)."""
+    try:
+        text = Path("/sys/devices/system/cpu/possible").read_text().strip()
+        return max(int(part.split("-")[-1]) for part in text.split(",")) + 1
+    except (OSError, ValueError):
+        return 0
 
 
 def _reg(t: str, b: Bounds, approx: bool = False, id: int = 0) -> Reg:
@@ -2352,17 +2364,24 @@ class Explorer:
         elif h in (93, 94, 132, 133):  # spin_lock/unlock, ringbuf_submit/discard: void
             r0 = NOT_INIT
         elif h == 8:
-            r0 = scalar(approx=True)   # get_smp_processor_id: the kernel knows < nr_cpu_ids
+            # get_smp_processor_id: [0, nr_cpu_ids - 1] (do_refine_retval_range), this
+            # machine's possible CPUs; where they cannot be read, a value the kernel may
+            # know better than the model (approx)
+            n = nr_cpu_ids()
+            r0 = scalar(0, n - 1, 0, n - 1) if n else scalar(approx=True)
         else:
             r0 = scalar()   # RET_INTEGER: unknown, as in the kernel
-        if h in (44, 54, 65):  # packet data may move: every packet pointer is invalid
-            def inval(r: Reg) -> Reg:
-                return scalar(approx=True) if r.t in ("pkt", "pkt_meta", "pkt_end") else r
+        if h in (44, 54, 65):
+            # packet data may move: every packet pointer is invalid (clear_all_pkt_pointers).
+            # For a privileged loader (allow_ptr_leaks) mark_reg_invalid() makes each an
+            # unknown scalar, in registers and in spilled slots alike: the slot stays a
+            # spill (STACK_SPILL), which a later state's uninitialised slot does not match
             for j in range(11):
-                regs[j] = inval(regs[j])
+                if regs[j].t in ("pkt", "pkt_meta", "pkt_end"):
+                    regs[j] = scalar()
             for k, sl in list(st.stack.items()):
                 if sl.types[0] == "s" and sl.spilled.t in ("pkt", "pkt_meta", "pkt_end"):
-                    st.stack[k] = Slot(("m",) * 8, NOT_INIT)
+                    st.stack[k] = Slot(sl.types, scalar())
         if h == 170:  # timer_set_callback: the callback is verified as a new state
             fn = regs[2]
             if fn.t == "func":
