@@ -82,8 +82,13 @@ class ExprLowering(FunctionBase):
         if isinstance(var.type, OptionalType) and not isinstance(e.type, OptionalType):
             # A use the checker proved non-None: anchored here, after the test, so LLVM
             # cannot hoist address arithmetic on it above the test (the verifier refuses
-            # arithmetic on a pointer that may be null).
-            value = self.anchor(value)
+            # arithmetic on a pointer that may be null). Inside a loop the anchor is the
+            # inline-asm barrier: `llvm.bpf.passthrough` is gone when the back end's loop
+            # passes run, and MachineLICM hoisted `r8 += 16` (a field's address on a
+            # reference looked up before the loop) out of the loop, above the null test in
+            # its body (a generated program found it:
+            # tests/property/found/field_address_hoisted_out_of_a_loop_above_its_null_test.py).
+            value = self.barrier(value) if self.loops else self.anchor(value)
         return value
 
     def x_Unary(self, e: tir.Unary) -> ir.Value:
