@@ -87,7 +87,7 @@ class ExprLowering(FunctionBase):
             # passes run, and MachineLICM hoisted `r8 += 16` (a field's address on a
             # reference looked up before the loop) out of the loop, above the null test in
             # its body (a generated program found it:
-            # tests/property/found/field_address_hoisted_out_of_a_loop_above_its_null_test.py).
+            # tests/property/found/field_address_hoisted_out_of_a_loop_above_the_null_check.py).
             value = self.barrier(value) if self.loops else self.anchor(value)
         return value
 
