@@ -1391,13 +1391,7 @@ def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = Fa
                 if opinion is not None:
                     second = "; replayed over the compiled instructions, " + (
                         f"about {replayed:,}" if replayed is not None else opinion.why)
-                error(hook.name_span or hook.span, "budget",
-                      f"`{hook.name}` may make the verifier process about {est.processed:,} "
-                      f"instructions{second}; the kernel stops at {MAX_PROCESSED:,}",
-                      f"the largest part: {est.hottest}",
-                      "lower loop bounds, or split the work across hooks or runs; the "
-                      "estimate is pessimistic: `--kernel-decides` (on check, verify, build, "
-                      "run, fuzz and up) lets the kernel verifier decide")
+                _refuse(error, hook, est.processed, second, f"the largest part: {est.hottest}")
                 continue
             est = program.budgets[hook.name] = replace(est, processed=replayed, replayed=True)
         if est.insns > MAX_INSNS:
@@ -1453,14 +1447,21 @@ def check_refined(program: tir.Program, sink: DiagnosticSink, advisory: bool = F
         est = program.budgets.get(hook.name)
         if est is None or not est.replayed or est.processed <= MAX_PROCESSED:
             continue
-        error(hook.name_span or hook.span, "budget",
-              f"`{hook.name}` may make the verifier process about {est.processed:,} "
-              f"instructions (replayed over the compiled instructions); the kernel stops at "
-              f"{MAX_PROCESSED:,}",
-              f"the source estimate was about {est.source:,}; the largest part: {est.hottest}"
-              if est.source else f"the largest part: {est.hottest}",
-              "lower loop bounds, or split the work across hooks or runs; `--kernel-decides` "
-              "lets the kernel verifier decide")
+        source = f"the source estimate was about {est.source:,}; " if est.source else ""
+        _refuse(error, hook, est.processed, " (replayed over the compiled instructions)",
+                f"{source}the largest part: {est.hottest}")
+
+
+def _refuse(error: Callable[..., None], hook: tir.Function, processed: int, how: str,
+            largest: str) -> None:
+    """The budget refusal of `hook`, estimated at `processed` (`how`: which estimate)."""
+    error(hook.name_span or hook.span, "budget",
+          f"`{hook.name}` may make the verifier process about {processed:,} "
+          f"instructions{how}; the kernel stops at {MAX_PROCESSED:,}",
+          largest,
+          "lower loop bounds, or split the work across hooks or runs; the estimate is "
+          "pessimistic: `--kernel-decides` (on check, verify, build, run, fuzz and up) lets "
+          "the kernel verifier decide")
 
 
 def _second_opinions(program: tir.Program, hooks: list[str],

@@ -212,7 +212,8 @@ def _moved(p: Reg, off: int) -> Reg:
 @functools.cache
 def nr_cpu_ids() -> int:
     """The kernel's nr_cpu_ids: one more than the highest possible CPU's number (0 when
-    /sys does not say)."""
+    /sys does not say). `etran.runtime.system.possible_cpus` asks libbpf for the same
+    number; the checker reads the file itself so that `etran check` loads no runtime."""
     try:
         text = Path("/sys/devices/system/cpu/possible").read_text().strip()
         return max(int(part.split("-")[-1]) for part in text.split(",")) + 1
