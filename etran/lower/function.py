@@ -133,13 +133,17 @@ class FunctionBase:
         move, the pointer becomes a number for the verifier
         (tests/property/found/packet_bound_hoisted_out_of_both_branches.py). Merged with
         an earlier load or carried around a loop, the u32 fails in the same way, which
-        `volatile` prevents."""
+        `volatile` prevents. The 64-bit value passes the inline-asm `barrier` before it
+        becomes a pointer: LLVM otherwise knows its upper half is zero, keeps only the
+        u32 and spills that with a 32-bit store, which the verifier refuses for a pointer
+        ("invalid size of register spill",
+        tests/property/found/packet_start_spilled_as_u32.py)."""
         base = self.anchor(self.ctx)
         addr = self.b.gep(base, [ir.Constant(I64, offset)], source_etype=I8) if offset else base
         ld = VolatileLoad(self.b.block, addr, typ=I32)
         ld.align = 4
         self.b._insert(ld)
-        return self.b.inttoptr(self.b.zext(ld, I64), PTR)
+        return self.b.inttoptr(self.barrier(self.b.zext(ld, I64)), PTR)
 
     def info_field(self, index: int) -> ir.Value:
         return self.b.gep(self.pkt_info, [ir.Constant(I64, 4 * index)], source_etype=I8) \
