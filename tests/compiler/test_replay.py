@@ -469,6 +469,24 @@ def test_campaign_programs_are_counted_as_the_kernel_counts(kernel: None, path: 
     assert res.complete and res.processed == count, f"replay {res.processed}, kernel {count}"
 
 
+@pytest.mark.kernel
+def test_a_checkpoint_forced_by_a_long_history_is_counted(kernel: None) -> None:
+    """The object of campaign program 74055 (tests/corpus/replay/history_limit_after_a_pop.py
+    says how it was made and what happens): the kernel forces a checkpoint where a popped
+    path's jump history passes 40 entries, the replay's history is one entry shorter there,
+    and its first count is half the kernel's. `explore` replays it again with the entry and
+    keeps the larger count, the kernel's."""
+    program = check_source((ROOT / "tests/corpus/replay/history_limit_after_a_pop.py").read_text(),
+                           "history_limit_after_a_pop.py")
+    elf = (ROOT / "tests/data/history_limit_after_a_pop.o").read_bytes()
+    count = kernel_counts(elf)["rx"]
+    maps = replay.map_shapes(program)
+    first = replay.Explorer(replay.layout(elf, "rx"), maps=maps).run(0)
+    assert first.near_hist >= replay.FORCED_HISTORY - 1 and first.processed < count / 1.5
+    res = replay.explore(elf, "rx", maps=maps)
+    assert res.complete and res.processed == count, f"replay {res.processed}, kernel {count}"
+
+
 # A data write into a slot holding a narrow spill scrubs the whole slot
 # (check_stack_write_fixed_off, scrub_spilled_slot): its STACK_ZERO bytes become unknown. Here
 # fp-4 is zeroed, fp-8 gets a 2-byte spill of 15, then fp-6 an unknown value: the byte read
