@@ -451,7 +451,8 @@ def test_a_helper_reads_the_stack_bytes_its_size_argument_gives() -> None:
     ("tests/corpus/replay/stack_deeper_than_a_pushed_state.py", "classify_rx"),
     ("tests/corpus/replay/packet_length_from_two_pointers.py", "classify_rx"),
     ("tests/corpus/replay/sign_extension_of_a_negative_range.py", "rx"),
-    ("tests/corpus/replay/packet_pointer_spilled_across_adjust_head.py", "rx")])
+    ("tests/corpus/replay/packet_pointer_spilled_across_adjust_head.py", "rx"),
+    ("tests/corpus/replay/callback_registered_at_two_sites.py", "classify_rx")])
 def test_campaign_programs_are_counted_as_the_kernel_counts(kernel: None, path: str,
                                                             hook: str) -> None:
     """Campaign programs the replay once under-counted: a stack pointer filled from the
@@ -460,8 +461,9 @@ def test_campaign_programs_are_counted_as_the_kernel_counts(kernel: None, path: 
     in a slot whose spill a data write scrubbed (SCRUBBED_SPILL; 157 of 256), a state
     pruned against one whose stack went deeper (167 of 263), and a packet length taken for
     a value the kernel may know better (9,015 of 12,345), a negative range lost through
-    a sign extension (9,079 of 18,012), and spilled packet pointers invalidated by
-    bpf_xdp_adjust_head (726 of 1,075; each file's docstring)."""
+    a sign extension (9,079 of 18,012), spilled packet pointers invalidated by
+    bpf_xdp_adjust_head (726 of 1,075), and a timer callback registered at two places
+    compared as two callbacks (9,008 of 9,064; each file's docstring)."""
     program = check_source((ROOT / path).read_text(), Path(path).name)
     elf = compile_program(program).elf
     count = kernel_counts(elf)[hook]
