@@ -29,9 +29,10 @@ It walks the instructions the kernel walks, the way it walks them (kernel/bpf/ve
   32-bit ranges, pointers to ctx/packet/packet end/map value (or null)/stack/map/ringbuf memory),
   packet ranges learnt from comparisons with `data_end`, null checks by id, spills and fills
   per stack byte (STACK_SPILL/MISC/ZERO, narrow spills of scalars);
-* a timer callback registered by `bpf_timer_set_callback` is explored as a fresh state after
-  the program's own paths, and counted in the program's total, as the kernel does: a
-  `@timer` handler is verified inside every hook that starts its timer.
+* a timer callback registered by `bpf_timer_set_callback` is pushed, at the call, as a
+  fresh state (push_async_cb), explored when the search pops it and counted in the
+  program's total, as the kernel does: a `@timer` handler is verified inside every hook
+  that starts its timer, once per start unless that start is pruned.
 
 Precision and liveness follow the kernel instead of a static over-approximation:
 
