@@ -6,7 +6,8 @@ the control plane and sockets in Python, AF_XDP underneath). The peer is the ker
 both times, so the difference is our end alone.
 
 * request/response: 64-byte request, 64-byte echo, one at a time, N round trips; p50, p99;
-* bulk: M MiB from a to b (the server drains), goodput until the server has it all;
+* bulk: M MiB from a to b (the server drains), goodput until the server has it all; and
+  M MiB from a Linux client on b to a server on a (etran's ACKs are made by its gen hook);
 * the ceiling of the application path: raw 64-byte frames through an AF_XDP socket from
   Python (frames/s), and what that makes at one MSS per frame.
 
@@ -113,6 +114,60 @@ def etran_client(topo: Topology, a: Host, b: Host, port: int, rounds: int,
     return rtts, size / seconds
 
 
+def _send_from_b(b: Host, ip: str, port: int, size: int) -> threading.Thread:
+    """A Linux client on b that sends `size` bytes to (ip, port) and closes."""
+    with b.entered():
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+
+    def run() -> None:
+        with sock:
+            sock.connect((ip, port))
+            sock.sendall(bytes(size))
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    return thread
+
+
+def linux_server_receive(a: Host, b: Host, port: int, size: int) -> float:
+    """Bulk the other way: a Linux client on b sends to a Linux server on a; goodput until
+    the server has read everything."""
+    with a.entered():
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    with listener:
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind((a.ip, port))
+        listener.listen()
+        sender = _send_from_b(b, a.ip, port, size)
+        conn, _ = listener.accept()
+        start = time.perf_counter()
+        got = 0
+        with conn:
+            while chunk := conn.recv(1 << 16):
+                got += len(chunk)
+        seconds = time.perf_counter() - start
+        sender.join(10)
+    assert got == size, f"the Linux server read {got} of {size} bytes"
+    return size / seconds
+
+
+def etran_server_receive(topo: Topology, a: Host, b: Host, port: int, size: int) -> float:
+    """The same with etran's TCP as the server on a (its ACKs made by the gen hook)."""
+    with TcpStack(topo, a.name) as stack, stack.listen(port) as listener:
+        listener.settimeout(10)
+        sender = _send_from_b(b, a.ip, port, size)
+        conn, _ = listener.accept()
+        conn.settimeout(60)
+        start = time.perf_counter()
+        got = 0
+        with conn:
+            while chunk := conn.recv(1 << 16):
+                got += len(chunk)
+        seconds = time.perf_counter() - start
+        sender.join(10)
+    assert got == size, f"the etran server read {got} of {size} bytes"
+    return size / seconds
+
+
 def afxdp_ceiling(a: Host, b: Host, frames: int) -> float:
     frame = eth(ipv4(udp(bytes(22), sport=9, dport=9, src=a.ip, dst=b.ip), src=a.ip, dst=b.ip),
                 src=a.mac, dst=b.mac)
@@ -136,6 +191,8 @@ def main() -> None:
         a, b = topo.host("a"), topo.host("b")
         linux_rtt, linux_rate = linux_client(a, b, 6001, args.rounds, size)
         etran_rtt, etran_rate = etran_client(topo, a, b, 6101, args.rounds, size)
+        linux_in = linux_server_receive(a, b, 6201, size)
+        etran_in = etran_server_receive(topo, a, b, 6301, size)
         ceiling = afxdp_ceiling(a, b, args.frames)
     print(f"etran TCP against Linux TCP, two hosts, Linux echo server on b; {args.rounds} "
           f"64-byte round trips, {args.mib} MiB bulk\n")
@@ -144,8 +201,10 @@ def main() -> None:
     for name, p in (("request/response p50", 50), ("request/response p99", 99)):
         e, lx = pct(etran_rtt, p), pct(linux_rtt, p)
         print(f"| {name} | {e:.1f} us | {lx:.1f} us | {e / lx:.2f} |")
-    print(f"| bulk goodput | {etran_rate / 1e6:.1f} MB/s | {linux_rate / 1e6:.1f} MB/s "
+    print(f"| bulk goodput, a sends | {etran_rate / 1e6:.1f} MB/s | {linux_rate / 1e6:.1f} MB/s "
           f"| {etran_rate / linux_rate:.3f} |")
+    print(f"| bulk goodput, a receives | {etran_in / 1e6:.1f} MB/s | {linux_in / 1e6:.1f} MB/s "
+          f"| {etran_in / linux_in:.3f} |")
     print(f"\nAF_XDP from Python, 64-byte frames: {ceiling:,.0f} frames/s; at one {MSS}-byte "
           f"segment per frame that is {ceiling * MSS / 1e6:.1f} MB/s; etran's bulk goodput "
           f"is {etran_rate / (ceiling * MSS):.2f} of it")

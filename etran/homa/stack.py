@@ -194,7 +194,7 @@ class HomaStack:
             self._closers.insert(0, self.gen)
             self.port = HostPort(me.interface)
             self._closers.insert(0, self.port)
-            self.pump = GenPump(self.gen, flag=(maps["wake"], bytes(4)), interval=0.0002)
+            self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)))
             self._closers.insert(0, Stopper(self.pump))
             self._events = RingBufferReader(maps["events"])
             self._closers.insert(0, self._events)
@@ -479,7 +479,7 @@ class HomaStack:
                                     "kind": wire.RESEND, "offset": offset, "length": size,
                                     "priority": 7})
         if runs:
-            self.raw_maps["wake"].update(bytes(4), (1).to_bytes(4, "little"))
+            self.pump.ask()
 
     def _fail(self, call: _Call, code: int, why: str) -> None:
         with self._lock:

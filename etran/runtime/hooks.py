@@ -232,6 +232,8 @@ class _Pump:
         self.error: BaseException | None = None
         self._reader = RingBufferReader(ring) if ring is not None else None
         self._ring_fd = ring.fd if ring is not None else -1
+        # ask() from user space: an eventfd the thread polls with the ring
+        self._event = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name=f"etran-{what.replace(' ', '-')}",
                                         daemon=True)
@@ -240,8 +242,19 @@ class _Pump:
     def _serve(self) -> None:
         raise NotImplementedError
 
+    def ask(self) -> None:
+        """Ask from user space: the thread wakes at once (a flag set from user space would
+        wait for the thread's next look at it)."""
+        if self._event >= 0:
+            os.eventfd_write(self._event, 1)
+
     def _asked(self) -> bool:
         asked = False
+        try:
+            os.eventfd_read(self._event)
+            asked = True
+        except BlockingIOError:
+            pass
         if self._reader is not None and self._reader.drain():
             asked = True
         if self.flag is not None:
@@ -254,6 +267,7 @@ class _Pump:
 
     def _loop(self) -> None:
         poller = select.poll()
+        poller.register(self._event, select.POLLIN)
         if self._ring_fd >= 0:
             poller.register(self._ring_fd, select.POLLIN)
         try:
@@ -268,7 +282,11 @@ class _Pump:
     def stop(self) -> None:
         """Stop the thread; re-raises what made it stop early, if anything did."""
         self._stop.set()
+        self.ask()                       # out of its poll at once
         self._thread.join()
+        if self._event >= 0:
+            os.close(self._event)
+            self._event = -1
         if self._reader is not None:
             self._reader.close()
             self._reader = None

@@ -162,9 +162,10 @@ class TcpStack:
             self._closers.insert(0, self.gen)
             self.port = HostPort(self.host.interface)
             self._closers.insert(0, self.port)
-            self.pump = GenPump(self.gen, flag=(maps["wake"], bytes(4)))
+            self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)))
             self._closers.insert(0, Stopper(self.pump))
             self.egress_pump = EgressPump(self.egress, sg.timeout_frame(),
+                                          ring=maps["wake_tx_ring"],
                                           flag=(maps["wake_tx"], bytes(4)))
             self._closers.insert(0, Stopper(self.egress_pump))
         except BaseException:
@@ -396,7 +397,7 @@ class TcpStack:
                 self.maps["acks"].push({**key, "dup": 0})
             except EtranRuntimeError:
                 pass                       # the queue is full: ACKs are on their way anyway
-            self.maps["wake"][0] = {"asked": 1}
+            self.pump.ask()
 
     def _deliver(self, seg: Segment) -> TcpSocket | None:
         key = (seg.src, seg.sport, seg.dport)

@@ -241,6 +241,9 @@ ctrl = Queue(CtrlReq, max_entries=1024)
 config = ArrayMap(Config, max_entries=1)
 ports = HashMap(u16, Port, max_entries=256)
 wake = ArrayMap(Wake, max_entries=1)
+# A record when the flag rises wakes the gen pump at once (it also looks at the flag, every
+# millisecond): one record per round of the pump, not one per request
+wake_ring = RingBuf(Wake, max_entries=4096)
 events = RingBuf(Event, max_entries=1 << 16)
 trace = RingBuf(GrantRecord, max_entries=1 << 20)
 counters = PerCpuArray(Counters, max_entries=1)
@@ -255,6 +258,8 @@ def same(cs: Cands, i: u32, key: RpcKey) -> bool:
 def ask_gen() -> None:
     w = wake.get(0)
     if w is not None:
+        if w.asked == 0:
+            wake_ring.output(Wake(asked=1))
         w.asked = 1
 
 

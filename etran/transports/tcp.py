@@ -227,6 +227,11 @@ go_backs = Queue(ConnKey, max_entries=1024)
 reads = HashMap(ConnKey, Read, max_entries=1024)
 wake = ArrayMap(Wake, max_entries=1)
 wake_tx = ArrayMap(Wake, max_entries=1)
+# A record when a flag rises wakes its pump at once: the pumps also look at the flags, but
+# only every millisecond (a record per request would be one per segment; one per rise is
+# one per round of the pump)
+wake_ring = RingBuf(Wake, max_entries=4096)
+wake_tx_ring = RingBuf(Wake, max_entries=4096)
 pending = ArrayMap(Pending, max_entries=1)
 trace = RingBuf(TraceRecord, max_entries=1 << 20)
 counters = PerCpuArray(Counters, max_entries=1)
@@ -247,24 +252,38 @@ def tcp_sum(pkt: Packet, ip: IPv4, tcp_len: u32) -> u16:
     return csum_fold(pkt.checksum(TCP_AT, tcp_len, pseudo))
 
 
+def ask_gen() -> None:
+    """Ask the gen pump for a round (it zeroes the flag before each)."""
+    w = wake.get(0)
+    if w is not None:
+        if w.asked == 0:
+            wake_ring.output(Wake(asked=1))
+        w.asked = 1
+
+
+def ask_egress() -> None:
+    """Ask the egress pump to push a TIMEOUT frame through egress."""
+    w = wake_tx.get(0)
+    if w is not None:
+        if w.asked == 0:
+            wake_tx_ring.output(Wake(asked=1))
+        w.asked = 1
+
+
 def ask_for_ack(key: ConnKey, c: Conn) -> None:
     if not c.ack_queued:
         if acks.push(AckReq(peer_ip=key.peer_ip, peer_port=key.peer_port,
                             local_port=key.local_port, dup=0)):
             c.ack_queued = True
             count_request()
-    w = wake.get(0)
-    if w is not None:
-        w.asked = 1                      # even when the queue is full: it must drain
+    ask_gen()                            # even when the queue is full: it must drain
 
 
 def ask_for_go_back(key: ConnKey, c: Conn) -> None:
     if not c.go_back_queued:
         if go_backs.push(key):
             c.go_back_queued = True
-            w = wake_tx.get(0)
-            if w is not None:
-                w.asked = 1
+            ask_egress()
 
 
 def arm_rto(c: Conn) -> None:
@@ -404,9 +423,7 @@ def dup_ack(key: ConnKey, c: Conn) -> int:
                         local_port=key.local_port, dup=1)):
         c.dup_acks_sent += 1
         count_request()
-    w = wake.get(0)
-    if w is not None:
-        w.asked = 1                      # even when the queue is full: it must drain
+    ask_gen()                            # even when the queue is full: it must drain
     return XDP_DROP
 
 
@@ -560,9 +577,7 @@ def go_back(pkt: Packet) -> int:
     k = go_backs.pop()
     if k is None:
         return XDP_DROP                  # nothing to do: the pump waits for the next ask
-    w = wake_tx.get(0)
-    if w is not None:
-        w.asked = 1                      # more may be queued: come back
+    ask_egress()                         # more may be queued: come back
     c = conns.get(ConnKey(peer_ip=k.peer_ip, peer_port=k.peer_port, local_port=k.local_port))
     if c is None:
         return XDP_DROP
@@ -676,9 +691,7 @@ def tcp_tx(pkt: Packet) -> int:
 def come_back() -> int:
     """End this gen round without a frame but with the pump asked again: for a request that
     needed no ACK, while others may wait behind it."""
-    w = wake.get(0)
-    if w is not None:
-        w.asked = 1
+    ask_gen()
     return XDP_DROP
 
 
@@ -700,8 +713,10 @@ def tcp_ack(pkt: Packet) -> int:
     c.ack_queued = False
     wnd = rcv_window(key, c)
     # An ACK that would repeat the last one exactly is skipped unless it is meant as a
-    # duplicate: a peer that has closed answers a stray one with a RST.
-    if k.dup == 0 and c.last_ack == c.rcv_nxt and c.last_wnd == wnd:
+    # duplicate: a peer that has closed answers a stray one with a RST. So is a window
+    # update once the peer's FIN is in (it sends nothing more; the application reading the
+    # last data raises the window just after the FIN's ACK went out)
+    if k.dup == 0 and c.last_ack == c.rcv_nxt and (c.last_wnd == wnd or c.state == PEER_CLOSED):
         return come_back()
     c.last_ack = c.rcv_nxt
     c.last_wnd = wnd

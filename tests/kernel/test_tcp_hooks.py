@@ -124,20 +124,23 @@ def test_egress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int,
 
 @SETTINGS
 @given(base=u32, rcv=u32, queued=st.booleans(), size=st.integers(14, 200), dup=st.booleans(),
-       repeat=st.booleans(), ts=st.one_of(st.none(), u32))
+       repeat=st.booleans(), update=st.booleans(), state=st.sampled_from([1, 2]),
+       ts=st.one_of(st.none(), u32))
 def test_ack_generation_agrees(runner: Any, base: int, rcv: int, queued: bool, size: int,
-                               dup: bool, repeat: bool, ts: int | None) -> None:
+                               dup: bool, repeat: bool, update: bool, state: int,
+                               ts: int | None) -> None:
     """An ACK per request; one that would repeat the last ACK exactly is skipped (the pump
-    is asked to come back) unless it was asked for as a duplicate. With timestamps on, the
-    ACK carries them, echoing the peer's latest."""
-    store = maps(runner, base, base, 1000, rcv, 1, queued,
+    is asked to come back) unless it was asked for as a duplicate. So is one that only
+    updates the window once the peer's FIN is in (state 2): the peer, closed, would answer
+    it with a RST. With timestamps on, the ACK carries them, echoing the peer's latest."""
+    store = maps(runner, base, base, 1000, rcv, state, queued,
                  None if ts is None else {"ts_ok": True, "ts_recent": ts})
-    if repeat:   # the last ACK sent said exactly this already
+    if repeat:   # the last ACK sent acknowledged this already, with this window or a smaller
         key = {"peer_ip": sg.ip_int(B), "peer_port": PEER, "local_port": LOCAL}
         conn = codec.decode(runner.program.map("conns").value,
                             store.maps["conns"].entries[codec.encode(
                                 runner.program.map("conns").key, key, "key")])
-        store.set("conns", key, {**conn, "last_ack": rcv, "last_wnd": 65535})
+        store.set("conns", key, {**conn, "last_ack": rcv, "last_wnd": 1000 if update else 65535})
     if queued:
         acks = runner.program.map("acks").value
         store.push_raw("acks", codec.encode(acks, {"peer_ip": sg.ip_int(B), "peer_port": PEER,
@@ -145,7 +148,7 @@ def test_ack_generation_agrees(runner: Any, base: int, rcv: int, queued: bool, s
                                             "acks value"))
     k, _i, diffs = run_both(runner, "tcp_ack", frame_input(bytes(size), maps=store))
     assert not diffs, diffs
-    if queued and (dup or not repeat):
+    if queued and (dup or not repeat or (update and state == 1)):
         seg = sg.parse(k.packet)
         assert seg is not None and seg.has(sg.ACK) and (seg.seq, seg.ack) == (base, rcv)
         assert seg.window == 65535

@@ -146,6 +146,28 @@ def test_gen_runs_when_a_program_asks(seq_hosts: SeqHosts, asked_by: str) -> Non
         assert 1 <= gen.sent <= 20
 
 
+def test_a_pump_asked_from_user_space_runs_at_once(seq_hosts: SeqHosts) -> None:
+    """`ask()` wakes the pump without waiting for its next look at the flag (here every 10
+    s), and `stop()` does not wait for that look either."""
+    h = seq_hosts
+    maps = h.objects["b"].maps
+    with XskSocket(h.b.interface) as xsk, \
+            Gen(h.objects["b"].programs["ack"], h.b.interface) as gen, \
+            Egress(h.objects["a"].programs["stamp"], h.a.interface) as egress:
+        xsk.register(h.objects["b"].maps["xsks"])
+        pump = GenPump(gen, flag=(maps["wake"], bytes(4)), interval=10.0)
+        try:
+            time.sleep(0.05)                        # the pump is in its first long wait
+            egress.send([frame(h.a, h.b, 9005, 9005, bytes(4) + b"x") for _ in range(20)])
+            assert not wait_for(lambda: h.state("a")[2] == 20, timeout=0.3)
+            pump.ask()
+            assert wait_for(lambda: h.state("a")[2] == 20, timeout=1.0)
+        finally:
+            start = time.monotonic()
+            pump.stop()
+            assert time.monotonic() - start < 1.0
+
+
 def test_send_until_refused_stops_at_the_first_frame_not_sent(kernel: None) -> None:
     with Topology("two-hosts") as topo:
         a, b = topo.host("a"), topo.host("b")
