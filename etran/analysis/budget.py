@@ -1386,6 +1386,9 @@ def check_budget(program: tir.Program, sink: DiagnosticSink, advisory: bool = Fa
         if est.processed > MAX_PROCESSED:
             opinion = opinions.get(hook.name)
             replayed = opinion.estimate if opinion is not None else None
+            if opinion is not None and opinion.waiting:
+                _refuse_waiting(error, hook, opinion.waiting)
+                continue
             if replayed is None or replayed > MAX_PROCESSED:
                 second = ""
                 if opinion is not None:
@@ -1419,7 +1422,7 @@ def refine_estimates(program: tir.Program, elf: bytes) -> None:
     import math
     import time
 
-    from etran.analysis.replay import MARGIN, MAX_REPLAYED, Unsupported, explore, map_shapes
+    from etran.analysis.replay import JMP_SEQ_LIMIT, MARGIN, MAX_REPLAYED, Unsupported, explore, map_shapes
     maps = map_shapes(program)
     deadline = time.monotonic() + REFINE_SECONDS
     for hook in program.hooks:
@@ -1430,6 +1433,9 @@ def refine_estimates(program: tir.Program, elf: bytes) -> None:
             res = explore(elf, hook.name, MAX_REPLAYED, maps, deadline)
         except Unsupported:
             continue
+        if res.too_many_waiting:
+            # the kernel refuses it whatever the count (check_refined says so)
+            program.budgets[hook.name] = est = replace(est, waiting=res.waiting or JMP_SEQ_LIMIT + 1)
         tight = math.ceil(res.processed * MARGIN)
         if res.complete and (tight < est.processed or res.processed > est.processed):
             program.budgets[hook.name] = replace(est, processed=tight, replayed=True,
@@ -1442,14 +1448,37 @@ def check_refined(program: tir.Program, sink: DiagnosticSink, advisory: bool = F
     kernel's limit is refused, as the source estimate's second opinion refuses one. The
     source model alone can be below the kernel's count (rarely, by up to 1.25x measured);
     once the replay has counted, the estimate the check shows is the one it decides by."""
+    from etran.analysis.replay import JMP_SEQ_LIMIT, MARGIN
     error = sink.warning if advisory else sink.error
     for hook in program.hooks:
         est = program.budgets.get(hook.name)
+        if est is not None and est.waiting * MARGIN > JMP_SEQ_LIMIT:
+            _refuse_waiting(error, hook, est.waiting)
+            continue
         if est is None or not est.replayed or est.processed <= MAX_PROCESSED:
             continue
         source = f"the source estimate was about {est.source:,}; " if est.source else ""
         _refuse(error, hook, est.processed, " (replayed over the compiled instructions)",
                 f"{source}the largest part: {est.hottest}")
+
+
+def _refuse_waiting(error: Callable[..., None], hook: tir.Function, waiting: int) -> None:
+    """The refusal of `hook`, whose replay left `waiting` branches waiting at once for the
+    verifier (times the margin, over the kernel's JMP_SEQ_LIMIT; more than the limit
+    itself: the replay stopped there)."""
+    import math
+
+    from etran.analysis.replay import JMP_SEQ_LIMIT, MARGIN
+    many = (f"more than {JMP_SEQ_LIMIT:,}" if waiting > JMP_SEQ_LIMIT
+            else f"about {math.ceil(waiting * MARGIN):,}")
+    error(hook.name_span or hook.span, "budget",
+          f"`{hook.name}` leaves {many} branches waiting at once for the verifier "
+          f"(replayed over the compiled instructions); the kernel refuses more than "
+          f"{JMP_SEQ_LIMIT:,} (\"the sequence of jumps is too complex\")",
+          "a loop whose every turn may leave early (`break`, `return`) leaves one branch "
+          "waiting per turn: fewer turns, or the exit tested after the loop",
+          "`--kernel-decides` (on check, verify, build, run, fuzz and up) lets the kernel "
+          "verifier decide")
 
 
 def _refuse(error: Callable[..., None], hook: tir.Function, processed: int, how: str,

@@ -91,7 +91,7 @@ import functools
 import math
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
@@ -125,6 +125,13 @@ MARGIN = 1.5
 # entry of the limit (45 of those 6,019 hooks), once with the entry (`popped_entry`), and
 # keeps the larger count: the estimate can only go up (on 3 of the 6,019, by at most 1%).
 FORCED_HISTORY = 40
+
+# The verifier refuses a program as soon as more than this many branches wait to be
+# explored at once (push_stack: "The sequence of 8193 jumps is too complex"), whatever its
+# count: a loop whose every turn may leave early leaves one waiting per turn. The replay's
+# stack of pushed states is the kernel's; it stops there (`Result.stopped` "jumps"), and
+# the check refuses a hook whose most waiting times MARGIN is over it (budget.check_refined).
+JMP_SEQ_LIMIT = 8192
 LIMIT = 1_000_000
 U64 = (1 << 64) - 1
 U32 = (1 << 32) - 1
@@ -1018,8 +1025,14 @@ class Result:
     peak_states: int
     complete: bool          # explored every path within `max_processed` and `deadline`
     paths: int
-    stopped: str = ""       # why not complete: "limit" or "time"
+    stopped: str = ""       # why not complete: "limit", "time" or "jumps" (JMP_SEQ_LIMIT)
     near_hist: int = 0      # Explorer.near_hist
+    waiting: int = 0        # Explorer.waiting
+
+    @property
+    def too_many_waiting(self) -> bool:
+        """More branches waiting at once than JMP_SEQ_LIMIT, with the margin."""
+        return self.stopped == "jumps" or self.waiting * MARGIN > JMP_SEQ_LIMIT
 
     @property
     def estimate(self) -> int:
@@ -1552,6 +1565,7 @@ class Explorer:
         # the variant that gives a branch pushed at a jump point one entry more (`explore`)
         self.near_hist = 0
         self.popped_entry = popped_entry
+        self.waiting = 0            # the most states pushed and not yet explored (the kernel's stack_size)
 
     def new_id(self) -> int:
         self.id_gen += 1
@@ -1575,7 +1589,7 @@ class Explorer:
                     complete = False
                     break
         return Result(self.insn_processed, self.total_states, self.peak_states, complete, self.paths,
-                      self.stopped, self.near_hist)
+                      self.stopped, self.near_hist, self.waiting)
 
     def path(self, idx: int, st: State) -> bool:
         # the loop runs once per instruction replayed: what it reads is in locals
@@ -1593,6 +1607,9 @@ class Explorer:
                 return False
             if deadline is not None and not n & 0xFFF and time.monotonic() > deadline:
                 self.stopped = "time"
+                return False
+            if self.waiting > JMP_SEQ_LIMIT:
+                self.stopped = "jumps"
                 return False
             if idx in prune and visited(idx, st):
                 self.end(st)
@@ -1635,6 +1652,8 @@ class Explorer:
         if st.parent is not None:
             st.parent.branches += 1
         self.work.append((idx, st))
+        if len(self.work) > self.waiting:
+            self.waiting = len(self.work)
 
     # -- precision (mark_chain_precision / backtrack_insn / propagate_precision)
     def mark_precise(self, st: State, regs: int, slots: int, skip_first: bool) -> None:
@@ -2423,6 +2442,7 @@ class Explorer:
                 cregs[3] = ptr("map_value", mp="timer_map")
                 cregs[10] = ptr("stack", mp="async")
                 self.work.append((start, State(cregs, {}, callsite=i)))  # fresh state, no parent
+                self.waiting = max(self.waiting, len(self.work))
         regs[0] = r0
         for j in range(1, 6):
             regs[j] = NOT_INIT
@@ -2716,8 +2736,9 @@ def explore(elf: bytes, program_name: str, max_processed: int = LIMIT,
         # Near the history limit that forces a checkpoint: count the variant too, keep
         # the larger (`FORCED_HISTORY`). A variant stopped by the deadline says nothing.
         alt = Explorer(lay, max_processed, maps, deadline, popped_entry=True).run(0)
-        if alt.stopped == "limit" or (alt.complete and alt.processed > res.processed):
-            return alt
+        if alt.stopped in ("limit", "jumps") or (alt.complete and alt.processed > res.processed):
+            return replace(alt, waiting=max(alt.waiting, res.waiting))
+        return replace(res, waiting=max(alt.waiting, res.waiting))
     return res
 
 
@@ -2745,6 +2766,7 @@ class Opinion:
 
     estimate: int | None
     why: str = ""
+    waiting: int = 0    # the most branches waiting at once, when too many (JMP_SEQ_LIMIT)
 
 
 def map_shapes(program: tir.Program) -> dict[str, MapShape]:
@@ -2775,7 +2797,9 @@ def second_opinion(program: tir.Program, elf: bytes, hooks: list[str],
         except Unsupported as e:
             op = Opinion(None, f"cannot tell (the replay does not model {e})")
         else:
-            if res.complete:
+            if res.too_many_waiting:
+                op = Opinion(None, "too many branches waiting", res.waiting or JMP_SEQ_LIMIT + 1)
+            elif res.complete:
                 op = Opinion(math.ceil(res.processed * MARGIN))
             else:
                 # one message whichever bound it met first: which one depends on the machine

@@ -469,6 +469,9 @@ class Estimate:
     # once compiled, the replay's was lower (etran.analysis.budget.refine_estimates)
     replayed: bool = False
     source: int = 0     # the source model's `processed`, when the replay's replaced it
+    # the most branches the replay saw waiting at once (the kernel refuses a program that
+    # leaves more than 8,192: etran.analysis.replay.JMP_SEQ_LIMIT), once compiled
+    waiting: int = 0
 
 
 @dataclass(eq=False, slots=True)

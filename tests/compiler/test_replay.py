@@ -21,6 +21,7 @@ from etran.backend.disasm import Insn
 from etran.dsl.diagnostics import DiagnosticError
 from etran.ir import tir
 from etran.pipeline import check_source, compile_program
+from etran.runtime.errors import VerifierError
 from etran.runtime.loader import load_object
 from tests.compiler import replay_bounds
 
@@ -487,6 +488,30 @@ def test_a_checkpoint_forced_by_a_long_history_is_counted(kernel: None) -> None:
     assert first.near_hist >= replay.FORCED_HISTORY - 1 and first.processed < count / 1.5
     res = replay.explore(elf, "rx", maps=maps)
     assert res.complete and res.processed == count, f"replay {res.processed}, kernel {count}"
+
+
+@pytest.mark.kernel
+def test_too_many_branches_waiting_is_refused_as_the_kernel_refuses_it(kernel: None) -> None:
+    """A loop whose every turn may leave early leaves one branch waiting per turn; past
+    8,192 the kernel refuses the program whatever its count (a campaign program, 7264 of
+    seed 20261215, was accepted by the checker and refused so). The replay's stack of
+    waiting states is the kernel's: 9,000 turns stop it ("jumps") and the kernel refuses;
+    4,000 turns leave as many waiting, within the limit with the margin, and it loads."""
+    text = (ROOT / "tests/corpus/bad/90_budget_branches_waiting.py").read_text()
+    for turns, refused in ((9000, True), (4000, False)):
+        source = text.replace("range(9000)", f"range({turns})")
+        program = check_source(source, "waiting.py", enforce_rules=False)
+        elf = compile_program(program).elf
+        res = replay.explore(elf, "sample", maps=replay.map_shapes(program))
+        assert res.too_many_waiting == refused, (turns, res)
+        if refused:
+            assert res.stopped == "jumps"
+            with pytest.raises(VerifierError, match="jumps is too complex"):
+                load_object(elf).close()
+        else:
+            assert turns <= res.waiting <= turns + 10, res.waiting
+            load_object(elf).close()
+            check_source(source, "waiting.py")      # accepted
 
 
 # A data write into a slot holding a narrow spill scrubs the whole slot
