@@ -1422,7 +1422,7 @@ def refine_estimates(program: tir.Program, elf: bytes) -> None:
     import math
     import time
 
-    from etran.analysis.replay import JMP_SEQ_LIMIT, MARGIN, MAX_REPLAYED, Unsupported, explore, map_shapes
+    from etran.analysis.replay import MARGIN, MAX_REPLAYED, Unsupported, explore, map_shapes
     maps = map_shapes(program)
     deadline = time.monotonic() + REFINE_SECONDS
     for hook in program.hooks:
@@ -1435,7 +1435,7 @@ def refine_estimates(program: tir.Program, elf: bytes) -> None:
             continue
         if res.too_many_waiting:
             # the kernel refuses it whatever the count (check_refined says so)
-            program.budgets[hook.name] = est = replace(est, waiting=res.waiting or JMP_SEQ_LIMIT + 1)
+            program.budgets[hook.name] = est = replace(est, waiting=res.waiting)
         tight = math.ceil(res.processed * MARGIN)
         if res.complete and (tight < est.processed or res.processed > est.processed):
             program.budgets[hook.name] = replace(est, processed=tight, replayed=True,
@@ -1448,11 +1448,10 @@ def check_refined(program: tir.Program, sink: DiagnosticSink, advisory: bool = F
     kernel's limit is refused, as the source estimate's second opinion refuses one. The
     source model alone can be below the kernel's count (rarely, by up to 1.25x measured);
     once the replay has counted, the estimate the check shows is the one it decides by."""
-    from etran.analysis.replay import JMP_SEQ_LIMIT, MARGIN
     error = sink.warning if advisory else sink.error
     for hook in program.hooks:
         est = program.budgets.get(hook.name)
-        if est is not None and est.waiting * MARGIN > JMP_SEQ_LIMIT:
+        if est is not None and est.waiting:     # set only when too many (refine_estimates)
             _refuse_waiting(error, hook, est.waiting)
             continue
         if est is None or not est.replayed or est.processed <= MAX_PROCESSED:

@@ -1031,8 +1031,9 @@ class Result:
 
     @property
     def too_many_waiting(self) -> bool:
-        """More branches waiting at once than JMP_SEQ_LIMIT, with the margin."""
-        return self.stopped == "jumps" or self.waiting * MARGIN > JMP_SEQ_LIMIT
+        """More branches waiting at once than JMP_SEQ_LIMIT, with the margin (a replay
+        stopped for "jumps" saw more than the limit itself)."""
+        return self.waiting * MARGIN > JMP_SEQ_LIMIT
 
     @property
     def estimate(self) -> int:
@@ -2441,8 +2442,7 @@ class Explorer:
                 cregs[2] = ptr("map_key")
                 cregs[3] = ptr("map_value", mp="timer_map")
                 cregs[10] = ptr("stack", mp="async")
-                self.work.append((start, State(cregs, {}, callsite=i)))  # fresh state, no parent
-                self.waiting = max(self.waiting, len(self.work))
+                self.push(start, State(cregs, {}, callsite=i))  # a fresh state, no parent
         regs[0] = r0
         for j in range(1, 6):
             regs[j] = NOT_INIT
@@ -2798,7 +2798,7 @@ def second_opinion(program: tir.Program, elf: bytes, hooks: list[str],
             op = Opinion(None, f"cannot tell (the replay does not model {e})")
         else:
             if res.too_many_waiting:
-                op = Opinion(None, "too many branches waiting", res.waiting or JMP_SEQ_LIMIT + 1)
+                op = Opinion(None, "too many branches waiting", res.waiting)
             elif res.complete:
                 op = Opinion(math.ceil(res.processed * MARGIN))
             else:

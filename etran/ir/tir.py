@@ -469,8 +469,9 @@ class Estimate:
     # once compiled, the replay's was lower (etran.analysis.budget.refine_estimates)
     replayed: bool = False
     source: int = 0     # the source model's `processed`, when the replay's replaced it
-    # the most branches the replay saw waiting at once (the kernel refuses a program that
-    # leaves more than 8,192: etran.analysis.replay.JMP_SEQ_LIMIT), once compiled
+    # the most branches the replay saw waiting at once, once compiled, when that is too many
+    # (the kernel refuses a program that leaves more than 8,192:
+    # etran.analysis.replay.JMP_SEQ_LIMIT); 0 otherwise
     waiting: int = 0
 
 
