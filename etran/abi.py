@@ -66,6 +66,14 @@ def helper_name(helper_id: int) -> str:
 
 _HELPER_IDS = {name: i for i, name in enumerate(HELPERS)}
 
+# helper id -> number of arguments, for the helpers etran emits (the kernel's
+# get_call_summary(): the registers a call reads). Unlisted: assume all five.
+HELPER_ARGS = {
+    1: 2, 2: 4, 3: 2, 5: 0, 7: 0, 8: 0, 28: 5, 44: 2, 51: 3, 65: 2, 87: 3, 88: 2, 89: 2,
+    93: 1, 94: 1, 130: 4, 131: 3, 132: 2, 133: 2, 169: 3, 170: 2, 171: 3, 172: 1, 189: 4,
+    190: 4, 195: 3,
+}
+
 # The helpers the lowering calls, by id.
 MAP_LOOKUP_ELEM = helper_id("map_lookup_elem")
 MAP_UPDATE_ELEM = helper_id("map_update_elem")

@@ -145,6 +145,9 @@ def test_disasm_interleaves_dsl_lines(capsys: pytest.CaptureFixture[str]) -> Non
     assert "; if eth is None or eth.proto != ETH_P_IP: @ dctcp.py:" in out
     assert "call bpf_map_lookup_elem#1" in out and "map[conns]" in out
     assert "rx: " in out.splitlines()[-1] and "instructions" in out.splitlines()[-1]
+    # the peephole passes' nops are shown as such, and counted apart
+    nops = [line for line in out.splitlines() if line.endswith("goto pc+0  ; nop")]
+    assert nops and f"once loaded ({len(nops)} nops removed)" in out.splitlines()[-1]
 
 
 def test_output_cut_short_by_the_reader_is_not_an_error(tmp_path: Path) -> None:

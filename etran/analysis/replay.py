@@ -95,6 +95,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
+from etran.abi import HELPER_ARGS
 from etran.backend.disasm import Insn, decode_one
 from etran.backend.objfile import LD_IMM64, ObjectFile, read_object
 from etran.collector import gc_paused
@@ -911,12 +912,6 @@ def _grow(st: State, base: Reg, off: int) -> None:
             st.alloc = n
 
 
-# helper id -> number of arguments (get_call_summary(): the registers a call reads)
-_HELPER_ARGS = {
-    1: 2, 2: 4, 3: 2, 5: 0, 7: 0, 8: 0, 28: 5, 44: 2, 51: 3, 65: 2, 87: 3, 88: 2, 89: 2,
-    93: 1, 94: 1, 130: 4, 131: 3, 132: 2, 133: 2, 169: 3, 170: 2, 171: 3, 172: 1, 189: 4,
-    190: 4, 195: 3,
-}
 
 
 # ---------------------------------------------------------------- states
@@ -1171,7 +1166,7 @@ def static_analyses(lay: Layout, maps: dict[str, MapShape] | None = None
                 if ins.src != 0:
                     raise Unsupported("kfunc calls")
                 # compute_live_registers(): a helper reads its prototype's arguments
-                u = ((1 << (_HELPER_ARGS.get(ins.imm, 5) + 1)) - 1) & ~1
+                u = ((1 << (HELPER_ARGS.get(ins.imm, 5) + 1)) - 1) & ~1
                 sk = u
                 df = 0b111111
                 prune.add(nxt)

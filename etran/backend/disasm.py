@@ -220,6 +220,11 @@ def _referenced_text(insn: Insn, ref: Reference) -> str | None:
     return None
 
 
+def is_nop(raw: bytes) -> bool:
+    """`goto pc+0` (ja 0, every other field zero): what the verifier deletes after loading."""
+    return raw[:1] == bytes([_JMP | _JA]) and not any(raw[1:8])
+
+
 def jump_offset(insn: Insn) -> int | None:
     """Slots from the next instruction to a jump's or BPF-to-BPF call's target; None otherwise."""
     if insn.code == _JMP32 | _JA:
@@ -271,13 +276,19 @@ class ProgramListing:
     """A program with its subprograms, in load order.
 
     ``instruction_count`` counts 8-byte slots, ld_imm64 as 2, subprograms included: the kernel's
-    ``insn_cnt`` for the loaded program.
+    ``insn_cnt`` for the loaded program. ``nops`` of them are ``goto pc+0``, left where the
+    peephole passes (etran.backend.peephole) removed an instruction: the verifier deletes them
+    once it has accepted the program, so ``instruction_count - nops`` run.
     """
 
     name: str
     section: str
     instruction_count: int
     lines: tuple[ListingItem, ...]
+
+    @property
+    def nops(self) -> int:
+        return sum(1 for item in self.lines if isinstance(item, InstructionLine) and is_nop(item.raw))
 
 
 def disassemble(obj: ObjectFile, program: str | None = None) -> list[ProgramListing]:
@@ -359,7 +370,9 @@ def render(listings: Sequence[ProgramListing] | ProgramListing) -> str:
         labels = {item.index: item.name for item in listing.lines if isinstance(item, SubprogramLabel)}
         width = max(4, len(str(max(listing.instruction_count - 1, 0))))
         noun = "instruction" if listing.instruction_count == 1 else "instructions"
-        out = [f"program {listing.name} ({listing.section}), {listing.instruction_count} {noun}"]
+        nops = listing.nops
+        run = f" ({listing.instruction_count - nops} once the verifier removes {nops} nops)" if nops else ""
+        out = [f"program {listing.name} ({listing.section}), {listing.instruction_count} {noun}{run}"]
         for item in listing.lines:
             if isinstance(item, SourceLine):
                 out.append(f"; {item.text.strip()} @ {os.path.basename(item.file_name)}:{item.line}")
@@ -370,6 +383,8 @@ def render(listings: Sequence[ProgramListing] | ProgramListing) -> str:
                 label = labels.get(item.target) if item.target is not None else None
                 if label is not None and item.raw[0] == _JMP | _CALL:
                     text += f" <{label}>"
+                elif is_nop(item.raw):
+                    text += "  ; nop"
                 elif item.target is not None and not (label is not None and item.raw[0] == LD_IMM64):
                     text += f" <{item.target}>"  # (an ld_imm64 of a subprogram already says func[name])
                 out.append(f"{item.index:>{width}}: {text}")

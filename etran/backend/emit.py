@@ -68,8 +68,14 @@ class CompiledObject:
     probes: int = 0
 
 
-def emit_object(ir_text: str) -> bytes:
+def emit_object(ir_text: str, tighten: bool = True) -> bytes:
+    """The object LLVM makes of the module, with the peephole passes of etran.backend.peephole
+    applied (`tighten=False`: as LLVM left it, to measure what they save)."""
     module = llvm.parse_assembly(ir_text)
     module.verify()
     optimize(module)
-    return bytes(target_machine().emit_object(module))
+    elf = bytes(target_machine().emit_object(module))
+    if tighten:
+        from etran.backend.peephole import tighten as run_passes
+        elf, _ = run_passes(elf)
+    return elf

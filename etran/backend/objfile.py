@@ -33,12 +33,14 @@ import struct
 from dataclasses import dataclass, field
 
 __all__ = [
+    "CodeExtent",
     "FuncInfo",
     "FunctionCode",
     "LineInfo",
     "ObjectFile",
     "ObjectFileError",
     "ProgramCode",
+    "function_extents",
     "read_object",
     "split_instructions",
 ]
@@ -176,6 +178,38 @@ def read_object(data: bytes) -> ObjectFile:
         return _Reader(elf).read()
     except (_ElfError, struct.error, IndexError) as err:
         raise ObjectFileError(f"read object: {err}") from err
+
+
+@dataclass(frozen=True, slots=True)
+class CodeExtent:
+    """Where one function's code is in the ELF file's bytes, for a pass that rewrites it in place."""
+
+    name: str
+    file_offset: int     # of the function's first instruction in the file
+    size: int            # bytes
+    relocated: frozenset[int]  # byte offsets within the function that a relocation names
+    is_program: bool     # a program (its r1 is the context on entry), not a subprogram
+
+
+def function_extents(data: bytes) -> list[CodeExtent]:
+    """Every function of an object's executable sections (uncompressed ones), with its relocations."""
+    try:
+        elf = _Elf(bytes(data))
+        reader = _Reader(elf)
+    except (_ElfError, struct.error, IndexError) as err:
+        raise ObjectFileError(f"read object: {err}") from err
+    out: list[CodeExtent] = []
+    for fn in reader._functions():
+        sym = fn.symbol
+        section = elf.section_by_name(sym.section or "")
+        if section is None or section.flags & _SHF_COMPRESSED:
+            continue
+        relocs = reader.relocs.get(sym.section or "", {})
+        end = sym.value + len(fn.code)
+        out.append(CodeExtent(sym.name, section.offset + sym.value, len(fn.code),
+                              frozenset(off - sym.value for off in relocs if sym.value <= off < end),
+                              sym.section != ".text" and sym.binding in (_STB_GLOBAL, _STB_WEAK)))
+    return out
 
 
 # ---- ELF -------------------------------------------------------------------------------------------

@@ -166,7 +166,9 @@ def cmd_disasm(args: argparse.Namespace) -> int:
     print(render(listings))
     print()
     for lst in listings:
-        print(f"{lst.name}: {lst.instruction_count} instructions")
+        nops = lst.nops
+        run = f", {lst.instruction_count - nops} once loaded ({nops} nops removed)" if nops else ""
+        print(f"{lst.name}: {lst.instruction_count} instructions{run}")
     return EXIT_OK
 
 
