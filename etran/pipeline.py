@@ -96,20 +96,31 @@ def compile_program(program: tir.Program, observe: bool = False,
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
     from etran.collector import gc_paused
+    from etran.lower.context import keeps_bounds
     from etran.lower.irtext import module_text
     from etran.lower.module import lower
     t = timings if timings is not None else {}
-    t0 = time.perf_counter()
-    with gc_paused():   # the module dropped before the collector ever sees it (lower)
-        module, probes = lower(program, observe=observe, defects=defects)
-        text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
-        del module
-    t1 = time.perf_counter()
-    elf = emit_object(text)
-    t2 = time.perf_counter()
-    t["lower"] = t1 - t0
-    t["llvm"] = t2 - t1
-    insns = _check_frames(program, elf)
+    keep_bounds = keeps_bounds(program)
+    while True:
+        t0 = time.perf_counter()
+        with gc_paused():   # the module dropped before the collector ever sees it (lower)
+            module, probes = lower(program, observe=observe, defects=defects, keep_bounds=keep_bounds)
+            text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
+            del module
+        t1 = time.perf_counter()
+        elf = emit_object(text)
+        t2 = time.perf_counter()
+        t["lower"] = t1 - t0
+        t["llvm"] = t2 - t1
+        try:
+            insns = _check_frames(program, elf)
+            break
+        except DiagnosticError:
+            if not keep_bounds:
+                raise
+            # the packet's bounds kept in registers made LLVM spill past the kernel's
+            # frame: load them where used instead, as for a program with loops
+            keep_bounds = False
     programs = [ProgramInfo(h.name, h.hook or "", "xdp", insns.get(h.name, 0))
                 for h in program.hooks if h.hook != "timer"]
     return CompiledObject(elf, program, programs, list(program.maps), observe, dict(t),

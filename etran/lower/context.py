@@ -57,6 +57,10 @@ PTR = ir.PointerType()
 MAX_PACKET_OFFSET = 0xFFFF
 # copied from the context at hook entry
 PKT_INFO_FIELDS = (XDP_MD_INGRESS_IFINDEX, XDP_MD_RX_QUEUE_INDEX)
+# Where the record keeps the packet's start and end (8 bytes each) when the program keeps
+# them (ModuleContext.keep_bounds), after the u32 fields above.
+PKT_INFO_BOUNDS = 8
+PKT_INFO_SIZE = PKT_INFO_BOUNDS + 16
 
 
 def llvm_type(t: Type) -> ir.Type:
@@ -125,11 +129,31 @@ class Callee:
         return getattr(self.ptr, name)
 
 
+def keeps_bounds(program: tir.Program) -> bool:
+    """Whether the program's hooks keep the packet's bounds (`ModuleContext.keep_bounds`):
+    only where no loop follows. Kept across a loop, the two pointers are alive in every
+    state the verifier walks around it and its pruning works much harder (three times the
+    instructions processed over generated programs with loops; docs/performance.md), so a
+    program with a loop (a `for`, or a checksum, which is one) anywhere loads them where
+    used, as before. Functions no hook calls (the header library's) do not count."""
+    stack: list[object] = [s for fn in program.hooks for s in fn.body]
+    seen: set[int] = set()
+    while stack:
+        n = stack.pop()
+        if isinstance(n, (tir.Loop, tir.PacketChecksum)):
+            return False
+        if isinstance(n, tir.Call) and id(n.func) not in seen:
+            seen.add(id(n.func))
+            stack.extend(n.func.body)
+        stack.extend(tir.children(n))
+    return True
+
+
 class ModuleContext:
     """The LLVM module being built, and everything declared in it."""
 
     def __init__(self, program: tir.Program, observe: bool = False,
-                 defects: frozenset[str] = frozenset()) -> None:
+                 defects: frozenset[str] = frozenset(), keep_bounds: bool = True) -> None:
         unknown = defects - DEFECTS
         if unknown:
             raise ValueError(f"unknown lowering defects: {sorted(unknown)}")
@@ -150,6 +174,10 @@ class ModuleContext:
         self.used: list[ir.GlobalValue] = []
         self.obs_map: MapType | None = None
         self.anchors = 0  # uses of checked references anchored so far (FunctionBase.anchor)
+        # The packet's bounds loaded once (at each hook's start and after a resize) and kept,
+        # as C code keeps `data` and `data_end`, instead of loaded from the context at every
+        # use: for programs without loops only (`keeps_bounds`).
+        self.keep_bounds = keep_bounds and keeps_bounds(program)
         # observation probes compiled in (record look-ups and `__fire` programs): with none,
         # an observed build's programs are the plain build's, instruction for instruction
         self.probes = 0

@@ -16,7 +16,18 @@ from etran.abi import MAP_LOOKUP_ELEM, XDP_MD_DATA, XDP_MD_DATA_END
 from etran.ir import tir
 from etran.ir.types import Type
 from etran.lower import observe as obs
-from etran.lower.context import I1, I8, I32, I64, PKT_INFO_FIELDS, PTR, Callee, ModuleContext, llvm_type
+from etran.lower.context import (
+    I1,
+    I8,
+    I32,
+    I64,
+    PKT_INFO_BOUNDS,
+    PKT_INFO_FIELDS,
+    PTR,
+    Callee,
+    ModuleContext,
+    llvm_type,
+)
 
 
 class FunctionBase:
@@ -154,7 +165,23 @@ class FunctionBase:
         return self.b.load(self.info_field(PKT_INFO_FIELDS.index(offset)), typ=I32, align=4)
 
     def packet_bounds(self) -> tuple[ir.Value, ir.Value]:
+        """The packet's start and end: loaded from the context where used, or, in a program
+        that keeps them (`ModuleContext.keep_bounds`), from the hook's packet-info record."""
+        if self.lw.keep_bounds:
+            return (self.b.load(self.bound_field(0), typ=PTR, align=8),
+                    self.b.load(self.bound_field(1), typ=PTR, align=8))
         return self.ctx_pointer(XDP_MD_DATA), self.ctx_pointer(XDP_MD_DATA_END)
+
+    def bound_field(self, which: int) -> ir.Value:
+        """Where the packet-info record keeps the packet's start (0) or end (1)."""
+        return self.b.gep(self.pkt_info, [ir.Constant(I64, PKT_INFO_BOUNDS + 8 * which)],
+                          source_etype=I8)
+
+    def store_bounds(self) -> None:
+        """Load the packet's bounds from the context into the record (`keep_bounds`): at
+        the hook's start and after every resize, the only points where they change."""
+        for which, offset in enumerate((XDP_MD_DATA, XDP_MD_DATA_END)):
+            self.b.store(self.ctx_pointer(offset), self.bound_field(which), align=8)
 
     # ---------------------------------------------------------------- observation probes
     def obs_slot(self) -> tuple[ir.Value, ir.Block, ir.Block]:

@@ -26,7 +26,7 @@ from etran.lower.statements import FunctionLowering
 
 
 def lower(program: tir.Program, observe: bool = False,
-          defects: frozenset[str] = frozenset()) -> tuple[ir.Module, int]:
+          defects: frozenset[str] = frozenset(), keep_bounds: bool = True) -> tuple[ir.Module, int]:
     """The LLVM module of a checked program (maps, license, functions, hooks, probes) and
     how many observation probes it holds (`ModuleContext.probes`). Built with the cyclic
     garbage collector paused (`etran.collector`): a module is tens of thousands of
@@ -34,12 +34,12 @@ def lower(program: tir.Program, observe: bool = False,
     until the module's text is written and the module dropped, so that the next pass frees
     the module having seen it once."""
     with gc_paused():
-        return _lower(program, observe, defects)
+        return _lower(program, observe, defects, keep_bounds)
 
 
 def _lower(program: tir.Program, observe: bool,
-           defects: frozenset[str]) -> tuple[ir.Module, int]:
-    lw = ModuleContext(program, observe, defects)
+           defects: frozenset[str], keep_bounds: bool) -> tuple[ir.Module, int]:
+    lw = ModuleContext(program, observe, defects, keep_bounds)
     for m in lw.program.maps:
         lw.declare_map(m)
     if lw.observe:

@@ -12,7 +12,7 @@ import llvmlite.ir as ir
 from etran.abi import SPIN_LOCK, SPIN_UNLOCK
 from etran.ir import tir
 from etran.ir.types import BeType, IntType, PacketType, Type, VoidType
-from etran.lower.context import I1, I32, I64, PKT_INFO_FIELDS, llvm_type
+from etran.lower.context import I1, I8, I32, I64, PKT_INFO_FIELDS, PKT_INFO_SIZE, llvm_type
 from etran.lower.expressions import ExprLowering
 from etran.lower.function import view_vars
 
@@ -30,9 +30,11 @@ class FunctionLowering(ExprLowering):
             # only allows context loads at constant offsets from the unmodified context
             # pointer, and LLVM merges or hoists loads made later in branches into loads
             # through computed addresses ("dereference of modified ctx ptr").
-            self.pkt_info = self._alloca(ir.ArrayType(I32, 2), 8)
+            self.pkt_info = self._alloca(ir.ArrayType(I8, PKT_INFO_SIZE), 8)
             for i, off in enumerate(PKT_INFO_FIELDS):
                 self.b.store(self.ctx_field(off), self.info_field(i), align=4)
+            if self.lw.keep_bounds:
+                self.store_bounds()
         else:
             args = iter(self.irfn.args)
             for p in self.fn.params:
