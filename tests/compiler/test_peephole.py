@@ -12,7 +12,7 @@ import struct
 import pytest
 
 from etran.backend.emit import emit_object
-from etran.backend.peephole import tighten, tighten_code
+from etran.backend.peephole import PASSES, tighten, tighten_code
 from etran.lower.irtext import module_text
 from etran.lower.module import lower
 from etran.pipeline import check_file, compile_program
@@ -76,8 +76,9 @@ EXIT = insn(0x95)
 NOP_INSN = ja(0)
 
 
-def run(*code: bytes, program: bool = True) -> tuple[list[bytes], int]:
-    out, changed = tighten_code(b"".join(code), program)
+def run(*code: bytes, program: bool = True, only: str | None = None) -> tuple[list[bytes], int]:
+    """The instructions after the passes (`only`: that one alone), as 8-byte slots."""
+    out, changed = tighten_code(b"".join(code), program, passes=(only,) if only else tuple(PASSES))
     return [out[i:i + 8] for i in range(0, len(out), 8)], changed
 
 
@@ -97,7 +98,7 @@ def test_a_materialised_null_test_becomes_the_jump_itself() -> None:
 def test_a_null_test_whose_value_is_tested_for_zero_jumps_on_the_negated_test() -> None:
     # if w1 == 0 goto out: jumps when r0 was not null
     code = NULL_TEST[:4] + [jeq(1, 0, 2)] + NULL_TEST[5:]
-    out, changed = run(*code)
+    out, changed = run(*code, only="null tests")
     assert changed == 3 and out[1] == jne(0, 0, 5)
 
 
@@ -105,7 +106,7 @@ def test_instructions_scheduled_between_a_null_test_and_its_use_move_up() -> Non
     # `w7 = 2` and a reload from the stack sit between the 0/1 value and its test
     code = [call(1), mov32(1, 1), jeq(0, 0, 1), mov32(1, 0), mov32(7, 2), ldx64(2, 10, -24),
             jne(1, 0, 2), mov32(0, 1), EXIT, mov64(0, 7), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="null tests")
     assert changed == 3
     assert out[1:4] == [mov32(7, 2), ldx64(2, 10, -24), jeq(0, 0, 5)]  # to index 9
     assert out[4:7] == [NOP_INSN] * 3 and out[7:] == code[7:]
@@ -115,34 +116,34 @@ def test_an_instruction_that_reads_the_tested_pointer_does_not_move() -> None:
     # `r2 = *(u8 *)(r0 + 0)` before the null test would be refused by the verifier
     code = [call(1), mov32(1, 1), jeq(0, 0, 1), mov32(1, 0), insn(0x71, 2, 0), jne(1, 0, 2),
             mov32(0, 1), EXIT, mov64(0, 7), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="null tests")
     assert changed == 0 and out == code
 
 
 def test_a_null_test_whose_value_is_read_later_is_kept() -> None:
     # the fall-through returns w1 itself: the 0/1 value is needed
     code = NULL_TEST[:5] + [mov64(0, 1), EXIT, mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="null tests")
     assert changed == 0 and out == code
 
 
 def test_a_null_test_entered_in_its_middle_is_kept() -> None:
     # a jump from before lands on `w1 = 0`
     code = [call(1), jeq(0, 7, 3), *NULL_TEST[1:]]
-    out, changed = run(*code)
+    out, changed = run(*code, only="null tests")
     assert changed == 0 and out == code
 
 
 def test_a_branch_over_a_goto_is_inverted() -> None:
     code = [ldx64(2, 1, 0), jgt_reg(2, 3, 1), ja(2), mov32(0, 1), EXIT, mov32(0, 2), EXIT]
-    out, changed = run(*code, program=False)
+    out, changed = run(*code, program=False, only="branches over gotos")
     assert changed == 1
     assert out[1] == insn(0xBD, 2, 3, off=3) and out[2] == NOP_INSN  # if r2 <= r3 goto 5
 
 
 def test_a_goto_that_is_also_a_jump_target_is_kept() -> None:
     code = [ldx64(2, 1, 0), jeq(2, 5, 1), jgt_reg(2, 3, 1), ja(2), mov32(0, 1), EXIT, mov32(0, 2), EXIT]
-    out, changed = run(*code, program=False)
+    out, changed = run(*code, program=False, only="branches over gotos")
     assert changed == 0 and out == code
 
 
@@ -157,7 +158,7 @@ def test_a_reloaded_packet_bound_is_a_nop_until_a_call() -> None:
     code = [ldx32(2, 1, 0), ldx32(3, 1, 4), mov64(4, 2), add64(4, 14), jgt_reg(4, 3, 5),
             ldx32(2, 1, 0), ldx32(3, 1, 4), mov64(6, 1), call(5), ldx32(3, 6, 4),
             mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="context reloads")
     # data_end reloaded into r3 before the call: a nop; data into r2 too (nothing changed it);
     # after the call r3 is clobbered and the field may have moved: kept
     assert changed == 2 and out[5] == NOP_INSN and out[6] == NOP_INSN and out[9] == code[9]
@@ -166,20 +167,20 @@ def test_a_reloaded_packet_bound_is_a_nop_until_a_call() -> None:
 def test_a_reload_after_a_store_into_the_context_is_kept() -> None:
     # a tc program may write some of its context's fields (skb->mark): the value may differ
     code = [ldx32(3, 1, 8), insn(0x63, 1, 4, off=8), ldx32(3, 1, 8), mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="context reloads")
     assert changed == 0 and out == code
 
 
 def test_a_reload_after_the_register_changed_on_one_path_is_kept() -> None:
     code = [ldx32(3, 1, 4), jeq(3, 0, 1), add64(3, 8), ldx32(3, 1, 4), mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="context reloads")
     assert changed == 0 and out == code
 
 
 def test_a_subprogram_s_r1_is_not_the_context() -> None:
     code = [ldx32(3, 1, 4), jeq(3, 0, 1), ldx32(3, 1, 4), mov32(0, 2), EXIT]
-    assert run(*code)[1] == 1
-    assert run(*code, program=False)[1] == 0
+    assert run(*code, only="context reloads")[1] == 1
+    assert run(*code, program=False, only="context reloads")[1] == 0
 
 
 def st_imm(size: int, d: int, off: int, imm: int) -> bytes:
@@ -195,25 +196,46 @@ DW, W = 0x18, 0x00
 
 def test_a_constant_stored_through_a_register_becomes_an_immediate_store() -> None:
     code = [mov32(1, 0), stx(W, 10, 1, -8), insn(0xB7, 1, imm=7), stx(DW, 10, 1, -16), mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="immediate stores")
     assert changed == 2
     assert out[:4] == [st_imm(W, 10, -8, 0), NOP_INSN, st_imm(DW, 10, -16, 7), NOP_INSN]
 
 
 def test_a_constant_still_needed_after_its_store_stays_in_its_register() -> None:
     code = [mov32(6, 0), stx(W, 10, 6, -8), mov64(0, 6), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="immediate stores")
     assert changed == 0 and out == code
 
 
 def test_a_negative_32_bit_constant_is_not_stored_as_a_sign_extended_64_bit_one() -> None:
     # `w1 = -1` leaves 0x00000000ffffffff; a 64-bit store of the immediate -1 would write 2**64-1
     code = [mov32(1, -1), stx(DW, 10, 1, -8), mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="immediate stores")
     assert changed == 0 and out == code
     code = [mov32(1, -1), stx(W, 10, 1, -8), mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="immediate stores")
     assert changed == 1 and out[0] == st_imm(W, 10, -8, -1)
+
+
+def test_a_load_nothing_reads_is_dropped() -> None:
+    # the packet's start loaded and overwritten at once (what LLVM leaves of a volatile load)
+    code = [mov32(0, 0), ldx32(8, 1, 0), ldx32(8, 1, 4), insn(0x0F, 0, 8), jeq(0, 10, 1), ja(-5), EXIT]
+    out, changed = run(*code, program=False, only="dead definitions")
+    assert changed == 1 and out[1] == NOP_INSN and out[2] == code[2]
+
+
+def test_a_definition_read_on_one_path_is_kept() -> None:
+    code = [ldx32(2, 1, 0), jeq(3, 0, 1), mov64(0, 2), EXIT]
+    out, changed = run(*code, program=False, only="dead definitions")
+    assert changed == 0 and out == code
+
+
+def test_a_call_reads_only_its_helper_s_arguments() -> None:
+    # r2 set before bpf_ktime_get_ns (no arguments) is dead; before map_lookup_elem it is read
+    code = [mov32(2, 0), call(5), EXIT]
+    assert run(*code, only="dead definitions")[1] == 1
+    code = [mov32(2, 0), call(1), EXIT]
+    assert run(*code, only="dead definitions")[1] == 0
 
 
 def test_tighten_changes_only_the_instructions_of_a_real_object() -> None:
@@ -233,7 +255,7 @@ def test_the_null_test_s_direction_follows_the_constants(value: int, cond: int, 
     # w1 = value when r0 is null, 1 - value otherwise; `if w1 <cond> 0 goto out`
     code = [call(1), mov32(1, value), jeq(0, 0, 1), mov32(1, 1 - value), insn(cond, 1, off=2),
             mov32(0, 1), EXIT, mov32(0, 2), EXIT]
-    out, changed = run(*code)
+    out, changed = run(*code, only="null tests")
     assert changed == 3
     assert out[1] == (jeq(0, 0, 5) if jumped else jne(0, 0, 5))
 
