@@ -34,7 +34,7 @@ moves to), and the verifier's log keeps the object's instruction numbers. No pas
 instruction unreachable (the verifier refuses unreachable code); none touches a relocated one.
 
 The verifier's work changes with the code it walks: over the examples, transports and
-bench/c twins, 187,812 instructions processed without the passes, 180,265 with them; most
+bench/c twins, 187,812 instructions processed without the passes, 180,263 with them; most
 hooks within a few percent either way, `tcp_rx` 13,723 -> 15,116 (1.10x), the option walk
 4,339 -> 2,213. The checker's estimate is replayed over this object (etran.analysis.replay),
 so it follows.
@@ -161,23 +161,45 @@ class _Function:
         self.insns = insns
         self.entry_ctx = entry_ctx  # r1 holds the program's context at the first instruction
         self.changed = 0
-        self.refresh()
-
-    def refresh(self) -> None:
-        n = len(self.insns)
-        self.succ = [_successors(self.insns, i) for i in range(n)]
+        n = len(insns)
+        self.succ = [_successors(insns, i) for i in range(n)]
+        self.ud = [_use_def(insn) for insn in insns]   # (reads, writes) of each instruction
         self.preds: list[list[int]] = [[] for _ in range(n + 1)]
         for i, succ in enumerate(self.succ):
             for j in succ:
                 if 0 <= j <= n:
                     self.preds[j].append(i)
-        self.targets = {j for i, insn in enumerate(self.insns) if insn.is_jump() for j in self.succ[i]
-                        if j != i + 1}
         self._live: list[int] | None = None
 
+    def set(self, i: int, insn: _Insn) -> None:
+        """Rewrite instruction i, keeping successors and predecessors up to date (liveness
+        is left as it was: see `stale_liveness`)."""
+        n = len(self.insns)
+        for j in self.succ[i]:
+            if 0 <= j <= n:
+                self.preds[j].remove(i)
+        self.insns[i] = insn
+        self.succ[i] = _successors(self.insns, i)
+        self.ud[i] = _use_def(insn)
+        for j in self.succ[i]:
+            if 0 <= j <= n:
+                self.preds[j].append(i)
+
     def nop(self, i: int) -> None:
-        self.insns[i] = _Insn(0x05, 0, 0, 0, 0)
+        self.set(i, _Insn(0x05, 0, 0, 0, 0))
         self.changed += 1
+
+    def is_target(self, j: int) -> bool:
+        """Whether a jump (not only the instruction before) leads to instruction j."""
+        return any(p != j - 1 for p in self.preds[j])
+
+    def stale_liveness(self) -> None:
+        """Forget the liveness computed so far. Within a pass it is kept as it was before the
+        pass's rewrites: each of them only makes registers dead (it drops reads, and drops a
+        write only of a register nothing reads after), so the old sets hold every register
+        live now. Between passes it is recomputed: dropping a reload (`_context_reloads`)
+        makes the earlier load's register live further."""
+        self._live = None
 
     # ---- liveness ------------------------------------------------------------------------------
 
@@ -191,7 +213,7 @@ class _Function:
 
     def _liveness(self) -> list[int]:
         n = len(self.insns)
-        ud = [_use_def(insn) for insn in self.insns]
+        ud = self.ud
         live = [0] * n
         work = list(range(n))
         queued = [True] * n
@@ -281,11 +303,11 @@ def _null_tests(f: _Function) -> None:
         if not -32768 <= new_off <= 32767:
             continue
         op = test.op if jumped else _NEGATE[test.op]
-        insns[i:at] = between
-        insns[at] = _Insn(test.cls | op | (test.code & _X), test.dst, test.src, new_off, test.imm)
+        for j, moved in enumerate(between):
+            f.set(i + j, moved)
+        f.set(at, _Insn(test.cls | op | (test.code & _X), test.dst, test.src, new_off, test.imm))
         for j in range(at + 1, k + 1):
             f.nop(j)
-        f.refresh()
 
 
 def _branches_over_gotos(f: _Function) -> None:
@@ -304,15 +326,14 @@ def _branches_over_gotos(f: _Function) -> None:
             continue
         if not test.code & _X and test.op not in (_JEQ, _JNE):
             continue  # a range test of a constant bound: see the docstring
-        if not (goto.code == 0x05 and goto.off != 0 and not goto.fixed) or i + 1 in f.targets:
+        if not (goto.code == 0x05 and goto.off != 0 and not goto.fixed) or f.is_target(i + 1):
             continue
         new_off = goto.off + 1
         if not -32768 <= new_off <= 32767:
             continue
-        insns[i] = _Insn(test.cls | _NEGATE[test.op] | (test.code & _X), test.dst, test.src, new_off,
-                         test.imm)
+        f.set(i, _Insn(test.cls | _NEGATE[test.op] | (test.code & _X), test.dst, test.src, new_off,
+                       test.imm))
         f.nop(i + 1)
-        f.refresh()
 
 
 def _immediate_stores(f: _Function) -> None:
@@ -336,9 +357,8 @@ def _immediate_stores(f: _Function) -> None:
             continue
         if f.preds[i + 1] != [i] or f.live_in(i + 2) >> mov.dst & 1:
             continue
-        insns[i] = _Insn((store.code & ~7) | _ST, store.dst, 0, store.off, mov.imm)
+        f.set(i, _Insn((store.code & ~7) | _ST, store.dst, 0, store.off, mov.imm))
         f.nop(i + 1)
-        f.refresh()
 
 
 def _dead_definitions(f: _Function) -> None:
@@ -347,15 +367,17 @@ def _dead_definitions(f: _Function) -> None:
     before `r8 = *(u32 *)(r1 + 4)` in a loop). None of these has an effect but its register
     (a division by zero gives 0; a load the verifier would refuse is one nothing reads)."""
     insns = f.insns
-    for i, insn in enumerate(insns):
-        if insn.fixed or insn.cls not in (_ALU, _ALU64, _LDX) or insn.dst == 10:
-            continue
-        if insn.cls == _LDX and insn.code & 0xE0 not in (_MEM, _MEMSX):
-            continue
-        if f.live_in(i + 1) >> insn.dst & 1:
-            continue
-        f.nop(i)
-        f._live = None  # what this instruction read may be dead now too
+    while True:   # until no more: what a dropped instruction read may be dead now too
+        dead = [i for i, insn in enumerate(insns)
+                if not insn.fixed and insn.dst != 10 and (
+                    insn.cls in (_ALU, _ALU64)
+                    or (insn.cls == _LDX and insn.code & 0xE0 in (_MEM, _MEMSX)))
+                and not f.live_in(i + 1) >> insn.dst & 1]
+        if not dead:
+            return
+        for i in dead:
+            f.nop(i)
+        f.stale_liveness()
 
 
 _CTX = ("ctx",)
@@ -400,7 +422,7 @@ def _context_reloads(f: _Function) -> None:
         elif cls in (_ST, _STX) and regs[d] == _CTX:            # a store into the context
             regs = [None if isinstance(v, tuple) and v[0] == "field" else v for v in regs]
         else:
-            _, kill = _use_def(insn)
+            _, kill = f.ud[i]
             if insn.cls == _STX and insn.code & 0xE0 == _ATOMIC:
                 kill = 1 << insn.src | 1  # fetch forms write src, cmpxchg writes r0
             for r in range(11):
@@ -419,7 +441,6 @@ def _context_reloads(f: _Function) -> None:
         insn, facts = insns[i], state[i]
         if facts is not None and facts[insn.src] == _CTX and facts[insn.dst] == ("field", insn.off):
             f.nop(i)
-    f.refresh()
 
 
 PASSES = {"null tests": _null_tests, "branches over gotos": _branches_over_gotos,
@@ -437,6 +458,7 @@ def tighten_code(code: bytes, is_program: bool, relocated: frozenset[int] = froz
     for name, run in PASSES.items():
         if name in passes:
             run(f)
+            f.stale_liveness()
     return (b"".join(i.pack() for i in insns) if f.changed else code), f.changed
 
 
