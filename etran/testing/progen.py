@@ -932,7 +932,7 @@ class ProgramGen(ExprGen):
 
     def s_output(self) -> list[str]:
         c = self.ctx
-        if c.loops or not self.chance(25):
+        if c.loops or not self.chance(50):
             return self.s_push("RingBuf")
         # A flood: records until the ring is full and a few more, so its last free bytes and
         # the refusals that follow are compared within one run (a ring holds RINGBUF_BYTES;

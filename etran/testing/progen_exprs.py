@@ -501,8 +501,15 @@ class ExprGen:
         """Counts that may reach or pass the width, typed counts of any signedness."""
         self.use("shifts")
         a = self.typed(t, depth, pure)
-        n = lit_text(self.pick(SHIFT_COUNTS)) if self.chance(50) else \
-            self.typed(self.some_type(), depth, pure)
+        if self.chance(10):
+            # a typed constant count with every bit set (`u8(255)`, `i16(-1)`): at its own
+            # width it is past every shift's, and masked at a narrower one it would not be
+            ct = self.pick(list(INTS))
+            n = E(f"{ct.name}({-1 if ct.signed else (1 << ct.bits) - 1})", PREC["atom"], ct, True)
+        elif self.chance(50):
+            n = lit_text(self.pick(SHIFT_COUNTS))
+        else:
+            n = self.typed(self.some_type(), depth, pure)
         return binop(self.pick(["<<", ">>"]), a, n, a.type)
 
     def _i_unary(self, t: Int, depth: int, pure: bool) -> E:

@@ -85,6 +85,38 @@ def test_a_ring_buffer_filled_in_one_run_holds_the_same_records(kernel: None, re
         assert len(k.ringbuf["events"]) == min(records, 4096 // 24)
 
 
+ODD = """from etran.dsl import *
+
+
+class Ev(Struct):
+    a: u32
+    b: u32
+    c: u32
+
+
+events = RingBuf(Ev, max_entries=4096)
+
+
+@xdp
+def flood(pkt: Packet) -> int:
+    for i in range(200):
+        events.output(Ev(a=u32(i), b=pkt.len, c=7))
+    return XDP_PASS
+"""
+
+
+@pytest.mark.kernel
+def test_a_record_not_a_multiple_of_8_bytes_takes_its_size_rounded_up(kernel: None) -> None:
+    """A 12-byte record takes 8 + 16 bytes of the ring, so 170 fit in 4,096 (one byte short
+    of a whole ring). Kills interpreter.py's `(size + 7) // 8 * 8` mutated to `(size | 7)`
+    (12 | 7 = 15: 8 bytes of value, 256 records), which a record of a multiple of 8 cannot."""
+    compiled = compile_source(ODD, "odd.py", observe=True)
+    with KernelHarness(compiled) as runner:
+        k, _, diffs = run_both(runner, "flood", frame_input(bytes(64)))
+        assert not diffs, diffs
+        assert len(k.ringbuf["events"]) == 4095 // 24
+
+
 EXACT = """from etran.dsl import *
 
 
@@ -190,6 +222,82 @@ def test_a_snapshot_reads_spin_lock_bytes_as_zero() -> None:
     lock = next(f for f in t.fields if f.name == "lock")
     assert value[lock.offset:lock.offset + lock.type.size] == bytes(lock.type.size)
     assert value[lock.offset + lock.type.size:] == b"\xff" * (t.size - lock.type.size)
+
+
+ALL_ONES_COUNTS = """from etran.dsl import *
+
+
+class Out(Struct):
+    a: u32
+    b: u64
+    c: i32
+    d: i16
+    e: u8
+
+
+outs = ArrayMap(Out, max_entries=1)
+
+
+@xdp
+def shift(pkt: Packet) -> int:
+    o = outs.get(0)
+    if o is None:
+        return XDP_ABORTED
+    x = pkt.len | 0x80000000
+    o.a = x >> u8(255)
+    o.b = u64(x) << u16(65535)
+    o.c = i32(x) >> i8(-1)
+    o.d = i16(x) << u32(0xFFFFFFFF)
+    o.e = u8(x) >> i64(-1)
+    return XDP_PASS
+"""
+
+
+@pytest.mark.kernel
+def test_a_constant_count_with_every_bit_set_is_past_the_width(kernel: None) -> None:
+    """lower/expressions.py `shift_op`: a constant count's bit pattern `& ((1 << w) - 1)`
+    mutated to `%`, which turns a count of all ones (255 at u8) into 0: no shift at all
+    instead of 0 (or the sign's fill)."""
+    compiled = compile_source(ALL_ONES_COUNTS, "ones.py", observe=True)
+    with KernelHarness(compiled) as runner:
+        k, _, diffs = run_both(runner, "shift", frame_input(bytes(64)))
+        assert not diffs, diffs
+        (raw,) = k.maps.snapshot()["outs"].values()
+        t = compiled.program.map("outs").value
+        assert t is not None
+        assert decode(t, raw) == {"a": 0, "b": 0, "c": -1, "d": 0, "e": 0}
+
+
+LOCK_AT_4 = """from etran.dsl import *
+
+
+class Entry(Struct):
+    count: u32
+    lock: SpinLock
+    total: u64
+
+
+entries = ArrayMap(Entry, max_entries=1)
+
+
+@xdp
+def touch(pkt: Packet) -> int:
+    return XDP_PASS
+"""
+
+
+def test_a_snapshot_zeroes_a_spin_lock_that_does_not_start_a_word() -> None:
+    """state.py `special_ranges`: `f.offset + f.type.size` mutated to `|`, which is the same
+    for a lock at offset 0 or 8 (0 | 4 = 4) but gives the empty range (4, 4) for one at 4."""
+    program = check_source(LOCK_AT_4, "lock4.py")
+    store = MapStore(program)
+    t = program.map("entries").value
+    assert t is not None
+    lock = next(f for f in t.fields if f.name == "lock")
+    assert lock.offset == 4
+    store.set_raw("entries", bytes(4), b"\xff" * t.size)
+    (value,) = store.snapshot()["entries"].values()
+    assert value[:4] == b"\xff" * 4 and value[4:8] == bytes(4) and value[8:] == b"\xff" * 8
 
 
 OPS = ["+", "-", "*", "//", "%", "&", "|", "^", "<<", ">>"]
