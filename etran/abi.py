@@ -74,6 +74,11 @@ HELPER_ARGS = {
     190: 4, 195: 3,
 }
 
+
+def helper_reads(helper: int) -> int:
+    """The argument registers a call of `helper` reads, as a bit mask of r1-r5."""
+    return ((1 << (HELPER_ARGS.get(helper, 5) + 1)) - 1) & ~1
+
 # The helpers the lowering calls, by id.
 MAP_LOOKUP_ELEM = helper_id("map_lookup_elem")
 MAP_UPDATE_ELEM = helper_id("map_update_elem")

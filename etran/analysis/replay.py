@@ -95,7 +95,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import NamedTuple, TypeVar
 
-from etran.abi import HELPER_ARGS
+from etran.abi import helper_reads
 from etran.backend.disasm import Insn, decode_one
 from etran.backend.objfile import LD_IMM64, ObjectFile, read_object
 from etran.collector import gc_paused
@@ -912,8 +912,6 @@ def _grow(st: State, base: Reg, off: int) -> None:
             st.alloc = n
 
 
-
-
 # ---------------------------------------------------------------- states
 
 _SIZES = {0x00: 4, 0x08: 2, 0x10: 1, 0x18: 8}     # BPF_W, BPF_H, BPF_B, BPF_DW
@@ -1166,7 +1164,7 @@ def static_analyses(lay: Layout, maps: dict[str, MapShape] | None = None
                 if ins.src != 0:
                     raise Unsupported("kfunc calls")
                 # compute_live_registers(): a helper reads its prototype's arguments
-                u = ((1 << (HELPER_ARGS.get(ins.imm, 5) + 1)) - 1) & ~1
+                u = helper_reads(ins.imm)
                 sk = u
                 df = 0b111111
                 prune.add(nxt)

@@ -184,7 +184,6 @@ def read_object(data: bytes) -> ObjectFile:
 class CodeExtent:
     """Where one function's code is in the ELF file's bytes, for a pass that rewrites it in place."""
 
-    name: str
     file_offset: int     # of the function's first instruction in the file
     size: int            # bytes
     relocated: frozenset[int]  # byte offsets within the function that a relocation names
@@ -194,19 +193,17 @@ class CodeExtent:
 def function_extents(data: bytes) -> list[CodeExtent]:
     """Every function of an object's executable sections (uncompressed ones), with its relocations."""
     try:
-        elf = _Elf(bytes(data))
-        reader = _Reader(elf)
+        reader = _Reader(_Elf(bytes(data)))
     except (_ElfError, struct.error, IndexError) as err:
         raise ObjectFileError(f"read object: {err}") from err
     out: list[CodeExtent] = []
     for fn in reader._functions():
         sym = fn.symbol
-        section = elf.section_by_name(sym.section or "")
-        if section is None or section.flags & _SHF_COMPRESSED:
+        if fn.file_offset is None:
             continue
         relocs = reader.relocs.get(sym.section or "", {})
         end = sym.value + len(fn.code)
-        out.append(CodeExtent(sym.name, section.offset + sym.value, len(fn.code),
+        out.append(CodeExtent(fn.file_offset, len(fn.code),
                               frozenset(off - sym.value for off in relocs if sym.value <= off < end),
                               sym.section != ".text" and sym.binding in (_STB_GLOBAL, _STB_WEAK)))
     return out
@@ -386,12 +383,14 @@ class _Symbol:
 class _Function:
     """A function symbol's extent while the reader resolves references between functions."""
 
-    __slots__ = ("calls", "code", "symbol")
+    __slots__ = ("calls", "code", "file_offset", "symbol")
 
-    def __init__(self, symbol: _Symbol, code: bytes, calls: dict[int, str]) -> None:
+    def __init__(self, symbol: _Symbol, code: bytes, calls: dict[int, str],
+                 file_offset: int | None = None) -> None:
         self.symbol = symbol
         self.code = code
         self.calls = calls
+        self.file_offset = file_offset  # of the code in the file; None in a compressed section
 
 
 class _Reader:
@@ -466,7 +465,8 @@ class _Reader:
                           key=lambda s: s.value)
             for i, sym in enumerate(syms):
                 end = sym.value + sym.size if sym.size else (syms[i + 1].value if i + 1 < len(syms) else len(data))
-                out.append(_Function(sym, data[sym.value:end], {}))
+                at = None if section.flags & _SHF_COMPRESSED else section.offset + sym.value
+                out.append(_Function(sym, data[sym.value:end], {}, at))
         return out
 
     def _code(self, fn: _Function) -> FunctionCode:

@@ -44,7 +44,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
-from etran.abi import HELPER_ARGS
+from etran.abi import helper_reads
 from etran.backend import objfile
 
 _LD, _LDX, _ST, _STX, _ALU, _JMP, _JMP32, _ALU64 = range(8)
@@ -55,6 +55,7 @@ _MEM, _MEMSX, _ATOMIC = 0x60, 0x80, 0xC0
 _SIZE_DW = 0x18
 _LD_IMM64 = 0x18
 _CALLER_SAVED = 0b111111  # r0-r5: a call's results and the registers it clobbers
+_ARGS = 0b111110          # r1-r5: what a call may read
 _ALL = 0x7FF              # r0-r10
 
 # A condition and its negation (JSET has none).
@@ -74,7 +75,11 @@ class _Insn:
     wide: bool = False   # the first slot of an ld_imm64 (the next slot is its second half)
     half: bool = False   # the second slot of an ld_imm64
     reloc: bool = False  # named by a relocation (a map's or a function's address, a call)
-    fixed: bool = False  # relocated, or part of an ld_imm64: never rewritten
+
+    @property
+    def fixed(self) -> bool:
+        """Relocated, or part of an ld_imm64: never rewritten."""
+        return self.half or self.wide or self.reloc
 
     @property
     def cls(self) -> int:
@@ -103,7 +108,6 @@ def _decode(code: bytes, relocated: frozenset[int]) -> list[_Insn]:
         insn.half = second
         insn.wide = not second and c == _LD_IMM64
         insn.reloc = 8 * i in relocated
-        insn.fixed = insn.half or insn.wide or insn.reloc
         second = insn.wide
         out.append(insn)
     return out
@@ -145,8 +149,7 @@ def _use_def(insn: _Insn) -> tuple[int, int]:
         # the legacy packet loads (LD_ABS, LD_IND) are not emitted: assume they read everything
         return (0, d) if insn.wide else (0, 0) if insn.half else (_ALL, 0)
     if op == _CALL:
-        args = HELPER_ARGS.get(insn.imm, 5) if insn.src == 0 else 5  # a BPF-to-BPF call: all five
-        return ((1 << (args + 1)) - 1) & ~1, _CALLER_SAVED
+        return (helper_reads(insn.imm) if insn.src == 0 else _ARGS), _CALLER_SAVED  # src 1: a subprogram
     if op == _EXIT:
         return 1, 0
     if op in (_JA, _JCOND):
@@ -260,7 +263,7 @@ def _independent(insn: _Insn, a: int, tested: int) -> bool:
     register but the frame pointer (so no copy of a pointer the test checks for null, which
     the verifier allows no use of before), writes neither register, and does not jump."""
     use, kill = _use_def(insn)
-    return (not insn.fixed and not insn.wide and insn.cls not in (_JMP, _JMP32) and use & ~(1 << 10) == 0
+    return (not insn.fixed and insn.cls not in (_JMP, _JMP32) and use & ~(1 << 10) == 0
             and not kill & ((1 << a) | tested) and not (insn.cls == _STX and insn.code & 0xE0 == _ATOMIC))
 
 
@@ -383,6 +386,12 @@ def _dead_definitions(f: _Function) -> None:
 _CTX = ("ctx",)
 
 
+def _forget_fields(regs: list[object]) -> list[object]:
+    """What `_context_reloads` knows of registers once the context's fields may have changed:
+    which hold the context, not which hold its fields."""
+    return [v if v == _CTX else None for v in regs]
+
+
 def _context_reloads(f: _Function) -> None:
     """`rX = *(u32 *)(rC + off)`, rC the program's context, where rX holds that field already on
     every path and no call came between: a nop. Calls end what is known of the fields (a helper
@@ -412,15 +421,13 @@ def _context_reloads(f: _Function) -> None:
         insn = insns[i]
         cls, d = insn.cls, insn.dst
         if cls in (_JMP, _JMP32) and insn.op == _CALL:
-            for r in range(6):
-                regs[r] = None
-            regs = [None if isinstance(v, tuple) and v[0] == "field" else v for v in regs]
+            regs = [None] * 6 + _forget_fields(regs[6:])
         elif insn.code == 0xBF and insn.off == 0:            # rD = rS (64-bit move)
             regs[d] = regs[insn.src]
         elif insn.code == 0x61 and regs[insn.src] == _CTX:   # rD = *(u32 *)(ctx + off)
             regs[d] = ("field", insn.off)
         elif cls in (_ST, _STX) and regs[d] == _CTX:            # a store into the context
-            regs = [None if isinstance(v, tuple) and v[0] == "field" else v for v in regs]
+            regs = _forget_fields(regs)
         else:
             _, kill = f.ud[i]
             if insn.cls == _STX and insn.code & 0xE0 == _ATOMIC:

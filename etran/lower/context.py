@@ -153,7 +153,7 @@ class ModuleContext:
     """The LLVM module being built, and everything declared in it."""
 
     def __init__(self, program: tir.Program, observe: bool = False,
-                 defects: frozenset[str] = frozenset(), keep_bounds: bool = True) -> None:
+                 defects: frozenset[str] = frozenset(), keep_bounds: bool | None = None) -> None:
         unknown = defects - DEFECTS
         if unknown:
             raise ValueError(f"unknown lowering defects: {sorted(unknown)}")
@@ -176,8 +176,8 @@ class ModuleContext:
         self.anchors = 0  # uses of checked references anchored so far (FunctionBase.anchor)
         # The packet's bounds loaded once (at each hook's start and after a resize) and kept,
         # as C code keeps `data` and `data_end`, instead of loaded from the context at every
-        # use: for programs without loops only (`keeps_bounds`).
-        self.keep_bounds = keep_bounds and keeps_bounds(program)
+        # use: for programs without loops only (`keeps_bounds`, unless the caller decided).
+        self.keep_bounds = keeps_bounds(program) if keep_bounds is None else keep_bounds
         # observation probes compiled in (record look-ups and `__fire` programs): with none,
         # an observed build's programs are the plain build's, instruction for instruction
         self.probes = 0

@@ -33,7 +33,7 @@ def test_a_frame_over_the_limit_with_kept_bounds_is_compiled_again_without(
     asked: list[bool] = []
     real_lower, real_frames = module.lower, pipeline._check_frames
 
-    def lower_spy(*args: object, keep_bounds: bool = True, **kw: object) -> object:
+    def lower_spy(*args: object, keep_bounds: bool | None = None, **kw: object) -> object:
         asked.append(keep_bounds)
         return real_lower(*args, keep_bounds=keep_bounds, **kw)  # type: ignore[arg-type]
 

@@ -13,7 +13,7 @@ import pytest
 
 from etran.abi import MAX_TEST_FRAME, TEST_RUN_HEADROOM, XDP_FRAME_SIZE
 from etran.differential.harness import KernelHarness, run_both
-from etran.interp.state import MapStore, frame_input
+from etran.interp.state import MapStore, RunResult, frame_input
 from etran.ir import tir
 from etran.ir.codec import decode, encode, format_value
 from etran.pipeline import check_source, compile_source
@@ -28,6 +28,16 @@ def resize(pkt: Packet) -> int:
     return XDP_PASS
 """
 HEADROOM = TEST_RUN_HEADROOM - XDP_FRAME_SIZE      # what a test run leaves before the frame
+
+
+def agreeing_run(source: str, hook: str) -> RunResult:
+    """`hook` of `source` run once in the kernel on a 64-byte zero frame, the interpreter
+    asserted to agree with it (as the fuzzers compare them)."""
+    compiled = compile_source(source, f"{hook}.py", observe=True)
+    with KernelHarness(compiled) as runner:
+        k, _, diffs = run_both(runner, hook, frame_input(bytes(64)))
+    assert not diffs, diffs
+    return k
 
 
 @pytest.mark.kernel
@@ -46,11 +56,8 @@ def test_a_resize_to_under_an_ethernet_header_or_past_the_test_frame_fails_in_bo
     (growth past the headroom) mutated to `return 1`, and state.py `frame_input`'s
     `MAX_TEST_FRAME - len(packet)` mutated to `+` (a test frame's tailroom)."""
     source = RESIZE.replace("WHERE", where).replace("DELTA", str(delta))
-    compiled = compile_source(source, "resize.py", observe=True)
-    with KernelHarness(compiled) as runner:
-        k, _, diffs = run_both(runner, "resize", frame_input(bytes(64)))
-        assert not diffs, diffs
-        assert k.action == (1 if fits else 2)              # XDP_DROP when resized
+    k = agreeing_run(source, "resize")
+    assert k.action == (1 if fits else 2)              # XDP_DROP when resized
 
 
 FLOOD = """from etran.dsl import *
@@ -78,11 +85,8 @@ def test_a_ring_buffer_filled_in_one_run_holds_the_same_records(kernel: None, re
     """A 4,096-byte ring takes 170 records of 16 bytes (each with its 8-byte header): 200
     outputs in one run fill it. Kills interpreter.py's `(size + 7) // 8 * 8` mutated to
     `* 7` and `RINGBUF_HEADER // (size + 7)` (the space a record takes)."""
-    compiled = compile_source(FLOOD.replace("SIZE", str(records)), "flood.py", observe=True)
-    with KernelHarness(compiled) as runner:
-        k, _, diffs = run_both(runner, "flood", frame_input(bytes(64)))
-        assert not diffs, diffs
-        assert len(k.ringbuf["events"]) == min(records, 4096 // 24)
+    k = agreeing_run(FLOOD.replace("SIZE", str(records)), "flood")
+    assert len(k.ringbuf["events"]) == min(records, 4096 // 24)
 
 
 ODD = """from etran.dsl import *
@@ -110,11 +114,8 @@ def test_a_record_not_a_multiple_of_8_bytes_takes_its_size_rounded_up(kernel: No
     """A 12-byte record takes 8 + 16 bytes of the ring, so 170 fit in 4,096 (one byte short
     of a whole ring). Kills interpreter.py's `(size + 7) // 8 * 8` mutated to `(size | 7)`
     (12 | 7 = 15: 8 bytes of value, 256 records), which a record of a multiple of 8 cannot."""
-    compiled = compile_source(ODD, "odd.py", observe=True)
-    with KernelHarness(compiled) as runner:
-        k, _, diffs = run_both(runner, "flood", frame_input(bytes(64)))
-        assert not diffs, diffs
-        assert len(k.ringbuf["events"]) == 4095 // 24
+    k = agreeing_run(ODD, "flood")
+    assert len(k.ringbuf["events"]) == 4095 // 24
 
 
 EXACT = """from etran.dsl import *
@@ -142,12 +143,9 @@ def test_a_ring_buffer_never_holds_its_whole_size(kernel: None) -> None:
     header) would fill a 4,096-byte ring exactly at 256, but the kernel refuses the 256th
     (its producer stays less than a whole ring ahead of the consumer); the interpreter
     accepted it. Both now keep 255 records and drop the frame at the 256th output."""
-    compiled = compile_source(EXACT, "exact.py", observe=True)
-    with KernelHarness(compiled) as runner:
-        k, _, diffs = run_both(runner, "flood", frame_input(bytes(64)))
-        assert not diffs, diffs
-        assert len(k.ringbuf["events"]) == 255
-        assert k.action == 1                                # XDP_DROP
+    k = agreeing_run(EXACT, "flood")
+    assert len(k.ringbuf["events"]) == 255
+    assert k.action == 1                                # XDP_DROP
 
 
 STRUCTS = """from etran.dsl import *
@@ -258,14 +256,11 @@ def test_a_constant_count_with_every_bit_set_is_past_the_width(kernel: None) -> 
     """lower/expressions.py `shift_op`: a constant count's bit pattern `& ((1 << w) - 1)`
     mutated to `%`, which turns a count of all ones (255 at u8) into 0: no shift at all
     instead of 0 (or the sign's fill)."""
-    compiled = compile_source(ALL_ONES_COUNTS, "ones.py", observe=True)
-    with KernelHarness(compiled) as runner:
-        k, _, diffs = run_both(runner, "shift", frame_input(bytes(64)))
-        assert not diffs, diffs
-        (raw,) = k.maps.snapshot()["outs"].values()
-        t = compiled.program.map("outs").value
-        assert t is not None
-        assert decode(t, raw) == {"a": 0, "b": 0, "c": -1, "d": 0, "e": 0}
+    k = agreeing_run(ALL_ONES_COUNTS, "shift")
+    (raw,) = k.maps.snapshot()["outs"].values()
+    t = k.maps.program.map("outs").value
+    assert t is not None
+    assert decode(t, raw) == {"a": 0, "b": 0, "c": -1, "d": 0, "e": 0}
 
 
 LOCK_AT_4 = """from etran.dsl import *
