@@ -96,15 +96,22 @@ def compile_program(program: tir.Program, observe: bool = False,
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
     from etran.collector import gc_paused
-    from etran.lower.context import keeps_bounds
+    from etran.lower.context import keeps_bounds, unrolls_loops
     from etran.lower.irtext import module_text
     from etran.lower.module import lower
     t = timings if timings is not None else {}
-    keep_bounds = keeps_bounds(program)
-    while True:
+    # What is tried, in order, while LLVM's frame is over the kernel's 512 bytes: the
+    # packet's bounds kept in registers and short loops unrolled make it spill more, so a
+    # program whose frame they push over is compiled again without them, one at a time.
+    attempts = [(keeps_bounds(program), True), (False, True)]
+    if unrolls_loops(program):
+        attempts.append((keeps_bounds(program, unroll=False), False))
+    attempts = [a for i, a in enumerate(attempts) if a not in attempts[:i]]
+    for keep_bounds, unroll in attempts:
         t0 = time.perf_counter()
         with gc_paused():   # the module dropped before the collector ever sees it (lower)
-            module, probes = lower(program, observe=observe, defects=defects, keep_bounds=keep_bounds)
+            module, probes = lower(program, observe=observe, defects=defects,
+                                   keep_bounds=keep_bounds, unroll=unroll)
             text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
             del module
         t1 = time.perf_counter()
@@ -116,11 +123,8 @@ def compile_program(program: tir.Program, observe: bool = False,
             insns = _check_frames(program, elf)
             break
         except DiagnosticError:
-            if not keep_bounds:
+            if (keep_bounds, unroll) == attempts[-1]:
                 raise
-            # the packet's bounds kept in registers made LLVM spill past the kernel's
-            # frame: load them where used instead, as for a program with loops
-            keep_bounds = False
     programs = [ProgramInfo(h.name, h.hook or "", "xdp", insns.get(h.name, 0))
                 for h in program.hooks if h.hook != "timer"]
     return CompiledObject(elf, program, programs, list(program.maps), observe, dict(t),

@@ -7,6 +7,7 @@ instructions to one function at a time through it.
 """
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import llvmlite.ir as ir
@@ -32,6 +33,7 @@ from etran.ir.types import (
 )
 from etran.lower import observe as obs
 from etran.lower.debuginfo import DebugInfo
+from etran.lower.unroll import unrolled_values
 
 # LLVM 22 only knows opaque pointers; llvmlite still builds typed pointers for
 # globals and allocas and prints them as `T*` unless this flag is off.
@@ -129,31 +131,45 @@ class Callee:
         return getattr(self.ptr, name)
 
 
-def keeps_bounds(program: tir.Program) -> bool:
-    """Whether the program's hooks keep the packet's bounds (`ModuleContext.keep_bounds`):
-    only where no loop follows. Kept across a loop, the two pointers are alive in every
-    state the verifier walks around it and its pruning works much harder (three times the
-    instructions processed over generated programs with loops; docs/performance.md), so a
-    program with a loop (a `for`, or a checksum, which is one) anywhere loads them where
-    used, as before. Functions no hook calls (the header library's) do not count."""
+def hook_nodes(program: tir.Program) -> Iterator[object]:
+    """Every typed-program node a hook reaches: the hooks' bodies and the functions they
+    call (once each). Functions no hook calls (the header library's) are left out."""
     stack: list[object] = [s for fn in program.hooks for s in fn.body]
     seen: set[int] = set()
     while stack:
         n = stack.pop()
-        if isinstance(n, (tir.Loop, tir.PacketChecksum)):
-            return False
+        yield n
         if isinstance(n, tir.Call) and id(n.func) not in seen:
             seen.add(id(n.func))
             stack.extend(n.func.body)
         stack.extend(tir.children(n))
-    return True
+
+
+def unrolls_loops(program: tir.Program) -> bool:
+    """Whether a loop a hook reaches is unrolled by the lowering (etran.lower.unroll)."""
+    return any(isinstance(n, tir.Loop) and unrolled_values(n) is not None
+               for n in hook_nodes(program))
+
+
+def keeps_bounds(program: tir.Program, unroll: bool = True) -> bool:
+    """Whether the program's hooks keep the packet's bounds (`ModuleContext.keep_bounds`):
+    only where no loop follows. Kept across a loop, the two pointers are alive in every
+    state the verifier walks around it and its pruning works much harder (three times the
+    instructions processed over generated programs with loops; docs/performance.md), so a
+    program with a loop (a `for`, or a checksum, which is one) anywhere a hook reaches
+    loads them where used, as before. A loop the lowering unrolls (etran.lower.unroll,
+    when `unroll`) is no loop."""
+    return not any(isinstance(n, tir.PacketChecksum) or (
+        isinstance(n, tir.Loop) and (not unroll or unrolled_values(n) is None))
+        for n in hook_nodes(program))
 
 
 class ModuleContext:
     """The LLVM module being built, and everything declared in it."""
 
     def __init__(self, program: tir.Program, observe: bool = False,
-                 defects: frozenset[str] = frozenset(), keep_bounds: bool | None = None) -> None:
+                 defects: frozenset[str] = frozenset(), keep_bounds: bool | None = None,
+                 unroll: bool = True) -> None:
         unknown = defects - DEFECTS
         if unknown:
             raise ValueError(f"unknown lowering defects: {sorted(unknown)}")
@@ -177,7 +193,9 @@ class ModuleContext:
         # The packet's bounds loaded once (at each hook's start and after a resize) and kept,
         # as C code keeps `data` and `data_end`, instead of loaded from the context at every
         # use: for programs without loops only (`keeps_bounds`, unless the caller decided).
-        self.keep_bounds = keeps_bounds(program) if keep_bounds is None else keep_bounds
+        self.keep_bounds = keeps_bounds(program, unroll) if keep_bounds is None else keep_bounds
+        # short counted loops that index with their counter written out (etran.lower.unroll)
+        self.unroll = unroll
         # observation probes compiled in (record look-ups and `__fire` programs): with none,
         # an observed build's programs are the plain build's, instruction for instruction
         self.probes = 0

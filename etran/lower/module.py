@@ -27,21 +27,23 @@ from etran.lower.statements import FunctionLowering
 
 def lower(program: tir.Program, observe: bool = False,
           defects: frozenset[str] = frozenset(),
-          keep_bounds: bool | None = None) -> tuple[ir.Module, int]:
+          keep_bounds: bool | None = None, unroll: bool = True) -> tuple[ir.Module, int]:
     """The LLVM module of a checked program (maps, license, functions, hooks, probes) and
     how many observation probes it holds (`ModuleContext.probes`). Built with the cyclic
     garbage collector paused (`etran.collector`): a module is tens of thousands of
     llvmlite objects, all alive until it is dropped. `compile_program` keeps it paused
     until the module's text is written and the module dropped, so that the next pass frees
     the module having seen it once. `keep_bounds`: whether the hooks keep the packet's
-    bounds in registers (`ModuleContext.keep_bounds`); None: where `keeps_bounds` says."""
+    bounds in registers (`ModuleContext.keep_bounds`); None: where `keeps_bounds` says.
+    `unroll`: whether short counted loops are written out (etran.lower.unroll)."""
     with gc_paused():
-        return _lower(program, observe, defects, keep_bounds)
+        return _lower(program, observe, defects, keep_bounds, unroll)
 
 
 def _lower(program: tir.Program, observe: bool,
-           defects: frozenset[str], keep_bounds: bool | None) -> tuple[ir.Module, int]:
-    lw = ModuleContext(program, observe, defects, keep_bounds)
+           defects: frozenset[str], keep_bounds: bool | None,
+           unroll: bool) -> tuple[ir.Module, int]:
+    lw = ModuleContext(program, observe, defects, keep_bounds, unroll)
     for m in lw.program.maps:
         lw.declare_map(m)
     if lw.observe:

@@ -15,6 +15,7 @@ from etran.ir.types import BeType, IntType, PacketType, Type, VoidType
 from etran.lower.context import I1, I8, I32, I64, PKT_INFO_FIELDS, PKT_INFO_SIZE, llvm_type
 from etran.lower.expressions import ExprLowering
 from etran.lower.function import view_vars
+from etran.lower.unroll import substitute, unrolled_values
 
 
 class FunctionLowering(ExprLowering):
@@ -131,6 +132,10 @@ class FunctionLowering(ExprLowering):
             self.b.unreachable()
 
     def s_Loop(self, s: tir.Loop) -> None:
+        values = unrolled_values(s) if self.lw.unroll else None
+        if values is not None:
+            self.unrolled(s, values)
+            return
         b = self.b
         t = s.var.type
         assert isinstance(t, IntType)
@@ -171,6 +176,23 @@ class FunctionLowering(ExprLowering):
         k3 = self.b.load(k_slot, typ=I64)
         self.b.store(self.b.add(k3, ir.Constant(I64, 1)), k_slot)
         self.b.branch(head)
+        self.b.position_at_end(exit_)
+
+    def unrolled(self, s: tir.Loop, values: list[int]) -> None:
+        """One copy of the body per iteration, the counter a constant in each
+        (etran.lower.unroll); `continue` goes to the next copy, `break` past the last."""
+        assert isinstance(s.var.type, IntType)
+        exit_ = self.new_block("unrolled.exit")
+        for value in values:
+            following = self.new_block("unrolled.next")
+            self.b.store(self.const(s.var.type, value), self.slots[s.var])
+            self.loops.append((following, exit_))
+            self.block(tuple(substitute(stmt, s.var, value) for stmt in s.body))  # type: ignore[misc]
+            self.loops.pop()
+            if not self.b.block.is_terminated:
+                self.b.branch(following)
+            self.b.position_at_end(following)
+        self.b.branch(exit_)
         self.b.position_at_end(exit_)
 
     def s_Break(self, s: tir.Break) -> None:

@@ -378,9 +378,16 @@ class ExprGen:
         # A Header parameter may be a view or a stack value: its arrays take constant indexes.
         if self.chance(runtime_pct // 3 if base.view else runtime_pct) and \
                 not (base.view and base.origin == "param"):
-            e = self.index_expr()
-            if not e.const:         # a constant index must be in range (`bounds`)
-                idx = e.text
+            counters = [v for v in self.scalar_vars(lambda t: True) if v.origin == "counter"]
+            if counters and self.chance(50):
+                # the counter, as unrolled loops index (etran.lower.unroll): in range or
+                # past the array, or below 0 (wrapped, or negative)
+                k = self.pick(counters).name
+                idx = self.pick([k, k, f"{k} + 1", f"{k} * 2", f"{k} - 1", f"{t.n - 1} - {k}"])
+            else:
+                e = self.index_expr()
+                if not e.const:         # a constant index must be in range (`bounds`)
+                    idx = e.text
         return f"{text}[{idx}]", t.elem, base
 
     def index_expr(self) -> E:
