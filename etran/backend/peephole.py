@@ -18,7 +18,10 @@ instructions, each proven safe by a data-flow fact over the function's control-f
   immediate, where X is not read after;
 * ``dead definitions``: an operation or load whose register nothing reads after;
 * ``reloaded context fields``: ``rX = *(u32 *)(ctx + off)`` where rX holds that field already on
-  every path (the packet's bounds, reloaded for each header view), with no call since.
+  every path (the packet's bounds, reloaded for each header view), with no call since;
+* ``decided branches``: a test against a constant that the register's range, as the verifier
+  bounds it, decides (a masked view offset against the packet's limit, ``port >> 6`` against
+  an array's length), a nop or a ``goto``.
 
 Not done: dropping ``wX = wX`` where X's upper half is already zero. It is no nop to the
 verifier: the move copies the 32-bit bounds a JMP32 test proved into the 64-bit ones, which
@@ -450,8 +453,140 @@ def _context_reloads(f: _Function) -> None:
             f.nop(i)
 
 
+_U64 = (1 << 64) - 1
+_U32 = (1 << 32) - 1
+_Range = tuple[int, int]   # a register's possible values, unsigned, as [lo, hi] (64 bits)
+_ANY: _Range = (0, _U64)
+_JOINS = 8   # how often an instruction's ranges may grow before they are widened
+
+
+def _low_half(r: _Range) -> _Range:
+    """The range of a register's low 32 bits."""
+    return r if r[1] <= _U32 else (0, _U32)
+
+
+def _range_after(insn: _Insn, regs: list[_Range]) -> _Range | None:
+    """The range of the register `insn` writes, for the operations the verifier bounds at
+    least as tightly (scalar_min_max_* and their 32-bit forms, narrow loads); None for an
+    instruction this does not follow (its register is then any value)."""
+    code, imm, d = insn.code, insn.imm, insn.dst
+    if insn.fixed or (insn.off != 0 and insn.cls != _LDX) or insn.op == _END:
+        return None                       # a byte swap may leave any 64-bit value
+    wide = insn.cls == _ALU64
+    if code in (0x71, 0x69):              # u8 and u16 loads (never the context's fields)
+        return (0, 0xFF if code == 0x71 else 0xFFFF)
+    if insn.cls not in (_ALU, _ALU64) or (insn.code & _X and insn.op != _MOV):
+        return None                       # an operation with a register: not followed
+    mask = _U64 if wide else _U32
+    value = imm & mask                    # the immediate as the operation sees it
+    lo, hi = regs[d] if wide else _low_half(regs[d])
+    op = insn.op
+    if op == _MOV:
+        if insn.code & _X:
+            return regs[insn.src] if wide else _low_half(regs[insn.src])
+        return (value, value)
+    if op == 0x50:                        # and
+        return (0, min(hi, value))
+    if op == 0x70 and value < (64 if wide else 32):   # logical right shift
+        return (lo >> value, hi >> value)
+    if op == 0x60 and value < (64 if wide else 32):   # left shift
+        return (lo << value, hi << value) if hi << value <= mask else (0, mask)
+    if op == 0x00:                        # add: of a negative immediate, a subtraction
+        add = imm if wide else (imm & _U32) - (1 << 32 if imm & 0x80000000 else 0)
+        if lo + add >= 0 and hi + add <= mask:
+            return (lo + add, hi + add)
+    return (0, mask)
+
+
+def _decided(insn: _Insn, r: _Range) -> bool | None:
+    """Whether `if X <op> imm` jumps for every value of X in r (True), for none (False), or
+    depends on the value (None)."""
+    width = 32 if insn.cls == _JMP32 else 64
+    lo, hi = r if width == 64 else _low_half(r)
+    op = insn.op
+    if op in (0x60, 0x70, 0xC0, 0xD0) and hi >> (width - 1):
+        return None                       # signed, where a value may be negative
+    if op == 0x40 and lo != hi:           # jset
+        return None
+    at_lo, at_hi = _holds(op, lo, insn.imm, insn.cls), _holds(op, hi, insn.imm, insn.cls)
+    if op in (_JEQ, _JNE) and lo != hi:
+        b = insn.imm & ((1 << width) - 1)
+        return None if lo <= b <= hi else op == _JNE
+    return at_lo if at_lo == at_hi else None
+
+
+def _decided_branches(f: _Function) -> None:
+    """A test of a register against a constant that the register's range decides: a nop
+    (never jumps) or a `goto` (always does). What LLVM cannot drop because the lowering hid
+    the value from it (a view's offset checked against the packet's limit, `(b << 2 & 60) +
+    14 > 65515`; an array index of `port >> 6` checked against 1024), and what it would
+    not know either (`be64 x >> 54`).
+
+    The ranges are the verifier's own reasoning, done more coarsely: one [lo, hi] per
+    register, joined where paths meet (one still growing after _JOINS joins, a loop's
+    counter, is widened to any value), and
+    only through moves, narrow loads, `and`, shifts and additions of constants, which the
+    verifier bounds at least as tightly. So the verifier knows the outcome too and learns
+    nothing from the test; it is walked as before. A jump whose removal would leave an
+    instruction unreachable is kept (the verifier refuses unreachable code)."""
+    insns = f.insns
+    n = len(insns)
+    tests = [i for i, insn in enumerate(insns)
+             if insn.is_cond() and not insn.code & _X and not insn.fixed]
+    if not tests:
+        return
+    state: list[tuple[_Range, ...] | None] = [None] * n
+    state[0] = (_ANY,) * 11
+    visits = [0] * n
+    work = [0]
+    while work:
+        i = work.pop()
+        regs = list(state[i] or ())
+        insn = insns[i]
+        _, kill = f.ud[i]
+        if insn.cls == _STX and insn.code & 0xE0 == _ATOMIC:
+            kill = 1 << insn.src | 1      # fetch forms write src, cmpxchg writes r0
+        if kill:
+            r = _range_after(insn, regs) if kill == 1 << insn.dst else None
+            for k in range(11):
+                if kill >> k & 1:
+                    regs[k] = _ANY
+            if r is not None:
+                regs[insn.dst] = r
+        out = tuple(regs)
+        for j in f.succ[i]:
+            if not 0 <= j < n:
+                continue
+            old = state[j]
+            if old is None:
+                new = out
+            elif visits[j] < _JOINS:          # joined: the range holding both
+                new = tuple((min(a[0], b[0]), max(a[1], b[1])) for a, b in zip(old, out, strict=True))
+            else:   # widened: a register still changing (a loop's counter) is any value
+                new = tuple(a if a == b else _ANY for a, b in zip(old, out, strict=True))
+            if new != old:
+                state[j] = new
+                visits[j] += 1
+                work.append(j)
+    for i in tests:
+        insn, facts = insns[i], state[i]
+        if facts is None:
+            continue                      # never reached
+        jumps = _decided(insn, facts[insn.dst])
+        if jumps is None:
+            continue
+        gone = i + 1 + insn.off if not jumps else i + 1   # the side no longer taken
+        if f.preds[gone] == [i]:
+            continue                      # it would be unreachable
+        if jumps:
+            f.set(i, _Insn(0x05, 0, 0, insn.off, 0))
+        else:
+            f.nop(i)
+
+
 PASSES = {"null tests": _null_tests, "branches over gotos": _branches_over_gotos,
-          "context reloads": _context_reloads, "immediate stores": _immediate_stores,
+          "context reloads": _context_reloads, "decided branches": _decided_branches,
+          "immediate stores": _immediate_stores,
           "dead definitions": _dead_definitions}
 
 
@@ -466,7 +601,7 @@ def tighten_code(code: bytes, is_program: bool, relocated: frozenset[int] = froz
         if name in passes:
             run(f)
             f.stale_liveness()
-    return (b"".join(i.pack() for i in insns) if f.changed else code), f.changed
+    return b"".join(i.pack() for i in insns), f.changed
 
 
 def tighten(elf: bytes) -> tuple[bytes, int]:
@@ -476,7 +611,6 @@ def tighten(elf: bytes) -> tuple[bytes, int]:
     for extent in objfile.function_extents(elf):
         start, end = extent.file_offset, extent.file_offset + extent.size
         code, changed = tighten_code(bytes(data[start:end]), extent.is_program, extent.relocated)
-        if changed:
-            data[start:end] = code
-            removed += changed
+        data[start:end] = code
+        removed += changed
     return bytes(data), removed

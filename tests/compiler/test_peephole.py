@@ -259,3 +259,101 @@ def test_the_null_test_s_direction_follows_the_constants(value: int, cond: int, 
     assert changed == 3
     assert out[1] == (jeq(0, 0, 5) if jumped else jne(0, 0, 5))
 
+
+
+def ldx8(d: int, s: int, off: int) -> bytes:
+    return insn(0x71, d, s, off=off)
+
+
+def jgt32(d: int, imm: int, off: int) -> bytes:
+    return insn(0x26, d, off=off, imm=imm)
+
+
+# r2 = a byte of the packet; w2 = (w2 << 2 & 60) + 14 (a header's length and the
+# Ethernet header's); if w2 > 65515 goto out (the view's offset limit); ...; out: exit
+MASKED_OFFSET = [ldx8(2, 1, 0), insn(0x64, 2, imm=2), insn(0x54, 2, imm=60), add32(2, 14),
+                 jgt32(2, 65515, 3), jeq(3, 0, 2), mov32(0, 1), EXIT, mov32(0, 2), EXIT]
+
+
+def test_a_test_the_register_s_range_decides_is_dropped() -> None:
+    out, changed = run(*MASKED_OFFSET, program=False, only="decided branches")
+    assert changed == 1 and out[4] == NOP_INSN
+    assert out[:4] + out[5:] == MASKED_OFFSET[:4] + MASKED_OFFSET[5:]
+
+
+def test_a_test_that_always_jumps_becomes_a_goto() -> None:
+    # w2 <= 74 < 100: `if w2 < 100 goto out` always jumps (its fall-through is reached by
+    # another jump too)
+    code = MASKED_OFFSET[:4] + [jeq(3, 0, 1), insn(0xA6, 2, off=2, imm=100), mov32(0, 1), EXIT,
+                                mov32(0, 2), EXIT]
+    out, changed = run(*code, program=False, only="decided branches")
+    assert changed == 0 and out[5] == ja(2) and out[:5] + out[6:] == code[:5] + code[6:]
+
+
+def _masked(at: int, replacement: bytes) -> list[bytes]:
+    code = list(MASKED_OFFSET)
+    code[at] = replacement
+    return code
+
+
+# after `r2 >>= 31`, `if r2 > 1` is decided only if r2 held 32 bits at most
+TOP_BITS = [insn(0x77, 2, imm=31), insn(0x25, 2, off=3, imm=1), jeq(3, 0, 2), mov32(0, 1), EXIT,
+            mov32(0, 2), EXIT]
+
+
+@pytest.mark.parametrize("code", [
+    _masked(3, add32(2, -15)),        # 14 - 15 wraps: the range is all of u32
+    _masked(2, insn(0x44, 2, imm=60)),   # `|=` is not followed: any value
+    [ldx32(2, 1, 0), *TOP_BITS],      # a 32-bit load may be the context's data pointer
+    [ldx8(2, 1, 0), insn(0xDC, 2, imm=64), *TOP_BITS],  # be64 (32-bit class): any 64-bit value
+], ids=["wraps", "or", "u32 load", "byte swap"])
+def test_a_range_not_proven_keeps_the_test(code: list[bytes]) -> None:
+    out, changed = run(*code, program=False, only="decided branches")
+    assert changed == 0 and out == code
+
+
+def test_a_u16_load_shifted_is_bounded() -> None:
+    code = [insn(0x69, 2, 1, off=0), *TOP_BITS]
+    assert run(*code, program=False, only="decided branches")[1] == 1
+
+
+def test_a_test_whose_other_side_only_it_reaches_is_kept() -> None:
+    # `out` (w0 = 1; exit) is reached only by the jump: dropping it leaves code unreachable
+    code = MASKED_OFFSET[:4] + [jgt32(2, 65515, 2), mov32(0, 2), EXIT, mov32(0, 1), EXIT]
+    out, changed = run(*code, program=False, only="decided branches")
+    assert changed == 0 and out == code
+
+
+def test_ranges_are_joined_where_paths_meet_and_widened_in_loops() -> None:
+    # one path masks w2 to 60, the other leaves it 0..255: `if w2 > 255` is still decided,
+    # `if w2 > 60` is not
+    join = [ldx8(2, 1, 0), jeq(3, 0, 1), insn(0x54, 2, imm=60), jgt32(2, 255, 2), jgt32(2, 60, 1),
+            mov32(0, 1), EXIT]
+    out, changed = run(*join, program=False, only="decided branches")
+    assert changed == 1 and out[3] == NOP_INSN and out[4] == join[4]
+    # w2 = 0; loop: w2 += 1; if w2 < 10 goto loop: the counter grows past any bound here
+    loop = [mov32(2, 0), add32(2, 1), insn(0xA6, 2, off=-2, imm=10), jgt32(2, 100, 1), mov32(0, 1),
+            EXIT]
+    out, changed = run(*loop, program=False, only="decided branches")
+    assert changed == 0 and out == loop
+
+
+@pytest.mark.parametrize("code, decided", [
+    (insn(0x15, 2, off=1, imm=75), True),     # == outside [14, 74]: never
+    (insn(0x15, 2, off=1, imm=40), False),    # == inside: depends
+    (insn(0x65, 2, off=1, imm=80), True),     # signed >, values all non-negative
+    (insn(0x45, 2, off=1, imm=1), False),     # jset of a range: not followed
+])
+def test_each_kind_of_test(code: bytes, decided: bool) -> None:
+    prefix = MASKED_OFFSET[:4]
+    full = [*prefix, code, jeq(3, 0, 1), mov32(0, 1), EXIT]
+    _, changed = run(*full, program=False, only="decided branches")
+    assert changed == (1 if decided else 0)
+
+
+def test_an_operation_with_a_register_is_not_taken_for_one_with_an_immediate() -> None:
+    # `w2 &= w0` (src r0, the X form) is not `w2 &= 0`
+    code = [ldx8(2, 1, 0), ldx64(0, 1, 8), insn(0x5C, 2, 0), jgt32(2, 0, 2), jeq(3, 0, 1),
+            mov32(0, 1), EXIT]
+    out, changed = run(*code, program=False, only="decided branches")
+    assert changed == 0 and out == code
