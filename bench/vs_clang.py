@@ -32,9 +32,8 @@ v1 by default, which would cost the C instructions for a reason that is the ISA'
 compiler's. `--mcpu generic` measures clang's default instead.
 
 Targets (docs/performance.md has the last run): loaded instructions at most 1.0x clang's
-as a median over the suite and at most 1.2x for every program (met: 0.98, at most 1.05);
-ns/packet at most 1.0x clang's median (1.00-1.01 from run to run; the checksum's rolled
-loop is 1.18).
+as a median over the suite and at most 1.2x for every program (met: 0.96, at most 1.04);
+ns/packet at most 1.0x clang's median (met: 0.99-1.00 from run to run).
 
 Needs clang and libbpf's headers: installed with apt-get when missing (`--clang` picks a
 compiler, e.g. clang-19). Run as root:
