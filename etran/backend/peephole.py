@@ -465,7 +465,7 @@ def _low_half(r: _Range) -> _Range:
     return r if r[1] <= _U32 else (0, _U32)
 
 
-def _range_after(insn: _Insn, regs: list[_Range]) -> _Range | None:
+def _range_after(insn: _Insn, regs: dict[int, _Range]) -> _Range | None:
     """The range of the register `insn` writes, for the operations the verifier bounds at
     least as tightly (scalar_min_max_* and their 32-bit forms, narrow loads); None for an
     instruction this does not follow (its register is then any value)."""
@@ -479,11 +479,11 @@ def _range_after(insn: _Insn, regs: list[_Range]) -> _Range | None:
         return None                       # an operation with a register: not followed
     mask = _U64 if wide else _U32
     value = imm & mask                    # the immediate as the operation sees it
-    lo, hi = regs[d] if wide else _low_half(regs[d])
+    lo, hi = regs.get(d, _ANY) if wide else _low_half(regs.get(d, _ANY))
     op = insn.op
     if op == _MOV:
         if insn.code & _X:
-            return regs[insn.src] if wide else _low_half(regs[insn.src])
+            return regs.get(insn.src, _ANY) if wide else _low_half(regs.get(insn.src, _ANY))
         return (value, value)
     if op == 0x50:                        # and
         return (0, min(hi, value))
@@ -524,55 +524,75 @@ def _decided_branches(f: _Function) -> None:
 
     The ranges are the verifier's own reasoning, done more coarsely: one [lo, hi] per
     register, joined where paths meet (one still growing after _JOINS joins, a loop's
-    counter, is widened to any value), and
-    only through moves, narrow loads, `and`, shifts and additions of constants, which the
-    verifier bounds at least as tightly. So the verifier knows the outcome too and learns
-    nothing from the test; it is walked as before. A jump whose removal would leave an
-    instruction unreachable is kept (the verifier refuses unreachable code)."""
+    counter, is widened to any value), and only through moves, narrow loads, `and`, shifts
+    and additions of constants, which the verifier bounds at least as tightly. So the
+    verifier knows the outcome too and learns nothing from the test; it is walked as
+    before. A jump whose removal would leave an instruction unreachable is kept (the
+    verifier refuses unreachable code).
+
+    The analysis runs over basic blocks, and a block's state holds only the registers known
+    to be less than any value (most are not): on `tcp_rx` it is a few milliseconds."""
     insns = f.insns
     n = len(insns)
-    tests = [i for i, insn in enumerate(insns)
-             if insn.is_cond() and not insn.code & _X and not insn.fixed]
-    if not tests:
+    tests = [insn.is_cond() and not insn.code & _X and not insn.fixed for insn in insns]
+    if not any(tests):
         return
-    state: list[tuple[_Range, ...] | None] = [None] * n
-    state[0] = (_ANY,) * 11
-    visits = [0] * n
-    work = [0]
-    while work:
-        i = work.pop()
-        regs = list(state[i] or ())
-        insn = insns[i]
+    # Per instruction, once: the registers it writes, the one its range is computed from
+    # (-1: none), and the range it gives when that one is any value.
+    kills: list[int] = []
+    inputs: list[int] = []
+    blind: list[_Range | None] = []
+    for i, insn in enumerate(insns):
         _, kill = f.ud[i]
         if insn.cls == _STX and insn.code & 0xE0 == _ATOMIC:
             kill = 1 << insn.src | 1      # fetch forms write src, cmpxchg writes r0
-        if kill:
-            r = _range_after(insn, regs) if kill == 1 << insn.dst else None
-            for k in range(11):
-                if kill >> k & 1:
-                    regs[k] = _ANY
-            if r is not None:
-                regs[insn.dst] = r
-        out = tuple(regs)
+        single = kill == 1 << insn.dst
+        r = _range_after(insn, {}) if single else None
+        kills.append(kill)
+        blind.append(None if r == _ANY else r)
+        inputs.append(-1 if r is None or insn.cls not in (_ALU, _ALU64) or _is_mov_imm(insn)
+                      else insn.src if insn.op == _MOV else insn.dst)
+    leaders = [i for i in range(n) if i == 0 or f.preds[i] != [i - 1] or f.succ[i - 1] != (i,)]
+    ends = {a: (leaders[k + 1] if k + 1 < len(leaders) else n) for k, a in enumerate(leaders)}
+    state: dict[int, dict[int, _Range]] = {0: {}}
+    visits = dict.fromkeys(leaders, 0)
+    work = [0]
+    tested: dict[int, _Range] = {}       # a test's register range, on the last walk of its block
+    while work:
+        a = work.pop()
+        regs = dict(state[a])
+        i = a
+        for i in range(a, ends[a]):
+            if tests[i]:
+                tested[i] = regs.get(insns[i].dst, _ANY)
+            kill = kills[i]
+            if not kill:
+                continue
+            src = inputs[i]
+            r = _range_after(insns[i], regs) if src >= 0 and src in regs else blind[i]
+            if regs:
+                for k in [k for k in regs if kill >> k & 1]:
+                    del regs[k]
+            if r is not None and r != _ANY:
+                regs[insns[i].dst] = r
         for j in f.succ[i]:
             if not 0 <= j < n:
                 continue
-            old = state[j]
+            old = state.get(j)
             if old is None:
-                new = out
+                new = regs
             elif visits[j] < _JOINS:          # joined: the range holding both
-                new = tuple((min(a[0], b[0]), max(a[1], b[1])) for a, b in zip(old, out, strict=True))
+                new = {k: (min(old[k][0], v[0]), max(old[k][1], v[1]))
+                       for k, v in regs.items() if k in old}
             else:   # widened: a register still changing (a loop's counter) is any value
-                new = tuple(a if a == b else _ANY for a, b in zip(old, out, strict=True))
+                new = {k: v for k, v in regs.items() if old.get(k) == v}
             if new != old:
                 state[j] = new
                 visits[j] += 1
                 work.append(j)
-    for i in tests:
-        insn, facts = insns[i], state[i]
-        if facts is None:
-            continue                      # never reached
-        jumps = _decided(insn, facts[insn.dst])
+    for i, r in tested.items():
+        insn = insns[i]
+        jumps = _decided(insn, r)
         if jumps is None:
             continue
         gone = i + 1 + insn.off if not jumps else i + 1   # the side no longer taken
