@@ -145,6 +145,11 @@ def hook_nodes(program: tir.Program) -> Iterator[object]:
         stack.extend(tir.children(n))
 
 
+def reached_functions(program: tir.Program) -> set[int]:
+    """The ids of the functions a hook calls, directly or not (`hook_nodes`)."""
+    return {id(n.func) for n in hook_nodes(program) if isinstance(n, tir.Call)}
+
+
 def unrolls_loops(program: tir.Program) -> bool:
     """Whether a loop a hook reaches is unrolled by the lowering (etran.lower.unroll)."""
     return any(isinstance(n, tir.Loop) and unrolled_values(n) is not None

@@ -21,7 +21,7 @@ from etran.collector import gc_paused
 from etran.ir import tir
 from etran.ir.types import IntType, MapType
 from etran.lower import observe as obs
-from etran.lower.context import I8, PTR, ModuleContext, _obs_struct, fire_map
+from etran.lower.context import I8, PTR, ModuleContext, _obs_struct, fire_map, reached_functions
 from etran.lower.statements import FunctionLowering
 
 
@@ -55,8 +55,11 @@ def _lower(program: tir.Program, observe: bool,
     lic.section = "license"
     lic.align = 1
     lw.used.append(lic)
+    # Functions no hook calls (most of the header library's methods) are not lowered: LLVM
+    # would drop them, after parsing them
+    reached = reached_functions(lw.program)
     for fn in lw.program.functions:
-        if fn.hook is None or fn.hook == "timer":
+        if (fn.hook is None and id(fn) in reached) or fn.hook == "timer":
             lw.declare_function(fn)
     for hook in lw.program.hooks:
         if hook.hook != "timer":
