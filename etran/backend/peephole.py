@@ -590,18 +590,42 @@ def _decided_branches(f: _Function) -> None:
                 state[j] = new
                 visits[j] += 1
                 work.append(j)
-    for i, r in tested.items():
-        insn = insns[i]
-        jumps = _decided(insn, r)
-        if jumps is None:
+    decided = [(i, jumps) for i, r in sorted(tested.items())
+               if (jumps := _decided(insns[i], r)) is not None]
+    if not decided:
+        return
+    # The side no longer taken may have been the only way into some code (a loop entered
+    # only there: its back edge still leads into it, but nothing else does; or two tests
+    # that both jumped to one block). All at once, then, if something is lost, one by one.
+    before = _reached(f)
+    original = {i: insns[i] for i, _ in decided}
+    for i, jumps in decided:
+        f.set(i, _Insn(0x05, 0, 0, original[i].off if jumps else 0, 0))
+    if _reached(f) != before:
+        for i, _ in decided:
+            f.set(i, original[i])
+        for i, jumps in decided:
+            f.set(i, _Insn(0x05, 0, 0, original[i].off if jumps else 0, 0))
+            if _reached(f) != before:
+                f.set(i, original[i])
+    f.changed += sum(1 for i, _ in decided if insns[i] is not original[i] and insns[i].off == 0)
+
+
+def _reached(f: _Function) -> list[bool]:
+    """Which instructions a path from the function's entry reaches (an ld_imm64's second
+    slot with its first)."""
+    n = len(f.insns)
+    seen = [False] * n
+    work = [0]
+    while work:
+        i = work.pop()
+        if seen[i]:
             continue
-        gone = i + 1 + insn.off if not jumps else i + 1   # the side no longer taken
-        if f.preds[gone] == [i]:
-            continue                      # it would be unreachable
-        if jumps:
-            f.set(i, _Insn(0x05, 0, 0, insn.off, 0))
-        else:
-            f.nop(i)
+        seen[i] = True
+        if f.insns[i].wide and i + 1 < n:
+            seen[i + 1] = True
+        work.extend(j for j in f.succ[i] if 0 <= j < n and not seen[j])
+    return seen
 
 
 PASSES = {"null tests": _null_tests, "branches over gotos": _branches_over_gotos,

@@ -357,3 +357,22 @@ def test_an_operation_with_a_register_is_not_taken_for_one_with_an_immediate() -
             mov32(0, 1), EXIT]
     out, changed = run(*code, program=False, only="decided branches")
     assert changed == 0 and out == code
+
+
+def test_a_decided_test_that_is_the_only_way_into_a_loop_is_kept() -> None:
+    # w2 = 3, so `if w2 < 5 goto out` always jumps, over a loop whose head (index 3) is also
+    # its back edge's target: made a goto, it would leave the loop reached by nothing but
+    # itself (the verifier refuses unreachable code)
+    code = [ldx8(3, 1, 0), mov32(2, 3), insn(0xA6, 2, off=3, imm=5),
+            add32(3, 1), insn(0xA6, 3, off=-2, imm=100), ja(0),
+            mov32(0, 1), EXIT]
+    out, changed = run(*code, program=False, only="decided branches")
+    assert changed == 0 and out == code
+
+
+def test_two_decided_tests_into_one_block_keep_one_way_in() -> None:
+    # both tests never jump, both to `out`, reached by nothing else: one of them stays
+    code = [ldx8(2, 1, 0), jgt32(2, 300, 3), jgt32(2, 400, 2), mov32(0, 1), EXIT,
+            mov32(0, 2), EXIT]
+    out, changed = run(*code, program=False, only="decided branches")
+    assert changed == 1 and NOP_INSN in out[1:3] and (code[1] in out[1:3] or code[2] in out[1:3])
