@@ -96,22 +96,23 @@ def compile_program(program: tir.Program, observe: bool = False,
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
     from etran.collector import gc_paused
-    from etran.lower.context import keeps_bounds, unrolls_loops
+    from etran.lower.context import reach
     from etran.lower.irtext import module_text
     from etran.lower.module import lower
     t = timings if timings is not None else {}
     # What is tried, in order, while LLVM's frame is over the kernel's 512 bytes: the
     # packet's bounds kept in registers and short loops unrolled make it spill more, so a
     # program whose frame they push over is compiled again without them, one at a time.
-    attempts = [(keeps_bounds(program), True), (False, True)]
-    if unrolls_loops(program):
-        attempts.append((keeps_bounds(program, unroll=False), False))
+    reached = reach(program)
+    attempts = [(reached.keeps_bounds(), True), (False, True)]
+    if reached.unrolled:
+        attempts.append((reached.keeps_bounds(unroll=False), False))
     attempts = [a for i, a in enumerate(attempts) if a not in attempts[:i]]
     for keep_bounds, unroll in attempts:
         t0 = time.perf_counter()
         with gc_paused():   # the module dropped before the collector ever sees it (lower)
             module, probes = lower(program, observe=observe, defects=defects,
-                                   keep_bounds=keep_bounds, unroll=unroll)
+                                   keep_bounds=keep_bounds, unroll=unroll, reached=reached)
             text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
             del module
         t1 = time.perf_counter()

@@ -8,6 +8,7 @@ instructions to one function at a time through it.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import llvmlite.ir as ir
@@ -145,28 +146,44 @@ def hook_nodes(program: tir.Program) -> Iterator[object]:
         stack.extend(tir.children(n))
 
 
-def reached_functions(program: tir.Program) -> set[int]:
-    """The ids of the functions a hook calls, directly or not (`hook_nodes`)."""
-    return {id(n.func) for n in hook_nodes(program) if isinstance(n, tir.Call)}
+@dataclass(frozen=True, slots=True)
+class Reach:
+    """What the lowering decides by from the nodes the hooks reach (`reach`): one walk."""
+
+    functions: frozenset[int]   # the ids of the functions a hook calls, directly or not
+    checksums: bool             # a `pkt.checksum`, which is a loop in the compiled code
+    loops: int                  # `for` loops
+    unrolled: int               # of those, the ones the lowering unrolls (etran.lower.unroll)
+
+    def keeps_bounds(self, unroll: bool = True) -> bool:
+        """Whether the hooks keep the packet's bounds (`ModuleContext.keep_bounds`): only
+        where no loop follows. Kept across a loop, the two pointers are alive in every
+        state the verifier walks around it and its pruning works much harder (three times
+        the instructions processed over generated programs with loops;
+        docs/performance.md), so a program with a loop (a `for`, or a checksum) anywhere a
+        hook reaches loads them where used. A loop the lowering unrolls (when `unroll`) is
+        no loop."""
+        return not self.checksums and self.loops == (self.unrolled if unroll else 0)
 
 
-def unrolls_loops(program: tir.Program) -> bool:
-    """Whether a loop a hook reaches is unrolled by the lowering (etran.lower.unroll)."""
-    return any(isinstance(n, tir.Loop) and unrolled_values(n) is not None
-               for n in hook_nodes(program))
+def reach(program: tir.Program) -> Reach:
+    functions: set[int] = set()
+    checksums = False
+    loops = unrolled = 0
+    for n in hook_nodes(program):
+        if isinstance(n, tir.Call):
+            functions.add(id(n.func))
+        elif isinstance(n, tir.Loop):
+            loops += 1
+            unrolled += unrolled_values(n) is not None
+        elif isinstance(n, tir.PacketChecksum):
+            checksums = True
+    return Reach(frozenset(functions), checksums, loops, unrolled)
 
 
 def keeps_bounds(program: tir.Program, unroll: bool = True) -> bool:
-    """Whether the program's hooks keep the packet's bounds (`ModuleContext.keep_bounds`):
-    only where no loop follows. Kept across a loop, the two pointers are alive in every
-    state the verifier walks around it and its pruning works much harder (three times the
-    instructions processed over generated programs with loops; docs/performance.md), so a
-    program with a loop (a `for`, or a checksum, which is one) anywhere a hook reaches
-    loads them where used, as before. A loop the lowering unrolls (etran.lower.unroll,
-    when `unroll`) is no loop."""
-    return not any(isinstance(n, tir.PacketChecksum) or (
-        isinstance(n, tir.Loop) and (not unroll or unrolled_values(n) is None))
-        for n in hook_nodes(program))
+    """`Reach.keeps_bounds` of the program."""
+    return reach(program).keeps_bounds(unroll)
 
 
 class ModuleContext:
@@ -174,7 +191,7 @@ class ModuleContext:
 
     def __init__(self, program: tir.Program, observe: bool = False,
                  defects: frozenset[str] = frozenset(), keep_bounds: bool | None = None,
-                 unroll: bool = True) -> None:
+                 unroll: bool = True, reached: Reach | None = None) -> None:
         unknown = defects - DEFECTS
         if unknown:
             raise ValueError(f"unknown lowering defects: {sorted(unknown)}")
@@ -198,7 +215,8 @@ class ModuleContext:
         # The packet's bounds loaded once (at each hook's start and after a resize) and kept,
         # as C code keeps `data` and `data_end`, instead of loaded from the context at every
         # use: for programs without loops only (`keeps_bounds`, unless the caller decided).
-        self.keep_bounds = keeps_bounds(program, unroll) if keep_bounds is None else keep_bounds
+        self.reach = reach(program) if reached is None else reached
+        self.keep_bounds = self.reach.keeps_bounds(unroll) if keep_bounds is None else keep_bounds
         # short counted loops that index with their counter written out (etran.lower.unroll)
         self.unroll = unroll
         # observation probes compiled in (record look-ups and `__fire` programs): with none,

@@ -21,13 +21,14 @@ from etran.collector import gc_paused
 from etran.ir import tir
 from etran.ir.types import IntType, MapType
 from etran.lower import observe as obs
-from etran.lower.context import I8, PTR, ModuleContext, _obs_struct, fire_map, reached_functions
+from etran.lower.context import I8, PTR, ModuleContext, Reach, _obs_struct, fire_map
 from etran.lower.statements import FunctionLowering
 
 
 def lower(program: tir.Program, observe: bool = False,
           defects: frozenset[str] = frozenset(),
-          keep_bounds: bool | None = None, unroll: bool = True) -> tuple[ir.Module, int]:
+          keep_bounds: bool | None = None, unroll: bool = True,
+          reached: Reach | None = None) -> tuple[ir.Module, int]:
     """The LLVM module of a checked program (maps, license, functions, hooks, probes) and
     how many observation probes it holds (`ModuleContext.probes`). Built with the cyclic
     garbage collector paused (`etran.collector`): a module is tens of thousands of
@@ -35,15 +36,16 @@ def lower(program: tir.Program, observe: bool = False,
     until the module's text is written and the module dropped, so that the next pass frees
     the module having seen it once. `keep_bounds`: whether the hooks keep the packet's
     bounds in registers (`ModuleContext.keep_bounds`); None: where `keeps_bounds` says.
-    `unroll`: whether short counted loops are written out (etran.lower.unroll)."""
+    `unroll`: whether short counted loops are written out (etran.lower.unroll). `reached`:
+    `etran.lower.context.reach(program)`, if the caller has it."""
     with gc_paused():
-        return _lower(program, observe, defects, keep_bounds, unroll)
+        return _lower(program, observe, defects, keep_bounds, unroll, reached)
 
 
 def _lower(program: tir.Program, observe: bool,
            defects: frozenset[str], keep_bounds: bool | None,
-           unroll: bool) -> tuple[ir.Module, int]:
-    lw = ModuleContext(program, observe, defects, keep_bounds, unroll)
+           unroll: bool, reached: Reach | None) -> tuple[ir.Module, int]:
+    lw = ModuleContext(program, observe, defects, keep_bounds, unroll, reached)
     for m in lw.program.maps:
         lw.declare_map(m)
     if lw.observe:
@@ -57,9 +59,8 @@ def _lower(program: tir.Program, observe: bool,
     lw.used.append(lic)
     # Functions no hook calls (most of the header library's methods) are not lowered: LLVM
     # would drop them, after parsing them
-    reached = reached_functions(lw.program)
     for fn in lw.program.functions:
-        if (fn.hook is None and id(fn) in reached) or fn.hook == "timer":
+        if (fn.hook is None and id(fn) in lw.reach.functions) or fn.hook == "timer":
             lw.declare_function(fn)
     for hook in lw.program.hooks:
         if hook.hook != "timer":
