@@ -490,7 +490,10 @@ def _range_after(insn: _Insn, regs: dict[int, _Range]) -> _Range | None:
     if op == 0x70 and value < (64 if wide else 32):   # logical right shift
         return (lo >> value, hi >> value)
     if op == 0x60 and value < (64 if wide else 32):   # left shift
-        return (lo << value, hi << value) if hi << value <= mask else (0, mask)
+        # bounded, as the verifier has it (scalar_min_max_lsh), only while the top bit
+        # stays clear: hi at most 2 ** (width - 1 - count)
+        width = 64 if wide else 32
+        return (lo << value, hi << value) if hi <= 1 << (width - 1 - value) else (0, mask)
     if op == 0x00:                        # add: of a negative immediate, a subtraction
         add = imm if wide else (imm & _U32) - (1 << 32 if imm & 0x80000000 else 0)
         if lo + add >= 0 and hi + add <= mask:

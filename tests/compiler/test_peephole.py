@@ -376,3 +376,12 @@ def test_two_decided_tests_into_one_block_keep_one_way_in() -> None:
             mov32(0, 2), EXIT]
     out, changed = run(*code, program=False, only="decided branches")
     assert changed == 1 and NOP_INSN in out[1:3] and (code[1] in out[1:3] or code[2] in out[1:3])
+
+
+def test_a_left_shift_is_bounded_only_while_the_top_bit_stays_clear() -> None:
+    # as the verifier's scalar32_min_max_lsh: w2 in [0, 255] << 24 may set bit 31, so
+    # it is any value; << 23 is bounded by 2 ** 31 - 2 ** 23
+    for count, decided in ((24, False), (23, True)):
+        code = [ldx8(2, 1, 0), insn(0x64, 2, imm=count), jgt32(2, 0x7FFFFFFF, 2), jeq(3, 0, 1),
+                mov32(0, 1), EXIT]
+        assert run(*code, program=False, only="decided branches")[1] == (1 if decided else 0)
