@@ -167,6 +167,7 @@ class Reach:
 
 
 def reach(program: tir.Program) -> Reach:
+    """`Reach` of a program, from one walk of `hook_nodes`."""
     functions: set[int] = set()
     checksums = False
     loops = unrolled = 0
