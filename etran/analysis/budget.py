@@ -48,7 +48,7 @@ SLACK = 64
 
 # Instructions per operation (LLVM -O2 output for cpu v3, measured on the examples).
 _HELPER = {"MapGet": 6, "MapSet": 8, "MapDelete": 6, "QueuePush": 6, "QueuePop": 8,
-           "RingOutput": 7, "Redirect": 5, "AtomicAdd": 2, "TimerStart": 16, "TimerCancel": 4,
+           "RingOutput": 7, "Redirect": 5, "Atomic": 3, "TimerStart": 16, "TimerCancel": 4,
            "PacketHeader": 10, "PacketResize": 8}
 # `pkt.checksum`: the loop's code, and what the verifier processes walking it once: the
 # loop has 64 pieces, and each is walked 2 to 4 times (the last piece or not, the exit),

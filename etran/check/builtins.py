@@ -22,7 +22,7 @@ class Builtin:
 
 
 
-HELPERS = ("now_ns", "cpu_id", "random_u32", "atomic_add",
+HELPERS = ("now_ns", "cpu_id", "random_u32", "atomic_add", "atomic_xchg", "atomic_cas",
            "seq_after", "seq_before", "seq_after_eq", "seq_before_eq")
 
 # Python builtins that keep their meaning: usable without the star import.

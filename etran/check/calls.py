@@ -39,6 +39,12 @@ REPLACING_MAPS = ("HashMap", "LruHashMap", "PerCpuHashMap")
 SEQ_OPS = {"seq_after": ">", "seq_before": "<", "seq_after_eq": ">=", "seq_before_eq": "<="}
 
 
+# The atomic builtins: the operation and how a call looks.
+ATOMICS = {"atomic_add": ("add", "atomic_add(v.counter, 1)"),
+           "atomic_xchg": ("xchg", "atomic_xchg(v.owner, 1)"),
+           "atomic_cas": ("cas", "atomic_cas(v.owner, 0, 1)")}
+
+
 class CallChecker(ExprChecker):
     # ---------------------------------------------------------------- bookkeeping
     def effect(self, kind: str, name: str, span: Span) -> None:
@@ -262,8 +268,8 @@ class CallChecker(ExprChecker):
             vb = self.coerce(self.value(b2, U32), U32, b2.span, f"`{name}` argument")
             diff = tir.Convert(tir.Binary("-", va, vb, U32, e.span), I32, e.span)
             return tir.Compare(SEQ_OPS[name], diff, tir.Const(0, I32, e.span), e.span)
-        if name == "atomic_add":
-            return self.atomic_add(e)
+        if name in ATOMICS:
+            return self.atomic(name, e)
         if name == "range":
             self.fail(e.span, "type", "`range` is only used in `for` loops")
         self.fail(e.span, "type", f"`{name}` cannot be called here")
@@ -288,12 +294,16 @@ class CallChecker(ExprChecker):
             return tir.Const(min(vals) if name == "min" else max(vals), t, e.span)
         return tir.MinMax(name, args, t, e.span)
 
-    def atomic_add(self, e: ast.Call) -> tir.Expr:
-        target, amount = self.args(e, 2, "atomic_add")
+    def atomic(self, name: str, e: ast.Call) -> tir.Expr:
+        """`atomic_add(place, n)`, `atomic_xchg(place, new)`, `atomic_cas(place, expected,
+        new)`: each gives the field's old value."""
+        op, example = ATOMICS[name]
+        args = self.args(e, 3 if op == "cas" else 2, name)
+        target = args[0]
         loaded = self.value(target)
         if not isinstance(loaded, tir.Load):
-            self.fail(target.span, "type", "`atomic_add` needs a field or array element",
-                      "write `atomic_add(v.counter, 1)`")
+            self.fail(target.span, "type", f"`{name}` needs a field or array element",
+                      f"write `{example}`")
         t = loaded.type
         if not isinstance(t, IntType) or t.bits < 32 or loaded.place.type != t:
             self.fail(target.span, "type", f"atomics work on u32, u64, i32 or i64 fields, not "
@@ -302,11 +312,14 @@ class CallChecker(ExprChecker):
             self.fail(target.span, "type", "atomics cannot update packet data",
                       "the verifier only allows atomics on map values and the stack")
         if isinstance(loaded.place, tir.IndexPlace) and not isinstance(loaded.place.index, tir.Const):
-            self.fail(target.span, "bounds", "`atomic_add` needs an element at a constant index",
+            self.fail(target.span, "bounds", f"`{name}` needs an element at a constant index",
                       "the element must provably exist: use a constant index, or a field")
-        value = self.coerce(self.value(amount, t), t, amount.span, "the amount")
+        what = {"add": ["the amount"], "xchg": ["the new value"],
+                "cas": ["the expected value", "the new value"]}[op]
+        values = [self.coerce(self.value(a, t), t, a.span, w) for a, w in zip(args[1:], what, strict=True)]
         self.still_valid(loaded.place.base)
-        return tir.AtomicAdd(loaded.place, value, t, e.span)
+        expected = values[0] if op == "cas" else None
+        return tir.Atomic(loaded.place, values[-1], t, e.span, op, expected)
 
     def map_origin(self, ref: tir.Expr) -> str | None:
         """The map when `ref` points into a hash-like map's entry."""

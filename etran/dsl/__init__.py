@@ -176,6 +176,8 @@ def now_ns() -> u64: ...  # type: ignore[empty-body]
 def cpu_id() -> u32: ...  # type: ignore[empty-body]
 def random_u32() -> u32: ...  # type: ignore[empty-body]
 def atomic_add(place: int, value: int) -> int: ...  # type: ignore[empty-body]
+def atomic_xchg(place: int, value: int) -> int: ...  # type: ignore[empty-body]
+def atomic_cas(place: int, expected: int, value: int) -> int: ...  # type: ignore[empty-body]
 def seq_after(a: int, b: int) -> bool: ...  # type: ignore[empty-body]
 def seq_before(a: int, b: int) -> bool: ...  # type: ignore[empty-body]
 def seq_after_eq(a: int, b: int) -> bool: ...  # type: ignore[empty-body]
@@ -205,6 +207,8 @@ __all__ = [
     "Timer",
     "XskMap",
     "atomic_add",
+    "atomic_cas",
+    "atomic_xchg",
     "be16",
     "be32",
     "be64",

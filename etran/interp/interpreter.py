@@ -442,12 +442,16 @@ class Interpreter:
             return XDP_REDIRECT
         return fallback  # type: ignore[no-any-return]
 
-    def e_AtomicAdd(self, e: tir.AtomicAdd, env: Any, m: Machine) -> int:
+    def e_Atomic(self, e: tir.Atomic, env: Any, m: Machine) -> int:
         loc = self.place(e.place, env, m)
+        expected = None if e.expected is None else self.expr(e.expected, env, m)
         v = self.expr(e.value, env, m)
         assert loc is not None
         old = _read(loc.buf, loc.off, e.type)
-        _write(loc.buf, loc.off, e.type, e.type.wrap(old + v))
+        if e.op == "add":
+            _write(loc.buf, loc.off, e.type, e.type.wrap(old + v))
+        elif e.op == "xchg" or old == expected:
+            _write(loc.buf, loc.off, e.type, v)
         return old
 
     def e_TimerStart(self, e: tir.TimerStart, env: Any, m: Machine) -> int:

@@ -271,13 +271,18 @@ class Redirect:
 
 
 @dataclass(frozen=True, slots=True)
-class AtomicAdd:
-    """`atomic_add(place, value)`: add in place atomically, return the old value."""
+class Atomic:
+    """An atomic update of a map value's (or the stack's) field, giving its old value:
+    `atomic_add(place, value)` (op "add"), `atomic_xchg(place, value)` ("xchg": store
+    value) and `atomic_cas(place, expected, value)` ("cas": store value if the field holds
+    expected)."""
 
     place: Place
     value: Expr
     type: IntType
     span: Span
+    op: str = "add"
+    expected: Expr | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -336,7 +341,7 @@ class PacketChecksum:
 
 Expr = (Const | VarRef | Unary | Not | Binary | Compare | Logic | Cond | Convert | Load | AddrOf |
         IsNone | NewStruct | Call | Builtin | MinMax | MapGet | MapSet | MapDelete | QueuePush |
-        QueuePop | RingOutput | Redirect | AtomicAdd | TimerStart | TimerCancel | PacketHeader |
+        QueuePop | RingOutput | Redirect | Atomic | TimerStart | TimerCancel | PacketHeader |
         PacketResize | PacketChecksum)
 
 

@@ -180,9 +180,13 @@ class _FunctionCheck:
                     self.expr(child)
             if isinstance(e, (tir.MapGet, tir.QueuePop)) and e.type.inner is not e.map.value:
                 self.problem(e, f"gives {e.type}, but `{e.map.name}` holds {e.map.value}")
-        elif isinstance(e, tir.AtomicAdd):
+        elif isinstance(e, tir.Atomic):
             self.place(e.place)
+            if e.expected is not None:
+                self.expr(e.expected)
             self.expr(e.value)
+            if e.op not in ("add", "xchg", "cas") or (e.op == "cas") != (e.expected is not None):
+                self.problem(e, f"an atomic `{e.op}` with{'' if e.expected else 'out'} an expected value")
         elif isinstance(e, (tir.TimerStart, tir.TimerCancel)):
             self.place(e.timer)
             if isinstance(e, tir.TimerStart):

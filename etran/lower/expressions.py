@@ -684,12 +684,17 @@ class ExprLowering(FunctionBase):
                                             ir.Constant(I64, e.fallback.value)])
         return self.b.trunc(r, I32)
 
-    def x_AtomicAdd(self, e: tir.AtomicAdd) -> ir.Value:
+    def x_Atomic(self, e: tir.Atomic) -> ir.Value:
         addr = self.address(e.place)
+        expected = None if e.expected is None else self.expr(e.expected)
         v = self.expr(e.value)
         # seq_cst, not monotonic: LLVM 22 emits a non-fetching add for a monotonic
-        # atomicrmw whose result is used, so the old value would be wrong.
-        return self.b.atomic_rmw("add", addr, v, "seq_cst")
+        # atomicrmw whose result is used, so the old value would be wrong. The three are
+        # BPF_ATOMIC's fetch-add, xchg and cmpxchg (cpu v3).
+        if expected is None:
+            return self.b.atomic_rmw(e.op, addr, v, "seq_cst")
+        pair = self.b.cmpxchg(addr, expected, v, "seq_cst", "seq_cst")
+        return self.b.extract_value(pair, 0)
 
     def x_TimerStart(self, e: tir.TimerStart) -> ir.Value:
         timer = self.address(e.timer)

@@ -178,7 +178,8 @@ CONST_NAMES = ["LIMIT", "MASK"]
 CSUM_HELPERS = ("csum_fold", "csum_replace16", "csum_replace32", "ipv4_checksum")
 RINGBUF_BYTES = 4096    # the ring buffers the generator declares: one page, the smallest
 RESERVED = set(keyword.kwlist) | {"min", "max", "range", "bool", "int", "pkt", "self", "atomic_add",
-                                  "now_ns", "cpu_id", "random_u32", "ETH_P_IP", "IPPROTO_UDP",
+                                  "atomic_xchg", "atomic_cas", "now_ns", "cpu_id", "random_u32",
+                                  "ETH_P_IP", "IPPROTO_UDP",
                                   "IPPROTO_TCP", "Trace", "traces", "Deadline", "deadlines",
                                   "ports", "xsks", "on_deadline", "timer", "Timer",
                                   "Header", "Struct", "Packet"} | set(ACTIONS) | set(CSUM_HELPERS)
@@ -1365,8 +1366,7 @@ class ProgramGen(ExprGen):
         updates off (a call updating `v`'s map would leave `v` stale at the add)."""
         self.use("atomics")
         text, t, _ = self.element(place, runtime_pct=0)    # the element must provably exist
-        amount = self.no_resize(lambda: self.int_expr(t, 1, t))
-        return E(f"atomic_add({text}, {amount.text})", PREC["atom"], t)
+        return self.atomic_call(text, t, lambda: self.no_resize(lambda: self.int_expr(t, 1, t)))
 
     def int_expr(self, t: Int, depth: int, lit: Int | None = None, pure: bool = False) -> E:
         if depth > 0 and self.on("csum") and t.holds(U16) and self.chance(3):
@@ -1454,7 +1454,7 @@ def _corners() -> frozenset[str]:
     out |= {f"convert {k}" for k in ("sign-extend", "zero-extend", "truncate", "sign change",
                                      "from bool")}     # `bool(x)` is `x != 0`
     out |= {"and", "or", "not", "x if c else y"}
-    out |= {f"atomic_add {b} result" for b in (32, 64)}
+    out |= {f"atomic_{op} {b} result" for op in ("add", "xchg", "cas") for b in (32, 64)}
     out |= {f"Timer.{m} result" for m in ("start", "cancel")}
     out |= {f"{m} runtime key" for m in ("get", "set", "insert", "replace", "delete")}
     out |= {"push", "pop", "output", "redirect DevMap", "redirect XskMap"}
@@ -1482,7 +1482,7 @@ def _fed(e: object) -> bool:
     stack = [e]
     while stack:
         n = stack.pop()
-        if isinstance(n, (tir.Load, tir.Builtin, tir.Call, tir.AtomicAdd, tir.PacketChecksum,
+        if isinstance(n, (tir.Load, tir.Builtin, tir.Call, tir.Atomic, tir.PacketChecksum,
                           tir.MapSet, tir.MapDelete, tir.QueuePush, tir.RingOutput,
                           tir.TimerStart, tir.TimerCancel, tir.Redirect)):
             return True
@@ -1556,8 +1556,8 @@ def coverage(program: Any) -> set[str]:
             seen.add("not")
         elif isinstance(n, tir.Cond):
             seen.add("x if c else y")
-        elif isinstance(n, tir.AtomicAdd) and used:
-            seen.add(f"atomic_add {n.type.bits} result")
+        elif isinstance(n, tir.Atomic) and used:
+            seen.add(f"atomic_{n.op} {n.type.bits} result")
         elif isinstance(n, (tir.TimerStart, tir.TimerCancel)) and used:
             seen.add(f"Timer.{'start' if isinstance(n, tir.TimerStart) else 'cancel'} result")
         elif isinstance(n, (tir.MapGet, tir.MapSet, tir.MapDelete)) and _fed(n.key):

@@ -580,8 +580,17 @@ class ExprGen:
     def atomic_expr(self, place: tuple[str, Any, Var]) -> E:
         self.use("atomics")
         text, t, _ = self.element(place, runtime_pct=0)    # the element must provably exist
-        amount = self.int_expr(t, 1, t)
-        return E(f"atomic_add({text}, {amount.text})", PREC["atom"], t)
+        return self.atomic_call(text, t, lambda: self.int_expr(t, 1, t))
+
+    def atomic_call(self, text: str, t: Int, operand: Callable[[], E]) -> E:
+        """`atomic_add`, `atomic_xchg` or `atomic_cas` of the field `text`. A swap's expected
+        value is often the field itself (read first, so the swap takes place) or 0 (what
+        an untouched field holds), else any value (it seldom takes place)."""
+        op = self.choose([(2, "add"), (1, "xchg"), (1, "cas")])
+        if op != "cas":
+            return E(f"atomic_{op}({text}, {operand().text})", PREC["atom"], t)
+        expected = self.pick([text, text, "0"]) if self.chance(70) else operand().text
+        return E(f"atomic_cas({text}, {expected}, {operand().text})", PREC["atom"], t)
 
     # ---------------------------------------------------------------- calls
     def callable_funcs(self, want: Callable[[Any], bool], pure: bool) -> list[FuncDef]:

@@ -1,6 +1,6 @@
 """Lowering crash (AssertionError in lower_expr.address): `atomic_add` on an array element
 with a runtime index. The checker accepts it ("a field or array element"); the interpreter
-would also assert on an out-of-range index (e_AtomicAdd: `assert loc is not None`)."""
+would also assert on an out-of-range index (e_Atomic: `assert loc is not None`)."""
 from etran.dsl import *
 
 
