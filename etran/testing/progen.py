@@ -392,7 +392,9 @@ class ProgramGen(ExprGen):
                 continue
             ret = self.pick([U32, U64, I32, BOOL])
             name = next(n for n in ["total", "span", "weight", "level"] if all(n != f for f, _ in s.fields))
-            self.ctx = FnCtx(f"{s.name}.{name}", False, False, ret)
+            # pure all through: an index drawn inside (`self.count[cpu_id()]`) would make a
+            # method that calls a helper, which a caller holding a lock may call
+            self.ctx = FnCtx(f"{s.name}.{name}", False, False, ret, pure=True)
             self.ctx.frames[0].vars["self"] = Var("self", s, origin="param", view=s.header)
             e = self.bool_expr(2, pure=True) if ret is BOOL else self.int_expr(ret, 2, ret, pure=True)
             s.methods.append(MethodDef(name, ret, None, f"return {e.text}"))
@@ -1116,7 +1118,7 @@ class ProgramGen(ExprGen):
         return left.pop(self.num(0, len(left) - 1))
 
     def probe_int(self, t: Int) -> E:
-        pure = self.ctx.lock is not None
+        pure = self.ctx.lock is not None or self.ctx.pure
         ops = [op for op, f in PROBE_OPS if self.on(f)]
         for _ in range(3 if ops else 0):
             op = self.deal("ops", ops)
@@ -1272,7 +1274,7 @@ class ProgramGen(ExprGen):
         """A bool kept as a value (see `bool_value` on why few): a probe's test, a Timer
         result, a map operation's success, `bool(x)`."""
         c = self.ctx
-        pure = c.lock is not None
+        pure = c.lock is not None or c.pure
         if c.forks >= 8 or (c.loops and not self.chance(10)):
             return self.bool_value(2)
         tests = [k for k, f in PROBE_TESTS if self.on(f)]
@@ -1378,7 +1380,7 @@ class ProgramGen(ExprGen):
     def csum_expr(self, depth: int, pure: bool) -> E | None:
         """The checksum helpers of etran.bpf_templates.headers (a `u16`)."""
         c = self.ctx
-        pure = pure or c.lock is not None
+        pure = pure or c.lock is not None or c.pure
         ip_ok = not pure and c.has_pkt and not c.loops and self.room(32)
         kind = self.choose([(3, "csum_fold"), (3, "csum_replace16"), (3, "csum_replace32"),
                             (1 if ip_ok else 0, "ipv4_checksum")])

@@ -212,6 +212,7 @@ class FnCtx:
     helpers: bool = False
     locks: bool = False
     resizes: bool = False
+    pure: bool = False      # no helper anywhere (a method: callable under a lock)
 
     def vars(self) -> Iterator[Var]:
         seen: set[str] = set()
@@ -446,7 +447,7 @@ class ExprGen:
 
     def int_expr(self, t: Int, depth: int, lit: Int | None = None, pure: bool = False) -> E:
         """An integer expression assignable to `t`; an untyped literal (fitting `lit`) only if `lit`."""
-        pure = pure or self.ctx.lock is not None
+        pure = pure or self.ctx.lock is not None or self.ctx.pure
         atoms = self.int_atoms(t)
         d = depth > 0
         calls = self.callable_funcs(lambda r: isinstance(r, Int) and t.holds(r), pure) if d else []
@@ -665,7 +666,7 @@ class ExprGen:
 
     def bool_expr(self, depth: int, pure: bool = False) -> E:
         """A condition: comparisons, None tests, `and`/`or`/`not`, sequence comparisons..."""
-        pure = pure or self.ctx.lock is not None
+        pure = pure or self.ctx.lock is not None or self.ctx.pure
         c = self.ctx
         atoms: list[Callable[[], E]] = [functools.partial(E, v.name, PREC["atom"], BOOL)
                                         for v in self.scalar_vars(lambda t: t is BOOL)]
