@@ -308,3 +308,34 @@ def test_untyped_constants_fold_as_python_integers() -> None:
     constants = check_source(source, "constants.py").constants
     expected = [20 + 6, 20 - 6, 20 * 6, 20 // 6, 20 % 6, 20 & 6, 20 | 6, 20 ^ 6, 20 << 6, 20 >> 6]
     assert [constants[f"C{i}"] for i in range(len(OPS))] == expected
+
+
+@pytest.mark.kernel
+def test_a_run_input_s_default_headroom_is_the_test_run_s(kernel: None) -> None:
+    """A RunInput made without `frame_input` still has the headroom a kernel test run gives:
+    growing the head by all of it succeeds in both, one byte more fails in both. Kills
+    state.py's `DEFAULT_HEADROOM = TEST_RUN_HEADROOM - XDP_FRAME_SIZE` mutated to `>>`
+    (seed-13 sample: no test built an input without `frame_input`)."""
+    from etran.interp.state import RunInput
+    for delta, fits in ((HEADROOM, True), (HEADROOM + 1, False)):
+        compiled = compile_source(RESIZE.replace("WHERE", "head").replace("DELTA", str(delta)),
+                                  "resize.py", observe=True)
+        with KernelHarness(compiled) as runner:
+            k, _, diffs = run_both(runner, "resize", RunInput(packet=bytes(64)))
+        assert not diffs, diffs
+        assert k.action == (1 if fits else 2)
+
+
+def test_codec_reads_only_integers_and_dotted_quads_for_32_bits() -> None:
+    """A string that is no integer is a CodecError that says so, not Python's ValueError;
+    a dotted quad is an address only for a 32-bit big-endian field. Kills codec.py's
+    `except ValueError:` replaced, and `t.bits == 32` mutated to `<=` (seed-13 sample)."""
+    from etran.ir.codec import CodecError, pack_into
+    from etran.ir.types import BE_TYPES, INT_TYPES
+    buf = bytearray(8)
+    with pytest.raises(CodecError, match="expected an integer, got 'abc'"):
+        pack_into(buf, 0, INT_TYPES["u32"], "abc")
+    with pytest.raises(CodecError, match=r"expected an integer, got '1\.2\.3\.4'"):
+        pack_into(buf, 0, BE_TYPES["be16"], "1.2.3.4")
+    pack_into(buf, 0, BE_TYPES["be32"], "1.2.3.4")
+    assert buf[:4] == bytes([1, 2, 3, 4])
