@@ -166,7 +166,8 @@ class _Function:
     def __init__(self, insns: list[_Insn], entry_ctx: bool) -> None:
         self.insns = insns
         self.entry_ctx = entry_ctx  # r1 holds the program's context at the first instruction
-        self.changed = 0
+        self.changed = 0     # instructions made nops
+        self.rewrites = 0    # instructions rewritten (nops, moves, inverted or decided jumps)
         n = len(insns)
         self.succ = [_successors(insns, i) for i in range(n)]
         self.ud = [_use_def(insn) for insn in insns]   # (reads, writes) of each instruction
@@ -181,6 +182,7 @@ class _Function:
         """Rewrite instruction i, keeping successors and predecessors up to date (liveness
         is left as it was: see `stale_liveness`)."""
         n = len(self.insns)
+        self.rewrites += 1
         for j in self.succ[i]:
             if 0 <= j <= n:
                 self.preds[j].remove(i)
@@ -647,9 +649,11 @@ def tighten_code(code: bytes, is_program: bool, relocated: frozenset[int] = froz
     f = _Function(insns, is_program)
     for name, run in PASSES.items():
         if name in passes:
+            before = f.rewrites
             run(f)
-            f.stale_liveness()
-    return b"".join(i.pack() for i in insns), f.changed
+            if f.rewrites != before:
+                f.stale_liveness()
+    return (b"".join(i.pack() for i in insns) if f.rewrites else code), f.changed
 
 
 def tighten(elf: bytes) -> tuple[bytes, int]:
