@@ -612,9 +612,17 @@ class ExprGen:
     def call_expr(self, f: FuncDef, pure: bool) -> E:
         c = self.ctx
         c.stack += f.stack       # before the arguments, which may hold calls themselves
-        args = ["pkt" if t == "pkt" else self.int_expr(t, 1, t, pure).text if isinstance(t, Int)
-                else self.bool_value(1, pure).text if t is BOOL
-                else (self.struct_value(t, 1, pure) or self.zeroed(t)).text for _, t in f.params]
+        # A struct holding a lock or timer is passed as an existing map entry: no argument
+        # may update a map meanwhile (the entry's reference would be stale, and with no
+        # other one left only a fresh `S()` could be passed, which the checker refuses)
+        saved = c.update_ok
+        c.update_ok = saved and not any(getattr(t, "has_lock", False) for _, t in f.params)
+        try:
+            args = ["pkt" if t == "pkt" else self.int_expr(t, 1, t, pure).text if isinstance(t, Int)
+                    else self.bool_value(1, pure).text if t is BOOL
+                    else (self.struct_value(t, 1, pure) or self.zeroed(t)).text for _, t in f.params]
+        finally:
+            c.update_ok = saved
         self.use("functions")
         self.called.add(f.name)
         c.depth = max(c.depth, f.depth + 1)
