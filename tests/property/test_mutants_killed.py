@@ -339,3 +339,21 @@ def test_codec_reads_only_integers_and_dotted_quads_for_32_bits() -> None:
         pack_into(buf, 0, BE_TYPES["be16"], "1.2.3.4")
     pack_into(buf, 0, BE_TYPES["be32"], "1.2.3.4")
     assert buf[:4] == bytes([1, 2, 3, 4])
+
+
+def test_untyped_constants_with_a_zero_operand() -> None:
+    """`20 + 0` and the like fold; `20 // 0` and `20 % 0` are a `constant` diagnostic, not
+    a crash. Kills semantics.py `exact_binary`'s `if op in ("//", "%") and b == 0` mutated
+    to `if not op in ...` (seed-13 sample: no test folded two literals with a zero)."""
+    from etran.dsl.diagnostics import DiagnosticError
+    others = [op for op in OPS if op not in ("//", "%")]
+    source = ("from etran.dsl import *\n\n"
+              + "".join(f"C{i} = 20 {op} 0\n" for i, op in enumerate(others))
+              + "\n\n@xdp\ndef f(pkt: Packet) -> int:\n    return XDP_PASS\n")
+    constants = check_source(source, "constants.py").constants
+    assert [constants[f"C{i}"] for i in range(len(others))] == [
+        {"+": 20, "-": 20, "*": 0, "&": 0, "|": 20, "^": 20, "<<": 20, ">>": 20}[op] for op in others]
+    for op in ("//", "%"):
+        bad = f"from etran.dsl import *\n\nC = 20 {op} 0\n"
+        with pytest.raises(DiagnosticError, match=f"constant `{op}` by zero"):
+            check_source(bad, "constants.py")
