@@ -282,8 +282,20 @@ class ProgramGen(ExprGen):
             v = self.num(0, 5000) if t is None or not t.signed else self.num(-100, 100)
             if t is not None and self.chance(40):
                 v = self.pick(edge_values(t))
-            self.consts.append(ConstDef(name, t, v))
+            self.consts.append(ConstDef(name, t, v, self.folded(v) if t is None else None))
             self.reserved.add(name)
+
+    def folded(self, v: int) -> str | None:
+        """Sometimes an untyped constant is written as two literals the checker folds, with
+        the language's corners of exact folding: a zero right operand (`v + 0`, `v << 0`),
+        a division that is exact or not."""
+        if not self.chance(40):
+            return None
+        forms: list[str] = [f"{v} + 0", f"{v} - 0", f"{v} | 0", f"{v} ^ 0", f"{v} << 0", f"{v} >> 0",
+                          f"{v + 7} - 7", f"{v * 3} // 3", f"{v * 5 + 4} // 5", f"{v} * 1",
+                          f"{v + 1000} % 1000" if v < 1000 else f"{v} % {v + 1}"]
+        chosen: str = self.pick(forms)
+        return chosen
 
     def storage(self, header: bool, key: bool) -> Any:
         arrays = self.on("arrays") and not key
@@ -1416,7 +1428,7 @@ class ProgramGen(ExprGen):
             out.append("")
             for cst in self.consts:
                 ann = f": {cst.type.name}" if cst.type is not None else ""
-                out.append(f"{cst.name}{ann} = {cst.value}")
+                out.append(f"{cst.name}{ann} = {cst.text or cst.value}")
         for s in self.structs + self.headers:
             out += ["", "", f"class {s.name}({'Header' if s.header else 'Struct'}):"]
             out += [f"    {n}: {t.name}" for n, t in s.fields]

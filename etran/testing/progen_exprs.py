@@ -163,6 +163,7 @@ class ConstDef:
     name: str
     type: Int | None                # None: an untyped constant
     value: int
+    text: str | None = None         # the source when not the value itself (`1200 + 0`)
 
 
 # ---------------------------------------------------------------- scopes
