@@ -51,6 +51,7 @@ from typing import Any, TypeVar
 
 from hypothesis import strategies as st
 
+from etran.abi import MAX_TEST_FRAME
 from etran.testing.progen_exprs import (
     BE16,
     BE32,
@@ -177,6 +178,8 @@ ACTIONS = ["XDP_PASS", "XDP_DROP", "XDP_TX", "XDP_ABORTED", "XDP_REDIRECT"]
 CONST_NAMES = ["LIMIT", "MASK"]
 CSUM_HELPERS = ("csum_fold", "csum_replace16", "csum_replace32", "ipv4_checksum")
 RINGBUF_BYTES = 4096    # the ring buffers the generator declares: one page, the smallest
+# A tail grown by exactly the room a test run's frame has left, whatever its length
+ROOM = f"i32({MAX_TEST_FRAME}) - i32(pkt.len)"
 RESERVED = set(keyword.kwlist) | {"min", "max", "range", "bool", "int", "pkt", "self", "atomic_add",
                                   "atomic_xchg", "atomic_cas", "now_ns", "cpu_id", "random_u32",
                                   "ETH_P_IP", "IPPROTO_UDP",
@@ -1042,7 +1045,7 @@ class ProgramGen(ExprGen):
             # Ethernet header, a tail grown by kilobytes (the frame's room is 3,520 bytes);
             # mostly tested, as whether it worked is what differs at a limit
             d = str(self.pick([216, 217, -40, 200] if where == "head"
-                              else [3520, 3000, 4000, -60, -1500]))
+                              else [3520, 3000, 4000, -60, -1500, ROOM, f"{ROOM} + 1"]))
         elif where == "tail" and self.chance(40):
             d = self.int_expr(self.pick([I16, I32]), 1, I32).text
         call = f"pkt.resize_{where}({d})"
