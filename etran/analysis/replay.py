@@ -2283,10 +2283,14 @@ class Explorer:
         if base.t == "stack":
             _grow(st, base, ins.off)
         if code & 0xE0 == 0xC0:  # atomics
-            if ins.imm & 1:
-                regs[ins.src] = sized_unknown(size)
+            # a fetch form loads the old value into src; cmpxchg loads it into r0 and leaves
+            # src (the new value) alone, as check_atomic_rmw does: marking src unknown there
+            # lost a loop's counter passed as the new value, and the replay never left the
+            # loop the kernel walks in a few hundred instructions
             if ins.imm == 0xF1:
                 regs[0] = sized_unknown(size)
+            elif ins.imm & 1:
+                regs[ins.src] = sized_unknown(size)
             if base.t == "stack":
                 self.stack_write(st, base.off + ins.off, size, None, False, 1, -1)
             return
