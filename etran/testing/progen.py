@@ -961,9 +961,11 @@ class ProgramGen(ExprGen):
         name = self.fresh("r")
         c.loops.append(False)
         c.frames.append(Frame({name: Var(name, U32, origin="counter")}))
-        try:
+        c.loop_frames.append(len(c.frames) - 1)    # a loop: a reference from before it goes
+        try:                                       # stale at the next turn after an update
             e = self._value_call(m, "output")
         finally:
+            c.loop_frames.pop()
             c.frames.pop()
             c.loops.pop()
         if self.chance(50):
