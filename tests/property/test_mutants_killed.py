@@ -13,7 +13,7 @@ import pytest
 
 from etran.abi import MAX_TEST_FRAME, TEST_RUN_HEADROOM, XDP_FRAME_SIZE
 from etran.differential.harness import KernelHarness, run_both
-from etran.interp.state import MapStore, RunResult, frame_input
+from etran.interp.state import MapStore, RunInput, RunResult, frame_input
 from etran.ir import tir
 from etran.ir.codec import decode, encode, format_value
 from etran.pipeline import check_source, compile_source
@@ -30,12 +30,12 @@ def resize(pkt: Packet) -> int:
 HEADROOM = TEST_RUN_HEADROOM - XDP_FRAME_SIZE      # what a test run leaves before the frame
 
 
-def agreeing_run(source: str, hook: str) -> RunResult:
-    """`hook` of `source` run once in the kernel on a 64-byte zero frame, the interpreter
-    asserted to agree with it (as the fuzzers compare them)."""
+def agreeing_run(source: str, hook: str, inp: RunInput | None = None) -> RunResult:
+    """`hook` of `source` run once in the kernel on `inp` (a 64-byte zero frame by default),
+    the interpreter asserted to agree with it (as the fuzzers compare them)."""
     compiled = compile_source(source, f"{hook}.py", observe=True)
     with KernelHarness(compiled) as runner:
-        k, _, diffs = run_both(runner, hook, frame_input(bytes(64)))
+        k, _, diffs = run_both(runner, hook, inp or frame_input(bytes(64)))
     assert not diffs, diffs
     return k
 
@@ -316,13 +316,9 @@ def test_a_run_input_s_default_headroom_is_the_test_run_s(kernel: None) -> None:
     growing the head by all of it succeeds in both, one byte more fails in both. Kills
     state.py's `DEFAULT_HEADROOM = TEST_RUN_HEADROOM - XDP_FRAME_SIZE` mutated to `>>`
     (seed-13 sample: no test built an input without `frame_input`)."""
-    from etran.interp.state import RunInput
     for delta, fits in ((HEADROOM, True), (HEADROOM + 1, False)):
-        compiled = compile_source(RESIZE.replace("WHERE", "head").replace("DELTA", str(delta)),
-                                  "resize.py", observe=True)
-        with KernelHarness(compiled) as runner:
-            k, _, diffs = run_both(runner, "resize", RunInput(packet=bytes(64)))
-        assert not diffs, diffs
+        source = RESIZE.replace("WHERE", "head").replace("DELTA", str(delta))
+        k = agreeing_run(source, "resize", RunInput(packet=bytes(64)))
         assert k.action == (1 if fits else 2)
 
 
