@@ -294,11 +294,10 @@ class ProgramGen(ExprGen):
         a division that is exact or not."""
         if not self.chance(40):
             return None
-        forms: list[str] = [f"{v} + 0", f"{v} - 0", f"{v} | 0", f"{v} ^ 0", f"{v} << 0", f"{v} >> 0",
-                          f"{v + 7} - 7", f"{v * 3} // 3", f"{v * 5 + 4} // 5", f"{v} * 1",
-                          f"{v + 1000} % 1000" if v < 1000 else f"{v} % {v + 1}"]
-        chosen: str = self.pick(forms)
-        return chosen
+        return str(self.pick([f"{v} + 0", f"{v} - 0", f"{v} | 0", f"{v} ^ 0", f"{v} << 0",
+                              f"{v} >> 0", f"{v + 7} - 7", f"{v * 3} // 3", f"{v * 5 + 4} // 5",
+                              f"{v} * 1",
+                              f"{v + 1000} % 1000" if v < 1000 else f"{v} % {v + 1}"]))
 
     def storage(self, header: bool, key: bool) -> Any:
         arrays = self.on("arrays") and not key
@@ -1135,7 +1134,7 @@ class ProgramGen(ExprGen):
         return left.pop(self.num(0, len(left) - 1))
 
     def probe_int(self, t: Int) -> E:
-        pure = self.ctx.lock is not None or self.ctx.pure
+        pure = self.ctx.no_helpers
         ops = [op for op, f in PROBE_OPS if self.on(f)]
         for _ in range(3 if ops else 0):
             op = self.deal("ops", ops)
@@ -1291,7 +1290,7 @@ class ProgramGen(ExprGen):
         """A bool kept as a value (see `bool_value` on why few): a probe's test, a Timer
         result, a map operation's success, `bool(x)`."""
         c = self.ctx
-        pure = c.lock is not None or c.pure
+        pure = c.no_helpers
         if c.forks >= 8 or (c.loops and not self.chance(10)):
             return self.bool_value(2)
         tests = [k for k, f in PROBE_TESTS if self.on(f)]
@@ -1397,7 +1396,7 @@ class ProgramGen(ExprGen):
     def csum_expr(self, depth: int, pure: bool) -> E | None:
         """The checksum helpers of etran.bpf_templates.headers (a `u16`)."""
         c = self.ctx
-        pure = pure or c.lock is not None or c.pure
+        pure = pure or c.no_helpers
         ip_ok = not pure and c.has_pkt and not c.loops and self.room(32)
         kind = self.choose([(3, "csum_fold"), (3, "csum_replace16"), (3, "csum_replace32"),
                             (1 if ip_ok else 0, "ipv4_checksum")])

@@ -215,6 +215,11 @@ class FnCtx:
     resizes: bool = False
     pure: bool = False      # no helper anywhere (a method: callable under a lock)
 
+    @property
+    def no_helpers(self) -> bool:
+        """No helper call may be drawn here: under a spin lock, or in a pure body."""
+        return self.lock is not None or self.pure
+
     def vars(self) -> Iterator[Var]:
         seen: set[str] = set()
         for fr in reversed(self.frames):
@@ -448,7 +453,7 @@ class ExprGen:
 
     def int_expr(self, t: Int, depth: int, lit: Int | None = None, pure: bool = False) -> E:
         """An integer expression assignable to `t`; an untyped literal (fitting `lit`) only if `lit`."""
-        pure = pure or self.ctx.lock is not None or self.ctx.pure
+        pure = pure or self.ctx.no_helpers
         atoms = self.int_atoms(t)
         d = depth > 0
         calls = self.callable_funcs(lambda r: isinstance(r, Int) and t.holds(r), pure) if d else []
@@ -675,7 +680,7 @@ class ExprGen:
 
     def bool_expr(self, depth: int, pure: bool = False) -> E:
         """A condition: comparisons, None tests, `and`/`or`/`not`, sequence comparisons..."""
-        pure = pure or self.ctx.lock is not None or self.ctx.pure
+        pure = pure or self.ctx.no_helpers
         c = self.ctx
         atoms: list[Callable[[], E]] = [functools.partial(E, v.name, PREC["atom"], BOOL)
                                         for v in self.scalar_vars(lambda t: t is BOOL)]
