@@ -134,7 +134,9 @@ def _successors(insns: list[_Insn], i: int) -> tuple[int, ...]:
 
 def _use_def(insn: _Insn) -> tuple[int, int]:
     """Registers an instruction reads and registers it certainly writes, as bit masks. Reads
-    may be too many and writes too few (both only keep a register alive longer)."""
+    may be too many and writes too few (both only keep a register alive longer). An atomic
+    counts the registers its fetch may load among its writes: it reads them too, so they
+    stay alive before it, and the passes that follow values forget them after it."""
     cls, op, d, s = insn.cls, insn.op, 1 << insn.dst, 1 << insn.src
     if cls in (_ALU, _ALU64):
         if op == _MOV:
@@ -147,7 +149,8 @@ def _use_def(insn: _Insn) -> tuple[int, int]:
     if cls == _ST:
         return d, 0
     if cls == _STX:
-        return (d | s | 1, 0) if insn.code & 0xE0 == _ATOMIC else (d | s, 0)
+        # an atomic's fetch loads the old value into src (cmpxchg: into r0)
+        return (d | s | 1, s | 1) if insn.code & 0xE0 == _ATOMIC else (d | s, 0)
     if cls == _LD:
         # the legacy packet loads (LD_ABS, LD_IND) are not emitted: assume they read everything
         return (0, d) if insn.wide else (0, 0) if insn.half else (_ALL, 0)
@@ -435,8 +438,6 @@ def _context_reloads(f: _Function) -> None:
             regs = _forget_fields(regs)
         else:
             _, kill = f.ud[i]
-            if insn.cls == _STX and insn.code & 0xE0 == _ATOMIC:
-                kill = 1 << insn.src | 1  # fetch forms write src, cmpxchg writes r0
             for r in range(11):
                 if kill >> r & 1:
                     regs[r] = None
@@ -550,8 +551,6 @@ def _decided_branches(f: _Function) -> None:
     blind: list[_Range | None] = []
     for i, insn in enumerate(insns):
         _, kill = f.ud[i]
-        if insn.cls == _STX and insn.code & 0xE0 == _ATOMIC:
-            kill = 1 << insn.src | 1      # fetch forms write src, cmpxchg writes r0
         single = kill == 1 << insn.dst
         r = _range_after(insn, {}) if single else None
         kills.append(kill)
