@@ -7,7 +7,7 @@ instructions to one function at a time through it.
 """
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -153,7 +153,10 @@ class Reach:
     functions: frozenset[int]   # the ids of the functions a hook calls, directly or not
     checksums: bool             # a `pkt.checksum`, which is a loop in the compiled code
     loops: int                  # `for` loops
-    unrolled: int               # of those, the ones the lowering unrolls (etran.lower.unroll)
+    # of those, the ones the lowering unrolls (etran.lower.unroll), by id: the counter's
+    # value in each copy. The lowering reads them here, so that it unrolls exactly the
+    # loops `keeps_bounds` counted as gone.
+    unrolled: Mapping[int, list[int]]
 
     def keeps_bounds(self, unroll: bool = True) -> bool:
         """Whether the hooks keep the packet's bounds (`ModuleContext.keep_bounds`): only
@@ -163,20 +166,23 @@ class Reach:
         docs/performance.md), so a program with a loop (a `for`, or a checksum) anywhere a
         hook reaches loads them where used. A loop the lowering unrolls (when `unroll`) is
         no loop."""
-        return not self.checksums and self.loops == (self.unrolled if unroll else 0)
+        return not self.checksums and self.loops == (len(self.unrolled) if unroll else 0)
 
 
 def reach(program: tir.Program) -> Reach:
     """`Reach` of a program, from one walk of `hook_nodes`."""
     functions: set[int] = set()
     checksums = False
-    loops = unrolled = 0
+    loops = 0
+    unrolled: dict[int, list[int]] = {}
     for n in hook_nodes(program):
         if isinstance(n, tir.Call):
             functions.add(id(n.func))
         elif isinstance(n, tir.Loop):
             loops += 1
-            unrolled += unrolled_values(n) is not None
+            values = unrolled_values(n)
+            if values is not None:
+                unrolled[id(n)] = values
         elif isinstance(n, tir.PacketChecksum):
             checksums = True
     return Reach(frozenset(functions), checksums, loops, unrolled)

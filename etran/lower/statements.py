@@ -15,7 +15,7 @@ from etran.ir.types import BeType, IntType, PacketType, Type, VoidType
 from etran.lower.context import I1, I8, I32, I64, PKT_INFO_FIELDS, PKT_INFO_SIZE, llvm_type
 from etran.lower.expressions import ExprLowering
 from etran.lower.function import view_vars
-from etran.lower.unroll import substitute, unrolled_values
+from etran.lower.unroll import substitute
 
 
 class FunctionLowering(ExprLowering):
@@ -132,7 +132,7 @@ class FunctionLowering(ExprLowering):
             self.b.unreachable()
 
     def s_Loop(self, s: tir.Loop) -> None:
-        values = unrolled_values(s) if self.lw.unroll else None
+        values = self.lw.reach.unrolled.get(id(s)) if self.lw.unroll else None
         if values is not None:
             self.unrolled(s, values)
             return
