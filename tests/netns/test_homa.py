@@ -298,36 +298,43 @@ def test_a_client_closed_mid_request_is_reclaimed(topo: Topology) -> None:
 def test_srpt_short_messages_finish_first_and_long_ones_finish(topo: Topology) -> None:
     """While a 1 MB request is being received, shorter ones sent after it complete first;
     under a steady stream of short requests the long one still completes. The receiver keeps
-    little incoming (max_incoming 30 KB), so short messages do not queue behind the long
-    one's bytes in the receiving application's socket."""
+    as little incoming as one grant window, so SRPT is strict: the 200 KB request takes
+    every grant while it is the shortest, and short messages do not queue behind the long
+    one's bytes in the receiving application's socket. Payloads are built before the clock
+    starts (building 1 MB in Python holds the interpreter for tens of milliseconds)."""
     b = topo.host("b")
+    big, mid = payload(1_000_000), payload(200_000)
+    shorts = [payload(5_000, i) for i in range(10)]
+    steady = payload(5_000)
     with HomaStack(topo, "a") as client_stack, \
-            HomaStack(topo, "b", grant_window=15_000, max_incoming=30_000) as server_stack:
+            HomaStack(topo, "b", grant_window=15_000, max_incoming=15_000) as server_stack:
         done: dict[str, float] = {}
         echo = Echo(server_stack.server(PORT), answer=lambda b: b[:8])
         client = client_stack.client()
 
         def when(name: str) -> Callable[[Future[bytes]], None]:
             return lambda _f: done.setdefault(name, time.monotonic())
-        long = client.call_async((b.ip, PORT), payload(1_000_000))
+        long = client.call_async((b.ip, PORT), big)
         long.add_done_callback(when("long"))
-        time.sleep(0.005)
-        medium = client.call_async((b.ip, PORT), payload(200_000))
+        end = time.monotonic() + 2
+        while not server_stack.rpcs() and time.monotonic() < end:
+            time.sleep(0.001)                     # the long one is arriving
+        medium = client.call_async((b.ip, PORT), mid)
         medium.add_done_callback(when("medium"))
         first = []
         for i in range(10):                       # sent while the long one is arriving
-            f = client.call_async((b.ip, PORT), payload(5_000, i))
+            f = client.call_async((b.ip, PORT), shorts[i])
             f.add_done_callback(when(f"short{i}"))
             first.append(f)
         while not long.done():                    # and a steady load until it is whole
-            client.call((b.ip, PORT), payload(5_000), timeout=10)
-        assert long.result(timeout=30) == payload(1_000_000)[:8]
-        assert medium.result(timeout=30) == payload(200_000)[:8]
+            client.call((b.ip, PORT), steady, timeout=10)
+        assert long.result(timeout=30) == big[:8]
+        assert medium.result(timeout=30) == mid[:8]
         for i, f in enumerate(first):
-            assert f.result(timeout=10) == payload(5_000, i)[:8]
+            assert f.result(timeout=10) == shorts[i][:8]
         echo.stop()
-        assert done["medium"] < done["long"]
-        assert all(done[f"short{i}"] < done["long"] for i in range(10)), done
+        order = sorted(done, key=done.__getitem__)
+        assert order[-1] == "long", order
 
 
 def forger(host: Host) -> socket.socket:
