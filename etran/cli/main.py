@@ -383,6 +383,7 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     from etran.cli.verifier_report import verdict_lines
     from etran.differential.harness import KernelHarness
     from etran.differential.inputs import describe, fuzz_hook, save_counterexample
+    from etran.differential.sweep import sweep_hook
     from etran.pipeline import refine_budgets
     obj = _compile(args.file, observe=True)
     refine_budgets(obj)     # the estimates shown: refined when this build is the plain one
@@ -401,7 +402,8 @@ def cmd_fuzz(args: argparse.Namespace) -> int:
     with KernelHarness(obj) as runner:
         print("\n".join(verdict_lines(obj.program, runner.loaded)), flush=True)
         for hook in chosen:
-            report = fuzz_hook(runner, hook, args.examples, args.seed, progress)
+            fuzz = sweep_hook if args.sweep else fuzz_hook
+            report = fuzz(runner, hook, args.examples, args.seed, progress)
             if tty:
                 print("\r" + " " * 70 + "\r", end="", file=sys.stderr)
             print(f"{hook}: {report.cases} cases, {report.mismatches} mismatches, "
@@ -515,6 +517,10 @@ def _add_fuzz(sub: Any) -> None:
     fz.add_argument("--hook", help="only this hook (default: every hook, timers included)")
     fz.add_argument("--examples", type=int, default=1000, help="inputs per hook (default 1000)")
     fz.add_argument("--seed", type=int, help="a seed, for a reproducible run")
+    fz.add_argument("--sweep", action="store_true",
+                    help="draw inputs from a seeded random stream instead of hypothesis: about "
+                    "twice the cases per second, for long campaigns (a mismatch is shrunk by "
+                    "etran's byte shrinker)")
     fz.add_argument("--programs", type=int, help="generate this many programs instead of a FILE")
     fz.add_argument("--inputs", type=int, default=3, help="inputs per generated program")
     fz.add_argument("--save", default=".etran/counterexamples",

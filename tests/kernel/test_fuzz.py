@@ -26,15 +26,18 @@ def _with_defect(monkeypatch: pytest.MonkeyPatch, defect: str) -> None:
     monkeypatch.setattr(pipeline, "compile_program", broken)
 
 
+@pytest.mark.parametrize("engine", [[], ["--sweep"]], ids=["hypothesis", "sweep"])
 @pytest.mark.parametrize("defect,source,hook", [
     ("unsigned-compare", ROOT / "examples" / "dctcp.py", "rx"),
     ("no-sign-extend", ROOT / "tests" / "data" / "sign_extend.py", "classify"),
 ])
 def test_fuzz_catches_a_seeded_compiler_defect(kernel: None, monkeypatch: pytest.MonkeyPatch,
                                                capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                               defect: str, source: Path, hook: str) -> None:
+                                               defect: str, source: Path, hook: str,
+                                               engine: list[str]) -> None:
     _with_defect(monkeypatch, defect)
-    code = main(["fuzz", str(source), "--hook", hook, "--seed", "1", "--save", str(tmp_path)])
+    code = main(["fuzz", str(source), "--hook", hook, "--seed", "1", "--save", str(tmp_path),
+                 *engine])
     out, err = capsys.readouterr()
     assert code == 1, out + err
     assert f"MISMATCH in `{hook}`" in out and "kernel" in out and "interpreter" in out
@@ -48,14 +51,15 @@ def test_fuzz_catches_a_seeded_compiler_defect(kernel: None, monkeypatch: pytest
 SLOTS = (Path(__file__).resolve().parents[1] / "data" / "timer_slots.py").read_text()
 
 
+@pytest.mark.parametrize("engine", [[], ["--sweep"]], ids=["hypothesis", "sweep"])
 def test_fuzz_shows_a_timer_counterexample_as_the_entry_it_fired_for(
         kernel: None, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str],
-        tmp_path: Path) -> None:
+        tmp_path: Path, engine: list[str]) -> None:
     _with_defect(monkeypatch, "unsigned-compare")
     source = tmp_path / "slots.py"
     source.write_text(SLOTS)
     code = main(["fuzz", str(source), "--hook", "tick", "--seed", "1", "--save",
-                 str(tmp_path / "saved")])
+                 str(tmp_path / "saved"), *engine])
     out, err = capsys.readouterr()
     assert code == 1, out + err
     assert "MISMATCH in `tick`" in out and "program tick__fire (xdp)" in out
@@ -71,6 +75,53 @@ def test_fuzz_without_a_defect_finds_nothing(kernel: None, capsys: pytest.Captur
     out, _ = capsys.readouterr()
     assert code == 0 and "classify: 300 cases, 0 mismatches" in out
     assert not list(tmp_path.glob("*.json"))
+
+
+def test_a_sweep_is_reproducible_and_shrinks_what_it_finds(kernel: None) -> None:
+    """`sweep_hook` draws the same inputs for the same seed, and `shrink` turns the batch
+    it failed on into one input that still fails, with at most as many bytes set: the
+    other frames dropped, byte strings cut short and runs zeroed."""
+    from etran.differential import sweep
+    from etran.differential.harness import KernelHarness, compare
+    from etran.pipeline import check_file, compile_program
+
+    program = check_file(ROOT / "examples" / "dctcp.py")
+    obj = compile_program(program, observe=True, defects=frozenset({"unsigned-compare"}))
+    with KernelHarness(obj) as runner:
+        first = sweep.sweep_hook(runner, "rx", 1000, seed=4)
+        again = sweep.sweep_hook(runner, "rx", 1000, seed=4)
+        assert first.counterexample is not None and again.counterexample is not None
+        assert first.cases == again.cases < 1000
+        assert first.counterexample.input.packet == again.counterexample.input.packet
+        # the draw it failed on, found again by hand, and its shrink
+        case = sweep._Case(runner, "rx")
+        rng = __import__("random").Random("4:rx")
+        while True:
+            draw = sweep._Draw([sweep._blob(rng, 48, 300) for _ in range(sweep.SWEEP_BATCH)],
+                               sweep._blob(rng, 160, 600))
+            if isinstance(case.run(draw), sweep.Counterexample):
+                break
+        shrunk = sweep.shrink(case, draw)
+        assert shrunk is not None
+        plain, small = shrunk
+        assert small.differences and small.input.packet == first.counterexample.input.packet
+        # it still disagrees when run on its own
+        assert compare(runner.run("rx", small.input), case.interp.run("rx", small.input))
+        assert len(plain.frames) == 1 < len(draw.frames)
+        set_bytes = sum(1 for blob in [*plain.frames, plain.rest] for b in blob if b)
+        assert set_bytes * 4 < sum(1 for blob in [*draw.frames, draw.rest] for b in blob if b)
+
+
+def test_a_sweep_without_a_defect_runs_exactly_its_cases(kernel: None) -> None:
+    from etran.differential.harness import KernelHarness
+    from etran.differential.sweep import sweep_hook
+    from etran.pipeline import compile_file
+
+    obj = compile_file(ROOT / "tests" / "data" / "timer_slots.py", observe=True)
+    with KernelHarness(obj) as runner:
+        for hook in [h.name for h in obj.program.hooks]:
+            report = sweep_hook(runner, hook, 250, seed=9)
+            assert report.cases == 250 and report.counterexample is None, hook
 
 
 def test_fuzz_usage_errors(capsys: pytest.CaptureFixture[str]) -> None:
