@@ -31,6 +31,7 @@ from etran.abi import MAX_BPF_STACK
 from etran.analysis.budget import check_budget
 from etran.analysis.rules import check_rules
 from etran.check.modules import check_program
+from etran.collector import gc_paused
 from etran.dsl.diagnostics import DiagnosticError, DiagnosticSink
 from etran.dsl.parser import parse
 from etran.ir import tir
@@ -59,15 +60,18 @@ def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] |
     t = timings if timings is not None else {}
     sink = sink or DiagnosticSink()
     t0 = time.perf_counter()
-    tree = parse(text, filename)
-    t["parse"] = time.perf_counter() - t0
-    program = check_program(tree, text, filename, search_dirs, sink, t)
-    rules_sink = sink if enforce_rules else DiagnosticSink()
-    if check_rules(program, rules_sink):
-        # the replay compiles the program: only one the checker accepted so far
-        replay = enforce_rules and not sink.has_errors
-        check_budget(program, rules_sink, advisory=budget_advisory,
-                     compiled=(lambda: _compiled_for_replay(program)) if replay else None)
+    # The syntax tree and the typed program stay alive to the end: the collector's passes
+    # over them free nothing (etran.collector).
+    with gc_paused():
+        tree = parse(text, filename)
+        t["parse"] = time.perf_counter() - t0
+        program = check_program(tree, text, filename, search_dirs, sink, t)
+        rules_sink = sink if enforce_rules else DiagnosticSink()
+        if check_rules(program, rules_sink):
+            # the replay compiles the program: only one the checker accepted so far
+            replay = enforce_rules and not sink.has_errors
+            check_budget(program, rules_sink, advisory=budget_advisory,
+                         compiled=(lambda: _compiled_for_replay(program)) if replay else None)
     if not enforce_rules:
         program.rule_violations = list(rules_sink.items)
     t["check"] = time.perf_counter() - t0 - t["parse"]
@@ -95,7 +99,6 @@ def compile_program(program: tir.Program, observe: bool = False,
     """Lower and emit a checked program. `observe` adds the probes `etran run` reads;
     `defects` deliberately miscompiles (tests of the checks that must catch it)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
-    from etran.collector import gc_paused
     from etran.lower.context import reach
     from etran.lower.irtext import module_text
     from etran.lower.module import lower

@@ -231,7 +231,14 @@ def test_etran_to_etran(topo: Topology, loss: dict[str, int]) -> None:
             sock.shutdown(socket.SHUT_WR)
             t.join(30)
             entry = one.connection(sock)
-        assert entry is not None and entry["timeouts"] <= 1   # see the Linux-side test
+        assert entry is not None
+        # Fast retransmit repairs the losses; a retransmission timeout (10 ms at least)
+        # is left for a few: with both ends' threads in this one process, an ACK waits
+        # for the interpreter whenever the CPUs are busy (2 of 57 losses timed out with
+        # two campaigns running, none on a quiet machine). Without the duplicate ACKs
+        # every loss would wait for one: 57 (1%) or 14 (bursts).
+        dropped = link["state"][0]["dropped"] if link is not None else 0
+        assert entry["timeouts"] <= max(1, dropped // 15), (entry["timeouts"], dropped)
         if link is not None:
             state = link["state"][0]
             assert state["dropped"] + state["marked"] > 0
