@@ -58,3 +58,31 @@ BUILTINS = _table()
 
 # What `from etran.dsl import *` brings in (everything but Python's own builtins).
 DSL_EXPORTS = tuple(n for n in BUILTINS if n not in PYTHON_BUILTINS)
+
+
+def unknown_name_hint(name: str, known: list[str]) -> str:
+    """What to do about a name that is not defined: import it from etran.dsl (a name of the
+    language) or from the bundled headers (`Tcp`, `ipv4_checksum`, `TCP_SYN`...), or a
+    close spelling among the names `known` where it was used."""
+    import difflib
+    if name in BUILTINS:
+        return "add `from etran.dsl import *` at the top of the file"
+    if name in template_names():
+        return f"it is in the bundled headers: add `from {TEMPLATES} import {name}`"
+    close = difflib.get_close_matches(name, known, n=1)
+    if close:
+        return f"did you mean `{close[0]}`?"
+    return "define it at module level, or check the spelling"
+
+
+TEMPLATES = "etran.bpf_templates.headers"
+
+
+def template_names() -> frozenset[str]:
+    """The names the bundled header module defines at its top level (read from its text
+    when a name is missing, not at every check)."""
+    import re
+    from pathlib import Path
+    text = (Path(__file__).resolve().parents[1] / "bpf_templates" / "headers.py").read_text()
+    return frozenset(m.group(1) or m.group(2) for m in
+                     re.finditer(r"^(?:def|class)\s+(\w+)|^([A-Za-z_]\w*)\s*[:=]", text, re.M))

@@ -99,12 +99,15 @@ class CallChecker(ExprChecker):
             return self.builtin_call(sym, e, expected)
         self.fail(func.span, "type", f"`{func.id}` is not a function")
 
-    def args(self, e: ast.Call, n: int, name: str) -> tuple[ast.Expr, ...]:
+    def args(self, e: ast.Call, n: int, name: str, usage: str) -> tuple[ast.Expr, ...]:
+        """The call's `n` positional arguments; otherwise an error whose hint is `usage`,
+        the call written out with its parameters' names."""
         if e.keywords:
-            self.fail(e.keywords[0].span, "type", f"`{name}` takes no keyword arguments")
+            self.fail(e.keywords[0].span, "type", f"`{name}` takes no keyword arguments",
+                      f"call it as `{usage}`")
         if len(e.args) != n:
             self.fail(e.span, "type", f"`{name}` takes {n} argument{'s' if n != 1 else ''}, "
-                      f"{len(e.args)} given")
+                      f"{len(e.args)} given", f"call it as `{usage}`")
         return e.args
 
     # ---------------------------------------------------------------- user functions
@@ -117,7 +120,9 @@ class CallChecker(ExprChecker):
             self.fail(e.span, "constant", "a function call is not a constant")
         self.fn.checker.ensure_checked(decl, e.span)
         params = fn.params[len(leading):]
-        args = self.args(e, len(params), fn.name)
+        shown = ", ".join(f"{p.name}: {p.type}" for p in params)
+        args = self.args(e, len(params), fn.name,
+                         f"{fn.name}({shown})" if not leading else f"value.{fn.name}({shown})")
         values = list(leading)
         for p, a in zip(params, args):
             values.append(self.argument(p, a, fn.name))
@@ -243,7 +248,7 @@ class CallChecker(ExprChecker):
                 hint = (f"fields declared {b.name} read and write as u{b.name[2:]}: convert with "
                         f"`u{b.name[2:]}(x)`" if b.name.startswith("be") else "")
                 self.fail(e.span, "type", f"`{b.name}` cannot be called", hint)
-            (arg,) = self.args(e, 1, b.name)
+            (arg,) = self.args(e, 1, b.name, f"{b.name}(x)")
             return self.cast(self.value(arg), b.type, e.span)
         if b.kind == "int":
             self.fail(e.span, "type", "`int` has no fixed width",
@@ -257,13 +262,13 @@ class CallChecker(ExprChecker):
             self.fail(e.span, "type", f"`{b.name}` cannot be called")
         name = b.name
         if name in ("now_ns", "cpu_id", "random_u32"):
-            self.args(e, 0, name)
+            self.args(e, 0, name, f"{name}()")
             self.effect("helper", name + "()", e.span)
             return tir.Builtin(name, (), U64 if name == "now_ns" else U32, e.span)
         if name in ("min", "max"):
             return self.min_max(name, e, expected)
         if name in SEQ_OPS:
-            a, b2 = self.args(e, 2, name)
+            a, b2 = self.args(e, 2, name, f"{name}(a, b)")
             va = self.coerce(self.value(a, U32), U32, a.span, f"`{name}` argument")
             vb = self.coerce(self.value(b2, U32), U32, b2.span, f"`{name}` argument")
             diff = tir.Convert(tir.Binary("-", va, vb, U32, e.span), I32, e.span)
@@ -276,7 +281,8 @@ class CallChecker(ExprChecker):
 
     def min_max(self, name: str, e: ast.Call, expected: Type | None) -> tir.Expr:
         if e.keywords or len(e.args) < 2:
-            self.fail(e.span, "type", f"`{name}` takes two or more integers")
+            self.fail(e.span, "type", f"`{name}` takes two or more integers",
+                      f"call it as `{name}(a, b)` or `{name}(a, b, c)`")
         values = [self.value(a, expected) for a in e.args]
         acc = values[0]
         for v in values[1:]:
@@ -298,7 +304,7 @@ class CallChecker(ExprChecker):
         """`atomic_add(place, n)`, `atomic_xchg(place, new)`, `atomic_cas(place, expected,
         new)`: each gives the field's old value."""
         op, example = ATOMICS[name]
-        args = self.args(e, 3 if op == "cas" else 2, name)
+        args = self.args(e, 3 if op == "cas" else 2, name, example)
         target = args[0]
         loaded = self.value(target)
         if not isinstance(loaded, tir.Load):
@@ -343,7 +349,7 @@ class CallChecker(ExprChecker):
     # ---------------------------------------------------------------- packets
     def packet_method(self, name: str, e: ast.Call) -> tir.Expr:
         if name == "header":
-            h, off = self.args(e, 2, "pkt.header")
+            h, off = self.args(e, 2, "pkt.header", "pkt.header(HeaderType, offset)")
             ht = self.resolve(h)
             if not isinstance(ht, StructType):
                 self.fail(h.span, "type", "the first argument of `pkt.header` is a Header type",
@@ -355,7 +361,7 @@ class CallChecker(ExprChecker):
             self.effect("packet", "header", e.span)
             return tir.PacketHeader(ht, offset, OptionalType(ht), e.span)
         if name in ("resize_head", "resize_tail"):
-            (delta,) = self.args(e, 1, f"pkt.{name}")
+            (delta,) = self.args(e, 1, f"pkt.{name}", f"pkt.{name}(bytes)")
             d = self.coerce(self.value(delta, I32), I32, delta.span, "the size change")
             if name == "resize_head" and not isinstance(d, tir.Const):
                 self.fail(delta.span, "constant", "`pkt.resize_head` takes a constant size change",
@@ -423,20 +429,20 @@ class CallChecker(ExprChecker):
         kind = m.kind
         keyed = kind in ("HashMap", "LruHashMap", "PerCpuHashMap", "ArrayMap", "PerCpuArray")
         if keyed and name == "get":
-            (k,) = self.args(e, 1, f"{m.name}.get")
+            (k,) = self.args(e, 1, f"{m.name}.get", f"{m.name}.get(key)")
             key = self.map_key(m, k)
             self.effect("helper", f"{m.name}.get()", e.span)
             assert m.value is not None
             return tir.MapGet(m, key, OptionalType(m.value), e.span)
         if keyed and name in ("set", "insert", "replace"):
-            k, v = self.args(e, 2, f"{m.name}.{name}")
+            k, v = self.args(e, 2, f"{m.name}.{name}", f"{m.name}.{name}(key, value)")
             flags = {"set": 0, "insert": 1, "replace": 2}[name]
             if m.is_array and flags == 1:
                 self.fail(e.span, "map-op", "array slots always exist: `insert` would always fail",
                           f"use `{m.name}.set(index, value)`")
             return self.map_set(m, k, v, flags, e.span)
         if keyed and name == "delete":
-            (k,) = self.args(e, 1, f"{m.name}.delete")
+            (k,) = self.args(e, 1, f"{m.name}.delete", f"{m.name}.delete(key)")
             if m.is_array:
                 self.fail(e.span, "map-op", "array entries cannot be deleted",
                           "set the slot to a zeroed value instead")
@@ -445,23 +451,24 @@ class CallChecker(ExprChecker):
             self.map_changed(m, e.span)
             return tir.MapDelete(m, key, e.span)
         if kind == "Queue" and name == "push":
-            (v,) = self.args(e, 1, f"{m.name}.push")
+            (v,) = self.args(e, 1, f"{m.name}.push", f"{m.name}.push(value)")
             value = self.map_value(m, v)
             self.effect("helper", f"{m.name}.push()", e.span)
             return tir.QueuePush(m, value, e.span)
         if kind == "Queue" and name == "pop":
-            self.args(e, 0, f"{m.name}.pop")
+            self.args(e, 0, f"{m.name}.pop", f"{m.name}.pop()")
             assert m.value is not None
             self.stack(m.value.size)
             self.effect("helper", f"{m.name}.pop()", e.span)
             return tir.QueuePop(m, OptionalType(m.value), e.span)
         if kind == "RingBuf" and name == "output":
-            (v,) = self.args(e, 1, f"{m.name}.output")
+            (v,) = self.args(e, 1, f"{m.name}.output", f"{m.name}.output(value)")
             value = self.map_value(m, v)
             self.effect("helper", f"{m.name}.output()", e.span)
             return tir.RingOutput(m, value, e.span)
         if kind in ("XskMap", "DevMap") and name == "redirect":
-            k, fb = self.args(e, 2, f"{m.name}.redirect")
+            k, fb = self.args(e, 2, f"{m.name}.redirect",
+                              f"{m.name}.redirect(key, XDP_PASS)")
             key = self.coerce(self.value(k, U32), U32, k.span, "the redirect key")
             fallback = self.constant(fb, U32)
             if fallback.value not in (0, 1, 2):
@@ -509,7 +516,7 @@ class CallChecker(ExprChecker):
                       "give each map its own value struct")
         handler = self.fn.checker.timer_handler(owner, place.field)
         if func.attr == "start":
-            (delay,) = self.args(e, 1, "start")
+            (delay,) = self.args(e, 1, "start", f"v.{place.field.name}.start(delay_ns)")
             d = self.coerce(self.value(delay, U64), U64, delay.span, "the delay")
             if handler is None:
                 self.fail(func.span, "timer", f"no handler is defined for `{owner.name}."
@@ -519,7 +526,7 @@ class CallChecker(ExprChecker):
             self.effect("helper", "Timer.start()", e.span)
             return tir.TimerStart(place, maps[0], handler, d, e.span)
         if func.attr == "cancel":
-            self.args(e, 0, "cancel")
+            self.args(e, 0, "cancel", f"v.{place.field.name}.cancel()")
             self.effect("helper", "Timer.cancel()", e.span)
             return tir.TimerCancel(place, maps[0], e.span)
         self.fail(func.span, "name", f"a Timer has no method `{func.attr}`",

@@ -74,12 +74,13 @@ class ExprChecker:
         sym = self.module.lookup(name)
         if sym is not None:
             return sym
-        from etran.check.builtins import BUILTINS, PYTHON_BUILTINS
+        from etran.check.builtins import BUILTINS, PYTHON_BUILTINS, unknown_name_hint
         if name in PYTHON_BUILTINS:
             return BUILTINS[name]
-        hint = ("add `from etran.dsl import *` at the top of the file"
-                if name in BUILTINS else "define it at module level, or check the spelling")
-        self.fail(span, "name", f"name `{name}` is not defined", hint)
+        known = list(self.module.names)
+        if self.fn is not None:
+            known += [*self.fn.constants, *self.fn.locals]
+        self.fail(span, "name", f"name `{name}` is not defined", unknown_name_hint(name, known))
 
     def resolve(self, e: ast.Expr) -> tir.Expr | Symbol | Special:
         """Like `expr`, but names of types, maps and functions come back as symbols.

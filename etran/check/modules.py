@@ -171,13 +171,24 @@ class Checker:
         if item.module == "__future__":
             return
         spans = list(item.name_spans) or [item.span] * len(item.names)
-        if item.module == "etran.dsl":
+        if item.module == "etran":
+            # The package is the compiler (Python the checker cannot read): a program that
+            # imports from it meant the language's names. Said once, and the names given
+            # as if from etran.dsl, so that no use of them is reported again.
+            names = ", ".join(alias if alias == name else f"{name} as {alias}"
+                              for name, alias in item.names)
+            self.sink.error(item.span, "import", "the language's names come from `etran.dsl`, "
+                            "not from the `etran` package (the compiler)",
+                            f"write `from etran.dsl import {names}`")
+        if item.module in ("etran", "etran.dsl"):
             for (name, alias), span in zip(item.names, spans):
                 if name == "*":
                     for n in DSL_EXPORTS:
                         scope.names.setdefault(n, BUILTINS[n])
                 elif name in DSL_EXPORTS:
                     self.bind(scope, alias, BUILTINS[name], span)
+                elif item.module == "etran":
+                    pass                    # reported above
                 else:
                     close = difflib.get_close_matches(name, DSL_EXPORTS, n=1)
                     hint = (f"did you mean `{close[0]}`?" if close else
@@ -380,9 +391,10 @@ class Checker:
                            "use u8, u16, u32, u64, i8, i16, i32 or i64")
                 return None
             if sym is None:
-                from etran.check.builtins import BUILTINS as B
+                from etran.check.builtins import unknown_name_hint
+                types = [n for n, s in scope.names.items() if isinstance(s, StructType)]
                 sink.error(e.span, "name", f"type `{e.id}` is not defined",
-                           "add `from etran.dsl import *`" if e.id in B else "check the spelling")
+                           unknown_name_hint(e.id, types))
                 return None
             sink.error(e.span, "type", f"`{e.id}` is not a type")
             return None

@@ -336,3 +336,55 @@ def test_a_function_declared_int_returns_an_action_as_a_hook_does() -> None:
 def test_int_elsewhere_still_asks_for_a_fixed_width() -> None:
     assert _diagnostics("    return XDP_PASS\n", "def f(x: int) -> u32:\n    return 1\n") == [
         ("type", 3, 10, "`int` has no fixed width (a parameter)")]
+
+
+def _errors(source: str) -> list[tuple[str, str, tuple[str, ...]]]:
+    with pytest.raises(DiagnosticError) as err:
+        check_source(source, "t.py")
+    return [(d.rule, d.message, tuple(d.hints)) for d in err.value.diagnostics]
+
+
+def test_importing_from_the_etran_package_is_one_error_that_names_etran_dsl() -> None:
+    """`from etran import *` reads naturally but names the compiler's package: one error
+    saying where the names are, and no error for each use of them after it (the checker
+    once reported `class S(Struct)` as not deriving from Struct, and errors inside
+    etran/__init__.py)."""
+    source = ("from etran import *\n\nclass S(Struct):\n    a: u32\n\n"
+              "m = HashMap(u32, S, max_entries=4)\n\n@xdp\ndef h(pkt: Packet) -> int:\n"
+              "    return XDP_PASS\n")
+    ((rule, message, hints),) = _errors(source)
+    assert rule == "import" and "`etran.dsl`" in message
+    assert hints == ("write `from etran.dsl import *`",)
+    named = _errors(source.replace("import *", "import Struct, u32 as U"))
+    assert named[0][2] == ("write `from etran.dsl import Struct, u32 as U`",)
+
+
+@pytest.mark.parametrize("call,hint", [
+    ("now_ns(3)", "call it as `now_ns()`"),
+    ("atomic_cas(1, 2)", "call it as `atomic_cas(v.owner, 0, 1)`"),
+    ("cpu_id(x=1)", "call it as `cpu_id()`"),
+    ("min(1)", "call it as `min(a, b)` or `min(a, b, c)`"),
+    ("f(1)", "call it as `f(a: u32, b: u16)`"),
+    ("pkt.header(Eth)", "call it as `pkt.header(HeaderType, offset)`"),
+])
+def test_a_call_with_the_wrong_arguments_shows_how_to_call_it(call: str, hint: str) -> None:
+    extra = "\ndef f(a: u32, b: u16) -> u32:\n    return a\n"
+    ((rule, _message, hints),) = _errors(HEAD + extra + "\n@xdp\ndef h(pkt: Packet) -> int:\n"
+                                         f"    x = {call}\n    return XDP_PASS\n")
+    assert rule == "type" and hints == (hint,)
+
+
+@pytest.mark.parametrize("use,hint", [
+    ("x = pkt.header(Tcp, 34)", "it is in the bundled headers: add "
+                                "`from etran.bpf_templates.headers import Tcp`"),
+    ("x = TCP_SYN", "it is in the bundled headers: add "
+                    "`from etran.bpf_templates.headers import TCP_SYN`"),
+    ("x = ipv4_checksum(pkt, 14)", "it is in the bundled headers: add "
+                                   "`from etran.bpf_templates.headers import ipv4_checksum`"),
+    ("counter: u32 = 1\n    x = countr", "did you mean `counter`?"),
+    ("x = nothing_like_it", "define it at module level, or check the spelling"),
+])
+def test_an_undefined_name_says_where_it_is_or_what_was_meant(use: str, hint: str) -> None:
+    ((rule, _message, hints),) = _errors(HEAD + "\n@xdp\ndef h(pkt: Packet) -> int:\n"
+                                         f"    {use}\n    return XDP_PASS\n")
+    assert rule == "name" and hints == (hint,)
