@@ -38,6 +38,20 @@ def test_options_are_read_as_the_list_says(options: bytes, mss: int | None,
 def test_our_syn_options_stay_aligned() -> None:
     assert sg.syn_options(3) == bytes.fromhex("020405b4" "01030303")
     assert sg.syn_options(None) == bytes.fromhex("020405b4")
+    full = sg.syn_options(3, ts=(1, 0), sack=True)
+    assert len(full) % 4 == 0 and len(full) <= 40 and full.endswith(bytes.fromhex("01010402"))
+
+
+@pytest.mark.parametrize(("options", "sack"), [
+    (sg.syn_options(7, sack=True), True),
+    (sg.syn_options(7), False),
+    # Linux's SYN: MSS, SACK-permitted, timestamps, NOP, window scale
+    (bytes.fromhex("020405b4" "0402" "080a") + bytes(8) + bytes.fromhex("01030307"), True),
+    (bytes.fromhex("0403"), False),                        # a SACK-permitted of the wrong size
+    (bytes.fromhex("00") + bytes.fromhex("0402"), False),   # after the end of the list
+])
+def test_sack_permitted_is_read_where_the_list_has_it(options: bytes, sack: bool) -> None:
+    assert syn(options).sack_perm is sack
 
 
 @pytest.mark.parametrize(("buffer", "shift"), [(1, 0), (65535, 0), (65536, 1),

@@ -16,11 +16,11 @@ def conn(**changes: int) -> dict[str, int]:
 
 
 def test_a_connection_is_one_line_of_what_matters() -> None:
-    assert conn_line(KEY, conn(snd_wscale=7, ts_ok=1, ecn_ok=1)) == (
+    assert conn_line(KEY, conn(snd_wscale=7, ts_ok=1, sack_ok=1, ecn_ok=1)) == (
         "10.111.0.2:5001 port 49152: established; 512 B in flight, peer's window 65,535 B, "
         "cwnd 10 segments of 1448 B, ssthresh 65,535; alpha 0.250; srtt 85 us, rto 10.0 ms; "
         "20 B in, 1,234,567 B out; 2 fast retransmits, 1 timeouts; "
-        "window scale 7/0, timestamps, ECN")
+        "window scale 7/0, timestamps, SACK, ECN")
 
 
 def test_what_the_handshake_did_not_agree_to_is_left_out() -> None:

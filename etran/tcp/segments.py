@@ -43,6 +43,7 @@ class Segment:
     ts: tuple[int, int] | None   # the timestamps option's (TSval, TSecr), when present
     payload: bytes
     src_mac: bytes
+    sack_perm: bool = False      # the SACK-permitted option (RFC 2018), in a SYN
 
     def has(self, flags: int) -> bool:
         return self.flags & flags == flags
@@ -90,17 +91,20 @@ def parse(frame: bytes) -> Segment | None:
     hlen = (doff >> 4) * 4
     if hlen < 20 or at + hlen > 14 + total:
         return None
-    mss, wscale, ts = _options(frame[at + 20:at + hlen])
+    mss, wscale, ts, sack_perm = _options(frame[at + 20:at + hlen])
     return Segment(str(ipaddress.IPv4Address(src)), str(ipaddress.IPv4Address(dst)), sport,
                    dport, seq, ack, flags, window, mss, wscale, ts,
-                   bytes(frame[at + hlen:14 + total]), bytes(frame[6:12]))
+                   bytes(frame[at + hlen:14 + total]), bytes(frame[6:12]), sack_perm)
 
 
-def _options(options: bytes) -> tuple[int | None, int | None, tuple[int, int] | None]:
+def _options(options: bytes
+             ) -> tuple[int | None, int | None, tuple[int, int] | None, bool]:
     """The MSS, window-scale and timestamps options of a header's option bytes (None when
-    absent or malformed); the walk stops at the end-of-list option or a malformed length."""
+    absent or malformed) and whether SACK-permitted is there; the walk stops at the
+    end-of-list option or a malformed length."""
     mss = wscale = None
     ts: tuple[int, int] | None = None
+    sack_perm = False
     i = 0
     while i < len(options):
         kind = options[i]
@@ -121,8 +125,10 @@ def _options(options: bytes) -> tuple[int | None, int | None, tuple[int, int] | 
         elif kind == 8 and size == 10:
             val, ecr = struct.unpack_from("!II", options, i + 2)
             ts = (int(val), int(ecr))
+        elif kind == 4 and size == 2:
+            sack_perm = True
         i += size
-    return mss, wscale, ts
+    return mss, wscale, ts, sack_perm
 
 
 def build(*, src_mac: bytes, dst_mac: bytes, src: str, dst: str, sport: int, dport: int,
@@ -167,9 +173,12 @@ TS_ROOM = ts_option(0, 0)   # what a data segment carries for egress to fill in
 TS_LEN = len(TS_ROOM)
 
 
-def syn_options(wscale: int | None, mss: int = MSS, ts: tuple[int, int] | None = None) -> bytes:
+def syn_options(wscale: int | None, mss: int = MSS, ts: tuple[int, int] | None = None,
+                sack: bool = False) -> bytes:
     """The options of our SYN or SYN-ACK: the MSS, the timestamps (TSval, TSecr) unless `ts`
-    is None, and the window-scale shift (after a NOP, so that the list stays 4-byte
-    aligned) unless `wscale` is None (a SYN-ACK offers neither to a SYN that did not)."""
+    is None, the window-scale shift (after a NOP, so that the list stays 4-byte aligned)
+    unless `wscale` is None (a SYN-ACK offers neither to a SYN that did not), and
+    SACK-permitted (after two NOPs) when `sack`."""
     return mss_option(mss) + (b"" if ts is None else ts_option(*ts)) + \
-        (b"" if wscale is None else struct.pack("!BBBB", 1, 3, 3, wscale))
+        (b"" if wscale is None else struct.pack("!BBBB", 1, 3, 3, wscale)) + \
+        (b"\x01\x01\x04\x02" if sack else b"")

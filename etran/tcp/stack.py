@@ -111,7 +111,8 @@ class TcpStack:
     """
 
     def __init__(self, topology: Topology, host: str, *, ecn: bool = True,
-                 receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True) -> None:
+                 receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True,
+                 sack: bool = True) -> None:
         _check_buffer(receive_buffer)
         compiled = _transport()
         me = topology.host(host)
@@ -119,11 +120,12 @@ class TcpStack:
         topology.attach(host, loaded.programs["tcp_rx"])
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
                     loaded.programs, compiled.program, ecn, owned=[],
-                    receive_buffer=receive_buffer, timestamps=timestamps)
+                    receive_buffer=receive_buffer, timestamps=timestamps, sack=sack)
 
     @classmethod
     def in_run(cls, record: Any, host: str, *, ecn: bool = True,
-               receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True) -> TcpStack:
+               receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True,
+               sack: bool = True) -> TcpStack:
         """The stack of host `host` of a run `etran up` started with the TCP transport:
         its pinned maps and programs, its interface, its neighbours."""
         _check_buffer(receive_buffer)
@@ -131,12 +133,12 @@ class TcpStack:
         stack = cls.__new__(cls)
         stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
                      _transport().program, ecn, owned=pinned.owned,
-                     receive_buffer=receive_buffer, timestamps=timestamps)
+                     receive_buffer=receive_buffer, timestamps=timestamps, sack=sack)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Program], program: Any, ecn: bool,
-               owned: list[Any], receive_buffer: int, timestamps: bool) -> None:
+               owned: list[Any], receive_buffer: int, timestamps: bool, sack: bool) -> None:
         self.host = me
         self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
         # What a connection may hold unread (the window it advertises), and the window-scale
@@ -145,6 +147,7 @@ class TcpStack:
         self.receive_buffer = receive_buffer
         self.wscale = _wscale_for(receive_buffer)
         self.timestamps = timestamps    # offer RFC 7323 timestamps, accept them
+        self.sack = sack                # offer SACK (RFC 2018): our ACKs report what is held
         self.neighbours = neighbours
         self._closers: list[Any] = list(owned)
         try:
@@ -202,7 +205,7 @@ class TcpStack:
                 ts = (ts_clock(), 0) if self.timestamps else None
                 self._send_control(sock.key, seq=sock._iss,
                                    flags=SYN | (ECE | CWR if self.ecn else 0),
-                                   options=sg.syn_options(self.wscale, ts=ts))
+                                   options=sg.syn_options(self.wscale, ts=ts, sack=self.sack))
                 if sock._handshake.wait(wait):
                     break
                 wait *= 2
@@ -312,6 +315,7 @@ class TcpStack:
             sock._wscale = (min(seg.wscale, MAX_WSCALE), self.wscale)
             sock._rcv_buf = self.receive_buffer
         sock._ts_recent = seg.ts[0] if seg.ts is not None and self.timestamps else None
+        sock._sack = self.sack and seg.sack_perm
         if sock._ts_recent is not None:
             sock._mss -= sg.TS_LEN
 
@@ -329,7 +333,7 @@ class TcpStack:
             "peer_mac": {"octets": list(peer_mac)},
             "snd_wscale": sock._wscale[0], "rcv_wscale": sock._wscale[1],
             "rcv_buf": sock._rcv_buf, "ts_ok": sock._ts_recent is not None,
-            "ts_recent": sock._ts_recent or 0,
+            "ts_recent": sock._ts_recent or 0, "sack_ok": sock._sack,
             "mss": sock._mss, "ecn_ok": ecn, "cwnd": INIT_CWND, "ssthresh": 0xFFFF,
             "alpha": DCTCP_INIT_ALPHA, "next_seq": snd_nxt & 0xFFFFFFFF,
             "cwr_end": snd_nxt & 0xFFFFFFFF, "snd_max": snd_nxt & 0xFFFFFFFF}
@@ -447,9 +451,10 @@ class TcpListener:
         stack._negotiate(sock, seg)
         stack._install(sock, snd_una=iss, snd_nxt=iss + 1, rcv_nxt=seg.seq + 1,
                        window=seg.window, peer_mac=seg.src_mac, ecn=ecn)
-        # the SYN-ACK offers window scaling and timestamps only to a SYN that did
+        # the SYN-ACK offers window scaling, timestamps and SACK only to a SYN that did
         ts = None if sock._ts_recent is None else (ts_clock(), sock._ts_recent)
-        options = sg.syn_options(stack.wscale if seg.wscale is not None else None, ts=ts)
+        options = sg.syn_options(stack.wscale if seg.wscale is not None else None, ts=ts,
+                                 sack=sock._sack)
         sock._syn_ack = (iss, seg.seq + 1, ecn, options)
         sock._base = (iss + 1) & 0xFFFFFFFF
         stack._send_control(key, seq=iss, ack=seg.seq + 1, flags=SYN | ACK | (ECE if ecn else 0),
@@ -498,6 +503,7 @@ class TcpSocket:
         self._wscale = (0, 0)              # window-scale shifts: the peer's windows, ours
         self._rcv_buf = RECEIVE_BUFFER     # what we advertise at most
         self._ts_recent: int | None = None   # the peer's timestamp at the handshake, when on
+        self._sack = False                 # SACK negotiated: our ACKs carry blocks
         self.ecn = False                   # ECN negotiated
         self._handshake = threading.Event()
         self._cv = threading.Condition()

@@ -9,7 +9,7 @@ STATES = {1: "established", 2: "peer closed"}
 # the fields `conn_line` reads: a map named `conns` without them is another transport's
 FIELDS = frozenset({"state", "snd_una", "snd_nxt", "snd_wnd", "cwnd", "mss", "ssthresh",
                     "alpha", "srtt_us", "rto_ns", "bytes_in", "bytes_out", "fast_retransmits",
-                    "timeouts", "snd_wscale", "rcv_wscale", "ts_ok", "ecn_ok"})
+                    "timeouts", "snd_wscale", "rcv_wscale", "ts_ok", "sack_ok", "ecn_ok"})
 
 
 def conn_line(key: dict[str, Any], c: dict[str, Any]) -> str:
@@ -30,7 +30,8 @@ def conn_line(key: dict[str, Any], c: dict[str, Any]) -> str:
     ]
     agreed = [f"window scale {c['snd_wscale']}/{c['rcv_wscale']}"] if \
         c["snd_wscale"] or c["rcv_wscale"] else []
-    agreed += ["timestamps"] * bool(c["ts_ok"]) + ["ECN"] * bool(c["ecn_ok"])
+    agreed += ["timestamps"] * bool(c["ts_ok"]) + ["SACK"] * bool(c["sack_ok"]) + \
+        ["ECN"] * bool(c["ecn_ok"])
     if agreed:
         parts.append(", ".join(agreed))
     return "; ".join(parts)

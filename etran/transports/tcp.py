@@ -30,7 +30,10 @@ slow start and congestion avoidance otherwise; each ACK that acknowledges new da
 record to `trace`. With ECN negotiated, data segments carry ECT(0), the first one after a
 reduction carries CWR, and our ACKs echo CE as ECE segment by segment (DCTCP's receiver).
 
-What it does not do yet: SACK. docs/tcp.md has the plan.
+SACK (RFC 2018), when both SYNs offered it: our ACKs carry the out-of-order intervals held,
+the one holding the latest segment first, so a Linux sender resends only what is missing.
+Our sending side takes no notice of the SACK blocks a peer sends (it goes back N, which
+RFC 2018 allows a sender to do).
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import (
@@ -47,6 +50,10 @@ TS_LEN = 12         # the timestamps option as RFC 7323's appendix lays it out: 
 TCPOPT_NOP = 1
 TCPOPT_TIMESTAMP = 8
 TCPOLEN_TIMESTAMP = 10
+TCPOPT_SACK = 5
+SACK_HEAD = 4       # NOP, NOP, kind, length: the blocks after it stay 4-byte aligned
+SACK_BLOCK = 8      # the first and the one-past-last sequence number of an interval
+SACK_BLOCKS_TS = 3  # blocks that fit in 40 bytes of options beside the timestamps
 TCP_AT = 34         # the TCP header, after Ethernet and a 20-byte IPv4 header
 TIMEOUT_PROTO = 0x88B5   # EtherType of the runtime's TIMEOUT frames and of our notices
 NOTICE_WINDOW = 1   # urg_ptr of a returned segment: the peer's window is full
@@ -72,6 +79,19 @@ class Mac(Header):
 class EthAddrs(Header):
     dst: Mac
     src: Mac
+
+
+class SackHead(Header):
+    """The SACK option's start (RFC 2018), behind two NOPs; its blocks follow."""
+    nop1: u8
+    nop2: u8
+    kind: u8
+    size: u8
+
+
+class SackBlock(Header):
+    left: be32
+    right: be32
 
 
 class TsOpt(Header):
@@ -159,6 +179,10 @@ class Conn(Struct):
     # ts_recent is the peer's latest timestamp, echoed in ours
     ts_ok: bool
     ts_recent: u32
+    # SACK (RFC 2018): negotiated at the handshake; ooo_recent is the first byte of the
+    # latest out-of-order segment held, whose interval our ACKs report first
+    sack_ok: bool
+    ooo_recent: u32
     # congestion control (DCTCP); the control plane sets mss, cwnd, ssthresh, ecn_ok, alpha
     mss: u32
     ecn_ok: bool          # ECN negotiated at the handshake
@@ -521,6 +545,7 @@ def tcp_rx(pkt: Packet) -> int:
         return dup_ack(key, c)           # old, or beyond the window
     if not ooo_hold(c, seq, end):
         return dup_ack(key, c)           # overlapping what is held, or no room: resent later
+    c.ooo_recent = seq
     c.out_of_order += 1
     c.bytes_in += data_len
     dup_ack(key, c)
@@ -688,6 +713,35 @@ def tcp_tx(pkt: Packet) -> int:
     return XDP_TX
 
 
+def sack_blocks(pkt: Packet, c: Conn, at: u32, blocks: u32) -> bool:
+    """The SACK option at `at`: `blocks` of the intervals held, first the one holding the
+    latest out-of-order segment (RFC 2018 section 4), then the others in the order held."""
+    head = pkt.header(SackHead, at)
+    if head is None:
+        return False
+    head.nop1 = TCPOPT_NOP
+    head.nop2 = TCPOPT_NOP
+    head.kind = TCPOPT_SACK
+    head.size = u8(2 + blocks * SACK_BLOCK)
+    first: u32 = 0
+    for i in range(OOO_MAX):
+        if i < c.ooo_count and seq_after_eq(c.ooo_recent, c.ooo_starts[i]) and \
+                seq_after(c.ooo_ends[i], c.ooo_recent):
+            first = u32(i)
+    written: u32 = 0
+    for i in range(OOO_MAX + 1):
+        # turn 0 writes the first block; turns 1.. the others, skipping the first
+        j = first if i == 0 else u32(i - 1)
+        if written < blocks and j < c.ooo_count and (i == 0 or j != first):
+            b = pkt.header(SackBlock, at + SACK_HEAD + written * SACK_BLOCK)
+            if b is None:
+                return False
+            b.left = c.ooo_starts[j]
+            b.right = c.ooo_ends[j]
+            written += 1
+    return True
+
+
 def come_back() -> int:
     """End this gen round without a frame but with the pump asked again: for a request that
     needed no ACK, while others may wait behind it."""
@@ -724,6 +778,12 @@ def tcp_ack(pkt: Packet) -> int:
     ack_len: u32 = ACK_LEN
     if c.ts_ok:
         ack_len = ACK_LEN + TS_LEN
+    sack_at = ack_len                    # where the SACK option goes, if any
+    blocks: u32 = 0
+    if c.sack_ok:
+        blocks = min(c.ooo_count, SACK_BLOCKS_TS if c.ts_ok else OOO_MAX)
+    if blocks != 0:
+        ack_len += SACK_HEAD + blocks * SACK_BLOCK
     if pkt.len != ack_len:
         pkt.resize_tail(i32(ack_len) - i32(pkt.len))   # whatever template the runtime gave
     eth = pkt.header(Eth, 0)
@@ -762,6 +822,8 @@ def tcp_ack(pkt: Packet) -> int:
         ts.size = TCPOLEN_TIMESTAMP
         ts.val = ts_clock()
         ts.ecr = c.ts_recent
+    if blocks != 0 and not sack_blocks(pkt, c, sack_at, blocks):
+        return XDP_DROP
     if c.ecn_ok and c.ce_state:
         tcp.flags = TCP_ACK | TCP_ECE_FLAG
     tcp.window = window_field(c, wnd)

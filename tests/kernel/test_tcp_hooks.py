@@ -6,6 +6,7 @@ bytes. Random frames alone almost never find a connection, so they would test li
 
 from __future__ import annotations
 
+import struct
 from typing import Any
 
 import pytest
@@ -61,7 +62,7 @@ cc_state = st.fixed_dictionaries({
     "snd_wscale": st.sampled_from([0, 3, 7, 14, 15, 0xFFFFFFFF]),
     "rcv_wscale": st.sampled_from([0, 3, 14, 15, 0xFFFFFFFF]),
     "rcv_buf": st.sampled_from([0, 1, 65535, 65536, 256 << 10, 0xFFFFFFFF]),
-    "ts_ok": st.booleans(), "ts_recent": u32})
+    "ts_ok": st.booleans(), "ts_recent": u32, "sack_ok": st.booleans(), "ooo_recent": u32})
 # a segment's options: none, the timestamps as Linux and our egress lay them out, or the
 # same bytes a little wrong (another kind, a short length, one NOP)
 options = st.one_of(st.just(b""), st.builds(sg.ts_option, u32, u32),
@@ -125,16 +126,30 @@ def test_egress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int,
 @SETTINGS
 @given(base=u32, rcv=u32, queued=st.booleans(), size=st.integers(14, 200), dup=st.booleans(),
        repeat=st.booleans(), update=st.booleans(), state=st.sampled_from([1, 2]),
-       ts=st.one_of(st.none(), u32))
+       ts=st.one_of(st.none(), u32), sack=st.booleans(),
+       held=st.lists(st.tuples(st.integers(1, 60000), st.integers(1, 3000)), min_size=4,
+                     max_size=4),
+       held_count=st.sampled_from([0, 1, 2, 3, 4, 4, 5, 0xFFFFFFFF]),
+       recent=st.integers(-1, 4))
 def test_ack_generation_agrees(runner: Any, base: int, rcv: int, queued: bool, size: int,
                                dup: bool, repeat: bool, update: bool, state: int,
-                               ts: int | None) -> None:
+                               ts: int | None, sack: bool, held: list[tuple[int, int]],
+                               held_count: int, recent: int) -> None:
     """An ACK per request; one that would repeat the last ACK exactly is skipped (the pump
     is asked to come back) unless it was asked for as a duplicate. So is one that only
     updates the window once the peer's FIN is in (state 2): the peer, closed, would answer
-    it with a RST. With timestamps on, the ACK carries them, echoing the peer's latest."""
-    store = maps(runner, base, base, 1000, rcv, state, queued,
-                 None if ts is None else {"ts_ok": True, "ts_recent": ts})
+    it with a RST. With timestamps on, the ACK carries them, echoing the peer's latest.
+    With SACK on and intervals held, it carries them as SACK blocks (three at most beside
+    the timestamps, four without), the one holding the latest out-of-order segment
+    first (`recent`: its index, or -1 for a sequence number in none of them)."""
+    starts = [(rcv + ahead) & 0xFFFFFFFF for ahead, _ in held]
+    ends = [(rcv + ahead + length) & 0xFFFFFFFF for ahead, length in held]
+    latest = (rcv + 70000) & 0xFFFFFFFF if recent < 0 else starts[min(recent, 3)]
+    cc: dict[str, Any] = {"sack_ok": sack, "ooo_count": held_count, "ooo_starts": starts,
+                          "ooo_ends": ends, "ooo_recent": latest}
+    if ts is not None:
+        cc.update(ts_ok=True, ts_recent=ts)
+    store = maps(runner, base, base, 1000, rcv, state, queued, cc)
     if repeat:   # the last ACK sent acknowledged this already, with this window or a smaller
         key = {"peer_ip": sg.ip_int(B), "peer_port": PEER, "local_port": LOCAL}
         conn = codec.decode(runner.program.map("conns").value,
@@ -153,7 +168,19 @@ def test_ack_generation_agrees(runner: Any, base: int, rcv: int, queued: bool, s
         assert seg is not None and seg.has(sg.ACK) and (seg.seq, seg.ack) == (base, rcv)
         assert seg.window == 65535
         assert (seg.ts is None) == (ts is None) and (ts is None or seg.ts[1] == ts)
-        assert len(k.packet) == sg.HEADERS + (0 if ts is None else sg.TS_LEN)
+        blocks = min(held_count, 3 if ts is not None else 4) if sack else 0
+        sack_len = 4 + 8 * blocks if blocks else 0
+        assert len(k.packet) == sg.HEADERS + (0 if ts is None else sg.TS_LEN) + sack_len
+        if blocks:
+            at = sg.HEADERS + (0 if ts is None else sg.TS_LEN)
+            assert k.packet[at:at + 4] == bytes([1, 1, 5, 2 + 8 * blocks])
+            got = [struct.unpack_from("!II", k.packet, at + 4 + 8 * i) for i in range(blocks)]
+            held_now = list(zip(starts, ends))[:min(held_count, 4)]
+            first = max((i for i, (a, b) in enumerate(held_now)
+                         if 0 <= ((latest - a) & 0xFFFFFFFF) < 1 << 31
+                         and 0 < ((b - latest) & 0xFFFFFFFF) < 1 << 31), default=0)
+            order = [first] + [i for i in range(len(held_now)) if i != first]
+            assert got == [held_now[i] for i in order][:blocks]
         assert sg.checksum(k.packet[14:34]) == 0
         assert k.action == 3                                   # XDP_TX
     else:

@@ -122,8 +122,8 @@ def _talk_to(nc: subprocess.Popen[bytes], run: runs.RunRecord) -> None:
         lines = status.stdout.decode().splitlines()
         assert "    TCP connections: 1" in lines and "    TCP connections: 0" in lines, lines
         (line,) = [ln for ln in lines if ln.startswith(f"      {run.hosts['a']['ip']}:{a_port} ")]
-        # Linux offers window scaling and timestamps, and asks for no ECN (tcp_ecn=2)
-        assert re.search(r"; window scale \d+/0, timestamps$", line), line
+        # Linux offers window scaling, timestamps and SACK, and asks for no ECN (tcp_ecn=2)
+        assert re.search(r"; window scale \d+/0, timestamps, SACK$", line), line
         assert "port 5002: established; 0 B in flight" in line and "; 20 B in, 0 B out;" in line
         client.shutdown(socket.SHUT_WR)
         out, err = nc.communicate(b"answer from etran\n", timeout=30)
