@@ -901,10 +901,17 @@ class ProgramGen(ExprGen):
         m = self.pick([m for m in self.maps if m.keyed and self.room(3 * self.map_stack(m))])
         self.use("maps", *self.map_features(m))
         self.ctx.helpers = True
-        kind = self.choose([(1, "later"), (5, "check"),
+        kind = self.choose([(1, "later"), (5, "check"), (1, "direct"),
                             (1 if not m.is_array and self.ctx.can_update(m) else 0, "insert")])
         k = self.key_expr(m)
         lines: list[str] = []
+        if kind == "direct":    # the lookup's result tested where it is made, never named
+            test = f"{m.name}.get({k.text}) is {self.pick(['', 'not '])}None"
+            if self.exits() and self.chance(50):
+                return [f"if {test}:", "    " + self.exit_line()]
+            self.ctx.forks += 1
+            body, _ = self.block(2)
+            return [f"if {test}:"] + _indent_lines(body)
         if kind == "insert" and not k.text.isdigit():     # the key is used three times: name it
             key = self.declare(Var(self.fresh("key"), m.key, origin="stack"))
             ann = f": {m.key.name}" if isinstance(m.key, Int) else ""
