@@ -53,9 +53,11 @@ def test_afxdp_against_udp(kernel: None) -> None:
 
 def test_differential_throughput(kernel: None) -> None:
     out = bench(kernel, "differential.py", "--cases", "100", "--example", "dctcp")
-    for hook in ("rx", "tx", "rto_expired"):
-        assert re.search(rf"^dctcp\s+{hook}\s+\w+\s+100\s+{NUMBER}\s+0$", out, re.M), out
+    for hook in ("rx", "tx", "rto_expired"):    # cases/s of hypothesis and of --sweep
+        assert re.search(rf"^dctcp\s+{hook}\s+\w+\s+100\s+{NUMBER}\s+{NUMBER}\s+{NUMBER}\s+0$",
+                         out, re.M), out
     assert "DCTCP ingress:" in out
+    assert re.search(rf"sweep / hypothesis cases per second: median {NUMBER}", out), out
 
 
 def test_tcp_against_linux(kernel: None) -> None:
