@@ -808,28 +808,21 @@ def test_sack_lets_a_linux_sender_resend_only_what_was_dropped(topo: Topology,
 
 
 @pytest.mark.parametrize("ours", [True, False], ids=["etran-offers", "etran-does-not"])
-def test_sack_is_agreed_with_a_linux_server_only_when_both_offer(topo: Topology,
+def test_sack_is_agreed_with_a_linux_server_only_when_both_offer(topo: Topology, server: Linux,
                                                                   ours: bool) -> None:
     """Our SYN offers SACK-permitted (RFC 2018) unless the stack was made without it;
     Linux's accepted socket says whether it was agreed, and so does our entry."""
-    b = topo.host("b")
     seen: list[bool] = []
 
     def serve(conn: socket.socket) -> None:
         seen.append(linux_uses_sack(conn))
         echo(conn)
+    server.start(serve)
     with TcpStack(topo, "a", sack=ours) as stack:
-        sock_b = linux_socket(b)
-        sock_b.bind((b.ip, PORT))
-        sock_b.listen()
-        sock_b.settimeout(20)
-        server = Linux(b, sock_b)
-        with sock_b:
-            server.start(serve)
-            with stack.connect((b.ip, PORT), timeout=20) as sock:
-                entry = stack.connection(sock)
-                sock.sendall(b"sack?")
-                assert sock.recv(16) == b"sack?"
-            server.join()
+        with stack.connect((server.host.ip, PORT), timeout=20) as sock:
+            entry = stack.connection(sock)
+            sock.sendall(b"sack?")
+            assert sock.recv(16) == b"sack?"
+        server.join()
     assert seen == [ours]
     assert entry is not None and entry["sack_ok"] == ours
