@@ -518,9 +518,10 @@ def _add_fuzz(sub: Any) -> None:
     fz.add_argument("--examples", type=int, default=1000, help="inputs per hook (default 1000)")
     fz.add_argument("--seed", type=int, help="a seed, for a reproducible run")
     fz.add_argument("--sweep", action="store_true",
-                    help="draw inputs from a seeded random stream instead of hypothesis: about "
-                    "twice the cases per second, for long campaigns (a mismatch is shrunk by "
-                    "etran's byte shrinker)")
+                    help="draw from a seeded random stream instead of hypothesis: inputs at "
+                    "about twice the cases per second (a mismatch is shrunk by etran's byte "
+                    "shrinker); with --programs, the long campaigns' programs (larger, "
+                    "independent, not shrunk)")
     fz.add_argument("--programs", type=int, help="generate this many programs instead of a FILE")
     fz.add_argument("--inputs", type=int, default=3, help="inputs per generated program")
     fz.add_argument("--save", default=".etran/counterexamples",
