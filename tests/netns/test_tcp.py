@@ -234,11 +234,11 @@ def test_etran_to_etran(topo: Topology, loss: dict[str, int]) -> None:
         assert entry is not None
         # Fast retransmit repairs the losses; a retransmission timeout (10 ms at least)
         # is left for a few: with both ends' threads in this one process, an ACK waits
-        # for the interpreter whenever the CPUs are busy (2 of 57 losses timed out with
-        # two campaigns running, none on a quiet machine). Without the duplicate ACKs
-        # every loss would wait for one: 57 (1%) or 14 (bursts).
+        # for the interpreter whenever the CPUs are busy (up to 4 of 57 losses timed out
+        # with two campaigns running, none on a quiet machine). Without the duplicate ACKs
+        # every loss event would wait for one: 57 (1%) or 14 (bursts of 5).
         dropped = link["state"][0]["dropped"] if link is not None else 0
-        assert entry["timeouts"] <= max(1, dropped // 15), (entry["timeouts"], dropped)
+        assert entry["timeouts"] <= max(1, dropped // 8), (entry["timeouts"], dropped)
         if link is not None:
             state = link["state"][0]
             assert state["dropped"] + state["marked"] > 0
