@@ -63,7 +63,8 @@ class FuzzReport:
         return self.cases / self.seconds if self.seconds else 0.0
 
 
-def _timer_map(program: tir.Program, fn: tir.Function) -> Any:
+def timer_map(program: tir.Program, fn: tir.Function) -> Any:
+    """The map whose values hold the Timer that @timer handler `fn` fires for."""
     assert fn.timer_field is not None
     st_, _ = fn.timer_field
     return next(m for m in program.maps if m.value is st_)
@@ -79,7 +80,7 @@ def fuzz_hook(runner: KernelHarness, hook: str, examples: int = 1000, seed: int 
     report = FuzzReport(hook)
     last: list[Counterexample] = []
     if fn.hook == "timer":
-        tmap = _timer_map(program, fn)
+        tmap = timer_map(program, fn)
         strategy: st.SearchStrategy[Any] = st.tuples(
             st.binary(max_size=600).map(
                 lambda b: store_from_bytes(ByteSource(b), program, runner.ncpu)), st.data())

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from etran.differential.harness import KernelHarness, compare
-from etran.differential.inputs import Counterexample, FuzzReport, _timer_map
+from etran.differential.inputs import Counterexample, FuzzReport, timer_map
 from etran.interp.interpreter import Interpreter
 from etran.interp.state import frame_input
 from etran.testing.strategies import ByteSource, inputs_from_bytes, store_from_bytes, usable_cpus
@@ -58,7 +58,7 @@ class _Case:
         self.interp = Interpreter(self.program)
         fn = self.program.hook(hook)
         self.timer = fn.hook == "timer"
-        self.tmap = _timer_map(self.program, fn) if self.timer else None
+        self.tmap = timer_map(self.program, fn) if self.timer else None
         self.cpus = usable_cpus(runner.ncpu)
         self.runs = 0
         self.draws = 0
