@@ -24,6 +24,7 @@ every caller goes through `check_source`/`compile_program` here.
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -67,11 +68,15 @@ def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] |
         t["parse"] = time.perf_counter() - t0
         program = check_program(tree, text, filename, search_dirs, sink, t)
         rules_sink = sink if enforce_rules else DiagnosticSink()
-        if check_rules(program, rules_sink):
-            # the replay compiles the program: only one the checker accepted so far
-            replay = enforce_rules and not sink.has_errors
+        # The second opinions compile the program (once, for both): only one the checker
+        # accepted so far, and only when an estimate is over a limit.
+        second = _SecondOpinion(program) if enforce_rules and not sink.has_errors else None
+        if check_rules(program, rules_sink, frame=second.frame if second else None):
             check_budget(program, rules_sink, advisory=budget_advisory,
-                         compiled=(lambda: _compiled_for_replay(program)) if replay else None)
+                         compiled=second.elf if second else None)
+            for name, depth in (second.frames_asked if second else {}).items():
+                if name in program.budgets and depth is not None:
+                    program.budgets[name] = replace(program.budgets[name], stack=depth)
     if not enforce_rules:
         program.rule_violations = list(rules_sink.items)
     t["check"] = time.perf_counter() - t0 - t["parse"]
@@ -79,13 +84,32 @@ def check_source(text: str, filename: str = "<input>", search_dirs: list[Path] |
     return program
 
 
-def _compiled_for_replay(program: tir.Program) -> bytes | str:
-    """The ELF the budget's second opinion replays, or why there is none (the compiled
-    frames' check refuses it)."""
-    try:
-        return compile_program(program).elf
-    except DiagnosticError as e:
-        return "; ".join(d.message for d in e.diagnostics)
+class _SecondOpinion:
+    """The program compiled, at most once, for the checks' second opinions: the budget's
+    (the verifier replayed over the compiled instructions) and the stack rule's (the
+    compiled hook's frame), each asked only when the source-level estimate is over a
+    limit."""
+
+    def __init__(self, program: tir.Program) -> None:
+        self.program = program
+        self._elf: bytes | str | None = None
+        self.frames_asked: dict[str, int | None] = {}
+
+    def elf(self) -> bytes | str:
+        """The ELF, or why there is none (the compiled frames' check refuses it)."""
+        if self._elf is None:
+            try:
+                self._elf = compile_program(self.program).elf
+            except DiagnosticError as e:
+                self._elf = "; ".join(d.message for d in e.diagnostics)
+        return self._elf
+
+    def frame(self, hook: str) -> int | None:
+        """The stack the compiled `hook` uses, or None when it could not be compiled."""
+        elf = self.elf()
+        depth = _frames(elf).get(hook) if isinstance(elf, bytes) else None
+        self.frames_asked[hook] = depth
+        return depth
 
 
 def check_file(path: str | Path, timings: dict[str, float] | None = None) -> tir.Program:
@@ -158,22 +182,33 @@ def compile_for_testing(program: tir.Program) -> tuple[CompiledObject, CompiledO
     return observed, plain
 
 
+def _frames(elf: bytes) -> dict[str, int]:
+    """Each compiled program's stack, as `_check_frames` measures it."""
+    return {name: depth for name, (_insns, depth) in _measured(elf).items()}
+
+
+def _measured(elf: bytes) -> dict[str, tuple[int, int]]:
+    """Each compiled program's instruction count and stack (its deepest function's)."""
+    from etran.backend.objfile import read_object
+    from etran.backend.stack import stack_depth
+    obj = read_object(elf)
+    return {code.name: (code.slot_count + sum(f.slot_count for f in code.subprograms),
+                        max(stack_depth(f, obj.little_endian) for f in [code, *code.subprograms]))
+            for code in obj.programs}
+
+
 def _check_frames(program: tir.Program, elf: bytes) -> dict[str, int]:
     """The stack each compiled program uses, against the kernel's limit: how much LLVM
     spills is known only now (the checker's `stack` rule estimates it beforehand). Returns
     each program's instruction count (`ProgramInfo.insns`), read from the same parse."""
-    from etran.backend.objfile import read_object
-    from etran.backend.stack import stack_depth
     from etran.lower.observe import FIRE_SUFFIX
     sink = DiagnosticSink()
-    obj = read_object(elf)
     insns: dict[str, int] = {}
-    for code in obj.programs:
-        insns[code.name] = code.slot_count + sum(f.slot_count for f in code.subprograms)
-        depth = max(stack_depth(f, obj.little_endian) for f in [code, *code.subprograms])
+    for code_name, (count, depth) in _measured(elf).items():
+        insns[code_name] = count
         if depth <= MAX_BPF_STACK:
             continue
-        name = code.name.removesuffix(FIRE_SUFFIX)
+        name = code_name.removesuffix(FIRE_SUFFIX)
         hook = next((h for h in program.hooks if h.name == name), None)
         span = (hook.name_span or hook.span) if hook is not None else None
         if span is None:

@@ -388,3 +388,33 @@ def test_an_undefined_name_says_where_it_is_or_what_was_meant(use: str, hint: st
     ((rule, _message, hints),) = _errors(HEAD + "\n@xdp\ndef h(pkt: Packet) -> int:\n"
                                          f"    {use}\n    return XDP_PASS\n")
     assert rule == "name" and hints == (hint,)
+
+
+def _structs_source(use_all_at_end: bool) -> str:
+    """Nine 64-byte structs in one hook: 576 bytes by the source estimate. Each read at
+    once and dropped, LLVM keeps them in registers; all stored at the end, they are alive
+    together and the compiled frame is over the limit too."""
+    fields = "".join(f"    {n}: u64\n" for n in "abcdefgh")
+    made = "".join(f"    s{i} = S(a=u64(pkt.len) + {i}, b={i}, c=1, d=2, e=3, f=4, g=5, "
+                   f"h={i})\n" + ("" if use_all_at_end else f"    t += s{i}.a + s{i}.h\n")
+                   for i in range(9))
+    end = "".join(f"    m.set({i}, s{i})\n" for i in range(9)) if use_all_at_end else ""
+    return (HEAD + f"\nclass S(Struct):\n{fields}\n\nm = ArrayMap(S, max_entries=16)\n\n"
+            f"@xdp\ndef h(pkt: Packet) -> int:\n    t: u64 = 0\n{made}{end}"
+            "    return XDP_PASS if t > 5 else XDP_DROP\n")
+
+
+def test_a_hook_over_the_stack_estimate_is_judged_by_its_compiled_frame() -> None:
+    """The stack rule's second opinion: the source estimate adds up every struct (it
+    refused this hook at 624 bytes); the compiled hook keeps them in registers, so it is
+    accepted, and its stack is reported as compiled."""
+    from etran.analysis.stack import MAX_STACK, stack_bytes
+    program = check_source(_structs_source(use_all_at_end=False), "t.py")
+    assert stack_bytes(program.hook("h")) > MAX_STACK
+    assert program.budgets["h"].stack <= MAX_STACK
+
+
+def test_a_hook_whose_compiled_frame_is_over_is_still_refused() -> None:
+    with pytest.raises(DiagnosticError) as err:
+        check_source(_structs_source(use_all_at_end=True), "t.py")
+    assert [d.rule for d in err.value.diagnostics] == ["stack"]

@@ -142,9 +142,9 @@ def test_a_program_within_the_source_estimate_is_not_compiled(monkeypatch: pytes
     """`etran check` stays as fast as it was on programs the source estimate accepts."""
     import etran.pipeline as pipeline
 
-    def no(program: tir.Program) -> bytes:
-        raise AssertionError("compiled for a replay it does not need")
-    monkeypatch.setattr(pipeline, "_compiled_for_replay", no)
+    def no(program: tir.Program, **_: object) -> bytes:
+        raise AssertionError("compiled for a second opinion it does not need")
+    monkeypatch.setattr(pipeline, "compile_program", no)
     program = check_source(walk(10), "walk10.py")
     assert not any(e.replayed for e in program.budgets.values())
 
