@@ -93,6 +93,7 @@ class _SecondOpinion:
     def __init__(self, program: tir.Program) -> None:
         self.program = program
         self._elf: bytes | str | None = None
+        self._frames: dict[str, int] | None = None     # every compiled program's, read once
         self.frames_asked: dict[str, int | None] = {}
 
     def elf(self) -> bytes | str:
@@ -107,7 +108,9 @@ class _SecondOpinion:
     def frame(self, hook: str) -> int | None:
         """The stack the compiled `hook` uses, or None when it could not be compiled."""
         elf = self.elf()
-        depth = _frames(elf).get(hook) if isinstance(elf, bytes) else None
+        if self._frames is None and isinstance(elf, bytes):
+            self._frames = _frames(elf)
+        depth = self._frames.get(hook) if self._frames is not None else None
         self.frames_asked[hook] = depth
         return depth
 

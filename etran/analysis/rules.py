@@ -93,19 +93,19 @@ def _call_depth(hook: tir.Function, sink: DiagnosticSink) -> None:
 def _stack(hook: tir.Function, sink: DiagnosticSink,
            frame: Callable[[str], int | None] | None) -> None:
     total = stack_bytes(hook)
-    if total > MAX_STACK and frame is not None:
-        compiled = frame(hook.name)
-        if compiled is not None and compiled <= MAX_STACK:
-            return                   # LLVM shares the slots of structs not alive at once
-    if total > MAX_STACK:
-        parts = [f"`{hook.name}` itself: {hook.stack_bytes} bytes"] + \
-            [f"`{c.name}` (line {s.line}): {struct_stack_bytes(c)} bytes"
-             for c, s in hook.call_sites if struct_stack_bytes(c)] + \
-            [f"register spills: about {SPILL_MARGIN} bytes"]
-        sink.error(hook.name_span or hook.span, "stack", f"`{hook.name}` needs about {total} bytes of stack; "
-                   f"the kernel allows {MAX_STACK}",
-                   "structs built in a function live on the stack: " + "; ".join(parts),
-                   "keep large structs in a map (e.g. a PerCpuArray used as scratch space)")
+    if total <= MAX_STACK:
+        return
+    compiled = frame(hook.name) if frame is not None else None
+    if compiled is not None and compiled <= MAX_STACK:
+        return                       # LLVM shares the slots of structs not alive at once
+    parts = [f"`{hook.name}` itself: {hook.stack_bytes} bytes"] + \
+        [f"`{c.name}` (line {s.line}): {struct_stack_bytes(c)} bytes"
+         for c, s in hook.call_sites if struct_stack_bytes(c)] + \
+        [f"register spills: about {SPILL_MARGIN} bytes"]
+    sink.error(hook.name_span or hook.span, "stack", f"`{hook.name}` needs about {total} bytes "
+               f"of stack; the kernel allows {MAX_STACK}",
+               "structs built in a function live on the stack: " + "; ".join(parts),
+               "keep large structs in a map (e.g. a PerCpuArray used as scratch space)")
 
 
 def _hook_effects(program: tir.Program, hook: tir.Function, sink: DiagnosticSink) -> None:
