@@ -5,6 +5,7 @@ the two lists equal.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 from etran.abi import XDP_ACTIONS
@@ -78,9 +79,10 @@ def unknown_name_hint(name: str, known: list[str]) -> str:
 TEMPLATES = "etran.bpf_templates.headers"
 
 
+@functools.cache
 def template_names() -> frozenset[str]:
     """The names the bundled header module defines at its top level (read from its text
-    when a name is missing, not at every check)."""
+    when a name is first missing, not at every check, and once per process)."""
     import re
     from pathlib import Path
     text = (Path(__file__).resolve().parents[1] / "bpf_templates" / "headers.py").read_text()
