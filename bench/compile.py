@@ -10,7 +10,7 @@ Then start-up: `etran check` (which compiles and replays the hooks; `--source-on
 not) and `etran build` on DCTCP as whole processes (median wall time, bytecode cached as on
 a user's machine), next to a bare `python -c pass`.
 
-Targets: DCTCP from source to loaded under 100 ms median (40 ms is the next one); the
+Targets: DCTCP from source to loaded at most 40 ms median (it was 100 ms first); the
 exponent at most about 1; `etran check` at most 150 ms and `etran build` at most 200 ms
 as processes. Run as root: `.venv/bin/python bench/compile.py [--runs N] [--startup-only]`.
 """
@@ -140,8 +140,8 @@ def main() -> int:
         if path.stem == "dctcp":
             dctcp_total = med["total"]
     if dctcp_total is not None:
-        verdict = "meets" if dctcp_total < 0.100 else "MISSES"
-        print(f"\nDCTCP source to loaded: {dctcp_total * 1000:.1f} ms median ({verdict} the 100 ms target)")
+        verdict = "meets" if dctcp_total <= 0.040 else "MISSES"
+        print(f"\nDCTCP source to loaded: {dctcp_total * 1000:.1f} ms median ({verdict} the 40 ms target)")
 
     startup(args.runs)
 
