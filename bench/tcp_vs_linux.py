@@ -98,7 +98,9 @@ def linux_client(a: Host, b: Host, port: int, rounds: int, size: int) -> tuple[l
 def etran_client(topo: Topology, a: Host, b: Host, port: int, rounds: int,
                  size: int) -> tuple[list[float], float]:
     listener, thread = serve(b, port, echo=True)
-    with listener, TcpStack(topo, a.name) as stack:
+    # the application runs inside host a, as one started with `ip netns exec` does (its
+    # sends then enter no namespace); the Linux client's socket lives in a as well
+    with listener, TcpStack(topo, a.name) as stack, a.entered():
         with stack.connect((b.ip, port), timeout=10) as sock:
             rtts = round_trips(sock.sendall, sock.recv, rounds)
         thread.join(5)
@@ -152,7 +154,7 @@ def linux_server_receive(a: Host, b: Host, port: int, size: int) -> float:
 
 def etran_server_receive(topo: Topology, a: Host, b: Host, port: int, size: int) -> float:
     """The same with etran's TCP as the server on a (its ACKs made by the gen hook)."""
-    with TcpStack(topo, a.name) as stack, stack.listen(port) as listener:
+    with TcpStack(topo, a.name) as stack, a.entered(), stack.listen(port) as listener:
         listener.settimeout(10)
         sender = _send_from_b(b, a.ip, port, size)
         conn, _ = listener.accept()

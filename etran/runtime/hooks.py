@@ -31,6 +31,7 @@ path for sending, and gen run after each batch it receives. It exposes frames on
 from __future__ import annotations
 
 import collections
+import contextlib
 import os
 import select
 import threading
@@ -81,6 +82,11 @@ class Egress:
         self._last: bytes | None = None  # the frame the last run returned, as it left it
         self._port = HostPort(interface, queue)
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+
+    def entered(self) -> contextlib.AbstractContextManager[None]:
+        """The calling thread inside the host's namespace for the ``with`` block: a thread
+        that sends often can stay there, and each send then enters nothing."""
+        return self._port.entered()
 
     def send(self, frames: Iterable[bytes]) -> int:
         """Run the program on every frame, in order, and do what each verdict says; returns
@@ -186,6 +192,10 @@ class Gen:
         self._lock = threading.Lock()
         self._port = HostPort(interface, queue)
 
+    def entered(self) -> contextlib.AbstractContextManager[None]:
+        """As :meth:`Egress.entered`."""
+        return self._port.entered()
+
     def run(self) -> int:
         """One round: run until XDP_DROP/XDP_ABORTED or ``max_frames`` frames; returns how
         many frames the round emitted. Thread-safe (rounds do not overlap)."""
@@ -242,6 +252,12 @@ class _Pump:
     def _serve(self) -> None:
         raise NotImplementedError
 
+    def _inside(self) -> contextlib.AbstractContextManager[None]:
+        """Where the thread lives: inside the host's namespace, so that its rounds enter
+        nothing (etran.runtime.netns skips a setns(2) pair into the namespace a thread is
+        already in)."""
+        return contextlib.nullcontext()
+
     def ask(self) -> None:
         """Ask from user space: the thread wakes at once (a flag set from user space would
         wait for the thread's next look at it)."""
@@ -271,11 +287,12 @@ class _Pump:
         if self._ring_fd >= 0:
             poller.register(self._ring_fd, select.POLLIN)
         try:
-            while not self._stop.is_set():
-                if self._asked():
-                    self._serve()
-                    continue
-                poller.poll(max(1, int(self.interval * 1000)))
+            with self._inside():
+                while not self._stop.is_set():
+                    if self._asked():
+                        self._serve()
+                        continue
+                    poller.poll(max(1, int(self.interval * 1000)))
         except BaseException as exc:  # surfaced by stop()
             self.error = exc
 
@@ -316,6 +333,9 @@ class GenPump(_Pump):
         self.gen = gen
         super().__init__("gen pump", ring=ring, flag=flag, interval=interval)
 
+    def _inside(self) -> contextlib.AbstractContextManager[None]:
+        return self.gen.entered()
+
     def _serve(self) -> None:
         # A round that stopped at max_frames left work behind: go on at once.
         while self.gen.run() >= self.gen.max_frames and not self._stop.is_set():
@@ -344,6 +364,9 @@ class EgressPump(_Pump):
         self.frame = bytes(frame)
         self.sent = 0
         super().__init__("egress pump", ring=ring, flag=flag, interval=interval)
+
+    def _inside(self) -> contextlib.AbstractContextManager[None]:
+        return self.egress.entered()
 
     def _serve(self) -> None:
         self.sent += self.egress.send([self.frame])

@@ -20,15 +20,18 @@ egress pump, and a worker thread resends.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import os
 import queue
 import random
 import select
 import socket as _socket
+import struct
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Any
@@ -48,6 +51,7 @@ from etran.tcp import segments as sg
 from etran.tcp.segments import ACK, CWR, ECE, FIN, NOTICE_RESUME, PSH, RST, SYN, Segment
 
 TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "tcp.py"
+_READ = struct.Struct("=I")              # the data path's `Read`: consumed, host order
 ESTABLISHED, PEER_CLOSED = 1, 2          # Conn.state in the data path
 INIT_CWND = 10                           # segments (RFC 6928), as the data path expects
 DCTCP_INIT_ALPHA = 1024
@@ -60,6 +64,8 @@ BATCH = 16                               # segments handed to egress per entry i
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
+APP_GRACE = 0.002                        # the dispatcher leaves the frames this long to an
+                                         # application thread that took them last
 
 
 def ts_clock() -> int:
@@ -178,6 +184,17 @@ class TcpStack:
         self._conns: dict[Key, TcpSocket] = {}
         self._listeners: dict[int, TcpListener] = {}
         self._stop = threading.Event()
+        # Who takes frames off the AF_XDP socket: whoever holds `_rx_lock`. An application
+        # thread waiting in `recv` takes it and polls the socket itself (`_serve_until`), so
+        # its data wakes it directly; the dispatcher thread does it only while no
+        # application thread is, or was a moment ago (APP_GRACE), for the others and for the
+        # rest. Two threads polling the socket would both wake for each frame, and the one
+        # that does not take it would still cost the other its CPU and the interpreter lock.
+        self._rx_lock = threading.Lock()
+        self._app_polling = False
+        self._app_left = 0.0
+        self._dispatcher_polling = False
+        self._nudge = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.error: BaseException | None = None
         self._resends: queue.Queue[TcpSocket | None] = queue.Queue()
         self._thread = threading.Thread(target=self._dispatch, name=f"etran-tcp-{me.name}",
@@ -351,39 +368,100 @@ class TcpStack:
         poller = select.poll()
         poller.register(self.xsk.fileno(), select.POLLIN)
         poller.register(self.egress.wakeup_fd(), select.POLLIN)
+        poller.register(self._nudge, select.POLLIN)
         try:
-            while not self._stop.is_set():
-                poller.poll(20)
-                took: set[TcpSocket] = set()
-                for frame in self.xsk.recv(64, timeout=0):
-                    seg = sg.parse(frame)
-                    if seg is not None and seg.dst == self.host.ip:
-                        sock = self._deliver(seg)
-                        if sock is not None and seg.payload:
-                            took.add(sock)
-                for sock in took:
-                    self._consumed(sock)
-                for frame in self.egress.take_returned(64):
-                    note = sg.parse_notice(frame)
-                    if note is None or note.why != NOTICE_RESUME:
-                        continue
-                    with self._lock:
-                        sock = self._conns.get((note.peer, note.peer_port, note.local_port))
-                    if sock is not None:
-                        self._resends.put(sock)
+            with self.egress.entered():      # lives in the host: its sends enter nothing
+                self._dispatch_loop(poller)
         except BaseException as exc:  # surfaced to the sockets, which raise it
             self.error = exc
             for sock in list(self._conns.values()):
                 sock._fail(errno.EIO)
+        finally:
+            os.close(self._nudge)
+
+    def _dispatch_loop(self, poller: select.poll) -> None:
+        while not self._stop.is_set():
+            if self._app_polling or time.monotonic() - self._app_left < APP_GRACE:
+                time.sleep(APP_GRACE / 2)    # an application thread takes the frames
+                continue
+            self._dispatcher_polling = True
+            poller.poll(20)
+            self._dispatcher_polling = False
+            with contextlib.suppress(BlockingIOError):
+                os.eventfd_read(self._nudge)
+            if self._app_polling:
+                continue
+            with self._rx_lock:
+                self._drain()
+
+    def _drain(self) -> None:
+        """Take what waits on the AF_XDP socket and what egress returned, and hand it to
+        the connections and listeners (the caller holds `_rx_lock`)."""
+        took: set[TcpSocket] = set()
+        for frame in self.xsk.recv(64, timeout=0):
+            seg = sg.parse(frame)
+            if seg is not None and seg.dst == self.host.ip:
+                sock = self._deliver(seg)
+                if sock is not None and seg.payload:
+                    took.add(sock)
+        for sock in took:
+            self._consumed(sock)
+        for frame in self.egress.take_returned(64):
+            note = sg.parse_notice(frame)
+            if note is None or note.why != NOTICE_RESUME:
+                continue
+            with self._lock:
+                sock = self._conns.get((note.peer, note.peer_port, note.local_port))
+            if sock is not None:
+                self._resends.put(sock)
+
+    def _serve_until(self, ready: Callable[[], object], timeout: float | None) -> bool | None:
+        """Wait for `ready()` in the calling (application) thread by polling the AF_XDP
+        socket and taking its frames here: one wake-up from the kernel to the thread that
+        wants the data, instead of one to the dispatcher and a second, through a condition,
+        to the application (about 50 us of a 64-byte round trip). Returns whether `ready()`
+        held in time, or None when another thread is taking the frames already: the caller
+        then waits on its condition for that thread to deliver."""
+        if not self._rx_lock.acquire(timeout=0.001):
+            return None
+        self._app_polling = True
+        if self._dispatcher_polling:
+            os.eventfd_write(self._nudge, 1)     # out of its poll, before a frame wakes it
+        try:
+            poller = select.poll()
+            poller.register(self.xsk.fileno(), select.POLLIN)
+            poller.register(self.egress.wakeup_fd(), select.POLLIN)
+            deadline = None if timeout is None else time.monotonic() + timeout
+            while True:
+                try:
+                    self._drain()
+                except BaseException as exc:
+                    self.error = exc
+                    for sock in list(self._conns.values()):
+                        sock._fail(errno.EIO)
+                    raise
+                if ready():
+                    return True
+                if self._stop.is_set():
+                    return False
+                wait = 20.0 if deadline is None else (deadline - time.monotonic()) * 1000
+                if wait <= 0:
+                    return False
+                poller.poll(max(1, min(20, int(wait))))
+        finally:
+            self._app_left = time.monotonic()
+            self._app_polling = False
+            self._rx_lock.release()
 
     def _resend(self) -> None:
         """Sockets the data path went back N for while they were not sending: resend from
         `snd_una` (egress says where; the socket asks it)."""
-        while (sock := self._resends.get()) is not None:
-            try:
-                sock._rewind_and_pump()
-            except OSError:
-                pass          # the socket's own calls raise what went wrong
+        with self.egress.entered():
+            while (sock := self._resends.get()) is not None:
+                try:
+                    sock._rewind_and_pump()
+                except OSError:
+                    pass      # the socket's own calls raise what went wrong
 
     def _consumed(self, sock: TcpSocket) -> None:
         """Tell the data path how far `sock`'s data is off the AF_XDP socket (it sizes the
@@ -391,8 +469,10 @@ class TcpStack:
         saying so: a peer facing a closed window would otherwise wait for its probe timer."""
         read = sock._rcv_next
         key = self._map_key(sock.key)
-        try:
-            self.maps["reads"][key] = {"consumed": read}
+        if sock._reads_key is None:
+            sock._reads_key = self.maps["reads"].encode_key(key)
+        try:   # raw bytes: on the path of every receive, the typed map's encoding costs 10 us
+            self.raw_maps["reads"].update(sock._reads_key, _READ.pack(read))
         except EtranRuntimeError:
             return                         # the connection was removed meanwhile
         if not sock._eof and (read - sock._window_told) & 0xFFFFFFFF >= WINDOW_UPDATE:
@@ -507,6 +587,7 @@ class TcpSocket:
         self.ecn = False                   # ECN negotiated
         self._handshake = threading.Event()
         self._cv = threading.Condition()
+        self._reads_key: bytes | None = None    # its key in the data path's `reads`
         self._buffer = bytearray()
         self._rcv_next = 0                 # the sequence number of the next byte for recv
         self._window_told = 0              # _rcv_next when we last pushed a window update
@@ -733,11 +814,18 @@ class TcpSocket:
                         options=b"" if self._ts_recent is None else sg.TS_ROOM)
 
     def recv(self, bufsize: int) -> bytes:
-        """Up to `bufsize` bytes; b"" once the peer has closed and everything was read."""
+        """Up to `bufsize` bytes; b"" once the peer has closed and everything was read.
+        While nothing is there, the calling thread takes frames off the AF_XDP socket itself
+        (`TcpStack._serve_until`) unless another thread already does."""
+        def readable() -> bool:
+            return bool(self._buffer or self._eof or self._error is not None or self._closed)
+
+        ready: bool | None = readable()
+        if not ready:
+            ready = self.stack._serve_until(readable, self.timeout)
         with self._cv:
-            ready = self._cv.wait_for(
-                lambda: self._buffer or self._eof or self._error is not None or self._closed,
-                self.timeout)
+            if ready is None:
+                ready = self._cv.wait_for(readable, self.timeout)
             if self._buffer:
                 out = bytes(self._buffer[:bufsize])
                 del self._buffer[:bufsize]

@@ -58,6 +58,7 @@ TCP_AT = 34         # the TCP header, after Ethernet and a 20-byte IPv4 header
 TIMEOUT_PROTO = 0x88B5   # EtherType of the runtime's TIMEOUT frames and of our notices
 NOTICE_WINDOW = 1   # urg_ptr of a returned segment: the peer's window is full
 NOTICE_RESUME = 2   # ... send again from ack_seq
+DELAYED_ACK_SEGMENTS = 2   # in-order segments an ACK may wait for (RFC 5681 4.2)
 RTO_MIN_NS = 10_000_000     # 10 ms: far above a datacenter RTT, far below Linux's 200 ms
 RTO_MAX_NS = 640_000_000
 DUP_ACKS = 3
@@ -138,8 +139,9 @@ class Conn(Struct):
     ooo_ends: Array[u32, 4]
     ooo_count: u32
     ack_queued: bool      # an ACK is waiting in `acks`
-    last_ack: u32         # the last ACK sent by tcp_ack: its number and window
-    last_wnd: u32
+    last_ack: u32         # the last ACK sent (by tcp_ack, or on data by tcp_tx): its
+    last_wnd: u32         # number and window
+    rx_unacked: u32       # in-order data segments taken since the last ACK sent
     go_back_queued: bool  # a go-back is waiting in `go_backs`
     rto_armed: bool
     dup_acks: u32
@@ -234,7 +236,8 @@ class Counters(Struct):
 
 
 class Wake(Struct):
-    asked: u32
+    asked: u32            # a round now: a record was written to the ring when this rose
+    delayed: u32          # a round at the pump's next look at the flag (a delayed ACK)
 
 
 class Pending(Struct):
@@ -301,6 +304,22 @@ def ask_for_ack(key: ConnKey, c: Conn) -> None:
             c.ack_queued = True
             count_request()
     ask_gen()                            # even when the queue is full: it must drain
+
+
+def delay_ack(key: ConnKey, c: Conn) -> None:
+    """Queue an ACK that may wait for the gen pump's next look at its flag (within about a
+    millisecond, `ACK_DELAY` in docs/tcp.md) instead of waking it: a segment of ours that
+    leaves meanwhile carries the acknowledgement, and the queued ACK is then skipped as a
+    repeat. Request/response traffic then sends no pure ACK at all, as with Linux's
+    delayed ACKs."""
+    if not c.ack_queued:
+        if acks.push(AckReq(peer_ip=key.peer_ip, peer_port=key.peer_port,
+                            local_port=key.local_port, dup=0)):
+            c.ack_queued = True
+            count_request()
+    w = wake.get(0)
+    if w is not None:
+        w.delayed = 1
 
 
 def ask_for_go_back(key: ConnKey, c: Conn) -> None:
@@ -524,11 +543,15 @@ def tcp_rx(pkt: Packet) -> int:
         return XDP_DROP                  # a pure ACK: taken
     if c.state != ESTABLISHED:
         return dup_ack(key, c)           # nothing is accepted after the peer's FIN
+    ce_changed = False
     if data_len != 0:
-        c.ce_state = ip.ecn() == CE      # echoed as ECE on the ACKs for this segment
+        ce = ip.ecn() == CE
+        ce_changed = ce != c.ce_state
+        c.ce_state = ce                  # echoed as ECE on the ACKs for this segment
     if seq == c.rcv_nxt:
         if data_len > rcv_window(key, c):
             return dup_ack(key, c)       # the application's socket has no room for it
+        filled = c.ooo_count != 0
         c.rcv_nxt = seq + data_len + fin
         if fin == 1:
             c.ooo_count = 0              # nothing held can follow the peer's FIN
@@ -537,7 +560,15 @@ def tcp_rx(pkt: Packet) -> int:
         c.bytes_in += data_len
         if fin == 1:
             c.state = PEER_CLOSED
-        ask_for_ack(key, c)
+        c.rx_unacked += 1
+        # RFC 5681 4.2: an ACK for at least every second segment, and at once for a FIN or
+        # a segment that fills a hole; DCTCP's receiver: at once while CE marks arrive or
+        # when they stop, so the echo follows the marks (RFC 8257 3.2)
+        if fin == 1 or filled or c.rx_unacked >= DELAYED_ACK_SEGMENTS or c.ce_state or \
+                ce_changed:
+            ask_for_ack(key, c)
+        else:
+            delay_ack(key, c)
         return sockets.redirect(pkt.rx_queue, XDP_DROP)
     end = seq + data_len
     if fin == 1 or data_len == 0 or not seq_after(seq, c.rcv_nxt) or \
@@ -694,8 +725,12 @@ def tcp_tx(pkt: Packet) -> int:
         if data_len != 0 and c.cwr_pending:
             tcp.flags = tcp.flags | TCP_CWR_FLAG
             c.cwr_pending = False
-    tcp.window = window_field(c, rcv_window(ConnKey(peer_ip=ip.dst, peer_port=tcp.dst_port,
-                                                   local_port=tcp.src_port), c))
+    wnd = rcv_window(ConnKey(peer_ip=ip.dst, peer_port=tcp.dst_port, local_port=tcp.src_port),
+                     c)
+    tcp.window = window_field(c, wnd)
+    c.last_ack = c.rcv_nxt               # the ACK this segment carries: a delayed pure ACK
+    c.last_wnd = wnd                     # saying the same is skipped
+    c.rx_unacked = 0
     tcp.urg_ptr = 0
     tcp.check = 0
     tcp.check = tcp_sum(pkt, ip, total - 20)
@@ -774,6 +809,7 @@ def tcp_ack(pkt: Packet) -> int:
         return come_back()
     c.last_ack = c.rcv_nxt
     c.last_wnd = wnd
+    c.rx_unacked = 0
     c.acks_sent += 1
     ack_len: u32 = ACK_LEN
     if c.ts_ok:

@@ -62,7 +62,10 @@ cc_state = st.fixed_dictionaries({
     "snd_wscale": st.sampled_from([0, 3, 7, 14, 15, 0xFFFFFFFF]),
     "rcv_wscale": st.sampled_from([0, 3, 14, 15, 0xFFFFFFFF]),
     "rcv_buf": st.sampled_from([0, 1, 65535, 65536, 256 << 10, 0xFFFFFFFF]),
-    "ts_ok": st.booleans(), "ts_recent": u32, "sack_ok": st.booleans(), "ooo_recent": u32})
+    "ts_ok": st.booleans(), "ts_recent": u32, "sack_ok": st.booleans(), "ooo_recent": u32,
+    # in-order segments since our last ACK: below, at and past the delayed ACK's two
+    "rx_unacked": st.sampled_from([0, 1, 2, 3, 0xFFFFFFFF]),
+    "last_ack": u32, "last_wnd": st.sampled_from([0, 65535, 1 << 20])})
 # a segment's options: none, the timestamps as Linux and our egress lay them out, or the
 # same bytes a little wrong (another kind, a short length, one NOP)
 options = st.one_of(st.just(b""), st.builds(sg.ts_option, u32, u32),
@@ -185,3 +188,75 @@ def test_ack_generation_agrees(runner: Any, base: int, rcv: int, queued: bool, s
         assert k.action == 3                                   # XDP_TX
     else:
         assert k.action == 1                                   # XDP_DROP: nothing to send
+
+
+def _conn(runner: Any, store: MapStore) -> dict[str, Any]:
+    m = runner.program.map("conns")
+    key = codec.encode(m.key, {"peer_ip": sg.ip_int(B), "peer_port": PEER,
+                               "local_port": LOCAL}, "key")
+    return codec.decode(m.value, store.maps["conns"].entries[key])
+
+
+def _wake(runner: Any, store: MapStore) -> dict[str, Any]:
+    return codec.decode(runner.program.map("wake").value,
+                        store.maps["wake"].entries.get(bytes(4), bytes(8)))
+
+
+@pytest.mark.parametrize("ce", [False, True])
+def test_delayed_ack_waits_for_a_second_segment_or_for_our_data(runner: Any, ce: bool) -> None:
+    """RFC 5681 4.2 as the data path does it: the first in-order segment queues an ACK and
+    raises only the pump's `delayed` flag (no ring record: the pump takes it within its
+    interval); the second asks at once. A segment of ours leaving meanwhile carries the
+    acknowledgement, and the queued ACK then sends nothing. With CE marks (DCTCP) every
+    segment is acknowledged at once."""
+    rcv, una = 1_000_000, 7_000
+    store = maps(runner, una, una, 65535, rcv, 1, False, {"ecn_ok": True})
+
+    def segment(seq: int, payload: bytes) -> bytes:
+        frame = bytearray(sg.build(src_mac=MAC_B, dst_mac=MAC_A, src=B, dst=A, sport=PEER,
+                                   dport=LOCAL, seq=seq, ack=una, flags=sg.ACK | sg.PSH,
+                                   payload=payload))
+        if ce:                   # CE in the ECN field, the IPv4 checksum made again
+            frame[15] = 3
+            frame[24:26] = b"\0\0"
+            frame[24:26] = sg.checksum(bytes(frame[14:34])).to_bytes(2, "big")
+        return bytes(frame)
+
+    k, _i, diffs = run_both(runner, "tcp_rx", frame_input(segment(rcv, b"x" * 64), maps=store))
+    assert not diffs, diffs
+    store = k.maps
+    conn, wake = _conn(runner, store), _wake(runner, store)
+    assert conn["rcv_nxt"] == rcv + 64 and conn["ack_queued"] and len(store["acks"].queue) == 1
+    if ce:
+        assert wake["asked"] == 1 and len(k.ringbuf.get("wake_ring", [])) == 1
+        return
+    assert conn["rx_unacked"] == 1
+    assert (wake["asked"], wake["delayed"]) == (0, 1) and not k.ringbuf.get("wake_ring")
+
+    # our response leaves: it carries the ACK, and the queued one is skipped
+    reply = sg.build(src_mac=MAC_A, dst_mac=MAC_B, src=A, dst=B, sport=LOCAL, dport=PEER,
+                     seq=una, flags=sg.PSH, payload=b"y" * 64)
+    k, _i, diffs = run_both(runner, "tcp_tx", frame_input(reply, maps=store))
+    assert not diffs, diffs
+    assert k.action == 3 and sg.parse(k.packet).ack == rcv + 64
+    store = k.maps
+    conn = _conn(runner, store)
+    assert (conn["last_ack"], conn["rx_unacked"]) == (rcv + 64, 0)
+    k, _i, diffs = run_both(runner, "tcp_ack", frame_input(bytes(64), maps=store))
+    assert not diffs, diffs
+    assert k.action == 1 and _conn(runner, k.maps)["acks_sent"] == 0
+
+    # two segments with nothing of ours between: the second asks for the ACK at once
+    store = k.maps
+    store.set("wake", 0, {"asked": 0, "delayed": 0})
+    for i, seq in enumerate((rcv + 64, rcv + 128)):
+        k, _i, diffs = run_both(runner, "tcp_rx", frame_input(segment(seq, b"z" * 64),
+                                                              maps=store))
+        assert not diffs, diffs
+        store = k.maps
+        assert len(k.ringbuf.get("wake_ring", [])) == i      # a record only for the second
+    k, _i, diffs = run_both(runner, "tcp_ack", frame_input(bytes(64), maps=store))
+    assert not diffs, diffs
+    seg = sg.parse(k.packet)
+    assert k.action == 3 and seg is not None and seg.ack == rcv + 192
+    assert _conn(runner, k.maps)["rx_unacked"] == 0

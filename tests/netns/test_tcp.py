@@ -196,6 +196,81 @@ def test_bulk_to_linux_and_back(topo: Topology, server: Linux) -> None:
     assert clean(before, linux_counters(b)) == {}
 
 
+def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linux) -> None:
+    """Delayed ACKs (RFC 5681 4.2): each echoed response is acknowledged by our next
+    request, so 200 round trips make almost no pure ACKs (without delaying, one per
+    response), every byte arrives, and Linux sees no timeout or RST."""
+    b = topo.host("b")
+    before = linux_counters(b)
+    server.start(echo)
+    rounds = 200
+    with TcpStack(topo, "a") as stack, topo.host("a").entered():
+        with stack.connect((b.ip, PORT), timeout=5) as sock:
+            for i in range(rounds):
+                message = i.to_bytes(4, "big") * 16
+                sock.sendall(message)
+                got = b""
+                while len(got) < len(message):
+                    got += sock.recv(len(message) - len(got))
+                assert got == message
+            entry = stack.connection(sock)
+            assert entry is not None and entry["bytes_in"] == 64 * rounds
+            # a few pure ACKs: the last response's, and any the pump took before a request
+            assert entry["acks_sent"] < rounds // 4, entry["acks_sent"]
+        server.join()
+    assert clean(before, linux_counters(b)) == {}
+
+
+def test_two_threads_receive_on_two_connections_at_once(topo: Topology) -> None:
+    """Whoever waits in `recv` takes the frames off the AF_XDP socket for every connection:
+    two threads, each in `recv` on its own connection while the other's data arrives, both
+    get all of theirs, in order."""
+    b = topo.host("b")
+    servers = []
+    for port in (PORT, PORT + 1):
+        sock = linux_socket(b)
+        sock.bind((b.ip, port))
+        sock.listen()
+        sock.settimeout(20)
+        servers.append(Linux(b, sock))
+    payloads = [os.urandom(300_000), os.urandom(300_000)]
+
+    def send_all(data: bytes) -> Callable[[socket.socket], None]:
+        def serve(conn: socket.socket) -> None:
+            for at in range(0, len(data), 1000):   # in pieces, so both streams interleave
+                conn.sendall(data[at:at + 1000])
+        return serve
+
+    try:
+        with TcpStack(topo, "a") as stack:
+            conns = [stack.connect((b.ip, PORT + i), timeout=5) for i in range(2)]
+            got = [bytearray(), bytearray()]
+            errors: list[BaseException] = []
+
+            def read(i: int) -> None:
+                try:
+                    while chunk := conns[i].recv(1 << 16):
+                        got[i].extend(chunk)
+                except BaseException as exc:
+                    errors.append(exc)
+            readers = [threading.Thread(target=read, args=(i,)) for i in range(2)]
+            for r in readers:
+                r.start()
+            for s, data in zip(servers, payloads):
+                s.start(send_all(data))
+            for s in servers:
+                s.join()
+            for r in readers:
+                r.join(30)
+            assert not errors, errors
+            assert [bytes(g) for g in got] == payloads
+            for c in conns:
+                c.close()
+    finally:
+        for s in servers:
+            s.sock.close()
+
+
 def test_a_linux_client_sends_to_an_etran_server(topo: Topology) -> None:
     """8 MiB from a Linux client; the etran server answers after the client's FIN, and the
     client reads the answer and then the server's FIN."""

@@ -133,6 +133,52 @@ def test_nested_entries_come_back_one_level_at_a_time(kernel: None) -> None:
             assert seen == {"start": in_b, "b": in_b, "back": in_b}
 
 
+def test_entering_the_namespace_a_thread_is_in_costs_no_setns(
+        kernel: None, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A thread already inside a namespace (entered through another handle, or started
+    there) enters it again without setns(2), and still comes back to where it was; entering
+    another namespace from there does switch, and back."""
+    def inode() -> int:
+        return os.stat("/proc/thread-self/ns/net").st_ino
+
+    calls: list[int] = []
+    real = netns._setns
+
+    def counted(fd: int) -> None:
+        calls.append(fd)
+        real(fd)
+
+    monkeypatch.setattr(netns, "_setns", counted)
+    home = inode()
+    with Topology("two-hosts", switch_xdp=False) as topo:
+        a1, a2 = netns.Entry(topo.host("a").netns), netns.Entry(topo.host("a").netns)
+        b = netns.Entry(topo.host("b").netns)
+        with a1, a2, b:
+            calls.clear()
+            with a1.entered():
+                in_a = inode()
+                assert len(calls) == 1
+                with a2.entered():               # the same namespace, another handle
+                    assert inode() == in_a and len(calls) == 1
+                    with b.entered():            # elsewhere: a switch there and back
+                        assert inode() != in_a and len(calls) == 2
+                    assert inode() == in_a and len(calls) == 3
+                assert inode() == in_a and len(calls) == 3
+                seen: dict[str, int] = {}
+
+                def started_inside() -> None:    # its home is a: entering a is free
+                    before = len(calls)
+                    with a2.entered():
+                        seen["a"] = inode()
+                    seen["setns"] = len(calls) - before
+
+                t = threading.Thread(target=started_inside)
+                t.start()
+                t.join()
+                assert seen == {"a": in_a, "setns": 0}
+            assert inode() == home and len(calls) == 4
+
+
 def test_unknown_topology_is_a_clear_error() -> None:
     with pytest.raises(EtranRuntimeError, match="unknown topology; use two-hosts or incast:N"):
         Topology("ring:4")
