@@ -1,9 +1,8 @@
 """Benchmark transport for the runtime: egress stamping in two forms, a counting sink, a
 generator that makes frames while it has credits, and delivery to an AF_XDP socket.
 
-`stamp` is the @egress hook as the live-frames runtime runs it (XDP_TX sends the frame out);
-`stamp_redirect` is the same stamping as an XDP program on a veth peer, which must redirect
-the frame to the host's uplink itself (XDP_TX there would bounce it back to the application).
+`stamp` is the @egress hook: run by the test-run path (etran.runtime.hooks.Egress), or, in a
+native build, on the far end of the application's veth (etran.runtime.native).
 """
 from etran.dsl import *
 from etran.bpf_templates.headers import Eth, IPv4, Udp, IPv4Words, ETH_P_IP, IPPROTO_UDP, csum_fold
@@ -32,7 +31,6 @@ class Counters(Struct):
 
 config = ArrayMap(Config, max_entries=1)
 counters = ArrayMap(Counters, max_entries=1)
-uplink = DevMap(max_entries=1)
 app_sockets = XskMap(max_entries=4)
 
 
@@ -56,13 +54,6 @@ def stamp_frame(pkt: Packet) -> bool:
 def stamp(pkt: Packet) -> int:
     if stamp_frame(pkt):
         return XDP_TX
-    return XDP_DROP
-
-
-@xdp
-def stamp_redirect(pkt: Packet) -> int:
-    if stamp_frame(pkt):
-        return uplink.redirect(0, XDP_DROP)
     return XDP_DROP
 
 

@@ -8,9 +8,9 @@ the frames (so the stack's cost on B does not blur the comparison):
   run+packet  one BPF_PROG_RUN per frame as if the frame arrived on A's interface (verdict
               and finished frame come back), then the XDP_TX'd frame leaves through an
               AF_PACKET socket bound to A's interface (what etran's Egress does)
-  veth-peer   the application's AF_XDP socket transmits on a veth pair inside host A whose
-              far end runs the stamping as native XDP and redirects to A's uplink (the program
-              must redirect: XDP_TX there would bounce the frame back to the application)
+  native      the application's AF_XDP socket transmits on a veth pair inside host A whose
+              far end runs a native build of the same @egress (etran.runtime.native: XDP_TX
+              there becomes a redirect to A's uplink)
   run+xsk     the same run per frame, then the frames go out in a batch through an AF_XDP
               TX ring on A's interface
 
@@ -32,19 +32,18 @@ import statistics
 import struct
 import sys
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etran.pipeline import compile_file  # noqa: E402
+from etran.pipeline import check_file, compile_file, compile_program  # noqa: E402
 from etran.runtime import netns  # noqa: E402
 from etran.runtime.afxdp import XskSocket  # noqa: E402
-from etran.runtime.attach import attach_xdp  # noqa: E402
 from etran.runtime.hooks import Egress, Gen  # noqa: E402
 from etran.runtime.loader import LoadedObject, load_object  # noqa: E402
+from etran.runtime.native import NativeEgress  # noqa: E402
 from etran.runtime.topology import Host, Topology  # noqa: E402
 from etran.runtime.transmit import context_for  # noqa: E402
 from etran.testing.packets import eth, ipv4, udp  # noqa: E402
@@ -102,28 +101,6 @@ class Bench:
         return statistics.median(times), times[int(len(times) * 0.99) - 1]
 
 
-@contextmanager
-def veth_peer_path(bench: Bench) -> Iterator[XskSocket]:
-    """Host A gets etran-app0 <-> etran-app1; the app's socket sends on app0, app1 runs
-    stamp_redirect (native) towards A's uplink."""
-    a = bench.a
-    with netns.netlink(a.netns) as ipr:
-        ipr.link("add", ifname="etran-app0", kind="veth", peer="etran-app1")
-        for name in ("etran-app0", "etran-app1"):
-            ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
-    app0, app1 = netns.interface(a.netns, "etran-app0"), netns.interface(a.netns, "etran-app1")
-    with a.entered():
-        bench.a_obj.maps["uplink"].update(bytes(4), struct.pack("<I", a.ifindex))
-    link = attach_xdp(bench.a_obj.programs["stamp_redirect"], app1)
-    try:
-        with XskSocket(app0) as xsk:
-            yield xsk
-    finally:
-        link.close()
-        with netns.netlink(a.netns) as ipr:
-            ipr.link("del", ifname="etran-app0")
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=20000, help="burst size (throughput)")
@@ -133,6 +110,8 @@ def main() -> None:
     args = parser.parse_args()
 
     elf = compile_file(ROOT / "bench" / "bench_transport.py").elf
+    native_elf = compile_program(check_file(ROOT / "bench" / "bench_transport.py"),
+                                 native_egress=True).elf
     with Topology("two-hosts") as topo:
         a_obj = topo.own(load_object(elf, "bench_a"), "a")
         b_obj = topo.own(load_object(elf, "bench_b"), "b")
@@ -150,12 +129,11 @@ def main() -> None:
                             "every verdict honoured: XDP_TX sent, XDP_REDIRECT back to the "
                             "application, XDP_DROP dropped"))
 
-        with veth_peer_path(bench) as xsk:
-            def peer_send(batch: list[bytes]) -> None:
-                xsk.send(batch)
-            results.append(("veth-peer", bench.throughput(peer_send, frames),
-                            bench.latency(peer_send, one, args.samples),
-                            "needs a second veth pair and a redirecting variant of @egress"))
+        native_obj = topo.own(load_object(native_elf, "bench_a_native"), "a")
+        with NativeEgress(native_obj.maps, native_obj.programs["stamp"], a.interface) as path:
+            results.append(("native", bench.throughput(path.send, frames),
+                            bench.latency(path.send, one, args.samples),
+                            "every verdict honoured, by the kernel; cannot be bypassed"))
 
         ctx = context_for(a.interface)
         with XskSocket(a.interface) as xsk, netns.Entry(a.netns) as entry:

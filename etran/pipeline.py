@@ -122,9 +122,11 @@ def check_file(path: str | Path, timings: dict[str, float] | None = None) -> tir
 
 def compile_program(program: tir.Program, observe: bool = False,
                     timings: dict[str, float] | None = None, keep_ir: bool = False,
-                    defects: frozenset[str] = frozenset()) -> CompiledObject:
+                    defects: frozenset[str] = frozenset(),
+                    native_egress: bool = False) -> CompiledObject:
     """Lower and emit a checked program. `observe` adds the probes `etran run` reads;
-    `defects` deliberately miscompiles (tests of the checks that must catch it)."""
+    `defects` deliberately miscompiles (tests of the checks that must catch it);
+    `native_egress` builds the @egress hooks for the native path (etran.lower.native)."""
     from etran.backend.emit import CompiledObject, ProgramInfo, emit_object
     from etran.lower.context import reach
     from etran.lower.irtext import module_text
@@ -142,7 +144,8 @@ def compile_program(program: tir.Program, observe: bool = False,
         t0 = time.perf_counter()
         with gc_paused():   # the module dropped before the collector ever sees it (lower)
             module, probes = lower(program, observe=observe, defects=defects,
-                                   keep_bounds=keep_bounds, unroll=unroll, reached=reached)
+                                   keep_bounds=keep_bounds, unroll=unroll, reached=reached,
+                                   native_egress=native_egress)
             text = module_text(module)   # str(module), faster (etran/lower/irtext.py)
             del module
         t1 = time.perf_counter()

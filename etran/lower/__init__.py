@@ -4,5 +4,6 @@
 `statements` and `expressions` lower function bodies; `function` holds what
 they share about the function being lowered; `debuginfo` builds the DWARF that
 becomes .BTF and .BTF.ext; `observe` is the layout of the probes `etran run`
-and the differential harness read.
+and the differential harness read; `native` translates @egress verdicts for the
+runtime's native path.
 """

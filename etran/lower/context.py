@@ -198,13 +198,18 @@ class ModuleContext:
 
     def __init__(self, program: tir.Program, observe: bool = False,
                  defects: frozenset[str] = frozenset(), keep_bounds: bool | None = None,
-                 unroll: bool = True, reached: Reach | None = None) -> None:
+                 unroll: bool = True, reached: Reach | None = None,
+                 native_egress: bool = False) -> None:
         unknown = defects - DEFECTS
         if unknown:
             raise ValueError(f"unknown lowering defects: {sorted(unknown)}")
         self.program = program
         self.observe = observe
         self.defects = defects
+        # @egress hooks built to run natively on the far end of the application's veth
+        # (etran.runtime.native): their verdicts are translated where they return
+        # (`FunctionLowering.s_Return`), through the hidden DevMap NATIVE_UPLINK_MAP
+        self.native_egress = native_egress
         self.m = ir.Module(name=program.name)
         self.m.scope = fast_names(self.m.scope)
         self.m.triple = TRIPLE

@@ -20,6 +20,7 @@ import llvmlite.ir as ir
 from etran.collector import gc_paused
 from etran.ir import tir
 from etran.ir.types import IntType, MapType
+from etran.lower import native
 from etran.lower import observe as obs
 from etran.lower.context import I8, PTR, ModuleContext, Reach, _obs_struct, fire_map
 from etran.lower.statements import FunctionLowering
@@ -28,7 +29,7 @@ from etran.lower.statements import FunctionLowering
 def lower(program: tir.Program, observe: bool = False,
           defects: frozenset[str] = frozenset(),
           keep_bounds: bool | None = None, unroll: bool = True,
-          reached: Reach | None = None) -> tuple[ir.Module, int]:
+          reached: Reach | None = None, native_egress: bool = False) -> tuple[ir.Module, int]:
     """The LLVM module of a checked program (maps, license, functions, hooks, probes) and
     how many observation probes it holds (`ModuleContext.probes`). Built with the cyclic
     garbage collector paused (`etran.collector`): a module is tens of thousands of
@@ -37,17 +38,23 @@ def lower(program: tir.Program, observe: bool = False,
     the module having seen it once. `keep_bounds`: whether the hooks keep the packet's
     bounds in registers (`ModuleContext.keep_bounds`); None: where `keeps_bounds` says.
     `unroll`: whether short counted loops are written out (etran.lower.unroll). `reached`:
-    `etran.lower.context.reach(program)`, if the caller has it."""
+    `etran.lower.context.reach(program)`, if the caller has it. `native_egress`: the
+    @egress hooks as the native path runs them (`etran.lower.native`)."""
     with gc_paused():
-        return _lower(program, observe, defects, keep_bounds, unroll, reached)
+        return _lower(program, observe, defects, keep_bounds, unroll, reached, native_egress)
 
 
 def _lower(program: tir.Program, observe: bool,
            defects: frozenset[str], keep_bounds: bool | None,
-           unroll: bool, reached: Reach | None) -> tuple[ir.Module, int]:
-    lw = ModuleContext(program, observe, defects, keep_bounds, unroll, reached)
+           unroll: bool, reached: Reach | None,
+           native_egress: bool = False) -> tuple[ir.Module, int]:
+    lw = ModuleContext(program, observe, defects, keep_bounds, unroll, reached,
+                       native_egress=native_egress and any(h.hook == "egress"
+                                                           for h in program.hooks))
     for m in lw.program.maps:
         lw.declare_map(m)
+    if lw.native_egress:
+        lw.declare_map(native.uplink_map())
     if lw.observe:
         lw.obs_map = MapType(obs.MAP_NAME, "ArrayMap", IntType("u32", 32, False),
                            _obs_struct(), 1, None)

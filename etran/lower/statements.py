@@ -12,6 +12,7 @@ import llvmlite.ir as ir
 from etran.abi import SPIN_LOCK, SPIN_UNLOCK
 from etran.ir import tir
 from etran.ir.types import BeType, IntType, PacketType, Type, VoidType
+from etran.lower import native
 from etran.lower.context import I1, I8, I32, I64, PKT_INFO_FIELDS, PKT_INFO_SIZE, llvm_type
 from etran.lower.expressions import ExprLowering
 from etran.lower.function import view_vars
@@ -204,11 +205,22 @@ class FunctionLowering(ExprLowering):
     def s_Return(self, s: tir.Return) -> None:
         if s.value is None:
             if self.fn.hook is not None and self.fn.hook != "timer":
-                self.b.ret(ir.Constant(I32, 2))
+                self.ret_verdict(ir.Constant(I32, 2))
             else:
                 self.b.ret_void()
             return
-        self.b.ret(self.expr(s.value))
+        if self.fn.hook is not None and self.fn.hook != "timer":
+            self.ret_verdict(self.expr(s.value))
+        else:
+            self.b.ret(self.expr(s.value))
+
+    def ret_verdict(self, verdict: ir.Value) -> None:
+        """A hook's return: the verdict itself, or in a native @egress build what the native
+        path must return for the verdict to keep its meaning (`etran.lower.native`)."""
+        if self.fn.hook == "egress" and self.lw.native_egress:
+            native.lower_return(self, verdict)
+        else:
+            self.b.ret(verdict)
 
     def s_Locked(self, s: tir.Locked) -> None:
         lock = self.address(s.lock)

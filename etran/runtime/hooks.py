@@ -38,7 +38,7 @@ import threading
 import time
 from collections.abc import Iterable
 from types import TracebackType
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 from etran.abi import (
     RINGBUF_MAP_TYPE,
@@ -54,6 +54,9 @@ from etran.runtime.loader import Program
 from etran.runtime.maps import Map, RingBufferReader
 from etran.runtime.netns import Interface
 from etran.runtime.transmit import HostPort
+
+if TYPE_CHECKING:
+    from etran.runtime.native import NativeEgress
 
 
 def _unhonoured(hook: str, program: Program, verdict: int, allowed: str) -> EtranRuntimeError:
@@ -355,7 +358,7 @@ class EgressPump(_Pump):
     ``sent`` counts the frames pushed.
     """
 
-    def __init__(self, egress: Egress, frame: bytes, *, ring: Map | None = None,
+    def __init__(self, egress: Egress | NativeEgress, frame: bytes, *, ring: Map | None = None,
                  flag: tuple[Map, bytes] | None = None, interval: float = 0.001) -> None:
         if len(frame) < 14:
             raise EtranRuntimeError(f"start the egress pump of {egress.program.name!r}",

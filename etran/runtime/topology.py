@@ -183,7 +183,7 @@ class Topology:
         sw.link("set", index=index, master=bridge, state="up")
         sw.fdb("add", ifindex=index, lladdr=mac, state=ndmsg.states["noarp"],
                flags=ndmsg.NTF_MASTER)
-        _checksum_offload_off(self.switch, port)
+        checksum_offload_off(self.switch, port)
         self.ports[host] = Interface(self.switch, port, index)
         self.hosts[host] = Host(host, ns, netns.interface(ns, HOST_IFNAME),
                                 f"10.111.0.{number}", mac)
@@ -197,7 +197,7 @@ class Topology:
                 if other is not host:
                     ipr.neigh("add", dst=other.ip, lladdr=other.mac, ifindex=host.ifindex,
                               state=ndmsg.states["permanent"])
-        _checksum_offload_off(host.netns, host.ifname)
+        checksum_offload_off(host.netns, host.ifname)
 
     # ---- use
 
@@ -328,7 +328,7 @@ class Topology:
         return f"Topology({self.kind!r}, run={self.run_id}, hosts={list(self.hosts)})"
 
 
-def _checksum_offload_off(namespace: str, ifname: str) -> None:
+def checksum_offload_off(namespace: str, ifname: str) -> None:
     """``ethtool -K IF tx off``: the stack writes full checksums itself (see module doc)."""
     from pyroute2.ethtool import Ethtool
     with netns.enter(namespace):

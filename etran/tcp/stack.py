@@ -43,12 +43,24 @@ from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import Program, load_object
 from etran.runtime.maps import RingBufferReader
+from etran.runtime.native import NativeEgress
 from etran.runtime.pinned import Stopper, close_all, open_pinned_host
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
 from etran.tcp import segments as sg
-from etran.tcp.segments import ACK, CWR, ECE, FIN, NOTICE_RESUME, PSH, RST, SYN, Segment
+from etran.tcp.segments import (
+    ACK,
+    CWR,
+    ECE,
+    FIN,
+    NOTICE_RESUME,
+    NOTICE_WINDOW,
+    PSH,
+    RST,
+    SYN,
+    Segment,
+)
 
 TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "tcp.py"
 _READ = struct.Struct("=I")              # the data path's `Read`: consumed, host order
@@ -97,11 +109,14 @@ def _error(code: int, what: str) -> OSError:
 _compiled: dict[str, Any] = {}
 
 
-def _transport() -> Any:
-    if "tcp" not in _compiled:
-        from etran.pipeline import compile_file  # the compiler only where a stack starts
-        _compiled["tcp"] = compile_file(TRANSPORT)
-    return _compiled["tcp"]
+def _transport(native_egress: bool = False) -> Any:
+    """The data path compiled once per process: the plain build, or the native build whose
+    egress runs on the far end of the application's veth (etran.runtime.native)."""
+    name = "tcp-native" if native_egress else "tcp"
+    if name not in _compiled:
+        from etran.pipeline import check_file, compile_program  # the compiler only here
+        _compiled[name] = compile_program(check_file(TRANSPORT), native_egress=native_egress)
+    return _compiled[name]
 
 
 Key = tuple[str, int, int]               # (peer address, peer port, local port)
@@ -114,19 +129,24 @@ class TcpStack:
     `TcpStack.in_run(record, "a")` uses the one `etran up etran/transports/tcp.py` loaded
     and pinned for host a (how `etran nc` runs inside a host's namespace). Either way one
     stack per host: it takes the interface's AF_XDP queue.
+
+    `native_egress=True` runs egress natively on the far end of the stack's own veth pair
+    (etran.runtime.native): segments leave through an AF_XDP socket, nothing leaves without
+    passing `tcp_tx`, and what `tcp_tx` refuses comes back on that socket.
     """
 
     def __init__(self, topology: Topology, host: str, *, ecn: bool = True,
                  receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True,
-                 sack: bool = True) -> None:
+                 sack: bool = True, native_egress: bool = True) -> None:
         _check_buffer(receive_buffer)
-        compiled = _transport()
+        compiled = _transport(native_egress)
         me = topology.host(host)
         loaded = topology.own(load_object(compiled.elf, f"tcp_{host}"[:15]), host)
         topology.attach(host, loaded.programs["tcp_rx"])
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
                     loaded.programs, compiled.program, ecn, owned=[],
-                    receive_buffer=receive_buffer, timestamps=timestamps, sack=sack)
+                    receive_buffer=receive_buffer, timestamps=timestamps, sack=sack,
+                    native_egress=native_egress)
 
     @classmethod
     def in_run(cls, record: Any, host: str, *, ecn: bool = True,
@@ -144,7 +164,8 @@ class TcpStack:
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Program], program: Any, ecn: bool,
-               owned: list[Any], receive_buffer: int, timestamps: bool, sack: bool) -> None:
+               owned: list[Any], receive_buffer: int, timestamps: bool, sack: bool,
+               native_egress: bool = False) -> None:
         self.host = me
         self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
         # What a connection may hold unread (the window it advertises), and the window-scale
@@ -165,7 +186,13 @@ class TcpStack:
             self.xsk = XskSocket(self.host.interface)
             self._closers.insert(0, self.xsk)
             self.xsk.register(maps["sockets"])
-            self.egress = Egress(programs["tcp_tx"], self.host.interface)
+            self.native: NativeEgress | None = None
+            self.egress: Egress | NativeEgress
+            if native_egress:
+                self.egress = self.native = NativeEgress(maps, programs["tcp_tx"],
+                                                         self.host.interface)
+            else:
+                self.egress = Egress(programs["tcp_tx"], self.host.interface)
             self._closers.insert(0, self.egress)
             self.gen = Gen(programs["tcp_ack"], self.host.interface)
             self._closers.insert(0, self.gen)
@@ -407,13 +434,40 @@ class TcpStack:
         for sock in took:
             self._consumed(sock)
         for frame in self.egress.take_returned(64):
+            self._late_notice(sg.parse_notice(frame))
+
+    def _late_notice(self, note: sg.Notice | None) -> None:
+        """A notice no sender was waiting for: egress went back N (a timer's go-back), or, on
+        the native path, refused a segment after its sender had moved on. The connection's
+        sender then resends from where egress is (`_resends`)."""
+        if note is None or note.why not in (NOTICE_RESUME, NOTICE_WINDOW):
+            return
+        with self._lock:
+            sock = self._conns.get((note.peer, note.peer_port, note.local_port))
+        if sock is not None:
+            self._resends.put(sock)
+
+    def _send_native(self, sock: TcpSocket, frames: list[bytes]) -> tuple[int, int, bytes | None]:
+        """`Egress.send_until_refused` on the native path: all of `frames` go, and the first
+        notice `tcp_tx` returned for `sock` (almost always there when `send` returns) says
+        which was refused: (how many went before it, XDP_REDIRECT, the notice), or
+        (len(frames), XDP_TX, None). Notices of other connections, and this one's later
+        ones (the refused segment's followers, all stale), go where late notices go."""
+        assert self.native is not None
+        self.native.send(frames)
+        first: bytes | None = None
+        for frame in self.native.take_returned(64):
             note = sg.parse_notice(frame)
-            if note is None or note.why != NOTICE_RESUME:
-                continue
-            with self._lock:
-                sock = self._conns.get((note.peer, note.peer_port, note.local_port))
-            if sock is not None:
-                self._resends.put(sock)
+            if note is not None and first is None and \
+                    (note.peer, note.peer_port, note.local_port) == sock.key:
+                first = frame
+            elif note is not None and (note.peer, note.peer_port, note.local_port) != sock.key:
+                self._late_notice(note)
+        if first is None:
+            return len(frames), XDP_TX, None
+        seq = first[38:42]
+        sent = next((i for i, f in enumerate(frames) if f[38:42] == seq), 0)
+        return sent, XDP_REDIRECT, first
 
     def _serve_until(self, ready: Callable[[], object], timeout: float | None) -> bool | None:
         """Wait for `ready()` in the calling (application) thread by polling the AF_XDP
@@ -756,7 +810,11 @@ class TcpSocket:
                 fin_in_batch = True
             if not frames:
                 return
-            sent, verdict, back = self.stack.egress.send_until_refused(frames)
+            if self.stack.native is not None:
+                sent, verdict, back = self.stack._send_native(self, frames)
+            else:
+                assert isinstance(self.stack.egress, Egress)
+                sent, verdict, back = self.stack.egress.send_until_refused(frames)
             self._sent += sum(sizes[:sent])
             if fin_in_batch and sent == len(frames):
                 self._fin_sent = True

@@ -165,14 +165,17 @@ def test_one_byte_to_a_linux_socket_and_back(topo: Topology, server: Linux) -> N
     assert clean(before, linux_counters(b)) == {}
 
 
-def test_bulk_to_linux_and_back(topo: Topology, server: Linux) -> None:
-    """8 MiB from etran to Linux, echoed back: both directions through the data path."""
+@pytest.mark.parametrize("native", [True, False], ids=["native-egress", "test-run-egress"])
+def test_bulk_to_linux_and_back(topo: Topology, server: Linux, native: bool) -> None:
+    """8 MiB from etran to Linux, echoed back: both directions through the data path, with
+    egress on either path (native by default; test runs are what `etran nc` uses)."""
     b = topo.host("b")
     data = os.urandom(BULK)
     before = linux_counters(b)
     server.start(echo)
     received = bytearray()
-    with TcpStack(topo, "a") as stack:
+    with TcpStack(topo, "a", native_egress=native) as stack:
+        assert (stack.native is not None) == native
         with stack.connect((b.ip, PORT), timeout=20) as sock:
             reader_error: list[BaseException] = []
 
@@ -219,6 +222,47 @@ def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linu
             assert entry["acks_sent"] < rounds // 4, entry["acks_sent"]
         server.join()
     assert clean(before, linux_counters(b)) == {}
+
+
+def test_native_egress_lets_nothing_pass_that_tcp_tx_refuses(topo: Topology,
+                                                              server: Linux) -> None:
+    """On the native path the application's socket is the only way out, and `tcp_tx` is on
+    it: a segment forged at a sequence number that is not `snd_nxt`, and one for a
+    connection that does not exist, never reach Linux (its segment counter does not move);
+    the first comes back to the application as a notice, and the connection carries on."""
+    b = topo.host("b")
+    server.start(echo)
+    with TcpStack(topo, "a") as stack:
+        assert stack.native is not None
+        with stack.connect((b.ip, PORT), timeout=5) as sock:
+            sock.sendall(b"first")
+            assert sock.recv(10) == b"first"
+            time.sleep(0.05)                   # the last ACKs settle
+            entry = stack.connection(sock)
+            assert entry is not None
+            peer_ip, peer_port, local_port = sock.key
+            forged = [sg.build(src_mac=topo.host("a").mac_bytes, dst_mac=b.mac_bytes,
+                               src=topo.host("a").ip, dst=peer_ip, sport=sport,
+                               dport=peer_port, seq=seq, flags=sg.PSH, payload=b"forged",
+                               checksums=False, options=sg.TS_ROOM)
+                      for sport, seq in ((local_port, entry["snd_nxt"] + 1000),
+                                         (local_port + 1, entry["snd_nxt"]))]
+            segs_in = linux_counters(b)["TcpInSegs"]
+            with stack._rx_lock:               # the notice is read here, not by the stack
+                stack.native.send(forged)
+                back = []
+                deadline = time.monotonic() + 1
+                while not back and time.monotonic() < deadline:
+                    back = stack.native.recv_returned(8, timeout=0.1)
+            time.sleep(0.05)
+            assert linux_counters(b)["TcpInSegs"] == segs_in
+            notes = [sg.parse_notice(f) for f in back]
+            assert [(n.local_port, n.why, n.resume) for n in notes if n] == \
+                [(local_port, sg.NOTICE_RESUME, entry["snd_nxt"])]
+            assert stack.connection(sock)["stale"] == entry["stale"] + 1
+            sock.sendall(b"second")
+            assert sock.recv(10) == b"second"
+        server.join()
 
 
 def test_two_threads_receive_on_two_connections_at_once(topo: Topology) -> None:
