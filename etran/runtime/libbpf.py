@@ -122,6 +122,7 @@ _SIGNATURES: dict[str, tuple[Any, list[Any]]] = {
     "bpf_map__max_entries": (c_uint32, [_P]),
     "bpf_map__map_flags": (c_uint32, [_P]),
     "bpf_map__is_internal": (c_bool, [_P]),
+    "bpf_map__reuse_fd": (c_int, [_P, c_int]),
     "bpf_map_create": (c_int, [c_int, c_char_p, c_uint32, c_uint32, c_uint32, c_void_p]),
     "bpf_map_lookup_elem_flags": (c_int, [c_int, c_void_p, c_void_p, ctypes.c_uint64]),
     "bpf_map_update_elem": (c_int, [c_int, c_void_p, c_void_p, ctypes.c_uint64]),
@@ -319,6 +320,11 @@ def program_set_log(prog: int, buf: LogBuffer, level: int) -> None:
     lib = _load()
     _check("bpf_program__set_log_buf", lib.bpf_program__set_log_buf(prog, buf.address(), buf.size))
     _check("bpf_program__set_log_level", lib.bpf_program__set_log_level(prog, level))
+
+
+def map_reuse_fd(map_: int, fd: int) -> None:
+    """Before the object loads: `map_` is the existing map `fd` instead of a new one."""
+    _check("bpf_map__reuse_fd", _load().bpf_map__reuse_fd(map_, fd))
 
 
 class MapDescription(NamedTuple):

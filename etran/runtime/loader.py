@@ -18,6 +18,7 @@ import errno
 import re
 import struct
 import weakref
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -230,8 +231,13 @@ STATS_LOG_SIZE = 16 << 10
 
 
 def load_object(elf: bytes, name: str = "etran", log_level: int = DEFAULT_LOG_LEVEL, *,
-                log_size: int = DEFAULT_LOG_SIZE) -> LoadedObject:
+                log_size: int = DEFAULT_LOG_SIZE,
+                reuse: Mapping[str, int] | None = None) -> LoadedObject:
     """Load every program and map of the BPF ELF object ``elf`` into the kernel.
+
+    ``reuse`` maps names of the object's maps to fds of maps already loaded (a run's pinned
+    maps): those are used instead of new ones, so the programs share their state (libbpf
+    refuses a map whose type, sizes or flags differ).
 
     ``log_level`` 5 (= 1|4) records statistics on success and the path to the error on
     failure. Each program gets a ``log_size`` log buffer; when the kernel reports ENOSPC
@@ -242,16 +248,17 @@ def load_object(elf: bytes, name: str = "etran", log_level: int = DEFAULT_LOG_LE
         # Statistics alone keep the log small for big programs; only a rejection needs the
         # level-1 path to the error, so load again for it then.
         try:
-            return _load(elf, name, STATS_LOG_LEVEL, min(log_size, STATS_LOG_SIZE))
+            return _load(elf, name, STATS_LOG_LEVEL, min(log_size, STATS_LOG_SIZE), reuse)
         except VerifierError:
             pass
-    return _load(elf, name, log_level, log_size)
+    return _load(elf, name, log_level, log_size, reuse)
 
 
-def _load(elf: bytes, name: str, log_level: int, log_size: int) -> LoadedObject:
+def _load(elf: bytes, name: str, log_level: int, log_size: int,
+          reuse: Mapping[str, int] | None = None) -> LoadedObject:
     sizes: dict[str, int] = {}
     while True:
-        attempt = _load_once(elf, name, log_level, log_size, sizes)
+        attempt = _load_once(elf, name, log_level, log_size, sizes, reuse or {})
         if isinstance(attempt, LoadedObject):
             return attempt
         overflowed = [prog for prog, size in attempt.items() if size < MAX_LOG_SIZE]
@@ -262,7 +269,7 @@ def _load(elf: bytes, name: str, log_level: int, log_size: int) -> LoadedObject:
 
 
 def _load_once(elf: bytes, name: str, log_level: int, log_size: int,
-               sizes: dict[str, int]) -> LoadedObject | dict[str, int]:
+               sizes: dict[str, int], reuse: Mapping[str, int]) -> LoadedObject | dict[str, int]:
     """One open+load. Returns the object, or {program: log size} of logs to grow and retry."""
     action = f"load object {name!r}"
     with lb.capture_messages() as messages:
@@ -271,6 +278,11 @@ def _load_once(elf: bytes, name: str, log_level: int, log_size: int,
         except OSError as exc:
             raise BpfError(f"open object {name!r}", exc.errno or 0, _warnings(messages)) from exc
         try:
+            if reuse:
+                for map_ in lb.object_maps(handle):
+                    fd = reuse.get(lb.describe_map(map_).name)
+                    if fd is not None:
+                        lb.map_reuse_fd(map_, fd)
             logs: dict[str, tuple[int, lb.LogBuffer]] = {}
             for prog in lb.object_programs(handle):
                 prog_name = lb.program_name(prog)

@@ -27,6 +27,7 @@ import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
+from typing import Any
 
 from etran.lower.native import UPLINK_MAP
 from etran.runtime import netns
@@ -51,6 +52,15 @@ app = XskMap(max_entries=64)
 def etran_to_app(pkt: Packet) -> int:
     return app.redirect(pkt.rx_queue, XDP_DROP)
 """
+
+
+def _has_xdp(ipr: Any, ifname: str) -> bool:
+    """Whether an XDP program is attached to `ifname` (netlink's IFLA_XDP_ATTACHED)."""
+    for link in ipr.get_links(ifname=ifname):
+        xdp = link.get_attr("IFLA_XDP")
+        if xdp is not None and xdp.get_attr("IFLA_XDP_ATTACHED"):
+            return True
+    return False
 
 
 class NativeEgress:
@@ -101,9 +111,14 @@ class NativeEgress:
         namespace = self.uplink.netns
         assert namespace is not None
         with netns.netlink(namespace) as ipr:
-            if ipr.link_lookup(ifname=APP_IF):
-                raise EtranRuntimeError(action, f"the host already has {APP_IF} (one native "
-                                        "egress path per host)")
+            existing = ipr.link_lookup(ifname=APP_IF)
+            if existing:
+                if _has_xdp(ipr, EGRESS_IF):
+                    raise EtranRuntimeError(action, f"the host already has {APP_IF} with "
+                                            f"@egress on {EGRESS_IF} (one native egress path "
+                                            "per host; is another application running?)")
+                # left by a process that died: its programs went with it, the pair stayed
+                ipr.link("del", index=existing[0])
             ipr.link("add", ifname=APP_IF, kind="veth", peer=EGRESS_IF)
             self._made = True
             for name in (APP_IF, EGRESS_IF):

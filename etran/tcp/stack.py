@@ -38,6 +38,7 @@ from typing import Any
 
 from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.ir import codec
+from etran.lower.native import UPLINK_MAP
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
@@ -80,6 +81,8 @@ MAX_WSCALE = 14                          # RFC 7323
 # case a record was lost to a full ring. Read every millisecond, as the gen pump's (whose
 # flag also carries delayed ACKs) is, it cost a round trip's p99 a third.
 EGRESS_PUMP_INTERVAL = 0.02
+# What a stack that died left in a run's maps (cleared by the next stack on the host)
+DEAD_STACK_STATE = ("conns", "ports", "reads", "acks", "go_backs", "pending", "wake", "wake_tx")
 APP_GRACE = 0.01                         # the dispatcher leaves the frames this long to an
                                          # application thread that took them last
 
@@ -155,15 +158,34 @@ class TcpStack:
     @classmethod
     def in_run(cls, record: Any, host: str, *, ecn: bool = True,
                receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True,
-               sack: bool = True) -> TcpStack:
+               sack: bool = True, native_egress: bool = True) -> TcpStack:
         """The stack of host `host` of a run `etran up` started with the TCP transport:
-        its pinned maps and programs, its interface, its neighbours."""
+        its pinned maps and programs, its interface, its neighbours. With `native_egress`
+        (the default) the native build's `tcp_tx` is loaded here on the run's own maps
+        (`etran up` pins the plain build) and runs on the stack's veth pair."""
         _check_buffer(receive_buffer)
         pinned = open_pinned_host(record, host, _transport().program, ("tcp_tx", "tcp_ack"))
+        maps, programs, owned = dict(pinned.maps), dict(pinned.programs), list(pinned.owned)
+        try:
+            # One stack per host (it takes the AF_XDP queue), so whatever the maps still
+            # hold is a dead stack's: a process killed mid-transfer. Its connections go, so
+            # the peer's next segment reaches the host's own TCP, which answers with a RST.
+            for name in DEAD_STACK_STATE:
+                maps[name].clear()
+            if native_egress:
+                native = load_object(_transport(True).elf, f"tcp_{host}_tx"[:15],
+                                     reuse={name: m.fd for name, m in pinned.maps.items()})
+                owned.append(native)
+                programs["tcp_tx"] = native.programs["tcp_tx"]
+                maps[UPLINK_MAP] = native.maps[UPLINK_MAP]
+        except BaseException:
+            close_all(owned)
+            raise
         stack = cls.__new__(cls)
-        stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
-                     _transport().program, ecn, owned=pinned.owned,
-                     receive_buffer=receive_buffer, timestamps=timestamps, sack=sack)
+        stack._start(pinned.host, pinned.neighbours, maps, programs,
+                     _transport().program, ecn, owned=owned,
+                     receive_buffer=receive_buffer, timestamps=timestamps, sack=sack,
+                     native_egress=native_egress)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],

@@ -88,6 +88,12 @@ def test_the_pair_is_one_per_host_and_goes_with_the_path(kernel: None) -> None:
             with pytest.raises(EtranRuntimeError, match="one native egress path per host"):
                 NativeEgress(obj.maps, obj.programs["choose"], a.interface)
         assert not {APP_IF, EGRESS_IF} & set(netns.interfaces(a.netns))
+        # a pair a dead process left (no program on it any more) is replaced
+        with netns.netlink(a.netns) as ipr:
+            ipr.link("add", ifname=APP_IF, kind="veth", peer=EGRESS_IF)
+        with NativeEgress(obj.maps, obj.programs["choose"], a.interface) as path:
+            assert path.xsk is not None
+        assert not {APP_IF, EGRESS_IF} & set(netns.interfaces(a.netns))
 
 
 def test_an_egress_pump_pushes_its_frame_through_the_native_path(kernel: None) -> None:

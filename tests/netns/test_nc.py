@@ -94,6 +94,50 @@ def test_nc_listens_for_a_linux_client(run: runs.RunRecord) -> None:
         nc.wait()
 
 
+def test_an_nc_killed_mid_transfer_leaves_the_host_usable(run: runs.RunRecord) -> None:
+    """SIGKILL takes an `etran nc` down with its programs on its veth pair (the pair itself
+    stays in the host); the next `etran nc` on that host replaces the pair, forgets the dead
+    one's connections and works; the dead one's Linux peer then gets a RST, not a hang; and
+    `etran down` (the fixture) leaves nothing."""
+    b = run.hosts["b"]
+    nc = subprocess.Popen(["ip", "netns", "exec", b["netns"], sys.executable, "-m", "etran",
+                           "nc", "-l", "5002"], cwd=ROOT, stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    try:
+        client = None
+        for _ in range(100):
+            with netns.enter(run.hosts["a"]["netns"]):
+                attempt = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            attempt.settimeout(30)
+            try:
+                attempt.connect((b["ip"], 5002))
+                client = attempt
+                break
+            except ConnectionRefusedError:
+                attempt.close()
+                threading.Event().wait(0.1)
+        assert client is not None, "etran nc -l never listened"
+        client.sendall(os.urandom(64 << 10))
+        nc.kill()
+        nc.wait(10)
+    finally:
+        if nc.poll() is None:
+            nc.kill()
+        for pipe in (nc.stdin, nc.stdout, nc.stderr):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
+        nc.wait()
+    assert {"etran-app", "etran-egr"} <= set(netns.interfaces(b["netns"]))   # left behind
+    with client:
+        # what the dead one never acknowledged, Linux resends with its back-off
+        test_nc_listens_for_a_linux_client(run)
+        client.settimeout(30)
+        with pytest.raises(ConnectionResetError):
+            while client.recv(1 << 16):
+                pass
+
+
 def _talk_to(nc: subprocess.Popen[bytes], run: runs.RunRecord) -> None:
     b = run.hosts["b"]
     client = None
@@ -111,6 +155,8 @@ def _talk_to(nc: subprocess.Popen[bytes], run: runs.RunRecord) -> None:
     assert client is not None, "etran nc -l never listened"
     with client:
         client.sendall(b"from a Linux client\n")
+        # egress runs natively: the pair is there, with tcp_tx on its far end
+        assert {"etran-app", "etran-egr"} <= set(netns.interfaces(b["netns"]))
         # `etran status` lists the connection at b, with what the handshake agreed to
         a_port = client.getsockname()[1]
         for _ in range(50):
