@@ -160,3 +160,20 @@ def test_object_dropped_without_close_is_freed(kernel: None) -> None:
     load_object(build_object(xdp_return(2)))
     gc.collect()
     assert open_fds() == before
+
+
+def test_reused_maps_are_shared_between_objects(kernel: None) -> None:
+    """`reuse=` makes a second object use a first one's map (how `etran nc` loads the native
+    build's egress on a run's pinned maps): a value written through one is read through the
+    other, and a map not named stays the second object's own. Closing either leaves the
+    other's map working."""
+    elf = build_object(STACKED, STACKED_MAPS)
+    with load_object(elf, "first") as first:
+        with load_object(elf, "second", reuse={"arr": first.maps["arr"].fd}) as second:
+            first.maps["arr"].update(bytes(4), (0x1234).to_bytes(8, "little"))
+            assert second.maps["arr"].lookup(bytes(4)) == (0x1234).to_bytes(8, "little")
+            second.maps["h"].update((7).to_bytes(8, "little") + (9).to_bytes(8, "little"),
+                                    bytes(8))
+            assert list(first.maps["h"].keys()) == []
+        first.maps["arr"].update(bytes(4), (5).to_bytes(8, "little"))
+        assert first.maps["arr"].lookup(bytes(4)) == (5).to_bytes(8, "little")
