@@ -36,10 +36,12 @@ from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.homa import wire
 from etran.homa.wire import ACK, DATA, GRANT, RESEND, UNKNOWN, Packet
 from etran.ir import codec
+from etran.lower.native import UPLINK_MAP
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.hooks import Egress, Gen, GenPump
 from etran.runtime.loader import load_object
 from etran.runtime.maps import RingBufferReader
+from etran.runtime.native import NativeEgress
 from etran.runtime.pinned import Stopper, close_all, open_pinned_host
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
@@ -61,13 +63,19 @@ Key = tuple[int, str, int, int]    # (id as this host names it, peer address, pe
 _compiled: dict[str, Any] = {}
 
 
-def _transport() -> Any:
+def _transport(native_egress: bool = False) -> Any:
     """The compiled data path, once per process (the checker replays the verifier over the
-    grant scheduler's loops, which takes a second or two)."""
+    grant scheduler's loops, which takes a second or two): the plain build, or the native
+    build whose egress runs on the far end of the stack's veth (etran.runtime.native),
+    compiled from the same checked program."""
     if "homa" not in _compiled:
         from etran.pipeline import compile_file
         _compiled["homa"] = compile_file(TRANSPORT)
-    return _compiled["homa"]
+    if native_egress and "homa-native" not in _compiled:
+        from etran.pipeline import compile_program
+        _compiled["homa-native"] = compile_program(_compiled["homa"].program,
+                                                   native_egress=True)
+    return _compiled["homa-native" if native_egress else "homa"]
 
 
 def _error(code: int, what: str) -> OSError:
@@ -76,9 +84,14 @@ def _error(code: int, what: str) -> OSError:
 
 @dataclass
 class _Outbound:
-    """A message being sent: its packets, and how far egress has let them go."""
+    """A message being sent: its packets, and how far egress has let them go. On the
+    native path also how far the receiver granted (`granted`, bytes, from the GRANTs and
+    RESENDs ingress hands over): the library sends no further, and egress, which it cannot
+    bypass, still decides."""
 
     frames: list[bytes]
+    length: int = 0
+    granted: int = 0
     next: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
     touched: float = field(default_factory=time.monotonic)
@@ -144,38 +157,52 @@ class HomaStack:
 
     def __init__(self, topology: Topology, host: str, *, rtt_bytes: int = RTT_BYTES,
                  grant_window: int = GRANT_WINDOW, max_incoming: int = MAX_INCOMING,
-                 cutoffs: tuple[int, int, int, int] = CUTOFFS) -> None:
-        compiled = _transport()
+                 cutoffs: tuple[int, int, int, int] = CUTOFFS,
+                 native_egress: bool = True) -> None:
+        compiled = _transport(native_egress)
         me = topology.host(host)
         loaded = topology.own(load_object(compiled.elf, f"homa_{host}"[:15]), host)
         topology.attach(host, loaded.programs["homa_rx"])
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
                     loaded.programs, compiled.program, [],
                     {"rtt_bytes": rtt_bytes, "grant_window": grant_window,
-                     "max_incoming": max_incoming, "cutoffs": list(cutoffs)})
+                     "max_incoming": max_incoming, "cutoffs": list(cutoffs)}, native_egress)
 
     @classmethod
-    def in_run(cls, record: Any, host: str) -> HomaStack:
+    def in_run(cls, record: Any, host: str, *, native_egress: bool = True) -> HomaStack:
         """The stack of host `host` of a run `etran up etran/transports/homa.py` started: its
         pinned maps and programs, its interface, its neighbours (how `etran rpc` runs inside
-        a host's namespace). The configuration is the defaults unless one is set."""
+        a host's namespace). The configuration is the defaults unless one is set. With
+        `native_egress` (the default) the native build's `homa_tx` is loaded here on the
+        run's own maps (`etran up` pins the plain build)."""
         from etran.runtime.typed import program_of
         program = program_of(TRANSPORT)       # the declarations: the run has the code
         pinned = open_pinned_host(record, host, program, ("homa_tx", "homa_gen"))
+        maps, programs, owned = dict(pinned.maps), dict(pinned.programs), list(pinned.owned)
+        try:
+            if native_egress:
+                native = load_object(_transport(True).elf, f"homa_{host}_tx"[:15],
+                                     reuse={name: m.fd for name, m in pinned.maps.items()})
+                owned.append(native)
+                programs["homa_tx"] = native.programs["homa_tx"]
+                maps[UPLINK_MAP] = native.maps[UPLINK_MAP]
+        except BaseException:
+            close_all(owned)
+            raise
         stack = cls.__new__(cls)
-        stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs, program,
-                     pinned.owned, None)
+        stack._start(pinned.host, pinned.neighbours, maps, programs, program, owned, None,
+                     native_egress)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Any], program: Any, owned: list[Any],
-               config: dict[str, Any] | None) -> None:
+               config: dict[str, Any] | None, native_egress: bool = False) -> None:
         self.host = me
         self.neighbours = neighbours
         self._program = program
         self.raw_maps = maps
         self.maps: dict[str, TypedMap] = {m.name: TypedMap(maps[m.name], m)
-                                          for m in program.maps}
+                                          for m in program.maps if m.name in maps}
         current = self.maps["config"].get(0)
         if config is not None or not isinstance(current, dict) or not current["rtt_bytes"]:
             self.maps["config"][0] = config or {
@@ -188,7 +215,13 @@ class HomaStack:
             self.xsk = XskSocket(me.interface)
             self._closers.insert(0, self.xsk)
             self.xsk.register(maps["sockets"])
-            self.egress = Egress(programs["homa_tx"], me.interface)
+            self.native: NativeEgress | None = None
+            self.egress: Egress | NativeEgress
+            if native_egress:
+                self.egress = self.native = NativeEgress(maps, programs["homa_tx"],
+                                                         me.interface)
+            else:
+                self.egress = Egress(programs["homa_tx"], me.interface)
             self._closers.insert(0, self.egress)
             self.gen = Gen(programs["homa_gen"], me.interface)
             self._closers.insert(0, self.gen)
@@ -293,6 +326,11 @@ class HomaStack:
         return {"id": key[0], "peer": wire.ip_int(key[1]), "local_port": key[3],
                 "peer_port": key[2]}
 
+    def _outbound(self, key: Key, message: bytes, from_client: bool) -> _Outbound:
+        """A message to send, granted what the data path grants a new one (`first_grant`)."""
+        return _Outbound(self._frames(key, message, from_client), len(message),
+                         min(len(message), self.rtt_bytes))
+
     def _frames(self, key: Key, message: bytes, from_client: bool) -> list[bytes]:
         local_id, peer, peer_port, local_port = key
         return wire.data_frames(src_mac=self.host.mac_bytes, dst_mac=self._mac(peer),
@@ -312,6 +350,16 @@ class HomaStack:
         with out.lock:
             if out.next >= len(out.frames):
                 return
+            if self.native is not None:
+                # what was granted, no more: the rest waits for a GRANT (a packet egress
+                # returns anyway comes back to `_returned`)
+                end = min(len(out.frames), out.granted // wire.PAYLOAD
+                          + (1 if out.granted >= out.length else 0))
+                if end > out.next:
+                    self.native.send(out.frames[out.next:end])
+                    out.next = end
+                return
+            assert isinstance(self.egress, Egress)
             sent, verdict, _frame = self.egress.send_until_refused(out.frames[out.next:])
             out.next += sent
         if verdict not in (XDP_TX, XDP_REDIRECT):
@@ -327,7 +375,10 @@ class HomaStack:
         # it for one RPC at once could lose the higher end.
         with out.lock:
             frames = out.frames[first:min(last, out.next)]
-            if frames:
+            if frames and self.native is not None:
+                self.native.send(frames)
+            elif frames:
+                assert isinstance(self.egress, Egress)
                 self.egress.send_until_refused(frames)
 
     def _control(self, kind: int, key: Key, from_client: bool) -> None:
@@ -349,7 +400,9 @@ class HomaStack:
                     p = wire.parse(frame)
                     if p is not None and p.dst == self.host.ip:
                         self._packet(p)
-                self.egress.take_returned(256)     # over the grant: we know where we stopped
+                for frame in self.egress.take_returned(256):
+                    if self.native is not None:    # (test runs: we know where we stopped)
+                        self._returned(frame)
                 for raw in self._events.drain():
                     self._event(codec.decode(self._program.map("events").value, raw))
                 now = time.monotonic()
@@ -364,6 +417,20 @@ class HomaStack:
                 if not call.future.done():
                     call.future.set_exception(exc)
 
+    def _returned(self, frame: bytes) -> None:
+        """A DATA packet egress returned on the native path (over what the data path
+        granted): its message is sent again from there when the next GRANT comes."""
+        p = wire.parse(frame)
+        if p is None or p.kind != DATA:
+            return
+        key: Key = (p.rpc_id if p.from_client else p.rpc_id | 1, p.dst, p.dport, p.sport)
+        with self._lock:
+            call = self._calls.get(key)
+            out = call.out if call is not None else self._serving.get(key)
+        if out is not None:
+            with out.lock:
+                out.next = min(out.next, p.offset // wire.PAYLOAD)
+
     def _packet(self, p: Packet) -> None:
         key: Key = (p.local_id, p.src, p.sport, p.dport)
         if p.kind == DATA:
@@ -375,6 +442,12 @@ class HomaStack:
         with self._lock:
             call = self._calls.get(key)
             out = call.out if call is not None else self._serving.get(key)
+        if out is not None and p.kind in (GRANT, RESEND):
+            # as ingress raised the data path's grant (`homa_rx`)
+            allowed = p.offset if p.kind == GRANT else \
+                p.offset + min(p.ctrl_length, wire.MAX_MESSAGE)
+            with out.lock:
+                out.granted = max(out.granted, min(allowed, out.length))
         if p.kind == GRANT and out is not None:
             self._send(out, "send after a GRANT")
         elif p.kind == RESEND and out is not None:
@@ -444,6 +517,7 @@ class HomaStack:
         call.inbound = None
         with call.out.lock:
             call.out.next = 0
+            call.out.granted = min(call.out.length, self.rtt_bytes)
         self._send(call.out, "send a request again")
 
     def _event(self, e: dict[str, Any]) -> None:
@@ -504,7 +578,7 @@ class Client:
             raise _error(errno.EIO, f"the Homa stack failed: {self.stack.error}")
         peer, peer_port = address
         key: Key = (next(self.stack._ids), peer, peer_port, self.port)
-        out = _Outbound(self.stack._frames(key, request, from_client=True))
+        out = self.stack._outbound(key, request, from_client=True)
         call = _Call(key, request, Future(), out)
         with self.stack._lock:
             self.stack._calls[key] = call
@@ -550,7 +624,7 @@ class Server:
         """Send `response` to the client of `request`."""
         _check_size(response, "response")
         key = request.key
-        out = _Outbound(self.stack._frames(key, response, from_client=False))
+        out = self.stack._outbound(key, response, from_client=False)
         with self.stack._lock:
             self.stack._serving[key] = out
         self.stack._send(out, f"reply to {request.peer}:{request.peer_port}")

@@ -70,7 +70,8 @@ INIT_CWND = 10                           # segments (RFC 6928), as the data path
 DCTCP_INIT_ALPHA = 1024
 SYN_RETRIES = 5
 SYN_TIMEOUT = 0.2                        # first SYN retransmission; doubles
-WINDOW_POLL = 0.0002                     # how often a sender looks at a full window again
+WINDOW_POLL = 0.0002                     # how soon a sender looks at a full window again,
+WINDOW_POLL_MAX = 0.002                  # doubling up to this while it stays full
 TIME_WAIT = 0.05                         # how long a closed connection's entry lingers
 WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a window update
 BATCH = 16                               # segments handed to egress per entry into it
@@ -119,11 +120,13 @@ _compiled: dict[str, Any] = {}
 def _transport(native_egress: bool = False) -> Any:
     """The data path compiled once per process: the plain build, or the native build whose
     egress runs on the far end of the application's veth (etran.runtime.native)."""
-    name = "tcp-native" if native_egress else "tcp"
-    if name not in _compiled:
-        from etran.pipeline import check_file, compile_program  # the compiler only here
-        _compiled[name] = compile_program(check_file(TRANSPORT), native_egress=native_egress)
-    return _compiled[name]
+    if "tcp" not in _compiled:
+        from etran.pipeline import compile_file  # the compiler only where a stack starts
+        _compiled["tcp"] = compile_file(TRANSPORT)
+    if native_egress and "tcp-native" not in _compiled:
+        from etran.pipeline import compile_program
+        _compiled["tcp-native"] = compile_program(_compiled["tcp"].program, native_egress=True)
+    return _compiled["tcp-native" if native_egress else "tcp"]
 
 
 Key = tuple[str, int, int]               # (peer address, peer port, local port)
@@ -247,6 +250,11 @@ class TcpStack:
         self._rx_lock = threading.Lock()
         self._app_polling = False
         self._app_left = 0.0
+        # threads in `recv` waiting for another to deliver (not taking frames themselves):
+        # when the one taking them leaves, the dispatcher takes over at once for them
+        self._rx_waiters = 0
+        self._waiters_lock = threading.Lock()
+        self._dispatcher_wake = threading.Event()
         self._dispatcher_polling = False
         self._nudge = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
         self.error: BaseException | None = None
@@ -330,6 +338,7 @@ class TcpStack:
         for sock in list(self._conns.values()):
             sock.abort()
         self._stop.set()
+        self._dispatcher_wake.set()
         self._resends.put(None)
         for thread in (self._thread, self._resender):
             if thread.is_alive():
@@ -435,8 +444,12 @@ class TcpStack:
 
     def _dispatch_loop(self, poller: select.poll) -> None:
         while not self._stop.is_set():
-            if self._app_polling or time.monotonic() - self._app_left < APP_GRACE:
-                time.sleep(APP_GRACE / 2)    # an application thread takes the frames
+            if self._app_polling or (time.monotonic() - self._app_left < APP_GRACE
+                                     and not self._rx_waiters):
+                # an application thread takes the frames (or did a moment ago, and will
+                # again): look again later, or when it leaves others waiting
+                self._dispatcher_wake.wait(APP_GRACE / 2)
+                self._dispatcher_wake.clear()
                 continue
             self._dispatcher_polling = True
             poller.poll(20)
@@ -475,26 +488,30 @@ class TcpStack:
             self._resends.put(sock)
 
     def _send_native(self, sock: TcpSocket, frames: list[bytes]) -> tuple[int, int, bytes | None]:
-        """`Egress.send_until_refused` on the native path: all of `frames` go, and the first
-        notice `tcp_tx` returned for `sock` (almost always there when `send` returns) says
-        which was refused: (how many went before it, XDP_REDIRECT, the notice), or
-        (len(frames), XDP_TX, None). Notices of other connections, and this one's later
-        ones (the refused segment's followers, all stale), go where late notices go."""
+        """`Egress.send_until_refused` on the native path: all of `frames` go, and the
+        notices `tcp_tx` returned (almost always there when `send` returns) say which was
+        refused first: (how many went before it, XDP_REDIRECT, its notice), or
+        (len(frames), XDP_TX, None). The refused segment's followers come back too, all
+        stale, and are dropped here; every other notice (another connection's, or one of
+        this connection's that no segment of this batch explains: a go-back, or a batch
+        before this) goes where late notices go, so that no refusal is lost."""
         assert self.native is not None
         self.native.send(frames)
-        first: bytes | None = None
+        index = {f[38:42]: i for i, f in enumerate(frames)}
+        first: tuple[int, bytes] | None = None
         for frame in self.native.take_returned(64):
             note = sg.parse_notice(frame)
-            if note is not None and first is None and \
-                    (note.peer, note.peer_port, note.local_port) == sock.key:
-                first = frame
-            elif note is not None and (note.peer, note.peer_port, note.local_port) != sock.key:
+            if note is None:
+                continue
+            at = index.get(frame[38:42]) if (note.peer, note.peer_port,
+                                             note.local_port) == sock.key else None
+            if at is None:
                 self._late_notice(note)
+            elif first is None or at < first[0]:
+                first = (at, frame)
         if first is None:
             return len(frames), XDP_TX, None
-        seq = first[38:42]
-        sent = next((i for i, f in enumerate(frames) if f[38:42] == seq), 0)
-        return sent, XDP_REDIRECT, first
+        return first[0], XDP_REDIRECT, first[1]
 
     def _serve_until(self, ready: Callable[[], object], timeout: float | None) -> bool | None:
         """Wait for `ready()` in the calling (application) thread by polling the AF_XDP
@@ -532,6 +549,8 @@ class TcpStack:
         finally:
             self._app_left = time.monotonic()
             self._app_polling = False
+            if self._rx_waiters:
+                self._dispatcher_wake.set()      # they wait for frames nobody takes now
             self._rx_lock.release()
 
     def _resend(self) -> None:
@@ -816,6 +835,7 @@ class TcpSocket:
         BATCH segments per call into egress, which stops at the first it does not send."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         since_trim = 0
+        wait = WINDOW_POLL
         while True:
             self._check(what)
             if since_trim >= 32:
@@ -824,7 +844,19 @@ class TcpSocket:
             frames: list[bytes] = []
             sizes: list[int] = []
             at = self._sent
-            while len(frames) < BATCH and at < len(self._sendbuf):
+            room = self._room() if self.stack.native is not None else None
+            if room is not None and at < len(self._sendbuf) and \
+                    room < min(self._mss, len(self._sendbuf) - at):
+                # the window has no room for the next segment: what egress would refuse is
+                # not sent at all (nor a sliver of a segment: RFC 9293's silly windows)
+                if deadline is not None and time.monotonic() > deadline:
+                    raise _error(errno.ETIMEDOUT, f"{what}: the peer's window stayed full")
+                time.sleep(wait)
+                wait = min(wait * 2, WINDOW_POLL_MAX)
+                continue
+            end = len(self._sendbuf) if room is None else min(len(self._sendbuf), at + room)
+            while len(frames) < BATCH and at < len(self._sendbuf) and \
+                    at + min(self._mss, len(self._sendbuf) - at) <= end:
                 payload = bytes(self._sendbuf[at:at + self._mss])
                 frames.append(self._segment_frame((self._base + at) & 0xFFFFFFFF, PSH, payload))
                 sizes.append(len(payload))
@@ -847,6 +879,7 @@ class TcpSocket:
                 self._fin_sent = True
             since_trim += sent
             if verdict == XDP_TX:
+                wait = WINDOW_POLL
                 continue
             note = sg.parse_notice(back) if verdict == XDP_REDIRECT and back else None
             if note is None:
@@ -858,7 +891,19 @@ class TcpSocket:
             if deadline is not None and time.monotonic() > deadline:
                 raise _error(errno.ETIMEDOUT, f"{what}: the peer's window stayed full")
             self._trim()
-            time.sleep(WINDOW_POLL)
+            time.sleep(wait)
+            wait = min(wait * 2, WINDOW_POLL_MAX)
+
+    def _room(self) -> int | None:
+        """On the native path, what egress would let through now: `min(cwnd, the peer's
+        window)` less what is in flight, from the data path's entry (None: no entry). A
+        segment it refuses anyway comes back as a notice; sending only what fits keeps those
+        (and the followers egress refuses as stale) rare."""
+        entry = self.stack.connection(self)
+        if entry is None:
+            return None
+        in_flight = (entry["snd_nxt"] - entry["snd_una"]) & 0xFFFFFFFF
+        return int(min(entry["cwnd"] * entry["mss"], entry["snd_wnd"]) - in_flight)
 
     def _resume_at(self, seq: int) -> None:
         """Egress says the next byte to send is `seq` (after a go-back): send from there."""
@@ -910,7 +955,16 @@ class TcpSocket:
             ready = self.stack._serve_until(readable, self.timeout)
         with self._cv:
             if ready is None:
-                ready = self._cv.wait_for(readable, self.timeout)
+                stack = self.stack
+                with stack._waiters_lock:
+                    stack._rx_waiters += 1
+                if not stack._app_polling:
+                    stack._dispatcher_wake.set()     # nobody takes the frames now
+                try:
+                    ready = self._cv.wait_for(readable, self.timeout)
+                finally:
+                    with stack._waiters_lock:
+                        stack._rx_waiters -= 1
             if self._buffer:
                 out = bytes(self._buffer[:bufsize])
                 del self._buffer[:bufsize]

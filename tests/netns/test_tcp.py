@@ -201,14 +201,18 @@ def test_bulk_to_linux_and_back(topo: Topology, server: Linux, native: bool) -> 
 
 def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linux) -> None:
     """Delayed ACKs (RFC 5681 4.2): each echoed response is acknowledged by our next
-    request, so 200 round trips make almost no pure ACKs (without delaying, one per
-    response), every byte arrives, and Linux sees no timeout or RST."""
+    request, so 200 round trips make almost no pure ACK (without delaying, one per response),
+    every byte arrives, and Linux sees no timeout or RST. (The gen pump looks at its flag,
+    where a delayed ACK waits, only every 10 s here: how soon the next request follows a
+    response then does not matter, only what the data path asks for at once.)"""
     b = topo.host("b")
     before = linux_counters(b)
     server.start(echo)
     rounds = 200
     with TcpStack(topo, "a") as stack, topo.host("a").entered():
         with stack.connect((b.ip, PORT), timeout=5) as sock:
+            stack.pump.interval = 10.0
+            acks_before = stack.connection(sock)["acks_sent"]
             for i in range(rounds):
                 message = i.to_bytes(4, "big") * 16
                 sock.sendall(message)
@@ -218,8 +222,10 @@ def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linu
                 assert got == message
             entry = stack.connection(sock)
             assert entry is not None and entry["bytes_in"] == 64 * rounds
-            # a few pure ACKs: the last response's, and any the pump took before a request
-            assert entry["acks_sent"] < rounds // 4, entry["acks_sent"]
+            # (a CPU busy elsewhere can make the peer resend now and then: a duplicate ACK,
+            # and its wake-up takes the delayed ones waiting; 4 were seen under two hogs)
+            assert entry["acks_sent"] - acks_before <= rounds // 20, \
+                entry["acks_sent"] - acks_before
         server.join()
     assert clean(before, linux_counters(b)) == {}
 
