@@ -36,13 +36,12 @@ from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.homa import wire
 from etran.homa.wire import ACK, DATA, GRANT, RESEND, UNKNOWN, Packet
 from etran.ir import codec
-from etran.lower.native import UPLINK_MAP
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.hooks import Egress, Gen, GenPump
 from etran.runtime.loader import load_object
 from etran.runtime.maps import RingBufferReader
 from etran.runtime.native import NativeEgress
-from etran.runtime.pinned import Stopper, close_all, open_pinned_host
+from etran.runtime.pinned import Stopper, close_all, open_pinned_host, use_native_egress
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -178,20 +177,15 @@ class HomaStack:
         from etran.runtime.typed import program_of
         program = program_of(TRANSPORT)       # the declarations: the run has the code
         pinned = open_pinned_host(record, host, program, ("homa_tx", "homa_gen"))
-        maps, programs, owned = dict(pinned.maps), dict(pinned.programs), list(pinned.owned)
         try:
             if native_egress:
-                native = load_object(_transport(True).elf, f"homa_{host}_tx"[:15],
-                                     reuse={name: m.fd for name, m in pinned.maps.items()})
-                owned.append(native)
-                programs["homa_tx"] = native.programs["homa_tx"]
-                maps[UPLINK_MAP] = native.maps[UPLINK_MAP]
+                use_native_egress(pinned, _transport(True).elf, "homa_tx", f"homa_{host}_tx")
         except BaseException:
-            close_all(owned)
+            close_all(pinned.owned)
             raise
         stack = cls.__new__(cls)
-        stack._start(pinned.host, pinned.neighbours, maps, programs, program, owned, None,
-                     native_egress)
+        stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs, program,
+                     pinned.owned, None, native_egress)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],

@@ -54,6 +54,20 @@ def open_pinned_host(record: Any, host: str, program: Any,
     return PinnedHost(me, neighbours, maps, programs, owned)
 
 
+def use_native_egress(pinned: PinnedHost, elf: bytes, program_name: str,
+                      object_name: str) -> None:
+    """Load the native build `elf` (etran.lower.native) on the run's own maps (`etran up`
+    pins the plain build) and put its @egress program `program_name`, and the map it
+    redirects out through, in `pinned` in place of the pinned ones; closed with the rest."""
+    from etran.lower.native import UPLINK_MAP
+    from etran.runtime.loader import load_object
+    native = load_object(elf, object_name[:15],
+                         reuse={name: m.fd for name, m in pinned.maps.items()})
+    pinned.owned.append(native)
+    pinned.programs[program_name] = native.programs[program_name]
+    pinned.maps[UPLINK_MAP] = native.maps[UPLINK_MAP]
+
+
 class PinnedFd:
     """A file descriptor to close with the library (a pinned program's)."""
 

@@ -38,14 +38,13 @@ from typing import Any
 
 from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.ir import codec
-from etran.lower.native import UPLINK_MAP
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import Program, load_object
 from etran.runtime.maps import RingBufferReader
 from etran.runtime.native import NativeEgress
-from etran.runtime.pinned import Stopper, close_all, open_pinned_host
+from etran.runtime.pinned import Stopper, close_all, open_pinned_host, use_native_egress
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -168,25 +167,20 @@ class TcpStack:
         (`etran up` pins the plain build) and runs on the stack's veth pair."""
         _check_buffer(receive_buffer)
         pinned = open_pinned_host(record, host, _transport().program, ("tcp_tx", "tcp_ack"))
-        maps, programs, owned = dict(pinned.maps), dict(pinned.programs), list(pinned.owned)
         try:
             # One stack per host (it takes the AF_XDP queue), so whatever the maps still
             # hold is a dead stack's: a process killed mid-transfer. Its connections go, so
             # the peer's next segment reaches the host's own TCP, which answers with a RST.
             for name in DEAD_STACK_STATE:
-                maps[name].clear()
+                pinned.maps[name].clear()
             if native_egress:
-                native = load_object(_transport(True).elf, f"tcp_{host}_tx"[:15],
-                                     reuse={name: m.fd for name, m in pinned.maps.items()})
-                owned.append(native)
-                programs["tcp_tx"] = native.programs["tcp_tx"]
-                maps[UPLINK_MAP] = native.maps[UPLINK_MAP]
+                use_native_egress(pinned, _transport(True).elf, "tcp_tx", f"tcp_{host}_tx")
         except BaseException:
-            close_all(owned)
+            close_all(pinned.owned)
             raise
         stack = cls.__new__(cls)
-        stack._start(pinned.host, pinned.neighbours, maps, programs,
-                     _transport().program, ecn, owned=owned,
+        stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
+                     _transport().program, ecn, owned=pinned.owned,
                      receive_buffer=receive_buffer, timestamps=timestamps, sack=sack,
                      native_egress=native_egress)
         return stack

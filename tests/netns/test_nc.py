@@ -78,20 +78,11 @@ def test_nc_sends_a_file_to_linux_and_prints_the_answer(run: runs.RunRecord) -> 
 def test_nc_listens_for_a_linux_client(run: runs.RunRecord) -> None:
     """`etran nc -l` answers a Linux client; meanwhile `etran status` lists the connection
     at b (and none at a), with what the handshake agreed to."""
-    b = run.hosts["b"]
-    nc = subprocess.Popen(["ip", "netns", "exec", b["netns"], sys.executable, "-m", "etran",
-                           "nc", "-l", "5002"], cwd=ROOT, stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    nc = _listening_nc(run)
     try:
         _talk_to(nc, run)
     finally:
-        if nc.poll() is None:
-            nc.kill()
-        for pipe in (nc.stdin, nc.stdout, nc.stderr):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
-        nc.wait()
+        _reap(nc)
 
 
 def test_an_nc_killed_mid_transfer_leaves_the_host_usable(run: runs.RunRecord) -> None:
@@ -100,34 +91,14 @@ def test_an_nc_killed_mid_transfer_leaves_the_host_usable(run: runs.RunRecord) -
     one's connections and works; the dead one's Linux peer then gets a RST, not a hang; and
     `etran down` (the fixture) leaves nothing."""
     b = run.hosts["b"]
-    nc = subprocess.Popen(["ip", "netns", "exec", b["netns"], sys.executable, "-m", "etran",
-                           "nc", "-l", "5002"], cwd=ROOT, stdin=subprocess.PIPE,
-                          stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    nc = _listening_nc(run)
     try:
-        client = None
-        for _ in range(100):
-            with netns.enter(run.hosts["a"]["netns"]):
-                attempt = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            attempt.settimeout(30)
-            try:
-                attempt.connect((b["ip"], 5002))
-                client = attempt
-                break
-            except ConnectionRefusedError:
-                attempt.close()
-                threading.Event().wait(0.1)
-        assert client is not None, "etran nc -l never listened"
+        client = _connect_to_nc(run)
         client.sendall(os.urandom(64 << 10))
         nc.kill()
         nc.wait(10)
     finally:
-        if nc.poll() is None:
-            nc.kill()
-        for pipe in (nc.stdin, nc.stdout, nc.stderr):
-            if pipe is not None and not pipe.closed:
-                pipe.close()
-        nc.wait()
+        _reap(nc)
     assert {"etran-app", "etran-egr"} <= set(netns.interfaces(b["netns"]))   # left behind
     with client:
         # what the dead one never acknowledged, Linux resends with its back-off
@@ -138,21 +109,42 @@ def test_an_nc_killed_mid_transfer_leaves_the_host_usable(run: runs.RunRecord) -
                 pass
 
 
-def _talk_to(nc: subprocess.Popen[bytes], run: runs.RunRecord) -> None:
-    b = run.hosts["b"]
-    client = None
-    for _ in range(100):   # until the listener is up: a refused socket cannot connect again
+def _listening_nc(run: runs.RunRecord) -> subprocess.Popen[bytes]:
+    """`etran nc -l 5002` started inside host b."""
+    return subprocess.Popen(["ip", "netns", "exec", run.hosts["b"]["netns"], sys.executable,
+                             "-m", "etran", "nc", "-l", "5002"], cwd=ROOT,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, env={**os.environ, "PYTHONPATH": str(ROOT)})
+
+
+def _reap(nc: subprocess.Popen[bytes]) -> None:
+    if nc.poll() is None:
+        nc.kill()
+    for pipe in (nc.stdin, nc.stdout, nc.stderr):
+        if pipe is not None and not pipe.closed:
+            pipe.close()
+    nc.wait()
+
+
+def _connect_to_nc(run: runs.RunRecord) -> socket.socket:
+    """A Linux client on host a connected to the `etran nc -l` on b, once it listens (a
+    refused socket cannot connect again: a new one for every try)."""
+    for _ in range(100):
         with netns.enter(run.hosts["a"]["netns"]):
             attempt = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         attempt.settimeout(30)
         try:
-            attempt.connect((b["ip"], 5002))
-            client = attempt
-            break
+            attempt.connect((run.hosts["b"]["ip"], 5002))
+            return attempt
         except ConnectionRefusedError:
             attempt.close()
             threading.Event().wait(0.1)
-    assert client is not None, "etran nc -l never listened"
+    raise AssertionError("etran nc -l never listened")
+
+
+def _talk_to(nc: subprocess.Popen[bytes], run: runs.RunRecord) -> None:
+    b = run.hosts["b"]
+    client = _connect_to_nc(run)
     with client:
         client.sendall(b"from a Linux client\n")
         # egress runs natively: the pair is there, with tcp_tx on its far end
