@@ -1,17 +1,19 @@
 """The TCP control plane of one host, and the sockets applications hold.
 
 `TcpStack(topology, host)` loads the data path (`etran/transports/tcp.py`) on the host,
-attaches its ingress, opens the AF_XDP socket its ingress delivers to, and runs two threads:
-the gen pump (ACKs whenever ingress asks) and the dispatcher (every frame the socket
-receives goes to the connection or listener it belongs to). It does what is not per-segment
-work: the handshake in both directions (MSS, window scaling and timestamps offered and
-taken; no SACK, which the peer then does not use either), entering and removing
-connections in the data path's maps, RST in both directions, and the close.
+attaches its ingress, opens the AF_XDP socket its ingress delivers to, sets up egress (by
+default natively, on the far end of the stack's own veth pair: etran.runtime.native), and
+runs the gen pump (ACKs whenever ingress asks), the egress pump (go-backs a timer asks for)
+and a dispatcher (every frame the socket receives goes to the connection or listener it
+belongs to, while no application thread waiting in `recv` takes the frames itself). It does
+what is not per-segment work: the handshake in both directions (MSS, window scaling,
+timestamps and SACK-permitted offered and taken, ECN), entering and removing connections
+in the data path's maps, RST in both directions, and the close.
 
 `TcpSocket` has the shape of a socket: `send`/`sendall`/`recv`/`shutdown`/`close`, timeouts,
 context manager, OSError subclasses with errno. It keeps what it sent until the data path's
-`snd_una` passes it, and sends segments through the egress program one at a time, each with
-the sequence number it means: egress sends it only at `snd_nxt` and within the peer's window,
+`snd_una` passes it, and sends segments through the egress program in order, each with the
+sequence number it means: egress sends it only at `snd_nxt` and within the peer's window,
 and otherwise hands it back with a notice (wait for the window; or resume from a sequence
 number, after the data path went back N on a timeout or three duplicate ACKs). Go-backs the
 timer starts while the application is not sending reach the socket as notices through the
