@@ -9,10 +9,14 @@ send what it may now send; UNKNOWN makes a client send its request again; an abo
 from the data path's timers fails the call.
 
 Sending: a message is cut into DATA packets once, and handed to the egress program in order.
-Egress sends what the receiver granted and hands the first packet past the grant back, so
-the library knows where it stopped and sends again from there when the next GRANT arrives
+Egress sends what the receiver granted and hands the first packet past the grant back
 (mainline XDP has no queue that holds frames for later: the library is that queue, and
-egress, which it cannot bypass, decides).
+egress, which it cannot bypass, decides). On the native path (the default: egress runs on
+the far end of the stack's own veth, etran.runtime.native) the library keeps the grant
+itself, from the GRANTs and RESENDs ingress hands over, and sends no further; a packet
+egress returns anyway rewinds its message to it. With test runs (`native_egress=False`)
+egress says at once where it stopped, and the library sends again from there when the next
+GRANT arrives.
 """
 
 from __future__ import annotations
