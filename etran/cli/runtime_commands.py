@@ -107,8 +107,9 @@ def cmd_up(args: argparse.Namespace) -> int:
 def _up(args: argparse.Namespace) -> int:
     from etran.cli.verifier_report import counts, estimate_of, verdict_lines
     from etran.dsl.diagnostics import DiagnosticSink, render
-    from etran.pipeline import compile_file, refine_budgets
+    from etran.pipeline import compile_file, compile_program, refine_budgets
     from etran.runtime.loader import LoadedObject, VerifierStats, load_object
+    from etran.runtime.pinned import pin_native_egress
     from etran.runtime.system import check_kernel_support
     from etran.runtime.topology import Topology, parse_kind
 
@@ -145,6 +146,11 @@ def _up(args: argparse.Namespace) -> int:
                          f"this one has {len(hooks_there)}", EXIT_PROGRAM)
         link_objects.append((host, path, link_compiled, hooks_there[0]))
     stem = os.path.splitext(os.path.basename(args.file))[0]
+    # @egress built for the native path too, loaded on each host's maps and pinned beside
+    # them, so that an application (`etran nc`, `etran rpc`) runs it without compiling
+    egress = [p.name for p in compiled.programs if p.hook == "egress"]
+    native_elf = compile_program(compiled.program, native_egress=True).elf if egress else None
+    natives: list[tuple[str, LoadedObject]] = []
     topo = Topology(args.topology, source=os.path.abspath(args.file))
     try:
         first: LoadedObject | None = None
@@ -153,6 +159,9 @@ def _up(args: argparse.Namespace) -> int:
             first = first or obj
             if ingress:
                 topo.attach(host, obj.programs[ingress[0]], args.mode)
+            if native_elf is not None:
+                natives.append((host, load_object(native_elf, f"{stem}_n"[:15],
+                                                  reuse={n: m.fd for n, m in obj.maps.items()})))
         for host, path, link_compiled, hook in link_objects:
             link_stem = os.path.splitext(os.path.basename(path))[0]
             link_obj = topo.own(load_object(link_compiled.elf, link_stem[:15]), f"link-{host}")
@@ -165,6 +174,8 @@ def _up(args: argparse.Namespace) -> int:
             _hold(topo)
             return EXIT_OK
         pins = topo.persist()
+        for host, native in natives:
+            pin_native_egress(native, os.path.join(pins, host), egress)
     except VerifierError as exc:
         topo.close()
         known = counts(VerifierStats.parse(exc.log).processed_insns,
@@ -174,6 +185,9 @@ def _up(args: argparse.Namespace) -> int:
     except BaseException:
         topo.close()
         raise
+    finally:
+        for _host, native in natives:
+            native.close()
     print(f"  pinned under {pins}; stop it with `etran down` (or `etran down --run "
           f"{topo.run_id}`)")
     return EXIT_OK

@@ -176,14 +176,16 @@ class HomaStack:
         """The stack of host `host` of a run `etran up etran/transports/homa.py` started: its
         pinned maps and programs, its interface, its neighbours (how `etran rpc` runs inside
         a host's namespace). The configuration is the defaults unless one is set. With
-        `native_egress` (the default) the native build's `homa_tx` is loaded here on the
-        run's own maps (`etran up` pins the plain build)."""
+        `native_egress` (the default) the native build's `homa_tx` that `etran up` pinned
+        beside the maps runs on the stack's veth pair (a run without it: built and loaded
+        here on the run's maps)."""
         from etran.runtime.typed import program_of
         program = program_of(TRANSPORT)       # the declarations: the run has the code
         pinned = open_pinned_host(record, host, program, ("homa_tx", "homa_gen"))
         try:
             if native_egress:
-                use_native_egress(pinned, _transport(True).elf, "homa_tx", f"homa_{host}_tx")
+                use_native_egress(pinned, lambda: _transport(True).elf, "homa_tx",
+                                  f"homa_{host}_tx")
         except BaseException:
             close_all(pinned.owned)
             raise

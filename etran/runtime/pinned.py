@@ -6,6 +6,7 @@ the pieces a library owns and closes in order."""
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,6 +22,7 @@ class PinnedHost:
     maps: dict[str, Any]                       # name -> etran.runtime.maps.Map
     programs: dict[str, Program]
     owned: list[Any] = field(default_factory=list)   # what to close with the library
+    base: str = ""                             # the host's pin directory
 
 
 def open_pinned_host(record: Any, host: str, program: Any,
@@ -51,17 +53,44 @@ def open_pinned_host(record: Any, host: str, program: Any,
     except BaseException:
         close_all(owned)
         raise
-    return PinnedHost(me, neighbours, maps, programs, owned)
+    return PinnedHost(me, neighbours, maps, programs, owned, base)
 
 
-def use_native_egress(pinned: PinnedHost, elf: bytes, program_name: str,
+NATIVE_DIR = "native"   # <host>/native/: the native build's @egress programs and its uplink
+
+
+def pin_native_egress(native: Any, directory: str, program_names: list[str]) -> None:
+    """Pin what the native path needs of `native` (a native build loaded on a host's maps,
+    etran.lower.native): its @egress programs and the map they redirect out through, under
+    `<host pin dir>/native/` (`etran up` does this, so applications compile nothing)."""
+    from etran.lower.native import UPLINK_MAP
+    path = os.path.join(directory, NATIVE_DIR)
+    os.makedirs(path, exist_ok=True)
+    for name in program_names:
+        native.programs[name].pin(os.path.join(path, name))
+    native.maps[UPLINK_MAP].pin(os.path.join(path, UPLINK_MAP))
+
+
+def use_native_egress(pinned: PinnedHost, build: Callable[[], bytes], program_name: str,
                       object_name: str) -> None:
-    """Load the native build `elf` (etran.lower.native) on the run's own maps (`etran up`
-    pins the plain build) and put its @egress program `program_name`, and the map it
-    redirects out through, in `pinned` in place of the pinned ones; closed with the rest."""
+    """Put the native build's @egress program `program_name`, and the map it redirects out
+    through, in `pinned` in place of the pinned plain one: those `etran up` pinned under
+    `native/`, or else the native build `build()` makes (etran.lower.native), loaded here on
+    the run's own maps. Closed with the rest."""
     from etran.lower.native import UPLINK_MAP
     from etran.runtime.loader import load_object
-    native = load_object(elf, object_name[:15],
+    from etran.runtime.maps import Map
+    from etran.runtime.system import get_pinned
+    path = os.path.join(pinned.base, NATIVE_DIR)
+    if os.path.exists(os.path.join(path, program_name)):
+        uplink = Map.from_pinned(os.path.join(path, UPLINK_MAP))
+        pinned.owned.append(uplink)
+        fd = get_pinned(os.path.join(path, program_name))
+        pinned.owned.append(PinnedFd(fd))
+        pinned.programs[program_name] = Program(program_name, "xdp", PROG_TYPE_XDP, fd, "")
+        pinned.maps[UPLINK_MAP] = uplink
+        return
+    native = load_object(build(), object_name[:15],
                          reuse={name: m.fd for name, m in pinned.maps.items()})
     pinned.owned.append(native)
     pinned.programs[program_name] = native.programs[program_name]

@@ -167,8 +167,9 @@ class TcpStack:
                sack: bool = True, native_egress: bool = True) -> TcpStack:
         """The stack of host `host` of a run `etran up` started with the TCP transport:
         its pinned maps and programs, its interface, its neighbours. With `native_egress`
-        (the default) the native build's `tcp_tx` is loaded here on the run's own maps
-        (`etran up` pins the plain build) and runs on the stack's veth pair."""
+        (the default) the native build's `tcp_tx` that `etran up` pinned beside the maps
+        runs on the stack's veth pair (a run without it: built and loaded here on the run's
+        maps)."""
         _check_buffer(receive_buffer)
         pinned = open_pinned_host(record, host, _transport().program, ("tcp_tx", "tcp_ack"))
         try:
@@ -178,7 +179,8 @@ class TcpStack:
             for name in DEAD_STACK_STATE:
                 pinned.maps[name].clear()
             if native_egress:
-                use_native_egress(pinned, _transport(True).elf, "tcp_tx", f"tcp_{host}_tx")
+                use_native_egress(pinned, lambda: _transport(True).elf, "tcp_tx",
+                                  f"tcp_{host}_tx")
         except BaseException:
             close_all(pinned.owned)
             raise

@@ -237,3 +237,21 @@ def test_trace_records_a_transfer_and_plots_it(kernel: None, tmp_path: Path) -> 
         assert alpha_max < 1 and 0 < marked_max <= 1
     finally:
         assert etran_cmd("down", "--run", record.run_id).returncode == 0
+
+
+def test_up_pins_the_native_egress_so_applications_compile_nothing(
+        run: runs.RunRecord) -> None:
+    """`etran up` builds @egress for the native path too and pins it beside each host's
+    maps; a stack started in the run takes it from there (no compiler) and carries data."""
+    from etran.tcp import stack as tcp_stack
+    native = Path(runs.reachable_pin_dir(run)) / "b" / "native"
+    assert sorted(p.name for p in native.iterdir()) == ["__etran_uplink", "tcp_tx"]
+    tcp_stack._compiled.pop("tcp-native", None)
+    listener = linux_listener(run, "a", 5003)
+    with listener, tcp_stack.TcpStack.in_run(run, "b") as stack:
+        assert stack.native is not None and "tcp-native" not in tcp_stack._compiled
+        with stack.connect((run.hosts["a"]["ip"], 5003), timeout=5) as sock:
+            conn, _ = listener.accept()
+            with conn:
+                sock.sendall(b"through the pinned native egress")
+                assert conn.recv(100) == b"through the pinned native egress"
