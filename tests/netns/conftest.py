@@ -8,6 +8,7 @@ Objects of other processes' runs (a parallel test session) are not this test's b
 from __future__ import annotations
 
 import os
+import re
 import struct
 from collections.abc import Iterator
 from pathlib import Path
@@ -90,3 +91,14 @@ def u64s(raw: bytes | None) -> tuple[int, ...]:
 
 def nothing_attached(namespace: str) -> bool:
     return attach.attached_program_ids(namespace) == {}
+
+
+def started_run(up_stdout: str | bytes) -> runs.RunRecord:
+    """The run `etran up` said it started (its first line names it): found by its id, not
+    by what other runs exist, so a test session beside this one cannot confuse it."""
+    text = up_stdout.decode() if isinstance(up_stdout, bytes) else up_stdout
+    match = re.search(r"etran: run (\S+) is up", text)
+    assert match, text
+    record = runs.find_run(match.group(1))
+    assert record is not None, f"no state file for run {match.group(1)}"
+    return record

@@ -17,6 +17,8 @@ import pytest
 
 from etran.runtime import netns, runs
 
+from .conftest import started_run
+
 pytestmark = pytest.mark.netns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -33,10 +35,9 @@ def etran_cmd(*argv: str, netns_name: str | None = None, stdin: bytes = b"",
 
 @pytest.fixture
 def run(kernel: None) -> Iterator[runs.RunRecord]:
-    before = {r.run_id for r in runs.list_runs()}
     up = etran_cmd("up", str(TCP))
     assert up.returncode == 0, up.stderr.decode()
-    (record,) = [r for r in runs.list_runs() if r.run_id not in before]
+    record = started_run(up.stdout)
     try:
         yield record
     finally:
@@ -190,10 +191,9 @@ def test_trace_records_a_transfer_and_plots_it(kernel: None, tmp_path: Path) -> 
     with the four panels, a line per panel for the connection, alpha below 1 and some ACKs
     echoing CE."""
     link = ROOT / "etran" / "transports" / "tcp_link.py"
-    before = {r.run_id for r in runs.list_runs()}
     up = etran_cmd("up", str(TCP), "--link", f"a={link}")
     assert up.returncode == 0, up.stderr.decode()
-    (record,) = [r for r in runs.list_runs() if r.run_id not in before]
+    record = started_run(up.stdout)
     try:
         from etran.runtime.maps import Map
         with Map.from_pinned(os.path.join(record.pin_dir, "link-a", "maps", "config")) as cfg:

@@ -16,6 +16,8 @@ import pytest
 
 from etran.runtime import runs
 
+from .conftest import started_run
+
 pytestmark = pytest.mark.netns
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -48,13 +50,26 @@ def gone(processes: list[subprocess.Popen[str]]) -> str:
     return "".join(out)
 
 
+def run_section(status: str, run_id: str) -> list[str]:
+    """The lines `etran status` shows for run `run_id` (another test session may have runs
+    of its own up)."""
+    out: list[str] = []
+    for line in status.splitlines():
+        if line.startswith(("run ", "leftovers")):
+            inside = line.startswith(f"run {run_id}:")
+        if out or line.startswith(f"run {run_id}:"):
+            if not inside:
+                break
+            out.append(line)
+    return out
+
+
 @pytest.fixture
 def run(kernel: None) -> Iterator[runs.RunRecord]:
-    before = {r.run_id for r in runs.list_runs()}
     up = etran_cmd("up", str(HOMA))
     assert up.returncode == 0, up.stderr
     assert "homa_gen: accepted by the kernel verifier" in up.stdout
-    (record,) = [r for r in runs.list_runs() if r.run_id not in before]
+    record = started_run(up.stdout)
     try:
         yield record
     finally:
@@ -85,7 +100,7 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord,
         # shows the request whole at b was read before the last of it left a. Read again.
         status = etran_cmd("status")
         assert status.returncode == 0, status.stderr
-        lines = status.stdout.splitlines()
+        lines = run_section(status.stdout, run.run_id)
         assert lines.count("    Homa RPCs: 1 active") == 2, status.stdout + gone(processes)
         assert any("client sending; out 300,000/300,000 sent, 300,000 granted" in line
                    for line in lines), status.stdout + gone(processes)
@@ -122,7 +137,8 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord,
                 process.kill()
             process.communicate()
     status = etran_cmd("status")
-    assert status.stdout.splitlines().count("    Homa RPCs: 0 active") == 2, status.stdout
+    assert run_section(status.stdout, run.run_id).count("    Homa RPCs: 0 active") == 2, \
+        status.stdout
 
 
 def test_rpc_refuses_bad_arguments_in_one_line(run: runs.RunRecord) -> None:
