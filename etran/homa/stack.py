@@ -182,13 +182,9 @@ class HomaStack:
         from etran.runtime.typed import program_of
         program = program_of(TRANSPORT)       # the declarations: the run has the code
         pinned = open_pinned_host(record, host, program, ("homa_tx", "homa_gen"))
-        try:
-            if native_egress:
-                use_native_egress(pinned, lambda: _transport(True).elf, "homa_tx",
-                                  f"homa_{host}_tx")
-        except BaseException:
-            close_all(pinned.owned)
-            raise
+        if native_egress:
+            use_native_egress(pinned, lambda: _transport(True).elf, "homa_tx",
+                              f"homa_{host}_tx")
         stack = cls.__new__(cls)
         stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs, program,
                      pinned.owned, None, native_egress)

@@ -76,7 +76,16 @@ def use_native_egress(pinned: PinnedHost, build: Callable[[], bytes], program_na
     """Put the native build's @egress program `program_name`, and the map it redirects out
     through, in `pinned` in place of the pinned plain one: those `etran up` pinned under
     `native/`, or else the native build `build()` makes (etran.lower.native), loaded here on
-    the run's own maps. Closed with the rest."""
+    the run's own maps. Closed with the rest (all of `pinned` is closed if this fails)."""
+    try:
+        _use_native_egress(pinned, build, program_name, object_name)
+    except BaseException:
+        close_all(pinned.owned)
+        raise
+
+
+def _use_native_egress(pinned: PinnedHost, build: Callable[[], bytes], program_name: str,
+                       object_name: str) -> None:
     from etran.lower.native import UPLINK_MAP
     from etran.runtime.loader import load_object
     from etran.runtime.maps import Map

@@ -178,12 +178,11 @@ class TcpStack:
             # the peer's next segment reaches the host's own TCP, which answers with a RST.
             for name in DEAD_STACK_STATE:
                 pinned.maps[name].clear()
-            if native_egress:
-                use_native_egress(pinned, lambda: _transport(True).elf, "tcp_tx",
-                                  f"tcp_{host}_tx")
         except BaseException:
             close_all(pinned.owned)
             raise
+        if native_egress:
+            use_native_egress(pinned, lambda: _transport(True).elf, "tcp_tx", f"tcp_{host}_tx")
         stack = cls.__new__(cls)
         stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
                      _transport().program, ecn, owned=pinned.owned,
