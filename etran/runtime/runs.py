@@ -340,6 +340,21 @@ class Leftovers:
         return bool(self.namespaces or self.links or self.pins)
 
 
+def _in_project_namespace(names: list[str]) -> bool:
+    """Whether this thread is inside one of the project's namespaces `names` (a command
+    started with `ip netns exec etran-...`): the `etran-*` links it sees are then that
+    namespace's own, not leftovers of the machine's."""
+    try:
+        here = os.stat("/proc/thread-self/ns/net").st_ino
+    except OSError:
+        return False
+    for name in names:
+        with contextlib.suppress(OSError):
+            if os.stat(netns.path(name)).st_ino == here:
+                return True
+    return False
+
+
 def find_objects(run_id: str | None = None) -> Leftovers:
     """The project's namespaces, root-namespace links and pin directories (all of them, or
     only those of ``run_id``)."""
@@ -348,7 +363,7 @@ def find_objects(run_id: str | None = None) -> Leftovers:
 
     found = Leftovers()
     found.namespaces = [n for n in netns.list_names(PREFIX) if mine(n)]
-    if run_id is None:
+    if run_id is None and not _in_project_namespace(netns.list_names(PREFIX)):
         with netns.netlink(None) as ipr:
             found.links = sorted(str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()
                                  if str(link.get_attr("IFLA_IFNAME")).startswith(PREFIX))

@@ -255,3 +255,12 @@ def test_up_pins_the_native_egress_so_applications_compile_nothing(
             with conn:
                 sock.sendall(b"through the pinned native egress")
                 assert conn.recv(100) == b"through the pinned native egress"
+
+
+def test_status_inside_a_host_shows_the_run_and_no_leftovers(run: runs.RunRecord) -> None:
+    """`etran status` from a shell inside a host (`ip netns exec`) sees the host's own
+    `etran-*` interfaces: they are not leftovers of the machine's namespace."""
+    status = etran_cmd("status", netns_name=run.hosts["a"]["netns"])
+    assert status.returncode == 0, status.stderr.decode()
+    assert f"run {run.run_id}: two-hosts".encode() in status.stdout
+    assert b"leftovers" not in status.stdout, status.stdout.decode()
