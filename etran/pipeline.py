@@ -92,25 +92,30 @@ class _SecondOpinion:
 
     def __init__(self, program: tir.Program) -> None:
         self.program = program
-        self._elf: bytes | str | None = None
-        self._frames: dict[str, int] | None = None     # every compiled program's, read once
+        self._compiled: CompiledObject | str | None = None
         self.frames_asked: dict[str, int | None] = {}
 
-    def elf(self) -> bytes | str:
-        """The ELF, or why there is none (the compiled frames' check refuses it)."""
-        if self._elf is None:
+    def _build(self) -> CompiledObject | str:
+        """The compiled program, or why there is none (the compiled frames' check refuses
+        it)."""
+        if self._compiled is None:
             try:
-                self._elf = compile_program(self.program).elf
+                self._compiled = compile_program(self.program)
             except DiagnosticError as e:
-                self._elf = "; ".join(d.message for d in e.diagnostics)
-        return self._elf
+                self._compiled = "; ".join(d.message for d in e.diagnostics)
+        return self._compiled
+
+    def elf(self) -> bytes | str:
+        """The ELF, or why there is none."""
+        built = self._build()
+        return built if isinstance(built, str) else built.elf
 
     def frame(self, hook: str) -> int | None:
-        """The stack the compiled `hook` uses, or None when it could not be compiled."""
-        elf = self.elf()
-        if self._frames is None and isinstance(elf, bytes):
-            self._frames = _frames(elf)
-        depth = self._frames.get(hook) if self._frames is not None else None
+        """The stack the compiled `hook` uses (measured when it was compiled), or None
+        when it could not be compiled."""
+        built = self._build()
+        depth = None if isinstance(built, str) else \
+            next((p.stack for p in built.programs if p.name == hook), None)
         self.frames_asked[hook] = depth
         return depth
 
@@ -154,12 +159,12 @@ def compile_program(program: tir.Program, observe: bool = False,
         t["lower"] = t1 - t0
         t["llvm"] = t2 - t1
         try:
-            insns = _check_frames(program, elf)
+            measured = _check_frames(program, elf)
             break
         except DiagnosticError:
             if (keep_bounds, unroll) == attempts[-1]:
                 raise
-    programs = [ProgramInfo(h.name, h.hook or "", "xdp", insns.get(h.name, 0))
+    programs = [ProgramInfo(h.name, h.hook or "", "xdp", *measured.get(h.name, (0, 0)))
                 for h in program.hooks if h.hook != "timer"]
     return CompiledObject(elf, program, programs, list(program.maps), observe, dict(t),
                           text if keep_ir else "", probes)
@@ -188,11 +193,6 @@ def compile_for_testing(program: tir.Program) -> tuple[CompiledObject, CompiledO
     return observed, plain
 
 
-def _frames(elf: bytes) -> dict[str, int]:
-    """Each compiled program's stack, as `_check_frames` measures it."""
-    return {name: depth for name, (_insns, depth) in _measured(elf).items()}
-
-
 def _measured(elf: bytes) -> dict[str, tuple[int, int]]:
     """Each compiled program's instruction count and stack (its deepest function's)."""
     from etran.backend.objfile import read_object
@@ -203,15 +203,15 @@ def _measured(elf: bytes) -> dict[str, tuple[int, int]]:
             for code in obj.programs}
 
 
-def _check_frames(program: tir.Program, elf: bytes) -> dict[str, int]:
+def _check_frames(program: tir.Program, elf: bytes) -> dict[str, tuple[int, int]]:
     """The stack each compiled program uses, against the kernel's limit: how much LLVM
     spills is known only now (the checker's `stack` rule estimates it beforehand). Returns
-    each program's instruction count (`ProgramInfo.insns`), read from the same parse."""
+    each program's instruction count and stack (`ProgramInfo.insns`, `.stack`), read from
+    the same parse."""
     from etran.lower.observe import FIRE_SUFFIX
     sink = DiagnosticSink()
-    insns: dict[str, int] = {}
-    for code_name, (count, depth) in _measured(elf).items():
-        insns[code_name] = count
+    measured = _measured(elf)
+    for code_name, (_count, depth) in measured.items():
         if depth <= MAX_BPF_STACK:
             continue
         name = code_name.removesuffix(FIRE_SUFFIX)
@@ -225,7 +225,7 @@ def _check_frames(program: tir.Program, elf: bytes) -> dict[str, int]:
                    "fewer values alive at once: sum a long run of reads in a loop, or keep "
                    "values in a map (a PerCpuArray used as scratch space)")
     sink.raise_if_errors()
-    return insns
+    return measured
 
 
 def compile_source(text: str, filename: str = "<input>", observe: bool = False,

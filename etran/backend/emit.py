@@ -50,6 +50,7 @@ class ProgramInfo:
     hook: str          # "xdp" | "egress" | "gen"
     section: str
     insns: int = 0     # instructions as the kernel counts them (insn_cnt), subprograms included
+    stack: int = 0     # bytes of stack its deepest function uses (what the verifier checks)
 
 
 @dataclass(slots=True)

@@ -39,7 +39,7 @@ def test_a_frame_over_the_limit_with_kept_bounds_is_compiled_again_without(
         asked.append(keep_bounds)
         return real_lower(*args, keep_bounds=keep_bounds, **kw)  # type: ignore[arg-type]
 
-    def frames(program: object, elf: bytes) -> dict[str, int]:
+    def frames(program: object, elf: bytes) -> dict[str, tuple[int, int]]:
         if len(asked) == 1:  # the first build's frame "over 512 bytes"
             raise DiagnosticError([])
         return real_frames(program, elf)  # type: ignore[arg-type]
@@ -53,7 +53,7 @@ def test_a_frame_over_the_limit_with_kept_bounds_is_compiled_again_without(
 def test_a_program_with_loops_is_not_compiled_twice(monkeypatch: pytest.MonkeyPatch) -> None:
     import etran.pipeline as pipeline
 
-    def frames(program: object, elf: bytes) -> dict[str, int]:
+    def frames(program: object, elf: bytes) -> dict[str, tuple[int, int]]:
         raise DiagnosticError([])
 
     monkeypatch.setattr(pipeline, "_check_frames", frames)

@@ -138,7 +138,7 @@ def test_a_frame_over_the_limit_is_compiled_again_without_unrolling(
         asked.append((keep_bounds, unroll))
         return real_lower(*args, keep_bounds=keep_bounds, unroll=unroll, **kw)  # type: ignore[arg-type]
 
-    def frames(program: object, elf: bytes) -> dict[str, int]:
+    def frames(program: object, elf: bytes) -> dict[str, tuple[int, int]]:
         if len(asked) < 3:   # the first two builds' frames "over 512 bytes"
             raise DiagnosticError([])
         return real_frames(program, elf)  # type: ignore[arg-type]
