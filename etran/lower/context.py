@@ -208,7 +208,7 @@ class ModuleContext:
         self.defects = defects
         # @egress hooks built to run natively on the far end of the application's veth
         # (etran.runtime.native): their verdicts are translated where they return
-        # (`FunctionLowering.s_Return`), through the hidden DevMap NATIVE_UPLINK_MAP
+        # (`FunctionLowering.ret_verdict`), through the hidden DevMap `native.UPLINK_MAP`
         self.native_egress = native_egress
         self.m = ir.Module(name=program.name)
         self.m.scope = fast_names(self.m.scope)

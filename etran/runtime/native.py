@@ -27,12 +27,11 @@ import contextlib
 import threading
 from collections.abc import Iterable, Mapping
 from types import TracebackType
-from typing import Any
 
 from etran.lower.native import UPLINK_MAP
 from etran.runtime import netns
 from etran.runtime.afxdp import XskSocket
-from etran.runtime.attach import XdpLink, attach_xdp, builtin_object
+from etran.runtime.attach import XdpLink, attach_xdp, attached_program_ids, builtin_object
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.loader import LoadedObject, Program
 from etran.runtime.maps import Map
@@ -52,15 +51,6 @@ app = XskMap(max_entries=64)
 def etran_to_app(pkt: Packet) -> int:
     return app.redirect(pkt.rx_queue, XDP_DROP)
 """
-
-
-def _has_xdp(ipr: Any, ifname: str) -> bool:
-    """Whether an XDP program is attached to `ifname` (netlink's IFLA_XDP_ATTACHED)."""
-    for link in ipr.get_links(ifname=ifname):
-        xdp = link.get_attr("IFLA_XDP")
-        if xdp is not None and xdp.get_attr("IFLA_XDP_ATTACHED"):
-            return True
-    return False
 
 
 class NativeEgress:
@@ -113,7 +103,7 @@ class NativeEgress:
         with netns.netlink(namespace) as ipr:
             existing = ipr.link_lookup(ifname=APP_IF)
             if existing:
-                if _has_xdp(ipr, EGRESS_IF):
+                if EGRESS_IF in attached_program_ids(namespace):
                     raise EtranRuntimeError(action, f"the host already has {APP_IF} with "
                                             f"@egress on {EGRESS_IF} (one native egress path "
                                             "per host; is another application running?)")

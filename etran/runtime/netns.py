@@ -205,30 +205,26 @@ class Entry:
             if where.home is None:
                 where.home = _Handle(os.open(_OWN_NAMESPACE, os.O_RDONLY | os.O_CLOEXEC))
             back, here = where.home.fd, where.home.ino
-        if here == self._ino:
-            # already there (a thread that runs inside the host, as an application started
-            # with `ip netns exec` or a pump does): no setns(2) pair, about 15 us a call
-            where.entered.append((back, here))
+        # a thread already there (inside the host, as an application started with `ip
+        # netns exec` or a pump is) switches nothing: no setns(2) pair, about 15 us a call
+        switch = here != self._ino
+        if switch:
             try:
-                yield
-            finally:
-                where.entered.pop()
-            return
-        try:
-            _setns(self._fd)
-        except OSError as exc:
-            _raise_for(f"enter network namespace {self.name}", exc)
+                _setns(self._fd)
+            except OSError as exc:
+                _raise_for(f"enter network namespace {self.name}", exc)
         where.entered.append((self._fd, self._ino))
         try:
             yield
         finally:
             where.entered.pop()
-            try:
-                _setns(back)
-            except OSError as exc:
-                raise EtranRuntimeError(f"leave network namespace {self.name}",
-                                        f"setns back failed ({exc}); this thread is "
-                                        "stranded in the wrong namespace") from exc
+            if switch:
+                try:
+                    _setns(back)
+                except OSError as exc:
+                    raise EtranRuntimeError(f"leave network namespace {self.name}",
+                                            f"setns back failed ({exc}); this thread is "
+                                            "stranded in the wrong namespace") from exc
 
     def close(self) -> None:
         if self._fd >= 0:

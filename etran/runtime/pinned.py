@@ -30,9 +30,7 @@ def open_pinned_host(record: Any, host: str, program: Any,
     """Host `host` of run `record`: every map `program` (the transport's checked program)
     declares, and the pinned programs `program_names`. Nothing stays open on failure."""
     from etran.runtime import netns
-    from etran.runtime.maps import Map
     from etran.runtime.runs import reachable_pin_dir
-    from etran.runtime.system import get_pinned
     info = record.hosts[host]
     me = Host(host, info["netns"], netns.interface(info["netns"], info["ifname"]),
               info["ip"], info["mac"])
@@ -41,19 +39,30 @@ def open_pinned_host(record: Any, host: str, program: Any,
     base = os.path.join(reachable_pin_dir(record), host)
     owned: list[Any] = []
     try:
-        maps = {}
-        for m in program.maps:
-            maps[m.name] = Map.from_pinned(os.path.join(base, "maps", m.name))
-            owned.append(maps[m.name])
-        programs = {}
-        for name in program_names:
-            fd = get_pinned(os.path.join(base, "progs", name))
-            owned.append(PinnedFd(fd))
-            programs[name] = Program(name, "xdp", PROG_TYPE_XDP, fd, "")
+        maps = {m.name: _pinned_map(os.path.join(base, "maps", m.name), owned)
+                for m in program.maps}
+        programs = {name: _pinned_program(os.path.join(base, "progs", name), owned)
+                    for name in program_names}
     except BaseException:
         close_all(owned)
         raise
     return PinnedHost(me, neighbours, maps, programs, owned, base)
+
+
+def _pinned_map(path: str, owned: list[Any]) -> Any:
+    """The map pinned at `path`, owned (closed with the library)."""
+    from etran.runtime.maps import Map
+    m = Map.from_pinned(path)
+    owned.append(m)
+    return m
+
+
+def _pinned_program(path: str, owned: list[Any]) -> Program:
+    """The XDP program pinned at `path`, its fd owned (closed with the library)."""
+    from etran.runtime.system import get_pinned
+    fd = get_pinned(path)
+    owned.append(PinnedFd(fd))
+    return Program(os.path.basename(path), "xdp", PROG_TYPE_XDP, fd, "")
 
 
 NATIVE_DIR = "native"   # <host>/native/: the native build's @egress programs and its uplink
@@ -88,16 +97,11 @@ def _use_native_egress(pinned: PinnedHost, build: Callable[[], bytes], program_n
                        object_name: str) -> None:
     from etran.lower.native import UPLINK_MAP
     from etran.runtime.loader import load_object
-    from etran.runtime.maps import Map
-    from etran.runtime.system import get_pinned
     path = os.path.join(pinned.base, NATIVE_DIR)
     if os.path.exists(os.path.join(path, program_name)):
-        uplink = Map.from_pinned(os.path.join(path, UPLINK_MAP))
-        pinned.owned.append(uplink)
-        fd = get_pinned(os.path.join(path, program_name))
-        pinned.owned.append(PinnedFd(fd))
-        pinned.programs[program_name] = Program(program_name, "xdp", PROG_TYPE_XDP, fd, "")
-        pinned.maps[UPLINK_MAP] = uplink
+        pinned.maps[UPLINK_MAP] = _pinned_map(os.path.join(path, UPLINK_MAP), pinned.owned)
+        pinned.programs[program_name] = _pinned_program(os.path.join(path, program_name),
+                                                        pinned.owned)
         return
     native = load_object(build(), object_name[:15],
                          reuse={name: m.fd for name, m in pinned.maps.items()})

@@ -362,8 +362,9 @@ def find_objects(run_id: str | None = None) -> Leftovers:
         return run_id is None or run_id_of(name) == run_id or name == run_id
 
     found = Leftovers()
-    found.namespaces = [n for n in netns.list_names(PREFIX) if mine(n)]
-    if run_id is None and not _in_project_namespace(netns.list_names(PREFIX)):
+    names = netns.list_names(PREFIX)
+    found.namespaces = [n for n in names if mine(n)]
+    if run_id is None and not _in_project_namespace(names):
         with netns.netlink(None) as ipr:
             found.links = sorted(str(link.get_attr("IFLA_IFNAME")) for link in ipr.get_links()
                                  if str(link.get_attr("IFLA_IFNAME")).startswith(PREFIX))
