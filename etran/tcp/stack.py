@@ -260,6 +260,10 @@ class TcpStack:
         self._dispatcher_wake = threading.Event()
         self._dispatcher_polling = False
         self._nudge = os.eventfd(0, os.EFD_NONBLOCK | os.EFD_CLOEXEC)
+        # what an application thread taking the frames polls (one at a time: `_rx_lock`)
+        self._app_poller = select.poll()
+        self._app_poller.register(self.xsk.fileno(), select.POLLIN)
+        self._app_poller.register(self.egress.wakeup_fd(), select.POLLIN)
         self.error: BaseException | None = None
         self._resends: queue.Queue[TcpSocket | None] = queue.Queue()
         self._thread = threading.Thread(target=self._dispatch, name=f"etran-tcp-{me.name}",
@@ -438,10 +442,8 @@ class TcpStack:
         try:
             with self.egress.entered():      # lives in the host: its sends enter nothing
                 self._dispatch_loop(poller)
-        except BaseException as exc:  # surfaced to the sockets, which raise it
-            self.error = exc
-            for sock in list(self._conns.values()):
-                sock._fail(errno.EIO)
+        except BaseException as exc:
+            self._failed(exc)
         finally:
             os.close(self._nudge)
 
@@ -478,6 +480,12 @@ class TcpStack:
             self._consumed(sock)
         for frame in self.egress.take_returned(64):
             self._late_notice(sg.parse_notice(frame))
+
+    def _failed(self, exc: BaseException) -> None:
+        """Taking frames failed: every socket's calls raise it from now on (EIO)."""
+        self.error = exc
+        for sock in list(self._conns.values()):
+            sock._fail(errno.EIO)
 
     def _late_notice(self, note: sg.Notice | None) -> None:
         """A notice no sender was waiting for: egress went back N (a timer's go-back), or, on
@@ -531,17 +539,13 @@ class TcpStack:
         if self._dispatcher_polling:
             os.eventfd_write(self._nudge, 1)     # out of its poll, before a frame wakes it
         try:
-            poller = select.poll()
-            poller.register(self.xsk.fileno(), select.POLLIN)
-            poller.register(self.egress.wakeup_fd(), select.POLLIN)
+            poller = self._app_poller
             deadline = None if timeout is None else time.monotonic() + timeout
             while True:
                 try:
                     self._drain()
                 except BaseException as exc:
-                    self.error = exc
-                    for sock in list(self._conns.values()):
-                        sock._fail(errno.EIO)
+                    self._failed(exc)
                     raise
                 if ready():
                     return True
@@ -574,10 +578,8 @@ class TcpStack:
         saying so: a peer facing a closed window would otherwise wait for its probe timer."""
         read = sock._rcv_next
         key = self._map_key(sock.key)
-        if sock._reads_key is None:
-            sock._reads_key = self.maps["reads"].encode_key(key)
         try:   # raw bytes: on the path of every receive, the typed map's encoding costs 10 us
-            self.raw_maps["reads"].update(sock._reads_key, _READ.pack(read))
+            self.raw_maps["reads"].update(sock._raw_key(), _READ.pack(read))
         except EtranRuntimeError:
             return                         # the connection was removed meanwhile
         if not sock._eof and (read - sock._window_told) & 0xFFFFFFFF >= WINDOW_UPDATE:
@@ -692,8 +694,7 @@ class TcpSocket:
         self.ecn = False                   # ECN negotiated
         self._handshake = threading.Event()
         self._cv = threading.Condition()
-        self._reads_key: bytes | None = None    # its key in the data path's `reads`
-        self._conns_key: bytes | None = None    # ... and in `conns`
+        self._key_bytes: bytes | None = None    # its ConnKey, encoded (`_raw_key`)
         self._watch_room_until = 0.0            # read the window before sending until then
         self._buffer = bytearray()
         self._rcv_next = 0                 # the sequence number of the next byte for recv
@@ -907,6 +908,14 @@ class TcpSocket:
             time.sleep(wait)
             wait = min(wait * 2, WINDOW_POLL_MAX)
 
+    def _raw_key(self) -> bytes:
+        """This connection's key in the data path's `conns` and `reads` (both keyed by a
+        ConnKey), encoded once."""
+        if self._key_bytes is None:
+            stack = self.stack
+            self._key_bytes = stack.maps["conns"].encode_key(stack._map_key(self.key))
+        return self._key_bytes
+
     def _room(self) -> int | None:
         """On the native path, what egress would let through now: `min(cwnd, the peer's
         window)` less what is in flight, from the data path's entry (None: no entry). A
@@ -915,9 +924,7 @@ class TcpSocket:
         entry: decoding all of it (350 bytes, through the typed map) cost a 64-byte round
         trip more than its network time."""
         stack = self.stack
-        if self._conns_key is None:
-            self._conns_key = stack.maps["conns"].encode_key(stack._map_key(self.key))
-        raw = stack.raw_maps["conns"].lookup(self._conns_key)
+        raw = stack.raw_maps["conns"].lookup(self._raw_key())
         if raw is None:
             return None
         una, nxt, wnd, cwnd, mss = (int.from_bytes(raw[at:at + 4], "little")

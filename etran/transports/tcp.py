@@ -297,26 +297,26 @@ def ask_egress() -> None:
         w.asked = 1
 
 
-def ask_for_ack(key: ConnKey, c: Conn) -> None:
+def queue_ack(key: ConnKey, c: Conn) -> None:
+    """One ACK request per connection in `acks` until gen takes it."""
     if not c.ack_queued:
         if acks.push(AckReq(peer_ip=key.peer_ip, peer_port=key.peer_port,
                             local_port=key.local_port, dup=0)):
             c.ack_queued = True
             count_request()
+
+
+def ask_for_ack(key: ConnKey, c: Conn) -> None:
+    queue_ack(key, c)
     ask_gen()                            # even when the queue is full: it must drain
 
 
 def delay_ack(key: ConnKey, c: Conn) -> None:
-    """Queue an ACK that may wait for the gen pump's next look at its flag (within about a
-    millisecond, `ACK_DELAY` in docs/tcp.md) instead of waking it: a segment of ours that
-    leaves meanwhile carries the acknowledgement, and the queued ACK is then skipped as a
-    repeat. Request/response traffic then sends no pure ACK at all, as with Linux's
-    delayed ACKs."""
-    if not c.ack_queued:
-        if acks.push(AckReq(peer_ip=key.peer_ip, peer_port=key.peer_port,
-                            local_port=key.local_port, dup=0)):
-            c.ack_queued = True
-            count_request()
+    """Queue an ACK that may wait for the gen pump's next look at its flag (every
+    millisecond) instead of waking it: a segment of ours that leaves meanwhile carries the
+    acknowledgement, and the queued ACK is then skipped as a repeat. Request/response
+    traffic then sends no pure ACK at all, as with Linux's delayed ACKs."""
+    queue_ack(key, c)
     w = wake.get(0)
     if w is not None:
         w.delayed = 1
