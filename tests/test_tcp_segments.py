@@ -65,3 +65,33 @@ def test_the_shift_is_the_least_that_says_the_buffer(buffer: int, shift: int) ->
 def test_a_receive_buffer_out_of_range_is_refused(buffer: int) -> None:
     with pytest.raises(ValueError, match=r"receive_buffer is .* give 1 to 2,097,152"):
         _check_buffer(buffer)
+
+
+@pytest.mark.parametrize("options", [
+    sg.ts_option(0x01020304, 0xA0B0C0D0),                       # what every segment carries
+    bytes.fromhex("0101080a") + bytes(4),                          # a timestamps option cut short
+    bytes.fromhex("080a") + bytes.fromhex("01020304a0b0c0d0") + bytes.fromhex("0101"),
+    sg.ts_option(5, 6) + bytes.fromhex("0101050a") + bytes(8),     # timestamps and a SACK block
+])
+def test_a_data_segment_reads_as_the_option_walk_reads_it(options: bytes) -> None:
+    """`parse` takes the common layout (two NOPs, then timestamps) without walking the list;
+    every layout, that one included, reads as the walk says."""
+    frame = sg.build(src_mac=MAC_A, dst_mac=MAC_B, src="10.0.0.1", dst="10.0.0.2", sport=1,
+                     dport=2, seq=9, ack=3, flags=sg.ACK | sg.PSH, options=options,
+                     payload=b"data")
+    seg = sg.parse(frame)
+    assert seg is not None
+    padded = options + bytes(-len(options) % 4)
+    assert (seg.mss, seg.wscale, seg.ts, seg.sack_perm) == sg._options(padded)
+    assert (seg.src, seg.dst, seg.seq, seg.ack, seg.payload) == \
+        ("10.0.0.1", "10.0.0.2", 9, 3, b"data")
+    if options[:4] == bytes.fromhex("0101080a") and len(options) == 12:
+        assert seg.ts == (0x01020304, 0xA0B0C0D0)
+
+
+def test_a_notice_names_its_connection() -> None:
+    frame = sg.build(src_mac=MAC_A, dst_mac=MAC_B, src="10.0.0.1", dst="10.111.0.2", sport=40,
+                     dport=50, seq=1, ack=77, options=b"")
+    frame = frame[:52] + (2).to_bytes(2, "big") + frame[54:]
+    note = sg.parse_notice(frame)
+    assert note == sg.Notice("10.111.0.2", 50, 40, 2, 77)

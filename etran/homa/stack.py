@@ -45,7 +45,7 @@ from etran.runtime.hooks import Egress, Gen, GenPump
 from etran.runtime.loader import load_object
 from etran.runtime.maps import RingBufferReader
 from etran.runtime.native import NativeEgress
-from etran.runtime.pinned import Stopper, close_all, open_pinned_host, use_native_egress
+from etran.runtime.pinned import Detacher, Stopper, close_all, open_pinned_host, use_native_egress
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -167,7 +167,7 @@ class HomaStack:
         loaded = topology.own(load_object(compiled.elf, f"homa_{host}"[:15]), host)
         topology.attach(host, loaded.programs["homa_rx"])
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
-                    loaded.programs, compiled.program, [],
+                    loaded.programs, compiled.program, [Detacher(topology, host)],
                     {"rtt_bytes": rtt_bytes, "grant_window": grant_window,
                      "max_incoming": max_incoming, "cutoffs": list(cutoffs)}, native_egress)
 

@@ -310,7 +310,6 @@ class XskSocket:
                 self._kick()
         if pending:
             tx.set_producer(self._tx_producer)
-        if sent:
             self._kick()
         return sent
 

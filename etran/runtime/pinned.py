@@ -132,6 +132,19 @@ class Stopper:
         self.pump.stop()
 
 
+class Detacher:
+    """The ingress a library attached to a host of a topology, among the parts it closes:
+    closing detaches it, so that the host's own stack has the interface back (a program left
+    there would take segments for connections nobody serves any more)."""
+
+    def __init__(self, topology: Any, host: str) -> None:
+        self.topology = topology
+        self.host = host
+
+    def close(self) -> None:
+        self.topology.detach(self.host)
+
+
 def close_all(parts: list[Any]) -> None:
     """Close every part in order; the first failure is raised once all were closed."""
     errors = []

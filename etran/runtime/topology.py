@@ -243,7 +243,9 @@ class Topology:
 
     def detach(self, host: str) -> None:
         """Detach the program ``attach`` put on ``host``'s interface."""
-        self._detach(host)
+        if host in self.links:
+            self._detach(host)
+            self._keep_record()
 
     def own(self, obj: LoadedObject, host: str | None = None) -> LoadedObject:
         """Close ``obj`` (a transport loaded for ``host``, say) when the topology closes;

@@ -46,7 +46,7 @@ from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import Program, load_object
 from etran.runtime.maps import RingBufferReader
 from etran.runtime.native import NativeEgress
-from etran.runtime.pinned import Stopper, close_all, open_pinned_host, use_native_egress
+from etran.runtime.pinned import Detacher, Stopper, close_all, open_pinned_host, use_native_egress
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -66,6 +66,8 @@ from etran.tcp.segments import (
 
 TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "tcp.py"
 _READ = struct.Struct("=I")              # the data path's `Read`: consumed, host order
+_IP_LEN = struct.Struct("!H")            # a frame's IPv4 total length, at 16
+_SEQ = struct.Struct("!I")               # its TCP sequence number, at 38
 ESTABLISHED, PEER_CLOSED = 1, 2          # Conn.state in the data path
 INIT_CWND = 10                           # segments (RFC 6928), as the data path expects
 DCTCP_INIT_ALPHA = 1024
@@ -76,8 +78,11 @@ WINDOW_POLL_MAX = 0.002                  # doubling up to this while it stays fu
 ROOM_WATCH = 0.1                         # how long after a full window a native sender
                                          # reads the window before each batch
 TIME_WAIT = 0.05                         # how long a closed connection's entry lingers
+LINGER = 2.0                             # how long a close may take (the socket's timeout
+                                         # when it has one) before the connection is reset
+LINGER_POLL = 0.002                      # how often closing connections are looked at
 WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a window update
-BATCH = 16                               # segments handed to egress per entry into it
+BATCH = 32                               # segments handed to egress per entry into it
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
@@ -157,7 +162,7 @@ class TcpStack:
         loaded = topology.own(load_object(compiled.elf, f"tcp_{host}"[:15]), host)
         topology.attach(host, loaded.programs["tcp_rx"])
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
-                    loaded.programs, compiled.program, ecn, owned=[],
+                    loaded.programs, compiled.program, ecn, owned=[Detacher(topology, host)],
                     receive_buffer=receive_buffer, timestamps=timestamps, sack=sack,
                     native_egress=native_egress)
 
@@ -242,6 +247,9 @@ class TcpStack:
             raise
         self._lock = threading.Lock()
         self._conns: dict[Key, TcpSocket] = {}
+        # sockets their application closed, kept until the close completes: (deadline,
+        # when TIME-WAIT ends once it has)
+        self._lingering: dict[TcpSocket, tuple[float, float | None]] = {}
         self._listeners: dict[int, TcpListener] = {}
         self._stop = threading.Event()
         # Who takes frames off the AF_XDP socket: whoever holds `_rx_lock`. An application
@@ -341,7 +349,22 @@ class TcpStack:
         return out
 
     def close(self) -> None:
-        """Reset every open connection, stop the threads, release sockets and namespace."""
+        """Wait for the closes applications left to the stack to complete (their deadline at
+        most; not their TIME-WAIT), reset every other connection, stop the threads, release
+        sockets and namespace."""
+        while self._resender.is_alive() and self.error is None:
+            with self._lock:
+                waiting = [(sock, deadline) for sock, (deadline, quiet_at)
+                           in self._lingering.items() if quiet_at is None and not sock._gone]
+            if not waiting or all(sock._close_complete() for sock, _ in waiting) or \
+                    time.monotonic() > max(deadline for _, deadline in waiting):
+                break
+            time.sleep(0.002)
+        with self._lock:
+            lingering = list(self._lingering)
+        for sock in lingering:
+            if sock._close_complete():
+                self._forget(sock.key)        # closed both ways: nothing to reset
         for sock in list(self._conns.values()):
             sock.abort()
         self._stop.set()
@@ -427,7 +450,10 @@ class TcpStack:
 
     def _forget(self, key: Key, *, keep_port: bool = False) -> None:
         with self._lock:
-            self._conns.pop(key, None)
+            sock = self._conns.pop(key, None)
+            if sock is not None:
+                sock._gone = True
+                self._lingering.pop(sock, None)
             listening = key[2] in self._listeners
         self.maps["conns"].delete(self._map_key(key))
         self.maps["reads"].delete(self._map_key(key))
@@ -564,28 +590,75 @@ class TcpStack:
 
     def _resend(self) -> None:
         """Sockets the data path went back N for while they were not sending: resend from
-        `snd_una` (egress says where; the socket asks it)."""
+        `snd_una` (egress says where; the socket asks it). The same thread finishes the
+        closes the applications left to the stack (`_finish_closes`)."""
         with self.egress.entered():
-            while (sock := self._resends.get()) is not None:
+            while True:
                 try:
-                    sock._rewind_and_pump()
-                except OSError:
-                    pass      # the socket's own calls raise what went wrong
+                    sock = self._resends.get(timeout=LINGER_POLL if self._lingering else None)
+                except queue.Empty:
+                    sock = None
+                else:
+                    if sock is None:
+                        return
+                    try:
+                        sock._rewind_and_pump()
+                    except OSError:
+                        pass      # the socket's own calls raise what went wrong
+                if self._lingering:
+                    self._finish_closes()
+
+    def _linger(self, sock: TcpSocket, timeout: float) -> None:
+        """`sock` was closed by its application with its FIN sent: the stack keeps its
+        connection until the close is complete (`_finish_closes`), `timeout` at most."""
+        with self._lock:
+            if sock._gone:
+                return
+            self._lingering[sock] = (time.monotonic() + timeout, None)
+        self._resends.put(sock)           # wakes the worker, which looks at it at once
+
+    def _finish_closes(self) -> None:
+        """The closed connections whose close is complete (the peer's FIN in and ours
+        acknowledged) stay TIME_WAIT longer, so that a FIN the peer sends again is
+        acknowledged, and then go; one not complete by its deadline is reset."""
+        now = time.monotonic()
+        with self._lock:
+            lingering = list(self._lingering.items())
+        for sock, (deadline, quiet_at) in lingering:
+            if sock._gone:
+                continue
+            if sock._error is not None:
+                self._forget(sock.key)
+            elif quiet_at is not None:
+                if now >= quiet_at:
+                    self._forget(sock.key)
+            elif sock._close_complete():
+                with self._lock:
+                    if sock in self._lingering:
+                        self._lingering[sock] = (deadline, now + TIME_WAIT)
+            elif now >= deadline:
+                sock.abort()
 
     def _consumed(self, sock: TcpSocket) -> None:
         """Tell the data path how far `sock`'s data is off the AF_XDP socket (it sizes the
         window by it), and when that opened the window a good deal, send the peer an ACK
-        saying so: a peer facing a closed window would otherwise wait for its probe timer."""
+        saying so: a peer facing a closed window would otherwise wait for its probe timer.
+        The data path is told once a sixteenth of the buffer has been taken since it last
+        was (or before that ACK): on the path of every receive, a map update is a tenth of a
+        64-byte round trip, and the window it would advertise is never more than that
+        sixteenth below the truth."""
         read = sock._rcv_next
-        key = self._map_key(sock.key)
-        try:   # raw bytes: on the path of every receive, the typed map's encoding costs 10 us
-            self.raw_maps["reads"].update(sock._raw_key(), _READ.pack(read))
-        except EtranRuntimeError:
-            return                         # the connection was removed meanwhile
-        if not sock._eof and (read - sock._window_told) & 0xFFFFFFFF >= WINDOW_UPDATE:
+        update = not sock._eof and (read - sock._window_told) & 0xFFFFFFFF >= WINDOW_UPDATE
+        if update or (read - sock._read_told) & 0xFFFFFFFF >= max(1, sock._rcv_buf >> 4):
+            try:   # raw bytes: the typed map's encoding costs 10 us
+                self.raw_maps["reads"].update(sock._raw_key(), _READ.pack(read))
+            except EtranRuntimeError:
+                return                     # the connection was removed meanwhile
+            sock._read_told = read
+        if update:
             sock._window_told = read
             try:
-                self.maps["acks"].push({**key, "dup": 0})
+                self.maps["acks"].push({**self._map_key(sock.key), "dup": 0})
             except EtranRuntimeError:
                 pass                       # the queue is full: ACKs are on their way anyway
             self.pump.ask()
@@ -629,7 +702,7 @@ class TcpListener:
                 return                   # dropped, as a full backlog does: the peer retries
         sock = TcpSocket(stack, key, None)
         iss = random.getrandbits(32)
-        sock._rcv_next = sock._window_told = (seg.seq + 1) & 0xFFFFFFFF
+        sock._rcv_next = sock._window_told = sock._read_told = (seg.seq + 1) & 0xFFFFFFFF
         with stack._lock:
             stack._conns[key] = sock
         # The entry goes in before the SYN-ACK leaves, so the final ACK and any data right
@@ -695,15 +768,18 @@ class TcpSocket:
         self._handshake = threading.Event()
         self._cv = threading.Condition()
         self._key_bytes: bytes | None = None    # its ConnKey, encoded (`_raw_key`)
+        self._template: bytes | None = None     # its data segments' headers (`_segment_frame`)
         self._watch_room_until = 0.0            # read the window before sending until then
         self._buffer = bytearray()
         self._rcv_next = 0                 # the sequence number of the next byte for recv
         self._window_told = 0              # _rcv_next when we last pushed a window update
+        self._read_told = 0                # ... and when we last wrote it into `reads`
         self._pending: dict[int, bytes] = {}   # segments ahead of it, by sequence number
         self._eof = False
         self._error: int | None = None
         self._wr_closed = False
-        self._closed = False
+        self._closed = False               # by the application: its calls raise EBADF
+        self._gone = False                 # removed from the stack and the data path
         # Sending: the bytes from `_base` (a sequence number) on, of which `_sent` went out;
         # our FIN follows them once `_fin` is set. Guarded by `_send_lock`, which also keeps
         # the application and the resend worker from interleaving segments.
@@ -727,7 +803,8 @@ class TcpSocket:
             return
         if not self._handshake.is_set():
             if seg.has(SYN | ACK) and seg.ack == (self._iss + 1) & 0xFFFFFFFF:
-                self._rcv_next = self._window_told = (seg.seq + 1) & 0xFFFFFFFF
+                self._rcv_next = self._window_told = self._read_told = \
+                    (seg.seq + 1) & 0xFFFFFFFF
                 ecn = self.stack.ecn and seg.flags & (ECE | CWR) == ECE
                 self.stack._negotiate(self, seg)
                 self.stack._install(self, snd_una=self._iss + 1, snd_nxt=self._iss + 1,
@@ -803,6 +880,8 @@ class TcpSocket:
             self._rcv_next = (self._rcv_next + len(more)) & 0xFFFFFFFF
         if fin:
             self._eof = True
+        if self._closed:
+            self._buffer.clear()                   # nobody will read it (`close`)
 
     def _fail(self, code: int) -> None:
         with self._cv:
@@ -820,6 +899,11 @@ class TcpSocket:
     def _check(self, what: str) -> None:
         if self._closed:
             raise _error(errno.EBADF, f"{what}: the socket is closed")
+        self._check_alive(what)
+
+    def _check_alive(self, what: str) -> None:
+        if self._gone and self._error is None:
+            raise _error(errno.EBADF, f"{what}: the connection is closed")
         if self.stack.error is not None:
             raise _error(errno.EIO, f"{what}: the stack stopped ({self.stack.error!r})")
         if self._error is not None:
@@ -845,7 +929,10 @@ class TcpSocket:
         since_trim = 0
         wait = WINDOW_POLL
         while True:
-            self._check(what)
+            if what == "resend":      # also after the application closed it (`close`)
+                self._check_alive(what)
+            else:
+                self._check(what)
             if since_trim >= 32:
                 self._trim()
                 since_trim = 0
@@ -920,16 +1007,27 @@ class TcpSocket:
         """On the native path, what egress would let through now: `min(cwnd, the peer's
         window)` less what is in flight, from the data path's entry (None: no entry). A
         segment it refuses anyway comes back as a notice; sending only what fits keeps those
-        (and the followers egress refuses as stale) rare. Five fields read from the raw
-        entry: decoding all of it (350 bytes, through the typed map) cost a 64-byte round
-        trip more than its network time."""
+        (and the followers egress refuses as stale) rare."""
+        fields = self._sender_fields()
+        if fields is None:
+            return None
+        una, nxt, wnd, cwnd, mss = fields
+        return min(cwnd * mss, wnd) - ((nxt - una) & 0xFFFFFFFF)
+
+    def _sender_fields(self) -> tuple[int, ...] | None:
+        """snd_una, snd_nxt, snd_wnd, cwnd and mss from the data path's entry (None: no
+        entry), read from the raw bytes: decoding the whole entry (350 bytes, through the
+        typed map) costs a 64-byte round trip more than its network time."""
         stack = self.stack
         raw = stack.raw_maps["conns"].lookup(self._raw_key())
         if raw is None:
             return None
-        una, nxt, wnd, cwnd, mss = (int.from_bytes(raw[at:at + 4], "little")
-                                    for at in stack._room_fields)
-        return min(cwnd * mss, wnd) - ((nxt - una) & 0xFFFFFFFF)
+        return tuple(int.from_bytes(raw[at:at + 4], "little") for at in stack._room_fields)
+
+    def _close_complete(self) -> bool:
+        """The peer's FIN is in and everything we sent (our FIN too) is acknowledged."""
+        fields = self._sender_fields()
+        return fields is None or (self._eof and fields[0] == fields[1])
 
     def _resume_at(self, seq: int) -> None:
         """Egress says the next byte to send is `seq` (after a go-back): send from there."""
@@ -943,7 +1041,7 @@ class TcpSocket:
 
     def _rewind_and_pump(self) -> None:
         with self._send_lock:
-            if self._closed or self._error is not None:
+            if self._gone or self._error is not None:
                 return
             entry = self.stack.connection(self)
             if entry is not None:
@@ -952,22 +1050,31 @@ class TcpSocket:
 
     def _trim(self) -> None:
         """Forget what the peer acknowledged (the data path's `snd_una`)."""
-        entry = self.stack.connection(self)
-        if entry is None:
+        fields = self._sender_fields()
+        if fields is None:
             return
-        done = (entry["snd_una"] - self._base) & 0xFFFFFFFF
+        una = fields[0]
+        done = (una - self._base) & 0xFFFFFFFF
         if 0 < done <= len(self._sendbuf):
             del self._sendbuf[:done]
-            self._base = entry["snd_una"]
+            self._base = una
             self._sent = max(0, self._sent - done)
 
     def _segment_frame(self, seq: int, flags: int, payload: bytes) -> bytes:
-        peer_ip, peer_port, local_port = self.key
-        stack = self.stack
-        return sg.build(src_mac=stack.host.mac_bytes, dst_mac=stack._mac(peer_ip),
-                        src=stack.host.ip, dst=peer_ip, sport=local_port, dport=peer_port,
-                        seq=seq, flags=flags, payload=payload, checksums=False,
-                        options=b"" if self._ts_recent is None else sg.TS_ROOM)
+        """A data (or FIN) segment for egress to stamp: this connection's headers, built
+        once (`sg.build`), with the length, sequence number and flags written in."""
+        if self._template is None:
+            peer_ip, peer_port, local_port = self.key
+            stack = self.stack
+            self._template = sg.build(
+                src_mac=stack.host.mac_bytes, dst_mac=stack._mac(peer_ip), src=stack.host.ip,
+                dst=peer_ip, sport=local_port, dport=peer_port, checksums=False,
+                options=b"" if self._ts_recent is None else sg.TS_ROOM)
+        head = bytearray(self._template)
+        _IP_LEN.pack_into(head, 16, len(head) - 14 + len(payload))
+        _SEQ.pack_into(head, 38, seq)
+        head[47] = flags
+        return bytes(head) + payload
 
     def recv(self, bufsize: int) -> bytes:
         """Up to `bufsize` bytes; b"" once the peer has closed and everything was read.
@@ -1013,36 +1120,32 @@ class TcpSocket:
             self._wr_closed = True
 
     def close(self) -> None:
-        """Send our FIN if not yet sent, wait (up to the timeout, 2 s when none) for the
-        peer's FIN and for ours to be acknowledged, then remove the connection."""
+        """Send our FIN if not yet sent and return, as a Linux socket's close does: the
+        stack finishes the close in the background (`TcpStack._finish_closes`: the peer's
+        FIN, ours acknowledged, resends if needed, TIME-WAIT), or resets the connection
+        when that takes longer than the socket's timeout (LINGER when it has none). Data
+        that arrives meanwhile is acknowledged and dropped."""
         if self._closed:
             return
+        linger = False
         try:
-            if self._error is None and self.stack.error is None:
+            if self._error is None and self.stack.error is None and not self._gone:
                 if not self._wr_closed:
                     self.shutdown(_socket.SHUT_WR)
-                self._await_close(2.0 if self.timeout is None else self.timeout)
-                time.sleep(TIME_WAIT)
+                linger = True
         finally:
             self._closed = True
-            self.stack._forget(self.key)
             with self._cv:
+                self._buffer.clear()
                 self._cv.notify_all()
-
-    def _await_close(self, timeout: float) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            entry = self.stack.connection(self)
-            if entry is None:
-                return
-            if self._eof and entry["snd_una"] == entry["snd_nxt"]:
-                return
-            time.sleep(0.001)
-        self.abort()
+            if linger:
+                self.stack._linger(self, LINGER if self.timeout is None else self.timeout)
+            else:
+                self.stack._forget(self.key)
 
     def abort(self) -> None:
         """Reset the connection (RST to the peer) and remove it."""
-        if self._closed:
+        if self._gone:
             return
         entry = self.stack.connection(self)
         if entry is not None:

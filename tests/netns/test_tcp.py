@@ -6,6 +6,7 @@ timeout on a clean link."""
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import itertools
 import os
@@ -22,6 +23,7 @@ import pytest
 
 from etran.pipeline import compile_file
 from etran.runtime import netns
+from etran.runtime.attach import attached_program_ids
 from etran.runtime.loader import load_object
 from etran.runtime.topology import Host, Topology
 from etran.runtime.typed import typed_maps
@@ -372,6 +374,89 @@ def test_etran_to_etran(topo: Topology, loss: dict[str, int]) -> None:
             if "mark_every" in loss:
                 assert entry["ecn_ok"] and entry["alpha"] < 1024
     assert b"".join(got) == data
+
+
+def until(ready: Callable[[], object], seconds: float = 5.0) -> bool:
+    """Whether `ready()` held within `seconds` (looked at every 10 ms)."""
+    end = time.monotonic() + seconds
+    while not ready():
+        if time.monotonic() > end:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def test_close_returns_before_the_peer_closes_and_the_stack_finishes_it(
+        topo: Topology, server: Linux) -> None:
+    """close() returns once our FIN is out, as a Linux socket's does, while the Linux side
+    still holds its end open; the stack keeps the connection until the peer's FIN has come
+    and ours is acknowledged, then removes it; neither side resets anything."""
+    b = topo.host("b")
+    before = linux_counters(b)
+    got_eof, release = threading.Event(), threading.Event()
+
+    def serve(conn: socket.socket) -> None:
+        assert conn.recv(100) == b"bye"
+        assert conn.recv(100) == b""
+        got_eof.set()
+        assert release.wait(10)
+    server.start(serve)
+    with TcpStack(topo, "a") as stack:
+        sock = stack.connect((b.ip, PORT), timeout=None)
+        sock.sendall(b"bye")
+        sock.close()
+        assert not release.is_set()
+        assert got_eof.wait(5), "our FIN did not reach the Linux side"
+        assert stack.connection(sock) is not None, "removed before the peer closed"
+        with pytest.raises(OSError) as info:
+            sock.recv(10)
+        assert info.value.errno == errno.EBADF
+        release.set()
+        server.join()
+        assert until(lambda: stack.connection(sock) is None), "the close never completed"
+    assert not clean(before, linux_counters(b))
+
+
+def test_a_close_the_peer_never_answers_ends_in_a_reset(topo: Topology,
+                                                         server: Linux) -> None:
+    """A peer that never sends its FIN: the connection is reset once the socket's timeout
+    has passed after close(), and the Linux side sees its connection reset."""
+    b = topo.host("b")
+    state: list[int] = []
+
+    def serve(conn: socket.socket) -> None:
+        assert conn.recv(100) == b"x"
+        assert conn.recv(100) == b""                  # our FIN; we never send ours
+        tcp_close = 7                                 # TCP_CLOSE, in tcp_info's first byte
+        until(lambda: conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0] == tcp_close)
+        state.append(conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 1)[0])
+        state.append(conn.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR))
+    server.start(serve)
+    with TcpStack(topo, "a") as stack:
+        sock = stack.connect((b.ip, PORT), timeout=0.3)
+        sock.sendall(b"x")
+        sock.close()
+        server.join()
+        assert stack.connection(sock) is None
+    # closed by a reset: Linux reports EPIPE for one that comes in CLOSE-WAIT (tcp_reset)
+    assert state == [7, errno.EPIPE]
+
+
+def test_a_closed_stack_gives_the_interface_back(topo: Topology, server: Linux) -> None:
+    """Its ingress goes with the stack: the host's own TCP has the interface to itself
+    again (a Linux client there reaches the server)."""
+    a, b = topo.host("a"), topo.host("b")
+    with TcpStack(topo, "a"):
+        assert a.ifname in attached_program_ids(a.netns)
+    assert a.ifname not in attached_program_ids(a.netns)
+    server.start(echo)
+    client = linux_socket(a)
+    with client:
+        client.settimeout(5)
+        client.connect((b.ip, PORT))
+        client.sendall(b"ping")
+        assert client.recv(10) == b"ping"
+    server.join()
 
 
 def test_a_closed_port_refuses(topo: Topology) -> None:
