@@ -86,12 +86,13 @@ BATCH = 32                               # segments handed to egress per entry i
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
-# The egress pump is woken by records (a go-back's); its flag is read this often only in
-# case a record was lost to a full ring. Read every millisecond, as the gen pump's (whose
-# flag also carries delayed ACKs) is, it cost a round trip's p99 a third.
-EGRESS_PUMP_INTERVAL = 0.02
+# The pumps are woken by records (an ACK's, a go-back's); their flags are read this often
+# only in case a record was lost to a full ring. Read every millisecond, they cost a round
+# trip's p99 a third (the gen pump's flag carried delayed ACKs until their timer did).
+PUMP_FLAG_INTERVAL = 0.02
 # What a stack that died left in a run's maps (cleared by the next stack on the host)
-DEAD_STACK_STATE = ("conns", "ports", "reads", "acks", "go_backs", "pending", "wake", "wake_tx")
+DEAD_STACK_STATE = ("conns", "ports", "reads", "delayed_acks", "acks", "go_backs", "pending",
+                    "wake", "wake_tx")
 APP_GRACE = 0.01                         # the dispatcher leaves the frames this long to an
                                          # application thread that took them last
 
@@ -231,16 +232,20 @@ class TcpStack:
             self._closers.insert(0, self.gen)
             self.port = HostPort(self.host.interface)
             self._closers.insert(0, self.port)
-            self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)))
+            self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)),
+                                interval=PUMP_FLAG_INTERVAL)
             self._closers.insert(0, Stopper(self.pump))
             # where `TcpSocket._room` reads snd_una, snd_nxt, snd_wnd, cwnd and mss (u32s)
             conn = program.map("conns").value
             self._room_fields = tuple(conn.field(f).offset for f in
                                       ("snd_una", "snd_nxt", "snd_wnd", "cwnd", "mss"))
+            # where `_consumed` reads what our last ACK said (u32s)
+            self._told_fields = tuple(conn.field(f).offset for f in
+                                      ("rcv_nxt", "last_ack", "last_wnd"))
             self.egress_pump = EgressPump(self.egress, sg.timeout_frame(),
                                           ring=maps["wake_tx_ring"],
                                           flag=(maps["wake_tx"], bytes(4)),
-                                          interval=EGRESS_PUMP_INTERVAL)
+                                          interval=PUMP_FLAG_INTERVAL)
             self._closers.insert(0, Stopper(self.egress_pump))
         except BaseException:
             self._close_parts()
@@ -434,6 +439,7 @@ class TcpStack:
         peer_ip, peer_port, local_port = sock.key
         sock.ecn = ecn
         self.maps["reads"][self._map_key(sock.key)] = {"consumed": rcv_nxt & 0xFFFFFFFF}
+        self.maps["delayed_acks"][self._map_key(sock.key)] = {}
         self.maps["conns"][self._map_key(sock.key)] = {
             "state": ESTABLISHED, "snd_una": snd_una & 0xFFFFFFFF,
             "snd_nxt": snd_nxt & 0xFFFFFFFF, "snd_wnd": window, "rcv_nxt": rcv_nxt & 0xFFFFFFFF,
@@ -457,6 +463,7 @@ class TcpStack:
             listening = key[2] in self._listeners
         self.maps["conns"].delete(self._map_key(key))
         self.maps["reads"].delete(self._map_key(key))
+        self.maps["delayed_acks"].delete(self._map_key(key))   # its timer with it
         if not keep_port and not listening:
             self.maps["ports"].delete(key[2])
 
@@ -657,11 +664,27 @@ class TcpStack:
             sock._read_told = read
         if update:
             sock._window_told = read
+            if not self._window_was_small(sock, read):
+                return
             try:
                 self.maps["acks"].push({**self._map_key(sock.key), "dup": 0})
             except EtranRuntimeError:
                 pass                       # the queue is full: ACKs are on their way anyway
             self.pump.ask()
+
+    def _window_was_small(self, sock: TcpSocket, read: int) -> bool:
+        """Whether the window our last ACK left the peer is at most half the buffer and
+        what we would advertise now is at least twice it: Linux's rule for a window
+        update after a read (tcp_cleanup_rbuf). Otherwise the ACKs that data earns say
+        the window soon enough, and an update would be one more ACK per read."""
+        raw = self.raw_maps["conns"].lookup(sock._raw_key())
+        if raw is None:
+            return False
+        rcv_nxt, last_ack, last_wnd = (int.from_bytes(raw[at:at + 4], "little")
+                                       for at in self._told_fields)
+        left = max(0, last_wnd - ((rcv_nxt - last_ack) & 0xFFFFFFFF))
+        now = max(0, sock._rcv_buf - ((rcv_nxt - read) & 0xFFFFFFFF))
+        return 2 * left <= sock._rcv_buf and now >= 2 * left
 
     def _deliver(self, seg: Segment) -> TcpSocket | None:
         key = (seg.src, seg.sport, seg.dport)

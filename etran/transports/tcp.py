@@ -22,6 +22,8 @@ connection in `conns` once the handshake is done and removes it at the end.
 * `rto_fired` (@timer): no ACK progress for one RTO while data is outstanding: queue a go-back
   and double the RTO (up to `RTO_MAX_NS`). Three duplicate ACKs queue a go-back at once (fast
   retransmit).
+* `delayed_ack_due` (@timer): a lone in-order segment's ACK, queued `DELAYED_ACK_NS` ago and
+  not carried by a segment of ours meanwhile, is sent now.
 
 Congestion control is DCTCP (Linux's tcp_dctcp.c rule): `alpha` in units of 1/1024 from
 1024, gain 1/16, updated once per window of data from the segments delivered and delivered
@@ -59,6 +61,7 @@ TIMEOUT_PROTO = 0x88B5   # EtherType of the runtime's TIMEOUT frames and of our 
 NOTICE_WINDOW = 1   # urg_ptr of a returned segment: the peer's window is full
 NOTICE_RESUME = 2   # ... send again from ack_seq
 DELAYED_ACK_SEGMENTS = 2   # in-order segments an ACK may wait for (RFC 5681 4.2)
+DELAYED_ACK_NS = 1_000_000  # ... and how long (RFC 5681: under 500 ms; Linux: 40 ms at least)
 RTO_MIN_NS = 40_000_000     # 40 ms: see docs/tcp.md (our ACKs come from a Python thread)
 RTO_MAX_NS = 640_000_000
 DUP_ACKS = 3
@@ -203,6 +206,11 @@ class Conn(Struct):
     rto: Timer
 
 
+class DelayedAck(Struct):
+    """A connection's delayed-ACK timer (a map value holds one timer: the RTO's is in Conn)."""
+    due: Timer
+
+
 class Read(Struct):
     """How far the application has taken a connection's data off its socket: the receive
     window is what is left of RCV_WINDOW beyond it, so the socket's rings never overflow
@@ -237,7 +245,6 @@ class Counters(Struct):
 
 class Wake(Struct):
     asked: u32            # a round now: a record was written to the ring when this rose
-    delayed: u32          # a round at the pump's next look at the flag (a delayed ACK)
 
 
 class Pending(Struct):
@@ -252,11 +259,12 @@ ports = HashMap(u16, Port, max_entries=256)
 acks = Queue(AckReq, max_entries=1024)
 go_backs = Queue(ConnKey, max_entries=1024)
 reads = HashMap(ConnKey, Read, max_entries=1024)
+delayed_acks = HashMap(ConnKey, DelayedAck, max_entries=1024)
 wake = ArrayMap(Wake, max_entries=1)
 wake_tx = ArrayMap(Wake, max_entries=1)
-# A record when a flag rises wakes its pump at once: the pumps also look at the flags, but
-# only every millisecond (a record per request would be one per segment; one per rise is
-# one per round of the pump)
+# A record when a flag rises wakes its pump at once (a record per request would be one per
+# segment; one per rise is one per round of the pump); the pumps also look at the flags,
+# now and then, in case a record was lost to a full ring
 wake_ring = RingBuf(Wake, max_entries=4096)
 wake_tx_ring = RingBuf(Wake, max_entries=4096)
 pending = ArrayMap(Pending, max_entries=1)
@@ -312,14 +320,22 @@ def ask_for_ack(key: ConnKey, c: Conn) -> None:
 
 
 def delay_ack(key: ConnKey, c: Conn) -> None:
-    """Queue an ACK that may wait for the gen pump's next look at its flag (every
-    millisecond) instead of waking it: a segment of ours that leaves meanwhile carries the
-    acknowledgement, and the queued ACK is then skipped as a repeat. Request/response
-    traffic then sends no pure ACK at all, as with Linux's delayed ACKs."""
+    """Queue an ACK that waits up to DELAYED_ACK_NS (`delayed_ack_due`) before the gen pump
+    is asked for it: a segment of ours that leaves meanwhile carries the acknowledgement
+    (egress zeroes `rx_unacked`), the timer then finds nothing due, and the queued request
+    is skipped as a repeat at the pump's next round. Request/response traffic then sends
+    no pure ACK at all, as with Linux's delayed ACKs, and wakes no pump."""
     queue_ack(key, c)
-    w = wake.get(0)
-    if w is not None:
-        w.delayed = 1
+    d = delayed_acks.get(key)
+    if d is None or not d.due.start(DELAYED_ACK_NS):
+        ask_gen()                        # no timer: the ACK goes now
+
+
+@timer(DelayedAck.due)
+def delayed_ack_due(key: ConnKey, d: DelayedAck) -> None:
+    c = conns.get(key)
+    if c is not None and c.rx_unacked != 0:
+        ask_gen()
 
 
 def ask_for_go_back(key: ConnKey, c: Conn) -> None:

@@ -13,7 +13,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from etran.differential.harness import KernelHarness, run_both
+from etran.differential.harness import KernelHarness, compare, run_both
+from etran.interp.interpreter import Interpreter
 from etran.interp.state import MapStore, frame_input
 from etran.ir import codec
 from etran.pipeline import compile_file
@@ -39,6 +40,8 @@ def maps(runner: Any, snd_una: int, snd_nxt: int, wnd: int, rcv_nxt: int,
          state: int, queued: bool, cc: dict[str, Any] | None = None) -> MapStore:
     store = MapStore(runner.program, runner.ncpu)
     store.set("ports", LOCAL, {"owned": 1})
+    store.set("delayed_acks", {"peer_ip": sg.ip_int(B), "peer_port": PEER,
+                               "local_port": LOCAL}, {})
     store.set("conns", {"peer_ip": sg.ip_int(B), "peer_port": PEER, "local_port": LOCAL}, {
         "state": state, "snd_una": snd_una, "snd_nxt": snd_nxt, "snd_wnd": wnd,
         "rcv_nxt": rcv_nxt, "ack_queued": queued, "local_ip": sg.ip_int(A),
@@ -202,13 +205,25 @@ def _wake(runner: Any, store: MapStore) -> dict[str, Any]:
                         store.maps["wake"].entries.get(bytes(4), bytes(8)))
 
 
+def fire_delayed_ack(runner: Any, store: MapStore) -> Any:
+    """The connection's delayed-ACK timer firing on `store`, in the kernel and the
+    interpreter alike; the kernel's result."""
+    key = codec.encode(runner.program.map("delayed_acks").key,
+                       {"peer_ip": sg.ip_int(B), "peer_port": PEER, "local_port": LOCAL}, "key")
+    inp = frame_input(bytes(64), maps=store)
+    k = runner.run_timer("delayed_ack_due", key, inp)
+    i = Interpreter(runner.program).run_timer("delayed_ack_due", key, inp)
+    assert not compare(k, i)
+    return k
+
+
 @pytest.mark.parametrize("ce", [False, True])
 def test_delayed_ack_waits_for_a_second_segment_or_for_our_data(runner: Any, ce: bool) -> None:
     """RFC 5681 4.2 as the data path does it: the first in-order segment queues an ACK and
-    raises only the pump's `delayed` flag (no ring record: the pump takes it within its
-    interval); the second asks at once. A segment of ours leaving meanwhile carries the
-    acknowledgement, and the queued ACK then sends nothing. With CE marks (DCTCP) every
-    segment is acknowledged at once."""
+    arms the connection's delayed-ACK timer instead of asking the pump; the second asks at
+    once. A segment of ours leaving meanwhile carries the acknowledgement: the timer then
+    finds nothing due, and the queued ACK sends nothing. Without one, the timer asks the
+    pump. With CE marks (DCTCP) every segment is acknowledged at once."""
     rcv, una = 1_000_000, 7_000
     store = maps(runner, una, una, 65535, rcv, 1, False, {"ecn_ok": True})
 
@@ -231,7 +246,11 @@ def test_delayed_ack_waits_for_a_second_segment_or_for_our_data(runner: Any, ce:
         assert wake["asked"] == 1 and len(k.ringbuf.get("wake_ring", [])) == 1
         return
     assert conn["rx_unacked"] == 1
-    assert (wake["asked"], wake["delayed"]) == (0, 1) and not k.ringbuf.get("wake_ring")
+    assert wake["asked"] == 0 and not k.ringbuf.get("wake_ring")
+    assert [(t.map, t.field, t.delay_ns) for t in k.timers] == \
+        [("delayed_acks", "due", 1_000_000)]
+    due = fire_delayed_ack(runner, store)
+    assert _wake(runner, due.maps)["asked"] == 1 and len(due.ringbuf["wake_ring"]) == 1
 
     # our response leaves: it carries the ACK, and the queued one is skipped
     reply = sg.build(src_mac=MAC_A, dst_mac=MAC_B, src=A, dst=B, sport=LOCAL, dport=PEER,
@@ -242,13 +261,15 @@ def test_delayed_ack_waits_for_a_second_segment_or_for_our_data(runner: Any, ce:
     store = k.maps
     conn = _conn(runner, store)
     assert (conn["last_ack"], conn["rx_unacked"]) == (rcv + 64, 0)
+    due = fire_delayed_ack(runner, store)
+    assert _wake(runner, due.maps)["asked"] == 0 and not due.ringbuf.get("wake_ring")
     k, _i, diffs = run_both(runner, "tcp_ack", frame_input(bytes(64), maps=store))
     assert not diffs, diffs
     assert k.action == 1 and _conn(runner, k.maps)["acks_sent"] == 0
 
     # two segments with nothing of ours between: the second asks for the ACK at once
     store = k.maps
-    store.set("wake", 0, {"asked": 0, "delayed": 0})
+    store.set("wake", 0, {"asked": 0})
     for i, seq in enumerate((rcv + 64, rcv + 128)):
         k, _i, diffs = run_both(runner, "tcp_rx", frame_input(segment(seq, b"z" * 64),
                                                               maps=store))
