@@ -223,7 +223,11 @@ class HomaStack:
             self._closers.insert(0, self.gen)
             self.port = HostPort(me.interface)
             self._closers.insert(0, self.port)
-            self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)))
+            # the ring's records wake the pump; its flag is read every 20 ms only in case a
+            # record was lost to a full ring (read every millisecond it woke the process a
+            # thousand times a second for nothing)
+            self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)),
+                                interval=0.02)
             self._closers.insert(0, Stopper(self.pump))
             self._events = RingBufferReader(maps["events"])
             self._closers.insert(0, self._events)

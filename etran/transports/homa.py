@@ -241,8 +241,8 @@ ctrl = Queue(CtrlReq, max_entries=1024)
 config = ArrayMap(Config, max_entries=1)
 ports = HashMap(u16, Port, max_entries=256)
 wake = ArrayMap(Wake, max_entries=1)
-# A record when the flag rises wakes the gen pump at once (it also looks at the flag, every
-# millisecond): one record per round of the pump, not one per request
+# A record when the flag rises wakes the gen pump at once (it also looks at the flag now
+# and then, in case a record was lost): one record per round of the pump, not one per request
 wake_ring = RingBuf(Wake, max_entries=4096)
 events = RingBuf(Event, max_entries=1 << 16)
 trace = RingBuf(GrantRecord, max_entries=1 << 20)
