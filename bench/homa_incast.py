@@ -16,19 +16,31 @@ outstanding request, a 4-byte length before each request, with `etran.tcp` at bo
 Linux sockets at both ends. A CDF of short-request latency per transport is written as
 an SVG next to `--out` when given.
 
+Every host is its own process, as applications on separate machines are: for etran the
+transport is started with `etran up ... --topology incast:N` and each host's process runs
+inside the host's namespace (`ip netns exec`), taking the run's stack as `etran rpc` does
+(`HomaStack.in_run`, `TcpStack.in_run`); the Linux sockets run in the same per-host
+processes. The senders start together once all are ready; goodput counts from the first
+request to the last response. (Until 2026-12-07 all hosts' stacks shared one Python
+process, whose interpreter lock then carried every host's work: docs/homa.md has both.)
+
 Target (issue 10): Homa's short-request p99 at most 0.5x Linux TCP's, at equal or better
 goodput. Run as root: `.venv/bin/python bench/homa_incast.py [--rpcs N] [--senders N]`.
 """
 from __future__ import annotations
 
 import argparse
+import json
 import random
+import re
 import socket
 import struct
+import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,9 +48,12 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from etran.homa import HomaStack  # noqa: E402
-from etran.runtime.topology import Host, Topology  # noqa: E402
-from etran.tcp import TcpStack  # noqa: E402
+from etran.runtime import runs  # noqa: E402
+from etran.runtime.topology import Topology  # noqa: E402
+
+TRANSPORTS = {"homa": ROOT / "etran" / "transports" / "homa.py",
+              "etran-tcp": ROOT / "etran" / "transports" / "tcp.py"}
+NAMES = {"homa": "etran Homa", "etran-tcp": "etran TCP", "linux": "Linux TCP"}
 
 PORT = 7000
 OUTSTANDING = 4
@@ -75,67 +90,39 @@ def pct(values: list[float], p: float) -> float:
     return values[min(len(values) - 1, int(p / 100 * len(values)))]
 
 
-def closed_loops(plans: list[list[int]], call: Callable[[int, int, bytes], None],
-                 result: Result) -> None:
-    """OUTSTANDING threads per sender, each taking the next size of its sender's plan."""
+def closed_loop(plan: list[int], call: Callable[[int, bytes], None]) -> dict[str, Any]:
+    """OUTSTANDING threads, each taking the next size of the plan: what one sender did."""
     lock = threading.Lock()
-    cursors = [0] * len(plans)
+    cursor = [0]
+    latencies: list[tuple[int, float]] = []
+    failed = [0]
 
-    def worker(sender: int, slot: int) -> None:
+    def worker(slot: int) -> None:
         while True:
             with lock:
-                if cursors[sender] >= len(plans[sender]):
+                if cursor[0] >= len(plan):
                     return
-                size = plans[sender][cursors[sender]]
-                cursors[sender] += 1
+                size = plan[cursor[0]]
+                cursor[0] += 1
             start = time.perf_counter()
             try:
-                call(sender, slot, bytes(size))
-            except OSError:
+                call(slot, bytes(size))
+            except OSError as exc:
+                print(f"a request of {size} bytes failed: {exc}", file=sys.stderr, flush=True)
                 with lock:
-                    result.failed += 1
+                    failed[0] += 1
                 continue
             with lock:
-                result.latencies.append((size, time.perf_counter() - start))
-    threads = [threading.Thread(target=worker, args=(s, k), daemon=True)
-               for s in range(len(plans)) for k in range(OUTSTANDING)]
-    start = time.perf_counter()
+                latencies.append((size, time.perf_counter() - start))
+    threads = [threading.Thread(target=worker, args=(k,), daemon=True)
+               for k in range(OUTSTANDING)]
+    start = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    result.seconds = time.perf_counter() - start
-
-
-def run_homa(topo: Topology, senders: list[Host], r: Host, plans: list[list[int]]) -> Result:
-    result = Result("etran Homa")
-    stacks = [HomaStack(topo, h.name) for h in senders]
-    try:
-        with HomaStack(topo, r.name) as receiver:
-            server = receiver.server(PORT)
-            stop = threading.Event()
-
-            def serve() -> None:
-                while not stop.is_set():
-                    try:
-                        request = server.receive(timeout=0.05)
-                    except OSError:
-                        continue
-                    server.reply(request, bytes(RESPONSE))
-            workers = [threading.Thread(target=serve, daemon=True) for _ in range(2)]
-            for w in workers:
-                w.start()
-            clients = [stack.client() for stack in stacks]
-            closed_loops(plans, lambda s, _k, req: _check(clients[s].call((r.ip, PORT), req,
-                                                                            timeout=30)),
-                         result)
-            stop.set()
-            for w in workers:
-                w.join()
-    finally:
-        for stack in stacks:
-            stack.close()
-    return result
+    return {"latencies": latencies, "failed": failed[0], "start": start,
+            "end": time.monotonic()}
 
 
 def _check(response: bytes) -> None:
@@ -153,104 +140,195 @@ def recv_exact(recv: Callable[[int], bytes], n: int) -> bytes:
     return data
 
 
-def linux_server(r: Host) -> tuple[socket.socket, threading.Thread]:
-    with r.entered():
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((r.ip, PORT))
-    listener.listen(64)
-
-    def handle(conn: socket.socket) -> None:
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with conn:
-            try:
-                while True:
-                    (n,) = struct.unpack("!I", recv_exact(conn.recv, 4))
-                    recv_exact(conn.recv, n)
-                    conn.sendall(bytes(RESPONSE))
-            except OSError:
-                pass
-
-    def accept() -> None:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except OSError:
-                return
-            threading.Thread(target=handle, args=(conn,), daemon=True).start()
-    thread = threading.Thread(target=accept, daemon=True)
-    thread.start()
-    return listener, thread
+def serve_stream(conn: Any) -> None:
+    """One TCP connection of the receiver: a 4-byte length, the request, a response."""
+    with conn:
+        try:
+            while True:
+                (n,) = struct.unpack("!I", recv_exact(conn.recv, 4))
+                recv_exact(conn.recv, n)
+                conn.sendall(bytes(RESPONSE))
+        except OSError:
+            pass
 
 
-def run_linux(senders: list[Host], r: Host, plans: list[list[int]]) -> Result:
-    result = Result("Linux TCP")
-    listener, _ = linux_server(r)
-    conns: dict[tuple[int, int], socket.socket] = {}
+# ---------------------------------------------------------------- one host's process
+
+def worker(spec: dict[str, Any]) -> None:
+    """A host's process (inside its namespace): the receiver serves until its stdin closes;
+    a sender says "ready", waits for "go", runs its plan and prints what it measured."""
+    kind, role = spec["transport"], spec["role"]
+    record = runs.find_run(spec["run"]) if kind != "linux" else None
+    if kind != "linux" and record is None:
+        raise SystemExit(f"no run {spec['run']}")
+    if kind == "homa":
+        from etran.homa import HomaStack
+        stack: Any = HomaStack.in_run(record, spec["host"])
+    elif kind == "etran-tcp":
+        from etran.tcp import TcpStack
+        stack = TcpStack.in_run(record, spec["host"])
+    else:
+        stack = None
     try:
-        for s, host in enumerate(senders):
-            for k in range(OUTSTANDING):
-                with host.entered():
-                    c = socket.create_connection((r.ip, PORT))
-                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-                conns[(s, k)] = c
+        if role == "receiver":
+            _receive(kind, stack, spec)
+        else:
+            _send(kind, stack, spec)
+    finally:
+        if stack is not None:
+            stack.close()
 
-        def call(s: int, k: int, req: bytes) -> None:
-            c = conns[(s, k)]
+
+def _receive(kind: str, stack: Any, spec: dict[str, Any]) -> None:
+    stop = threading.Event()
+    threads = []
+    if kind == "homa":
+        server = stack.server(PORT)
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    request = server.receive(timeout=0.05)
+                except OSError:
+                    continue
+                server.reply(request, bytes(RESPONSE))
+        threads = [threading.Thread(target=serve, daemon=True) for _ in range(2)]
+    else:
+        if kind == "etran-tcp":
+            listener = stack.listen(PORT, backlog=64)
+            listener.settimeout(0.1)
+        else:
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind((spec["ip"], PORT))
+            listener.listen(64)
+            listener.settimeout(0.1)
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = listener.accept()
+                except OSError:
+                    continue
+                if kind == "linux":
+                    conn.settimeout(None)
+                    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                threading.Thread(target=serve_stream, args=(conn,), daemon=True).start()
+        threads = [threading.Thread(target=accept, daemon=True)]
+    for t in threads:
+        t.start()
+    print("ready", flush=True)
+    sys.stdin.read()                      # until the parent closes it
+    stop.set()
+    for t in threads:
+        t.join()
+
+
+def _send(kind: str, stack: Any, spec: dict[str, Any]) -> None:
+    target = (spec["target"], PORT)
+    call: Callable[[int, bytes], None]
+    conns: list[Any] = []
+    if kind == "homa":
+        client = stack.client()
+
+        def call(_slot: int, req: bytes) -> None:
+            _check(client.call(target, req, timeout=30))
+    else:
+        for _ in range(OUTSTANDING):
+            if kind == "etran-tcp":
+                conns.append(stack.connect(target, timeout=5))
+            else:
+                c = socket.create_connection(target)
+                c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+                conns.append(c)
+
+        def call(slot: int, req: bytes) -> None:
+            c = conns[slot]
             c.sendall(struct.pack("!I", len(req)) + req)
             recv_exact(c.recv, RESPONSE)
-        closed_loops(plans, call, result)
-    finally:
-        for c in conns.values():
-            c.close()
-        listener.close()
-    return result
+    print("ready", flush=True)
+    if sys.stdin.readline().strip() != "go":
+        return
+    outcome = closed_loop(spec["plan"], call)
+    for c in conns:
+        c.close()
+    print(json.dumps(outcome), flush=True)
 
 
-def run_etran_tcp(topo: Topology, senders: list[Host], r: Host,
-                  plans: list[list[int]]) -> Result:
-    result = Result("etran TCP")
-    stacks = [TcpStack(topo, h.name) for h in senders]
+# ---------------------------------------------------------------- the parent
+
+@contextmanager
+def network(kind: str, senders: int) -> Iterator[dict[str, Any]]:
+    """The incast topology, with the transport started by `etran up` for etran's (its run id
+    for the workers) or bare for Linux's; torn down afterwards either way."""
+    if kind == "linux":
+        with Topology(f"incast:{senders}") as topo:
+            yield {"run": "", "hosts": {n: (h.netns, h.ip) for n, h in topo.hosts.items()}}
+        return
+    up = subprocess.run([sys.executable, "-m", "etran", "up", str(TRANSPORTS[kind]),
+                         "--topology", f"incast:{senders}"], capture_output=True, text=True)
+    match = re.search(r"etran: run (\S+) is up", up.stdout)
+    if up.returncode != 0 or match is None:
+        raise SystemExit(f"etran up failed:\n{up.stdout}{up.stderr}")
+    run_id = match.group(1)
     try:
-        with TcpStack(topo, r.name) as receiver:
-            listener = receiver.listen(PORT, backlog=64)
-            listener.timeout = 0.1
-            stop = threading.Event()
-
-            def handle(conn: Any) -> None:
-                with conn:
-                    try:
-                        while True:
-                            (n,) = struct.unpack("!I", recv_exact(conn.recv, 4))
-                            recv_exact(conn.recv, n)
-                            conn.sendall(bytes(RESPONSE))
-                    except OSError:
-                        pass
-
-            def accept() -> None:
-                while not stop.is_set():
-                    try:
-                        conn, _ = listener.accept()
-                    except OSError:
-                        continue
-                    threading.Thread(target=handle, args=(conn,), daemon=True).start()
-            acceptor = threading.Thread(target=accept, daemon=True)
-            acceptor.start()
-            conns = {(s, k): stacks[s].connect((r.ip, PORT), timeout=5)
-                     for s in range(len(senders)) for k in range(OUTSTANDING)}
-
-            def call(s: int, k: int, req: bytes) -> None:
-                c = conns[(s, k)]
-                c.sendall(struct.pack("!I", len(req)) + req)
-                recv_exact(c.recv, RESPONSE)
-            closed_loops(plans, call, result)
-            for c in conns.values():
-                c.close()
-            stop.set()
-            acceptor.join()
+        record = runs.find_run(run_id)
+        assert record is not None
+        yield {"run": run_id, "hosts": {n: (h["netns"], h["ip"])
+                                        for n, h in record.hosts.items()}}
     finally:
-        for stack in stacks:
-            stack.close()
+        subprocess.run([sys.executable, "-m", "etran", "down", "--run", run_id],
+                       capture_output=True)
+
+
+def spawn(netns: str, spec: dict[str, Any]) -> subprocess.Popen[str]:
+    return subprocess.Popen(["ip", "netns", "exec", netns, sys.executable, __file__,
+                             "--worker", json.dumps(spec)], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True, cwd=ROOT)
+
+
+def expect_ready(proc: subprocess.Popen[str], what: str) -> None:
+    assert proc.stdout is not None
+    line = proc.stdout.readline()
+    if line.strip() != "ready":
+        proc.kill()
+        raise SystemExit(f"{what} did not start: {line!r}")
+
+
+def run_transport(kind: str, plans: list[list[int]]) -> Result:
+    result = Result(NAMES[kind])
+    with network(kind, len(plans)) as net:
+        r_ns, r_ip = net["hosts"]["r"]
+        base = {"transport": kind, "run": net["run"]}
+        receiver = spawn(r_ns, {**base, "role": "receiver", "host": "r", "ip": r_ip})
+        senders: list[subprocess.Popen[str]] = []
+        try:
+            expect_ready(receiver, "the receiver")
+            for i, plan in enumerate(plans):
+                ns, _ip = net["hosts"][f"s{i}"]
+                senders.append(spawn(ns, {**base, "role": "sender", "host": f"s{i}",
+                                          "target": r_ip, "plan": plan}))
+            for i, proc in enumerate(senders):
+                expect_ready(proc, f"sender s{i}")
+            for proc in senders:                   # all at once
+                assert proc.stdin is not None
+                proc.stdin.write("go\n")
+                proc.stdin.flush()
+            outcomes = []
+            for i, proc in enumerate(senders):
+                out, _ = proc.communicate(timeout=600)
+                if proc.returncode != 0 or not out.strip():
+                    raise SystemExit(f"sender s{i} failed (exit {proc.returncode})")
+                outcomes.append(json.loads(out.strip().splitlines()[-1]))
+        finally:
+            for proc in senders:
+                if proc.poll() is None:
+                    proc.kill()
+            receiver.communicate(timeout=60)       # closes its stdin: it stops
+    for o in outcomes:
+        result.latencies += [(int(n), float(t)) for n, t in o["latencies"]]
+        result.failed += o["failed"]
+    result.seconds = max(o["end"] for o in outcomes) - min(o["start"] for o in outcomes)
     return result
 
 
@@ -291,19 +369,14 @@ def main() -> int:
     ap.add_argument("--rpcs", type=int, default=60, help="requests per sender (default 60)")
     ap.add_argument("--seed", type=int, default=10)
     ap.add_argument("--out", help="write the CDF plot here (SVG)")
+    ap.add_argument("--worker", help=argparse.SUPPRESS)   # a host's process (`spawn`)
     args = ap.parse_args()
+    if args.worker:
+        worker(json.loads(args.worker))
+        return 0
     plans = [sizes(args.rpcs, args.seed * 100 + s) for s in range(args.senders)]
-    results = []
-    for run in ("homa", "etran-tcp", "linux"):      # a fresh topology for each transport
-        with Topology(f"incast:{args.senders}") as topo:
-            senders = [topo.host(f"s{i}") for i in range(args.senders)]
-            r = topo.host("r")
-            if run == "homa":
-                results.append(run_homa(topo, senders, r, plans))
-            elif run == "etran-tcp":
-                results.append(run_etran_tcp(topo, senders, r, plans))
-            else:
-                results.append(run_linux(senders, r, plans))
+    # a fresh network for each transport
+    results = [run_transport(kind, plans) for kind in ("homa", "etran-tcp", "linux")]
     print(f"incast:{args.senders}, {OUTSTANDING} outstanding per sender, {args.rpcs} requests "
           f"per sender (90% 100 B-10 KB, 10% 200 KB-1 MB), {RESPONSE}-byte responses")
     print(f"{'transport':<12} {'short p50':>10} {'short p99':>10} {'long p50':>10} "

@@ -59,6 +59,10 @@ RESTART_GUARD = 0.05              # seconds after a restart in which UNKNOWNs ar
 MAX_RESEND_RUNS = 16              # RESENDs asked for at once for one stalled message
 PRUNE_INTERVAL = 0.1              # seconds between looks for RPCs the data path removed
 PRUNE_IDLE = 2.0                  # ... which saw no packet for this long
+RING_SIZE = 2048                  # the AF_XDP socket's receive ring, in frames
+REPAIR_LOOK = 0.02                # seconds between looks at the AF_XDP socket's losses
+REPAIR_IDLE = 0.02                # a message is repaired once it saw no packet this long
+REPAIR_SPAN = 1.0                 # ... for this long after the socket last lost frames
 CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4 up to these
 
 Key = tuple[int, str, int, int]    # (id as this host names it, peer address, peer port, local port)
@@ -156,12 +160,14 @@ class Request:
 
 class HomaStack:
     """etran's Homa on host `host` of `topology`; close it (or `with`) before the topology.
-    One stack per host: it takes the interface's AF_XDP queue."""
+    One stack per host: it takes the interface's AF_XDP queue. `ring_size`: the frames its
+    AF_XDP socket's receive ring holds; what arrives while it is full is lost there after
+    the data path took it, and the library has it sent again (`_look_for_losses`)."""
 
     def __init__(self, topology: Topology, host: str, *, rtt_bytes: int = RTT_BYTES,
                  grant_window: int = GRANT_WINDOW, max_incoming: int = MAX_INCOMING,
                  cutoffs: tuple[int, int, int, int] = CUTOFFS,
-                 native_egress: bool = True) -> None:
+                 native_egress: bool = True, ring_size: int = RING_SIZE) -> None:
         compiled = _transport(native_egress)
         me = topology.host(host)
         loaded = topology.own(load_object(compiled.elf, f"homa_{host}"[:15]), host)
@@ -169,7 +175,8 @@ class HomaStack:
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
                     loaded.programs, compiled.program, [Detacher(topology, host)],
                     {"rtt_bytes": rtt_bytes, "grant_window": grant_window,
-                     "max_incoming": max_incoming, "cutoffs": list(cutoffs)}, native_egress)
+                     "max_incoming": max_incoming, "cutoffs": list(cutoffs)}, native_egress,
+                    ring_size)
 
     @classmethod
     def in_run(cls, record: Any, host: str, *, native_egress: bool = True) -> HomaStack:
@@ -192,7 +199,8 @@ class HomaStack:
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Any], program: Any, owned: list[Any],
-               config: dict[str, Any] | None, native_egress: bool = False) -> None:
+               config: dict[str, Any] | None, native_egress: bool = False,
+               ring_size: int = 0) -> None:
         self.host = me
         self.neighbours = neighbours
         self._program = program
@@ -208,7 +216,7 @@ class HomaStack:
         self._trace_reader: RingBufferReader | None = None
         self._closers: list[Any] = list(owned)
         try:
-            self.xsk = XskSocket(me.interface)
+            self.xsk = XskSocket(me.interface, ring_size=ring_size or RING_SIZE)
             self._closers.insert(0, self.xsk)
             self.xsk.register(maps["sockets"])
             self.native: NativeEgress | None = None
@@ -239,6 +247,12 @@ class HomaStack:
         self._servers: dict[int, Server] = {}
         self._serving: dict[Key, _Outbound] = {}        # responses being sent
         self._requests: dict[Key, _Inbound] = {}        # requests being received
+        # requests handed to the server application (until the data path removes them)
+        self._handed: dict[Key, float] = {}
+        # messages the data path has packets of and this library none, first seen when
+        self._unseen: dict[Key, float] = {}
+        self._lost_frames = 0             # the AF_XDP socket's count of frames it lost
+        self._repair_until = 0.0
         self._ids = itertools.count(random.getrandbits(40) * 2, 2)
         self._stop = threading.Event()
         self.error: BaseException | None = None
@@ -392,7 +406,7 @@ class HomaStack:
         poller = select.poll()
         poller.register(self.xsk.fileno(), select.POLLIN)
         poller.register(self.egress.wakeup_fd(), select.POLLIN)
-        pruned = time.monotonic()
+        pruned = looked = time.monotonic()
         try:
             while not self._stop.is_set():
                 poller.poll(5)
@@ -409,6 +423,9 @@ class HomaStack:
                 if now - pruned > PRUNE_INTERVAL:
                     pruned = now
                     self._prune()
+                if now - looked > REPAIR_LOOK:
+                    looked = now
+                    self._look_for_losses(now)
         except BaseException as exc:  # surfaced to the callers
             self.error = exc
             with self._lock:
@@ -467,14 +484,95 @@ class HomaStack:
             keys = [k for k, out in self._serving.items() if now - out.touched > PRUNE_IDLE]
             keys += [k for k, inbound in self._requests.items()
                      if now - inbound.touched > PRUNE_IDLE]
+            keys += [k for k, at in self._handed.items() if now - at > PRUNE_IDLE]
         gone = [k for k in keys if self.maps["rpcs"].get(self._map_key(k)) is None]
         with self._lock:
             for k in gone:
                 self._serving.pop(k, None)
                 self._requests.pop(k, None)
+                self._handed.pop(k, None)
+
+    def _look_for_losses(self, now: float) -> None:
+        """The data path marks a DATA packet received before the kernel puts it on the
+        AF_XDP socket's ring; when the ring is full the kernel drops it there, and the
+        packet is lost to this library while the data path takes its copies as duplicates.
+        The socket counts such losses: for a while after they grew, look for messages
+        missing packets the data path has (`_repair`)."""
+        stats = self.xsk.statistics()
+        lost = stats.rx_dropped + stats.rx_ring_full + stats.rx_fill_ring_empty_descs
+        if lost != self._lost_frames:
+            self._lost_frames = lost
+            self._repair_until = now + REPAIR_SPAN
+        if now < self._repair_until:
+            self._repair(now)
+
+    def _repair(self, now: float) -> None:
+        """For each message arriving whose packets the data path took and this library does
+        not have, once it saw nothing for REPAIR_IDLE: a REPAIR for each run of them, which
+        gen turns into a RESEND once it has cleared their bits (`forget_lost` in the
+        transport), so that the packets sent again are taken."""
+        asked = False
+        seen: set[Key] = set()
+        for mkey, rpc in self.maps["rpcs"].items():
+            if rpc["state"] not in (wire.CLIENT_IN, wire.SERVER_IN, wire.SERVER_BUSY) or \
+                    not rpc["in_length"]:
+                continue
+            key: Key = (mkey["id"], wire.ip_str(mkey["peer"]), mkey["peer_port"],
+                        mkey["local_port"])
+            inbound = self._inbound_of(key, rpc["in_length"], now)
+            if inbound is None or now - inbound.touched < REPAIR_IDLE:
+                seen.add(key)
+                continue
+            runs = lost_runs(rpc["bitmap"], inbound.have, rpc["in_length"])[:MAX_RESEND_RUNS]
+            for offset, size in runs:
+                self.maps["ctrl"].push({"id": key[0], "peer": mkey["peer"],
+                                        "local_port": key[3], "peer_port": key[2],
+                                        "kind": wire.REPAIR, "offset": offset, "length": size,
+                                        "priority": 7})
+            if runs:
+                inbound.touched = now        # asked: not again before REPAIR_IDLE
+                asked = True
+        with self._lock:
+            for key in [k for k in self._unseen if k not in seen]:
+                del self._unseen[key]
+        if asked:
+            self.pump.ask()
+
+    def _inbound_of(self, key: Key, length: int, now: float) -> _Inbound | None:
+        """This library's copy of the message of `key` the data path has packets of: made
+        empty (all of them lost) when it has none and the data path's has been there for
+        REPAIR_IDLE; None when there is nothing to repair (a request already handed to the
+        application, a call that ended, a port nobody serves) or not yet."""
+        server = key[0] & 1 == 1
+        call: _Call | None = None
+        with self._lock:
+            if server:
+                if key in self._handed or key in self._serving or key[3] not in self._servers:
+                    return None
+                inbound = self._requests.get(key)
+            else:
+                call = self._calls.get(key)
+                if call is None:
+                    return None
+                inbound = call.inbound
+            if inbound is not None:
+                return inbound if inbound.length == length else None
+            first = self._unseen.setdefault(key, now)
+            if now - first < REPAIR_IDLE:
+                return None
+            del self._unseen[key]
+            inbound = _Inbound(length)
+            inbound.touched = first
+            if call is not None:
+                call.inbound = inbound
+            else:
+                self._requests[key] = inbound
+            return inbound
 
     def _request_data(self, key: Key, p: Packet) -> None:
         with self._lock:
+            if key in self._handed:
+                return                   # a packet a REPAIR asked for, already here after all
             server = self._servers.get(p.dport)
             inbound = self._requests.get(key)
             if inbound is None and server is not None:
@@ -484,6 +582,7 @@ class HomaStack:
         if inbound.place(p):
             with self._lock:
                 self._requests.pop(key, None)
+                self._handed[key] = time.monotonic()
             server._queue.put(Request(p.src, p.sport, p.dport, p.rpc_id,
                                       bytes(inbound.buffer)))
 
@@ -639,6 +738,22 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def lost_runs(bitmap: list[int], have: list[bool], length: int) -> list[tuple[int, int]]:
+    """(offset, bytes) of each run of packets the data path's bitmap marks received and
+    `have` (the library's) does not, none crossing a bitmap word (what `forget_lost` in
+    the transport takes)."""
+    runs: list[tuple[int, int]] = []
+    for index in range(-(-length // wire.PAYLOAD)):
+        if bitmap[index >> 6] >> (index & 63) & 1 and not have[index]:
+            offset = index * wire.PAYLOAD
+            size = min(wire.PAYLOAD, length - offset)
+            if runs and runs[-1][0] + runs[-1][1] == offset and index & 63:
+                runs[-1] = (runs[-1][0], runs[-1][1] + size)
+            else:
+                runs.append((offset, size))
+    return runs
 
 
 def missing_runs(bitmap: list[int], limit: int, length: int) -> list[tuple[int, int]]:

@@ -8,6 +8,7 @@ of the packet's bytes, for GRANT and RESEND an offset, a length and a priority.
 from __future__ import annotations
 
 import ipaddress
+import socket
 import struct
 from dataclasses import dataclass
 from typing import Any
@@ -25,11 +26,19 @@ MAX_MESSAGE = 12 * 64 * PAYLOAD    # the receive bitmap's reach: 1,075,200 bytes
 HEADERS = 14 + 20 + 16             # Ethernet, IPv4, the common header
 DATA_HEADERS = HEADERS + 8
 EVENT_ABORTED, EVENT_STALLED = 1, 2   # the data path's `events` ring
+# an RPC's state in the data path's `rpcs` (etran/transports/homa.py)
+CLIENT_OUT, CLIENT_IN, SERVER_IN, SERVER_BUSY, SERVER_OUT = 1, 2, 3, 4, 5
+REPAIR = 0x1F                      # a `ctrl` request: forget packets we lost, then RESEND
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
 _COMMON = struct.Struct("!HHBBHQ")
 _DATA = struct.Struct("!II")
 _CTRL = struct.Struct("!IIB3x")
+
+
+def ip_str(value: int) -> str:
+    """The dotted quad of an address as the data path keeps it (`ip_int`'s inverse)."""
+    return socket.inet_ntoa(value.to_bytes(4, "big"))
 
 
 def ip_int(addr: str) -> int:

@@ -21,7 +21,10 @@ here, and nothing leaves without passing `homa_tx`.
   UNKNOWN, one for a request still arriving or being served with BUSY. BUSY keeps a silent
   RPC alive; UNKNOWN (the peer lost the RPC) goes to the application; ACK (the client has
   the response) frees the server's state.
-* `homa_gen` (@gen): GRANTs and RESENDs queued in `ctrl`, one per run. When the queue is
+* `homa_gen` (@gen): GRANTs and RESENDs queued in `ctrl`, one per run. A REPAIR request
+  (the library's) is a RESEND for packets this path took but the application never got (the
+  AF_XDP socket's ring was full when ingress handed them over): their bits are cleared first,
+  so that the packets sent again are taken. When the queue is
   empty it first runs the grant scheduler: under the slots' lock, up to OVERCOMMIT messages
   in order of bytes remaining (SRPT) each get up to `grant_window` bytes past what arrived,
   as long as the bytes granted and not yet received stay within `max_incoming`; the
@@ -44,6 +47,7 @@ RESEND = 0x12
 UNKNOWN = 0x13
 BUSY = 0x14
 ACK = 0x15
+REPAIR = 0x1F             # in `ctrl` only: forget packets the application lost, then RESEND
 
 FROM_CLIENT = 1           # HomaHdr.flags: the client sent this packet
 RETRANSMIT = 2
@@ -168,7 +172,8 @@ class CtrlReq(Struct):
 
 class Picks(Struct):
     """What the grant scheduler chose under the lock, by SRPT rank, queued after it (no
-    helpers inside the lock)."""
+    helpers inside the lock). Kept in `picks`, a per-CPU scratch entry: on gen's stack it
+    took 192 of its 512 bytes."""
     offset: Array[u32, 8]     # 0: no grant at this rank
     received: Array[u32, 8]
     id: Array[u64, 8]
@@ -216,6 +221,7 @@ class Counters(Struct):
     over_grant: u64       # packets egress handed back: beyond the grant
     no_slot: u64          # a message that needs grants found every slot taken
     peer_forgot: u64      # RPCs removed because the client answered UNKNOWN
+    repaired: u64         # runs of packets the application lost, asked for again (REPAIR)
 
 
 class Wake(Struct):
@@ -237,6 +243,7 @@ class GrantRecord(Struct):
 
 rpcs = HashMap(RpcKey, Rpc, max_entries=4096)
 cands = ArrayMap(Cands, max_entries=1)
+picks = PerCpuArray(Picks, max_entries=1)
 ctrl = Queue(CtrlReq, max_entries=1024)
 config = ArrayMap(Config, max_entries=1)
 ports = HashMap(u16, Port, max_entries=256)
@@ -498,9 +505,11 @@ def data_in(pkt: Packet, ip: IPv4, h: HomaHdr, key: RpcKey, from_client: bool,
         r.state = CLIENT_IN                  # the response begins
         r.in_length = length
         r.in_granted = first_grant(length)
-    if not ((r.state == SERVER_IN and from_client) or (r.state == CLIENT_IN and
-            not from_client)):
-        ct.duplicates += 1                   # a request packet after the request was whole
+    # A request's packets are taken until it is whole, and then only those a REPAIR asked
+    # for again (their bits are clear, every other bit is set: below)
+    if not (((r.state == SERVER_IN or r.state == SERVER_BUSY) and from_client) or
+            (r.state == CLIENT_IN and not from_client)):
+        ct.duplicates += 1                   # a request packet after the response began
         return XDP_DROP
     if length != r.in_length:
         ct.bad_data += 1
@@ -565,6 +574,9 @@ def homa_gen(pkt: Packet) -> int:
     r = rpcs.get(key)
     if r is None:
         return XDP_DROP                      # four in a row gone: the next round goes on
+    if req.kind == REPAIR and not forget_lost(r, req.offset, req.length):
+        ask_gen()                            # stale: the requests behind it still go
+        return XDP_DROP
     if not pkt.resize_tail(CTRL_FRAME - i32(pkt.len)):
         return XDP_DROP
     eth = pkt.header(Eth, 0)
@@ -590,7 +602,7 @@ def homa_gen(pkt: Packet) -> int:
     ip.check = header_checksum(pkt)
     h.sport = key.local_port
     h.dport = key.peer_port
-    h.kind = u8(req.kind)
+    h.kind = RESEND if req.kind == REPAIR else u8(req.kind)
     h.flags = FROM_CLIENT if key.id & 1 == 0 else 0
     h.reserved = 0
     h.rpc_id = key.id & ~u64(1)
@@ -606,7 +618,42 @@ def homa_gen(pkt: Packet) -> int:
             ct.grants_sent += 1
         else:
             ct.resends_sent += 1
+        if req.kind == REPAIR:
+            ct.repaired += 1
     return XDP_TX
+
+
+def forget_lost(r: Rpc, offset: u32, length: u32) -> bool:
+    """Clear the bits of the packets in [offset, offset + length) of the message arriving,
+    which this path took and the application lost: a run within one bitmap word, `length`
+    exactly their bytes. Their bytes no longer count as received; the RPC keeps its state
+    (a whole request stays SERVER_BUSY: the application may answer it, and `data_in` takes
+    the packets whose bits are clear). A run already forgotten (its RESEND was lost) is
+    asked for again as it is. False, changing nothing, for a run part taken, part not: the
+    library's view was stale."""
+    if length == 0 or offset % PAYLOAD != 0 or offset >= r.in_length:
+        return False
+    first = offset // PAYLOAD
+    count = (length + PAYLOAD - 1) // PAYLOAD
+    word = first >> 6
+    lo = first & 63
+    if word >= BITMAP_WORDS or lo + count > 64 or \
+            length != min(count * PAYLOAD, r.in_length - offset):
+        return False
+    mask = u64(0xFFFFFFFFFFFFFFFF)
+    if count < 64:
+        mask = (u64(1) << u64(count)) - u64(1)
+    mask = mask << u64(lo)
+    taken = r.bitmap[word] & mask
+    if taken == 0:
+        return True                          # forgotten before: ask again
+    if taken != mask or r.received < length:
+        return False
+    r.bitmap[word] = r.bitmap[word] & ~mask
+    r.received -= length
+    r.last_received = r.received
+    r.silent = 0
+    return True
 
 
 class IPv4Words(Header):
@@ -631,11 +678,13 @@ def schedule_grants() -> None:
     within max_incoming; rank 0 (the shortest) gets scheduled priority 3."""
     cfg = config.get(0)
     cs = cands.get(0)
-    if cfg is None or cs is None:
+    chosen = picks.get(0)
+    if cfg is None or cs is None or chosen is None:
         return
     window = cfg.grant_window
     limit = cfg.max_incoming
-    picks = Picks()
+    for j in range(OVERCOMMIT):
+        chosen.offset[j] = 0                 # no grant at this rank (yet)
     with cs.lock:
         incoming: u32 = 0
         for i in range(SLOTS):
@@ -663,27 +712,27 @@ def schedule_grants() -> None:
                         if more >= PAYLOAD or cs.granted[i] + more == cs.length[i]:
                             cs.granted[i] += more
                             incoming += more
-                            picks.id[rank] = cs.id[i]
-                            picks.peer[rank] = cs.peer[i]
-                            picks.local_port[rank] = cs.local_port[i]
-                            picks.peer_port[rank] = cs.peer_port[i]
-                            picks.offset[rank] = cs.granted[i]
-                            picks.received[rank] = cs.received[i]
+                            chosen.id[rank] = cs.id[i]
+                            chosen.peer[rank] = cs.peer[i]
+                            chosen.local_port[rank] = cs.local_port[i]
+                            chosen.peer_port[rank] = cs.peer_port[i]
+                            chosen.offset[rank] = cs.granted[i]
+                            chosen.received[rank] = cs.received[i]
     now = now_ns()
     for j in range(OVERCOMMIT):
-        if picks.offset[j] != 0:
-            trace.output(GrantRecord(id=picks.id[j], peer=picks.peer[j],
-                                     local_port=picks.local_port[j],
-                                     peer_port=picks.peer_port[j], offset=picks.offset[j],
-                                     received=picks.received[j], rank=u32(j), now_ns=now))
-            ctrl.push(CtrlReq(id=picks.id[j], peer=picks.peer[j],
-                              local_port=picks.local_port[j], peer_port=picks.peer_port[j],
-                              kind=GRANT, offset=picks.offset[j], length=0,
+        if chosen.offset[j] != 0:
+            trace.output(GrantRecord(id=chosen.id[j], peer=chosen.peer[j],
+                                     local_port=chosen.local_port[j],
+                                     peer_port=chosen.peer_port[j], offset=chosen.offset[j],
+                                     received=chosen.received[j], rank=u32(j), now_ns=now))
+            ctrl.push(CtrlReq(id=chosen.id[j], peer=chosen.peer[j],
+                              local_port=chosen.local_port[j], peer_port=chosen.peer_port[j],
+                              kind=GRANT, offset=chosen.offset[j], length=0,
                               priority=u32(3) - min(u32(j), 3)))
-            r = rpcs.get(RpcKey(id=picks.id[j], peer=picks.peer[j],
-                                local_port=picks.local_port[j], peer_port=picks.peer_port[j]))
-            if r is not None and picks.offset[j] > r.in_granted:
-                r.in_granted = picks.offset[j]
+            r = rpcs.get(RpcKey(id=chosen.id[j], peer=chosen.peer[j],
+                                local_port=chosen.local_port[j], peer_port=chosen.peer_port[j]))
+            if r is not None and chosen.offset[j] > r.in_granted:
+                r.in_granted = chosen.offset[j]
 
 
 # --------------------------------------------------------------------------- timers

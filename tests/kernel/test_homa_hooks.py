@@ -197,3 +197,84 @@ def test_timer_agrees(runner: Any, state: int, server: bool, length: int, grante
     interp_result = Interpreter(runner.program).run_timer("homa_tick", raw_key, inp)
     diffs = compare(kernel_result, interp_result)
     assert not diffs, diffs
+
+
+def _rpc(runner: Any, store: MapStore, server: bool) -> dict[str, Any]:
+    rpcs = runner.program.map("rpcs")
+    return codec.decode(rpcs.value, store.maps["rpcs"].entries[codec.encode(
+        rpcs.key, key(server), "key")])
+
+
+def _repair(runner: Any, store: MapStore, server: bool, offset: int, length: int) -> Any:
+    """homa_gen on a copy of `store` with one REPAIR request queued."""
+    store = store.copy()
+    store.push_raw("ctrl", codec.encode(runner.program.map("ctrl").value, {
+        "id": ID | int(server), "peer": wire.ip_int(B), "local_port": LOCAL,
+        "peer_port": PEER, "kind": wire.REPAIR, "offset": offset, "length": length,
+        "priority": 7}, "ctrl value"))
+    k, _i, diffs = run_both(runner, "homa_gen", frame_input(bytes(64), maps=store))
+    assert not diffs, diffs
+    return k
+
+
+def test_a_repair_forgets_the_lost_run_and_asks_for_it_again(runner: Any) -> None:
+    """A request whole in the data path (SERVER_BUSY, every bit set) whose packets 64-69
+    the application lost: REPAIR clears their bits and sends a RESEND for them; the request
+    stays SERVER_BUSY (its application may answer); the packets sent again are taken, the
+    rest still dropped as duplicates; a run part taken, part not, changes nothing; a run
+    forgotten before is asked for again."""
+    length = 200_000                                     # 143 packets, the last 1,200 bytes
+    full = [0xFFFFFFFFFFFFFFFF, 0xFFFFFFFFFFFFFFFF, (1 << 15) - 1] + [0] * 9
+    store = store_with(runner, 4, True, length, length, 0, length, full, [], True)
+    k = _repair(runner, store, True, 64 * 1400, 6 * 1400)
+    resend = wire.parse(k.packet)
+    assert k.action == 3 and resend is not None and resend.kind == wire.RESEND
+    assert (resend.offset, resend.ctrl_length, resend.dst) == (64 * 1400, 6 * 1400, B)
+    rpc = _rpc(runner, k.maps, True)
+    assert rpc["bitmap"][1] == 0xFFFFFFFFFFFFFFFF & ~0x3F and rpc["state"] == 4
+    assert rpc["received"] == length - 6 * 1400
+    per_cpu = k.maps["counters"].entries[bytes(4)]
+    counters = runner.program.map("counters").value
+    assert sum(codec.decode(counters, bytes(v))["repaired"] for v in per_cpu) == 1
+
+    addr = {"src_mac": MAC_B, "dst_mac": MAC_A, "src": B, "dst": A, "sport": PEER,
+            "dport": LOCAL}
+
+    def data(index: int, maps: MapStore) -> Any:
+        (frame,) = wire.data_frames(**addr, rpc_id=ID, from_client=True, message=bytes(1400))
+        frame = frame[:50] + length.to_bytes(4, "big") + (index * 1400).to_bytes(4, "big") + \
+            frame[58:]
+        r, _i, diffs = run_both(runner, "homa_rx", frame_input(frame, maps=maps))
+        assert not diffs, diffs
+        return r
+    again = data(64, k.maps)
+    assert again.redirect == ("sockets", 0)              # to the application
+    assert _rpc(runner, again.maps, True)["bitmap"][1] & 1 == 1
+    dup = data(70, again.maps)                           # never lost: a duplicate, dropped
+    assert dup.redirect is None and dup.action == 1
+
+    stale = _repair(runner, again.maps, True, 64 * 1400, 2 * 1400)   # 64 back, 65 not
+    assert stale.action == 1 and _rpc(runner, stale.maps, True) == _rpc(runner, again.maps,
+                                                                      True)
+    twice = _repair(runner, again.maps, True, 65 * 1400, 5 * 1400)    # forgotten before
+    asked = wire.parse(twice.packet)
+    assert twice.action == 3 and asked is not None and asked.offset == 65 * 1400
+    assert _rpc(runner, twice.maps, True)["received"] == _rpc(runner, again.maps,
+                                                              True)["received"]
+    tail = _repair(runner, twice.maps, True, 142 * 1400, 1_200)      # the short last packet
+    assert tail.action == 3
+    assert _repair(runner, tail.maps, True, 141 * 1400, 2 * 1400).action == 1   # wrong bytes
+
+
+@SETTINGS
+@given(state=states, server=st.booleans(), length=lengths, received=edge_u32,
+       bitmap=bitmaps, first=st.integers(0, 800), count=st.integers(0, 70),
+       skew=st.sampled_from([0, 0, 0, -1, 1, 1400]))
+def test_repairs_agree(runner: Any, state: int, server: bool, length: int, received: int,
+                       bitmap: list[int], first: int, count: int, skew: int) -> None:
+    """REPAIR requests on and off packet and word boundaries, of the right size or not,
+    for runs taken, not taken or part taken, in every state."""
+    store = store_with(runner, state, server, length, length, 0, received, bitmap, [], True)
+    offset = first * 1400
+    size = max(0, min(count * 1400, length - offset)) + skew
+    _repair(runner, store, server, offset, size & 0xFFFFFFFF)
