@@ -66,6 +66,7 @@ from etran.tcp.segments import (
 
 TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "tcp.py"
 _READ = struct.Struct("=I")              # the data path's `Read`: consumed, host order
+_TAKEN = struct.Struct("=QQ")            # its `Taken`: frames, limit
 _IP_LEN = struct.Struct("!H")            # a frame's IPv4 total length, at 16
 _SEQ = struct.Struct("!I")               # its TCP sequence number, at 38
 ESTABLISHED, PEER_CLOSED = 1, 2          # Conn.state in the data path
@@ -83,6 +84,9 @@ LINGER = 2.0                             # how long a close may take (the socket
 LINGER_POLL = 0.002                      # how often closing connections are looked at
 WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a window update
 BATCH = 32                               # segments handed to egress per entry into it
+RING_SIZE = 2048                         # frames the AF_XDP socket's receive ring holds
+RING_TELL = 32                           # frames taken between two writes of `taken`
+RING_RESYNC = 0.1                        # seconds between resyncs of an empty ring's count
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
@@ -152,11 +156,17 @@ class TcpStack:
     `native_egress=True` runs egress natively on the far end of the stack's own veth pair
     (etran.runtime.native): segments leave through an AF_XDP socket, nothing leaves without
     passing `tcp_tx`, and what `tcp_tx` refuses comes back on that socket.
+
+    `ring_size`: the frames the AF_XDP socket's receive ring holds. Ingress acknowledges
+    data before the kernel puts it there, so it never lets more wait than seven eighths of
+    the ring (`Taken` in the transport): beyond, data is refused as beyond the window, and
+    the peer sends it again.
     """
 
     def __init__(self, topology: Topology, host: str, *, ecn: bool = True,
                  receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True,
-                 sack: bool = True, native_egress: bool = True) -> None:
+                 sack: bool = True, native_egress: bool = True,
+                 ring_size: int = RING_SIZE) -> None:
         _check_buffer(receive_buffer)
         compiled = _transport(native_egress)
         me = topology.host(host)
@@ -165,7 +175,7 @@ class TcpStack:
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
                     loaded.programs, compiled.program, ecn, owned=[Detacher(topology, host)],
                     receive_buffer=receive_buffer, timestamps=timestamps, sack=sack,
-                    native_egress=native_egress)
+                    native_egress=native_egress, ring_size=ring_size)
 
     @classmethod
     def in_run(cls, record: Any, host: str, *, ecn: bool = True,
@@ -199,7 +209,7 @@ class TcpStack:
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Program], program: Any, ecn: bool,
                owned: list[Any], receive_buffer: int, timestamps: bool, sack: bool,
-               native_egress: bool = False) -> None:
+               native_egress: bool = False, ring_size: int = 0) -> None:
         self.host = me
         self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
         # What a connection may hold unread (the window it advertises), and the window-scale
@@ -217,8 +227,16 @@ class TcpStack:
                                               for m in program.maps if m.name in maps}
             self._program = program
             self._trace_reader: RingBufferReader | None = None
-            self.xsk = XskSocket(self.host.interface)
+            self.xsk = XskSocket(self.host.interface, ring_size=ring_size or RING_SIZE)
             self._closers.insert(0, self.xsk)
+            # Frames waiting on the socket's ring, as ingress counts them: what it handed
+            # (`handed`) less what we took (`taken`, told every RING_TELL frames), at most
+            # seven eighths of the ring; nothing waits there yet
+            self._ring_limit = self.xsk.rx.size - self.xsk.rx.size // 8
+            self._ring_taken = self._handed()
+            self._ring_told = 0
+            self._ring_synced = 0.0
+            self._tell_taken()
             self.xsk.register(maps["sockets"])
             self.native: NativeEgress | None = None
             self.egress: Egress | NativeEgress
@@ -503,7 +521,22 @@ class TcpStack:
         """Take what waits on the AF_XDP socket and what egress returned, and hand it to
         the connections and listeners (the caller holds `_rx_lock`)."""
         took: set[TcpSocket] = set()
-        for frame in self.xsk.recv(64, timeout=0):
+        now = time.monotonic()
+        # Now and then, when the ring turns out empty, whatever ingress counted and we never
+        # saw (a redirect that failed) stops counting against the limit: the count is read
+        # before the ring, so that a frame counted after it is not taken for one seen
+        resync = now - self._ring_synced > RING_RESYNC
+        counted = self._handed() if resync else 0
+        frames = self.xsk.recv(64, timeout=0)
+        if frames:
+            self._ring_taken += len(frames)
+            if self._ring_taken - self._ring_told >= RING_TELL:
+                self._tell_taken()
+        elif resync:
+            self._ring_synced = now
+            self._ring_taken = counted
+            self._tell_taken()
+        for frame in frames:
             seg = sg.parse(frame)
             if seg is not None and seg.dst == self.host.ip:
                 sock = self._deliver(seg)
@@ -513,6 +546,15 @@ class TcpStack:
             self._consumed(sock)
         for frame in self.egress.take_returned(64):
             self._late_notice(sg.parse_notice(frame))
+
+    def _handed(self) -> int:
+        """How many frames ingress has handed to our socket, ever (`handed`)."""
+        raw = self.raw_maps["handed"].lookup(bytes(4))
+        return int.from_bytes(raw[:8], "little") if raw else 0
+
+    def _tell_taken(self) -> None:
+        self.raw_maps["taken"].update(bytes(4), _TAKEN.pack(self._ring_taken, self._ring_limit))
+        self._ring_told = self._ring_taken
 
     def _failed(self, exc: BaseException) -> None:
         """Taking frames failed: every socket's calls raise it from now on (EIO)."""

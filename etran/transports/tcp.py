@@ -9,7 +9,10 @@ connection in `conns` once the handshake is done and removes it at the end.
   next in-order data and FIN, queues an ACK for anything that carried sequence space or was
   out of order (a duplicate ACK, so a Linux sender fast-retransmits), and hands accepted
   data, FINs, and segments of connections it does not know (SYN, SYN-ACK, RST) to the
-  application's socket. Segments of other ports go to the host's own stack.
+  application's socket, counting them (`handed`); data that would make more frames wait on
+  that socket's ring than the application allows (`taken`) is refused as beyond the window
+  (a full ring would drop it after we acknowledged it). Segments of other ports go to the
+  host's own stack.
 * `tcp_tx` (@egress): each segment the application sends. The application writes addresses,
   ports, flags, payload and the sequence number it means to send; a segment leaves only if
   that is `snd_nxt` and it fits the peer's window, stamped with the acknowledgement number,
@@ -232,6 +235,20 @@ class TraceRecord(Struct):
     local_port: u16
 
 
+class Handed(Struct):
+    """Frames ingress has handed to the application's AF_XDP socket, ever (atomic adds)."""
+    frames: u64
+
+
+class Taken(Struct):
+    """Written by the application: the frames it has taken off its socket's ring (as far as
+    `handed` knows them), and how many may wait there at most (0: no limit). Data beyond
+    that is refused unacknowledged, as beyond the window: a full ring would drop it after
+    ingress acknowledged it, and the connection could never have it again."""
+    frames: u64
+    limit: u64
+
+
 class Port(Struct):
     """A local port etran owns: its segments never reach the host's stack."""
     owned: u32
@@ -271,6 +288,25 @@ pending = ArrayMap(Pending, max_entries=1)
 trace = RingBuf(TraceRecord, max_entries=1 << 20)
 counters = PerCpuArray(Counters, max_entries=1)
 sockets = XskMap(max_entries=4)
+handed = ArrayMap(Handed, max_entries=1)
+taken = ArrayMap(Taken, max_entries=1)
+
+
+def to_app(pkt: Packet) -> int:
+    """Hand the segment to the application's socket, counted in `handed`."""
+    h = handed.get(0)
+    if h is not None:
+        atomic_add(h.frames, 1)
+    return sockets.redirect(pkt.rx_queue, XDP_DROP)
+
+
+def ring_has_room() -> bool:
+    """Fewer frames wait on the application's ring than it allows (`Taken`)."""
+    h = handed.get(0)
+    t = taken.get(0)
+    if h is None or t is None or t.limit == 0 or t.frames >= h.frames:
+        return True                      # (the application's count can run a frame or two
+    return h.frames - t.frames < t.limit  # ahead: one counted as it resynced, then seen)
 
 
 def tcp_sum_ok(pkt: Packet, ip: IPv4, tcp_len: u32) -> bool:
@@ -518,7 +554,7 @@ def tcp_rx(pkt: Packet) -> int:
     c = conns.get(key)
     if c is None or tcp.flags & (TCP_SYN | TCP_RST) != 0:
         n.to_control += 1
-        return sockets.redirect(pkt.rx_queue, XDP_DROP)   # the control plane's business
+        return to_app(pkt)               # the control plane's business
     c.segs_in += 1
     seq = tcp.seq
     data_len = tcp_len - hlen
@@ -565,7 +601,7 @@ def tcp_rx(pkt: Packet) -> int:
         ce_changed = ce != c.ce_state
         c.ce_state = ce                  # echoed as ECE on the ACKs for this segment
     if seq == c.rcv_nxt:
-        if data_len > rcv_window(key, c):
+        if data_len > rcv_window(key, c) or not ring_has_room():
             return dup_ack(key, c)       # the application's socket has no room for it
         filled = c.ooo_count != 0
         c.rcv_nxt = seq + data_len + fin
@@ -585,18 +621,18 @@ def tcp_rx(pkt: Packet) -> int:
             ask_for_ack(key, c)
         else:
             delay_ack(key, c)
-        return sockets.redirect(pkt.rx_queue, XDP_DROP)
+        return to_app(pkt)
     end = seq + data_len
     if fin == 1 or data_len == 0 or not seq_after(seq, c.rcv_nxt) or \
             seq_after(end, c.rcv_nxt + rcv_window(key, c)):
         return dup_ack(key, c)           # old, or beyond the window
-    if not ooo_hold(c, seq, end):
+    if not ring_has_room() or not ooo_hold(c, seq, end):
         return dup_ack(key, c)           # overlapping what is held, or no room: resent later
     c.ooo_recent = seq
     c.out_of_order += 1
     c.bytes_in += data_len
     dup_ack(key, c)
-    return sockets.redirect(pkt.rx_queue, XDP_DROP)   # the application places it by seq
+    return to_app(pkt)                   # the application places it by seq
 
 
 def ooo_hold(c: Conn, seq: u32, end: u32) -> bool:

@@ -88,13 +88,17 @@ payload = st.one_of(st.binary(max_size=40), st.integers(0, 1460).map(lambda n: b
        cc=cc_state, tos=st.integers(0, 3), opts=options,
        held=st.lists(st.tuples(st.integers(0, 6000), st.integers(0, 3000)), min_size=4,
                      max_size=4),
-       held_count=st.sampled_from([0, 1, 2, 3, 4, 5, 0xFFFFFFFF]))
+       held_count=st.sampled_from([0, 1, 2, 3, 4, 5, 0xFFFFFFFF]),
+       ring=st.tuples(st.sampled_from([0, 1, 55, 56, 57, 2**64 - 1]),
+                      st.sampled_from([0, 1, 2**64 - 1]), st.sampled_from([0, 1, 56])))
 def test_ingress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int, dseq: int,
                         dack: int, fl: int, data: bytes, damage: int, state: int,
                         queued: bool, cc: dict[str, Any], tos: int, opts: bytes,
-                        held: list[tuple[int, int]], held_count: int) -> None:
+                        held: list[tuple[int, int]], held_count: int,
+                        ring: tuple[int, int, int]) -> None:
     """A segment against a connection in any state, with out-of-order intervals held a
-    little ahead of rcv_nxt (and a count of them past what the arrays hold)."""
+    little ahead of rcv_nxt (and a count of them past what the arrays hold), and the
+    application's ring at, under and over its limit (counts wrapping too)."""
     cc = {**cc, "ooo_count": held_count,
           "ooo_starts": [(rcv + ahead) & 0xFFFFFFFF for ahead, _ in held],
           "ooo_ends": [(rcv + ahead + size) & 0xFFFFFFFF for ahead, size in held]}
@@ -109,8 +113,36 @@ def test_ingress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int
     if 0 <= damage < len(frame):
         frame[damage] ^= 0x5A
     store = maps(runner, base, snd_nxt, wnd, rcv, state, queued, cc)
+    store.set("handed", 0, {"frames": ring[0]})
+    store.set("taken", 0, {"frames": ring[1], "limit": ring[2]})
     _k, _i, diffs = run_both(runner, "tcp_rx", frame_input(bytes(frame), maps=store))
     assert not diffs, diffs
+
+
+def test_data_that_would_overrun_the_ring_is_refused(runner: Any) -> None:
+    """In-order data is taken (and counted in `handed`) while fewer frames wait on the
+    application's ring than its limit, and refused with a duplicate ACK (rcv_nxt unmoved,
+    nothing handed over) once as many do; an out-of-order segment likewise."""
+    rcv, una = 5_000_000, 9_000
+    handed = runner.program.map("handed").value
+
+    def segment(store: MapStore, seq: int, frames: int) -> Any:
+        store.set("handed", 0, {"frames": frames})
+        store.set("taken", 0, {"frames": 100, "limit": 56})
+        frame = sg.build(src_mac=MAC_B, dst_mac=MAC_A, src=B, dst=A, sport=PEER, dport=LOCAL,
+                         seq=seq, ack=una, flags=sg.ACK | sg.PSH, payload=b"d" * 100)
+        k, _i, diffs = run_both(runner, "tcp_rx", frame_input(frame, maps=store))
+        assert not diffs, diffs
+        return k, codec.decode(handed, k.maps["handed"].entries[bytes(4)])["frames"]
+    k, count = segment(maps(runner, una, una, 65535, rcv, 1, False), rcv, 155)
+    assert k.redirect == ("sockets", 0) and count == 156
+    assert _conn(runner, k.maps)["rcv_nxt"] == rcv + 100
+    k, count = segment(maps(runner, una, una, 65535, rcv, 1, False), rcv, 156)
+    assert k.redirect is None and k.action == 1 and count == 156
+    conn = _conn(runner, k.maps)
+    assert conn["rcv_nxt"] == rcv and conn["dup_acks_sent"] == 1
+    k, count = segment(maps(runner, una, una, 65535, rcv, 1, False), rcv + 1000, 156)
+    assert k.redirect is None and _conn(runner, k.maps)["ooo_count"] == 0
 
 
 @SETTINGS

@@ -459,6 +459,58 @@ def test_a_closed_stack_gives_the_interface_back(topo: Topology, server: Linux) 
     server.join()
 
 
+def test_a_small_ring_is_never_overrun(topo: Topology) -> None:
+    """Ingress acknowledges data before the kernel puts it on the AF_XDP socket's ring, so
+    data that found the ring full would be lost for good. Three Linux clients send 1 MiB
+    each at once to a stack whose ring holds 64 frames (three windows need 135): ingress
+    refuses what would overrun it, the clients send it again, every byte arrives, and the
+    kernel never drops a frame at the ring."""
+    a, b = topo.host("a"), topo.host("b")
+    data = [os.urandom(1 << 20) for _ in range(3)]
+    got: list[bytes] = [b""] * 3
+    errors: list[BaseException] = []
+    with TcpStack(topo, "a", ring_size=64) as stack, stack.listen(PORT) as listener:
+        listener.settimeout(10)
+        clients = [linux_socket(b) for _ in data]
+
+        def send(i: int) -> None:
+            try:
+                clients[i].settimeout(30)
+                clients[i].connect((a.ip, PORT))
+                clients[i].sendall(data[i])
+                clients[i].shutdown(socket.SHUT_WR)
+                assert clients[i].recv(10) == b""
+            except BaseException as exc:
+                errors.append(exc)
+        senders = [threading.Thread(target=send, args=(i,)) for i in range(3)]
+        for t in senders:
+            t.start()
+        conns = []
+        for _ in data:
+            conn, (_ip, port) = listener.accept()
+            conn.settimeout(30)
+            conns.append((conn, port))
+        ports = [c.getsockname()[1] for c in clients]
+
+        def read(conn: TcpSocket, port: int) -> None:
+            chunks = bytearray()
+            while chunk := conn.recv(1 << 16):
+                chunks += chunk
+            got[ports.index(port)] = bytes(chunks)
+            conn.close()
+        readers = [threading.Thread(target=read, args=c) for c in conns]
+        for t in readers:
+            t.start()
+        for t in readers + senders:
+            t.join(60)
+        for c in clients:
+            c.close()
+        stats = stack.xsk.statistics()
+    assert not errors, errors
+    assert got == data
+    assert stats.rx_dropped == stats.rx_ring_full == 0, stats
+
+
 def test_a_closed_port_refuses(topo: Topology) -> None:
     b = topo.host("b")
     with TcpStack(topo, "a") as stack, pytest.raises(ConnectionRefusedError):
