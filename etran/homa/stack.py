@@ -60,6 +60,7 @@ MAX_RESEND_RUNS = 16              # RESENDs asked for at once for one stalled me
 PRUNE_INTERVAL = 0.1              # seconds between looks for RPCs the data path removed
 PRUNE_IDLE = 2.0                  # ... which saw no packet for this long
 RING_SIZE = 2048                  # the AF_XDP socket's receive ring, in frames
+RX_BATCH = 512                    # frames taken off it, and ordered by priority, at a time
 REPAIR_LOOK = 0.02                # seconds between looks at the AF_XDP socket's losses
 REPAIR_IDLE = 0.02                # a message is repaired once it saw no packet this long
 REPAIR_SPAN = 1.0                 # ... for this long after the socket last lost frames
@@ -410,10 +411,15 @@ class HomaStack:
         try:
             while not self._stop.is_set():
                 poller.poll(5)
-                for frame in self.xsk.recv(64, timeout=0):
-                    p = wire.parse(frame)
-                    if p is not None and p.dst == self.host.ip:
-                        self._packet(p)
+                # What waits on the ring, highest priority first (the sender's, in the IP
+                # header's top three bits: short messages and control packets high): the
+                # ring and this library are the receiver's only queue, and Homa's
+                # priorities only help where a queue honours them
+                packets = [p for p in map(wire.parse, self.xsk.recv(RX_BATCH, timeout=0))
+                           if p is not None and p.dst == self.host.ip]
+                packets.sort(key=_priority)
+                for p in packets:
+                    self._packet(p)
                 for frame in self.egress.take_returned(256):
                     if self.native is not None:    # (test runs: we know where we stopped)
                         self._returned(frame)
@@ -738,6 +744,12 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _priority(p: Packet) -> int:
+    """The sort key that puts higher priorities first (a stable sort keeps the order within
+    one priority, so one message's packets stay in order)."""
+    return -(p.tos >> 5)
 
 
 def lost_runs(bitmap: list[int], have: list[bool], length: int) -> list[tuple[int, int]]:
