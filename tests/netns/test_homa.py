@@ -232,6 +232,33 @@ def test_packets_lost_on_a_full_ring_are_asked_for_again(topo: Topology) -> None
         settle(client_stack, server_stack)
 
 
+def test_the_receiver_takes_higher_priorities_first(topo: Topology) -> None:
+    """Homa's priorities at the receiver's only queue: with a 50 KB request's 36 packets
+    (unscheduled, priority 5) on the ring ahead of a one-packet request's (priority 7), the
+    library handles the short one first and the server application gets it first."""
+    b = topo.host("b")
+    with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
+        gate = threading.Event()
+        take = server_stack.xsk.recv
+
+        def gated(max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
+            gate.wait(10)
+            return take(max_frames, timeout=timeout)
+        server_stack.xsk.recv = gated            # type: ignore[method-assign]
+        order: list[int] = []
+        echo = Echo(server_stack.server(PORT),
+                    answer=lambda req: order.append(len(req)) or b"ok")
+        client = client_stack.client()
+        long_call = client.call_async((b.ip, PORT), payload(50_000))
+        time.sleep(0.05)
+        short_call = client.call_async((b.ip, PORT), payload(100, 1))
+        time.sleep(0.2)                          # every packet of both on the ring
+        gate.set()
+        assert short_call.result(timeout=10) == b"ok" and long_call.result(timeout=10) == b"ok"
+        echo.stop()
+        assert order == [100, 50_000]
+
+
 def test_incast_of_eight_senders(kernel: None) -> None:
     """Eight clients call one server at once, short and long messages mixed; all complete
     byte-exact, and the receiver's grants stay within the window and max_incoming."""
