@@ -1090,9 +1090,20 @@ class TcpSocket:
         return tuple(int.from_bytes(raw[at:at + 4], "little") for at in stack._room_fields)
 
     def _close_complete(self) -> bool:
-        """The peer's FIN is in and everything we sent (our FIN too) is acknowledged."""
-        fields = self._sender_fields()
-        return fields is None or (self._eof and fields[0] == fields[1])
+        """The peer's FIN is in and acknowledged (our last ACK covers it: gen sends that
+        ACK, and a stack closed before it left would have the peer send its FIN again
+        into a host that no longer knows the connection), and everything we sent, our FIN
+        too, is acknowledged."""
+        if not self._eof:
+            return False
+        stack = self.stack
+        raw = stack.raw_maps["conns"].lookup(self._raw_key())
+        if raw is None:
+            return True
+        una, nxt = (int.from_bytes(raw[at:at + 4], "little") for at in stack._room_fields[:2])
+        rcv_nxt, last_ack, _wnd = (int.from_bytes(raw[at:at + 4], "little")
+                                   for at in stack._told_fields)
+        return una == nxt and last_ack == rcv_nxt
 
     def _resume_at(self, seq: int) -> None:
         """Egress says the next byte to send is `seq` (after a go-back): send from there."""

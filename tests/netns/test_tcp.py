@@ -417,6 +417,42 @@ def test_close_returns_before_the_peer_closes_and_the_stack_finishes_it(
     assert not clean(before, linux_counters(b))
 
 
+def tcp_states(host: Host) -> list[int]:
+    """The state of every TCP socket in `host`'s namespace (/proc/net/tcp's `st`)."""
+    with host.entered(), open("/proc/thread-self/net/tcp") as f:
+        return [int(line.split()[3], 16) for line in f.read().splitlines()[1:]]
+
+
+def test_a_stack_closed_at_once_acknowledges_the_peer_s_fin_first(
+        topo: Topology, server: Linux) -> None:
+    """We close first, the Linux side closes when it sees our FIN, and the application
+    closes the stack at once (its gen pump held up, as in a busy process): the stack waits
+    for the close to complete, its ACK of the peer's FIN included (gen sends it), so the
+    Linux socket leaves LAST-ACK on that ACK, with no FIN sent again and no RST."""
+    b = topo.host("b")
+    last_ack = 9                                 # TCP_LAST_ACK in /proc/net/tcp
+
+    def serve(conn: socket.socket) -> None:
+        assert conn.recv(100) == b"bye"
+        assert conn.recv(100) == b""             # our FIN: close ours at once
+    server.start(serve)
+    before = linux_counters(b)
+    with TcpStack(topo, "a") as stack:
+        run = stack.gen.run
+
+        def slow_round() -> int:
+            time.sleep(0.05)
+            return run()
+        stack.gen.run = slow_round               # type: ignore[method-assign]
+        sock = stack.connect((b.ip, PORT), timeout=None)
+        sock.sendall(b"bye")
+        sock.close()
+        server.join()
+    assert until(lambda: last_ack not in tcp_states(b)), tcp_states(b)
+    moved = clean(before, linux_counters(b))
+    assert not moved, moved
+
+
 def test_a_close_the_peer_never_answers_ends_in_a_reset(topo: Topology,
                                                          server: Linux) -> None:
     """A peer that never sends its FIN: the connection is reset once the socket's timeout
