@@ -22,7 +22,6 @@ GRANT arrives.
 from __future__ import annotations
 
 import errno
-import ipaddress
 import itertools
 import os
 import queue
@@ -30,6 +29,7 @@ import random
 import select
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,11 +41,18 @@ from etran.homa import wire
 from etran.homa.wire import ACK, DATA, GRANT, RESEND, UNKNOWN, Packet
 from etran.ir import codec
 from etran.runtime.afxdp import XskSocket
-from etran.runtime.hooks import Egress, Gen, GenPump
+from etran.runtime.hooks import FALLBACK_FLAG_INTERVAL, Egress, Gen, GenPump
 from etran.runtime.loader import load_object
 from etran.runtime.maps import RingBufferReader
 from etran.runtime.native import NativeEgress
-from etran.runtime.pinned import Detacher, Stopper, close_all, open_pinned_host, use_native_egress
+from etran.runtime.pinned import (
+    Detacher,
+    Stopper,
+    close_all,
+    compiled_transport,
+    open_pinned_host,
+    use_native_egress,
+)
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -68,22 +75,9 @@ CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4
 
 Key = tuple[int, str, int, int]    # (id as this host names it, peer address, peer port, local port)
 
-_compiled: dict[str, Any] = {}
-
-
 def _transport(native_egress: bool = False) -> Any:
-    """The compiled data path, once per process (the checker replays the verifier over the
-    grant scheduler's loops, which takes a second or two): the plain build, or the native
-    build whose egress runs on the far end of the stack's veth (etran.runtime.native),
-    compiled from the same checked program."""
-    if "homa" not in _compiled:
-        from etran.pipeline import compile_file
-        _compiled["homa"] = compile_file(TRANSPORT)
-    if native_egress and "homa-native" not in _compiled:
-        from etran.pipeline import compile_program
-        _compiled["homa-native"] = compile_program(_compiled["homa"].program,
-                                                   native_egress=True)
-    return _compiled["homa-native" if native_egress else "homa"]
+    """The data path, compiled once per process (`compiled_transport`)."""
+    return compiled_transport(TRANSPORT, native_egress)
 
 
 def _error(code: int, what: str) -> OSError:
@@ -232,11 +226,8 @@ class HomaStack:
             self._closers.insert(0, self.gen)
             self.port = HostPort(me.interface)
             self._closers.insert(0, self.port)
-            # the ring's records wake the pump; its flag is read every 20 ms only in case a
-            # record was lost to a full ring (read every millisecond it woke the process a
-            # thousand times a second for nothing)
             self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)),
-                                interval=0.02)
+                                interval=FALLBACK_FLAG_INTERVAL)
             self._closers.insert(0, Stopper(self.pump))
             self._events = RingBufferReader(maps["events"])
             self._closers.insert(0, self._events)
@@ -626,8 +617,7 @@ class HomaStack:
         self._send(call.out, "send a request again")
 
     def _event(self, e: dict[str, Any]) -> None:
-        key: Key = (e["id"], str(ipaddress.IPv4Address(e["peer"])), e["peer_port"],
-                    e["local_port"])
+        key: Key = (e["id"], wire.ip_str(e["peer"]), e["peer_port"], e["local_port"])
         if e["what"] == wire.EVENT_STALLED:
             self._ask_again(key, e["granted"], e["length"])
             return
@@ -756,27 +746,27 @@ def lost_runs(bitmap: list[int], have: list[bool], length: int) -> list[tuple[in
     """(offset, bytes) of each run of packets the data path's bitmap marks received and
     `have` (the library's) does not, none crossing a bitmap word (what `forget_lost` in
     the transport takes)."""
-    runs: list[tuple[int, int]] = []
-    for index in range(-(-length // wire.PAYLOAD)):
-        if bitmap[index >> 6] >> (index & 63) & 1 and not have[index]:
-            offset = index * wire.PAYLOAD
-            size = min(wire.PAYLOAD, length - offset)
-            if runs and runs[-1][0] + runs[-1][1] == offset and index & 63:
-                runs[-1] = (runs[-1][0], runs[-1][1] + size)
-            else:
-                runs.append((offset, size))
-    return runs
+    return _runs(lambda i: bool(bitmap[i >> 6] >> (i & 63) & 1) and not have[i], length,
+                 length, split_words=True)
 
 
 def missing_runs(bitmap: list[int], limit: int, length: int) -> list[tuple[int, int]]:
     """(offset, bytes) of each run of packets below `limit` whose bit is clear in the data
     path's receive bitmap (one bit per packet, 64 to a word)."""
+    return _runs(lambda i: not bitmap[i >> 6] >> (i & 63) & 1, min(limit, length), length)
+
+
+def _runs(wanted: Callable[[int], bool], limit: int, length: int,
+          split_words: bool = False) -> list[tuple[int, int]]:
+    """(offset, bytes) of each run of the packets below `limit` of a `length`-byte message
+    whose index `wanted` says; with `split_words`, a run ends at each bitmap word too."""
     runs: list[tuple[int, int]] = []
-    for index in range(-(-min(limit, length) // wire.PAYLOAD)):
-        if not bitmap[index >> 6] >> (index & 63) & 1:
+    for index in range(-(-limit // wire.PAYLOAD)):
+        if wanted(index):
             offset = index * wire.PAYLOAD
             size = min(wire.PAYLOAD, length - offset)
-            if runs and runs[-1][0] + runs[-1][1] == offset:
+            if runs and runs[-1][0] + runs[-1][1] == offset and \
+                    not (split_words and index & 63 == 0):
                 runs[-1] = (runs[-1][0], runs[-1][1] + size)
             else:
                 runs.append((offset, size))

@@ -248,10 +248,13 @@ class XskSocket:
             frames = self._take(max_frames)
         return frames
 
+    def waiting(self) -> int:
+        """Frames on the receive ring not taken yet (read off the ring: no system call)."""
+        return (self.rx.producer() - self._rx_consumer) & 0xFFFFFFFF
+
     def _take(self, max_frames: int) -> list[bytes]:
         rx = self.rx
-        available = (rx.producer() - self._rx_consumer) & 0xFFFFFFFF
-        count = min(available, max_frames)
+        count = min(self.waiting(), max_frames)
         frames = []
         umem = self.umem
         returned = []

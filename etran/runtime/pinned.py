@@ -14,6 +14,24 @@ from etran.abi import PROG_TYPE_XDP
 from etran.runtime.loader import Program
 from etran.runtime.topology import Host
 
+_compiled: dict[tuple[str, bool], Any] = {}
+
+
+def compiled_transport(path: str | os.PathLike[str], native_egress: bool = False) -> Any:
+    """A transport's data path compiled once per process (checking the transports replays
+    the verifier over their loops, a second or two): the plain build, or the native build
+    whose @egress runs on the far end of the stack's veth (etran.runtime.native), compiled
+    from the same checked program."""
+    key = os.fspath(path)
+    if (key, False) not in _compiled:
+        from etran.pipeline import compile_file  # the compiler only where a stack starts
+        _compiled[key, False] = compile_file(key)
+    if native_egress and (key, True) not in _compiled:
+        from etran.pipeline import compile_program
+        _compiled[key, True] = compile_program(_compiled[key, False].program,
+                                               native_egress=True)
+    return _compiled[key, native_egress]
+
 
 @dataclass
 class PinnedHost:

@@ -42,11 +42,18 @@ from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.ir import codec
 from etran.runtime.afxdp import XskSocket
 from etran.runtime.errors import EtranRuntimeError
-from etran.runtime.hooks import Egress, EgressPump, Gen, GenPump
+from etran.runtime.hooks import FALLBACK_FLAG_INTERVAL, Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import Program, load_object
 from etran.runtime.maps import RingBufferReader
 from etran.runtime.native import NativeEgress
-from etran.runtime.pinned import Detacher, Stopper, close_all, open_pinned_host, use_native_egress
+from etran.runtime.pinned import (
+    Detacher,
+    Stopper,
+    close_all,
+    compiled_transport,
+    open_pinned_host,
+    use_native_egress,
+)
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -90,10 +97,6 @@ RING_RESYNC = 0.1                        # seconds between resyncs of an empty r
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
-# The pumps are woken by records (an ACK's, a go-back's); their flags are read this often
-# only in case a record was lost to a full ring. Read every millisecond, they cost a round
-# trip's p99 a third (the gen pump's flag carried delayed ACKs until their timer did).
-PUMP_FLAG_INTERVAL = 0.02
 # What a stack that died left in a run's maps (cleared by the next stack on the host)
 DEAD_STACK_STATE = ("conns", "ports", "reads", "delayed_acks", "acks", "go_backs", "pending",
                     "wake", "wake_tx")
@@ -127,9 +130,6 @@ def _error(code: int, what: str) -> OSError:
     return OSError(code, f"{os.strerror(code)}: {what}")
 
 
-_compiled: dict[str, Any] = {}
-
-
 def _wire_key(key: Key) -> bytes:
     """A connection's peer address and ports as its segments carry them (bytes 26 to 38 of
     an Ethernet frame with a 20-byte IPv4 header: source address, source and destination
@@ -139,15 +139,8 @@ def _wire_key(key: Key) -> bytes:
 
 
 def _transport(native_egress: bool = False) -> Any:
-    """The data path compiled once per process: the plain build, or the native build whose
-    egress runs on the far end of the application's veth (etran.runtime.native)."""
-    if "tcp" not in _compiled:
-        from etran.pipeline import compile_file  # the compiler only where a stack starts
-        _compiled["tcp"] = compile_file(TRANSPORT)
-    if native_egress and "tcp-native" not in _compiled:
-        from etran.pipeline import compile_program
-        _compiled["tcp-native"] = compile_program(_compiled["tcp"].program, native_egress=True)
-    return _compiled["tcp-native" if native_egress else "tcp"]
+    """The data path, compiled once per process (`compiled_transport`)."""
+    return compiled_transport(TRANSPORT, native_egress)
 
 
 Key = tuple[str, int, int]               # (peer address, peer port, local port)
@@ -259,7 +252,7 @@ class TcpStack:
             self.port = HostPort(self.host.interface)
             self._closers.insert(0, self.port)
             self.pump = GenPump(self.gen, ring=maps["wake_ring"], flag=(maps["wake"], bytes(4)),
-                                interval=PUMP_FLAG_INTERVAL)
+                                interval=FALLBACK_FLAG_INTERVAL)
             self._closers.insert(0, Stopper(self.pump))
             # where `TcpSocket._room` reads snd_una, snd_nxt, snd_wnd, cwnd and mss (u32s)
             conn = program.map("conns").value
@@ -271,7 +264,7 @@ class TcpStack:
             self.egress_pump = EgressPump(self.egress, sg.timeout_frame(),
                                           ring=maps["wake_tx_ring"],
                                           flag=(maps["wake_tx"], bytes(4)),
-                                          interval=PUMP_FLAG_INTERVAL)
+                                          interval=FALLBACK_FLAG_INTERVAL)
             self._closers.insert(0, Stopper(self.egress_pump))
         except BaseException:
             self._close_parts()
@@ -539,8 +532,9 @@ class TcpStack:
         now = time.monotonic()
         # Now and then, when the ring turns out empty, whatever ingress counted and we never
         # saw (a redirect that failed) stops counting against the limit: the count is read
-        # before the ring, so that a frame counted after it is not taken for one seen
-        resync = now - self._ring_synced > RING_RESYNC
+        # before the ring, so that a frame counted after it is not taken for one seen, and
+        # only when the ring looks empty (under load it seldom is)
+        resync = now - self._ring_synced > RING_RESYNC and not self.xsk.waiting()
         counted = self._handed() if resync else 0
         frames = self.xsk.recv(64, timeout=0)
         if frames:
@@ -745,11 +739,10 @@ class TcpStack:
         what we would advertise now is at least twice it: Linux's rule for a window
         update after a read (tcp_cleanup_rbuf). Otherwise the ACKs that data earns say
         the window soon enough, and an update would be one more ACK per read."""
-        raw = self.raw_maps["conns"].lookup(sock._raw_key())
-        if raw is None:
+        fields = sock._entry_u32s(self._told_fields)
+        if fields is None:
             return False
-        rcv_nxt, last_ack, last_wnd = (int.from_bytes(raw[at:at + 4], "little")
-                                       for at in self._told_fields)
+        rcv_nxt, last_ack, last_wnd = fields
         left = max(0, last_wnd - ((rcv_nxt - last_ack) & 0xFFFFFFFF))
         now = max(0, sock._rcv_buf - ((rcv_nxt - read) & 0xFFFFFFFF))
         return 2 * left <= sock._rcv_buf and now >= 2 * left
@@ -1111,15 +1104,18 @@ class TcpSocket:
         una, nxt, wnd, cwnd, mss = fields
         return min(cwnd * mss, wnd) - ((nxt - una) & 0xFFFFFFFF)
 
-    def _sender_fields(self) -> tuple[int, ...] | None:
-        """snd_una, snd_nxt, snd_wnd, cwnd and mss from the data path's entry (None: no
-        entry), read from the raw bytes: decoding the whole entry (350 bytes, through the
-        typed map) costs a 64-byte round trip more than its network time."""
-        stack = self.stack
-        raw = stack.raw_maps["conns"].lookup(self._raw_key())
+    def _entry_u32s(self, offsets: tuple[int, ...]) -> tuple[int, ...] | None:
+        """The u32 fields at `offsets` of the data path's entry (None: no entry), read from
+        the raw bytes: decoding the whole entry (350 bytes, through the typed map) costs a
+        64-byte round trip more than its network time."""
+        raw = self.stack.raw_maps["conns"].lookup(self._raw_key())
         if raw is None:
             return None
-        return tuple(int.from_bytes(raw[at:at + 4], "little") for at in stack._room_fields)
+        return tuple(int.from_bytes(raw[at:at + 4], "little") for at in offsets)
+
+    def _sender_fields(self) -> tuple[int, ...] | None:
+        """snd_una, snd_nxt, snd_wnd, cwnd and mss from the data path's entry."""
+        return self._entry_u32s(self.stack._room_fields)
 
     def _close_complete(self) -> bool:
         """The peer's FIN is in and acknowledged (our last ACK covers it: gen sends that
@@ -1129,12 +1125,10 @@ class TcpSocket:
         if not self._eof:
             return False
         stack = self.stack
-        raw = stack.raw_maps["conns"].lookup(self._raw_key())
-        if raw is None:
+        fields = self._entry_u32s(stack._room_fields[:2] + stack._told_fields[:2])
+        if fields is None:
             return True
-        una, nxt = (int.from_bytes(raw[at:at + 4], "little") for at in stack._room_fields[:2])
-        rcv_nxt, last_ack, _wnd = (int.from_bytes(raw[at:at + 4], "little")
-                                   for at in stack._told_fields)
+        una, nxt, rcv_nxt, last_ack = fields
         return una == nxt and last_ack == rcv_nxt
 
     def _resume_at(self, seq: int) -> None:
@@ -1151,9 +1145,9 @@ class TcpSocket:
         with self._send_lock:
             if self._gone or self._error is not None:
                 return
-            entry = self.stack.connection(self)
-            if entry is not None:
-                self._resume_at(entry["snd_nxt"])
+            fields = self._sender_fields()
+            if fields is not None:
+                self._resume_at(fields[1])           # snd_nxt
                 self._pump("resend")
 
     def _trim(self) -> None:

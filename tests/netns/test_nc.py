@@ -243,13 +243,15 @@ def test_up_pins_the_native_egress_so_applications_compile_nothing(
         run: runs.RunRecord) -> None:
     """`etran up` builds @egress for the native path too and pins it beside each host's
     maps; a stack started in the run takes it from there (no compiler) and carries data."""
+    from etran.runtime import pinned
     from etran.tcp import stack as tcp_stack
     native = Path(runs.reachable_pin_dir(run)) / "b" / "native"
     assert sorted(p.name for p in native.iterdir()) == ["__etran_uplink", "tcp_tx"]
-    tcp_stack._compiled.pop("tcp-native", None)
+    native_build = (str(tcp_stack.TRANSPORT), True)     # compiled_transport's cache key
+    pinned._compiled.pop(native_build, None)
     listener = linux_listener(run, "a", 5003)
     with listener, tcp_stack.TcpStack.in_run(run, "b") as stack:
-        assert stack.native is not None and "tcp-native" not in tcp_stack._compiled
+        assert stack.native is not None and native_build not in pinned._compiled
         with stack.connect((run.hosts["a"]["ip"], 5003), timeout=5) as sock:
             conn, _ = listener.accept()
             with conn:
