@@ -1,6 +1,7 @@
 """etran's TCP against Linux's TCP, same topology, same peer, same run.
 
-Host b runs a plain Linux echo server (one for each client). Host a runs the client twice:
+Host b runs a plain Linux echo server (one for each client), in a process of its own inside
+b's namespace as a remote peer would be (`Peer`). Host a runs the client twice:
 once with a Linux socket, once with `etran.tcp` (the data path of etran/transports/tcp.py,
 the control plane and sockets in Python, AF_XDP underneath). The peer is the kernel's TCP
 both times, so the difference is our end alone.
@@ -18,11 +19,12 @@ from __future__ import annotations
 import argparse
 import socket
 import statistics
+import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -34,23 +36,56 @@ from etran.tcp.segments import MSS  # noqa: E402
 from etran.testing.packets import eth, ipv4, udp  # noqa: E402
 
 
-def serve(host: Host, port: int, echo: bool) -> tuple[socket.socket, threading.Thread]:
-    with host.entered():
-        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    listener.bind((host.ip, port))
-    listener.listen()
+class Peer:
+    """Host b's Linux end, in a process of its own inside b's namespace (as a remote host's
+    would be: it shares no interpreter lock with the client under test). `echo` answers
+    what it reads, `sink` reads until EOF and says "done", `send` connects and sends."""
 
-    def run() -> None:
-        conn, _ = listener.accept()
-        conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        with conn:
-            while data := conn.recv(1 << 16):
-                if echo:
-                    conn.sendall(data)
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return listener, thread
+    def __init__(self, b: Host, *args: object) -> None:
+        self.proc = subprocess.Popen(
+            ["ip", "netns", "exec", b.netns, sys.executable, __file__, "--peer",
+             *map(str, args)], stdout=subprocess.PIPE, text=True, cwd=ROOT)
+        self.expect("ready")
+
+    def expect(self, word: str) -> None:
+        assert self.proc.stdout is not None
+        line = self.proc.stdout.readline().strip()
+        if line != word:
+            raise SystemExit(f"host b's peer said {line!r}, expected {word!r}")
+
+    def __enter__(self) -> Peer:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        try:
+            self.proc.wait(10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+
+
+def peer_main(role: str, *args: str) -> None:
+    """The `--peer` process (see `Peer`)."""
+    if role == "send":
+        ip, port, size = args[0], int(args[1]), int(args[2])
+        print("ready", flush=True)
+        with socket.create_connection((ip, port), timeout=10) as sock:
+            sock.sendall(bytes(size))
+        return
+    ip, port = args[0], int(args[1])
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((ip, port))
+    listener.listen()
+    listener.settimeout(30)
+    print("ready", flush=True)
+    conn, _ = listener.accept()
+    conn.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    with conn, listener:
+        while data := conn.recv(1 << 16):
+            if role == "echo":
+                conn.sendall(data)
+    print("done", flush=True)
 
 
 def round_trips(send: Callable[[bytes], None], recv: Callable[[int], bytes],
@@ -73,61 +108,53 @@ def pct(values: list[float], p: float) -> float:
 
 
 def linux_client(a: Host, b: Host, port: int, rounds: int, size: int) -> tuple[list[float], float]:
-    listener, thread = serve(b, port, echo=True)
-    with a.entered():
+    with Peer(b, "echo", b.ip, port), a.entered():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with sock, listener:
-        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.connect((b.ip, port))
-        rtts = round_trips(sock.sendall, sock.recv, rounds)
-    thread.join(5)
-    listener, thread = serve(b, port + 1, echo=False)
-    with a.entered():
+        with sock:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            sock.connect((b.ip, port))
+            rtts = round_trips(sock.sendall, sock.recv, rounds)
+    with Peer(b, "sink", b.ip, port + 1) as sink, a.entered():
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    with listener:
         sock.connect((b.ip, port + 1))
         data = bytes(size)
         start = time.perf_counter()
         sock.sendall(data)
         sock.close()
-        thread.join(60)
+        sink.expect("done")
         seconds = time.perf_counter() - start
     return rtts, size / seconds
 
 
 def etran_client(topo: Topology, a: Host, b: Host, port: int, rounds: int,
                  size: int) -> tuple[list[float], float]:
-    listener, thread = serve(b, port, echo=True)
     # the application runs inside host a, as one started with `ip netns exec` does (its
-    # sends then enter no namespace); the Linux client's socket lives in a as well
-    with listener, TcpStack(topo, a.name) as stack, a.entered():
-        with stack.connect((b.ip, port), timeout=10) as sock:
+    # sends then enter no namespace)
+    with TcpStack(topo, a.name) as stack, a.entered():
+        with Peer(b, "echo", b.ip, port), stack.connect((b.ip, port), timeout=10) as sock:
             rtts = round_trips(sock.sendall, sock.recv, rounds)
-        thread.join(5)
-        listener2, thread = serve(b, port + 1, echo=False)
-        with listener2:
+        with Peer(b, "sink", b.ip, port + 1) as sink:
             sock = stack.connect((b.ip, port + 1), timeout=60)
             data = bytes(size)
             start = time.perf_counter()
             sock.sendall(data)
             sock.close()
-            thread.join(60)
+            sink.expect("done")
             seconds = time.perf_counter() - start
     return rtts, size / seconds
 
 
-def _send_from_b(b: Host, ip: str, port: int, size: int) -> threading.Thread:
-    """A Linux client on b that sends `size` bytes to (ip, port) and closes."""
-    with b.entered():
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-
-    def run() -> None:
-        with sock:
-            sock.connect((ip, port))
-            sock.sendall(bytes(size))
-    thread = threading.Thread(target=run, daemon=True)
-    thread.start()
-    return thread
+def receive_all(accept: Callable[[], Any], size: int, who: str) -> float:
+    """Goodput of one connection from `accept` until the server has read everything."""
+    conn, _ = accept()
+    start = time.perf_counter()
+    got = 0
+    with conn:
+        while chunk := conn.recv(1 << 16):
+            got += len(chunk)
+    seconds = time.perf_counter() - start
+    assert got == size, f"the {who} server read {got} of {size} bytes"
+    return size / seconds
 
 
 def linux_server_receive(a: Host, b: Host, port: int, size: int) -> float:
@@ -139,35 +166,21 @@ def linux_server_receive(a: Host, b: Host, port: int, size: int) -> float:
         listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         listener.bind((a.ip, port))
         listener.listen()
-        sender = _send_from_b(b, a.ip, port, size)
-        conn, _ = listener.accept()
-        start = time.perf_counter()
-        got = 0
-        with conn:
-            while chunk := conn.recv(1 << 16):
-                got += len(chunk)
-        seconds = time.perf_counter() - start
-        sender.join(10)
-    assert got == size, f"the Linux server read {got} of {size} bytes"
-    return size / seconds
+        listener.settimeout(10)
+        with Peer(b, "send", a.ip, port, size):
+            return receive_all(listener.accept, size, "Linux")
 
 
 def etran_server_receive(topo: Topology, a: Host, b: Host, port: int, size: int) -> float:
     """The same with etran's TCP as the server on a (its ACKs made by the gen hook)."""
     with TcpStack(topo, a.name) as stack, a.entered(), stack.listen(port) as listener:
         listener.settimeout(10)
-        sender = _send_from_b(b, a.ip, port, size)
-        conn, _ = listener.accept()
-        conn.settimeout(60)
-        start = time.perf_counter()
-        got = 0
-        with conn:
-            while chunk := conn.recv(1 << 16):
-                got += len(chunk)
-        seconds = time.perf_counter() - start
-        sender.join(10)
-    assert got == size, f"the etran server read {got} of {size} bytes"
-    return size / seconds
+        with Peer(b, "send", a.ip, port, size):
+            def accept() -> Any:
+                conn, peer = listener.accept()
+                conn.settimeout(60)
+                return conn, peer
+            return receive_all(accept, size, "etran")
 
 
 def afxdp_ceiling(a: Host, b: Host, frames: int) -> float:
@@ -187,7 +200,11 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2000, help="request/response round trips")
     parser.add_argument("--mib", type=int, default=8, help="bulk transfer size in MiB")
     parser.add_argument("--frames", type=int, default=50000, help="AF_XDP ceiling frames")
+    parser.add_argument("--peer", nargs="+", help=argparse.SUPPRESS)   # host b (`Peer`)
     args = parser.parse_args()
+    if args.peer:
+        peer_main(*args.peer)
+        return
     size = args.mib << 20
     with Topology("two-hosts") as topo:
         a, b = topo.host("a"), topo.host("b")

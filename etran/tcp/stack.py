@@ -94,6 +94,10 @@ BATCH = 32                               # segments handed to egress per entry i
 RING_SIZE = 2048                         # frames the AF_XDP socket's receive ring holds
 RING_TELL = 32                           # frames taken between two writes of `taken`
 RING_RESYNC = 0.1                        # seconds between resyncs of an empty ring's count
+# How long a thread waiting for data polls the AF_XDP ring before it sleeps in poll(2): an
+# idle vCPU of a virtual machine can take tens of microseconds to wake for a frame, longer
+# than a round trip here (docs/tcp.md, "Busy polling")
+BUSY_POLL = 0.0005
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
@@ -162,12 +166,17 @@ class TcpStack:
     data before the kernel puts it there, so it never lets more wait than seven eighths of
     the ring (`Taken` in the transport): beyond, data is refused as beyond the window, and
     the peer sends it again.
+
+    `busy_poll`: seconds an application thread waiting in `recv` keeps looking at the
+    AF_XDP ring, yielding its CPU between looks, before it sleeps in poll(2); 0 sleeps at
+    once. Spinning costs CPU while a connection waits and saves the wake-up of an idle CPU
+    on each arrival (docs/tcp.md, "Busy polling").
     """
 
     def __init__(self, topology: Topology, host: str, *, ecn: bool = True,
                  receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True,
                  sack: bool = True, native_egress: bool = True,
-                 ring_size: int = RING_SIZE) -> None:
+                 ring_size: int = RING_SIZE, busy_poll: float = BUSY_POLL) -> None:
         _check_buffer(receive_buffer)
         compiled = _transport(native_egress)
         me = topology.host(host)
@@ -176,12 +185,13 @@ class TcpStack:
         self._start(me, {h.ip: h.mac_bytes for h in topology.hosts.values()}, loaded.maps,
                     loaded.programs, compiled.program, ecn, owned=[Detacher(topology, host)],
                     receive_buffer=receive_buffer, timestamps=timestamps, sack=sack,
-                    native_egress=native_egress, ring_size=ring_size)
+                    native_egress=native_egress, ring_size=ring_size, busy_poll=busy_poll)
 
     @classmethod
     def in_run(cls, record: Any, host: str, *, ecn: bool = True,
                receive_buffer: int = RECEIVE_BUFFER, timestamps: bool = True,
-               sack: bool = True, native_egress: bool = True) -> TcpStack:
+               sack: bool = True, native_egress: bool = True,
+               busy_poll: float = BUSY_POLL) -> TcpStack:
         """The stack of host `host` of a run `etran up` started with the TCP transport:
         its pinned maps and programs, its interface, its neighbours. With `native_egress`
         (the default) the native build's `tcp_tx` that `etran up` pinned beside the maps
@@ -204,14 +214,16 @@ class TcpStack:
         stack._start(pinned.host, pinned.neighbours, pinned.maps, pinned.programs,
                      _transport().program, ecn, owned=pinned.owned,
                      receive_buffer=receive_buffer, timestamps=timestamps, sack=sack,
-                     native_egress=native_egress)
+                     native_egress=native_egress, busy_poll=busy_poll)
         return stack
 
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Program], program: Any, ecn: bool,
                owned: list[Any], receive_buffer: int, timestamps: bool, sack: bool,
-               native_egress: bool = False, ring_size: int = 0) -> None:
+               native_egress: bool = False, ring_size: int = 0,
+               busy_poll: float = BUSY_POLL) -> None:
         self.host = me
+        self.busy_poll = busy_poll
         self.ecn = ecn      # ask for ECN on connect, accept it on listen (DCTCP needs it)
         # What a connection may hold unread (the window it advertises), and the window-scale
         # shift offered in every SYN and SYN-ACK (0 for a buffer of 64 KiB or less: "I scale
@@ -636,6 +648,7 @@ class TcpStack:
         try:
             poller = self._app_poller
             deadline = None if timeout is None else time.monotonic() + timeout
+            spin = self.busy_poll > 0
             while True:
                 try:
                     self._drain()
@@ -649,13 +662,29 @@ class TcpStack:
                 wait = 20.0 if deadline is None else (deadline - time.monotonic()) * 1000
                 if wait <= 0:
                     return False
-                poller.poll(max(1, min(20, int(wait))))
+                if spin and self._spin():
+                    continue
+                # after a poll that ran out, a connection is idle: sleep without spinning
+                spin = bool(poller.poll(max(1, min(20, int(wait))))) and self.busy_poll > 0
         finally:
             self._app_left = time.monotonic()
             self._app_polling = False
             if self._rx_waiters:
                 self._dispatcher_wake.set()      # they wait for frames nobody takes now
             self._rx_lock.release()
+
+    def _spin(self) -> bool:
+        """Look at the receive ring for up to `busy_poll` seconds; whether a frame came.
+        Between looks the thread yields the CPU and the interpreter lock (sched_yield
+        releases it), so the stack's own threads (the gen pump's ACKs) are not held up."""
+        now = time.perf_counter
+        until = now() + self.busy_poll
+        waiting = self.xsk.waiting
+        while now() < until:
+            if waiting():
+                return True
+            os.sched_yield()
+        return False
 
     def _resend(self) -> None:
         """Sockets the data path went back N for while they were not sending: resend from
