@@ -1087,14 +1087,19 @@ def test_a_segment_with_an_old_timestamp_is_refused(topo: Topology, server: Linu
 def test_several_holes_at_once_are_each_repaired_once(topo: Topology) -> None:
     """Every 30th new segment from a Linux client dropped, SACK off (with it, Linux's
     recovery closes holes too fast for two to be open at once: the next test): several
-    holes are open in one window at a time. etran holds up to four out-of-order intervals, so Linux resends the
-    lost segments and (nearly) nothing else: what it retransmits stays within twice what
-    the link dropped, with at most two retransmission timeouts (in 20 runs on a quiet
-    machine: 97 dropped, 97 to 104 resent, one timeout once; CI, with both CPUs busy, once
-    saw two). Holding one interval, as etran did before, the followers of a second hole
-    were dropped and resent too: 97 dropped, 633 to 987 resent and 10 to 12 timeouts in 3
-    runs. (At every 20th, Linux itself times out twice in about one run of fifteen,
-    whatever etran holds: too flaky a bound for CI.)"""
+    holes are open in one window at a time. etran holds up to four out-of-order intervals,
+    so Linux resends the lost segments and (nearly) nothing else: what it retransmits stays
+    within twice what the link dropped. Holding one interval, as etran did before, the
+    followers of a second hole were dropped and resent too: 97 dropped, 633 to 987 resent
+    and 10 to 12 timeouts in 3 runs.
+
+    Some timeouts remain, and they are Linux's NewReno: they are counted as
+    TcpExtTCPRenoRecoveryFail (a timeout while in recovery). After a partial ACK the next
+    hole is resent only once three fresh duplicate ACKs arrive, which only new data past
+    the held intervals can bring, and how much the window lets through then depends on how
+    soon the application reads. In 77 runs on a quiet machine: 0 timeouts in 52, 1 in 17,
+    2 in 3, 3 in 4, 4 in 1; retransmitted 97 to 156 for 97 dropped. (At every 20th, Linux
+    itself times out more often, whatever etran holds: too flaky a bound for CI.)"""
     b = topo.host("b")
     link = impair(topo, "b", drop_every=30)
     before = linux_counters(b)
@@ -1111,8 +1116,8 @@ def test_several_holes_at_once_are_each_repaired_once(topo: Topology) -> None:
     retransmitted = after["TcpRetransSegs"] - before["TcpRetransSegs"]
     assert dropped >= (4 << 20) // 1448 // 30 - 1
     assert dropped <= retransmitted <= 2 * dropped, (dropped, retransmitted)
-    # rare timeouts, untraced (docs/tcp.md, "Not done yet"); holding one interval made 10
-    assert after.get("TcpExtTCPTimeouts", 0) - before.get("TcpExtTCPTimeouts", 0) <= 2
+    # NewReno's recovery failing now and then (above); holding one interval made 10 to 12
+    assert after.get("TcpExtTCPTimeouts", 0) - before.get("TcpExtTCPTimeouts", 0) <= 5
     assert max(seen) >= 2, seen            # two holes were open at once, both held
 
 
