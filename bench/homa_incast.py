@@ -265,8 +265,10 @@ def network(kind: str, senders: int) -> Iterator[dict[str, Any]]:
         with Topology(f"incast:{senders}") as topo:
             yield {"run": "", "hosts": {n: (h.netns, h.ip) for n, h in topo.hosts.items()}}
         return
+    # (--no-daemon: each host's worker runs its stack itself, as Homa's do)
     up = subprocess.run([sys.executable, "-m", "etran", "up", str(TRANSPORTS[kind]),
-                         "--topology", f"incast:{senders}"], capture_output=True, text=True)
+                         "--topology", f"incast:{senders}", "--no-daemon"],
+                        capture_output=True, text=True)
     match = re.search(r"etran: run (\S+) is up", up.stdout)
     if up.returncode != 0 or match is None:
         raise SystemExit(f"etran up failed:\n{up.stdout}{up.stderr}")

@@ -79,9 +79,12 @@ def unprivileged() -> Iterator[Callable[..., subprocess.CompletedProcess[str]]]:
         if python is None:
             pytest.fail("no Python interpreter that an unprivileged user can start was found")
 
-        def run(code: str, *argv: str) -> subprocess.CompletedProcess[str]:
-            return subprocess.run([*NOBODY, python, "-c", code, *argv], cwd=stage, text=True,
-                                  capture_output=True, env=env)
+        def run(code: str, *argv: str, netns: str | None = None,
+                timeout: float = 120) -> subprocess.CompletedProcess[str]:
+            """`netns`: entered (as root, as `ip netns exec` does) before becoming nobody."""
+            inside = ["ip", "netns", "exec", netns] if netns else []
+            return subprocess.run([*inside, *NOBODY, python, "-c", code, *argv], cwd=stage,
+                                  text=True, capture_output=True, env=env, timeout=timeout)
 
         yield run
     finally:

@@ -565,11 +565,12 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         pass
     else:
         add_runtime_commands(sub)
-        from etran.cli.nc import add_nc
+        from etran.cli.nc import add_hostd, add_nc
         from etran.cli.rpc import add_rpc
         from etran.cli.runtime_commands import _guarded
         from etran.cli.trace import add_trace
         add_nc(sub, _guarded)
+        add_hostd(sub, _guarded)
         add_rpc(sub, _guarded)
         add_trace(sub, _guarded)
     return p

@@ -6,8 +6,9 @@
 
 Standard input goes to the peer; what the peer sends goes to standard output. At the end of
 standard input our side is shut down for writing (FIN), and the command ends when the peer
-has closed too. The command finds its host by the namespace it runs in, and the data path by
-the run's pins: the run must have been started with etran's TCP transport.
+has closed too. The command finds its host by the namespace it runs in and talks to the
+host's TCP daemon (`etran.tcp.hostd`, started by `etran up`), so it needs no privilege; in
+a run started with `--no-daemon` it runs the host's stack itself from the run's pins.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import sys
 import threading
 from typing import Any
 
-from etran.runtime import netns, runs
+from etran.runtime import runs
 
 CHUNK = 1 << 16
 
@@ -31,7 +32,27 @@ def add_nc(subparsers: Any, guarded: Any) -> None:
                     help="give up connecting, or on a silent peer, after this (default 10)")
     nc.add_argument("address", nargs="+", metavar="HOST PORT",
                     help="HOST PORT to connect to; with -l, PORT (or HOST PORT: HOST ignored)")
-    nc.set_defaults(func=lambda args: guarded("nc", _nc, args))
+    nc.set_defaults(func=lambda args: guarded("nc", _nc, args, admin=lambda: not _daemon_here()))
+
+
+def _daemon_here() -> bool:
+    """Whether this process is inside a host whose TCP daemon listens (then `etran nc` is an
+    application like any other and needs no privilege)."""
+    from etran.tcp.app import socket_path
+    record, host = runs.this_host()
+    return record is not None and os.path.exists(socket_path(record, host))
+
+
+def add_hostd(subparsers: Any, guarded: Any) -> None:
+    hostd = subparsers.add_parser(
+        "hostd", help="the TCP daemon of one host of a run (`etran up` starts it)")
+    hostd.add_argument("--run", required=True, metavar="ID")
+    hostd.add_argument("--host", required=True, metavar="NAME")
+
+    def run(args: argparse.Namespace) -> int:
+        from etran.tcp.hostd import main
+        return main(["--run", args.run, "--host", args.host])
+    hostd.set_defaults(func=lambda args: guarded("hostd", run, args))
 
 
 def _nc(args: argparse.Namespace) -> int:
@@ -42,7 +63,9 @@ def _nc(args: argparse.Namespace) -> int:
     if isinstance(target, str):
         print(f"etran nc: {target}", file=sys.stderr)
         return 2
-    record, host = _this_host()
+    if _daemon_here():
+        return _through_daemon(args, target)
+    record, host = runs.this_host()
     if record is None:
         print("etran nc: this shell is not inside a host of a run; start one with `etran up "
               f"{os.path.relpath(TRANSPORT)}` and use `ip netns exec etran-<id>-<host> "
@@ -70,6 +93,25 @@ def _nc(args: argparse.Namespace) -> int:
         return _copy(sock, args.timeout)
 
 
+def _through_daemon(args: argparse.Namespace, target: tuple[str, int]) -> int:
+    """The host's daemon holds the data path: this process only its socket."""
+    import etran.tcp
+    from etran.runtime.errors import EtranRuntimeError
+    try:
+        if args.listen:
+            with etran.tcp.listen(target[1]) as listener:
+                sock, _peer = listener.accept()
+        else:
+            sock = etran.tcp.connect(target, timeout=args.timeout)
+    except OSError as exc:
+        print(f"etran nc: {target[0]}:{target[1]}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except EtranRuntimeError as exc:
+        print(f"etran nc: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    return _copy(sock, args.timeout)
+
+
 def _parse(args: argparse.Namespace) -> tuple[str, int] | str:
     parts = args.address
     if args.listen and len(parts) == 1:
@@ -83,19 +125,6 @@ def _parse(args: argparse.Namespace) -> tuple[str, int] | str:
     if not 0 < port < 65536:
         return f"port {port} is out of range (1 to 65535)"
     return parts[0], port
-
-
-def _this_host() -> tuple[Any, str]:
-    """The run and host whose namespace this process is in."""
-    mine = os.stat("/proc/self/ns/net").st_ino
-    for record in runs.list_runs():
-        for name, info in record.hosts.items():
-            try:
-                if os.stat(netns.path(info["netns"])).st_ino == mine:
-                    return record, name
-            except OSError:
-                continue
-    return None, ""
 
 
 def _copy(sock: Any, timeout: float) -> int:

@@ -48,15 +48,15 @@ def add_rpc(subparsers: Any, guarded: Any) -> None:
 
 
 def _rpc(args: argparse.Namespace) -> int:
-    from etran.cli.nc import _this_host
     from etran.homa.stack import TRANSPORT, HomaStack
     from etran.homa.wire import MAX_MESSAGE
+    from etran.runtime.runs import this_host
 
     problem, target, sizes = _parse(args, MAX_MESSAGE)
     if problem:
         print(f"etran rpc: {problem}", file=sys.stderr)
         return 2
-    record, host = _this_host()
+    record, host = this_host()
     up = f"etran up {os.path.relpath(TRANSPORT)}"
     if record is None:
         print(f"etran rpc: this shell is not inside a host of a run; start one with `{up}` "

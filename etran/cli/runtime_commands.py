@@ -56,6 +56,10 @@ def add_runtime_commands(subparsers: Any) -> None:
                     help="run PROGRAM.py's @xdp hook on the switch port facing HOST, i.e. on "
                     "what HOST sends (drops, marks; e.g. etran/transports/tcp_link.py); "
                     "repeatable")
+    up.add_argument("--no-daemon", action="store_true",
+                    help="for etran's TCP transport: start no per-host TCP daemon (by default "
+                    "each host gets one, and applications reach the data path through it); "
+                    "a process may then run a host's stack itself")
     up.set_defaults(func=cmd_up)
     status = subparsers.add_parser("status", help="show runs: hosts, programs, maps, counters")
     status.add_argument("--entries", type=int, default=3, metavar="N",
@@ -74,12 +78,14 @@ def _fail(message: str, code: int) -> int:
 
 
 def _guarded(verb: str, handler: Callable[[argparse.Namespace], int],
-             args: argparse.Namespace) -> int:
-    """Turn every expected failure into one line and an exit code."""
+             args: argparse.Namespace, admin: Callable[[], bool] = lambda: True) -> int:
+    """Turn every expected failure into one line and an exit code. `admin()`: whether the
+    command needs root this time (an application of a host with a daemon does not)."""
     from etran.dsl.diagnostics import DiagnosticError
     from etran.runtime.system import require_admin
     try:
-        require_admin(verb)
+        if admin():
+            require_admin(verb)
         return handler(args)
     except DiagnosticError as exc:
         print(str(exc), file=sys.stderr)
@@ -188,9 +194,64 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         for _host, native in natives:
             native.close()
+    if not args.no_daemon and all(
+            os.path.exists(os.path.join(pins, host, "maps", "conns")) for host in topo.hosts):
+        failure = _start_tcp_daemons(topo.run_id)
+        if failure is not None:
+            record = runs.find_run(topo.run_id)
+            if record is not None:
+                runs.remove_run(record)
+            return _fail(f"{failure}; the run was taken down", EXIT_USAGE)
     print(f"  pinned under {pins}; stop it with `etran down` (or `etran down --run "
           f"{topo.run_id}`)")
     return EXIT_OK
+
+
+DAEMON_START = 60.0     # seconds a host's daemon may take to load the stack and listen
+
+
+def _start_tcp_daemons(run_id: str) -> str | None:
+    """One TCP daemon per host (`etran hostd`, inside the host's namespace), each listed in
+    the run's state file as soon as it is started (so `etran down` stops it whatever
+    happens next); waits until each listens. Returns what went wrong, or None."""
+    import subprocess
+
+    import etran
+    from etran.tcp import app as hostd
+    record = runs.find_run(run_id)
+    if record is None:
+        return f"run {run_id} has no state file"
+    os.makedirs(record.run_dir, mode=0o755, exist_ok=True)
+    root = os.path.dirname(os.path.dirname(os.path.abspath(etran.__file__)))
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(
+        p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
+    procs = {}
+    for host, info in record.hosts.items():
+        with open(hostd.log_path(record, host), "ab") as log:
+            proc = subprocess.Popen(
+                ["ip", "netns", "exec", info["netns"], sys.executable, "-m", "etran", "hostd",
+                 "--run", run_id, "--host", host], stdin=subprocess.DEVNULL, stdout=log,
+                stderr=log, start_new_session=True, env=env)
+        procs[host] = proc
+        record.daemons.append({"host": host, "pid": proc.pid, "what": "tcp",
+                               "pid_start": runs._start_time(proc.pid)})
+        record.save()
+    deadline = time.monotonic() + DAEMON_START
+    for host, proc in procs.items():
+        while not os.path.exists(hostd.socket_path(record, host)):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                with open(hostd.log_path(record, host), encoding="utf-8",
+                          errors="replace") as log:
+                    said = [ln for ln in log.read().splitlines() if ln.strip()]
+                why = f": {said[-1]}" if said else ""
+                state = "stopped" if proc.poll() is not None else "did not listen in time"
+                return f"the TCP daemon of host {host} {state}{why}"
+            time.sleep(0.02)
+    names = ", ".join(f"{host} (pid {proc.pid})" for host, proc in procs.items())
+    first = next(iter(record.hosts.values()))
+    print(f"  TCP daemons: {names}; applications inside a host use them, as any user: "
+          f"`ip netns exec {first['netns']} etran nc ...`, `etran.tcp.connect(...)`")
+    return None
 
 
 def _print_up(topo: Any, file: str, hooks: dict[str, str], verdicts: list[str]) -> None:
@@ -276,6 +337,10 @@ def _print_run(record: runs.RunRecord, entries: int) -> None:
         programs = _programs(host["netns"]).get(host["ifname"], "no XDP program")
         print(f"  host {name:<4} {host['netns']:<20} {host['ifname']} {host['ip']:<12} "
               f"{programs}; {counters}")
+        for daemon in (d for d in record.daemons if d["host"] == name):
+            alive = runs._start_time(daemon["pid"]) == daemon["pid_start"]
+            print(f"    {daemon['what'].upper()} daemon: pid {daemon['pid']}, "
+                  f"{'serving' if alive else 'NOT RUNNING (see its log in ' + record.run_dir + ')'}")
         map_dir = os.path.join(record.pin_dir, name, "maps")
         if os.path.isdir(map_dir):
             if declarations is None:

@@ -5,7 +5,9 @@ appears in every name it creates, so parallel runs never collide:
 
 * network namespaces ``etran-<id>-<host>`` (every veth lives inside one of them);
 * a bpffs directory ``/sys/fs/bpf/etran/<id>/`` for pinned links, programs and maps;
-* a state file ``/run/etran/<id>.json`` saying which process owns the run and what it made.
+* a state file ``/run/etran/<id>.json`` saying which process owns the run and what it made;
+* for a persistent run with per-host daemons (``etran up`` of etran's TCP), a directory
+  ``/run/etran/<id>/`` with their sockets and logs, the daemons listed in the state file.
 
 The state file is written *before* anything it lists is created, so a process killed at any
 point leaves enough behind for :func:`teardown_all` (``etran down``) to find and remove
@@ -23,6 +25,7 @@ import contextlib
 import json
 import os
 import secrets
+import shutil
 import signal
 import threading
 import time
@@ -54,10 +57,17 @@ class RunRecord:
     namespaces: list[str] = field(default_factory=list)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     attached: list[dict[str, Any]] = field(default_factory=list)
+    # processes that serve the run's hosts (`etran.tcp.hostd`): host, pid, pid_start, what
+    daemons: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def state_file(self) -> str:
         return os.path.join(STATE_DIR, f"{self.run_id}.json")
+
+    @property
+    def run_dir(self) -> str:
+        """Where the run's daemons keep their sockets and logs."""
+        return os.path.join(STATE_DIR, self.run_id)
 
     @property
     def pin_dir(self) -> str:
@@ -253,8 +263,11 @@ def _install_signal_handlers() -> None:
 # --------------------------------------------------------------------------- teardown
 
 def remove_run(record: RunRecord) -> list[str]:
-    """Remove a run's namespaces, pins and state file; returns what could not be removed."""
-    problems: list[str] = []
+    """Stop a run's daemons, remove its namespaces, pins, state file and run directory;
+    returns what could not be removed."""
+    problems: list[str] = stop_daemons(record)
+    with contextlib.suppress(FileNotFoundError):
+        shutil.rmtree(record.run_dir)
     for name in record.namespaces:
         try:
             netns.remove(name)
@@ -266,6 +279,40 @@ def remove_run(record: RunRecord) -> list[str]:
     with contextlib.suppress(FileNotFoundError):
         os.unlink(record.state_file)
     return problems
+
+
+def stop_daemons(record: RunRecord, grace: float = 10.0) -> list[str]:
+    """SIGTERM each of the run's daemons that still runs (the same pid and start time), wait
+    up to `grace` seconds for them to finish (closing their connections), then SIGKILL."""
+    alive = [d for d in record.daemons if _start_time(d["pid"]) == d["pid_start"]]
+    for daemon in alive:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(daemon["pid"], signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    problems = []
+    for daemon in alive:
+        while _start_time(daemon["pid"]) == daemon["pid_start"] and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if _start_time(daemon["pid"]) == daemon["pid_start"]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(daemon["pid"], signal.SIGKILL)
+            problems.append(f"daemon of host {daemon['host']} (pid {daemon['pid']}) did not "
+                            f"stop within {grace:.0f} s: killed")
+    return problems
+
+
+def this_host() -> tuple[RunRecord | None, str]:
+    """The run and host whose namespace this process is in (a command started with `ip
+    netns exec etran-<id>-<host>`), or (None, "")."""
+    mine = os.stat("/proc/self/ns/net").st_ino
+    for record in list_runs():
+        for name, info in record.hosts.items():
+            try:
+                if os.stat(netns.path(info["netns"])).st_ino == mine:
+                    return record, name
+            except OSError:
+                continue
+    return None, ""
 
 
 def remove_pins(directory: str) -> list[str]:

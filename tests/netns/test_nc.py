@@ -33,9 +33,8 @@ def etran_cmd(*argv: str, netns_name: str | None = None, stdin: bytes = b"",
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
 
 
-@pytest.fixture
-def run(kernel: None) -> Iterator[runs.RunRecord]:
-    up = etran_cmd("up", str(TCP))
+def tcp_run(*options: str) -> Iterator[runs.RunRecord]:
+    up = etran_cmd("up", str(TCP), *options)
     assert up.returncode == 0, up.stderr.decode()
     record = started_run(up.stdout)
     try:
@@ -43,6 +42,19 @@ def run(kernel: None) -> Iterator[runs.RunRecord]:
     finally:
         assert etran_cmd("down", "--run", record.run_id).returncode == 0
         assert not runs.find_objects(record.run_id)
+        assert not os.path.exists(record.run_dir)
+
+
+@pytest.fixture
+def run(kernel: None) -> Iterator[runs.RunRecord]:
+    """A run of etran's TCP with its per-host daemons (`etran nc` goes through them)."""
+    yield from tcp_run()
+
+
+@pytest.fixture
+def run_without_daemon(kernel: None) -> Iterator[runs.RunRecord]:
+    """`--no-daemon`: `etran nc` (or a test) runs the host's stack in its own process."""
+    yield from tcp_run("--no-daemon")
 
 
 def linux_listener(record: runs.RunRecord, host: str, port: int) -> socket.socket:
@@ -86,11 +98,14 @@ def test_nc_listens_for_a_linux_client(run: runs.RunRecord) -> None:
         _reap(nc)
 
 
-def test_an_nc_killed_mid_transfer_leaves_the_host_usable(run: runs.RunRecord) -> None:
-    """SIGKILL takes an `etran nc` down with its programs on its veth pair (the pair itself
-    stays in the host); the next `etran nc` on that host replaces the pair, forgets the dead
-    one's connections and works; the dead one's Linux peer then gets a RST, not a hang; and
-    `etran down` (the fixture) leaves nothing."""
+def test_an_nc_killed_mid_transfer_leaves_the_host_usable(
+        run_without_daemon: runs.RunRecord) -> None:
+    """Without a daemon, SIGKILL takes an `etran nc` down with its programs on its veth pair
+    (the pair itself stays in the host); the next `etran nc` on that host replaces the pair,
+    forgets the dead one's connections and works; the dead one's Linux peer then gets a RST,
+    not a hang; and `etran down` (the fixture) leaves nothing. (With a daemon the RST goes
+    at once: tests/netns/test_hostd.py.)"""
+    run = run_without_daemon
     b = run.hosts["b"]
     nc = _listening_nc(run)
     try:
@@ -240,10 +255,11 @@ def test_trace_records_a_transfer_and_plots_it(kernel: None, tmp_path: Path) -> 
 
 
 def test_up_pins_the_native_egress_so_applications_compile_nothing(
-        run: runs.RunRecord) -> None:
+        run_without_daemon: runs.RunRecord) -> None:
     """`etran up` builds @egress for the native path too and pins it beside each host's
     maps; a stack started in the run takes it from there (no compiler) and carries data."""
     from etran.runtime import pinned
+    run = run_without_daemon
     from etran.tcp import stack as tcp_stack
     native = Path(runs.reachable_pin_dir(run)) / "b" / "native"
     assert sorted(p.name for p in native.iterdir()) == ["__etran_uplink", "tcp_tx"]
