@@ -188,6 +188,9 @@ class Relay:
         sock.settimeout(None)
         down = threading.Thread(target=self._down, daemon=True)
         down.start()
+        # (this thread sleeps between the application's messages: spinning here too, beside
+        # the application's spin and the other thread's in `recv`, was slower, three
+        # spinners on two CPUs)
         graceful = False
         try:
             while True:
