@@ -48,10 +48,13 @@ def add_hostd(subparsers: Any, guarded: Any) -> None:
         "hostd", help="the TCP daemon of one host of a run (`etran up` starts it)")
     hostd.add_argument("--run", required=True, metavar="ID")
     hostd.add_argument("--host", required=True, metavar="NAME")
+    hostd.add_argument("--worker", action="store_true",
+                       help="be the daemon itself (without: supervise one, restarting it)")
 
     def run(args: argparse.Namespace) -> int:
         from etran.tcp.hostd import main
-        return main(["--run", args.run, "--host", args.host])
+        return main(["--run", args.run, "--host", args.host] +
+                    (["--worker"] if args.worker else []))
     hostd.set_defaults(func=lambda args: guarded("hostd", run, args))
 
 

@@ -35,14 +35,18 @@ from __future__ import annotations
 
 import argparse
 import array
+import collections
 import contextlib
+import ctypes
 import errno
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 from etran.runtime import runs
@@ -231,19 +235,74 @@ class Relay:
                     chan.send(_json(b"X", _failure(exc)))
 
 
+RESTARTS = 5                      # at most this many restarts of a daemon ...
+RESTART_WINDOW = 60.0             # ... in this many seconds, then the supervisor gives up
+PR_SET_PDEATHSIG = 1
+
+
 def main(argv: list[str] | None = None) -> int:
     """`etran hostd --run ID --host NAME`: started by `etran up` inside the host's namespace;
-    SIGTERM (`etran down`) stops it."""
+    SIGTERM (`etran down`) stops it. It supervises the daemon proper (`--worker`, a child
+    process): a daemon that dies (killed mid-transfer, say) is started again, and the new
+    one's stack clears the dead one's connections from the maps, so their peers get a RST
+    at their next segment instead of retransmitting into nothing."""
     parser = argparse.ArgumentParser(prog="etran hostd")
     parser.add_argument("--run", required=True)
     parser.add_argument("--host", required=True)
+    parser.add_argument("--worker", action="store_true")
     args = parser.parse_args(argv)
     record = runs.find_run(args.run)
     if record is None or args.host not in record.hosts:
         print(f"etran hostd: no host {args.host} in a run {args.run}", file=sys.stderr)
         return 2
+    if not args.worker:
+        return supervise(args.run, args.host)
+    _die_with_parent()
     daemon = Daemon(record, args.host)
     for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, lambda *_: daemon.stop())
     daemon.serve()
     return 0
+
+
+def _die_with_parent() -> None:
+    """The worker gets SIGTERM when its supervisor goes (even killed), so that no daemon
+    outlives the process `etran down` stops."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    if os.getppid() == 1:                       # the supervisor went before the call
+        raise SystemExit(0)
+
+
+def supervise(run_id: str, host: str) -> int:
+    """Run the worker; start it again when it dies of anything but our own stop."""
+    stopping = threading.Event()
+    child: list[subprocess.Popen[bytes]] = []
+
+    def stop(*_: object) -> None:
+        stopping.set()
+        if child and child[0].poll() is None:
+            child[0].send_signal(signal.SIGTERM)
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        signal.signal(sig, stop)
+    starts: collections.deque[float] = collections.deque()
+    while not stopping.is_set():
+        now = time.monotonic()
+        while starts and now - starts[0] > RESTART_WINDOW:
+            starts.popleft()
+        if len(starts) > RESTARTS:
+            print(f"etran hostd: the daemon of host {host} died {len(starts)} times in "
+                  f"{RESTART_WINDOW:.0f} s; not starting it again", file=sys.stderr, flush=True)
+            return 1
+        starts.append(now)
+        child[:] = [subprocess.Popen([sys.executable, "-m", "etran", "hostd", "--run", run_id,
+                                      "--host", host, "--worker"])]
+        code = child[0].wait()
+        if not stopping.is_set():
+            print(f"etran hostd: the daemon of host {host} ended ({_how(code)}); starting it "
+                  "again", file=sys.stderr, flush=True)
+    return 0
+
+
+def _how(code: int) -> str:
+    return f"signal {signal.Signals(-code).name}" if code < 0 else f"exit {code}"

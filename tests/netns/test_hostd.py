@@ -302,3 +302,51 @@ def test_a_killed_application_leaves_its_peer_a_reset_and_the_daemon_serves_on(
             while client.recv(1 << 16):
                 pass
     test_an_application_listens_through_the_daemon(run)
+
+
+def worker_pid(run: runs.RunRecord, host: str) -> int:
+    """The daemon proper of `host` (the child its supervisor runs)."""
+    for pid in (p for p in os.listdir("/proc") if p.isdigit()):
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"--worker" in argv and run.run_id.encode() in argv and host.encode() in argv:
+            return int(pid)
+    raise AssertionError(f"no daemon worker for host {host}")
+
+
+def test_a_killed_daemon_is_started_again_and_its_peers_get_a_reset(
+        run: runs.RunRecord) -> None:
+    """SIGKILL to host a's daemon mid-connection: the application's socket fails at once
+    (ECONNABORTED), the supervisor starts the daemon again, whose stack clears the dead one's
+    connections, so the Linux peer's next segment gets a RST (not retransmissions into
+    nothing); and the host serves new applications."""
+    listener = linux_listener(run, "b", 5009)
+    hold = """
+sock = etran.tcp.connect((sys.argv[1], 5009), timeout=10)
+sock.sendall(b"before")
+print("connected", flush=True)
+try:
+    sock.recv(100)
+    out["after"] = "data"
+except OSError as exc:
+    out["after"] = errno.errorcode[exc.errno]
+"""
+    holder = app(run, "a", hold, run.hosts["b"]["ip"], privileged=True)
+    with listener:
+        conn, _ = listener.accept()
+    assert holder.stdout is not None and holder.stdout.readline().strip() == "connected"
+    before = worker_pid(run, "a")
+    os.kill(before, signal.SIGKILL)
+    assert result(holder)["after"] == "ECONNABORTED"
+    with conn:
+        assert conn.recv(100) == b"before"
+        deadline = time.monotonic() + 20
+        with pytest.raises(ConnectionResetError):
+            while time.monotonic() < deadline:      # Linux's segments, until one is reset
+                conn.sendall(b"are you there?")
+                time.sleep(0.2)
+    assert worker_pid(run, "a") != before
+    test_two_applications_share_a_host(run)
