@@ -565,7 +565,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         pass
     else:
         add_runtime_commands(sub)
-        from etran.cli.nc import add_hostd, add_nc
+        from etran.cli.hostd import add_hostd
+        from etran.cli.nc import add_nc
         from etran.cli.rpc import add_rpc
         from etran.cli.runtime_commands import _guarded
         from etran.cli.trace import add_trace

@@ -35,27 +35,16 @@ def add_nc(subparsers: Any, guarded: Any) -> None:
     nc.set_defaults(func=lambda args: guarded("nc", _nc, args, admin=lambda: not _daemon_here()))
 
 
-def _daemon_here() -> bool:
-    """Whether this process is inside a host whose TCP daemon listens (then `etran nc` is an
-    application like any other and needs no privilege)."""
-    from etran.tcp.app import socket_path
+def daemon_here(transport: str) -> bool:
+    """Whether this process is inside a host whose `transport` daemon listens (then `etran
+    nc` or `etran rpc` is an application like any other and needs no privilege)."""
+    from etran.runtime.hostd import socket_path
     record, host = runs.this_host()
-    return record is not None and os.path.exists(socket_path(record, host))
+    return record is not None and os.path.exists(socket_path(record, host, transport))
 
 
-def add_hostd(subparsers: Any, guarded: Any) -> None:
-    hostd = subparsers.add_parser(
-        "hostd", help="the TCP daemon of one host of a run (`etran up` starts it)")
-    hostd.add_argument("--run", required=True, metavar="ID")
-    hostd.add_argument("--host", required=True, metavar="NAME")
-    hostd.add_argument("--worker", action="store_true",
-                       help="be the daemon itself (without: supervise one, restarting it)")
-
-    def run(args: argparse.Namespace) -> int:
-        from etran.tcp.hostd import main
-        return main(["--run", args.run, "--host", args.host] +
-                    (["--worker"] if args.worker else []))
-    hostd.set_defaults(func=lambda args: guarded("hostd", run, args))
+def _daemon_here() -> bool:
+    return daemon_here("tcp")
 
 
 def _nc(args: argparse.Namespace) -> int:

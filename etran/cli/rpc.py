@@ -8,8 +8,9 @@ The client sends `--count` requests of each size, `--outstanding` at a time, and
 size how many completed and failed and the latency percentiles (send to response). The
 server answers every request with `--response` bytes, after `--delay` seconds (a service
 time), until interrupted or until it has answered `--count` requests. The command finds
-its host by the namespace it runs in and the data path by the run's pins: the run must have
-been started with etran's Homa transport.
+its host by the namespace it runs in and goes through the host's Homa daemon
+(`etran.homa.hostd`, started by `etran up`), so it needs no privilege; in a run started
+with `--no-daemon` it runs the host's stack itself from the run's pins.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ import threading
 import time
 from typing import Any
 
+from etran.cli.nc import daemon_here
 from etran.runtime import runs
 
 
@@ -44,7 +46,8 @@ def add_rpc(subparsers: Any, guarded: Any) -> None:
                      help="time the server takes to answer each request (default 0)")
     rpc.add_argument("-w", "--timeout", type=float, default=10.0, metavar="SECONDS",
                      help="give up on one request after this (default 10)")
-    rpc.set_defaults(func=lambda args: guarded("rpc", _rpc, args))
+    rpc.set_defaults(func=lambda args: guarded("rpc", _rpc, args,
+                                               admin=lambda: not daemon_here("homa")))
 
 
 def _rpc(args: argparse.Namespace) -> int:
@@ -56,6 +59,8 @@ def _rpc(args: argparse.Namespace) -> int:
     if problem:
         print(f"etran rpc: {problem}", file=sys.stderr)
         return 2
+    if daemon_here("homa"):
+        return _through_daemon(args, target, sizes)
     record, host = this_host()
     up = f"etran up {os.path.relpath(TRANSPORT)}"
     if record is None:
@@ -70,6 +75,26 @@ def _rpc(args: argparse.Namespace) -> int:
         if args.listen:
             return _serve(stack, target[1], args.count, args.response, args.delay)
         return _call(stack, target, sizes, args.count, args.outstanding, args.timeout)
+
+
+def _through_daemon(args: argparse.Namespace, target: tuple[str, int], sizes: list[int]) -> int:
+    """The host's daemon holds the data path: this process only its RPCs."""
+    from etran.homa import app
+    from etran.runtime.errors import EtranRuntimeError
+
+    class Daemon:                       # what `_serve` and `_call` ask a stack for
+        server = staticmethod(app.server)
+        client = staticmethod(app.client)
+    try:
+        if args.listen:
+            return _serve(Daemon, target[1], args.count, args.response, args.delay)
+        return _call(Daemon, target, sizes, args.count, args.outstanding, args.timeout)
+    except OSError as exc:
+        print(f"etran rpc: {exc.strerror or exc}", file=sys.stderr)
+        return 1
+    except EtranRuntimeError as exc:
+        print(f"etran rpc: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
 
 
 def _parse(args: argparse.Namespace, most: int) -> tuple[str, tuple[str, int], list[int]]:

@@ -57,9 +57,9 @@ def add_runtime_commands(subparsers: Any) -> None:
                     "what HOST sends (drops, marks; e.g. etran/transports/tcp_link.py); "
                     "repeatable")
     up.add_argument("--no-daemon", action="store_true",
-                    help="for etran's TCP transport: start no per-host TCP daemon (by default "
-                    "each host gets one, and applications reach the data path through it); "
-                    "a process may then run a host's stack itself")
+                    help="for etran's TCP and Homa transports: start no per-host daemon (by "
+                    "default each host gets one, and applications reach the data path "
+                    "through it); a process may then run a host's stack itself")
     up.set_defaults(func=cmd_up)
     status = subparsers.add_parser("status", help="show runs: hosts, programs, maps, counters")
     status.add_argument("--entries", type=int, default=3, metavar="N",
@@ -194,9 +194,11 @@ def _up(args: argparse.Namespace) -> int:
     finally:
         for _host, native in natives:
             native.close()
-    if not args.no_daemon and all(
-            os.path.exists(os.path.join(pins, host, "maps", "conns")) for host in topo.hosts):
-        failure = _start_tcp_daemons(topo.run_id)
+    transport = next((name for name, marker in (("tcp", "conns"), ("homa", "rpcs"))
+                      if all(os.path.exists(os.path.join(pins, host, "maps", marker))
+                             for host in topo.hosts)), None)
+    if not args.no_daemon and transport is not None:
+        failure = _start_daemons(topo.run_id, transport)
         if failure is not None:
             record = runs.find_run(topo.run_id)
             if record is not None:
@@ -207,17 +209,17 @@ def _up(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-DAEMON_START = 60.0     # seconds a host's daemon may take to load the stack and listen
+DAEMON_START = 60.0     # seconds a host's daemon may take to load its stack and listen
 
 
-def _start_tcp_daemons(run_id: str) -> str | None:
-    """One TCP daemon per host (`etran hostd`, inside the host's namespace), each listed in
-    the run's state file as soon as it is started (so `etran down` stops it whatever
-    happens next); waits until each listens. Returns what went wrong, or None."""
+def _start_daemons(run_id: str, transport: str) -> str | None:
+    """One `transport` daemon per host (`etran hostd`, inside the host's namespace), each
+    listed in the run's state file as soon as it is started (so `etran down` stops it
+    whatever happens next); waits until each listens. Returns what went wrong, or None."""
     import subprocess
 
     import etran
-    from etran.tcp import app as hostd
+    from etran.runtime import hostd
     record = runs.find_run(run_id)
     if record is None:
         return f"run {run_id} has no state file"
@@ -227,30 +229,34 @@ def _start_tcp_daemons(run_id: str) -> str | None:
         p for p in (root, os.environ.get("PYTHONPATH", "")) if p)}
     procs = {}
     for host, info in record.hosts.items():
-        with open(hostd.log_path(record, host), "ab") as log:
+        with open(hostd.log_path(record, host, transport), "ab") as log:
             proc = subprocess.Popen(
                 ["ip", "netns", "exec", info["netns"], sys.executable, "-m", "etran", "hostd",
-                 "--run", run_id, "--host", host], stdin=subprocess.DEVNULL, stdout=log,
-                stderr=log, start_new_session=True, env=env)
+                 "--run", run_id, "--host", host, "--transport", transport],
+                stdin=subprocess.DEVNULL, stdout=log, stderr=log, start_new_session=True,
+                env=env)
         procs[host] = proc
-        record.daemons.append({"host": host, "pid": proc.pid, "what": "tcp",
+        record.daemons.append({"host": host, "pid": proc.pid, "what": transport,
                                "pid_start": runs._start_time(proc.pid)})
         record.save()
     deadline = time.monotonic() + DAEMON_START
     for host, proc in procs.items():
-        while not os.path.exists(hostd.socket_path(record, host)):
+        while not os.path.exists(hostd.socket_path(record, host, transport)):
             if proc.poll() is not None or time.monotonic() > deadline:
-                with open(hostd.log_path(record, host), encoding="utf-8",
+                with open(hostd.log_path(record, host, transport), encoding="utf-8",
                           errors="replace") as log:
                     said = [ln for ln in log.read().splitlines() if ln.strip()]
                 why = f": {said[-1]}" if said else ""
                 state = "stopped" if proc.poll() is not None else "did not listen in time"
-                return f"the TCP daemon of host {host} {state}{why}"
+                return f"the {transport} daemon of host {host} {state}{why}"
             time.sleep(0.02)
     names = ", ".join(f"{host} (pid {proc.pid})" for host, proc in procs.items())
     first = next(iter(record.hosts.values()))
-    print(f"  TCP daemons: {names}; applications inside a host use them, as any user: "
-          f"`ip netns exec {first['netns']} etran nc ...`, `etran.tcp.connect(...)`")
+    how = "etran nc ...`, `etran.tcp.connect(...)" if transport == "tcp" else \
+        "etran rpc ...`, `etran.homa.client()"
+    print(f"  {transport.upper() if transport == 'tcp' else 'Homa'} daemons: {names}; "
+          f"applications inside a host use them, as any user: `ip netns exec {first['netns']} "
+          f"{how}`")
     return None
 
 

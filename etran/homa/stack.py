@@ -692,12 +692,17 @@ class Client:
         try:
             return future.result(timeout)
         except TimeoutError:
-            with self.stack._lock:
-                call = next((c for c in self.stack._calls.values() if c.future is future), None)
-            if call is not None:
-                self.stack._fail(call, errno.ETIMEDOUT, "abandoned")
+            self.abandon(future, errno.ETIMEDOUT)
             raise _error(errno.ETIMEDOUT, f"call {address[0]}:{address[1]}: no response "
                          f"within {timeout} s") from None
+
+    def abandon(self, future: Future[bytes], code: int = errno.ECANCELED) -> None:
+        """Give up the call of `future` (its RPC leaves the data path; the future fails with
+        `code`), if it is still going."""
+        with self.stack._lock:
+            call = next((c for c in self.stack._calls.values() if c.future is future), None)
+        if call is not None:
+            self.stack._fail(call, code, "abandoned")
 
 
 class Server:

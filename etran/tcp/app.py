@@ -30,19 +30,19 @@ import time
 from types import TracebackType
 from typing import Any
 
-from etran.runtime import runs
-from etran.runtime.errors import EtranRuntimeError
+from etran.runtime.hostd import open_channel
 
-UP = "etran up etran/transports/tcp.py"
 MAX_DATA = 65536                  # bytes of data in one D message
 MAX_MESSAGE = MAX_DATA + 1        # with its tag
 CONNECT_TIMEOUT = 10.0            # a connect that names no timeout
-
-
 # How long a thread waiting on a channel looks at it before it sleeps (as `TcpStack`'s
 # `busy_poll` does with the AF_XDP ring: an idle vCPU's wake-up costs tens of microseconds,
 # and a round trip through the daemon has two of them each way)
 BUSY_POLL = 0.0005
+
+
+def _error(code: int, what: str) -> OSError:
+    return OSError(code, f"{os.strerror(code)}: {what}")
 
 
 def spin_until_readable(poller: select.poll, seconds: float = BUSY_POLL) -> bool:
@@ -57,60 +57,8 @@ def spin_until_readable(poller: select.poll, seconds: float = BUSY_POLL) -> bool
     return False
 
 
-def socket_path(record: runs.RunRecord, host: str) -> str:
-    """Where the TCP daemon of `host` listens (`etran.tcp.hostd`)."""
-    return os.path.join(record.run_dir, f"{host}.tcp.sock")
-
-
-def log_path(record: runs.RunRecord, host: str) -> str:
-    return os.path.join(record.run_dir, f"{host}.tcp.log")
-
-
-def _error(code: int, what: str) -> OSError:
-    return OSError(code, f"{os.strerror(code)}: {what}")
-
-
-def daemon_socket() -> str:
-    """The socket of this process's host's TCP daemon; EtranRuntimeError saying what to do
-    when there is none."""
-    record, host = runs.this_host()
-    if record is None:
-        raise EtranRuntimeError(
-            "find the host's TCP daemon",
-            f"this process is not inside a host of a run; start one with `{UP}` and run the "
-            "application with `ip netns exec etran-<id>-<host> ...`")
-    path = socket_path(record, host)
-    if not os.path.exists(path):
-        raise EtranRuntimeError(
-            "find the host's TCP daemon",
-            f"host {host} of run {record.run_id} has no TCP daemon (the run is not etran's "
-            f"TCP transport, was started with --no-daemon, or its daemon stopped: see "
-            f"{os.path.join(record.run_dir, host + '.tcp.log')}); start a run with `{UP}`")
-    return path
-
-
 def _open(request: dict[str, Any], timeout: float | None) -> tuple[socket.socket, dict[str, Any]]:
-    path = daemon_socket()
-    chan = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    try:
-        try:
-            chan.connect(path)
-        except (ConnectionRefusedError, FileNotFoundError) as exc:
-            raise EtranRuntimeError("reach the host's TCP daemon", f"{path}: {exc.strerror}; "
-                                    "is the run still up?") from None
-        chan.send(json.dumps(request).encode())
-        chan.settimeout(None if timeout is None else timeout + 5)
-        raw = chan.recv(MAX_MESSAGE)
-        reply = json.loads(raw) if raw else {"ok": False, "errno": errno.ECONNABORTED,
-                                              "error": "the daemon closed the request"}
-    except BaseException:
-        chan.close()
-        raise
-    if not reply.get("ok"):
-        chan.close()
-        raise OSError(reply["errno"], reply["error"])
-    chan.settimeout(None)
-    return chan, reply
+    return open_channel("tcp", request, socket.SOCK_SEQPACKET, timeout)
 
 
 def connect(address: tuple[str, int], timeout: float | None = None) -> AppSocket:
@@ -295,5 +243,4 @@ class AppListener:
         self.close()
 
 
-__all__ = ["AppListener", "AppSocket", "connect", "daemon_socket", "listen", "log_path",
-           "socket_path"]
+__all__ = ["AppListener", "AppSocket", "connect", "listen"]

@@ -138,14 +138,15 @@ def echo_server(run: runs.RunRecord, connections: int) -> threading.Thread:
                 conn, _ = listener.accept()
 
                 def echo(conn: socket.socket = conn) -> None:
+                    conn.settimeout(30)         # (an accepted socket blocks for ever)
                     with conn:
                         while chunk := conn.recv(1 << 16):
                             conn.sendall(chunk)
-                threads.append(threading.Thread(target=echo))
+                threads.append(threading.Thread(target=echo, daemon=True))
                 threads[-1].start()
             for thread in threads:
                 thread.join(60)
-    thread = threading.Thread(target=serve)
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     return thread
 
@@ -251,11 +252,12 @@ def test_nc_needs_no_privilege(run: runs.RunRecord) -> None:
 
     def serve() -> None:
         conn, _ = listener.accept()
+        conn.settimeout(30)
         with conn:
             while chunk := conn.recv(1 << 16):
                 got.append(chunk)
             conn.sendall(hashlib.sha256(b"".join(got)).hexdigest().encode())
-    thread = threading.Thread(target=serve)
+    thread = threading.Thread(target=serve, daemon=True)
     thread.start()
     with listener:
         done = subprocess.run(
@@ -337,12 +339,13 @@ except OSError as exc:
     holder = app(run, "a", hold, run.hosts["b"]["ip"], privileged=True)
     with listener:
         conn, _ = listener.accept()
-    assert holder.stdout is not None and holder.stdout.readline().strip() == "connected"
-    before = worker_pid(run, "a")
-    os.kill(before, signal.SIGKILL)
-    assert result(holder)["after"] == "ECONNABORTED"
     with conn:
-        assert conn.recv(100) == b"before"
+        conn.settimeout(10)
+        assert conn.recv(100) == b"before"      # through the daemon before it is killed
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "connected"
+        before = worker_pid(run, "a")
+        os.kill(before, signal.SIGKILL)
+        assert result(holder)["after"] == "ECONNABORTED"
         deadline = time.monotonic() + 20
         with pytest.raises(ConnectionResetError):
             while time.monotonic() < deadline:      # Linux's segments, until one is reset

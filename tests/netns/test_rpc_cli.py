@@ -81,8 +81,7 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord,
                                                        tmp_path: Path) -> None:
     """A server that takes 3 s to answer: `etran status` shows the RPC at both ends. Then
     requests of three sizes, with their percentiles, while `etran trace` records the
-    server's grants. (One server at a time: a host's stack owns the interface's AF_XDP
-    queue.)"""
+    server's grants. (Both through the hosts' daemons.)"""
     a, b = run.hosts["a"], run.hosts["b"]
     processes = [background("rpc", "-l", "4001", "--count", "1", "--delay", "3",
                             netns_name=b["netns"])]
