@@ -48,7 +48,6 @@ def _daemon_here() -> bool:
 
 
 def _nc(args: argparse.Namespace) -> int:
-    from etran.runtime.errors import EtranRuntimeError
     from etran.tcp.stack import TRANSPORT, TcpStack
 
     target = _parse(args)
@@ -69,32 +68,26 @@ def _nc(args: argparse.Namespace) -> int:
               f"{os.path.relpath(TRANSPORT)}`", file=sys.stderr)
         return 2
     with TcpStack.in_run(record, host) as stack:
-        try:
-            if args.listen:
-                with stack.listen(target[1]) as listener:
-                    listener.settimeout(None)
-                    sock, _peer = listener.accept()
-            else:
-                sock = stack.connect(target, timeout=args.timeout)
-        except OSError as exc:
-            print(f"etran nc: {target[0]}:{target[1]}: {exc.strerror or exc}", file=sys.stderr)
-            return 1
-        except EtranRuntimeError as exc:
-            print(f"etran nc: {str(exc).splitlines()[0]}", file=sys.stderr)
-            return 1
-        return _copy(sock, args.timeout)
+        return _open_and_copy(args, target, stack)
 
 
 def _through_daemon(args: argparse.Namespace, target: tuple[str, int]) -> int:
     """The host's daemon holds the data path: this process only its socket."""
     import etran.tcp
+    return _open_and_copy(args, target, etran.tcp)
+
+
+def _open_and_copy(args: argparse.Namespace, target: tuple[str, int], sockets: Any) -> int:
+    """Connect, or listen and take one connection, with `sockets` (a stack of this process
+    or `etran.tcp`, the daemon's), then copy both ways."""
     from etran.runtime.errors import EtranRuntimeError
     try:
         if args.listen:
-            with etran.tcp.listen(target[1]) as listener:
+            with sockets.listen(target[1]) as listener:
+                listener.settimeout(None)
                 sock, _peer = listener.accept()
         else:
-            sock = etran.tcp.connect(target, timeout=args.timeout)
+            sock = sockets.connect(target, timeout=args.timeout)
     except OSError as exc:
         print(f"etran nc: {target[0]}:{target[1]}: {exc.strerror or exc}", file=sys.stderr)
         return 1

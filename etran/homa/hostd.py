@@ -24,32 +24,21 @@ from typing import Any
 from etran.homa.app import read_frame, send_frame
 from etran.homa.stack import Client, HomaStack, Request, Server
 from etran.runtime import runs
-from etran.runtime.hostd import UnixService, failure, socket_path
+from etran.runtime.hostd import StackDaemon, failure, read_line, socket_path
 
 RECEIVE_LOOK = 0.2                # how often a server's feeder looks whether to stop
 
 
-class HomaDaemon:
+class HomaDaemon(StackDaemon):
+    stack: HomaStack
+
     def __init__(self, record: runs.RunRecord, host: str) -> None:
-        self.stack = HomaStack.in_run(record, host)
-        self.service = UnixService(socket_path(record, host, "homa"), socket.SOCK_STREAM,
-                                   self._channel)
-
-    def serve(self) -> None:
-        try:
-            self.service.serve()
-        finally:
-            self.stack.close()
-
-    def stop(self) -> None:
-        self.service.stop()
+        super().__init__(HomaStack.in_run(record, host), socket_path(record, host, "homa"),
+                         socket.SOCK_STREAM)
 
     def _channel(self, chan: socket.socket) -> None:
         try:
-            line = b""
-            while not line.endswith(b"\n") and (byte := chan.recv(1)):
-                line += byte
-            request = json.loads(line)
+            request = json.loads(read_line(chan))
             if request["op"] == "client":
                 client = self.stack.client()
                 self._answer(chan, {"ok": True, "port": client.port})

@@ -68,6 +68,15 @@ def failure(exc: OSError) -> dict[str, Any]:
     return {"errno": code, "error": exc.strerror or str(exc) or os.strerror(code)}
 
 
+def read_line(chan: socket.socket) -> bytes:
+    """One line off a stream channel, a byte at a time: what follows it is not ours to
+    take (a buffered reader would keep it)."""
+    line = b""
+    while not line.endswith(b"\n") and (byte := chan.recv(1)):
+        line += byte
+    return line
+
+
 # --------------------------------------------------------------------------- applications
 
 def daemon_socket(transport: str) -> str:
@@ -107,11 +116,9 @@ def open_channel(transport: str, request: dict[str, Any], kind: int,
         if kind == socket.SOCK_SEQPACKET:
             chan.send(json.dumps(request).encode())
             raw = chan.recv(1 << 16)
-        else:                               # a line, read a byte at a time: what follows
-            chan.sendall(json.dumps(request).encode() + b"\n")      # it is the caller's
-            raw = b""
-            while not raw.endswith(b"\n") and (byte := chan.recv(1)):
-                raw += byte
+        else:
+            chan.sendall(json.dumps(request).encode() + b"\n")
+            raw = read_line(chan)
         reply = json.loads(raw) if raw else {"ok": False, "errno": errno.ECONNABORTED,
                                               "error": "the daemon closed the request"}
     except BaseException:
@@ -166,7 +173,28 @@ class UnixService:
         self.stopped.set()
 
 
-def run_daemon(daemon: Any) -> None:
+class StackDaemon:
+    """A host's stack and the Unix service its applications reach it by; `_channel` (the
+    transport's) serves one application channel."""
+
+    def __init__(self, stack: Any, path: str, kind: int) -> None:
+        self.stack = stack
+        self.service = UnixService(path, kind, self._channel)
+
+    def _channel(self, chan: socket.socket) -> None:
+        raise NotImplementedError
+
+    def serve(self) -> None:
+        try:
+            self.service.serve()
+        finally:
+            self.stack.close()
+
+    def stop(self) -> None:
+        self.service.stop()
+
+
+def run_daemon(daemon: StackDaemon) -> None:
     """Be the daemon proper (`etran hostd --worker`): die with the supervisor, stop on
     SIGTERM, serve until then."""
     _die_with_parent()

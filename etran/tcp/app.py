@@ -35,6 +35,7 @@ from etran.runtime.hostd import open_channel
 MAX_DATA = 65536                  # bytes of data in one D message
 MAX_MESSAGE = MAX_DATA + 1        # with its tag
 CONNECT_TIMEOUT = 10.0            # a connect that names no timeout
+CLOSE_WAIT = 10.0                 # how long close() waits for room for its goodbye
 # How long a thread waiting on a channel looks at it before it sleeps (as `TcpStack`'s
 # `busy_poll` does with the AF_XDP ring: an idle vCPU's wake-up costs tens of microseconds,
 # and a round trip through the daemon has two of them each way)
@@ -176,12 +177,17 @@ class AppSocket:
             self._chan.send(b"W")
 
     def close(self) -> None:
-        """Close as a Linux socket does: our FIN goes, the daemon finishes the close."""
+        """Close as a Linux socket does: our FIN goes after what was sent, the daemon
+        finishes the close. The goodbye (C) has to get into the channel (a channel closed
+        without it is an application that died, and the connection is reset): when data
+        sent just before still fills the channel, this waits up to CLOSE_WAIT seconds for
+        the daemon to take it."""
         if self._closed:
             return
         self._closed = True
         try:
-            self._chan.send(b"C", socket.MSG_DONTWAIT)
+            self._chan.settimeout(CLOSE_WAIT)   # (at once when there is room)
+            self._chan.send(b"C")
         except OSError:
             pass
         self._chan.close()

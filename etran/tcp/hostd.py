@@ -30,28 +30,20 @@ import socket
 import threading
 
 from etran.runtime import runs
-from etran.runtime.hostd import ACCEPT_LOOK, UnixService, failure, socket_path
+from etran.runtime.hostd import ACCEPT_LOOK, StackDaemon, failure, socket_path
 from etran.runtime.hostd import message as tagged
 from etran.tcp.app import CONNECT_TIMEOUT, MAX_DATA, MAX_MESSAGE
 from etran.tcp.stack import TcpListener, TcpSocket, TcpStack
 
 
-class TcpDaemon:
+class TcpDaemon(StackDaemon):
     """Serves the applications of one host of a run (see the module's docstring)."""
 
+    stack: TcpStack
+
     def __init__(self, record: runs.RunRecord, host: str) -> None:
-        self.stack = TcpStack.in_run(record, host)
-        self.service = UnixService(socket_path(record, host, "tcp"), socket.SOCK_SEQPACKET,
-                                   self._channel)
-
-    def serve(self) -> None:
-        try:
-            self.service.serve()
-        finally:
-            self.stack.close()
-
-    def stop(self) -> None:
-        self.service.stop()
+        super().__init__(TcpStack.in_run(record, host), socket_path(record, host, "tcp"),
+                         socket.SOCK_SEQPACKET)
 
     def _channel(self, chan: socket.socket) -> None:
         """One application socket: its request, then its data or its accepted connections."""

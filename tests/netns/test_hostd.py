@@ -270,6 +270,35 @@ def test_nc_needs_no_privilege(run: runs.RunRecord) -> None:
     assert done.stdout == hashlib.sha256(data).hexdigest().encode()
 
 
+def test_a_close_right_after_a_large_send_delivers_it_all(run: runs.RunRecord) -> None:
+    """`sendall` of 4 MiB and `close` at once: the goodbye waits for room behind the data
+    (a channel closed without it would mean a dead application and a RST), so the Linux
+    peer reads every byte and then our FIN."""
+    bulk = """
+data = os.urandom(int(sys.argv[3]))
+sock = etran.tcp.connect((sys.argv[1], 5011), timeout=10)
+sock.sendall(data)
+sock.close()
+out["sent"] = hashlib.sha256(data).hexdigest()
+"""
+    listener = linux_listener(run, "b", 5011)
+    got = bytearray()
+
+    def sink() -> None:
+        conn, _ = listener.accept()
+        conn.settimeout(30)
+        with conn:
+            while chunk := conn.recv(1 << 16):
+                got.extend(chunk)
+    thread = threading.Thread(target=sink, daemon=True)
+    thread.start()
+    with listener:
+        sent = result(app(run, "a", bulk, run.hosts["b"]["ip"], str(4 << 20)))["sent"]
+        thread.join(60)
+    assert not thread.is_alive() and len(got) == 4 << 20
+    assert hashlib.sha256(got).hexdigest() == sent
+
+
 def test_status_shows_the_daemons(run: runs.RunRecord) -> None:
     from .test_nc import etran_cmd
     status = etran_cmd("status").stdout.decode()
