@@ -254,7 +254,7 @@ def _start_daemons(run_id: str, transport: str) -> str | None:
     first = next(iter(record.hosts.values()))
     how = "etran nc ...`, `etran.tcp.connect(...)" if transport == "tcp" else \
         "etran rpc ...`, `etran.homa.client()"
-    print(f"  {transport.upper() if transport == 'tcp' else 'Homa'} daemons: {names}; "
+    print(f"  {'TCP' if transport == 'tcp' else 'Homa'} daemons: {names}; "
           f"applications inside a host use them, as any user: `ip netns exec {first['netns']} "
           f"{how}`")
     return None
@@ -345,7 +345,8 @@ def _print_run(record: runs.RunRecord, entries: int) -> None:
               f"{programs}; {counters}")
         for daemon in (d for d in record.daemons if d["host"] == name):
             alive = runs._start_time(daemon["pid"]) == daemon["pid_start"]
-            print(f"    {daemon['what'].upper()} daemon: pid {daemon['pid']}, "
+            name = {"tcp": "TCP", "homa": "Homa"}.get(daemon["what"], daemon["what"])
+            print(f"    {name} daemon: pid {daemon['pid']}, "
                   f"{'serving' if alive else 'NOT RUNNING (see its log in ' + record.run_dir + ')'}")
         map_dir = os.path.join(record.pin_dir, name, "maps")
         if os.path.isdir(map_dir):

@@ -105,6 +105,12 @@ def test_two_clients_and_two_servers_share_hosts(run: runs.RunRecord) -> None:
         finished(server)
 
 
+def test_status_shows_the_daemons(run: runs.RunRecord) -> None:
+    status = etran_cmd("status").stdout.decode()
+    for daemon in run.daemons:
+        assert f"Homa daemon: pid {daemon['pid']}, serving" in status, status
+
+
 def rpcs_active(run: runs.RunRecord) -> list[str]:
     status = etran_cmd("status")
     assert status.returncode == 0, status.stderr.decode()
