@@ -345,8 +345,8 @@ def _print_run(record: runs.RunRecord, entries: int) -> None:
               f"{programs}; {counters}")
         for daemon in (d for d in record.daemons if d["host"] == name):
             alive = runs._start_time(daemon["pid"]) == daemon["pid_start"]
-            name = {"tcp": "TCP", "homa": "Homa"}.get(daemon["what"], daemon["what"])
-            print(f"    {name} daemon: pid {daemon['pid']}, "
+            kind = {"tcp": "TCP", "homa": "Homa"}.get(daemon["what"], daemon["what"])
+            print(f"    {kind} daemon: pid {daemon['pid']}, "
                   f"{'serving' if alive else 'NOT RUNNING (see its log in ' + record.run_dir + ')'}")
         map_dir = os.path.join(record.pin_dir, name, "maps")
         if os.path.isdir(map_dir):
