@@ -6,6 +6,7 @@ timeout on a clean link."""
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import hashlib
 import itertools
@@ -201,6 +202,17 @@ def test_bulk_to_linux_and_back(topo: Topology, server: Linux, native: bool) -> 
     assert clean(before, linux_counters(b)) == {}
 
 
+def echo_rounds(sock: TcpSocket, rounds: int) -> None:
+    """`rounds` 64-byte messages, each back from the echo server before the next."""
+    for i in range(rounds):
+        message = i.to_bytes(4, "big") * 16
+        sock.sendall(message)
+        got = b""
+        while len(got) < len(message):
+            got += sock.recv(len(message) - len(got))
+        assert got == message
+
+
 def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linux) -> None:
     """Delayed ACKs (RFC 5681 4.2): each echoed response is acknowledged by our next
     request, so 200 round trips make almost no pure ACK (without delaying, one per response),
@@ -215,13 +227,7 @@ def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linu
         with stack.connect((b.ip, PORT), timeout=5) as sock:
             stack.pump.interval = 10.0
             acks_before = stack.connection(sock)["acks_sent"]
-            for i in range(rounds):
-                message = i.to_bytes(4, "big") * 16
-                sock.sendall(message)
-                got = b""
-                while len(got) < len(message):
-                    got += sock.recv(len(message) - len(got))
-                assert got == message
+            echo_rounds(sock, rounds)
             entry = stack.connection(sock)
             assert entry is not None and entry["bytes_in"] == 64 * rounds
             # (a CPU busy elsewhere can make the peer resend now and then: a duplicate ACK,
@@ -263,13 +269,7 @@ def test_a_busy_polling_receiver_takes_responses_without_sleeping(
             caught.append(spin())
             return caught[-1]
         stack._spin = counted_spin  # type: ignore[method-assign]
-        for i in range(rounds):
-            message = i.to_bytes(4, "big") * 16
-            sock.sendall(message)
-            got = b""
-            while len(got) < len(message):
-                got += sock.recv(len(message) - len(got))
-            assert got == message
+        echo_rounds(sock, rounds)
     if busy_poll:
         # (the dispatcher thread may take a round's frames when it holds them first)
         assert all(caught) and counting.sleeps == 0
@@ -1104,12 +1104,28 @@ def test_several_holes_at_once_are_each_repaired_once(topo: Topology) -> None:
     link = impair(topo, "b", drop_every=30)
     before = linux_counters(b)
     seen: list[int] = []
+    sampler: list[threading.Thread] = []
+    done = threading.Event()
 
     def held(client: socket.socket, conn: TcpSocket, stack: TcpStack) -> None:
-        entry = stack.connection(conn)
-        if entry is not None:
-            seen.append(entry["ooo_count"])
-    data, got = transfer_from_linux(topo, 4 << 20, during=held, sack=False)
+        # the intervals held, sampled every half millisecond for the whole transfer (a
+        # sample per chunk read missed the moments two were open, once in a busy suite)
+        def sample() -> None:
+            with contextlib.suppress(Exception):    # (the stack closes under the last one)
+                while not done.is_set():
+                    entry = stack.connection(conn)
+                    if entry is not None:
+                        seen.append(entry["ooo_count"])
+                    time.sleep(0.0005)
+        if not sampler:
+            sampler.append(threading.Thread(target=sample, daemon=True))
+            sampler[0].start()
+    try:
+        data, got = transfer_from_linux(topo, 4 << 20, during=held, sack=False)
+    finally:
+        done.set()
+        for thread in sampler:
+            thread.join(5)
     assert got == data
     dropped = link["state"][0]["dropped"]
     after = linux_counters(b)
