@@ -253,7 +253,7 @@ def _start_daemons(run_id: str, transport: str) -> str | None:
     names = ", ".join(f"{host} (pid {proc.pid})" for host, proc in procs.items())
     first = next(iter(record.hosts.values()))
     how = "etran nc ...`, `etran.tcp.connect(...)" if transport == "tcp" else \
-        "etran rpc ...`, `etran.homa.client()"
+        "etran rpc ...`, `etran.homa.app.client()"
     print(f"  {'TCP' if transport == 'tcp' else 'Homa'} daemons: {names}; "
           f"applications inside a host use them, as any user: `ip netns exec {first['netns']} "
           f"{how}`")

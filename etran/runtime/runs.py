@@ -6,8 +6,9 @@ appears in every name it creates, so parallel runs never collide:
 * network namespaces ``etran-<id>-<host>`` (every veth lives inside one of them);
 * a bpffs directory ``/sys/fs/bpf/etran/<id>/`` for pinned links, programs and maps;
 * a state file ``/run/etran/<id>.json`` saying which process owns the run and what it made;
-* for a persistent run with per-host daemons (``etran up`` of etran's TCP), a directory
-  ``/run/etran/<id>/`` with their sockets and logs, the daemons listed in the state file.
+* for a persistent run with per-host daemons (``etran up`` of etran's TCP or Homa), a
+  directory ``/run/etran/<id>/`` with their sockets and logs, the daemons listed in the
+  state file.
 
 The state file is written *before* anything it lists is created, so a process killed at any
 point leaves enough behind for :func:`teardown_all` (``etran down``) to find and remove
@@ -57,7 +58,8 @@ class RunRecord:
     namespaces: list[str] = field(default_factory=list)
     hosts: dict[str, dict[str, Any]] = field(default_factory=dict)
     attached: list[dict[str, Any]] = field(default_factory=list)
-    # processes that serve the run's hosts (`etran.tcp.hostd`): host, pid, pid_start, what
+    # processes that serve the run's hosts (`etran.runtime.hostd`): host, pid, pid_start,
+    # what (the transport: "tcp" or "homa")
     daemons: list[dict[str, Any]] = field(default_factory=list)
 
     @property
