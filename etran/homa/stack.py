@@ -195,7 +195,7 @@ class HomaStack:
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Any], program: Any, owned: list[Any],
                config: dict[str, Any] | None, native_egress: bool = False,
-               ring_size: int = 0) -> None:
+               ring_size: int = RING_SIZE) -> None:
         self.host = me
         self.neighbours = neighbours
         self._program = program
@@ -211,7 +211,7 @@ class HomaStack:
         self._trace_reader: RingBufferReader | None = None
         self._closers: list[Any] = list(owned)
         try:
-            self.xsk = XskSocket(me.interface, ring_size=ring_size or RING_SIZE)
+            self.xsk = XskSocket(me.interface, ring_size=ring_size)
             self._closers.insert(0, self.xsk)
             self.xsk.register(maps["sockets"])
             self.native: NativeEgress | None = None

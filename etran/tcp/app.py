@@ -26,10 +26,10 @@ import json
 import os
 import select
 import socket
-import time
 from types import TracebackType
 from typing import Any
 
+from etran.runtime.busypoll import spin_until
 from etran.runtime.hostd import open_channel
 
 MAX_DATA = 65536                  # bytes of data in one D message
@@ -44,18 +44,6 @@ BUSY_POLL = 0.0005
 
 def _error(code: int, what: str) -> OSError:
     return OSError(code, f"{os.strerror(code)}: {what}")
-
-
-def spin_until_readable(poller: select.poll, seconds: float = BUSY_POLL) -> bool:
-    """Whether the channel `poller` watches became readable within `seconds`, looked at
-    without sleeping (yielding the CPU and the interpreter lock between looks)."""
-    now = time.perf_counter
-    until = now() + seconds
-    while now() < until:
-        if poller.poll(0):
-            return True
-        os.sched_yield()
-    return False
 
 
 def _open(request: dict[str, Any], timeout: float | None) -> tuple[socket.socket, dict[str, Any]]:
@@ -123,7 +111,7 @@ class AppSocket:
         """Read one message from the daemon into the socket's state."""
         if self._eof or self._error is not None or self._rest:
             return
-        spin_until_readable(self._poller)
+        spin_until(lambda: self._poller.poll(0), BUSY_POLL)  # then sleep in recv
         try:
             message = self._chan.recv(MAX_MESSAGE)
         except TimeoutError:

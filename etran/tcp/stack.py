@@ -41,6 +41,7 @@ from typing import Any
 from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.ir import codec
 from etran.runtime.afxdp import XskSocket
+from etran.runtime.busypoll import spin_until
 from etran.runtime.errors import EtranRuntimeError
 from etran.runtime.hooks import FALLBACK_FLAG_INTERVAL, Egress, EgressPump, Gen, GenPump
 from etran.runtime.loader import Program, load_object
@@ -220,7 +221,7 @@ class TcpStack:
     def _start(self, me: Host, neighbours: dict[str, bytes], maps: dict[str, Any],
                programs: dict[str, Program], program: Any, ecn: bool,
                owned: list[Any], receive_buffer: int, timestamps: bool, sack: bool,
-               native_egress: bool = False, ring_size: int = 0,
+               native_egress: bool = False, ring_size: int = RING_SIZE,
                busy_poll: float = BUSY_POLL) -> None:
         self.host = me
         self.busy_poll = busy_poll
@@ -240,7 +241,7 @@ class TcpStack:
                                               for m in program.maps if m.name in maps}
             self._program = program
             self._trace_reader: RingBufferReader | None = None
-            self.xsk = XskSocket(self.host.interface, ring_size=ring_size or RING_SIZE)
+            self.xsk = XskSocket(self.host.interface, ring_size=ring_size)
             self._closers.insert(0, self.xsk)
             # Frames waiting on the socket's ring, as ingress counts them: what it handed
             # (`handed`) less what we took (`taken`, told every RING_TELL frames), at most
@@ -674,17 +675,9 @@ class TcpStack:
             self._rx_lock.release()
 
     def _spin(self) -> bool:
-        """Look at the receive ring for up to `busy_poll` seconds; whether a frame came.
-        Between looks the thread yields the CPU and the interpreter lock (sched_yield
-        releases it), so the stack's own threads (the gen pump's ACKs) are not held up."""
-        now = time.perf_counter
-        until = now() + self.busy_poll
-        waiting = self.xsk.waiting
-        while now() < until:
-            if waiting():
-                return True
-            os.sched_yield()
-        return False
+        """Look at the receive ring for up to `busy_poll` seconds; whether a frame came
+        (the stack's own threads, the gen pump's ACKs among them, run in between)."""
+        return spin_until(self.xsk.waiting, self.busy_poll)
 
     def _resend(self) -> None:
         """Sockets the data path went back N for while they were not sending: resend from
