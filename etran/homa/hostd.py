@@ -24,7 +24,14 @@ from typing import Any
 from etran.homa.app import read_frame, send_frame
 from etran.homa.stack import Client, HomaStack, Request, Server
 from etran.runtime import runs
-from etran.runtime.hostd import StackDaemon, failure, read_line, socket_path
+from etran.runtime.hostd import (
+    REQUEST_ERRORS,
+    StackDaemon,
+    failure,
+    read_line,
+    refusal,
+    socket_path,
+)
 
 RECEIVE_LOOK = 0.2                # how often a server's feeder looks whether to stop
 
@@ -49,13 +56,9 @@ class HomaDaemon(StackDaemon):
                 self._serve_server(server, chan)
             else:
                 raise OSError(errno.EINVAL, f"unknown request {request['op']!r}")
-        except OSError as exc:
+        except REQUEST_ERRORS as exc:
             with contextlib.suppress(OSError):
-                self._answer(chan, {"ok": False, **failure(exc)})
-        except (ValueError, KeyError, TypeError) as exc:
-            with contextlib.suppress(OSError):
-                self._answer(chan, {"ok": False, "errno": errno.EINVAL,
-                                    "error": f"malformed request: {exc}"})
+                self._answer(chan, refusal(exc))
         finally:
             chan.close()
 

@@ -68,6 +68,17 @@ def failure(exc: OSError) -> dict[str, Any]:
     return {"errno": code, "error": exc.strerror or str(exc) or os.strerror(code)}
 
 
+REQUEST_ERRORS = (OSError, ValueError, KeyError, TypeError)
+
+
+def refusal(exc: BaseException) -> dict[str, Any]:
+    """A daemon's answer to a request it could not serve (one of REQUEST_ERRORS): the
+    OSError's errno, or EINVAL for a malformed request."""
+    if isinstance(exc, OSError):
+        return {"ok": False, **failure(exc)}
+    return {"ok": False, "errno": errno.EINVAL, "error": f"malformed request: {exc}"}
+
+
 def read_line(chan: socket.socket) -> bytes:
     """One line off a stream channel, a byte at a time: what follows it is not ours to
     take (a buffered reader would keep it)."""

@@ -30,7 +30,14 @@ import socket
 import threading
 
 from etran.runtime import runs
-from etran.runtime.hostd import ACCEPT_LOOK, StackDaemon, failure, socket_path
+from etran.runtime.hostd import (
+    ACCEPT_LOOK,
+    REQUEST_ERRORS,
+    StackDaemon,
+    failure,
+    refusal,
+    socket_path,
+)
 from etran.runtime.hostd import message as tagged
 from etran.tcp.app import CONNECT_TIMEOUT, MAX_DATA, MAX_MESSAGE
 from etran.tcp.stack import TcpListener, TcpSocket, TcpStack
@@ -64,14 +71,9 @@ class TcpDaemon(StackDaemon):
                 self._accept_for(listener, chan)
             else:
                 raise OSError(errno.EINVAL, f"unknown request {op!r}")
-        except OSError as exc:
+        except REQUEST_ERRORS as exc:
             with contextlib.suppress(OSError):
-                chan.send(json.dumps({"ok": False, **failure(exc)}).encode())
-            chan.close()
-        except (ValueError, KeyError, TypeError) as exc:
-            with contextlib.suppress(OSError):
-                chan.send(json.dumps({"ok": False, "errno": errno.EINVAL,
-                                      "error": f"malformed request: {exc}"}).encode())
+                chan.send(json.dumps(refusal(exc)).encode())
             chan.close()
 
     def _accept_for(self, listener: TcpListener, chan: socket.socket) -> None:
