@@ -38,7 +38,8 @@ _ADVICE: dict[int, str] = {
                             "program type",
     ENOTSUPP: "this kernel does not support the operation for this map or program type",
     errno_codes.EBUSY: "the resource is busy (already attached or bound)",
-    errno_codes.EAGAIN: "try again: the kernel ran out of a transient resource",
+    errno_codes.EAGAIN: ("try again: the kernel ran out of a transient resource, or a signal "
+                         "interrupted the call"),
 }
 
 

@@ -14,11 +14,13 @@ CPU count, bpffs, pins) in :mod:`etran.runtime.system`; both are re-exported her
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import re
+import signal
 import struct
 import weakref
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 
@@ -289,7 +291,8 @@ def _load_once(elf: bytes, name: str, log_level: int, log_size: int,
                 buf = lb.LogBuffer(sizes.get(prog_name, log_size))  # read by the kernel in load
                 lb.program_set_log(prog, buf, log_level)
                 logs[prog_name] = (prog, buf)
-            err = -lb.object_load(handle)
+            with _signals_held():
+                err = -lb.object_load(handle)
             if err == 0:
                 return _wrap(name, handle, logs)
         except OSError as exc:
@@ -308,10 +311,33 @@ def _load_once(elf: bytes, name: str, log_level: int, log_size: int,
         full = {prog_name: buf.size for prog_name, (_prog, buf) in logs.items()}
     if err == errno.ENOSPC and any(size < MAX_LOG_SIZE for size in full.values()):
         return full
+    if err == errno.EAGAIN:
+        # the verifier gives up on a signal (libbpf tries five times); with all but the
+        # signals below held, one of those came: the user wants the process to stop
+        raise BpfError(action, err, ["the kernel's verifier stopped: this process received "
+                                     "a signal while the kernel was checking a program"])
     failing = _failing_program(messages, texts)
     if failing is not None and texts[failing].strip():
         raise VerifierError(failing, texts[failing], err, truncated=failing in full)
     raise BpfError(action, err, _warnings(messages))
+
+
+# Signals that still interrupt a load: the ones that ask the process to stop.
+_LET_THROUGH = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold this thread's other signals while the kernel verifies a program. The verifier
+    stops with EAGAIN whenever the loading thread has a signal pending, so a process that
+    receives signals often (an interval timer, a sampling profiler, SIGCHLD from its
+    children) could not load a large program at all; held signals arrive afterwards."""
+    held = signal.valid_signals() - _LET_THROUGH
+    before = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, before)
 
 
 def _wrap(name: str, handle: lb.ObjectHandle,

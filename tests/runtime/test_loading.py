@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import signal
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from etran.abi import PROG_TYPE_XDP
@@ -51,6 +56,78 @@ define i32 @unchecked(ptr %ctx) section "xdp" {{
   ret i32 %r
 }}
 """
+
+# a loop the verifier walks iteration by iteration (the counter differs in every state, a
+# helper's result is added each time): tens of thousands of instructions to check
+SLOW_TO_VERIFY = """
+define i32 @slow(ptr %ctx) section "xdp" {
+entry:
+  br label %loop
+loop:
+  %i = phi i32 [ 0, %entry ], [ %next, %loop ]
+  %acc = phi i32 [ 0, %entry ], [ %sum, %loop ]
+  %r = call i32 inttoptr (i64 7 to ptr)()
+  %sum = add i32 %acc, %r
+  %next = add i32 %i, 1
+  %done = icmp eq i32 %next, 12000
+  br i1 %done, label %out, label %loop
+out:
+  %bit = and i32 %sum, 1
+  %v = add i32 %bit, 1
+  ret i32 %v
+}
+"""
+
+
+@contextmanager
+def signals_during(send: Callable[[], None]) -> Iterator[None]:
+    """Call `send` in a loop on another thread while the block runs."""
+    stop = threading.Event()
+
+    def storm() -> None:
+        while not stop.is_set():
+            send()
+    thread = threading.Thread(target=storm, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def test_a_process_that_receives_signals_still_loads(kernel: None) -> None:
+    """The verifier stops at a pending signal (libbpf retries five times, and an interval
+    timer or a sampling profiler beats that): the loader holds ordinary signals during the
+    load and they are handled afterwards."""
+    elf = build_object(SLOW_TO_VERIFY)
+    seen = [0]
+    previous = signal.signal(signal.SIGALRM, lambda *_: seen.__setitem__(0, seen[0] + 1))
+    signal.setitimer(signal.ITIMER_REAL, 0.0001, 0.0001)
+    try:
+        with load_object(elf, "slow") as obj:
+            assert obj.programs["slow"].stats.processed_insns > 30_000
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
+    assert seen[0] > 0                       # the timer did fire, around the load
+
+
+def test_a_load_stopped_by_a_signal_to_quit_says_so(kernel: None) -> None:
+    """SIGINT, SIGTERM, SIGHUP and SIGQUIT still stop the verifier (the user wants out):
+    the error says a signal stopped it, not that the verifier rejected the program."""
+    elf = build_object(SLOW_TO_VERIFY)
+    main = threading.get_ident()
+    previous = signal.signal(signal.SIGHUP, lambda *_: None)
+    try:
+        with signals_during(lambda: signal.pthread_kill(main, signal.SIGHUP)), \
+                pytest.raises(BpfError) as caught:
+            load_object(elf, "slow")
+    finally:
+        signal.signal(signal.SIGHUP, previous)
+    assert not isinstance(caught.value, VerifierError)
+    assert caught.value.errno == 11          # EAGAIN
+    assert "received a signal while the kernel was checking a program" in str(caught.value)
 
 
 def test_program_loads_with_statistics(kernel: None) -> None:
