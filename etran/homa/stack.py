@@ -71,6 +71,8 @@ RX_BATCH = 512                    # frames taken off it, and ordered by priority
 REPAIR_LOOK = 0.02                # seconds between looks at the AF_XDP socket's losses
 REPAIR_IDLE = 0.02                # a message is repaired once it saw no packet this long
 REPAIR_SPAN = 1.0                 # ... for this long after the socket last lost frames
+RING_RESYNC = 0.1                 # seconds between resyncs of an empty ring's count
+WATCH_IDLE = 0.1                  # an RPC idle this long is checked for a timer that never ran
 CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4 up to these
 
 Key = tuple[int, str, int, int]    # (id as this host names it, peer address, peer port, local port)
@@ -213,6 +215,12 @@ class HomaStack:
         try:
             self.xsk = XskSocket(me.interface, ring_size=ring_size)
             self._closers.insert(0, self.xsk)
+            # DATA frames waiting on the socket's ring count against the grants
+            # (`ring_backlog` in the transport): ingress counts what it handed over
+            # (`handed`), we write what we took (`taken`)
+            self._ring_taken = self._frames_handed()
+            self._ring_synced = 0.0
+            self._tell_taken()
             self.xsk.register(maps["sockets"])
             self.native: NativeEgress | None = None
             self.egress: Egress | NativeEgress
@@ -402,12 +410,30 @@ class HomaStack:
         try:
             while not self._stop.is_set():
                 poller.poll(5)
+                # Now and then, when the ring turns out empty, what ingress counted and we
+                # never saw (frames the socket dropped) stops counting as waiting: the count
+                # is read before the ring, so that a frame counted after it is not taken
+                # for one seen
+                now = time.monotonic()
+                resync = now - self._ring_synced > RING_RESYNC and not self.xsk.waiting()
+                counted = self._frames_handed() if resync else 0
+                frames = self.xsk.recv(RX_BATCH, timeout=0)
                 # What waits on the ring, highest priority first (the sender's, in the IP
                 # header's top three bits: short messages and control packets high): the
                 # ring and this library are the receiver's only queue, and Homa's
                 # priorities only help where a queue honours them
-                packets = [p for p in map(wire.parse, self.xsk.recv(RX_BATCH, timeout=0))
-                           if p is not None and p.dst == self.host.ip]
+                parsed = [p for p in map(wire.parse, frames) if p is not None]
+                data = sum(p.kind == DATA for p in parsed)
+                if data:
+                    # taken: the grants held back while the ring was long may go now
+                    self._ring_taken += data
+                    self._tell_taken()
+                    self.pump.ask()
+                elif resync and not frames:
+                    self._ring_synced = now
+                    self._ring_taken = counted
+                    self._tell_taken()
+                packets = [p for p in parsed if p.dst == self.host.ip]
                 packets.sort(key=_priority)
                 for p in packets:
                     self._packet(p)
@@ -420,6 +446,7 @@ class HomaStack:
                 if now - pruned > PRUNE_INTERVAL:
                     pruned = now
                     self._prune()
+                    self._watch(now)
                 if now - looked > REPAIR_LOOK:
                     looked = now
                     self._look_for_losses(now)
@@ -430,6 +457,14 @@ class HomaStack:
             for call in calls:
                 if not call.future.done():
                     call.future.set_exception(exc)
+
+    def _frames_handed(self) -> int:
+        """How many DATA frames ingress has handed to our socket, ever (`handed`)."""
+        raw = self.raw_maps["handed"].lookup(bytes(4))
+        return int.from_bytes(raw[:8], "little") if raw else 0
+
+    def _tell_taken(self) -> None:
+        self.raw_maps["taken"].update(bytes(4), self._ring_taken.to_bytes(8, "little"))
 
     def _returned(self, frame: bytes) -> None:
         """A DATA packet egress returned on the native path (over what the data path
@@ -488,6 +523,30 @@ class HomaStack:
                 self._serving.pop(k, None)
                 self._requests.pop(k, None)
                 self._handed.pop(k, None)
+
+    def _watch(self, now: float) -> None:
+        """The data path starts each RPC's timer at its first packet, and the kernel can
+        fail to (it allocates the timer's state then, without waiting; under load about
+        one RPC in a hundred was left without one). Its next packets try again, but a
+        message whose packets all came at once has none to come: without the timer's
+        RESEND nothing more would arrive. For the messages idle for WATCH_IDLE whose RPC
+        has no timer yet, ask gen to start it (an ARM request)."""
+        with self._lock:
+            idle = [k for k, inbound in self._requests.items()
+                    if now - inbound.touched > WATCH_IDLE]
+            idle += [k for k, call in self._calls.items()
+                     if now - (call.inbound or call.out).touched > WATCH_IDLE]
+        asked = False
+        for key in idle:
+            rpc = self.maps["rpcs"].get(self._map_key(key))
+            if isinstance(rpc, dict) and not rpc["armed"]:
+                self.maps["ctrl"].push({"id": key[0], "peer": wire.ip_int(key[1]),
+                                        "local_port": key[3], "peer_port": key[2],
+                                        "kind": wire.ARM, "offset": 0, "length": 0,
+                                        "priority": 0})
+                asked = True
+        if asked:
+            self.pump.ask()
 
     def _look_for_losses(self, now: float) -> None:
         """The data path marks a DATA packet received before the kernel puts it on the

@@ -29,6 +29,7 @@ EVENT_ABORTED, EVENT_STALLED = 1, 2   # the data path's `events` ring
 # an RPC's state in the data path's `rpcs` (etran/transports/homa.py)
 CLIENT_OUT, CLIENT_IN, SERVER_IN, SERVER_BUSY, SERVER_OUT = 1, 2, 3, 4, 5
 REPAIR = 0x1F                      # a `ctrl` request: forget packets we lost, then RESEND
+ARM = 0x1E                         # a `ctrl` request: start an RPC's timer, which never ran
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
 _COMMON = struct.Struct("!HHBBHQ")

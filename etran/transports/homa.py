@@ -21,14 +21,17 @@ here, and nothing leaves without passing `homa_tx`.
   UNKNOWN, one for a request still arriving or being served with BUSY. BUSY keeps a silent
   RPC alive; UNKNOWN (the peer lost the RPC) goes to the application; ACK (the client has
   the response) frees the server's state.
-* `homa_gen` (@gen): GRANTs and RESENDs queued in `ctrl`, one per run. A REPAIR request
+* `homa_gen` (@gen): GRANTs and RESENDs queued in `ctrl`, one per run (an ARM request
+  only starts the RPC's timer, which the kernel could not start before: see `arm`). A REPAIR request
   (the library's) is a RESEND for packets this path took but the application never got (the
   AF_XDP socket's ring was full when ingress handed them over): their bits are cleared first,
   so that the packets sent again are taken. When the queue is
   empty it first runs the grant scheduler: under the slots' lock, up to OVERCOMMIT messages
   in order of bytes remaining (SRPT) each get up to `grant_window` bytes past what arrived,
   as long as the bytes granted and not yet received stay within `max_incoming`; the
-  shortest gets the highest scheduled priority (3).
+  shortest gets the highest scheduled priority (3). Packets this path took and the
+  application has not yet taken off its socket's ring (`handed` less `taken`) count as not
+  yet received: the ring is the receiver's queue, and grants stop while it is long.
 * `homa_tick` (@timer, every TICK_NS per RPC): a message arriving with no progress for
   RESEND_TICKS ticks makes the library ask for every missing run below what we granted
   (`events`, STALLED; a RESEND also re-grants, in case a GRANT was lost); a client that
@@ -48,6 +51,7 @@ UNKNOWN = 0x13
 BUSY = 0x14
 ACK = 0x15
 REPAIR = 0x1F             # in `ctrl` only: forget packets the application lost, then RESEND
+ARM = 0x1E                # in `ctrl` only: start the RPC's timer, which never ran (`arm`)
 
 FROM_CLIENT = 1           # HomaHdr.flags: the client sent this packet
 RETRANSMIT = 2
@@ -138,6 +142,7 @@ class Rpc(Struct):
     silent: u32           # ticks without progress
     resends: u32
     local_ip: u32
+    armed: u32            # the timer runs (starting it can fail: then the next packet tries)
     local_mac: Mac
     peer_mac: Mac
     timer: Timer
@@ -193,6 +198,17 @@ class Port(Struct):
     owned: u32
 
 
+class Handed(Struct):
+    """DATA packets ingress has handed to the application's AF_XDP socket, ever (atomic
+    adds)."""
+    frames: u64
+
+
+class Taken(Struct):
+    """Written by the application: how many of those it has taken off the socket's ring."""
+    frames: u64
+
+
 class Event(Struct):
     """For the application: an RPC the data path gave up on."""
     id: u64
@@ -222,6 +238,7 @@ class Counters(Struct):
     no_slot: u64          # a message that needs grants found every slot taken
     peer_forgot: u64      # RPCs removed because the client answered UNKNOWN
     repaired: u64         # runs of packets the application lost, asked for again (REPAIR)
+    timer_failed: u64     # an RPC's timer could not be started (tried again at its next packet)
 
 
 class Wake(Struct):
@@ -255,6 +272,8 @@ events = RingBuf(Event, max_entries=1 << 16)
 trace = RingBuf(GrantRecord, max_entries=1 << 20)
 counters = PerCpuArray(Counters, max_entries=1)
 sockets = XskMap(max_entries=4)
+handed = ArrayMap(Handed, max_entries=1)
+taken = ArrayMap(Taken, max_entries=1)
 
 
 def same(cs: Cands, i: u32, key: RpcKey) -> bool:
@@ -330,6 +349,19 @@ def forget_candidate(key: RpcKey) -> None:
                 cs.used[i] = 0
 
 
+def arm(r: Rpc) -> None:
+    """Start the RPC's timer. The kernel allocates a timer's state when it is first set up,
+    and that can fail (under load it did, about once in a thousand RPCs, and an RPC whose
+    timer never ran waited for a RESEND forever): then the RPC's next packet tries again."""
+    if r.timer.start(TICK_NS):
+        r.armed = 1
+    else:
+        r.armed = 0
+        ct = counters.get(0)
+        if ct is not None:
+            ct.timer_failed += 1
+
+
 # --------------------------------------------------------------------------- egress
 @egress
 def homa_tx(pkt: Packet) -> int:
@@ -367,12 +399,13 @@ def homa_tx(pkt: Packet) -> int:
             return XDP_DROP
         r.local_mac = addrs.src
         r.peer_mac = addrs.dst
-        r.timer.start(TICK_NS)
     elif r.state == SERVER_BUSY and not from_client and offset == 0:
         r.state = SERVER_OUT                 # the response begins
         r.out_length = length
         r.granted = first_grant(length)
         r.silent = 0
+    if r.armed == 0:
+        arm(r)
     if not ((r.state == CLIENT_OUT and from_client) or (r.state == SERVER_OUT and
             not from_client)) or length != r.out_length:
         return XDP_DROP
@@ -442,6 +475,8 @@ def homa_rx(pkt: Packet) -> int:
             return answer(pkt, ip, h, BUSY)
         r.silent = 0
         r.resends = 0
+        if r.armed == 0:
+            arm(r)
         if h.kind == RESEND and (r.state == CLIENT_IN):
             return XDP_DROP                  # our request is whole: nothing to send again
         allowed = c.offset if h.kind == GRANT else c.offset + min(c.length, MAX_MESSAGE)
@@ -453,6 +488,8 @@ def homa_rx(pkt: Packet) -> int:
     if r is None:
         ct.unknown_rpc += 1
         return XDP_DROP
+    if r.armed == 0:
+        arm(r)
     if h.kind == BUSY:
         r.silent = 0                         # the peer is alive: it is working on it
         r.resends = 0
@@ -500,11 +537,12 @@ def data_in(pkt: Packet, ip: IPv4, h: HomaHdr, key: RpcKey, from_client: bool,
             return XDP_DROP
         r.local_mac = addrs.dst
         r.peer_mac = addrs.src
-        r.timer.start(TICK_NS)
     elif r.state == CLIENT_OUT and not from_client:
         r.state = CLIENT_IN                  # the response begins
         r.in_length = length
         r.in_granted = first_grant(length)
+    if r.armed == 0:
+        arm(r)
     # A request's packets are taken until it is whole, and then only those a REPAIR asked
     # for again (their bits are clear, every other bit is set: below)
     if not (((r.state == SERVER_IN or r.state == SERVER_BUSY) and from_client) or
@@ -531,7 +569,20 @@ def data_in(pkt: Packet, ip: IPv4, h: HomaHdr, key: RpcKey, from_client: bool,
         r.state = SERVER_BUSY
     if r.in_length > first_grant(r.in_length):
         note_candidate(key, r)
+    hd = handed.get(0)
+    if hd is not None:
+        atomic_add(hd.frames, 1)
     return sockets.redirect(pkt.rx_queue, XDP_DROP)
+
+
+def ring_backlog() -> u32:
+    """Bytes of DATA waiting on the application's ring (at most a full packet each): taken
+    by this path, not yet by the application (which may count a frame or two ahead)."""
+    hd = handed.get(0)
+    tk = taken.get(0)
+    if hd is None or tk is None or tk.frames >= hd.frames:
+        return 0
+    return u32(min(hd.frames - tk.frames, u64(1 << 16))) * PAYLOAD
 
 
 def answer(pkt: Packet, ip: IPv4, h: HomaHdr, kind: u8) -> int:
@@ -574,6 +625,11 @@ def homa_gen(pkt: Packet) -> int:
     r = rpcs.get(key)
     if r is None:
         return XDP_DROP                      # four in a row gone: the next round goes on
+    if r.armed == 0:
+        arm(r)
+    if req.kind == ARM:
+        ask_gen()                            # nothing to send: the requests behind it go
+        return XDP_DROP
     if req.kind == REPAIR and not forget_lost(r, req.offset, req.length):
         ask_gen()                            # stale: the requests behind it still go
         return XDP_DROP
@@ -644,10 +700,10 @@ def forget_lost(r: Rpc, offset: u32, length: u32) -> bool:
     if count < 64:
         mask = (u64(1) << u64(count)) - u64(1)
     mask = mask << u64(lo)
-    taken = r.bitmap[word] & mask
-    if taken == 0:
+    held = r.bitmap[word] & mask
+    if held == 0:
         return True                          # forgotten before: ask again
-    if taken != mask or r.received < length:
+    if held != mask or r.received < length:
         return False
     r.bitmap[word] = r.bitmap[word] & ~mask
     r.received -= length
@@ -683,10 +739,11 @@ def schedule_grants() -> None:
         return
     window = cfg.grant_window
     limit = cfg.max_incoming
+    waiting = ring_backlog()
     for j in range(OVERCOMMIT):
         chosen.offset[j] = 0                 # no grant at this rank (yet)
     with cs.lock:
-        incoming: u32 = 0
+        incoming: u32 = waiting
         for i in range(SLOTS):
             if cs.used[i] != 0 and cs.granted[i] > cs.received[i]:
                 incoming += cs.granted[i] - cs.received[i]
@@ -747,8 +804,11 @@ def homa_tick(key: RpcKey, r: Rpc) -> None:
         r.silent = 0
         r.resends = 0
     elif receiving and r.received >= r.in_granted:
-        r.silent = 0                         # all we granted is here: waiting on our grants,
-        ask_gen()                            # which SRPT gives to shorter messages first
+        # All we granted is here: waiting on our grants, which SRPT gives to shorter
+        # messages first; a message that found every slot taken looks for one again
+        # (nothing else would: all its packets so far are here)
+        r.silent = 0
+        note_candidate(key, r)
     else:
         r.silent += 1
     if (r.state == SERVER_OUT or r.state == SERVER_BUSY) and r.silent >= RECLAIM_TICKS:
@@ -779,4 +839,5 @@ def homa_tick(key: RpcKey, r: Rpc) -> None:
                                peer_port=key.peer_port, kind=RESEND, offset=0,
                                length=first_grant(r.out_length), priority=7)):
             ask_gen()                        # the server is silent: ask it
-    r.timer.start(TICK_NS)
+    if not r.timer.start(TICK_NS):
+        r.armed = 0                          # the next packet tries again

@@ -54,17 +54,19 @@ bitmaps = st.lists(st.sampled_from([0, 1, 0xFFFFFFFFFFFFFFFF, 0x8000000000000001
 
 def store_with(runner: Any, state: int, server: bool, length: int, granted: int, sent: int,
                received: int, bitmap: list[int], slots: list[dict[str, int]],
-               owned: bool) -> MapStore:
+               owned: bool, handed: int = 0, taken: int = 0, armed: int = 1) -> MapStore:
     store = MapStore(runner.program, runner.ncpu)
     store.set("config", 0, {"rtt_bytes": RTT_BYTES, "grant_window": GRANT_WINDOW,
                             "max_incoming": MAX_INCOMING, "cutoffs": list(CUTOFFS)})
+    store.set("handed", 0, {"frames": handed})
+    store.set("taken", 0, {"frames": taken})
     if owned:
         store.set("ports", LOCAL, {"owned": 1})
     if state:
         store.set("rpcs", key(server), {
             "state": state, "out_length": length, "granted": granted, "sent": sent,
             "in_length": length, "received": received, "in_granted": granted,
-            "bitmap": bitmap, "local_ip": wire.ip_int(A),
+            "bitmap": bitmap, "local_ip": wire.ip_int(A), "armed": armed,
             "local_mac": {"octets": list(MAC_A)}, "peer_mac": {"octets": list(MAC_B)}})
     cands: dict[str, list[int]] = {f: [0] * 16 for f in (
         "used", "id", "peer", "local_port", "peer_port", "length", "received", "granted",
@@ -155,17 +157,23 @@ def test_egress_agrees(runner: Any, state: int, server: bool, length: int, grant
     assert not diffs, diffs
 
 
+backlogs = st.tuples(st.sampled_from([0, 1, 342, 343, 1000, 1 << 40]),
+                    st.sampled_from([0, 1, 343, 1000, 1 << 40]))
+
+
 @SETTINGS
 @given(state=states, server=st.booleans(), slots=st.lists(slot, max_size=16),
-       queued=st.lists(st.tuples(st.sampled_from([wire.GRANT, wire.RESEND]), st.booleans(),
-                                 edge_u32), max_size=3),
-       size=st.integers(14, 200))
+       queued=st.lists(st.tuples(st.sampled_from([wire.GRANT, wire.RESEND, wire.ARM]),
+                                 st.booleans(), edge_u32), max_size=3),
+       size=st.integers(14, 200), backlog=backlogs, armed=st.sampled_from([0, 1]))
 def test_generation_agrees(runner: Any, state: int, server: bool,
                            slots: list[dict[str, int]], queued: list[tuple[int, bool, int]],
-                           size: int) -> None:
-    """GRANTs and RESENDs queued (for the RPC or for one gone), or the SRPT scheduler's
-    choice among the slots when the queue is empty."""
-    store = store_with(runner, state, server, 300_000, 60_000, 0, 0, [0] * 12, slots, True)
+                           size: int, backlog: tuple[int, int], armed: int) -> None:
+    """GRANTs, RESENDs and ARMs queued (for the RPC or for one gone), or the SRPT
+    scheduler's choice among the slots when the queue is empty, with DATA frames waiting
+    on the application's ring or not (`handed`, `taken`, either ahead)."""
+    store = store_with(runner, state, server, 300_000, 60_000, 0, 0, [0] * 12, slots, True,
+                       handed=backlog[0], taken=backlog[1], armed=armed)
     layout = runner.program.map("ctrl").value
     for kind, mine, offset in queued:
         store.push_raw("ctrl", codec.encode(layout, {
@@ -197,6 +205,41 @@ def test_timer_agrees(runner: Any, state: int, server: bool, length: int, grante
     interp_result = Interpreter(runner.program).run_timer("homa_tick", raw_key, inp)
     diffs = compare(kernel_result, interp_result)
     assert not diffs, diffs
+
+
+def test_grants_wait_while_the_application_ring_is_long(runner: Any) -> None:
+    """DATA frames ingress handed over and the application has not taken count as bytes
+    granted and not received: a message 60,000 bytes in gets grant_window more with the
+    ring empty, only what is left of max_incoming with 300 frames waiting, and nothing
+    with 400 (560,000 bytes, over max_incoming); the kernel and the interpreter agree."""
+    slots = [{"used": 1, "id": ID | 1, "peer": wire.ip_int(B), "local_port": LOCAL,
+              "peer_port": PEER, "length": 300_000, "received": 60_000, "granted": 60_000}]
+    offsets = {}
+    for waiting in (0, 300, 400):
+        store = store_with(runner, 3, True, 300_000, 60_000, 0, 60_000, [0] * 12, slots,
+                           True, handed=1_000 + waiting, taken=1_000)
+        k, _i, diffs = run_both(runner, "homa_gen", frame_input(bytes(64), maps=store))
+        assert not diffs, diffs
+        grant = wire.parse(k.packet) if k.action == 3 else None
+        offsets[waiting] = grant.offset if grant is not None else None
+    assert offsets == {0: 60_000 + GRANT_WINDOW,
+                       300: 60_000 + MAX_INCOMING - 300 * wire.PAYLOAD, 400: None}
+
+
+def test_an_arm_request_starts_a_timer_that_never_ran(runner: Any) -> None:
+    """An RPC whose timer the kernel could not start (`armed` 0): an ARM request makes gen
+    start it, sends nothing, and asks for the next round; one for an RPC gone is dropped."""
+    store = store_with(runner, 3, True, 300_000, 60_000, 0, 58_800, [0] * 12, [], True,
+                       armed=0)
+    store.push_raw("ctrl", codec.encode(runner.program.map("ctrl").value, {
+        "id": ID | 1, "peer": wire.ip_int(B), "local_port": LOCAL, "peer_port": PEER,
+        "kind": wire.ARM, "offset": 0, "length": 0, "priority": 0}, "ctrl value"))
+    k, _i, diffs = run_both(runner, "homa_gen", frame_input(bytes(64), maps=store))
+    assert not diffs, diffs
+    assert k.action == 1                                 # nothing sent
+    assert _rpc(runner, k.maps, True)["armed"] == 1
+    assert [t.delay_ns for t in k.timers] == [5_000_000]
+    assert k.maps["wake"].entries[bytes(4)][:4] == (1).to_bytes(4, "little")  # round again
 
 
 def _rpc(runner: Any, store: MapStore, server: bool) -> dict[str, Any]:

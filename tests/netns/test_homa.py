@@ -505,3 +505,36 @@ def test_dead_clients_state_is_reclaimed_by_the_timers(topo: Topology) -> None:
         assert server_stack.rpcs() == []
         c = server_stack.counters()
         assert c["aborted"] == 1 and c["reclaimed"] == 1
+
+
+def test_an_rpc_whose_timer_never_ran_gets_one(topo: Topology) -> None:
+    """The kernel can fail to start an RPC's timer (it allocates the timer's state without
+    waiting). A request whose first five packets came and whose timer is gone (the entry
+    rewritten from user space, which frees it: no tick follows) is found idle by the
+    library, which has gen start the timer (ARM): its RESENDs for the rest follow, and
+    unanswered it aborts the RPC."""
+    a, b = topo.host("a"), topo.host("b")
+    with HomaStack(topo, "b") as server_stack:
+        echo = Echo(server_stack.server(PORT))
+        raw = forger(a)
+        with raw:
+            addr = {"src_mac": a.mac_bytes, "dst_mac": b.mac_bytes, "src": a.ip, "dst": b.ip,
+                    "sport": 50002, "dport": PORT, "from_client": True}
+            for frame in wire.data_frames(**addr, rpc_id=3000, message=payload(100_000))[:5]:
+                raw.send(frame)
+            time.sleep(0.002)
+            rpcs = server_stack.maps["rpcs"]
+            ((key, value),) = rpcs.items()
+            assert value["armed"] == 1
+            # a new element, with no timer (a tick would set last_received at once)
+            rpcs[key] = {**value, "armed": 0, "last_received": 0, "silent": 0}
+            time.sleep(0.03)
+            assert rpcs[key]["last_received"] == 0 and rpcs[key]["armed"] == 0
+            resends = [p for p in replies(raw, b.ip, wait=1.0) if p.kind == wire.RESEND]
+            assert resends and resends[0].rpc_id == 3000
+            assert resends[0].offset == 5 * wire.PAYLOAD
+        end = time.monotonic() + 3            # the timer runs on: unanswered, it aborts
+        while server_stack.rpcs() and time.monotonic() < end:
+            time.sleep(0.02)
+        echo.stop()
+        assert server_stack.rpcs() == [] and server_stack.counters()["aborted"] == 1
