@@ -584,6 +584,8 @@ def tcp_rx(pkt: Packet) -> int:
                 arm_rto(c)
             dctcp_ack(c, acked, tcp.flags & TCP_ECE_FLAG != 0, key)
         elif ack == c.snd_una and c.snd_una != c.snd_nxt and data_len + fin == 0:
+            if not c.rto_armed:
+                arm_rto(c)               # the kernel could not start it with the data
             c.dup_acks += 1              # RFC 5681: the peer got something after a hole
             if c.dup_acks == DUP_ACKS:
                 c.fast_retransmits += 1

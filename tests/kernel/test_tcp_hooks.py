@@ -68,7 +68,8 @@ cc_state = st.fixed_dictionaries({
     "ts_ok": st.booleans(), "ts_recent": u32, "sack_ok": st.booleans(), "ooo_recent": u32,
     # in-order segments since our last ACK: below, at and past the delayed ACK's two
     "rx_unacked": st.sampled_from([0, 1, 2, 3, 0xFFFFFFFF]),
-    "last_ack": u32, "last_wnd": st.sampled_from([0, 65535, 1 << 20])})
+    "last_ack": u32, "last_wnd": st.sampled_from([0, 65535, 1 << 20]),
+    "rto_armed": st.booleans()})
 # a segment's options: none, the timestamps as Linux and our egress lay them out, or the
 # same bytes a little wrong (another kind, a short length, one NOP)
 options = st.one_of(st.just(b""), st.builds(sg.ts_option, u32, u32),
@@ -117,6 +118,23 @@ def test_ingress_agrees(runner: Any, base: int, una_gap: int, wnd: int, rcv: int
     store.set("taken", 0, {"frames": ring[1], "limit": ring[2]})
     _k, _i, diffs = run_both(runner, "tcp_rx", frame_input(bytes(frame), maps=store))
     assert not diffs, diffs
+
+
+@pytest.mark.parametrize("armed", [False, True])
+def test_a_duplicate_ack_starts_a_retransmission_timer_that_is_not_running(
+        runner: Any, armed: bool) -> None:
+    """Data outstanding and no retransmission timer (the kernel could not start it when
+    the data left): a duplicate ACK starts it, as a new ACK would; with one running, a
+    duplicate ACK leaves it alone."""
+    una, rcv = 1_000, 7_000
+    store = maps(runner, una, una + 4_000, 65535, rcv, 1, False, {"rto_armed": armed})
+    frame = sg.build(src_mac=MAC_B, dst_mac=MAC_A, src=B, dst=A, sport=PEER, dport=LOCAL,
+                     seq=rcv, ack=una, flags=sg.ACK)
+    k, _i, diffs = run_both(runner, "tcp_rx", frame_input(frame, maps=store))
+    assert not diffs, diffs
+    conn = _conn(runner, k.maps)
+    assert conn["dup_acks"] == 1 and conn["rto_armed"]
+    assert [(t.map, t.field) for t in k.timers] == ([] if armed else [("conns", "rto")])
 
 
 def test_data_that_would_overrun_the_ring_is_refused(runner: Any) -> None:
