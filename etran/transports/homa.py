@@ -351,8 +351,9 @@ def forget_candidate(key: RpcKey) -> None:
 
 def arm(r: Rpc) -> None:
     """Start the RPC's timer. The kernel allocates a timer's state when it is first set up,
-    and that can fail (under load it did, about once in a thousand RPCs, and an RPC whose
-    timer never ran waited for a RESEND forever): then the RPC's next packet tries again."""
+    and that can fail (under load it failed thousands of times in a long incast run, and an
+    RPC whose timer never ran waited for a RESEND forever): then the RPC's next packet, or
+    gen (the library's ARM request), tries again."""
     if r.timer.start(TICK_NS):
         r.armed = 1
     else:

@@ -538,3 +538,17 @@ def test_an_rpc_whose_timer_never_ran_gets_one(topo: Topology) -> None:
             time.sleep(0.02)
         echo.stop()
         assert server_stack.rpcs() == [] and server_stack.counters()["aborted"] == 1
+
+
+def test_a_full_request_queue_stops_nothing(topo: Topology) -> None:
+    """The library's requests for gen (RESEND, REPAIR, ARM) go through `ctrl`, 1,024
+    entries: when it is full a request is not queued (the timer or the next look asks
+    again) instead of raising in the thread that receives for every call."""
+    with HomaStack(topo, "a") as stack:
+        key = (2, topo.host("b").ip, 7, 7)
+        queued = 0
+        while queued < 5_000 and stack._queue_ctrl(key, wire.ARM):
+            queued += 1
+        assert queued == 1_024
+        assert not stack._queue_ctrl(key, wire.RESEND, 0, wire.PAYLOAD)
+        assert stack.error is None
