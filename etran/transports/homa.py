@@ -72,6 +72,7 @@ RESEND_TICKS = 3          # silent ticks before a RESEND
 MAX_RESENDS = 20          # RESENDs without progress before the RPC is aborted (300 ms:
                           # the library in Python can be that slow under load)
 RECLAIM_TICKS = 40        # silent ticks before a served RPC is forgotten
+MAX_BUSY = 3              # a client waiting on a BUSY server asks every RESEND_TICKS << busy
 
 # RPC states, as this host sees them
 CLIENT_OUT = 1            # sending the request, then waiting for the response
@@ -143,6 +144,7 @@ class Rpc(Struct):
     resends: u32
     local_ip: u32
     armed: u32            # the timer runs (starting it can fail: then the next packet tries)
+    busy: u32             # client: BUSY answers since the server last granted (probe less)
     local_mac: Mac
     peer_mac: Mac
     timer: Timer
@@ -476,6 +478,7 @@ def homa_rx(pkt: Packet) -> int:
             return answer(pkt, ip, h, BUSY)
         r.silent = 0
         r.resends = 0
+        r.busy = 0
         if r.armed == 0:
             arm(r)
         if h.kind == RESEND and (r.state == CLIENT_IN):
@@ -494,6 +497,7 @@ def homa_rx(pkt: Packet) -> int:
     if h.kind == BUSY:
         r.silent = 0                         # the peer is alive: it is working on it
         r.resends = 0
+        r.busy = min(r.busy + 1, MAX_BUSY)   # ... so ask it less often (15 ms to 120 ms)
         return XDP_DROP
     if h.kind == ACK:
         if r.state == SERVER_OUT or r.state == SERVER_BUSY:
@@ -819,7 +823,10 @@ def homa_tick(key: RpcKey, r: Rpc) -> None:
         forget_candidate(key)
         rpcs.delete(key)                     # no ACK, no RESEND: the client is gone
         return
-    if (receiving or waiting) and r.silent >= RESEND_TICKS:
+    limit = RESEND_TICKS
+    if waiting:
+        limit = RESEND_TICKS << min(r.busy, MAX_BUSY)
+    if (receiving or waiting) and r.silent >= limit:
         r.silent = 0
         r.resends += 1
         if r.resends > MAX_RESENDS:

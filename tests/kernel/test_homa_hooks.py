@@ -188,10 +188,11 @@ def test_generation_agrees(runner: Any, state: int, server: bool,
 @given(state=st.sampled_from([1, 2, 3, 4, 5]), server=st.booleans(), length=lengths,
        granted=edge_u32, sent=edge_u32, received=edge_u32,
        last=edge_u32, silent=st.sampled_from([0, 1, 2, 3, 39, 40]),
-       resends=st.sampled_from([0, 19, 20, 21]), slots=st.lists(slot, max_size=4))
+       resends=st.sampled_from([0, 19, 20, 21]), slots=st.lists(slot, max_size=4),
+       busy=st.sampled_from([0, 1, 3, 4, 0xFFFFFFFF]))
 def test_timer_agrees(runner: Any, state: int, server: bool, length: int, granted: int,
                       sent: int, received: int, last: int, silent: int, resends: int,
-                      slots: list[dict[str, int]]) -> None:
+                      slots: list[dict[str, int]], busy: int) -> None:
     store = store_with(runner, state, server, length, granted, sent, received, [0] * 12,
                        slots, True)
     k = key(server)
@@ -199,7 +200,7 @@ def test_timer_agrees(runner: Any, state: int, server: bool, length: int, grante
     raw_key = codec.encode(rpcs.key, k, "key")
     value = codec.decode(rpcs.value, store.maps["rpcs"].entries[raw_key])
     store.set("rpcs", k, {**value, "last_received": last, "silent": silent,
-                          "resends": resends})
+                          "resends": resends, "busy": busy})
     inp = frame_input(bytes(64), maps=store)
     kernel_result = runner.run_timer("homa_tick", raw_key, inp)
     interp_result = Interpreter(runner.program).run_timer("homa_tick", raw_key, inp)
@@ -240,6 +241,39 @@ def test_an_arm_request_starts_a_timer_that_never_ran(runner: Any) -> None:
     assert _rpc(runner, k.maps, True)["armed"] == 1
     assert [t.delay_ns for t in k.timers] == [5_000_000]
     assert k.maps["wake"].entries[bytes(4)][:4] == (1).to_bytes(4, "little")  # round again
+
+
+def test_a_client_asks_a_busy_server_less_often(runner: Any) -> None:
+    """A client waiting on its response asks the server (RESEND) after three silent ticks;
+    each BUSY answer doubles that, up to 24 ticks (120 ms), and a GRANT (the server at
+    work on the request) brings it back to three."""
+    def tick(busy: int, silent: int) -> bool:
+        store = store_with(runner, 1, False, 300_000, 60_000, 60_000, 0, [0] * 12, [], True)
+        store.set("rpcs", key(False), {**_rpc(runner, store, False), "silent": silent,
+                                       "busy": busy})
+        inp = frame_input(bytes(64), maps=store)
+        raw_key = codec.encode(runner.program.map("rpcs").key, key(False), "key")
+        result = runner.run_timer("homa_tick", raw_key, inp)
+        diffs = compare(result, Interpreter(runner.program).run_timer("homa_tick", raw_key,
+                                                                      inp))
+        assert not diffs, diffs
+        return bool(result.maps["ctrl"].queue)          # a RESEND queued for gen
+    # silent counts the ticks before this one
+    assert [tick(0, n) for n in (1, 2)] == [False, True]
+    assert [tick(1, n) for n in (4, 5)] == [False, True]
+    assert [tick(3, n) for n in (22, 23)] == [False, True]
+    assert [tick(9, n) for n in (22, 23)] == [False, True]     # no further than 120 ms
+
+    addr = {"src_mac": MAC_B, "dst_mac": MAC_A, "src": B, "dst": A, "sport": PEER,
+            "dport": LOCAL}
+    store = store_with(runner, 1, False, 300_000, 60_000, 60_000, 0, [0] * 12, [], True)
+    for kind, expected in ((wire.BUSY, 1), (wire.BUSY, 2), (wire.GRANT, 0)):
+        frame = wire.control(kind, **addr, rpc_id=ID, from_client=False, offset=120_000,
+                             priority=2)
+        k, _i, diffs = run_both(runner, "homa_rx", frame_input(frame, maps=store))
+        assert not diffs, diffs
+        store = k.maps
+        assert _rpc(runner, store, False)["busy"] == expected
 
 
 def _rpc(runner: Any, store: MapStore, server: bool) -> dict[str, Any]:
