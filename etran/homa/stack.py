@@ -27,6 +27,7 @@ import os
 import queue
 import random
 import select
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -76,6 +77,9 @@ RING_RESYNC = 0.1                 # seconds between resyncs of an empty ring's c
 WATCH_IDLE = 0.1                  # an RPC idle this long is checked for a timer that never ran
 CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4 up to these
 
+# the data path's RpcKey as bytes: id, peer (the address's big-endian value), local port,
+# peer port, each in the host's order (checking that an RPC is there needs no decoding)
+_RPC_KEY = struct.Struct("<QIHH")
 Key = tuple[int, str, int, int]    # (id as this host names it, peer address, peer port, local port)
 
 def _transport(native_egress: bool = False) -> Any:
@@ -116,18 +120,19 @@ class _Inbound:
         self.buffer = bytearray(self.length)
         self.have = [False] * -(-self.length // wire.PAYLOAD)
 
-    def place(self, p: Packet) -> bool:
+    def place(self, length: int, offset: int, payload: bytes | memoryview) -> bool:
         """Put a DATA packet's bytes in place; True once the message is whole."""
-        if p.length != self.length or p.offset + len(p.payload) > self.length:
+        size = len(payload)
+        if length != self.length or offset + size > length:
             return False
         self.touched = time.monotonic()
-        index = p.offset // wire.PAYLOAD
+        index = offset // wire.PAYLOAD
         if self.have[index]:
             return False
         self.have[index] = True
-        self.buffer[p.offset:p.offset + len(p.payload)] = p.payload
-        self.received += len(p.payload)
-        return self.received >= self.length
+        self.buffer[offset:offset + size] = payload
+        self.received += size
+        return self.received >= length
 
 
 @dataclass
@@ -253,6 +258,8 @@ class HomaStack:
         # messages the data path has packets of and this library none, first seen when
         self._unseen: dict[Key, float] = {}
         self._lost_frames = 0             # the AF_XDP socket's count of frames it lost
+        self._ip_bytes = bytes(map(int, me.ip.split(".")))
+        self._peers: dict[bytes, str] = {}   # a peer's address: 4 bytes -> dotted quad
         self._repair_until = 0.0
         self._ids = itertools.count(random.getrandbits(40) * 2, 2)
         self._stop = threading.Event()
@@ -423,8 +430,21 @@ class HomaStack:
                 # header's top three bits: short messages and control packets high): the
                 # ring and this library are the receiver's only queue, and Homa's
                 # priorities only help where a queue honours them
-                parsed = [p for p in map(wire.parse, frames) if p is not None]
-                data = sum(p.kind == DATA for p in parsed)
+                frames.sort(key=wire.priority)
+                data = 0
+                for frame in frames:
+                    # DATA, the most of what comes, without building a Packet
+                    fields = wire.data_fields(frame)
+                    if fields is not None:
+                        data += 1
+                        src, dst, sport, dport, flags, rpc_id, length, offset, end = fields
+                        if dst == self._ip_bytes:
+                            self._data(src, sport, dport, flags, rpc_id, length, offset,
+                                       memoryview(frame)[wire.DATA_HEADERS:end])
+                        continue
+                    p = wire.parse(frame)
+                    if p is not None and p.dst == self.host.ip:
+                        self._packet(p)
                 if data:
                     # taken: the grants held back while the ring was long may go now
                     self._ring_taken += data
@@ -434,10 +454,6 @@ class HomaStack:
                     self._ring_synced = now
                     self._ring_taken = counted
                     self._tell_taken()
-                packets = [p for p in parsed if p.dst == self.host.ip]
-                packets.sort(key=_priority)
-                for p in packets:
-                    self._packet(p)
                 for frame in self.egress.take_returned(256):
                     if self.native is not None:    # (test runs: we know where we stopped)
                         self._returned(frame)
@@ -481,14 +497,20 @@ class HomaStack:
             with out.lock:
                 out.next = min(out.next, p.offset // wire.PAYLOAD)
 
+    def _data(self, src: bytes, sport: int, dport: int, flags: int, rpc_id: int,
+              length: int, offset: int, payload: memoryview) -> None:
+        """A DATA packet for us (`wire.data_fields`): a request's or a response's bytes."""
+        peer = self._peers.get(src)
+        if peer is None:
+            peer = self._peers[src] = wire.ip_str(int.from_bytes(src, "big"))
+        if flags & wire.FROM_CLIENT:
+            self._request_data((rpc_id | 1, peer, sport, dport), length, offset, payload)
+        else:
+            self._response_data((rpc_id, peer, sport, dport), length, offset, payload)
+
     def _packet(self, p: Packet) -> None:
+        """A control packet for us (DATA goes to `_data`)."""
         key: Key = (p.local_id, p.src, p.sport, p.dport)
-        if p.kind == DATA:
-            if p.from_client:
-                self._request_data(key, p)
-            else:
-                self._response_data(key, p)
-            return
         with self._lock:
             call = self._calls.get(key)
             out = call.out if call is not None else self._serving.get(key)
@@ -518,7 +540,9 @@ class HomaStack:
             keys += [k for k, inbound in self._requests.items()
                      if now - inbound.touched > PRUNE_IDLE]
             keys += [k for k, at in self._handed.items() if now - at > PRUNE_IDLE]
-        gone = [k for k in keys if self.maps["rpcs"].get(self._map_key(k)) is None]
+        rpcs = self.raw_maps["rpcs"]
+        gone = [k for k in keys if rpcs.lookup(_RPC_KEY.pack(k[0], wire.ip_int(k[1]), k[3],
+                                                             k[2])) is None]
         with self._lock:
             for k in gone:
                 self._serving.pop(k, None)
@@ -618,31 +642,31 @@ class HomaStack:
                 self._requests[key] = inbound
             return inbound
 
-    def _request_data(self, key: Key, p: Packet) -> None:
+    def _request_data(self, key: Key, length: int, offset: int, payload: memoryview) -> None:
         with self._lock:
             if key in self._handed:
                 return                   # a packet a REPAIR asked for, already here after all
-            server = self._servers.get(p.dport)
+            server = self._servers.get(key[3])
             inbound = self._requests.get(key)
             if inbound is None and server is not None:
-                inbound = self._requests[key] = _Inbound(p.length)
+                inbound = self._requests[key] = _Inbound(length)
         if server is None or inbound is None:
             return
-        if inbound.place(p):
+        if inbound.place(length, offset, payload):
             with self._lock:
                 self._requests.pop(key, None)
                 self._handed[key] = time.monotonic()
-            server._queue.put(Request(p.src, p.sport, p.dport, p.rpc_id,
+            server._queue.put(Request(key[1], key[2], key[3], key[0] & ~1,
                                       bytes(inbound.buffer)))
 
-    def _response_data(self, key: Key, p: Packet) -> None:
+    def _response_data(self, key: Key, length: int, offset: int, payload: memoryview) -> None:
         with self._lock:
             call = self._calls.get(key)
         if call is None:
             return
         if call.inbound is None:
-            call.inbound = _Inbound(p.length)
-        if call.inbound.place(p):
+            call.inbound = _Inbound(length)
+        if call.inbound.place(length, offset, payload):
             with self._lock:
                 self._calls.pop(key, None)
             self.maps["rpcs"].delete(self._map_key(key))
@@ -801,12 +825,6 @@ class Server:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
-
-
-def _priority(p: Packet) -> int:
-    """The sort key that puts higher priorities first (a stable sort keeps the order within
-    one priority, so one message's packets stay in order)."""
-    return -(p.tos >> 5)
 
 
 def lost_runs(bitmap: list[int], have: list[bool], length: int) -> list[tuple[int, int]]:

@@ -218,10 +218,21 @@ def test_packets_lost_on_a_full_ring_are_asked_for_again(topo: Topology) -> None
     b = topo.host("b")
     with HomaStack(topo, "a") as client_stack, \
             HomaStack(topo, "b", ring_size=64) as server_stack:
+        # the receiver looks at its ring only once the unscheduled bytes of all eight
+        # (344 packets) were sent: the ring overflows whatever the scheduler's speed
+        gate = threading.Event()
+        take = server_stack.xsk.recv
+
+        def gated(max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
+            gate.wait(10)
+            return take(max_frames, timeout=timeout)
+        server_stack.xsk.recv = gated            # type: ignore[method-assign]
         echo = Echo(server_stack.server(PORT), answer=lambda req: req[:64] + req[-64:])
         client = client_stack.client()
         requests = [payload(200_000 + 1_400 * i, i) for i in range(8)]
         futures = [client.call_async((b.ip, PORT), r) for r in requests]
+        time.sleep(0.2)
+        gate.set()
         for future, request in zip(futures, requests):
             assert future.result(timeout=30) == request[:64] + request[-64:]
         echo.stop()
