@@ -170,7 +170,7 @@ class AppServer:
                                           socket.SOCK_STREAM, 10.0)
         self.port = port
         self._send_lock = threading.Lock()
-        self._queue: queue.Queue[AppRequest | None] = queue.Queue()
+        self._queue: queue.SimpleQueue[AppRequest | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
         self._ended = False

@@ -344,6 +344,10 @@ class HomaStack:
             if port not in self._servers:
                 return port
 
+    def _raw_key(self, key: Key) -> bytes:
+        """`key` as the data path's `rpcs` map has it (no encoding through the struct)."""
+        return _RPC_KEY.pack(key[0], wire.ip_int(key[1]), key[3], key[2])
+
     def _map_key(self, key: Key) -> dict[str, int]:
         return {"id": key[0], "peer": wire.ip_int(key[1]), "local_port": key[3],
                 "peer_port": key[2]}
@@ -541,8 +545,7 @@ class HomaStack:
                      if now - inbound.touched > PRUNE_IDLE]
             keys += [k for k, at in self._handed.items() if now - at > PRUNE_IDLE]
         rpcs = self.raw_maps["rpcs"]
-        gone = [k for k in keys if rpcs.lookup(_RPC_KEY.pack(k[0], wire.ip_int(k[1]), k[3],
-                                                             k[2])) is None]
+        gone = [k for k in keys if rpcs.lookup(self._raw_key(k)) is None]
         with self._lock:
             for k in gone:
                 self._serving.pop(k, None)
@@ -669,7 +672,7 @@ class HomaStack:
         if call.inbound.place(length, offset, payload):
             with self._lock:
                 self._calls.pop(key, None)
-            self.maps["rpcs"].delete(self._map_key(key))
+            self.raw_maps["rpcs"].delete(self._raw_key(key))
             self._control(ACK, key, from_client=True)
             if not call.future.done():
                 call.future.set_result(bytes(call.inbound.buffer))
@@ -797,7 +800,7 @@ class Server:
     def __init__(self, stack: HomaStack, port: int) -> None:
         self.stack = stack
         self.port = port
-        self._queue: queue.Queue[Request] = queue.Queue()
+        self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()   # (put is C-level)
 
     def receive(self, timeout: float | None = None) -> Request:
         """The next whole request; TimeoutError when none came within `timeout`."""
