@@ -72,6 +72,19 @@ def settle(*stacks: HomaStack, timeout: float = 2.0) -> None:
         time.sleep(0.01)
 
 
+def gate_receiver(stack: HomaStack) -> threading.Event:
+    """Hold `stack`'s library off its AF_XDP ring until the returned event is set (what
+    arrives meanwhile waits there, or overflows it)."""
+    gate = threading.Event()
+    take = stack.xsk.recv
+
+    def gated(max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
+        gate.wait(10)
+        return take(max_frames, timeout=timeout)
+    stack.xsk.recv = gated                       # type: ignore[method-assign]
+    return gate
+
+
 def lossy(topo: Topology, host: str, drop_every: int, kinds: int = 0) -> dict[str, Any]:
     """Drop every `drop_every`-th Homa packet (of `kinds`, bit 0 DATA, bit 1 GRANT...) that
     `host` sends."""
@@ -220,13 +233,7 @@ def test_packets_lost_on_a_full_ring_are_asked_for_again(topo: Topology) -> None
             HomaStack(topo, "b", ring_size=64) as server_stack:
         # the receiver looks at its ring only once the unscheduled bytes of all eight
         # (344 packets) were sent: the ring overflows whatever the scheduler's speed
-        gate = threading.Event()
-        take = server_stack.xsk.recv
-
-        def gated(max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
-            gate.wait(10)
-            return take(max_frames, timeout=timeout)
-        server_stack.xsk.recv = gated            # type: ignore[method-assign]
+        gate = gate_receiver(server_stack)
         echo = Echo(server_stack.server(PORT), answer=lambda req: req[:64] + req[-64:])
         client = client_stack.client()
         requests = [payload(200_000 + 1_400 * i, i) for i in range(8)]
@@ -249,13 +256,7 @@ def test_the_receiver_takes_higher_priorities_first(topo: Topology) -> None:
     library handles the short one first and the server application gets it first."""
     b = topo.host("b")
     with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
-        gate = threading.Event()
-        take = server_stack.xsk.recv
-
-        def gated(max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
-            gate.wait(10)
-            return take(max_frames, timeout=timeout)
-        server_stack.xsk.recv = gated            # type: ignore[method-assign]
+        gate = gate_receiver(server_stack)
         order: list[int] = []
         echo = Echo(server_stack.server(PORT),
                     answer=lambda req: order.append(len(req)) or b"ok")
@@ -419,6 +420,12 @@ def forger(host: Host) -> socket.socket:
     return raw
 
 
+def client_of(a: Host, b: Host, sport: int) -> dict[str, Any]:
+    """`wire.data_frames`'s addressing for a client on `a` (port `sport`) of b's PORT."""
+    return {"src_mac": a.mac_bytes, "dst_mac": b.mac_bytes, "src": a.ip, "dst": b.ip,
+            "sport": sport, "dport": PORT, "from_client": True}
+
+
 def replies(raw: socket.socket, src: str, wait: float = 0.3) -> list[wire.Packet]:
     out, end = [], time.monotonic() + wait
     while time.monotonic() < end:
@@ -497,8 +504,7 @@ def test_dead_clients_state_is_reclaimed_by_the_timers(topo: Topology) -> None:
         echo = Echo(server_stack.server(PORT))
         raw = forger(a)
         with raw:
-            addr = {"src_mac": a.mac_bytes, "dst_mac": b.mac_bytes, "src": a.ip, "dst": b.ip,
-                        "sport": 50001, "dport": PORT, "from_client": True}
+            addr = client_of(a, b, 50001)
             partial = wire.data_frames(**addr, rpc_id=2000, message=payload(100_000))
             for frame in partial[:5]:
                 raw.send(frame)
@@ -509,9 +515,7 @@ def test_dead_clients_state_is_reclaimed_by_the_timers(topo: Topology) -> None:
             resends = [p for p in replies(raw, b.ip, wait=1.0) if p.kind == wire.RESEND]
             assert resends and all(p.rpc_id == 2000 and p.offset == 5 * wire.PAYLOAD
                                    for p in resends)
-        end = time.monotonic() + 3
-        while server_stack.rpcs() and time.monotonic() < end:
-            time.sleep(0.02)
+        settle(server_stack, timeout=3)
         echo.stop()
         assert server_stack.rpcs() == []
         c = server_stack.counters()
@@ -529,8 +533,7 @@ def test_an_rpc_whose_timer_never_ran_gets_one(topo: Topology) -> None:
         echo = Echo(server_stack.server(PORT))
         raw = forger(a)
         with raw:
-            addr = {"src_mac": a.mac_bytes, "dst_mac": b.mac_bytes, "src": a.ip, "dst": b.ip,
-                    "sport": 50002, "dport": PORT, "from_client": True}
+            addr = client_of(a, b, 50002)
             for frame in wire.data_frames(**addr, rpc_id=3000, message=payload(100_000))[:5]:
                 raw.send(frame)
             time.sleep(0.002)
@@ -544,9 +547,7 @@ def test_an_rpc_whose_timer_never_ran_gets_one(topo: Topology) -> None:
             resends = [p for p in replies(raw, b.ip, wait=1.0) if p.kind == wire.RESEND]
             assert resends and resends[0].rpc_id == 3000
             assert resends[0].offset == 5 * wire.PAYLOAD
-        end = time.monotonic() + 3            # the timer runs on: unanswered, it aborts
-        while server_stack.rpcs() and time.monotonic() < end:
-            time.sleep(0.02)
+        settle(server_stack, timeout=3)       # the timer runs on: unanswered, it aborts
         echo.stop()
         assert server_stack.rpcs() == [] and server_stack.counters()["aborted"] == 1
 
