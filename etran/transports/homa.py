@@ -22,11 +22,11 @@ here, and nothing leaves without passing `homa_tx`.
   RPC alive; UNKNOWN (the peer lost the RPC) goes to the application; ACK (the client has
   the response) frees the server's state.
 * `homa_gen` (@gen): GRANTs and RESENDs queued in `ctrl`, one per run (an ARM request
-  only starts the RPC's timer, which the kernel could not start before: see `arm`). A REPAIR request
-  (the library's) is a RESEND for packets this path took but the application never got (the
-  AF_XDP socket's ring was full when ingress handed them over): their bits are cleared first,
-  so that the packets sent again are taken. When the queue is
-  empty it first runs the grant scheduler: under the slots' lock, up to OVERCOMMIT messages
+  only starts the RPC's timer, which the kernel could not start before: see `arm`). A
+  REPAIR request (the library's) is a RESEND for packets this path took but the
+  application never got (the AF_XDP socket's ring was full when ingress handed them over):
+  their bits are cleared first, so that the packets sent again are taken. When the queue
+  is empty it first runs the grant scheduler: under the slots' lock, up to OVERCOMMIT messages
   in order of bytes remaining (SRPT) each get up to `grant_window` bytes past what arrived,
   as long as the bytes granted and not yet received stay within `max_incoming`; the
   shortest gets the highest scheduled priority (3). Packets this path took and the
