@@ -30,6 +30,7 @@ EVENT_ABORTED, EVENT_STALLED = 1, 2   # the data path's `events` ring
 CLIENT_OUT, CLIENT_IN, SERVER_IN, SERVER_BUSY, SERVER_OUT = 1, 2, 3, 4, 5
 REPAIR = 0x1F                      # a `ctrl` request: forget packets we lost, then RESEND
 ARM = 0x1E                         # a `ctrl` request: start an RPC's timer, which never ran
+RESEND_MS = 15                     # the data path's RESEND_TICKS x TICK_NS: silence that asks
 
 _IP = struct.Struct("!BBHHHBBH4s4s")
 _COMMON = struct.Struct("!HHBBHQ")
