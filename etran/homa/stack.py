@@ -55,6 +55,7 @@ from etran.runtime.pinned import (
     open_pinned_host,
     use_native_egress,
 )
+from etran.runtime.ringcount import RingCount
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -73,7 +74,6 @@ RX_BATCH = 512                    # frames taken off it, and ordered by priority
 REPAIR_LOOK = 0.02                # seconds between looks at the AF_XDP socket's losses
 REPAIR_IDLE = 0.02                # a message is repaired once it saw no packet this long
 REPAIR_SPAN = 1.0                 # ... for this long after the socket last lost frames
-RING_RESYNC = 0.1                 # seconds between resyncs of an empty ring's count
 WATCH_IDLE = 0.1                  # an RPC idle this long is checked for a timer that never ran
 CUTOFFS = (1_400, 10_000, 30_000, RTT_BYTES)   # unscheduled priority 7, 6, 5, 4 up to these
 
@@ -222,11 +222,8 @@ class HomaStack:
             self.xsk = XskSocket(me.interface, ring_size=ring_size)
             self._closers.insert(0, self.xsk)
             # DATA frames waiting on the socket's ring count against the grants
-            # (`ring_backlog` in the transport): ingress counts what it handed over
-            # (`handed`), we write what we took (`taken`)
-            self._ring_taken = self._frames_handed()
-            self._ring_synced = 0.0
-            self._tell_taken()
+            # (`ring_backlog` in the transport)
+            self._ring = RingCount(maps["handed"], maps["taken"], self.xsk)
             self.xsk.register(maps["sockets"])
             self.native: NativeEgress | None = None
             self.egress: Egress | NativeEgress
@@ -422,13 +419,8 @@ class HomaStack:
         try:
             while not self._stop.is_set():
                 poller.poll(5)
-                # Now and then, when the ring turns out empty, what ingress counted and we
-                # never saw (frames the socket dropped) stops counting as waiting: the count
-                # is read before the ring, so that a frame counted after it is not taken
-                # for one seen
                 now = time.monotonic()
-                resync = now - self._ring_synced > RING_RESYNC and not self.xsk.waiting()
-                counted = self._frames_handed() if resync else 0
+                counted = self._ring.before_recv(now)
                 frames = self.xsk.recv(RX_BATCH, timeout=0)
                 # What waits on the ring, highest priority first (the sender's, in the IP
                 # header's top three bits: short messages and control packets high): the
@@ -449,15 +441,8 @@ class HomaStack:
                     p = wire.parse(frame)
                     if p is not None and p.dst == self.host.ip:
                         self._packet(p)
-                if data:
-                    # taken: the grants held back while the ring was long may go now
-                    self._ring_taken += data
-                    self._tell_taken()
-                    self.pump.ask()
-                elif resync and not frames:
-                    self._ring_synced = now
-                    self._ring_taken = counted
-                    self._tell_taken()
+                if self._ring.after_recv(counted, data, now, empty=not frames):
+                    self.pump.ask()          # the grants held back while the ring was long
                 for frame in self.egress.take_returned(256):
                     if self.native is not None:    # (test runs: we know where we stopped)
                         self._returned(frame)
@@ -478,14 +463,6 @@ class HomaStack:
             for call in calls:
                 if not call.future.done():
                     call.future.set_exception(exc)
-
-    def _frames_handed(self) -> int:
-        """How many DATA frames ingress has handed to our socket, ever (`handed`)."""
-        raw = self.raw_maps["handed"].lookup(bytes(4))
-        return int.from_bytes(raw[:8], "little") if raw else 0
-
-    def _tell_taken(self) -> None:
-        self.raw_maps["taken"].update(bytes(4), self._ring_taken.to_bytes(8, "little"))
 
     def _returned(self, frame: bytes) -> None:
         """A DATA packet egress returned on the native path (over what the data path

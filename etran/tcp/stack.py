@@ -55,6 +55,7 @@ from etran.runtime.pinned import (
     open_pinned_host,
     use_native_egress,
 )
+from etran.runtime.ringcount import RingCount
 from etran.runtime.topology import Host, Topology
 from etran.runtime.transmit import HostPort
 from etran.runtime.typed import TypedMap
@@ -74,7 +75,6 @@ from etran.tcp.segments import (
 
 TRANSPORT = Path(__file__).resolve().parents[1] / "transports" / "tcp.py"
 _READ = struct.Struct("=I")              # the data path's `Read`: consumed, host order
-_TAKEN = struct.Struct("=QQ")            # its `Taken`: frames, limit
 _IP_LEN = struct.Struct("!H")            # a frame's IPv4 total length, at 16
 _SEQ = struct.Struct("!I")               # its TCP sequence number, at 38
 ESTABLISHED, PEER_CLOSED = 1, 2          # Conn.state in the data path
@@ -94,7 +94,6 @@ WINDOW_UPDATE = 16384                    # consumed bytes that earn the peer a w
 BATCH = 32                               # segments handed to egress per entry into it
 RING_SIZE = 2048                         # frames the AF_XDP socket's receive ring holds
 RING_TELL = 32                           # frames taken between two writes of `taken`
-RING_RESYNC = 0.1                        # seconds between resyncs of an empty ring's count
 # How long a thread waiting for data polls the AF_XDP ring before it sleeps in poll(2): an
 # idle vCPU of a virtual machine can take tens of microseconds to wake for a frame, longer
 # than a round trip here (docs/tcp.md, "Busy polling")
@@ -243,14 +242,11 @@ class TcpStack:
             self._trace_reader: RingBufferReader | None = None
             self.xsk = XskSocket(self.host.interface, ring_size=ring_size)
             self._closers.insert(0, self.xsk)
-            # Frames waiting on the socket's ring, as ingress counts them: what it handed
-            # (`handed`) less what we took (`taken`, told every RING_TELL frames), at most
-            # seven eighths of the ring; nothing waits there yet
-            self._ring_limit = self.xsk.rx.size - self.xsk.rx.size // 8
-            self._ring_taken = self._handed()
-            self._ring_told = 0
-            self._ring_synced = 0.0
-            self._tell_taken()
+            # Frames waiting on the socket's ring, as ingress counts them: at most seven
+            # eighths of the ring (`taken` told every RING_TELL frames)
+            self._ring = RingCount(maps["handed"], maps["taken"], self.xsk,
+                                   tell_every=RING_TELL,
+                                   limit=self.xsk.rx.size - self.xsk.rx.size // 8)
             self.xsk.register(maps["sockets"])
             self.native: NativeEgress | None = None
             self.egress: Egress | NativeEgress
@@ -543,21 +539,9 @@ class TcpStack:
         the connections and listeners (the caller holds `_rx_lock`)."""
         took: set[TcpSocket] = set()
         now = time.monotonic()
-        # Now and then, when the ring turns out empty, whatever ingress counted and we never
-        # saw (a redirect that failed) stops counting against the limit: the count is read
-        # before the ring, so that a frame counted after it is not taken for one seen, and
-        # only when the ring looks empty (under load it seldom is)
-        resync = now - self._ring_synced > RING_RESYNC and not self.xsk.waiting()
-        counted = self._handed() if resync else 0
+        counted = self._ring.before_recv(now)
         frames = self.xsk.recv(64, timeout=0)
-        if frames:
-            self._ring_taken += len(frames)
-            if self._ring_taken - self._ring_told >= RING_TELL:
-                self._tell_taken()
-        elif resync:
-            self._ring_synced = now
-            self._ring_taken = counted
-            self._tell_taken()
+        self._ring.after_recv(counted, len(frames), now, empty=not frames)
         fast, me = self._fast, self._ip_bytes
         for frame in frames:
             # The common case without building a Segment: data (ACK, PSH; no SYN, FIN or
@@ -579,15 +563,6 @@ class TcpStack:
             self._consumed(sock)
         for frame in self.egress.take_returned(64):
             self._late_notice(sg.parse_notice(frame))
-
-    def _handed(self) -> int:
-        """How many frames ingress has handed to our socket, ever (`handed`)."""
-        raw = self.raw_maps["handed"].lookup(bytes(4))
-        return int.from_bytes(raw[:8], "little") if raw else 0
-
-    def _tell_taken(self) -> None:
-        self.raw_maps["taken"].update(bytes(4), _TAKEN.pack(self._ring_taken, self._ring_limit))
-        self._ring_told = self._ring_taken
 
     def _failed(self, exc: BaseException) -> None:
         """Taking frames failed: every socket's calls raise it from now on (EIO)."""
