@@ -98,6 +98,10 @@ RING_TELL = 32                           # frames taken between two writes of `t
 # idle vCPU of a virtual machine can take tens of microseconds to wake for a frame, longer
 # than a round trip here (docs/tcp.md, "Busy polling")
 BUSY_POLL = 0.0005
+# How often the dispatcher looks for connections with data in flight and no retransmission
+# timer (`_watch_timers`): the kernel fails to start a timer at times, and when every
+# segment of that data is then lost, no ACK comes to start it again
+TIMER_WATCH = 0.1
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
@@ -270,6 +274,7 @@ class TcpStack:
             # where `_consumed` reads what our last ACK said (u32s)
             self._told_fields = tuple(conn.field(f).offset for f in
                                       ("rcv_nxt", "last_ack", "last_wnd"))
+            self._armed_at = conn.field("rto_armed").offset     # (a bool: one byte)
             self.egress_pump = EgressPump(self.egress, sg.timeout_frame(),
                                           ring=maps["wake_tx_ring"],
                                           flag=(maps["wake_tx"], bytes(4)),
@@ -296,6 +301,10 @@ class TcpStack:
         # rest. Two threads polling the socket would both wake for each frame, and the one
         # that does not take it would still cost the other its CPU and the interpreter lock.
         self._rx_lock = threading.Lock()
+        # connections seen with data in flight and no timer: their snd_una then
+        # (`_watch_timers`); how many times gen was asked to start one
+        self._unarmed: dict[TcpSocket, int] = {}
+        self.timers_asked = 0
         self._app_polling = False
         self._app_left = 0.0
         # threads in `recv` waiting for another to deliver (not taking frames themselves):
@@ -516,7 +525,11 @@ class TcpStack:
             os.close(self._nudge)
 
     def _dispatch_loop(self, poller: select.poll) -> None:
+        watched = time.monotonic()
         while not self._stop.is_set():
+            if time.monotonic() - watched >= TIMER_WATCH:
+                watched = time.monotonic()
+                self._watch_timers()
             if self._app_polling or (time.monotonic() - self._app_left < APP_GRACE
                                      and not self._rx_waiters):
                 # an application thread takes the frames (or did a moment ago, and will
@@ -533,6 +546,39 @@ class TcpStack:
                 continue
             with self._rx_lock:
                 self._drain()
+
+    def _watch_timers(self) -> None:
+        """Have gen start the retransmission timer of each connection found twice in a row
+        with the same data in flight and no timer. The data path starts it when a segment
+        leaves and tries again on every ACK and segment, but `bpf_timer_start` fails at
+        times (the kernel allocates the timer's state without waiting: docs/tcp.md): if
+        every segment of the data in flight is then lost, nothing but the application's
+        next send would recover it. Gen starts the timer when it takes an ACK request for
+        the connection (the ACK itself is skipped when it would repeat the last one)."""
+        with self._lock:
+            socks = list(self._conns.values())
+        conns = self.raw_maps["conns"]
+        una_at, nxt_at = self._room_fields[:2]
+        unarmed: dict[TcpSocket, int] = {}
+        asked = False
+        for sock in socks:
+            raw = conns.lookup(sock._raw_key())
+            if raw is None or raw[self._armed_at]:
+                continue
+            una = int.from_bytes(raw[una_at:una_at + 4], "little")
+            if una == int.from_bytes(raw[nxt_at:nxt_at + 4], "little"):
+                continue
+            unarmed[sock] = una
+            if self._unarmed.get(sock) == una:
+                try:
+                    self.maps["acks"].push({**self._map_key(sock.key), "dup": 0})
+                except EtranRuntimeError:
+                    continue                # the queue is full: asked again next time
+                self.timers_asked += 1
+                asked = True
+        self._unarmed = unarmed
+        if asked:
+            self.pump.ask()
 
     def _drain(self) -> None:
         """Take what waits on the AF_XDP socket and what egress returned, and hand it to

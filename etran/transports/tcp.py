@@ -854,6 +854,10 @@ def tcp_ack(pkt: Packet) -> int:
     if c is None:
         return come_back()               # the connection is gone
     c.ack_queued = False
+    if not c.rto_armed and c.snd_una != c.snd_nxt:
+        # the kernel could not start it when the data left, and no segment or ACK since
+        # tried again: the library asks (an ACK request, skipped below if a repeat)
+        arm_rto(c)
     wnd = rcv_window(key, c)
     # An ACK that would repeat the last one exactly is skipped unless it is meant as a
     # duplicate: a peer that has closed answers a stray one with a RST. So is a window

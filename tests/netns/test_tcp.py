@@ -742,6 +742,33 @@ def test_etran_to_linux_over_a_lossy_link(topo: Topology, server: Linux,
     assert "TcpInCsumErrors" not in moved and "TcpOutRsts" not in moved, moved
 
 
+def test_data_whose_timer_never_started_is_sent_again(topo: Topology, server: Linux) -> None:
+    """The kernel can fail to start a retransmission timer. Data whose every segment is
+    then lost, with no timer (the entry rewritten from user space, which frees it) and no
+    ACK to come, is found by the library's look (`_watch_timers`), which has gen start the
+    timer: it fires, egress goes back, and the retransmission reaches the Linux peer."""
+    b = topo.host("b")
+    server.start(echo)
+    with TcpStack(topo, "a") as stack, stack.connect((b.ip, PORT), timeout=5) as sock:
+        sock.sendall(b"ping")
+        assert sock.recv(10) == b"ping"
+        impair(topo, "a", drop_every=1)            # every new segment lost; resends pass
+        conns = stack.maps["conns"]
+        key = stack._map_key(sock.key)
+        sock.sendall(b"lost at first")
+        entry = conns[key]
+        assert entry["rto_armed"] == 1 and entry["snd_una"] != entry["snd_nxt"]
+        conns[key] = {**entry, "rto_armed": 0}     # a new element: no timer
+        time.sleep(0.3)                            # more than a timeout: nothing came back
+        if stack.timers_asked == 0:
+            assert conns[key]["timeouts"] == 0
+        sock.settimeout(5)
+        assert sock.recv(64) == b"lost at first"
+        assert stack.timers_asked >= 1
+        after = conns[key]
+        assert after["timeouts"] >= 1 and after["snd_una"] == after["snd_nxt"]
+
+
 @pytest.mark.parametrize("loss", [{"drop_every": 100}, {"drop_every": 400, "burst": 5}],
                          ids=["1-percent", "bursts-of-5"])
 def test_linux_to_etran_over_a_lossy_link(topo: Topology, loss: dict[str, int]) -> None:
