@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from etran.homa import HomaStack, Server, wire
+from etran.homa import HomaStack, Request, Server, wire
 from etran.pipeline import compile_file
 from etran.runtime.loader import load_object
 from etran.runtime.topology import Host, Topology
@@ -118,6 +118,54 @@ def test_rpcs_of_every_size_complete_byte_exact(topo: Topology) -> None:
             assert c["bad_data"] == c["bad_header"] == c["aborted"] == 0, c
         assert server_stack.counters()["grants_sent"] > 0       # the 1 MB request
         assert client_stack.counters()["grants_sent"] > 0       # ... and its response
+
+
+def test_a_handler_answers_each_request_on_the_receiving_thread(
+        topo: Topology, capsys: pytest.CaptureFixture[str]) -> None:
+    """`server(port, handler=)`: each request goes to the handler on the library's receiving
+    thread, as it comes in, and its result is the response (byte-exact, every size). A
+    handler that returns None replies later from another thread; one that raises leaves
+    that request unanswered, is counted and said on stderr, and the server goes on."""
+    b = topo.host("b")
+    threads: set[int] = set()
+    later: list[Request] = []
+
+    def handler(request: Request) -> bytes | None:
+        threads.add(threading.get_ident())
+        if request.payload == b"later":
+            later.append(request)
+            return None
+        if request.payload == b"raise":
+            raise KeyError("no such record")
+        return request.payload[::-1]
+
+    with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
+        server = server_stack.server(PORT, handler=handler)
+        with pytest.raises(ValueError, match="handler"):
+            server.receive(timeout=0.01)
+        client = client_stack.client()
+        futures = [(client.call_async((b.ip, PORT), payload(s, i)), payload(s, i))
+                   for i, s in enumerate(SIZES * 2)]
+        for future, request in futures:
+            assert future.result(timeout=20) == request[::-1]
+        assert threads == {server_stack._thread.ident}
+
+        with pytest.raises(TimeoutError):
+            client.call((b.ip, PORT), b"raise", timeout=0.5)
+        assert server.handler_errors == 1 and isinstance(server.last_error, KeyError)
+        assert "raised KeyError('no such record')" in capsys.readouterr().err
+
+        pending = client.call_async((b.ip, PORT), b"later")
+        deadline = time.monotonic() + 5
+        while not later and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert not pending.done()
+        replier = threading.Thread(target=server.reply, args=(later[0], b"done later"))
+        replier.start()
+        replier.join()
+        assert pending.result(timeout=5) == b"done later"
+        assert client.call((b.ip, PORT), b"after", timeout=5) == b"retfa"
+        assert server.handler_errors == 1
 
 
 def test_packets_carry_their_priority(topo: Topology) -> None:
