@@ -54,4 +54,4 @@ def test_a_message_s_frames_carry_its_bytes_with_correct_headers() -> None:
     parsed = [wire.parse(f) for f in frames]
     assert b"".join(p.payload for p in parsed if p) == MESSAGE
     assert [p.offset for p in parsed if p] == [0, 1400, 2800]
-    assert wire.priority(frames[0]) == 0 and wire.priority(FRAMES[-1]) == -7
+    assert wire.priority(frames[0]) == 0 and wire.priority(FRAMES[-1]) == 7

@@ -148,9 +148,9 @@ def data_fields(frame: bytes) -> tuple[bytes, bytes, int, int, int, int, int, in
 
 
 def priority(frame: bytes) -> int:
-    """The sort key that puts a frame of higher priority (the IP header's top three bits)
-    first; a stable sort keeps each priority's order (one message's packets in order)."""
-    return -(frame[15] >> 5) if len(frame) > 15 else 0
+    """The priority a frame's sender gave it, 0 to 7 (the IP header's top three bits; the
+    receiver handles 7 first)."""
+    return frame[15] >> 5 if len(frame) > 15 else 0
 
 
 def parse(frame: bytes) -> Packet | None:

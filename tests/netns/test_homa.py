@@ -319,6 +319,42 @@ def test_the_receiver_takes_higher_priorities_first(topo: Topology) -> None:
         assert order == [100, 50_000]
 
 
+def test_a_short_request_overtakes_the_backlog_the_library_holds(topo: Topology) -> None:
+    """Frames taken off the ring wait in the library by priority, and the ring is looked at
+    again every CHUNK frames handled: a one-packet request that arrives while four 50 KB
+    requests' 144 packets (priority 5) are held is handled before the rest of them, and
+    the server gets it first. (Taking a batch and handling all of it before looking again
+    would answer it last.)"""
+    b = topo.host("b")
+    with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
+        order: list[int] = []
+        server_stack.server(PORT, handler=lambda req: order.append(len(req.payload)) or b"ok")
+        gate, second = threading.Event(), threading.Event()
+        looks = [0]
+        take = server_stack.xsk.recv
+
+        def staged(max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
+            gate.wait(10)
+            looks[0] += 1
+            if looks[0] == 2:
+                second.wait(10)                  # the short request is on the ring
+            return take(max_frames, timeout=timeout)
+        server_stack.xsk.recv = staged           # type: ignore[method-assign]
+        client = client_stack.client()
+        longs = [client.call_async((b.ip, PORT), payload(50_000, i)) for i in range(4)]
+        time.sleep(0.2)                          # all their packets on the ring
+        gate.set()                               # taken at once; CHUNK handled; a look
+        deadline = time.monotonic() + 5
+        while looks[0] < 2 and time.monotonic() < deadline:
+            time.sleep(0.001)
+        short = client.call_async((b.ip, PORT), payload(100, 1))
+        time.sleep(0.05)
+        second.set()
+        assert short.result(timeout=10) == b"ok"
+        assert all(f.result(timeout=10) == b"ok" for f in longs)
+        assert order == [100] + [50_000] * 4
+
+
 def test_incast_of_eight_senders(kernel: None) -> None:
     """Eight clients call one server at once, short and long messages mixed; all complete
     byte-exact, and the receiver's grants stay within the window and max_incoming."""
