@@ -126,19 +126,39 @@ def _parse(args: argparse.Namespace, most: int) -> tuple[str, tuple[str, int], l
 
 
 def _serve(stack: Any, port: int, count: int, response_size: int, delay: float) -> int:
-    answered = 0
+    """Answer requests until `count` were (0: until interrupted). Without a delay, each is
+    answered where it arrives (the server's handler: no thread of ours to wake); with one,
+    by this thread, which sleeps `delay` before each answer."""
+    response = bytes(response_size)
+    if not delay:
+        answered = [0]
+        done = threading.Event()
+
+        def handler(_request: Any) -> bytes | None:
+            if count and answered[0] >= count:
+                return None                  # the server is closing: one too many
+            answered[0] += 1
+            if answered[0] == count:
+                done.set()
+            return response
+        with stack.server(port, handler=handler):
+            print(f"serving Homa requests on port {port}", flush=True)
+            while not done.wait(0.5):
+                pass
+        print(f"answered {answered[0]} requests", flush=True)
+        return 0
+    served = 0
     with stack.server(port) as server:
         print(f"serving Homa requests on port {port}", flush=True)
-        while count == 0 or answered < count:
+        while count == 0 or served < count:
             try:
                 request = server.receive(timeout=0.5)
             except TimeoutError:
                 continue
-            if delay:
-                time.sleep(delay)
-            server.reply(request, bytes(response_size))
-            answered += 1
-    print(f"answered {answered} requests", flush=True)
+            time.sleep(delay)
+            server.reply(request, response)
+            served += 1
+    print(f"answered {served} requests", flush=True)
     return 0
 
 

@@ -32,7 +32,9 @@ import os
 import queue
 import socket
 import struct
+import sys
 import threading
+from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -163,12 +165,21 @@ class AppRequest:
 
 
 class AppServer:
-    """Receives requests on a port and answers them, through the host's daemon."""
+    """Receives requests on a port and answers them, through the host's daemon. With
+    `handler`, each request is passed to it on the thread that reads the channel, as it
+    arrives, and what it returns is the response (None: reply later, from any thread), as
+    `etran.homa.stack.Server`'s handler: no application thread waits to be woken. A handler
+    that raises leaves its request unanswered; it is counted (`handler_errors`,
+    `last_error`) and said on stderr, and the server goes on."""
 
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int,
+                 handler: Callable[[AppRequest], bytes | None] | None = None) -> None:
         self._chan, _reply = open_channel("homa", {"op": "server", "port": port},
                                           socket.SOCK_STREAM, 10.0)
         self.port = port
+        self.handler = handler
+        self.handler_errors = 0
+        self.last_error: Exception | None = None
         self._send_lock = threading.Lock()
         self._queue: queue.SimpleQueue[AppRequest | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -181,14 +192,35 @@ class AppServer:
             while (frame := read_frame(stream)) is not None:
                 _tag, header, payload = frame
                 peer = header["peer"]
-                self._queue.put(AppRequest(str(peer[0]), int(peer[1]), self.port,
-                                           int(header["id"]), payload))
+                request = AppRequest(str(peer[0]), int(peer[1]), self.port,
+                                     int(header["id"]), payload)
+                if self.handler is None:
+                    self._queue.put(request)
+                else:
+                    self._handle(request)
         except (OSError, ValueError):
             pass
         self._queue.put(None)
 
+    def _handle(self, request: AppRequest) -> None:
+        assert self.handler is not None
+        try:
+            response = self.handler(request)
+        except Exception as exc:   # the application's: the channel goes on being read
+            self.handler_errors += 1
+            self.last_error = exc
+            print(f"etran.homa: the handler of port {self.port} raised {exc!r}; the request "
+                  f"from {request.peer}:{request.peer_port} is not answered",
+                  file=sys.stderr, flush=True)
+            return
+        if response is not None:
+            self.reply(request, response)
+
     def receive(self, timeout: float | None = None) -> AppRequest:
         """The next whole request; TimeoutError when none came within `timeout`."""
+        if self.handler is not None:
+            raise ValueError(f"the server of port {self.port} gives its requests to its "
+                             "handler: receive() would wait for ever")
         if self._ended:
             raise _gone()
         try:
@@ -222,6 +254,7 @@ def client() -> AppClient:
     return AppClient()
 
 
-def server(port: int) -> AppServer:
-    """A Homa server on `port` of this host, served by its daemon."""
-    return AppServer(port)
+def server(port: int, handler: Callable[[AppRequest], bytes | None] | None = None) -> AppServer:
+    """A Homa server on `port` of this host, served by its daemon (`handler`: see
+    `AppServer`)."""
+    return AppServer(port, handler)

@@ -95,6 +95,57 @@ def test_rpcs_of_every_size_without_privilege(run: runs.RunRecord) -> None:
     assert got["capeff"] == 0 and got["ok"] == [True] * len(sizes)
 
 
+HANDLER_SERVER = """
+import hashlib, sys, threading
+import etran.homa.app as homa
+done = threading.Event()
+answered = []
+
+def handler(request):
+    if request.payload == b"raise":
+        raise KeyError("no such record")
+    answered.append(threading.get_ident())
+    if len(answered) == int(sys.argv[2]):
+        done.set()
+    return hashlib.sha256(request.payload).digest()
+
+with homa.server(int(sys.argv[1]), handler=handler) as server:
+    try:
+        server.receive(timeout=1)
+    except ValueError as exc:
+        print("receive refused:", exc, file=sys.stderr)
+    print("serving", flush=True)
+    done.wait(60)
+    print(server.handler_errors, len(set(answered)), threading.get_ident() in answered)
+"""
+
+
+def test_a_server_with_a_handler_answers_where_requests_arrive(run: runs.RunRecord) -> None:
+    """`homa.server(port, handler=)` through the daemon: every request answered by the
+    handler on the thread reading the channel (one thread, not the application's main
+    one); a request whose handler raises is counted and left unanswered (its client times
+    out), and the others are answered."""
+    sizes = [1, 1400, 100_000, 1_000_000]
+    server = serving(app(run, "b", HANDLER_SERVER, "7004", str(len(sizes))))
+    failing = """
+import sys
+import etran.homa.app as homa
+with homa.client() as client:
+    try:
+        client.call((sys.argv[1], 7004), b"raise", timeout=0.5)
+    except TimeoutError:
+        print("timed out")
+"""
+    assert finished(app(run, "a", failing, run.hosts["b"]["ip"])).strip() == "timed out"
+    got = json.loads(finished(app(run, "a", CLIENT, run.hosts["b"]["ip"], "7004",
+                                  ",".join(map(str, sizes)))).splitlines()[-1])
+    assert got["ok"] == [True] * len(sizes)
+    out, err = server.communicate(timeout=30)
+    assert server.returncode == 0, err
+    assert out.split() == ["1", "1", "False"], out
+    assert "receive refused" in err and "raised KeyError('no such record')" in err
+
+
 def test_two_clients_and_two_servers_share_hosts(run: runs.RunRecord) -> None:
     servers = [serving(app(run, "b", SERVER, str(port), "4")) for port in (7001, 7002)]
     clients = [app(run, "a", CLIENT, run.hosts["b"]["ip"], str(port), "100,20000,300000,50")
