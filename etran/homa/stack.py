@@ -484,7 +484,7 @@ class HomaStack:
                     self._watch(now)
                 if now - looked > REPAIR_LOOK:
                     looked = now
-                    self._look_for_losses(now)
+                    self._look_for_losses(now, quiet=not held and not self.xsk.waiting())
         except BaseException as exc:  # surfaced to the callers
             self.error = exc
             with self._lock:
@@ -578,19 +578,27 @@ class HomaStack:
         if asked:
             self.pump.ask()
 
-    def _look_for_losses(self, now: float) -> None:
+    def _look_for_losses(self, now: float, quiet: bool) -> None:
         """The data path marks a DATA packet received before the kernel puts it on the
         AF_XDP socket's ring; when the ring is full the kernel drops it there, and the
         packet is lost to this library while the data path takes its copies as duplicates.
         The socket counts such losses: for a while after they grew, look for messages
-        missing packets the data path has (`_repair`)."""
+        missing packets the data path has (`_repair`). Only when `quiet`, with nothing on
+        the ring and nothing taken off it waiting to be handled: a frame still there looks
+        lost too, and a low-priority message's frames can wait longer than REPAIR_IDLE
+        behind higher ones. Repairing those had the senders send them again and again
+        (110 million duplicates in one incast run, which never finished); while it is not
+        quiet, the time to look is kept open."""
         stats = self.xsk.statistics()
         lost = stats.rx_dropped + stats.rx_ring_full + stats.rx_fill_ring_empty_descs
         if lost != self._lost_frames:
             self._lost_frames = lost
             self._repair_until = now + REPAIR_SPAN
         if now < self._repair_until:
-            self._repair(now)
+            if quiet:
+                self._repair(now)
+            else:
+                self._repair_until = max(self._repair_until, now + 2 * REPAIR_LOOK)
 
     def _repair(self, now: float) -> None:
         """For each message arriving whose packets the data path took and this library does

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from etran.homa import HomaStack, Request, Server, wire
+from etran.homa.stack import REPAIR_LOOK, REPAIR_SPAN
 from etran.pipeline import compile_file
 from etran.runtime.loader import load_object
 from etran.runtime.topology import Host, Topology
@@ -353,6 +354,29 @@ def test_a_short_request_overtakes_the_backlog_the_library_holds(topo: Topology)
         assert short.result(timeout=10) == b"ok"
         assert all(f.result(timeout=10) == b"ok" for f in longs)
         assert order == [100] + [50_000] * 4
+
+
+def test_losses_are_repaired_only_when_nothing_waits_to_be_handled(topo: Topology) -> None:
+    """After the socket lost frames, the library asks for the packets the data path has and
+    it does not (`_repair`) only at a look with nothing on the ring and nothing taken off
+    it unhandled: frames still waiting there look lost too, and asking for them again had
+    the senders send them over and over. A look that is not quiet keeps the time to repair
+    open, so the repair comes at the next quiet one, however long the busy spell."""
+    with HomaStack(topo, "b") as stack:
+        stack._stop.set()                        # the receiving thread looks no more
+        stack._thread.join()
+        repairs: list[float] = []
+        stack._repair = repairs.append           # type: ignore[method-assign]
+        stack._lost_frames -= 1                  # the socket's count of losses moved
+        t = time.monotonic()
+        busy = [t + i * REPAIR_LOOK for i in range(int(3 * REPAIR_SPAN / REPAIR_LOOK))]
+        for now in busy:
+            stack._look_for_losses(now, quiet=False)
+        assert repairs == []
+        stack._look_for_losses(busy[-1] + REPAIR_LOOK, quiet=True)
+        assert repairs == [busy[-1] + REPAIR_LOOK]
+        stack._look_for_losses(busy[-1] + 2 * REPAIR_SPAN, quiet=True)
+        assert len(repairs) == 1                 # no losses since: the time to look closed
 
 
 def test_incast_of_eight_senders(kernel: None) -> None:
