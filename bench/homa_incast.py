@@ -37,6 +37,7 @@ import argparse
 import json
 import random
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -372,6 +373,10 @@ def main() -> int:
     if args.worker:
         worker(json.loads(args.worker))
         return 0
+    # stopped by a signal (a `timeout`, a closed terminal), the bench still kills its host
+    # processes and takes its run down (`run_transport`, `network`)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, lambda sig, _frame: sys.exit(128 + sig))
     plans = [sizes(args.rpcs, args.seed * 100 + s) for s in range(args.senders)]
     # a fresh network for each transport
     results = [run_transport(kind, plans) for kind in ("homa", "etran-tcp", "linux")]
