@@ -45,5 +45,9 @@ def test_the_kernel_runs_fewer_instructions_once_tightened(kernel: None) -> None
         after += sum(counts_tight.values())
         nops += removed
     # the kernel deletes the nops: 479 fewer instructions of 9,270 when this was written, for
-    # 505 nops (some stood where the verifier deletes code it never walks anyway)
-    assert before - after >= 400 and nops >= before - after, (before, after, nops)
+    # 505 nops; 628 fewer of 11,278 for 622 on 2026-12-07. The two differ both ways: some
+    # nops stood where the verifier deletes code it never walks anyway, and a branch the
+    # passes decided leaves code that no path reaches, which the verifier deletes as well
+    # (Homa's hooks: 235 fewer for 195 nops)
+    assert before - after >= 400 and abs(before - after - nops) <= nops // 10, \
+        (before, after, nops)
