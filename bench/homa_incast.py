@@ -15,7 +15,9 @@ response), p50 of the long ones, and goodput (request bytes the receiver got, pe
 Each sender makes 1,000 requests by default (7,200 short ones in all; about 50 s for the
 three transports): with the 60 of earlier runs, p99 was the fifth-longest of 432 and moved
 by 2x between runs of the same commit.
-Homa runs `etran.homa` (data path etran/transports/homa.py); TCP runs one connection per
+Homa runs `etran.homa` (data path etran/transports/homa.py), once with each host's
+process running its stack and once ("Homa daemon") as applications of the hosts' daemons
+(`etran.homa.app`: what a user's program started with `ip netns exec` is); TCP runs one connection per
 outstanding request, a 4-byte length before each request, with `etran.tcp` at both ends or
 Linux sockets at both ends. A CDF of short-request latency per transport is written as
 an SVG next to `--out` when given.
@@ -57,8 +59,10 @@ from etran.runtime import runs  # noqa: E402
 from etran.runtime.topology import Topology  # noqa: E402
 
 TRANSPORTS = {"homa": ROOT / "etran" / "transports" / "homa.py",
+              "homa-daemon": ROOT / "etran" / "transports" / "homa.py",
               "etran-tcp": ROOT / "etran" / "transports" / "tcp.py"}
-NAMES = {"homa": "etran Homa", "etran-tcp": "etran TCP", "linux": "Linux TCP"}
+NAMES = {"homa": "etran Homa", "homa-daemon": "Homa daemon", "etran-tcp": "etran TCP",
+         "linux": "Linux TCP"}
 
 PORT = 7000
 OUTSTANDING = 4
@@ -190,6 +194,14 @@ def _receive(kind: str, stack: Any, spec: dict[str, Any]) -> None:
     if kind == "homa":
         # answered on the library's receiving thread, as it comes in (`Server`'s handler)
         stack.server(PORT, handler=lambda _request: bytes(RESPONSE))
+    elif kind == "homa-daemon":
+        # an application of the host's daemon, answering on the thread reading its channel
+        from etran.homa import app
+        app_server = app.server(PORT, handler=lambda _request: bytes(RESPONSE))
+        print("ready", flush=True)
+        sys.stdin.read()
+        app_server.close()
+        return
     else:
         if kind == "etran-tcp":
             listener = stack.listen(PORT, backlog=64)
@@ -225,8 +237,12 @@ def _send(kind: str, stack: Any, spec: dict[str, Any]) -> None:
     target = (spec["target"], PORT)
     call: Callable[[int, bytes], None]
     conns: list[Any] = []
-    if kind == "homa":
-        client = stack.client()
+    if kind in ("homa", "homa-daemon"):
+        if kind == "homa":
+            client = stack.client()
+        else:
+            from etran.homa import app
+            client = app.client()
 
         def call(_slot: int, req: bytes) -> None:
             _check(client.call(target, req, timeout=30))
@@ -262,9 +278,11 @@ def network(kind: str, senders: int) -> Iterator[dict[str, Any]]:
         with Topology(f"incast:{senders}") as topo:
             yield {"run": "", "hosts": {n: (h.netns, h.ip) for n, h in topo.hosts.items()}}
         return
-    # (--no-daemon: each host's worker runs its stack itself, as Homa's do)
+    # (--no-daemon: each host's worker runs its stack itself; "homa-daemon": the hosts'
+    # daemons run them, and the workers are their applications)
+    daemons = [] if kind == "homa-daemon" else ["--no-daemon"]
     up = subprocess.run([sys.executable, "-m", "etran", "up", str(TRANSPORTS[kind]),
-                         "--topology", f"incast:{senders}", "--no-daemon"],
+                         "--topology", f"incast:{senders}", *daemons],
                         capture_output=True, text=True)
     match = re.search(r"etran: run (\S+) is up", up.stdout)
     if up.returncode != 0 or match is None:
@@ -340,7 +358,7 @@ def cdf_svg(results: list[Result], path: Path) -> None:
         return
     lo, hi = math.log10(min(everything)), math.log10(max(everything))
     span = max(hi - lo, 1e-9)
-    colours = ["#1f77b4", "#d62728", "#2ca02c"]
+    colours = ["#1f77b4", "#9467bd", "#d62728", "#2ca02c"]
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{width}" height="{height}">',
              f'<text x="{width / 2}" y="16" text-anchor="middle">short requests: latency '
              'CDF (incast:8)</text>']
@@ -350,8 +368,8 @@ def cdf_svg(results: list[Result], path: Path) -> None:
             f"{left + (math.log10(v) - lo) / span * (width - left - 20):.1f},"
             f"{height - bottom - (j + 1) / len(values) * (height - bottom - 30):.1f}"
             for j, v in enumerate(values))
-        parts.append(f'<polyline fill="none" stroke="{colours[i % 3]}" points="{points}"/>')
-        parts.append(f'<text x="{left + 10}" y="{40 + 16 * i}" fill="{colours[i % 3]}">'
+        parts.append(f'<polyline fill="none" stroke="{colours[i % len(colours)]}" points="{points}"/>')
+        parts.append(f'<text x="{left + 10}" y="{40 + 16 * i}" fill="{colours[i % len(colours)]}">'
                      f'{res.name}</text>')
     for exp in range(math.floor(lo), math.ceil(hi) + 1):
         x = left + (exp - lo) / span * (width - left - 20)
@@ -379,7 +397,8 @@ def main() -> int:
         signal.signal(signum, lambda sig, _frame: sys.exit(128 + sig))
     plans = [sizes(args.rpcs, args.seed * 100 + s) for s in range(args.senders)]
     # a fresh network for each transport
-    results = [run_transport(kind, plans) for kind in ("homa", "etran-tcp", "linux")]
+    results = [run_transport(kind, plans)
+               for kind in ("homa", "homa-daemon", "etran-tcp", "linux")]
     print(f"incast:{args.senders}, {OUTSTANDING} outstanding per sender, {args.rpcs} requests "
           f"per sender (90% 100 B-10 KB, 10% 200 KB-1 MB), {RESPONSE}-byte responses")
     print(f"{'transport':<12} {'short p50':>10} {'short p99':>10} {'long p50':>10} "

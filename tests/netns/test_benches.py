@@ -75,9 +75,9 @@ def test_homa_incast(kernel: None, tmp_path: Path) -> None:
     plot = tmp_path / "cdf.svg"
     out = bench(kernel, "homa_incast.py", "--senders", "2", "--rpcs", "6", "--out", str(plot))
     rows = {m[1]: m for m in re.finditer(
-        rf"^(etran Homa|etran TCP|Linux TCP) +({NUMBER})ms +({NUMBER})ms +(\S+)ms +"
+        rf"^(etran Homa|Homa daemon|etran TCP|Linux TCP) +({NUMBER})ms +({NUMBER})ms +(\S+)ms +"
         rf"({NUMBER}) MB/s +(\d+)$", out, re.M)}
-    assert set(rows) == {"etran Homa", "etran TCP", "Linux TCP"}, out
+    assert set(rows) == {"etran Homa", "Homa daemon", "etran TCP", "Linux TCP"}, out
     assert all(float(m[2]) > 0 and m[6] == "0" for m in rows.values()), out
     assert re.search(rf"Homa / Linux TCP: short p99 {NUMBER}x", out)
-    assert plot.read_text().count("<polyline") == 3
+    assert plot.read_text().count("<polyline") == 4
