@@ -76,6 +76,7 @@ class Result:
     latencies: list[tuple[int, float]] = field(default_factory=list)   # (size, seconds)
     seconds: float = 0.0
     failed: int = 0
+    steal: float = 0.0            # share of the CPUs' time the VM's host took meanwhile
 
     def short(self) -> list[float]:
         return sorted(t for n, t in self.latencies if n <= SHORT_MAX)
@@ -312,6 +313,14 @@ def expect_ready(proc: subprocess.Popen[str], what: str) -> None:
         raise SystemExit(f"{what} did not start: {line!r}")
 
 
+def cpu_times() -> tuple[int, int]:
+    """All CPUs' time so far and the part of it the virtual machine's host took (steal),
+    in ticks (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:]]
+    return sum(fields[:8]), fields[7] if len(fields) > 7 else 0
+
+
 def run_transport(kind: str, plans: list[list[int]]) -> Result:
     result = Result(NAMES[kind])
     with network(kind, len(plans)) as net:
@@ -327,6 +336,7 @@ def run_transport(kind: str, plans: list[list[int]]) -> Result:
                                           "target": r_ip, "plan": plan}))
             for i, proc in enumerate(senders):
                 expect_ready(proc, f"sender s{i}")
+            before = cpu_times()
             for proc in senders:                   # all at once
                 assert proc.stdin is not None
                 proc.stdin.write("go\n")
@@ -337,6 +347,8 @@ def run_transport(kind: str, plans: list[list[int]]) -> Result:
                 if proc.returncode != 0 or not out.strip():
                     raise SystemExit(f"sender s{i} failed (exit {proc.returncode})")
                 outcomes.append(json.loads(out.strip().splitlines()[-1]))
+            after = cpu_times()
+            result.steal = (after[1] - before[1]) / max(1, after[0] - before[0])
         finally:
             for proc in senders:
                 if proc.poll() is None:
@@ -407,6 +419,11 @@ def main() -> int:
         short, long_ = res.short(), res.long()
         print(f"{res.name:<12} {pct(short, 50) * 1e3:>8.2f}ms {pct(short, 99) * 1e3:>8.2f}ms "
               f"{pct(long_, 50) * 1e3:>8.1f}ms {res.goodput() / 1e6:>8.2f} MB/s {res.failed:>7}")
+    print("CPU time the virtual machine's host took (steal) during each: " +
+          ", ".join(f"{res.name} {100 * res.steal:.0f}%" for res in results))
+    if max(res.steal for res in results) > 0.1:
+        print("warning: over 10% of the CPUs' time was stolen: these numbers say more about "
+              "the host's other guests than about the transports; run again later")
     homa, linux = results[0], results[-1]
     ratio = pct(homa.short(), 99) / pct(linux.short(), 99)
     good = homa.goodput() / linux.goodput() if linux.goodput() else float("nan")

@@ -74,6 +74,7 @@ PRUNE_IDLE = 2.0                  # ... which saw no packet for this long
 RING_SIZE = 2048                  # the AF_XDP socket's receive ring, in frames
 RX_BATCH = 512                    # frames taken off it at a time, to wait by priority
 CHUNK = 32                        # frames handled between two looks at the ring
+LOW_TURN = 8                      # every this many chunks, the lowest priorities first
 REPAIR_LOOK = 0.02                # seconds between looks at the AF_XDP socket's losses
 REPAIR_IDLE = 0.02                # a message is repaired once it saw no packet this long
 REPAIR_SPAN = 1.0                 # ... for this long after the socket last lost frames
@@ -428,7 +429,7 @@ class HomaStack:
         # frames taken off the ring and not handled yet, by priority (`wire.priority`)
         queues: list[collections.deque[bytes]] = [collections.deque() for _ in range(8)]
         queues_high_first = queues[::-1]
-        held = 0
+        held = turn = 0
         try:
             while not self._stop.is_set():
                 if not held:
@@ -442,9 +443,11 @@ class HomaStack:
                 # bits: short messages and control packets high), and the ring is looked
                 # at again after every CHUNK frames handled, so a short message's packet
                 # waits behind at most that many of lower priority, not behind the whole
-                # backlog. A DATA frame counts as taken (`taken`, the grants' view of the
-                # backlog) when it leaves the ring: counted only once handled, it held
-                # the grants back longer and long messages took longer in the bench.
+                # backlog. Every LOW_TURN-th chunk is taken lowest priority first, so
+                # that a steady stream of higher ones starves no message. A DATA frame
+                # counts as taken (`taken`, the grants' view of the backlog) when it
+                # leaves the ring: counted only once handled, it held the grants back
+                # longer and long messages took longer in the bench.
                 data = 0
                 for frame in frames:
                     queues[priority(frame)].append(frame)
@@ -452,7 +455,8 @@ class HomaStack:
                         data += 1
                 held += len(frames)
                 budget = CHUNK
-                for queue_ in queues_high_first:
+                turn += 1
+                for queue_ in queues if turn % LOW_TURN == 0 else queues_high_first:
                     while queue_ and budget:
                         frame = queue_.popleft()
                         budget -= 1

@@ -80,4 +80,6 @@ def test_homa_incast(kernel: None, tmp_path: Path) -> None:
     assert set(rows) == {"etran Homa", "Homa daemon", "etran TCP", "Linux TCP"}, out
     assert all(float(m[2]) > 0 and m[6] == "0" for m in rows.values()), out
     assert re.search(rf"Homa / Linux TCP: short p99 {NUMBER}x", out)
+    assert re.search(r"\(steal\) during each: etran Homa \d+%, Homa daemon \d+%, etran TCP \d+%, "
+                     r"Linux TCP \d+%$", out, re.M), out
     assert plot.read_text().count("<polyline") == 4

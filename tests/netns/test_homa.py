@@ -356,6 +356,45 @@ def test_a_short_request_overtakes_the_backlog_the_library_holds(topo: Topology)
         assert order == [100] + [50_000] * 4
 
 
+def test_a_stream_of_high_priority_frames_starves_no_message(topo: Topology) -> None:
+    """A 50 KB request's 36 packets (priority 4) held by the library while every look at
+    the ring brings 40 frames of priority 7 (copies of a one-packet request's, already
+    answered): every LOW_TURN-th chunk is handled lowest priority first, so the long
+    request is answered while the stream goes on, not after it (strict priorities would
+    hold it until the stream stops)."""
+    b = topo.host("b")
+    with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
+        answered: dict[int, int] = {}
+        looks = [0]
+        stream_for = 300                         # looks that bring a flood
+
+        def handler(request: Request) -> bytes:
+            answered.setdefault(len(request.payload), looks[0])
+            return b"ok"
+        server_stack.server(PORT, handler=handler)
+        gate = threading.Event()
+        flood: list[bytes] = []
+        take = server_stack.xsk.recv
+
+        def staged(max_frames: int = 64, timeout: float | None = None) -> list[bytes]:
+            gate.wait(10)
+            looks[0] += 1
+            frames = take(max_frames, timeout=timeout)
+            if not flood:
+                flood.extend(f for f in frames if wire.priority(f) == 7)
+            return frames + flood[:1] * 40 if flood and looks[0] < stream_for else frames
+        server_stack.xsk.recv = staged           # type: ignore[method-assign]
+        client = client_stack.client()
+        short = client.call_async((b.ip, PORT), payload(100, 1))
+        time.sleep(0.05)
+        long_call = client.call_async((b.ip, PORT), payload(50_000))
+        time.sleep(0.2)                          # both on the ring
+        gate.set()
+        assert short.result(timeout=10) == b"ok" and long_call.result(timeout=10) == b"ok"
+        assert flood, "no priority-7 frame to copy"
+        assert answered[50_000] < stream_for, answered
+
+
 def test_losses_are_repaired_only_when_nothing_waits_to_be_handled(topo: Topology) -> None:
     """After the socket lost frames, the library asks for the packets the data path has and
     it does not (`_repair`) only at a look with nothing on the ring and nothing taken off
