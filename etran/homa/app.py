@@ -32,13 +32,13 @@ import os
 import queue
 import socket
 import struct
-import sys
 import threading
 from collections.abc import Callable
 from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
+from etran.homa.handling import Handled
 from etran.runtime.hostd import open_channel
 
 _HEAD = struct.Struct("!cI")
@@ -164,22 +164,22 @@ class AppRequest:
     payload: bytes
 
 
-class AppServer:
+class AppServer(Handled):
     """Receives requests on a port and answers them, through the host's daemon. With
     `handler`, each request is passed to it on the thread that reads the channel, as it
     arrives, and what it returns is the response (None: reply later, from any thread), as
-    `etran.homa.stack.Server`'s handler: no application thread waits to be woken. A handler
-    that raises leaves its request unanswered; it is counted (`handler_errors`,
-    `last_error`) and said on stderr, and the server goes on."""
+    `etran.homa.stack.Server`'s handler: no application thread waits to be woken. What a
+    handler that raises does: `etran.homa.handling`."""
+
+    # REQUEST_ERRORS stays empty: a reply fails only when the channel is gone, and then
+    # the thread reading it ends
 
     def __init__(self, port: int,
                  handler: Callable[[AppRequest], bytes | None] | None = None) -> None:
         self._chan, _reply = open_channel("homa", {"op": "server", "port": port},
                                           socket.SOCK_STREAM, 10.0)
         self.port = port
-        self.handler = handler
-        self.handler_errors = 0
-        self.last_error: Exception | None = None
+        self._init_handler(handler)
         self._send_lock = threading.Lock()
         self._queue: queue.SimpleQueue[AppRequest | None] = queue.SimpleQueue()
         self._reader = threading.Thread(target=self._read, daemon=True)
@@ -197,30 +197,14 @@ class AppServer:
                 if self.handler is None:
                     self._queue.put(request)
                 else:
-                    self._handle(request)
+                    self._answer(request)
         except (OSError, ValueError):
             pass
         self._queue.put(None)
 
-    def _handle(self, request: AppRequest) -> None:
-        assert self.handler is not None
-        try:
-            response = self.handler(request)
-        except Exception as exc:   # the application's: the channel goes on being read
-            self.handler_errors += 1
-            self.last_error = exc
-            print(f"etran.homa: the handler of port {self.port} raised {exc!r}; the request "
-                  f"from {request.peer}:{request.peer_port} is not answered",
-                  file=sys.stderr, flush=True)
-            return
-        if response is not None:
-            self.reply(request, response)
-
     def receive(self, timeout: float | None = None) -> AppRequest:
         """The next whole request; TimeoutError when none came within `timeout`."""
-        if self.handler is not None:
-            raise ValueError(f"the server of port {self.port} gives its requests to its "
-                             "handler: receive() would wait for ever")
+        self._refuse_receive()
         if self._ended:
             raise _gone()
         try:

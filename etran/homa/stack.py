@@ -29,7 +29,6 @@ import queue
 import random
 import select
 import struct
-import sys
 import threading
 import time
 from collections.abc import Callable
@@ -41,6 +40,7 @@ from typing import Any
 
 from etran.abi import XDP_REDIRECT, XDP_TX
 from etran.homa import wire
+from etran.homa.handling import Handled
 from etran.homa.wire import ACK, DATA, GRANT, RESEND, UNKNOWN, Packet, priority
 from etran.ir import codec
 from etran.runtime.afxdp import XskSocket
@@ -811,7 +811,7 @@ class Client:
             self.stack._fail(call, code, "abandoned")
 
 
-class Server:
+class Server(Handled):
     """Receives requests on a port and answers them.
 
     Without a handler, an application thread takes each request with `receive` and answers
@@ -822,45 +822,28 @@ class Server:
     batch of packets being handled (2.5 ms at p50, 20 ms at p99 in docs/homa.md's incast);
     eRPC runs its request handlers the same way. While a handler runs, no packet of this
     host is handled: a handler that takes long should return None and reply from its own
-    thread. A handler that raises leaves its request unanswered (the client's call times
-    out); the server counts it (`handler_errors`, `last_error`) and writes one line to
-    stderr, and serves the next request."""
+    thread. What a handler that raises does: `etran.homa.handling`."""
+
+    # a response that cannot be sent concerns its request alone (the RPC is gone, or the
+    # response is too long): the receiving thread goes on
+    REQUEST_ERRORS = (OSError, ValueError)
 
     def __init__(self, stack: HomaStack, port: int, handler: Handler | None = None) -> None:
         self.stack = stack
         self.port = port
-        self.handler = handler
-        self.handler_errors = 0
-        self.last_error: Exception | None = None
+        self._init_handler(handler)
         self._queue: queue.SimpleQueue[Request] = queue.SimpleQueue()   # (put is C-level)
 
     def arrived(self, request: Request) -> None:
         """A whole request came in (the library's receiving thread)."""
         if self.handler is None:
             self._queue.put(request)
-            return
-        try:
-            response = self.handler(request)
-        except Exception as exc:   # the application's: it must not stop the receiving thread
-            self._failed(request, "raised", exc)
-            return
-        if response is not None:
-            try:
-                self.reply(request, response)
-            except (OSError, ValueError) as exc:
-                self._failed(request, "returned a response that could not be sent:", exc)
-
-    def _failed(self, request: Request, what: str, exc: Exception) -> None:
-        self.handler_errors += 1
-        self.last_error = exc
-        print(f"etran.homa: the handler of port {self.port} {what} {exc!r}; the request from "
-              f"{request.peer}:{request.peer_port} is not answered", file=sys.stderr, flush=True)
+        else:
+            self._answer(request)
 
     def receive(self, timeout: float | None = None) -> Request:
         """The next whole request; TimeoutError when none came within `timeout`."""
-        if self.handler is not None:
-            raise ValueError(f"the server of port {self.port} gives its requests to its "
-                             "handler: receive() would wait for ever")
+        self._refuse_receive()
         try:
             return self._queue.get(timeout=timeout)
         except queue.Empty:
