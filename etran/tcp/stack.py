@@ -146,6 +146,11 @@ def _wire_key(key: Key) -> bytes:
     return _socket.inet_aton(peer_ip) + struct.pack("!HH", peer_port, local_port)
 
 
+def _u32s(raw: bytes, offsets: tuple[int, ...]) -> tuple[int, ...]:
+    """The u32 fields (the host's order) at `offsets` of a raw map entry."""
+    return tuple(int.from_bytes(raw[at:at + 4], "little") for at in offsets)
+
+
 def _transport(native_egress: bool = False) -> Any:
     """The data path, compiled once per process (`compiled_transport`)."""
     return compiled_transport(TRANSPORT, native_egress)
@@ -557,16 +562,14 @@ class TcpStack:
         the connection (the ACK itself is skipped when it would repeat the last one)."""
         with self._lock:
             socks = list(self._conns.values())
-        conns = self.raw_maps["conns"]
-        una_at, nxt_at = self._room_fields[:2]
         unarmed: dict[TcpSocket, int] = {}
         asked = False
         for sock in socks:
-            raw = conns.lookup(sock._raw_key())
+            raw = sock._entry()
             if raw is None or raw[self._armed_at]:
                 continue
-            una = int.from_bytes(raw[una_at:una_at + 4], "little")
-            if una == int.from_bytes(raw[nxt_at:nxt_at + 4], "little"):
+            una, nxt = _u32s(raw, self._room_fields[:2])
+            if una == nxt:
                 continue
             unarmed[sock] = una
             if self._unarmed.get(sock) == una:
@@ -1147,14 +1150,17 @@ class TcpSocket:
         una, nxt, wnd, cwnd, mss = fields
         return min(cwnd * mss, wnd) - ((nxt - una) & 0xFFFFFFFF)
 
+    def _entry(self) -> bytes | None:
+        """The data path's entry as raw bytes (None: no entry): decoding the whole entry
+        (350 bytes, through the typed map) costs a 64-byte round trip more than its network
+        time."""
+        raw: bytes | None = self.stack.raw_maps["conns"].lookup(self._raw_key())
+        return raw
+
     def _entry_u32s(self, offsets: tuple[int, ...]) -> tuple[int, ...] | None:
-        """The u32 fields at `offsets` of the data path's entry (None: no entry), read from
-        the raw bytes: decoding the whole entry (350 bytes, through the typed map) costs a
-        64-byte round trip more than its network time."""
-        raw = self.stack.raw_maps["conns"].lookup(self._raw_key())
-        if raw is None:
-            return None
-        return tuple(int.from_bytes(raw[at:at + 4], "little") for at in offsets)
+        """The u32 fields at `offsets` of the data path's entry (None: no entry)."""
+        raw = self._entry()
+        return None if raw is None else _u32s(raw, offsets)
 
     def _sender_fields(self) -> tuple[int, ...] | None:
         """snd_una, snd_nxt, snd_wnd, cwnd and mss from the data path's entry."""
