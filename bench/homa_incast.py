@@ -192,6 +192,7 @@ def worker(spec: dict[str, Any]) -> None:
 def _receive(kind: str, stack: Any, spec: dict[str, Any]) -> None:
     stop = threading.Event()
     threads = []
+    app_server: Any = None
     if kind == "homa":
         # answered on the library's receiving thread, as it comes in (`Server`'s handler)
         stack.server(PORT, handler=lambda _request: bytes(RESPONSE))
@@ -199,10 +200,6 @@ def _receive(kind: str, stack: Any, spec: dict[str, Any]) -> None:
         # an application of the host's daemon, answering on the thread reading its channel
         from etran.homa import app
         app_server = app.server(PORT, handler=lambda _request: bytes(RESPONSE))
-        print("ready", flush=True)
-        sys.stdin.read()
-        app_server.close()
-        return
     else:
         if kind == "etran-tcp":
             listener = stack.listen(PORT, backlog=64)
@@ -232,6 +229,8 @@ def _receive(kind: str, stack: Any, spec: dict[str, Any]) -> None:
     stop.set()
     for t in threads:
         t.join()
+    if app_server is not None:
+        app_server.close()
 
 
 def _send(kind: str, stack: Any, spec: dict[str, Any]) -> None:
