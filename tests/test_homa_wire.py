@@ -1,14 +1,17 @@
 """Homa's packets as the library builds and reads them, without a kernel: the receiver's
 fast reader of DATA (`wire.data_fields`) says what `wire.parse` says, on well-formed and
-damaged frames alike; a message's frames are what the per-packet builder made."""
+damaged frames alike; a message's frames are what the per-packet builder made; the
+library's copies of the transport's constants agree with it."""
 from __future__ import annotations
 
 import struct
+from pathlib import Path
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from etran.homa import wire
+from etran.pipeline import check_file
 from etran.testing.packets import checksum
 
 ADDR = {"src_mac": bytes.fromhex("02e800000001"), "dst_mac": bytes.fromhex("02e800000002"),
@@ -55,3 +58,14 @@ def test_a_message_s_frames_carry_its_bytes_with_correct_headers() -> None:
     assert b"".join(p.payload for p in parsed if p) == MESSAGE
     assert [p.offset for p in parsed if p] == [0, 1400, 2800]
     assert wire.priority(frames[0]) == 0 and wire.priority(FRAMES[-1]) == 7
+
+
+def test_the_library_s_constants_are_the_data_path_s() -> None:
+    """`etran.homa.wire` repeats what the library needs of the transport's constants (it
+    cannot import the transport, a program of etran's language): they must not drift."""
+    consts = check_file(Path(__file__).resolve().parents[1] / "etran/transports/homa.py"
+                        ).constants
+    for name in ("DATA", "GRANT", "RESEND", "UNKNOWN", "BUSY", "ACK", "REPAIR", "ARM",
+                 "PAYLOAD", "MAX_MESSAGE", "CLIENT_OUT", "SERVER_OUT"):
+        assert consts[name] == getattr(wire, name), name
+    assert consts["RESEND_TICKS"] * consts["TICK_NS"] == wire.RESEND_MS * 1_000_000
