@@ -737,7 +737,10 @@ def test_etran_to_linux_over_a_lossy_link(topo: Topology, server: Linux,
     assert hashlib.sha256(t.received).digest() == hashlib.sha256(t.sent).digest()
     assert link["state"][0]["dropped"] >= BULK // 1460 // loss["drop_every"]
     entry = t.last
-    assert entry["fast_retransmits"] >= 1 and entry["go_backs"] >= entry["fast_retransmits"]
+    # Every fast retransmit and timeout asks for a go-back; one that comes while a go-back is
+    # still queued joins it (`go_back_queued`), so the go-backs done are at most the asks.
+    assert entry["fast_retransmits"] >= 1
+    assert 1 <= entry["go_backs"] <= entry["fast_retransmits"] + entry["timeouts"], entry
     moved = clean(before, linux_counters(b))
     assert "TcpInCsumErrors" not in moved and "TcpOutRsts" not in moved, moved
 
