@@ -33,6 +33,7 @@ import struct
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
+from itertools import repeat
 from typing import NoReturn
 
 from etran.runtime import netns
@@ -46,6 +47,7 @@ _ADDR = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 _XSKMAP = 17
 _BUSY_GRACE = 1.0  # seconds a just-closed socket may hold its queue
+_Bytes = bytes | bytearray | memoryview
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,40 +281,58 @@ class XskSocket:
         """Queue ``frames`` for transmission and wake the kernel; returns how many were
         accepted. With room short, a blocking socket waits up to ``timeout`` seconds (None:
         forever); a non-blocking one (or ``timeout=0``) returns early with a smaller count."""
+        return self.send_parts(zip(frames, repeat(b"")), timeout)
+
+    def send_parts(self, frames: Iterable[tuple[_Bytes, _Bytes]],
+                   timeout: float | None = None) -> int:
+        """`send` for frames given as (head, body) pairs, each written into its chunk of the
+        UMEM where it belongs: a sender whose frames share headers but not payloads (a TCP
+        segment: its connection's headers, then a slice of the send buffer) joins nothing
+        in Python, and each payload byte is copied once."""
         wait = self._timeout(timeout, None)
         deadline = None if wait is None else time.monotonic() + wait
         tx = self.tx
-        sent = 0
-        pending = 0
-        for frame in frames:
-            if len(frame) > self.frame_size:
+        umem, area, mask, desc_at = self.umem, tx.area, tx.mask, tx.desc_at
+        free, pack, limit = self._free_tx, _DESC.pack_into, self.frame_size
+        producer = self._tx_producer
+        room = sent = pending = 0
+        for head, body in frames:
+            at = len(head)
+            size = at + len(body)
+            if size > limit:
                 raise EtranRuntimeError(f"send a frame on {self.interface}", f"it is "
-                                        f"{len(frame)} bytes; the limit is {self.frame_size}")
-            while not self._free_tx or \
-                    ((self._tx_producer - tx.consumer()) & 0xFFFFFFFF) >= tx.size:
+                                        f"{size} bytes; the limit is {limit}")
+            while room == 0:     # room is counted once, not looked up for every frame
+                room = min(len(free), tx.size - ((producer - tx.consumer()) & 0xFFFFFFFF))
+                if room:
+                    break
                 if pending:
-                    tx.set_producer(self._tx_producer)
+                    tx.set_producer(producer)
                     pending = 0
                 self._make_room()
-                if self._free_tx and ((self._tx_producer - tx.consumer()) & 0xFFFFFFFF) < tx.size:
+                room = min(len(free), tx.size - ((producer - tx.consumer()) & 0xFFFFFFFF))
+                if room:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return sent
                 self._poll(select.POLLOUT, min(remaining, 0.01) if remaining is not None
                            else 0.01)
-            addr = self._free_tx.pop()
-            self.umem[addr:addr + len(frame)] = frame
-            _DESC.pack_into(tx.area, tx.slot(self._tx_producer), addr, len(frame), 0)
-            self._tx_producer = (self._tx_producer + 1) & 0xFFFFFFFF
+            addr = free.pop()
+            umem[addr:addr + at] = head
+            if size != at:
+                umem[addr + at:addr + size] = body
+            pack(area, desc_at + (producer & mask) * 16, addr, size, 0)
+            producer = self._tx_producer = (producer + 1) & 0xFFFFFFFF
+            room -= 1
             pending += 1
             sent += 1
             if pending >= 32:
-                tx.set_producer(self._tx_producer)
+                tx.set_producer(producer)
                 pending = 0
                 self._kick()
         if pending:
-            tx.set_producer(self._tx_producer)
+            tx.set_producer(producer)
             self._kick()
         return sent
 

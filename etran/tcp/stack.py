@@ -102,6 +102,9 @@ BUSY_POLL = 0.0005
 # timer (`_watch_timers`): the kernel fails to start a timer at times, and when every
 # segment of that data is then lost, no ACK comes to start it again
 TIMER_WATCH = 0.1
+BULK_THREADED = 64                       # unsent segments that make a sender a bulk sender,
+BULK_HOLD = 0.05                         # which has egress threaded until this long after
+                                         # (etran.runtime.native, "Threaded")
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
@@ -309,6 +312,7 @@ class TcpStack:
         # connections seen with data in flight and no timer: their snd_una then
         # (`_watch_timers`); how many times gen was asked to start one
         self._unarmed: dict[TcpSocket, int] = {}
+        self._bulk_until = 0.0                    # egress threaded until then (`_bulk_sending`)
         self.timers_asked = 0
         self._app_polling = False
         self._app_left = 0.0
@@ -535,6 +539,9 @@ class TcpStack:
             if time.monotonic() - watched >= TIMER_WATCH:
                 watched = time.monotonic()
                 self._watch_timers()
+                if self.native is not None and self.native.threaded and \
+                        watched > self._bulk_until:
+                    self.native.set_threaded(False)
             if self._app_polling or (time.monotonic() - self._app_left < APP_GRACE
                                      and not self._rx_waiters):
                 # an application thread takes the frames (or did a moment ago, and will
@@ -551,6 +558,14 @@ class TcpStack:
                 continue
             with self._rx_lock:
                 self._drain()
+
+    def _bulk_sending(self) -> None:
+        """A sender has much to send: egress runs threaded until BULK_HOLD after the last
+        such call (the dispatcher turns it off)."""
+        assert self.native is not None
+        self._bulk_until = time.monotonic() + BULK_HOLD
+        if not self.native.threaded:
+            self.native.set_threaded(True)
 
     def _watch_timers(self) -> None:
         """Have gen start the retransmission timer of each connection found twice in a row
@@ -632,30 +647,37 @@ class TcpStack:
                 sock._watch_room_until = time.monotonic() + ROOM_WATCH
             self._resends.put(sock)
 
-    def _send_native(self, sock: TcpSocket, frames: list[bytes]) -> tuple[int, int, bytes | None]:
-        """`Egress.send_until_refused` on the native path: all of `frames` go, and the
-        notices `tcp_tx` returned (almost always there when `send` returns) say which was
-        refused first: (how many went before it, XDP_REDIRECT, its notice), or
-        (len(frames), XDP_TX, None). The refused segment's followers come back too, all
-        stale, and are dropped here; every other notice (another connection's, or one of
-        this connection's that no segment of this batch explains: a go-back, or a batch
-        before this) goes where late notices go, so that no refusal is lost."""
+    def _send_native(self, sock: TcpSocket, heads: list[bytearray], bodies: list[bytearray],
+                     seqs: list[int]) -> tuple[int, int, bytes | None]:
+        """`Egress.send_until_refused` on the native path: all the segments (`heads[i]` then
+        `bodies[i]`, sequence number `seqs[i]`) go, and the notices `tcp_tx` returned by
+        the time `send` returns say which was refused first: (how many went before it,
+        XDP_REDIRECT, its notice), or (len(heads), XDP_TX, None). @egress runs in a kernel
+        thread of its own (etran.runtime.native, "Threaded"), so a refusal often comes
+        after: it is a late notice, and `_room` keeps those rare. The
+        refused segment's followers come back too, all stale, and are dropped here; every
+        other notice (another connection's, or one of this connection's that no segment of
+        this batch explains: a go-back, or a batch before this) goes where late notices go,
+        so that no refusal is lost."""
         assert self.native is not None
-        self.native.send(frames)
-        index = {f[38:42]: i for i, f in enumerate(frames)}
+        self.native.send_parts(zip(heads, bodies))
+        index: dict[int, int] | None = None
         first: tuple[int, bytes] | None = None
         for frame in self.native.take_returned(64):
             note = sg.parse_notice(frame)
             if note is None:
                 continue
-            at = index.get(frame[38:42]) if (note.peer, note.peer_port,
-                                             note.local_port) == sock.key else None
+            at = None
+            if (note.peer, note.peer_port, note.local_port) == sock.key:
+                if index is None:
+                    index = {seq: i for i, seq in enumerate(seqs)}
+                at = index.get(_SEQ.unpack_from(frame, 38)[0])
             if at is None:
                 self._late_notice(note)
             elif first is None or at < first[0]:
                 first = (at, frame)
         if first is None:
-            return len(frames), XDP_TX, None
+            return len(heads), XDP_TX, None
         return first[0], XDP_REDIRECT, first[1]
 
     def _serve_until(self, ready: Callable[[], object], timeout: float | None) -> bool | None:
@@ -898,7 +920,7 @@ class TcpSocket:
         self._handshake = threading.Event()
         self._cv = threading.Condition()
         self._key_bytes: bytes | None = None    # its ConnKey, encoded (`_raw_key`)
-        self._template: bytes | None = None     # its data segments' headers (`_segment_frame`)
+        self._template: bytes | None = None     # its data segments' headers (`_segment_head`)
         self._watch_room_until = 0.0            # read the window before sending until then
         self._buffer = bytearray()
         self._rcv_next = 0                 # the sequence number of the next byte for recv
@@ -1072,16 +1094,18 @@ class TcpSocket:
             if since_trim >= 32:
                 self._trim()
                 since_trim = 0
-            frames: list[bytes] = []
-            sizes: list[int] = []
+            heads: list[bytearray] = []
+            bodies: list[bytearray] = []
+            seqs: list[int] = []
             at = self._sent
             # the window is read first only while it has been limiting the sender lately
             # (a refusal in the last ROOM_WATCH): a request/response exchange never is, and
             # keeps its round trip free of the extra lookup
             room = self._room() if self.stack.native is not None and \
                 time.monotonic() < self._watch_room_until else None
-            if room is not None and at < len(self._sendbuf) and \
-                    room < min(self._mss, len(self._sendbuf) - at):
+            buffered = len(self._sendbuf)
+            mss = self._mss
+            if room is not None and at < buffered and room < min(mss, buffered - at):
                 # the window has no room for the next segment: what egress would refuse is
                 # not sent at all (nor a sliver of a segment: RFC 9293's silly windows)
                 if deadline is not None and time.monotonic() > deadline:
@@ -1090,28 +1114,34 @@ class TcpSocket:
                 time.sleep(wait)
                 wait = min(wait * 2, WINDOW_POLL_MAX)
                 continue
-            end = len(self._sendbuf) if room is None else min(len(self._sendbuf), at + room)
-            while len(frames) < BATCH and at < len(self._sendbuf) and \
-                    at + min(self._mss, len(self._sendbuf) - at) <= end:
-                payload = bytes(self._sendbuf[at:at + self._mss])
-                frames.append(self._segment_frame((self._base + at) & 0xFFFFFFFF, PSH, payload))
-                sizes.append(len(payload))
+            end = buffered if room is None else min(buffered, at + room)
+            if buffered - at >= BULK_THREADED * mss and self.stack.native is not None:
+                self.stack._bulk_sending()
+            while len(heads) < BATCH and at < buffered and at + min(mss, buffered - at) <= end:
+                payload = self._sendbuf[at:at + mss]
+                seq = (self._base + at) & 0xFFFFFFFF
+                heads.append(self._segment_head(seq, PSH, len(payload)))
+                bodies.append(payload)
+                seqs.append(seq)
                 at += len(payload)
             fin_in_batch = False
             if at == len(self._sendbuf) and self._fin and not self._fin_sent and \
-                    len(frames) < BATCH:
-                frames.append(self._segment_frame((self._base + at) & 0xFFFFFFFF, FIN, b""))
-                sizes.append(0)
+                    len(heads) < BATCH:
+                seq = (self._base + at) & 0xFFFFFFFF
+                heads.append(self._segment_head(seq, FIN, 0))
+                bodies.append(bytearray())
+                seqs.append(seq)
                 fin_in_batch = True
-            if not frames:
+            if not heads:
                 return
             if self.stack.native is not None:
-                sent, verdict, back = self.stack._send_native(self, frames)
+                sent, verdict, back = self.stack._send_native(self, heads, bodies, seqs)
             else:
                 assert isinstance(self.stack.egress, Egress)
-                sent, verdict, back = self.stack.egress.send_until_refused(frames)
-            self._sent += sum(sizes[:sent])
-            if fin_in_batch and sent == len(frames):
+                sent, verdict, back = self.stack.egress.send_until_refused(
+                    [bytes(h + b) for h, b in zip(heads, bodies)])
+            self._sent += sum(map(len, bodies[:sent]))
+            if fin_in_batch and sent == len(heads):
                 self._fin_sent = True
             since_trim += sent
             if verdict == XDP_TX:
@@ -1148,7 +1178,15 @@ class TcpSocket:
         if fields is None:
             return None
         una, nxt, wnd, cwnd, mss = fields
-        return min(cwnd * mss, wnd) - ((nxt - una) & 0xFFFFFFFF)
+        # In flight counts what was handed to egress and not stamped yet (egress runs in a
+        # kernel thread of its own, behind the sender), from our own next byte. Not when
+        # egress has nothing in flight: after a go-back (snd_nxt back at snd_una) our next
+        # byte is ahead until its notice comes, and egress refuses what starts past it.
+        theirs = (nxt - una) & 0xFFFFFFFF
+        ours = (self._base + self._sent - una) & 0xFFFFFFFF
+        if theirs and theirs < ours < 1 << 31:
+            theirs = ours
+        return min(cwnd * mss, wnd) - theirs
 
     def _entry(self) -> bytes | None:
         """The data path's entry as raw bytes (None: no entry): decoding the whole entry
@@ -1211,9 +1249,10 @@ class TcpSocket:
             self._base = una
             self._sent = max(0, self._sent - done)
 
-    def _segment_frame(self, seq: int, flags: int, payload: bytes) -> bytes:
-        """A data (or FIN) segment for egress to stamp: this connection's headers, built
-        once (`sg.build`), with the length, sequence number and flags written in."""
+    def _segment_head(self, seq: int, flags: int, length: int) -> bytearray:
+        """The headers of a data (or FIN) segment of `length` payload bytes for egress to
+        stamp: this connection's headers, built once (`sg.build`), with the length,
+        sequence number and flags written in."""
         if self._template is None:
             peer_ip, peer_port, local_port = self.key
             stack = self.stack
@@ -1222,10 +1261,10 @@ class TcpSocket:
                 dst=peer_ip, sport=local_port, dport=peer_port, checksums=False,
                 options=b"" if self._ts_recent is None else sg.TS_ROOM)
         head = bytearray(self._template)
-        _IP_LEN.pack_into(head, 16, len(head) - 14 + len(payload))
+        _IP_LEN.pack_into(head, 16, len(head) - 14 + length)
         _SEQ.pack_into(head, 38, seq)
         head[47] = flags
-        return bytes(head) + payload
+        return head
 
     def recv(self, bufsize: int) -> bytes:
         """Up to `bufsize` bytes; b"" once the peer has closed and everything was read.

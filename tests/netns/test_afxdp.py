@@ -55,6 +55,31 @@ def test_sends_frames_that_arrive_at_a_plain_socket(kernel: None) -> None:
             assert got == [b"%05d" % i for i in range(count)]
 
 
+def test_frames_given_as_head_and_body_arrive_whole(kernel: None) -> None:
+    """`send_parts` writes each (head, body) pair into one chunk: the frames arrive as if
+    joined, in order, whatever the split (a body of any length, none, a memoryview of a
+    larger buffer), through rings smaller than the burst; an oversized pair is refused."""
+    count = 1000
+    with Topology("two-hosts") as topo:
+        a, b = topo.host("a"), topo.host("b")
+        with XskSocket(b.interface, frame_count=128, ring_size=64) as xsk, \
+                a.udp_socket(7000, buffer_bytes=32 << 20) as server:
+            payloads = [b"%05d" % i + bytes([i % 251]) * (i % 1400) for i in range(count)]
+            frames = [frame(b, a, 9005, 7000, p) for p in payloads]
+            store = memoryview(b"".join(frames))
+            parts = []
+            at = 0
+            for i, f in enumerate(frames):
+                split = (i * 37) % (len(f) + 1)      # from all-body to all-head
+                parts.append((f[:split], store[at + split:at + len(f)]))
+                at += len(f)
+            assert xsk.send_parts(parts, timeout=5) == count
+            assert xsk.flush()
+            assert [server.recvfrom(2048)[0] for _ in range(count)] == payloads
+            with pytest.raises(EtranRuntimeError, match="the limit is 2048"):
+                xsk.send_parts([(bytes(1000), bytes(1049))])
+
+
 def test_polling_and_blocking_receive(kernel: None) -> None:
     with Topology("two-hosts", switch_xdp=False) as topo:
         b = topo.host("b")
