@@ -61,6 +61,7 @@ BITMAP_WORDS = 12
 MAX_MESSAGE = BITMAP_WORDS * 64 * PAYLOAD    # 1,075,200 bytes: one bit per packet
 SLOTS = 16                # messages that can wait for grants at once
 OVERCOMMIT = 8            # messages granted to at once (Homa's overcommitment)
+FIFO_EVERY = 10           # one grant round in this many puts the oldest message first
 
 HDR_AT = 34               # Ethernet + a 20-byte IPv4 header
 DATA_AT = 50              # + HomaHdr
@@ -163,6 +164,9 @@ class Cands(Struct):
     received: Array[u32, 16]
     granted: Array[u32, 16]
     rank: Array[u32, 16]      # the scheduler's SRPT order (255: unused)
+    born: Array[u32, 16]      # `entered` when the message took the slot
+    entered: u32              # messages that ever took a slot
+    rounds: u32               # scheduler rounds: every FIFO_EVERY-th the oldest goes first
 
 
 class CtrlReq(Struct):
@@ -328,6 +332,8 @@ def note_candidate(key: RpcKey, r: Rpc) -> None:
                     cs.length[i] = length
                     cs.received[i] = received
                     cs.granted[i] = granted
+                    cs.entered += 1
+                    cs.born[i] = cs.entered
                     cs.used[i] = 1
                     placed = True
     if done:
@@ -763,6 +769,22 @@ def schedule_grants() -> None:
                 if cs.used[j] != 0 and (other < left or (other == left and j < i)):
                     place += 1
             cs.rank[i] = place if cs.used[i] != 0 else 255
+        # Every FIFO_EVERY-th round the message that has waited longest goes first (those
+        # it passes move down one place), so that a steady load of shorter messages cannot
+        # starve a long one for ever (Homa's FIFO grants).
+        cs.rounds += 1
+        if cs.rounds % FIFO_EVERY == 0:
+            oldest: u32 = SLOTS
+            for i in range(SLOTS):
+                if cs.used[i] != 0 and (oldest == SLOTS or
+                                        i32(cs.born[i] - cs.born[oldest % SLOTS]) < 0):
+                    oldest = u32(i)
+            if oldest < SLOTS:
+                lifted = cs.rank[oldest]
+                for i in range(SLOTS):
+                    if cs.used[i] != 0 and cs.rank[i] < lifted:
+                        cs.rank[i] += 1
+                cs.rank[oldest] = 0
         # In SRPT order (ranks are distinct), grant each of the first OVERCOMMIT up to
         # grant_window past what arrived, within max_incoming.
         for rank in range(OVERCOMMIT):

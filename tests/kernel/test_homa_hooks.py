@@ -26,6 +26,7 @@ A, B = "10.112.0.1", "10.112.0.2"
 MAC_A, MAC_B = bytes.fromhex("02e800000001"), bytes.fromhex("02e800000002")
 LOCAL, PEER = 4000, 40000
 ID = 0x1234_5678_9A00
+OVERCOMMIT = 8                   # etran/transports/homa.py
 SETTINGS = settings(max_examples=300, deadline=None, derandomize=True, database=None,
                     suppress_health_check=[HealthCheck.function_scoped_fixture])
 
@@ -70,7 +71,7 @@ def store_with(runner: Any, state: int, server: bool, length: int, granted: int,
             "local_mac": {"octets": list(MAC_A)}, "peer_mac": {"octets": list(MAC_B)}})
     cands: dict[str, list[int]] = {f: [0] * 16 for f in (
         "used", "id", "peer", "local_port", "peer_port", "length", "received", "granted",
-        "rank")}
+        "rank", "born")}
     for i, slot in enumerate(slots):
         for field, value in slot.items():
             cands[field][i] = value
@@ -82,7 +83,7 @@ slot = st.fixed_dictionaries({
     "used": st.sampled_from([0, 1, 1]), "id": st.sampled_from([ID, ID | 1, 7]),
     "peer": st.just(wire.ip_int(B)), "local_port": st.sampled_from([LOCAL, 1]),
     "peer_port": st.just(PEER), "length": edge_u32, "received": edge_u32,
-    "granted": edge_u32})
+    "granted": edge_u32, "born": st.sampled_from([0, 1, 2, 0x7FFFFFFF, 0x80000001, 0xFFFFFFFF])})
 
 
 @SETTINGS
@@ -165,15 +166,21 @@ backlogs = st.tuples(st.sampled_from([0, 1, 342, 343, 1000, 1 << 40]),
 @given(state=states, server=st.booleans(), slots=st.lists(slot, max_size=16),
        queued=st.lists(st.tuples(st.sampled_from([wire.GRANT, wire.RESEND, wire.ARM]),
                                  st.booleans(), edge_u32), max_size=3),
-       size=st.integers(14, 200), backlog=backlogs, armed=st.sampled_from([0, 1]))
+       size=st.integers(14, 200), backlog=backlogs, armed=st.sampled_from([0, 1]),
+       rounds=st.sampled_from([0, 8, 9, 19, 0xFFFFFFFE, 0xFFFFFFFF]))
 def test_generation_agrees(runner: Any, state: int, server: bool,
                            slots: list[dict[str, int]], queued: list[tuple[int, bool, int]],
-                           size: int, backlog: tuple[int, int], armed: int) -> None:
+                           size: int, backlog: tuple[int, int], armed: int,
+                           rounds: int) -> None:
     """GRANTs, RESENDs and ARMs queued (for the RPC or for one gone), or the SRPT
-    scheduler's choice among the slots when the queue is empty, with DATA frames waiting
-    on the application's ring or not (`handed`, `taken`, either ahead)."""
+    scheduler's choice among the slots when the queue is empty (on a FIFO round or not),
+    with DATA frames waiting on the application's ring or not (`handed`, `taken`, either
+    ahead)."""
     store = store_with(runner, state, server, 300_000, 60_000, 0, 0, [0] * 12, slots, True,
                        handed=backlog[0], taken=backlog[1], armed=armed)
+    cands = runner.program.map("cands").value
+    store.set("cands", 0, {**codec.decode(cands, store.maps["cands"].entries[bytes(4)]),
+                           "rounds": rounds})
     layout = runner.program.map("ctrl").value
     for kind, mine, offset in queued:
         store.push_raw("ctrl", codec.encode(layout, {
@@ -355,3 +362,38 @@ def test_repairs_agree(runner: Any, state: int, server: bool, length: int, recei
     offset = first * 1400
     size = max(0, min(count * 1400, length - offset)) + skew
     _repair(runner, store, server, offset, size & 0xFFFFFFFF)
+
+
+def test_every_tenth_round_grants_the_oldest_message_first(runner: Any) -> None:
+    """Nine messages wait for grants: eight of 200,000 bytes and one of 1 MB, which took
+    its slot first. SRPT alone ranks the long one ninth, past OVERCOMMIT, so a steady load of
+    shorter ones would starve it; every FIFO_EVERY-th round it goes first (and the others
+    move down one place, the eighth out). The kernel and the interpreter agree."""
+    def waiting(i: int, length: int, born: int) -> dict[str, int]:
+        return {"used": 1, "id": (ID + 2 * i) | 1, "peer": wire.ip_int(B),
+                "local_port": LOCAL, "peer_port": PEER, "length": length,
+                "received": 60_000, "granted": 60_000, "born": born}
+    slots = [waiting(i, 200_000, 2 + i) for i in range(8)]
+    slots.insert(3, waiting(99, wire.MAX_MESSAGE, 1))     # the oldest, in no special slot
+    trace = runner.program.map("trace").value
+    granted: dict[int, list[tuple[int, int]]] = {}
+    for rounds in (0, 8, 9, 10, 19):           # rounds before this one
+        store = store_with(runner, 0, True, 0, 0, 0, 0, [0] * 12, slots, True)
+        raw = store.maps["cands"].entries[bytes(4)]
+        cands = codec.decode(runner.program.map("cands").value, raw)
+        store.set("cands", 0, {**cands, "rounds": rounds, "entered": 9})
+        # room for a window to each of the OVERCOMMIT (max_incoming is not what is tested)
+        store.set("config", 0, {"rtt_bytes": RTT_BYTES, "grant_window": GRANT_WINDOW,
+                                "max_incoming": OVERCOMMIT * GRANT_WINDOW,
+                                "cutoffs": list(CUTOFFS)})
+        k, _i, diffs = run_both(runner, "homa_gen", frame_input(bytes(64), maps=store))
+        assert not diffs, diffs
+        records = [codec.decode(trace, r) for r in k.ringbuf.get("trace", [])]
+        granted[rounds] = [(r["rank"], r["id"]) for r in records]
+    long_id = (ID + 2 * 99) | 1
+    shorts = [(ID + 2 * i) | 1 for i in range(8)]
+    for rounds in (0, 8, 10):                    # the 1st, 9th and 11th rounds: SRPT
+        assert granted[rounds] == list(enumerate(shorts[:OVERCOMMIT])), granted[rounds]
+    for rounds in (9, 19):                       # the 10th and 20th: the oldest first
+        assert granted[rounds] == list(enumerate([long_id] + shorts[:OVERCOMMIT - 1])), \
+            granted[rounds]
