@@ -17,19 +17,9 @@ can leave the host without passing the program, which the test-run path
 it. It is also the faster path (docs/runtime.md: 4.1 us a frame against 11.3).
 
 The kernel acts on the verdicts, so `send` learns nothing about a frame's fate directly:
-frames @egress returned arrive on the same socket (`recv_returned`), in order, usually
-before `send` returns (in softirq, see "Threaded" below), but not always.
-
-Threaded: copy-mode AF_XDP transmits in the sender's system call, and a veth whose far end
-runs XDP hands the frame to that end's NAPI poll. Left in softirq (the default), that poll
-and everything after it (@egress, the redirect, the switch, the receiving host's stack) run
-on the sender's CPU before the call returns: 6 to 7 us a TCP segment, more than the
-sender's Python. `set_threaded(True)` switches `etran-egr` to threaded NAPI
-(``/sys/class/net/etran-egr/threaded``): the poll runs in a kernel thread that the scheduler
-may put on the other CPU, the system call costs about 1.5 us a segment, and a bulk sender
-and @egress work side by side. Frames keep their order (one poll, one ring). A lone
-request waits for that thread to be scheduled (10 to 16 us more a round trip, measured),
-so senders turn it on only while they have much to send (etran.tcp's `_pump`).
+frames @egress returned arrive on the same socket (`recv_returned`), in order, usually before
+`send` returns (copy-mode AF_XDP transmits, and the veths' XDP runs, in the sending thread's
+softirq), but not always.
 """
 from __future__ import annotations
 
@@ -88,11 +78,6 @@ class NativeEgress:
         self._rx_lock = threading.Lock()
         self._closers: list[XdpLink] = []
         self._made = False
-        self.threaded = False
-        self._threader: netns.SysfsNetWriter | None = None
-        self._threader_lock = threading.Lock()
-        self._threading_refused = False
-        self.threaded_switches = 0      # how often `set_threaded` switched (for tests)
         self.xsk: XskSocket | None = None
         self._return: LoadedObject | None = None
         try:
@@ -130,23 +115,6 @@ class NativeEgress:
                 ipr.link("set", index=ipr.link_lookup(ifname=name)[0], state="up")
         for name in (APP_IF, EGRESS_IF):
             checksum_offload_off(namespace, name)
-
-    def set_threaded(self, on: bool) -> bool:
-        """Run @egress in a kernel thread of its own (on) or in the sender's system call
-        (off, the default): module doc, "Threaded". Whether it is on now; a kernel that
-        refuses leaves it off."""
-        with self._threader_lock:
-            if on != self.threaded and self.xsk is not None and not self._threading_refused:
-                if self._threader is None:
-                    assert self.uplink.netns is not None
-                    self._threader = netns.SysfsNetWriter(self.uplink.netns, EGRESS_IF,
-                                                          "threaded")
-                if self._threader.write("1" if on else "0"):
-                    self.threaded = on
-                    self.threaded_switches += 1
-                else:
-                    self._threading_refused = True    # not asked again
-            return self.threaded
 
     # ---- the application side
 
@@ -193,11 +161,6 @@ class NativeEgress:
         if self.xsk is not None:
             self.xsk.close()
             self.xsk = None
-        with self._threader_lock:
-            if self._threader is not None:
-                self._threader.close()
-                self._threader = None
-            self.threaded = False
         while self._closers:
             self._closers.pop().close()
         if self._return is not None:

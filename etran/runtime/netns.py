@@ -20,7 +20,6 @@ import contextlib
 import ctypes
 import errno
 import os
-import subprocess
 import threading
 import weakref
 from collections.abc import Iterator
@@ -297,50 +296,6 @@ def write_sysctl(name: str, key: str, value: str) -> None:
                 f.write(value)
         except OSError as exc:
             _raise_for(f"set {key}={value} in network namespace {name}", exc)
-
-
-class SysfsNetWriter:
-    """Writes ``/sys/class/net/<ifname>/<attribute>`` of namespace ``name``, as often as
-    asked, at the cost of a pipe's round trip. sysfs shows the devices of the namespace it
-    was mounted in, not the calling thread's, so the writes are made by a shell started
-    under ``ip netns exec`` (which mounts one of the namespace's own: about 5 ms, once) that
-    lives until `close`."""
-
-    SCRIPT = 'while read -r v; do if echo "$v" > "$1"; then echo ok; else echo no; fi; done'
-
-    def __init__(self, name: str, ifname: str, attribute: str) -> None:
-        self.file = f"/sys/class/net/{ifname}/{attribute}"
-        self._shell: subprocess.Popen[str] | None = subprocess.Popen(
-            ["ip", "netns", "exec", name, "sh", "-c", self.SCRIPT, "sh", self.file],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
-            text=True, bufsize=1)
-
-    def write(self, value: str) -> bool:
-        """Whether the kernel took `value` (False as well once the shell is gone)."""
-        shell = self._shell
-        if shell is None or shell.stdin is None or shell.stdout is None:
-            return False
-        try:
-            shell.stdin.write(value + "\n")
-            shell.stdin.flush()
-            return shell.stdout.readline().strip() == "ok"
-        except OSError:
-            return False
-
-    def close(self) -> None:
-        shell, self._shell = self._shell, None
-        if shell is None:
-            return
-        with contextlib.suppress(OSError):
-            if shell.stdin is not None:
-                shell.stdin.close()
-        try:
-            shell.wait(2)
-        except subprocess.TimeoutExpired:
-            shell.kill()
-            shell.wait()
-        if shell.stdout is not None:
-            shell.stdout.close()
 
 
 def _raise_for(action: str, exc: OSError) -> NoReturn:

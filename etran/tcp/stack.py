@@ -102,9 +102,6 @@ BUSY_POLL = 0.0005
 # timer (`_watch_timers`): the kernel fails to start a timer at times, and when every
 # segment of that data is then lost, no ACK comes to start it again
 TIMER_WATCH = 0.1
-BULK_THREADED = 64                       # unsent segments that make a sender a bulk sender,
-BULK_HOLD = 0.05                         # which has egress threaded until this long after
-                                         # (etran.runtime.native, "Threaded")
 RECEIVE_BUFFER = 65535                   # bytes a connection may hold unread, by default
 MAX_RECEIVE_BUFFER = 2 << 20             # within what the AF_XDP socket's 2,048 receive frames hold
 MAX_WSCALE = 14                          # RFC 7323
@@ -312,7 +309,6 @@ class TcpStack:
         # connections seen with data in flight and no timer: their snd_una then
         # (`_watch_timers`); how many times gen was asked to start one
         self._unarmed: dict[TcpSocket, int] = {}
-        self._bulk_until = 0.0                    # egress threaded until then (`_bulk_sending`)
         self.timers_asked = 0
         self._app_polling = False
         self._app_left = 0.0
@@ -539,9 +535,6 @@ class TcpStack:
             if time.monotonic() - watched >= TIMER_WATCH:
                 watched = time.monotonic()
                 self._watch_timers()
-                if self.native is not None and self.native.threaded and \
-                        watched > self._bulk_until:
-                    self.native.set_threaded(False)
             if self._app_polling or (time.monotonic() - self._app_left < APP_GRACE
                                      and not self._rx_waiters):
                 # an application thread takes the frames (or did a moment ago, and will
@@ -558,14 +551,6 @@ class TcpStack:
                 continue
             with self._rx_lock:
                 self._drain()
-
-    def _bulk_sending(self) -> None:
-        """A sender has much to send: egress runs threaded until BULK_HOLD after the last
-        such call (the dispatcher turns it off)."""
-        assert self.native is not None
-        self._bulk_until = time.monotonic() + BULK_HOLD
-        if not self.native.threaded:
-            self.native.set_threaded(True)
 
     def _watch_timers(self) -> None:
         """Have gen start the retransmission timer of each connection found twice in a row
@@ -650,11 +635,9 @@ class TcpStack:
     def _send_native(self, sock: TcpSocket, heads: list[bytearray], bodies: list[bytearray],
                      seqs: list[int]) -> tuple[int, int, bytes | None]:
         """`Egress.send_until_refused` on the native path: all the segments (`heads[i]` then
-        `bodies[i]`, sequence number `seqs[i]`) go, and the notices `tcp_tx` returned by
-        the time `send` returns say which was refused first: (how many went before it,
-        XDP_REDIRECT, its notice), or (len(heads), XDP_TX, None). @egress runs in a kernel
-        thread of its own (etran.runtime.native, "Threaded"), so a refusal often comes
-        after: it is a late notice, and `_room` keeps those rare. The
+        `bodies[i]`, sequence number `seqs[i]`) go, and the notices `tcp_tx` returned
+        (almost always there when `send` returns) say which was refused first: (how many
+        went before it, XDP_REDIRECT, its notice), or (len(heads), XDP_TX, None). The
         refused segment's followers come back too, all stale, and are dropped here; every
         other notice (another connection's, or one of this connection's that no segment of
         this batch explains: a go-back, or a batch before this) goes where late notices go,
@@ -1115,8 +1098,6 @@ class TcpSocket:
                 wait = min(wait * 2, WINDOW_POLL_MAX)
                 continue
             end = buffered if room is None else min(buffered, at + room)
-            if buffered - at >= BULK_THREADED * mss and self.stack.native is not None:
-                self.stack._bulk_sending()
             while len(heads) < BATCH and at < buffered and at + min(mss, buffered - at) <= end:
                 payload = self._sendbuf[at:at + mss]
                 seq = (self._base + at) & 0xFFFFFFFF
@@ -1178,15 +1159,7 @@ class TcpSocket:
         if fields is None:
             return None
         una, nxt, wnd, cwnd, mss = fields
-        # In flight counts what was handed to egress and not stamped yet (egress runs in a
-        # kernel thread of its own, behind the sender), from our own next byte. Not when
-        # egress has nothing in flight: after a go-back (snd_nxt back at snd_una) our next
-        # byte is ahead until its notice comes, and egress refuses what starts past it.
-        theirs = (nxt - una) & 0xFFFFFFFF
-        ours = (self._base + self._sent - una) & 0xFFFFFFFF
-        if theirs and theirs < ours < 1 << 31:
-            theirs = ours
-        return min(cwnd * mss, wnd) - theirs
+        return min(cwnd * mss, wnd) - ((nxt - una) & 0xFFFFFFFF)
 
     def _entry(self) -> bytes | None:
         """The data path's entry as raw bytes (None: no entry): decoding the whole entry

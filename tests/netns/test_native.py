@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import socket
 import struct
-import subprocess
 import time
 
 import pytest
@@ -69,24 +68,12 @@ def test_nothing_leaves_without_passing_the_program(kernel: None) -> None:
             frames = [frame(a, b, 9005, 7000, struct.pack("!I", 0) + b"%04d" % i)
                       for i in range(300)]
             for at in range(0, 300, 50):
-                # half the batches with @egress in a kernel thread of its own (threaded
-                # NAPI): in order all the same
-                threaded = 100 <= at < 200
-                assert path.set_threaded(threaded) is threaded
-                assert sysfs_threaded(a.netns) == threaded
                 path.send(frames[at:at + 50])
             got = [server.recvfrom(100)[0] for _ in range(300)]
             # stamped 1 to 300 by the program, in the order sent
             assert [struct.unpack("!I", g[:4])[0] for g in got] == list(range(1, 301))
             assert [g[4:] for g in got] == [b"%04d" % i for i in range(300)]
             assert struct.unpack_from("<I", obj.maps["state"].lookup(bytes(4)) or b"")[0] == 300
-
-
-def sysfs_threaded(namespace: str) -> bool:
-    shown = subprocess.run(["ip", "netns", "exec", namespace, "cat",
-                            f"/sys/class/net/{EGRESS_IF}/threaded"],
-                           capture_output=True, text=True, check=True).stdout.strip()
-    return shown in ("1", "enabled")
 
 
 def test_the_pair_is_one_per_host_and_goes_with_the_path(kernel: None) -> None:

@@ -198,11 +198,6 @@ def test_bulk_to_linux_and_back(topo: Topology, server: Linux, native: bool) -> 
             assert not reader_error, reader_error
         server.join()
         assert stack.counters()["bad_checksum"] == 0
-        if stack.native is not None:
-            # a bulk sender has egress threaded while it sends, and not for long after
-            assert stack.native.threaded_switches >= 1
-            native_path = stack.native
-            assert until(lambda: not native_path.threaded, 2)
     assert hashlib.sha256(received).digest() == hashlib.sha256(data).digest()
     assert clean(before, linux_counters(b)) == {}
 
@@ -233,8 +228,6 @@ def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linu
             stack.pump.interval = 10.0
             acks_before = stack.connection(sock)["acks_sent"]
             echo_rounds(sock, rounds)
-            # egress stays in softirq: no request waits for a kernel thread
-            assert stack.native is not None and stack.native.threaded_switches == 0
             entry = stack.connection(sock)
             assert entry is not None and entry["bytes_in"] == 64 * rounds
             # (a CPU busy elsewhere can make the peer resend now and then: a duplicate ACK,
