@@ -62,6 +62,7 @@ MAX_MESSAGE = BITMAP_WORDS * 64 * PAYLOAD    # 1,075,200 bytes: one bit per pack
 SLOTS = 16                # messages that can wait for grants at once
 OVERCOMMIT = 8            # messages granted to at once (Homa's overcommitment)
 FIFO_EVERY = 10           # one grant round in this many puts the oldest message first
+EVICT_TICKS = 4           # ticks a message waits for a free slot before it takes one
 
 HDR_AT = 34               # Ethernet + a 20-byte IPv4 header
 DATA_AT = 50              # + HomaHdr
@@ -146,6 +147,7 @@ class Rpc(Struct):
     local_ip: u32
     armed: u32            # the timer runs (starting it can fail: then the next packet tries)
     busy: u32             # client: BUSY answers since the server last granted (probe less)
+    unslotted: u32        # ticks spent waiting for grants without a slot
     local_mac: Mac
     peer_mac: Mac
     timer: Timer
@@ -242,6 +244,7 @@ class Counters(Struct):
     reclaimed: u64
     over_grant: u64       # packets egress handed back: beyond the grant
     no_slot: u64          # a message that needs grants found every slot taken
+    evicted: u64          # ... and, after EVICT_TICKS, took the youngest message's slot
     peer_forgot: u64      # RPCs removed because the client answered UNKNOWN
     repaired: u64         # runs of packets the application lost, asked for again (REPAIR)
     timer_failed: u64     # an RPC's timer could not be started (tried again at its next packet)
@@ -302,18 +305,21 @@ def first_grant(length: u32) -> u32:
     return min(length, cfg.rtt_bytes)
 
 
-def note_candidate(key: RpcKey, r: Rpc) -> None:
+def note_candidate(key: RpcKey, r: Rpc, evict: bool) -> bool:
     """Keep the scheduler's view of a message that needs grants: enter it in a free slot,
-    update what arrived, free its slot once it is whole."""
+    update what arrived, free its slot once it is whole. With every slot taken, `evict`
+    (the message has waited EVICT_TICKS for one) takes the slot of the message that entered
+    last, which waits in its turn. False: the message needs grants and has no slot."""
     cs = cands.get(0)
     if cs is None:
-        return
+        return True
     received = r.received
     length = r.in_length
     granted = r.in_granted
     done = received >= length
     needs = granted < length
     placed = False
+    evicted = False
     with cs.lock:
         for i in range(SLOTS):
             if same(cs, i, key):
@@ -323,28 +329,38 @@ def note_candidate(key: RpcKey, r: Rpc) -> None:
                 else:
                     cs.received[i] = received
         if not placed and needs and not done:
+            at: u32 = SLOTS                  # a free slot, or else the youngest
             for i in range(SLOTS):
-                if not placed and cs.used[i] == 0:
-                    cs.id[i] = key.id
-                    cs.peer[i] = key.peer
-                    cs.local_port[i] = key.local_port
-                    cs.peer_port[i] = key.peer_port
-                    cs.length[i] = length
-                    cs.received[i] = received
-                    cs.granted[i] = granted
-                    cs.entered += 1
-                    cs.born[i] = cs.entered
-                    cs.used[i] = 1
-                    placed = True
+                if at == SLOTS and cs.used[i] == 0:
+                    at = u32(i)
+            if at == SLOTS and evict:
+                for i in range(SLOTS):
+                    if at == SLOTS or i32(cs.born[i] - cs.born[at % SLOTS]) > 0:
+                        at = u32(i)
+                evicted = at < SLOTS
+            if at < SLOTS:
+                cs.id[at] = key.id
+                cs.peer[at] = key.peer
+                cs.local_port[at] = key.local_port
+                cs.peer_port[at] = key.peer_port
+                cs.length[at] = length
+                cs.received[at] = received
+                cs.granted[at] = granted
+                cs.entered += 1
+                cs.born[at] = cs.entered
+                cs.used[at] = 1
+                placed = True
     if done:
         ask_gen()                            # room for the others' grants
     elif needs:
+        ct = counters.get(0)
         if placed:
             ask_gen()
-        else:
-            ct = counters.get(0)
-            if ct is not None:
-                ct.no_slot += 1
+            if evicted and ct is not None:
+                ct.evicted += 1
+        elif ct is not None:
+            ct.no_slot += 1
+    return placed or done or not needs
 
 
 def forget_candidate(key: RpcKey) -> None:
@@ -579,7 +595,7 @@ def data_in(pkt: Packet, ip: IPv4, h: HomaHdr, key: RpcKey, from_client: bool,
     if r.received >= r.in_length and r.state == SERVER_IN:
         r.state = SERVER_BUSY
     if r.in_length > first_grant(r.in_length):
-        note_candidate(key, r)
+        note_candidate(key, r, False)
     hd = handed.get(0)
     if hd is not None:
         atomic_add(hd.frames, 1)
@@ -833,9 +849,13 @@ def homa_tick(key: RpcKey, r: Rpc) -> None:
     elif receiving and r.received >= r.in_granted:
         # All we granted is here: waiting on our grants, which SRPT gives to shorter
         # messages first; a message that found every slot taken looks for one again
-        # (nothing else would: all its packets so far are here)
+        # (nothing else would: all its packets so far are here), and one that waited
+        # EVICT_TICKS for it takes the youngest message's
         r.silent = 0
-        note_candidate(key, r)
+        if note_candidate(key, r, r.unslotted >= EVICT_TICKS):
+            r.unslotted = 0
+        else:
+            r.unslotted += 1
     else:
         r.silent += 1
     if (r.state == SERVER_OUT or r.state == SERVER_BUSY) and r.silent >= RECLAIM_TICKS:

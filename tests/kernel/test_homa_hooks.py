@@ -195,11 +195,13 @@ def test_generation_agrees(runner: Any, state: int, server: bool,
 @given(state=st.sampled_from([1, 2, 3, 4, 5]), server=st.booleans(), length=lengths,
        granted=edge_u32, sent=edge_u32, received=edge_u32,
        last=edge_u32, silent=st.sampled_from([0, 1, 2, 3, 39, 40]),
-       resends=st.sampled_from([0, 19, 20, 21]), slots=st.lists(slot, max_size=4),
-       busy=st.sampled_from([0, 1, 3, 4, 0xFFFFFFFF]))
+       resends=st.sampled_from([0, 19, 20, 21]),
+       slots=st.one_of(st.lists(slot, max_size=4), st.lists(slot, min_size=16, max_size=16)),
+       busy=st.sampled_from([0, 1, 3, 4, 0xFFFFFFFF]),
+       unslotted=st.sampled_from([0, 3, 4, 0xFFFFFFFF]))
 def test_timer_agrees(runner: Any, state: int, server: bool, length: int, granted: int,
                       sent: int, received: int, last: int, silent: int, resends: int,
-                      slots: list[dict[str, int]], busy: int) -> None:
+                      slots: list[dict[str, int]], busy: int, unslotted: int) -> None:
     store = store_with(runner, state, server, length, granted, sent, received, [0] * 12,
                        slots, True)
     k = key(server)
@@ -207,7 +209,7 @@ def test_timer_agrees(runner: Any, state: int, server: bool, length: int, grante
     raw_key = codec.encode(rpcs.key, k, "key")
     value = codec.decode(rpcs.value, store.maps["rpcs"].entries[raw_key])
     store.set("rpcs", k, {**value, "last_received": last, "silent": silent,
-                          "resends": resends, "busy": busy})
+                          "resends": resends, "busy": busy, "unslotted": unslotted})
     inp = frame_input(bytes(64), maps=store)
     kernel_result = runner.run_timer("homa_tick", raw_key, inp)
     interp_result = Interpreter(runner.program).run_timer("homa_tick", raw_key, inp)
@@ -397,3 +399,44 @@ def test_every_tenth_round_grants_the_oldest_message_first(runner: Any) -> None:
     for rounds in (9, 19):                       # the 10th and 20th: the oldest first
         assert granted[rounds] == list(enumerate([long_id] + shorts[:OVERCOMMIT - 1])), \
             granted[rounds]
+
+
+@pytest.mark.parametrize("waited", [3, 4])
+def test_a_message_that_waited_for_a_slot_takes_the_youngest_s(runner: Any,
+                                                               waited: int) -> None:
+    """Every slot is taken and a 300,000-byte request has all it was granted: at each tick
+    it looks for a slot again (no_slot counted, `unslotted` up by one); once it has waited
+    EVICT_TICKS (4) it takes the slot of the message that entered last (`born` highest,
+    here slot 9), which waits in its turn. The kernel and the interpreter agree."""
+    slots = [{"used": 1, "id": (ID + 2 * (i + 1)) | 1, "peer": wire.ip_int(B),
+              "local_port": LOCAL, "peer_port": PEER, "length": 500_000,
+              "received": 60_000, "granted": 60_000, "born": 100 + (i * 7) % 16}
+             for i in range(16)]
+    youngest = max(range(16), key=lambda i: slots[i]["born"])
+    store = store_with(runner, 3, True, 300_000, 60_000, 0, 60_000, [0] * 12, slots, True)
+    k = key(True)
+    rpcs = runner.program.map("rpcs")
+    raw_key = codec.encode(rpcs.key, k, "key")
+    value = codec.decode(rpcs.value, store.maps["rpcs"].entries[raw_key])
+    store.set("rpcs", k, {**value, "unslotted": waited, "last_received": 60_000})
+    cands = runner.program.map("cands").value
+    store.set("cands", 0, {**codec.decode(cands, store.maps["cands"].entries[bytes(4)]),
+                           "entered": 115})
+    inp = frame_input(bytes(64), maps=store)
+    kernel_result = runner.run_timer("homa_tick", raw_key, inp)
+    diffs = compare(kernel_result, Interpreter(runner.program).run_timer("homa_tick",
+                                                                         raw_key, inp))
+    assert not diffs, diffs
+    after = codec.decode(cands, kernel_result.maps.maps["cands"].entries[bytes(4)])
+    counters = codec.decode(runner.program.map("counters").value,
+                            kernel_result.maps.maps["counters"].entries[bytes(4)][0])
+    rpc = codec.decode(rpcs.value, kernel_result.maps.maps["rpcs"].entries[raw_key])
+    if waited < 4:
+        assert after["id"] == [s["id"] for s in slots]
+        assert (counters["no_slot"], counters["evicted"], rpc["unslotted"]) == (1, 0, waited + 1)
+    else:
+        assert youngest == 9 and after["id"][9] == ID | 1
+        assert after["id"][:9] + after["id"][10:] == [s["id"] for s in slots[:9] + slots[10:]]
+        assert (after["born"][9], after["entered"]) == (116, 116)
+        assert (after["received"][9], after["length"][9]) == (60_000, 300_000)
+        assert (counters["no_slot"], counters["evicted"], rpc["unslotted"]) == (0, 1, 0)
