@@ -309,7 +309,8 @@ def note_candidate(key: RpcKey, r: Rpc, evict: bool) -> bool:
     """Keep the scheduler's view of a message that needs grants: enter it in a free slot,
     update what arrived, free its slot once it is whole. With every slot taken, `evict`
     (the message has waited EVICT_TICKS for one) takes the slot of the message that entered
-    last, which waits in its turn. False: the message needs grants and has no slot."""
+    last among those with all they were granted in, which waits in its turn. False: the
+    message needs grants and has no slot."""
     cs = cands.get(0)
     if cs is None:
         return True
@@ -334,8 +335,11 @@ def note_candidate(key: RpcKey, r: Rpc, evict: bool) -> bool:
                 if at == SLOTS and cs.used[i] == 0:
                     at = u32(i)
             if at == SLOTS and evict:
+                # only a message with nothing granted on its way: what a slot's message was
+                # granted and has not received counts against max_incoming
                 for i in range(SLOTS):
-                    if at == SLOTS or i32(cs.born[i] - cs.born[at % SLOTS]) > 0:
+                    if cs.granted[i] <= cs.received[i] and \
+                            (at == SLOTS or i32(cs.born[i] - cs.born[at % SLOTS]) > 0):
                         at = u32(i)
                 evicted = at < SLOTS
             if at < SLOTS:

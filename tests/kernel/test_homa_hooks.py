@@ -406,13 +406,17 @@ def test_a_message_that_waited_for_a_slot_takes_the_youngest_s(runner: Any,
                                                                waited: int) -> None:
     """Every slot is taken and a 300,000-byte request has all it was granted: at each tick
     it looks for a slot again (no_slot counted, `unslotted` up by one); once it has waited
-    EVICT_TICKS (4) it takes the slot of the message that entered last (`born` highest,
-    here slot 9), which waits in its turn. The kernel and the interpreter agree."""
+    EVICT_TICKS (4) it takes the slot of the message that entered last among those with
+    all they were granted in (what is granted and not in counts against max_incoming):
+    slot 9 entered last but has 100,000 bytes on their way, so slot 2, which entered just
+    before it. The evicted message waits in its turn. The kernel and the interpreter
+    agree."""
     slots = [{"used": 1, "id": (ID + 2 * (i + 1)) | 1, "peer": wire.ip_int(B),
               "local_port": LOCAL, "peer_port": PEER, "length": 500_000,
-              "received": 60_000, "granted": 60_000, "born": 100 + (i * 7) % 16}
-             for i in range(16)]
+              "received": 60_000, "granted": 160_000 if i == 9 else 60_000,
+              "born": 100 + (i * 7) % 16} for i in range(16)]
     youngest = max(range(16), key=lambda i: slots[i]["born"])
+    victim = max((i for i in range(16) if i != 9), key=lambda i: slots[i]["born"])
     store = store_with(runner, 3, True, 300_000, 60_000, 0, 60_000, [0] * 12, slots, True)
     k = key(True)
     rpcs = runner.program.map("rpcs")
@@ -435,8 +439,8 @@ def test_a_message_that_waited_for_a_slot_takes_the_youngest_s(runner: Any,
         assert after["id"] == [s["id"] for s in slots]
         assert (counters["no_slot"], counters["evicted"], rpc["unslotted"]) == (1, 0, waited + 1)
     else:
-        assert youngest == 9 and after["id"][9] == ID | 1
-        assert after["id"][:9] + after["id"][10:] == [s["id"] for s in slots[:9] + slots[10:]]
-        assert (after["born"][9], after["entered"]) == (116, 116)
-        assert (after["received"][9], after["length"][9]) == (60_000, 300_000)
+        assert (youngest, victim) == (9, 2) and after["id"][2] == ID | 1
+        assert after["id"][:2] + after["id"][3:] == [s["id"] for s in slots[:2] + slots[3:]]
+        assert (after["born"][2], after["entered"]) == (116, 116)
+        assert (after["received"][2], after["length"][2]) == (60_000, 300_000)
         assert (counters["no_slot"], counters["evicted"], rpc["unslotted"]) == (0, 1, 0)
