@@ -35,7 +35,7 @@ def add_rpc(subparsers: Any, guarded: Any) -> None:
                      help="HOST PORT to call; with -l, PORT")
     rpc.add_argument("--sizes", default="100",
                      help="request sizes in bytes, comma-separated (default 100)")
-    rpc.add_argument("--count", type=int, default=100,
+    rpc.add_argument("--count", type=int, default=None,
                      help="requests per size (client), or requests to answer before "
                      "exiting (server; 0: until interrupted). Default 100 (client), 0 (-l)")
     rpc.add_argument("--outstanding", type=int, default=1,
@@ -117,6 +117,8 @@ def _parse(args: argparse.Namespace, most: int) -> tuple[str, tuple[str, int], l
         if not 1 <= n <= most:
             return f"a message of {n:,} bytes: Homa messages are 1 to {most:,} bytes", \
                 ("", 0), []
+    if args.count is None:
+        args.count = 0 if args.listen else 100
     if args.count < 0 or args.outstanding < 1 or args.delay < 0:
         return "--count and --delay must be at least 0, --outstanding at least 1", \
             ("", 0), []

@@ -140,6 +140,22 @@ def test_rpc_reports_percentiles_and_status_lists_rpcs(run: runs.RunRecord,
         status.stdout
 
 
+def test_a_server_without_count_answers_until_interrupted(run: runs.RunRecord) -> None:
+    """`etran rpc -l PORT` answers every request until interrupted (0 is its --count
+    default), not the client's default of 100: a client's 150 requests all get answers."""
+    a, b = run.hosts["a"], run.hosts["b"]
+    server = background("rpc", "-l", "4002", netns_name=b["netns"])
+    try:
+        time.sleep(1.5)
+        done = etran_cmd("rpc", b["ip"], "4002", "--count", "150", netns_name=a["netns"])
+        assert done.returncode == 0, done.stderr + gone([server])
+        assert done.stdout.splitlines()[1].split()[:3] == ["100", "150", "0"], done.stdout
+        assert server.poll() is None, gone([server])          # still serving
+    finally:
+        server.terminate()
+        server.communicate(timeout=30)
+
+
 def test_rpc_refuses_bad_arguments_in_one_line(run: runs.RunRecord) -> None:
     a = run.hosts["a"]
     for argv, expected in (
