@@ -292,7 +292,7 @@ class XskSocket:
         wait = self._timeout(timeout, None)
         deadline = None if wait is None else time.monotonic() + wait
         tx = self.tx
-        umem, area, mask, desc_at = self.umem, tx.area, tx.mask, tx.desc_at
+        umem, area, mask, desc_at, step = self.umem, tx.area, tx.mask, tx.desc_at, tx.desc_size
         free, pack, limit = self._free_tx, _DESC.pack_into, self.frame_size
         producer = self._tx_producer
         room = sent = pending = 0
@@ -303,14 +303,14 @@ class XskSocket:
                 raise EtranRuntimeError(f"send a frame on {self.interface}", f"it is "
                                         f"{size} bytes; the limit is {limit}")
             while room == 0:     # room is counted once, not looked up for every frame
-                room = min(len(free), tx.size - ((producer - tx.consumer()) & 0xFFFFFFFF))
+                room = self._tx_room()
                 if room:
                     break
                 if pending:
                     tx.set_producer(producer)
                     pending = 0
                 self._make_room()
-                room = min(len(free), tx.size - ((producer - tx.consumer()) & 0xFFFFFFFF))
+                room = self._tx_room()
                 if room:
                     break
                 remaining = None if deadline is None else deadline - time.monotonic()
@@ -322,7 +322,7 @@ class XskSocket:
             umem[addr:addr + at] = head
             if size != at:
                 umem[addr + at:addr + size] = body
-            pack(area, desc_at + (producer & mask) * 16, addr, size, 0)
+            pack(area, desc_at + (producer & mask) * step, addr, size, 0)
             producer = self._tx_producer = (producer + 1) & 0xFFFFFFFF
             room -= 1
             pending += 1
@@ -335,6 +335,11 @@ class XskSocket:
             tx.set_producer(producer)
             self._kick()
         return sent
+
+    def _tx_room(self) -> int:
+        """Frames that can be queued now: free TX chunks, and free slots on the TX ring."""
+        used = (self._tx_producer - self.tx.consumer()) & 0xFFFFFFFF
+        return min(len(self._free_tx), self.tx.size - used)
 
     def _make_room(self) -> None:
         self._reap()

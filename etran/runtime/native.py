@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import threading
 from collections.abc import Iterable, Mapping
+from itertools import repeat
 from types import TracebackType
 
 from etran.lower.native import UPLINK_MAP
@@ -120,10 +121,7 @@ class NativeEgress:
 
     def send(self, frames: Iterable[bytes]) -> int:
         """Transmit `frames` through @egress; how many were queued."""
-        if self.xsk is None:
-            raise EtranRuntimeError(f"send through {self.program.name!r}", "the path is closed")
-        with self._lock:
-            return self.xsk.send(list(frames))
+        return self.send_parts(zip(frames, repeat(b"")))
 
     def send_parts(self, frames: Iterable[tuple[bytes | bytearray, bytes | bytearray]]) -> int:
         """`send` for (head, body) pairs (`XskSocket.send_parts`)."""

@@ -1106,8 +1106,7 @@ class TcpSocket:
                 seqs.append(seq)
                 at += len(payload)
             fin_in_batch = False
-            if at == len(self._sendbuf) and self._fin and not self._fin_sent and \
-                    len(heads) < BATCH:
+            if at == buffered and self._fin and not self._fin_sent and len(heads) < BATCH:
                 seq = (self._base + at) & 0xFFFFFFFF
                 heads.append(self._segment_head(seq, FIN, 0))
                 bodies.append(bytearray())
