@@ -289,8 +289,8 @@ class XskSocket:
         UMEM where it belongs: a sender whose frames share headers but not payloads (a TCP
         segment: its connection's headers, then a slice of the send buffer) joins nothing
         in Python, and each payload byte is copied once."""
-        wait = self._timeout(timeout, None)
-        deadline = None if wait is None else time.monotonic() + wait
+        deadline: float | None = None
+        timed = False                      # the deadline is set when the rings first are full
         tx = self.tx
         umem, area, mask, desc_at, step = self.umem, tx.area, tx.mask, tx.desc_at, tx.desc_size
         free, pack, limit = self._free_tx, _DESC.pack_into, self.frame_size
@@ -313,6 +313,10 @@ class XskSocket:
                 room = self._tx_room()
                 if room:
                     break
+                if not timed:
+                    timed = True
+                    wait = self._timeout(timeout, None)
+                    deadline = None if wait is None else time.monotonic() + wait
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     return sent

@@ -138,6 +138,10 @@ class NativeEgress:
         with self._rx_lock:
             return self.xsk.recv(max_frames, timeout=timeout)
 
+    def returned_waiting(self) -> int:
+        """How many returned frames wait to be taken (read off the ring: no system call)."""
+        return 0 if self.xsk is None else self.xsk.waiting()
+
     def take_returned(self, max_frames: int) -> list[bytes]:
         """What @egress returned, now (`Egress.take_returned`'s counterpart)."""
         return self.recv_returned(max_frames, 0.0)

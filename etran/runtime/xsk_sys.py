@@ -60,6 +60,8 @@ _libc: ctypes.CDLL | None = None
 
 def _load() -> ctypes.CDLL:
     global _libc
+    if _libc is not None:        # every send asks: no lock once loaded
+        return _libc
     with _lock:
         if _libc is None:
             libc = ctypes.CDLL(None, use_errno=True)

@@ -108,8 +108,15 @@ MAX_WSCALE = 14                          # RFC 7323
 # What a stack that died left in a run's maps (cleared by the next stack on the host)
 DEAD_STACK_STATE = ("conns", "ports", "reads", "delayed_acks", "acks", "go_backs", "pending",
                     "wake", "wake_tx")
+TRIM_EVERY = 32                          # segments sent between two looks at snd_una (`_trim`)
 APP_GRACE = 0.01                         # the dispatcher leaves the frames this long to an
                                          # application thread that took them last
+# How often the dispatcher looks whether an application thread still takes the frames. A
+# look wakes its thread, which then takes the interpreter lock from the application thread
+# that busy-polls: every 5 ms, that made a 64-byte round trip's p99 about 10% longer
+# (docs/tcp.md, "The stack's own threads"). Frames that arrive after the application thread
+# left, and that it does not come back for, wait up to this long.
+DISPATCH_LOOK = 0.05
 
 
 def ts_clock() -> int:
@@ -535,11 +542,11 @@ class TcpStack:
             if time.monotonic() - watched >= TIMER_WATCH:
                 watched = time.monotonic()
                 self._watch_timers()
-            if self._app_polling or (time.monotonic() - self._app_left < APP_GRACE
-                                     and not self._rx_waiters):
+            grace = APP_GRACE - (time.monotonic() - self._app_left)
+            if self._app_polling or (grace > 0 and not self._rx_waiters):
                 # an application thread takes the frames (or did a moment ago, and will
                 # again): look again later, or when it leaves others waiting
-                self._dispatcher_wake.wait(APP_GRACE / 2)
+                self._dispatcher_wake.wait(DISPATCH_LOOK if self._app_polling else grace)
                 self._dispatcher_wake.clear()
                 continue
             self._dispatcher_polling = True
@@ -644,6 +651,8 @@ class TcpStack:
         so that no refusal is lost."""
         assert self.native is not None
         self.native.send_parts(zip(heads, bodies))
+        if not self.native.returned_waiting():
+            return len(heads), XDP_TX, None
         index: dict[int, int] | None = None
         first: tuple[int, bytes] | None = None
         for frame in self.native.take_returned(64):
@@ -922,6 +931,7 @@ class TcpSocket:
         self._base = 0
         self._sendbuf = bytearray()
         self._sent = 0
+        self._since_trim = 0        # segments sent since `_trim` last looked at snd_una
         self._fin = False
         self._fin_sent = False
 
@@ -1067,16 +1077,17 @@ class TcpSocket:
         """Send what is unsent, in order, until all is out (caller holds `_send_lock`): up to
         BATCH segments per call into egress, which stops at the first it does not send."""
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
-        since_trim = 0
         wait = WINDOW_POLL
         while True:
             if what == "resend":      # also after the application closed it (`close`)
                 self._check_alive(what)
             else:
                 self._check(what)
-            if since_trim >= 32:
+            if self._since_trim >= TRIM_EVERY:
+                # counted across calls: a sender of one segment a call (request/response)
+                # would otherwise keep all it ever sent
                 self._trim()
-                since_trim = 0
+                self._since_trim = 0
             heads: list[bytearray] = []
             bodies: list[bytearray] = []
             seqs: list[int] = []
@@ -1123,8 +1134,10 @@ class TcpSocket:
             self._sent += sum(map(len, bodies[:sent]))
             if fin_in_batch and sent == len(heads):
                 self._fin_sent = True
-            since_trim += sent
+            self._since_trim += sent
             if verdict == XDP_TX:
+                if self._sent == buffered and (self._fin_sent or not self._fin):
+                    return                    # all of it is out
                 wait = WINDOW_POLL
                 continue
             note = sg.parse_notice(back) if verdict == XDP_REDIRECT and back else None

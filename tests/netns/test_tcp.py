@@ -30,6 +30,7 @@ from etran.runtime.topology import Host, Topology
 from etran.runtime.typed import typed_maps
 from etran.tcp import TcpSocket, TcpStack
 from etran.tcp import segments as sg
+from etran.tcp.stack import TRIM_EVERY
 
 pytestmark = pytest.mark.netns
 
@@ -236,6 +237,21 @@ def test_request_response_acks_ride_on_the_requests(topo: Topology, server: Linu
                 entry["acks_sent"] - acks_before
         server.join()
     assert clean(before, linux_counters(b)) == {}
+
+
+def test_a_sender_of_small_messages_keeps_only_what_is_unacknowledged(
+        topo: Topology, server: Linux) -> None:
+    """What the socket keeps to resend is forgotten once acknowledged, also when every
+    call sends one segment: it used to be forgotten only by a call that sent 32 segments or
+    waited for the window, so a request/response connection kept all it ever sent."""
+    b = topo.host("b")
+    server.start(echo)
+    with TcpStack(topo, "a") as stack, topo.host("a").entered():
+        with stack.connect((b.ip, PORT), timeout=5) as sock:
+            echo_rounds(sock, 300)
+            # every request but the last few is acknowledged (its echo came back)
+            assert len(sock._sendbuf) <= TRIM_EVERY * 64, len(sock._sendbuf)
+        server.join()
 
 
 class CountingPoller:
