@@ -142,6 +142,10 @@ class Egress:
                               "(XDP_REDIRECT to its socket)")
         return result.retval
 
+    def returned_waiting(self) -> int:
+        """How many redirected frames wait in :meth:`take_returned`."""
+        return len(self._back)
+
     def take_returned(self, max_frames: int) -> list[bytes]:
         """Up to ``max_frames`` frames the program redirected back, oldest first."""
         with self._lock:

@@ -617,8 +617,9 @@ class TcpStack:
                     took.add(sock)
         for sock in took:
             self._consumed(sock)
-        for frame in self.egress.take_returned(64):
-            self._late_notice(sg.parse_notice(frame))
+        if self.egress.returned_waiting():    # seldom: looked at without a lock first
+            for frame in self.egress.take_returned(64):
+                self._late_notice(sg.parse_notice(frame))
 
     def _failed(self, exc: BaseException) -> None:
         """Taking frames failed: every socket's calls raise it from now on (EIO)."""
