@@ -74,7 +74,11 @@ PRUNE_IDLE = 2.0                  # ... which saw no packet for this long
 RING_SIZE = 2048                  # the AF_XDP socket's receive ring, in frames
 RX_BATCH = 512                    # frames taken off it at a time, to wait by priority
 CHUNK = 32                        # frames handled between two looks at the ring
-LOW_TURN = 8                      # every this many chunks, the lowest priorities first
+STARVE_CHUNKS = 64                # a priority passed over for this many chunks in a row
+                                  # (2,048 frames) goes first for one
+HIGH_FIRST = tuple(range(7, -1, -1))  # the library's order of priorities, normally
+# ... and with priority p starved: p first, then the others highest first
+STARVED_FIRST = tuple((p,) + tuple(q for q in HIGH_FIRST if q != p) for p in range(8))
 REPAIR_LOOK = 0.02                # seconds between looks at the AF_XDP socket's losses
 REPAIR_IDLE = 0.02                # a message is repaired once it saw no packet this long
 REPAIR_SPAN = 1.0                 # ... for this long after the socket last lost frames
@@ -428,8 +432,8 @@ class HomaStack:
         pruned = looked = time.monotonic()
         # frames taken off the ring and not handled yet, by priority (`wire.priority`)
         queues: list[collections.deque[bytes]] = [collections.deque() for _ in range(8)]
-        queues_high_first = queues[::-1]
-        held = turn = 0
+        passed = [0] * 8       # by priority: chunks in a row that left its frames waiting
+        held = 0
         try:
             while not self._stop.is_set():
                 if not held:
@@ -443,8 +447,11 @@ class HomaStack:
                 # bits: short messages and control packets high), and the ring is looked
                 # at again after every CHUNK frames handled, so a short message's packet
                 # waits behind at most that many of lower priority, not behind the whole
-                # backlog. Every LOW_TURN-th chunk is taken lowest priority first, so
-                # that a steady stream of higher ones starves no message. A DATA frame
+                # backlog. A priority passed over STARVE_CHUNKS chunks in a row goes first
+                # for one, so that a steady stream of higher ones starves no message
+                # (every eighth chunk lowest first, as it was, let long messages overtake
+                # each other against SRPT: their p50 in the bench went from 40 to 160-220
+                # ms, docs/homa.md). A DATA frame
                 # counts as taken (`taken`, the grants' view of the backlog) when it
                 # leaves the ring: counted only once handled, it held the grants back
                 # longer and long messages took longer in the bench.
@@ -455,8 +462,15 @@ class HomaStack:
                         data += 1
                 held += len(frames)
                 budget = CHUNK
-                turn += 1
-                for queue_ in queues if turn % LOW_TURN == 0 else queues_high_first:
+                order = HIGH_FIRST
+                for level in range(8):
+                    if passed[level] >= STARVE_CHUNKS:
+                        order = STARVED_FIRST[level]
+                        break
+                for level in order:
+                    queue_ = queues[level]
+                    if queue_ and budget:
+                        passed[level] = -1           # served in this chunk
                     while queue_ and budget:
                         frame = queue_.popleft()
                         budget -= 1
@@ -473,6 +487,9 @@ class HomaStack:
                             self._packet(p)
                     if not budget:
                         break
+                for level in range(8):
+                    passed[level] = passed[level] + 1 if passed[level] >= 0 and queues[level] \
+                        else 0
                 held -= CHUNK - budget
                 if self._ring.after_recv(counted, data, now, empty=not frames and not held):
                     self.pump.ask()          # the grants held back while the ring was long

@@ -359,9 +359,9 @@ def test_a_short_request_overtakes_the_backlog_the_library_holds(topo: Topology)
 def test_a_stream_of_high_priority_frames_starves_no_message(topo: Topology) -> None:
     """A 50 KB request's 36 packets (priority 4) held by the library while every look at
     the ring brings 40 frames of priority 7 (copies of a one-packet request's, already
-    answered): every LOW_TURN-th chunk is handled lowest priority first, so the long
-    request is answered while the stream goes on, not after it (strict priorities would
-    hold it until the stream stops)."""
+    answered): a priority passed over STARVE_CHUNKS chunks in a row goes first for one, so
+    the long request is answered while the stream goes on (at about look 130), not after
+    it (strict priorities hold it until look 375)."""
     b = topo.host("b")
     with HomaStack(topo, "a") as client_stack, HomaStack(topo, "b") as server_stack:
         answered: dict[int, int] = {}
