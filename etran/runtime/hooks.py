@@ -327,14 +327,14 @@ class _Pump:
 
 
 # How often a pump woken by ring records also reads its flag, in case a record was lost to a
-# full ring (what the transports' stacks use). Only a safety net: a record is written when
-# the flag rises, the ring can only be full of records not read yet (whose wake-up is still
-# to come), and the pump reads the flag again after every round, so a rise it zeroed
-# meanwhile is not lost. Each look costs: the pump's thread wakes and must take the
-# interpreter lock from an application thread that is busy-polling its socket. Read every
-# millisecond, the flags cost TCP's 64-byte round trip a third of its p99; every 20 ms, the
-# two pumps' looks still made it 1.3 to 1.4 times what it is without them (docs/tcp.md,
-# "The stack's own threads").
+# full ring (what TCP's stack uses). A safety net: a record is written when the flag rises,
+# the ring can only be full of records not read yet (whose wake-up is still to come), and
+# the pump reads the flag again after every round. Each look costs: the pump's thread wakes
+# and must take the interpreter lock from an application thread that is busy-polling its
+# socket. Read every millisecond, the flags cost TCP's 64-byte round trip a third of its
+# p99; every 20 ms, the two pumps' looks still made it 1.3 to 1.4 times what it is without
+# them (docs/tcp.md, "The stack's own threads"). Homa's gen pump keeps looking every 20 ms
+# (`FLAG_LOOK` in etran/homa/stack.py): without it, RPCs stalled (docs/homa.md).
 FALLBACK_FLAG_INTERVAL = 1.0
 
 
