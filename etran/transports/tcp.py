@@ -328,8 +328,12 @@ def ask_gen() -> None:
     w = wake.get(0)
     if w is not None:
         if w.asked == 0:
+            # the flag first, then the record: the pump, woken by the record, then finds
+            # the flag raised; the other way round it could take the record and read the
+            # flag before it rose, and the flag then stayed up with no record to come, every
+            # later ask writing none (found by Homa RPCs stalling, docs/homa.md)
+            w.asked = 1
             wake_ring.output(Wake(asked=1))
-        w.asked = 1
 
 
 def ask_egress() -> None:
@@ -337,8 +341,12 @@ def ask_egress() -> None:
     w = wake_tx.get(0)
     if w is not None:
         if w.asked == 0:
+            # the flag first, then the record: the pump, woken by the record, then finds
+            # the flag raised; the other way round it could take the record and read the
+            # flag before it rose, and the flag then stayed up with no record to come, every
+            # later ask writing none (found by Homa RPCs stalling, docs/homa.md)
+            w.asked = 1
             wake_tx_ring.output(Wake(asked=1))
-        w.asked = 1
 
 
 def queue_ack(key: ConnKey, c: Conn) -> None:
