@@ -83,7 +83,8 @@ REPAIR_LOOK = 0.02                # seconds between looks at the AF_XDP socket's
 # How often the gen pump looks at its flag besides its ring's wake-ups. TCP's looks every
 # second (FALLBACK_FLAG_INTERVAL); at that, about one incast run in five had an RPC
 # time out (6 of 27 runs, against none of 35 at 20 ms): some wake-up the ring does not
-# give, not yet found (docs/homa.md, "Found, worked around, not understood").
+# give (docs/homa.md, "Found, worked around, not understood"; `ask_gen`'s order, since
+# fixed, is a candidate not yet measured).
 FLAG_LOOK = 0.02
 REPAIR_IDLE = 0.02                # a message is repaired once it saw no packet this long
 REPAIR_SPAN = 1.0                 # ... for this long after the socket last lost frames

@@ -331,7 +331,7 @@ def ask_gen() -> None:
             # the flag first, then the record: the pump, woken by the record, then finds
             # the flag raised; the other way round it could take the record and read the
             # flag before it rose, and the flag then stayed up with no record to come, every
-            # later ask writing none (found by Homa RPCs stalling, docs/homa.md)
+            # later ask writing none, until the pump's fallback look
             w.asked = 1
             wake_ring.output(Wake(asked=1))
 
@@ -341,10 +341,7 @@ def ask_egress() -> None:
     w = wake_tx.get(0)
     if w is not None:
         if w.asked == 0:
-            # the flag first, then the record: the pump, woken by the record, then finds
-            # the flag raised; the other way round it could take the record and read the
-            # flag before it rose, and the flag then stayed up with no record to come, every
-            # later ask writing none (found by Homa RPCs stalling, docs/homa.md)
+            # the flag first, then the record, as in `ask_gen`
             w.asked = 1
             wake_tx_ring.output(Wake(asked=1))
 
